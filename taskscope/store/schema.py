@@ -1,0 +1,172 @@
+"""The monitoring database schema: Parsl's seven tables, exactly, plus taskscope's additions.
+
+Parsl's tables (workflow, task, try, node, block, status, resource) keep Parsl's column
+names, types and order so that tools written for Parsl's database work on ours and
+`parsl-visualize` opens it. Everything taskscope adds lives in extra tables whose names start
+with ``taskscope_``; a Parsl column is never changed.
+
+Timestamps are text in Parsl's format ``YYYY-MM-DD HH:MM:SS.ffffff``. taskscope writes them
+in UTC and says so in ``taskscope_schema.timestamp_convention``; a database without that table
+(one written by Parsl) holds local time.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+TIMESTAMP_CONVENTION = "utc"
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+# The seven tables exactly as Parsl's SQLAlchemy models create them
+# (shared/fixtures/parsl-schema.sql); a test compares PRAGMA table_info column by column.
+PARSL_TABLES = """
+CREATE TABLE IF NOT EXISTS workflow (
+	run_id TEXT NOT NULL,
+	workflow_name TEXT,
+	workflow_version TEXT,
+	time_began DATETIME NOT NULL,
+	time_completed DATETIME,
+	host TEXT NOT NULL,
+	user TEXT NOT NULL,
+	rundir TEXT NOT NULL,
+	tasks_failed_count INTEGER NOT NULL,
+	tasks_completed_count INTEGER NOT NULL,
+	PRIMARY KEY (run_id)
+);
+CREATE TABLE IF NOT EXISTS task (
+	task_id INTEGER NOT NULL,
+	run_id TEXT NOT NULL,
+	task_depends TEXT,
+	task_func_name TEXT NOT NULL,
+	task_memoize TEXT NOT NULL,
+	task_hashsum TEXT,
+	task_inputs TEXT,
+	task_outputs TEXT,
+	task_stdin TEXT,
+	task_stdout TEXT,
+	task_stderr TEXT,
+	task_time_invoked DATETIME,
+	task_time_returned DATETIME,
+	task_fail_count INTEGER NOT NULL,
+	task_fail_cost FLOAT NOT NULL,
+	PRIMARY KEY (task_id, run_id)
+);
+CREATE INDEX IF NOT EXISTS ix_task_task_hashsum ON task (task_hashsum);
+CREATE TABLE IF NOT EXISTS try (
+	try_id INTEGER NOT NULL,
+	task_id INTEGER NOT NULL,
+	run_id TEXT NOT NULL,
+	block_id TEXT,
+	hostname TEXT,
+	task_executor TEXT NOT NULL,
+	task_try_time_launched DATETIME,
+	task_try_time_running DATETIME,
+	task_try_time_returned DATETIME,
+	task_fail_history TEXT,
+	task_joins TEXT,
+	PRIMARY KEY (try_id, task_id, run_id)
+);
+CREATE TABLE IF NOT EXISTS node (
+	id INTEGER NOT NULL,
+	run_id TEXT NOT NULL,
+	hostname TEXT NOT NULL,
+	uid TEXT NOT NULL,
+	block_id TEXT NOT NULL,
+	cpu_count INTEGER NOT NULL,
+	total_memory BIGINT NOT NULL,
+	active BOOLEAN NOT NULL,
+	worker_count INTEGER NOT NULL,
+	python_v TEXT NOT NULL,
+	timestamp DATETIME NOT NULL,
+	last_heartbeat DATETIME NOT NULL,
+	PRIMARY KEY (id)
+);
+CREATE TABLE IF NOT EXISTS block (
+	run_id TEXT NOT NULL,
+	executor_label TEXT NOT NULL,
+	block_id TEXT NOT NULL,
+	job_id TEXT,
+	timestamp DATETIME NOT NULL,
+	status TEXT NOT NULL,
+	PRIMARY KEY (run_id, block_id, executor_label, timestamp)
+);
+CREATE TABLE IF NOT EXISTS status (
+	task_id INTEGER NOT NULL,
+	task_status_name TEXT NOT NULL,
+	timestamp DATETIME NOT NULL,
+	run_id TEXT NOT NULL,
+	try_id INTEGER NOT NULL,
+	PRIMARY KEY (task_id, run_id, task_status_name, timestamp),
+	FOREIGN KEY(run_id) REFERENCES workflow (run_id)
+);
+CREATE TABLE IF NOT EXISTS resource (
+	try_id INTEGER NOT NULL,
+	task_id INTEGER NOT NULL,
+	run_id TEXT NOT NULL,
+	timestamp DATETIME NOT NULL,
+	resource_monitoring_interval FLOAT,
+	psutil_process_pid INTEGER,
+	psutil_process_memory_percent FLOAT,
+	psutil_process_children_count FLOAT,
+	psutil_process_time_user FLOAT,
+	psutil_process_time_system FLOAT,
+	psutil_process_memory_virtual FLOAT,
+	psutil_process_memory_resident FLOAT,
+	psutil_process_disk_read FLOAT,
+	psutil_process_disk_write FLOAT,
+	psutil_process_status TEXT,
+	psutil_cpu_num TEXT,
+	psutil_process_num_ctx_switches_voluntary FLOAT,
+	psutil_process_num_ctx_switches_involuntary FLOAT,
+	PRIMARY KEY (try_id, task_id, run_id, timestamp),
+	FOREIGN KEY(run_id) REFERENCES workflow (run_id)
+);
+"""
+
+# taskscope's additions: extra tables only, so Parsl's tables stay byte-for-byte compatible.
+TASKSCOPE_TABLES = """
+CREATE TABLE IF NOT EXISTS taskscope_schema (
+	version INTEGER NOT NULL,
+	timestamp_convention TEXT NOT NULL,
+	created DATETIME NOT NULL
+);
+-- One row per run: what Parsl's workflow table cannot say.
+-- status: running | completed | failed | aborted | lost (lost is derived by readers from
+-- a stale last_heartbeat while status is still 'running').
+CREATE TABLE IF NOT EXISTS taskscope_run (
+	run_id TEXT NOT NULL PRIMARY KEY,
+	status TEXT NOT NULL,
+	last_heartbeat DATETIME NOT NULL,
+	heartbeat_interval FLOAT NOT NULL,
+	executors TEXT,
+	pid INTEGER,
+	python_version TEXT,
+	taskscope_version TEXT,
+	messages_dropped INTEGER NOT NULL DEFAULT 0
+);
+-- Why a try failed: one row per failed try.
+CREATE TABLE IF NOT EXISTS taskscope_try_failure (
+	run_id TEXT NOT NULL,
+	task_id INTEGER NOT NULL,
+	try_id INTEGER NOT NULL,
+	exception_type TEXT NOT NULL,
+	message TEXT,
+	traceback TEXT,
+	exit_code INTEGER,
+	PRIMARY KEY (run_id, task_id, try_id)
+);
+"""
+
+# Indexes for the dashboard's lookups (the primary keys already cover lookups by run_id on
+# workflow and by (task_id, run_id) on task).
+INDEXES = """
+CREATE INDEX IF NOT EXISTS ix_task_run_func ON task (run_id, task_func_name);
+CREATE INDEX IF NOT EXISTS ix_try_run_task ON try (run_id, task_id);
+CREATE INDEX IF NOT EXISTS ix_status_run_task ON status (run_id, task_id, timestamp);
+CREATE INDEX IF NOT EXISTS ix_status_run_time ON status (run_id, timestamp);
+CREATE INDEX IF NOT EXISTS ix_resource_run_task ON resource (run_id, task_id, try_id, timestamp);
+CREATE INDEX IF NOT EXISTS ix_resource_run_time ON resource (run_id, timestamp);
+CREATE INDEX IF NOT EXISTS ix_node_run ON node (run_id, timestamp);
+CREATE INDEX IF NOT EXISTS ix_block_run ON block (run_id, timestamp);
+"""
+
+PARSL_TABLE_NAMES = ("workflow", "task", "try", "node", "block", "status", "resource")
