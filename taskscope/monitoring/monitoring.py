@@ -1,0 +1,285 @@
+"""``MonitoringHub``: the configuration object users put in ``Config(monitoring=...)``.
+
+It is also the kernel's only handle on monitoring (docs/architecture.md): ``start``,
+``send``, ``wrap`` and ``close``. Arguments are checked when the hub is constructed, the
+database and port when it starts, so mistakes surface at ``load()`` and never in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from taskscope.monitoring import wrapper
+from taskscope.monitoring.endpoint import database_path
+from taskscope.monitoring.errors import MonitoringError, MonitoringWarning
+from taskscope.monitoring.messages import BlockInfo, Message, NodeInfo
+from taskscope.monitoring.receiver import HubService
+
+logger = logging.getLogger("taskscope.monitoring")
+
+HEARTBEAT_INTERVAL = 2.0
+CLOSE_TIMEOUT = 30.0
+
+
+def _check_type(name: str, value: Any, types: tuple[type, ...], allow_none: bool) -> None:
+    if value is None and allow_none:
+        return
+    # bool is an int; accept it only where a bool is asked for.
+    if isinstance(value, bool) and bool not in types:
+        ok = False
+    else:
+        ok = isinstance(value, types)
+    if not ok:
+        wanted = " or ".join(t.__name__ for t in types) + (" or None" if allow_none else "")
+        raise TypeError(f"MonitoringHub({name}=...) must be {wanted}, not {value!r}")
+
+
+class MonitoringHub:
+    """Records task states and resource usage of a workflow to an SQLite database.
+
+    Parameters follow Parsl's ``MonitoringHub``: ``hub_address``/``hub_port`` is where worker
+    processes send their messages (``None`` or ``0`` picks a free port), ``logging_endpoint``
+    the database (default ``sqlite:///monitoring.db`` in the current directory), and
+    ``resource_monitoring_interval`` the seconds between resource samples of a running try
+    (0: only the final sample of each try).
+    """
+
+    def __init__(
+        self,
+        hub_address: str | None = None,
+        hub_port: int | None = None,
+        resource_monitoring_enabled: bool = True,
+        resource_monitoring_interval: float = 30,
+        monitoring_debug: bool = False,
+        logging_endpoint: str | None = None,
+        workflow_name: str | None = None,
+        workflow_version: str | None = None,
+    ) -> None:
+        _check_type("hub_address", hub_address, (str,), True)
+        _check_type("hub_port", hub_port, (int,), True)
+        _check_type("resource_monitoring_enabled", resource_monitoring_enabled, (bool,), False)
+        _check_type(
+            "resource_monitoring_interval", resource_monitoring_interval, (int, float), False
+        )
+        _check_type("monitoring_debug", monitoring_debug, (bool,), False)
+        _check_type("workflow_name", workflow_name, (str,), True)
+        _check_type("workflow_version", workflow_version, (str,), True)
+        if hub_address is not None and not hub_address.strip():
+            raise ValueError("MonitoringHub(hub_address=...) must not be empty")
+        if hub_port is not None and not 0 <= hub_port <= 65535:
+            raise ValueError(f"MonitoringHub(hub_port={hub_port}) must be between 0 and 65535")
+        if not resource_monitoring_interval >= 0 or resource_monitoring_interval == float("inf"):
+            raise ValueError(
+                "MonitoringHub(resource_monitoring_interval=...) must be a finite number of "
+                f"seconds >= 0, not {resource_monitoring_interval!r}"
+            )
+        self.hub_address = hub_address
+        self.hub_port = hub_port
+        self.resource_monitoring_enabled = resource_monitoring_enabled
+        self.resource_monitoring_interval = float(resource_monitoring_interval)
+        self.monitoring_debug = monitoring_debug
+        self.logging_endpoint = logging_endpoint
+        self.workflow_name = workflow_name
+        self.workflow_version = workflow_version
+        self.db_path: Path = database_path(logging_endpoint)
+        self.heartbeat_interval = HEARTBEAT_INTERVAL
+
+        self.run_id: str | None = None
+        self._service: HubService | None = None
+        self._thread: threading.Thread | None = None
+        self._target: wrapper.HubTarget | None = None
+        self._token = secrets.token_hex(8)
+        self._closed = False
+        self._warned = False
+        self._log_handler: logging.Handler | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"MonitoringHub(hub_address={self.hub_address!r}, hub_port={self.hub_port!r}, "
+            f"resource_monitoring_enabled={self.resource_monitoring_enabled!r}, "
+            f"resource_monitoring_interval={self.resource_monitoring_interval!r}, "
+            f"logging_endpoint={self.logging_endpoint!r}, "
+            f"workflow_name={self.workflow_name!r}, workflow_version={self.workflow_version!r})"
+        )
+
+    # -- the kernel's four calls ---------------------------------------------------------
+
+    def start(self, run_id: str, run_dir: str) -> None:
+        """Open the database, bind the port, start receiving. MonitoringError if impossible."""
+        if self._service is not None:
+            raise MonitoringError("this MonitoringHub has already been started; make a new one")
+        self.run_id = run_id
+        self._setup_logging(run_dir)
+        address = self.hub_address or "127.0.0.1"
+        service = HubService(
+            str(self.db_path), run_id, address, self.hub_port, self.heartbeat_interval
+        )
+        port = service.open()
+        self._service = service
+        self._target = wrapper.HubTarget(
+            address=address if address not in ("*", "0.0.0.0") else "127.0.0.1",
+            port=port,
+            token=self._token,
+            hub_pid=os.getpid(),
+            resource_monitoring_enabled=self.resource_monitoring_enabled,
+            resource_monitoring_interval=self.resource_monitoring_interval,
+        )
+        wrapper.register_local_hub(self._token, self)
+        self._thread = threading.Thread(
+            target=service.run, name="taskscope-monitoring-writer", daemon=True
+        )
+        self._thread.start()
+        logger.info("monitoring run %s into %s, hub port %s", run_id, self.db_path, port)
+
+    def send(self, message: Message) -> None:
+        """Queue ``message`` for the writer. Thread-safe; never blocks."""
+        service = self._service
+        if service is None or service.error is not None or self._closed:
+            self._warn_lost()
+            return
+        service.inbox.append(message)
+
+    def flush(self) -> None:
+        """Nothing to do: the writer drains the in-process queue itself (Sink protocol)."""
+
+    def wrap(
+        self,
+        func: Callable[..., Any],
+        *,
+        run_id: str,
+        task_id: int,
+        try_id: int,
+        executor_label: str,
+    ) -> Callable[..., Any]:
+        """A picklable callable that runs ``func`` and reports the try from the worker."""
+        if self._target is None:
+            raise MonitoringError("MonitoringHub.wrap() called before start()")
+        return wrapper.MonitoredCall(func, self._target, run_id, task_id, try_id, executor_label)
+
+    def close(self) -> None:
+        """Write everything received, ANALYZE, stop. Idempotent.
+
+        Raises MonitoringError if the writer failed during the run (the database then lacks
+        what arrived after the failure).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        service, thread = self._service, self._thread
+        wrapper.unregister_local_hub(self._token)
+        if service is None or thread is None:
+            return
+        service.stop()
+        thread.join(CLOSE_TIMEOUT)
+        self._teardown_logging()
+        if thread.is_alive():
+            raise MonitoringError(
+                f"the monitoring writer did not finish within {CLOSE_TIMEOUT:.0f} s; "
+                f"{self.db_path} may lack the end of the run"
+            )
+        if service.error is not None:
+            raise MonitoringError(
+                f"monitoring stopped recording during the run: {service.error!r}; "
+                f"{self.db_path} lacks what happened after that"
+            ) from service.error
+
+    # -- helpers for executors -----------------------------------------------------------
+
+    @property
+    def port(self) -> int | None:
+        return self._target.port if self._target else None
+
+    @property
+    def messages_dropped(self) -> int:
+        return self._service.dropped if self._service else 0
+
+    def record_pool(
+        self,
+        executor_label: str,
+        worker_count: int,
+        block_id: str = "0",
+        active: bool = True,
+        hostname: str | None = None,
+    ) -> None:
+        """Record a pool of workers on this host joining (active) or leaving (not active).
+
+        One ``node`` row and one ``block`` row per call; call it when a pool starts and
+        when it stops, never per task.
+        """
+        if self.run_id is None:
+            raise MonitoringError("MonitoringHub.record_pool() called before start()")
+        now = time.time()
+        host = hostname or wrapper.HOSTNAME
+        self.send(
+            BlockInfo(
+                run_id=self.run_id,
+                executor_label=executor_label,
+                block_id=block_id,
+                status="RUNNING" if active else "SCALED_IN",
+                timestamp=now,
+            )
+        )
+        self.send(
+            NodeInfo(
+                run_id=self.run_id,
+                hostname=host,
+                uid=f"{executor_label}-{block_id}-{host}",
+                block_id=block_id,
+                cpu_count=psutil.cpu_count(logical=False) or os.cpu_count() or 1,
+                total_memory=psutil.virtual_memory().total,
+                active=active,
+                worker_count=worker_count,
+                python_v=".".join(str(v) for v in os.sys.version_info[:3]),
+                timestamp=now,
+            )
+        )
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _warn_lost(self) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        if self._service is None:
+            why = "the hub was not started"
+        elif self._service.error is not None:
+            why = f"the monitoring writer failed: {self._service.error!r}"
+        else:
+            why = "the hub is closed"
+        warnings.warn(
+            f"monitoring is not recording ({why}); {self.db_path} will be incomplete",
+            MonitoringWarning,
+            stacklevel=3,
+        )
+
+    def _setup_logging(self, run_dir: str) -> None:
+        if not run_dir:
+            return
+        try:
+            os.makedirs(run_dir, exist_ok=True)
+            handler = logging.FileHandler(os.path.join(run_dir, "monitoring.log"))
+        except OSError as e:
+            logger.warning("cannot write the monitoring log in %s: %s", run_dir, e)
+            return
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        handler.setLevel(logging.DEBUG if self.monitoring_debug else logging.INFO)
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET or logger.level > handler.level:
+            logger.setLevel(handler.level)
+        self._log_handler = handler
+
+    def _teardown_logging(self) -> None:
+        if self._log_handler is not None:
+            logger.removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None

@@ -1,0 +1,125 @@
+"""Cheap per-thread and per-process readings for the start and end of every try.
+
+Each try reads these twice, so they avoid psutil (whose process scans cost far more): one
+getrusage call per figure, and pread on file descriptors kept open per thread/process.
+Everything degrades to zeros off Linux rather than failing a task.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+
+_local = threading.local()
+
+
+def _thread_fd(name: str) -> int | None:
+    """A descriptor of /proc/thread-self/<name>, opened once per thread."""
+    key = "fd_" + name
+    fd = getattr(_local, key, None)
+    if fd is None:
+        try:
+            fd = os.open(f"/proc/thread-self/{name}", os.O_RDONLY)
+        except OSError:
+            fd = -1
+        setattr(_local, key, fd)
+    return fd if fd >= 0 else None
+
+
+def thread_io() -> tuple[int, int]:
+    """Bytes this thread passed through read()/write() calls (rchar, wchar)."""
+    fd = _thread_fd("io")
+    if fd is None:
+        return 0, 0
+    return parse_io(os.pread(fd, 1024, 0))
+
+
+def parse_io(text: bytes) -> tuple[int, int]:
+    rchar = wchar = 0
+    for line in text.split(b"\n"):
+        if line.startswith(b"rchar:"):
+            rchar = int(line[6:])
+        elif line.startswith(b"wchar:"):
+            wchar = int(line[6:])
+    return rchar, wchar
+
+
+def thread_cpu_num() -> str:
+    """The CPU this thread last ran on (field 39 of its stat line)."""
+    fd = _thread_fd("stat")
+    if fd is None:
+        return ""
+    text = os.pread(fd, 2048, 0)
+    fields = text[text.rfind(b")") + 2 :].split()
+    return fields[36].decode() if len(fields) > 36 else ""
+
+
+class ProcessMemory:
+    """Resident peak and virtual size of this process, with a resettable peak on Linux.
+
+    Writing '5' to /proc/self/clear_refs resets the kernel's peak-RSS mark; afterwards
+    getrusage(RUSAGE_SELF).ru_maxrss reports the peak since the reset, which is exactly the
+    "most memory this try held" figure, even if the try freed it before returning.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        try:
+            self._clear_fd = os.open("/proc/self/clear_refs", os.O_WRONLY)
+            os.write(self._clear_fd, b"5")
+            self.resettable = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+        except OSError:
+            self._clear_fd = -1
+            self.resettable = False
+        try:
+            self._statm_fd = os.open("/proc/self/statm", os.O_RDONLY)
+        except OSError:
+            self._statm_fd = -1
+
+    def reset_peak(self) -> None:
+        if self.resettable:
+            os.write(self._clear_fd, b"5")
+
+    def peak_resident(self) -> int:
+        """Peak RSS in bytes since the last reset (or since the process began)."""
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def current(self) -> tuple[int, int]:
+        """(resident, virtual) bytes now."""
+        if self._statm_fd < 0:
+            return 0, 0
+        fields = os.pread(self._statm_fd, 256, 0).split()
+        return int(fields[1]) * PAGE_SIZE, int(fields[0]) * PAGE_SIZE
+
+
+def thread_times_of(tid: int) -> tuple[float, float, int, int] | None:
+    """(user s, system s, voluntary, involuntary switches) of thread ``tid`` of this process."""
+    try:
+        with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+            stat = f.read()
+        with open(f"/proc/self/task/{tid}/status", "rb") as f:
+            status = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    user, system = int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+    vol = invol = 0
+    for line in status.split(b"\n"):
+        if line.startswith(b"voluntary_ctxt_switches:"):
+            vol = int(line.split()[1])
+        elif line.startswith(b"nonvoluntary_ctxt_switches:"):
+            invol = int(line.split()[1])
+    return user, system, vol, invol
+
+
+def thread_io_of(tid: int) -> tuple[int, int]:
+    try:
+        with open(f"/proc/self/task/{tid}/io", "rb") as f:
+            return parse_io(f.read())
+    except OSError:
+        return 0, 0

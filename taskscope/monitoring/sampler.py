@@ -1,0 +1,257 @@
+"""Per-process resource sampling, attributed to the try that is running.
+
+One ``ProcessMonitor`` (a daemon thread) per process, started by the first wrapped try. It
+wakes every ~100 ms to flush buffered messages, and every ``resource_monitoring_interval``
+per running try takes a full psutil sample of the process and its child processes.
+
+Figures are per try, not per worker: CPU times, context switches and I/O are the try's own
+thread's counters minus their values when the try began (plus CPU of child processes the try
+waited for), so a worker that has run a thousand tasks still reports each task's own cost.
+The start and end of a try use only getrusage and pread (microseconds); psutil's process
+scans are kept to the periodic samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import threading
+import time
+from typing import Protocol
+
+import psutil
+
+from taskscope.monitoring import procfs
+from taskscope.monitoring.messages import Message, ResourceSample
+
+logger = logging.getLogger(__name__)
+
+FLUSH_PERIOD = 0.1
+
+
+class Sink(Protocol):
+    def send(self, message: Message) -> None: ...
+    def flush(self) -> None: ...
+
+
+class TryProbe:
+    """Baselines of one running try, taken in the thread that runs it."""
+
+    __slots__ = (
+        "base_child_system",
+        "base_child_user",
+        "base_invol",
+        "base_read",
+        "base_system",
+        "base_user",
+        "base_vol",
+        "base_write",
+        "children_count",
+        "interval",
+        "next_sample",
+        "peak_rss",
+        "run_id",
+        "sink",
+        "task_id",
+        "tid",
+        "try_id",
+    )
+
+    def __init__(self, run_id: str, task_id: int, try_id: int, interval: float, sink: Sink):
+        self.run_id = run_id
+        self.task_id = task_id
+        self.try_id = try_id
+        self.interval = interval
+        self.sink = sink
+        self.tid = threading.get_native_id()
+        self.peak_rss = 0
+        self.children_count = 0
+        me = resource.getrusage(procfs.RUSAGE_THREAD)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.base_user, self.base_system = me.ru_utime, me.ru_stime
+        self.base_vol, self.base_invol = me.ru_nvcsw, me.ru_nivcsw
+        self.base_child_user, self.base_child_system = kids.ru_utime, kids.ru_stime
+        self.base_read, self.base_write = procfs.thread_io()
+        now = time.time()
+        self.next_sample = now + interval if interval > 0 else float("inf")
+
+
+class ProcessMonitor:
+    """The sampler and flusher thread of one process."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.memory = procfs.ProcessMemory()
+        self.total_memory = psutil.virtual_memory().total
+        self._process = psutil.Process(self.pid)
+        self._lock = threading.Lock()
+        self._active: dict[int, TryProbe] = {}  # id(probe) -> probe
+        self._sinks: dict[int, Sink] = {}
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="taskscope-monitor", daemon=True)
+        self._thread.start()
+
+    # -- called by the wrapper, in the thread running the try --------------------------
+
+    def add_sink(self, sink: Sink) -> None:
+        self._sinks.setdefault(id(sink), sink)
+
+    def begin_try(
+        self, run_id: str, task_id: int, try_id: int, interval: float, sink: Sink
+    ) -> TryProbe:
+        probe = TryProbe(run_id, task_id, try_id, interval, sink)
+        with self._lock:
+            # Credit the peak so far to the tries already running, then restart the mark
+            # so this try's peak is its own.
+            self._fold_peak()
+            self.memory.reset_peak()
+            self._active[id(probe)] = probe
+        return probe
+
+    def end_try(self, probe: TryProbe) -> ResourceSample:
+        me = resource.getrusage(procfs.RUSAGE_THREAD)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        read, write = procfs.thread_io()
+        with self._lock:
+            self._fold_peak()
+            self._active.pop(id(probe), None)
+        resident_now, virtual = self.memory.current()
+        peak = max(probe.peak_rss, resident_now)
+        return ResourceSample(
+            run_id=probe.run_id,
+            task_id=probe.task_id,
+            try_id=probe.try_id,
+            timestamp=time.time(),
+            interval=probe.interval,
+            pid=self.pid,
+            memory_percent=100.0 * peak / self.total_memory,
+            children_count=probe.children_count,
+            time_user=max(0.0, me.ru_utime - probe.base_user)
+            + max(0.0, kids.ru_utime - probe.base_child_user),
+            time_system=max(0.0, me.ru_stime - probe.base_system)
+            + max(0.0, kids.ru_stime - probe.base_child_system),
+            memory_virtual=float(virtual),
+            memory_resident=float(peak),
+            disk_read=float(max(0, read - probe.base_read)),
+            disk_write=float(max(0, write - probe.base_write)),
+            status="running",
+            cpu_num=procfs.thread_cpu_num(),
+            ctx_switches_voluntary=float(me.ru_nvcsw - probe.base_vol),
+            ctx_switches_involuntary=float(me.ru_nivcsw - probe.base_invol),
+        )
+
+    def _fold_peak(self) -> None:
+        if not self._active:
+            return
+        if self.memory.resettable:
+            peak = self.memory.peak_resident()
+        else:
+            peak = self.memory.current()[0]
+        for probe in self._active.values():
+            probe.peak_rss = max(probe.peak_rss, peak)
+
+    # -- the thread ----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(FLUSH_PERIOD)
+            if os.getpid() != self.pid:
+                return
+            try:
+                self._sample_due(time.time())
+            except Exception:
+                logger.exception("resource sampling failed")
+            for sink in list(self._sinks.values()):
+                try:
+                    sink.flush()
+                except Exception:
+                    logger.exception("monitoring flush failed")
+
+    def _sample_due(self, now: float) -> None:
+        with self._lock:
+            due = [p for p in self._active.values() if now >= p.next_sample]
+            only_one = len(self._active) == 1
+        if not due:
+            return
+        proc = self._process
+        with proc.oneshot():
+            mem = proc.memory_info()
+            status = proc.status()
+            cpu_num = str(proc.cpu_num())
+        rss, vms = mem.rss, mem.vms
+        child_user = child_system = 0.0
+        child_read = child_write = 0
+        children: list[psutil.Process] = []
+        if only_one:
+            # Live child processes (a bash app's command) can only be attributed when one
+            # try runs in this process; with several concurrent tries (threads) they are not.
+            children = proc.children(recursive=True)
+            for child in children:
+                try:
+                    with child.oneshot():
+                        cm = child.memory_info()
+                        ct = child.cpu_times()
+                        try:
+                            cio = child.io_counters()
+                            child_read += cio.read_chars
+                            child_write += cio.write_chars
+                        except (psutil.AccessDenied, AttributeError):
+                            pass
+                    rss += cm.rss
+                    vms += cm.vms
+                    child_user += ct.user
+                    child_system += ct.system
+                except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                    continue
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for probe in due:
+            times = procfs.thread_times_of(probe.tid)
+            if times is None:
+                continue
+            user, system, vol, invol = times
+            read, write = procfs.thread_io_of(probe.tid)
+            probe.peak_rss = max(probe.peak_rss, rss)
+            probe.children_count = len(children)
+            sample = ResourceSample(
+                run_id=probe.run_id,
+                task_id=probe.task_id,
+                try_id=probe.try_id,
+                timestamp=now,
+                interval=probe.interval,
+                pid=self.pid,
+                memory_percent=100.0 * rss / self.total_memory,
+                children_count=len(children),
+                time_user=max(0.0, user - probe.base_user)
+                + max(0.0, kids.ru_utime - probe.base_child_user)
+                + child_user,
+                time_system=max(0.0, system - probe.base_system)
+                + max(0.0, kids.ru_stime - probe.base_child_system)
+                + child_system,
+                memory_virtual=float(vms),
+                memory_resident=float(rss),
+                disk_read=float(max(0, read - probe.base_read) + child_read),
+                disk_write=float(max(0, write - probe.base_write) + child_write),
+                status=status,
+                cpu_num=cpu_num,
+                ctx_switches_voluntary=float(max(0, vol - probe.base_vol)),
+                ctx_switches_involuntary=float(max(0, invol - probe.base_invol)),
+            )
+            probe.sink.send(sample)
+            probe.next_sample = now + probe.interval
+
+
+_monitor: ProcessMonitor | None = None
+_monitor_lock = threading.Lock()
+
+
+def process_monitor() -> ProcessMonitor:
+    """This process's monitor, started on first use (and again in a forked child)."""
+    global _monitor
+    monitor = _monitor
+    if monitor is not None and monitor.pid == os.getpid():
+        return monitor
+    with _monitor_lock:
+        if _monitor is None or _monitor.pid != os.getpid():
+            _monitor = ProcessMonitor()
+        return _monitor

@@ -1,0 +1,186 @@
+"""Typed monitoring messages: the contract between the capture side and the writer.
+
+They live in the store layer because the writer consumes them and the store sits below the
+capture side; ``taskscope.monitoring.messages`` re-exports them under the name users expect.
+
+Every message is a msgspec Struct tagged by its kind, encoded with msgpack. Nothing on any
+socket is ever unpickled: a payload that does not decode into one of these types is counted
+and dropped by the hub.
+
+Times are float seconds since the epoch (``time.time()``), taken where the event happened;
+the writer turns them into UTC text in Parsl's format.
+
+Senders: the DataFlowKernel (WorkflowStart/End, Heartbeat, TaskInfo, TaskStatus, TryInfo,
+TryFailure), the worker-side wrapper (TaskStatus running/running_ended, TryInfo with host,
+ResourceSample), executors (NodeInfo, BlockInfo).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Message(msgspec.Struct, tag_field="kind", array_like=True, omit_defaults=True):
+    """Base of every message; ``array_like`` keeps the encoding compact and fast."""
+
+
+class WorkflowStart(Message, tag="workflow_start"):
+    run_id: str
+    workflow_name: str
+    workflow_version: str
+    time_began: float
+    host: str
+    user: str
+    rundir: str
+    python_version: str
+    taskscope_version: str
+    executors: list[str]
+    pid: int
+    heartbeat_interval: float
+
+
+class WorkflowEnd(Message, tag="workflow_end"):
+    run_id: str
+    time_completed: float
+    status: str  # completed | failed | aborted
+    tasks_completed_count: int
+    tasks_failed_count: int
+
+
+class Heartbeat(Message, tag="heartbeat"):
+    run_id: str
+    timestamp: float
+    tasks_completed_count: int
+    tasks_failed_count: int
+
+
+class TaskInfo(Message, tag="task"):
+    """A task's row; sent when it is created (pending) and again when it ends."""
+
+    run_id: str
+    task_id: int
+    func_name: str
+    memoize: bool
+    executor: str
+    time_invoked: float
+    depends: list[int] = []
+    hashsum: str | None = None
+    inputs: str | None = None
+    outputs: str | None = None
+    stdin: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    time_returned: float | None = None
+    fail_count: int = 0
+    fail_cost: float = 0.0
+    joins: list[int] | None = None
+
+
+class TaskStatus(Message, tag="status"):
+    """One state transition (state names are Parsl's: pending, launched, running, ...)."""
+
+    run_id: str
+    task_id: int
+    try_id: int
+    state: str
+    timestamp: float
+
+
+class TryInfo(Message, tag="try"):
+    """Part of a try's row; the writer merges partial updates (None means 'not known here')."""
+
+    run_id: str
+    task_id: int
+    try_id: int
+    executor: str | None = None
+    hostname: str | None = None
+    block_id: str | None = None
+    time_launched: float | None = None
+    time_running: float | None = None
+    time_returned: float | None = None
+    fail_history: str | None = None
+    joins: str | None = None
+
+
+class TryFailure(Message, tag="try_failure"):
+    run_id: str
+    task_id: int
+    try_id: int
+    exception_type: str
+    message: str
+    traceback: str
+    exit_code: int | None = None
+
+
+class ResourceSample(Message, tag="resource"):
+    """One sample of a try's process tree; CPU times are relative to the try's start."""
+
+    run_id: str
+    task_id: int
+    try_id: int
+    timestamp: float
+    interval: float
+    pid: int
+    memory_percent: float
+    children_count: int
+    time_user: float
+    time_system: float
+    memory_virtual: float
+    memory_resident: float
+    disk_read: float
+    disk_write: float
+    status: str
+    cpu_num: str
+    ctx_switches_voluntary: float
+    ctx_switches_involuntary: float
+
+
+class NodeInfo(Message, tag="node"):
+    """A worker host or pool joined, left or changed (never one per task)."""
+
+    run_id: str
+    hostname: str
+    uid: str
+    block_id: str
+    cpu_count: int
+    total_memory: int
+    active: bool
+    worker_count: int
+    python_v: str
+    timestamp: float
+
+
+class BlockInfo(Message, tag="block"):
+    run_id: str
+    executor_label: str
+    block_id: str
+    status: str
+    timestamp: float
+    job_id: str | None = None
+
+
+AnyMessage = (
+    WorkflowStart
+    | WorkflowEnd
+    | Heartbeat
+    | TaskInfo
+    | TaskStatus
+    | TryInfo
+    | TryFailure
+    | ResourceSample
+    | NodeInfo
+    | BlockInfo
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[AnyMessage])
+
+
+def encode_batch(messages: list[Message]) -> bytes:
+    """Encode a batch of messages as one msgpack payload (one socket frame)."""
+    return _encoder.encode(messages)
+
+
+def decode_batch(payload: bytes) -> list[Message]:
+    """Decode one payload; raises ``msgspec.DecodeError`` (or ValidationError) on bad input."""
+    return _decoder.decode(payload)

@@ -1,0 +1,28 @@
+"""Epoch seconds -> UTC text in Parsl's timestamp format, fast enough for the writer's hot path."""
+
+from __future__ import annotations
+
+import time
+
+# strftime costs microseconds; messages arrive many per second within the same second, so the
+# "YYYY-MM-DD HH:MM:SS" prefix is cached for the last second seen.
+_last_second = -1
+_last_prefix = ""
+
+
+def utc_text(t: float) -> str:
+    """Format ``t`` (seconds since the epoch) as ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC."""
+    global _last_second, _last_prefix
+    second = int(t)
+    micro = int(round((t - second) * 1_000_000))
+    if micro >= 1_000_000:
+        second += 1
+        micro -= 1_000_000
+    if second != _last_second:
+        _last_prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        _last_second = second
+    return f"{_last_prefix}.{micro:06d}"
+
+
+def utc_text_or_none(t: float | None) -> str | None:
+    return None if t is None else utc_text(t)

@@ -1,0 +1,418 @@
+"""The one writer: turns monitoring messages into rows, in batched transactions.
+
+Messages from different processes arrive in any order (a worker's ``running`` can precede the
+kernel's ``launched``); every statement here is an upsert or an insert-if-absent so that the
+order of arrival never loses or overwrites information:
+
+- a try row is created by whichever message about it comes first; later partial TryInfo
+  messages fill in the columns they know (``COALESCE``). ``task_executor`` is NOT NULL, so a
+  worker message that arrives first stores ``''`` until the kernel's message names it.
+- the kernel's ``time_returned`` wins over the worker's (the worker's arrives as a fallback).
+- ``status`` rows are inserted-if-absent: an identical transition sent twice is one row; two
+  different tries hitting the same task/state/microsecond are separated by one microsecond.
+
+Completed and failed counts are kept by the writer from the final states it sees and written
+to ``workflow`` on every commit, so a reader sees them current during the run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import defaultdict
+
+from taskscope.store.messages import (
+    BlockInfo,
+    Heartbeat,
+    Message,
+    NodeInfo,
+    ResourceSample,
+    TaskInfo,
+    TaskStatus,
+    TryFailure,
+    TryInfo,
+    WorkflowEnd,
+    WorkflowStart,
+)
+from taskscope.store.timefmt import utc_text, utc_text_or_none
+
+COMPLETED_STATES = frozenset({"exec_done", "memo_done"})
+FAILED_STATES = frozenset({"failed", "dep_fail"})
+
+_INSERT_WORKFLOW = """
+INSERT OR IGNORE INTO workflow (run_id, workflow_name, workflow_version, time_began,
+    time_completed, host, user, rundir, tasks_failed_count, tasks_completed_count)
+VALUES (?, ?, ?, ?, NULL, ?, ?, ?, 0, 0)"""
+
+_INSERT_RUN = """
+INSERT OR IGNORE INTO taskscope_run (run_id, status, last_heartbeat, heartbeat_interval,
+    executors, pid, python_version, taskscope_version, messages_dropped)
+VALUES (?, 'running', ?, ?, ?, ?, ?, ?, 0)"""
+
+_UPSERT_TASK = """
+INSERT INTO task (task_id, run_id, task_depends, task_func_name, task_memoize, task_hashsum,
+    task_inputs, task_outputs, task_stdin, task_stdout, task_stderr, task_time_invoked,
+    task_time_returned, task_fail_count, task_fail_cost)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (task_id, run_id) DO UPDATE SET
+    task_depends = COALESCE(task.task_depends, excluded.task_depends),
+    task_hashsum = COALESCE(excluded.task_hashsum, task.task_hashsum),
+    task_inputs = COALESCE(excluded.task_inputs, task.task_inputs),
+    task_outputs = COALESCE(excluded.task_outputs, task.task_outputs),
+    task_stdin = COALESCE(excluded.task_stdin, task.task_stdin),
+    task_stdout = COALESCE(excluded.task_stdout, task.task_stdout),
+    task_stderr = COALESCE(excluded.task_stderr, task.task_stderr),
+    task_time_invoked = COALESCE(task.task_time_invoked, excluded.task_time_invoked),
+    task_time_returned = COALESCE(excluded.task_time_returned, task.task_time_returned),
+    task_fail_count = MAX(task.task_fail_count, excluded.task_fail_count),
+    task_fail_cost = MAX(task.task_fail_cost, excluded.task_fail_cost)"""
+
+# A TryInfo with a hostname comes from the worker; one without comes from the kernel.
+_UPSERT_TRY = """
+INSERT INTO try (try_id, task_id, run_id, block_id, hostname, task_executor,
+    task_try_time_launched, task_try_time_running, task_try_time_returned,
+    task_fail_history, task_joins)
+VALUES (?, ?, ?, ?, ?, COALESCE(?, ''), ?, ?, ?, ?, ?)
+ON CONFLICT (try_id, task_id, run_id) DO UPDATE SET
+    block_id = COALESCE(excluded.block_id, try.block_id),
+    hostname = COALESCE(excluded.hostname, try.hostname),
+    task_executor = CASE WHEN excluded.task_executor != '' THEN excluded.task_executor
+                         ELSE try.task_executor END,
+    task_try_time_launched = COALESCE(try.task_try_time_launched,
+                                      excluded.task_try_time_launched),
+    task_try_time_running = COALESCE(try.task_try_time_running,
+                                     excluded.task_try_time_running),
+    task_try_time_returned = CASE
+        WHEN excluded.hostname IS NULL
+            THEN COALESCE(excluded.task_try_time_returned, try.task_try_time_returned)
+        ELSE COALESCE(try.task_try_time_returned, excluded.task_try_time_returned) END,
+    task_fail_history = COALESCE(excluded.task_fail_history, try.task_fail_history),
+    task_joins = COALESCE(excluded.task_joins, try.task_joins)"""
+
+_INSERT_STATUS = """
+INSERT OR IGNORE INTO status (task_id, task_status_name, timestamp, run_id, try_id)
+VALUES (?, ?, ?, ?, ?)"""
+
+_INSERT_FAILURE = """
+INSERT OR REPLACE INTO taskscope_try_failure (run_id, task_id, try_id, exception_type,
+    message, traceback, exit_code)
+VALUES (?, ?, ?, ?, ?, ?, ?)"""
+
+_INSERT_RESOURCE = """
+INSERT OR IGNORE INTO resource (try_id, task_id, run_id, timestamp,
+    resource_monitoring_interval, psutil_process_pid, psutil_process_memory_percent,
+    psutil_process_children_count, psutil_process_time_user, psutil_process_time_system,
+    psutil_process_memory_virtual, psutil_process_memory_resident, psutil_process_disk_read,
+    psutil_process_disk_write, psutil_process_status, psutil_cpu_num,
+    psutil_process_num_ctx_switches_voluntary, psutil_process_num_ctx_switches_involuntary)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+_INSERT_NODE = """
+INSERT INTO node (run_id, hostname, uid, block_id, cpu_count, total_memory, active,
+    worker_count, python_v, timestamp, last_heartbeat)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+_INSERT_BLOCK = """
+INSERT OR IGNORE INTO block (run_id, executor_label, block_id, job_id, timestamp, status)
+VALUES (?, ?, ?, ?, ?, ?)"""
+
+
+def _joined(ids: list[int] | None) -> str | None:
+    return None if ids is None else ",".join(str(i) for i in ids)
+
+
+class DatabaseWriter:
+    """Writes batches of messages into an open database (see ``database.open_for_writing``).
+
+    Not thread-safe: one thread owns it. ``write`` opens a transaction if none is open;
+    ``commit`` ends it. The caller decides the commit cadence.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.messages_written = 0
+        # run_id -> [completed, failed]; both written to `workflow` at each commit.
+        self._counts: dict[str, list[int]] = {}
+        self._dirty_counts: set[str] = set()
+        self._pending_dropped: dict[str, int] = defaultdict(int)
+        self._heartbeats: dict[str, str] = {}
+        self._in_txn = False
+
+    # -- writing -------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Open a transaction unless one is open (savepoints nest inside it)."""
+        if not self._in_txn:
+            self.conn.execute("BEGIN")
+            self._in_txn = True
+
+    def write(self, messages: list[Message]) -> None:
+        """Stage ``messages`` in the open transaction (opening one if needed)."""
+        if not messages:
+            return
+        starts, ends, tasks, tries, statuses = [], [], [], [], []
+        failures, resources, nodes, blocks = [], [], [], []
+        status_keys: dict[tuple, int] = {}
+        finals: list[tuple[str, str]] = []  # counted only once the batch is written
+        for m in messages:
+            kind = type(m)
+            if kind is TaskStatus:
+                ts = m.timestamp
+                key = (m.task_id, m.run_id, m.state, ts)
+                while key in status_keys:
+                    if status_keys[key] == m.try_id:  # the same transition sent twice
+                        break
+                    ts += 1e-6
+                    key = (m.task_id, m.run_id, m.state, ts)
+                else:
+                    status_keys[key] = m.try_id
+                    statuses.append((m.task_id, m.state, utc_text(ts), m.run_id, m.try_id))
+                    if m.state in COMPLETED_STATES or m.state in FAILED_STATES:
+                        finals.append((m.run_id, m.state))
+            elif kind is TryInfo:
+                tries.append(
+                    (
+                        m.try_id,
+                        m.task_id,
+                        m.run_id,
+                        m.block_id,
+                        m.hostname,
+                        m.executor,
+                        utc_text_or_none(m.time_launched),
+                        utc_text_or_none(m.time_running),
+                        utc_text_or_none(m.time_returned),
+                        m.fail_history,
+                        m.joins,
+                    )
+                )
+            elif kind is ResourceSample:
+                resources.append(
+                    (
+                        m.try_id,
+                        m.task_id,
+                        m.run_id,
+                        utc_text(m.timestamp),
+                        m.interval,
+                        m.pid,
+                        m.memory_percent,
+                        m.children_count,
+                        m.time_user,
+                        m.time_system,
+                        m.memory_virtual,
+                        m.memory_resident,
+                        m.disk_read,
+                        m.disk_write,
+                        m.status,
+                        m.cpu_num,
+                        m.ctx_switches_voluntary,
+                        m.ctx_switches_involuntary,
+                    )
+                )
+            elif kind is TaskInfo:
+                tasks.append(
+                    (
+                        m.task_id,
+                        m.run_id,
+                        _joined(m.depends),
+                        m.func_name,
+                        "1" if m.memoize else "0",
+                        m.hashsum,
+                        m.inputs,
+                        m.outputs,
+                        m.stdin,
+                        m.stdout,
+                        m.stderr,
+                        utc_text(m.time_invoked),
+                        utc_text_or_none(m.time_returned),
+                        m.fail_count,
+                        m.fail_cost,
+                    )
+                )
+            elif kind is Heartbeat:
+                self._heartbeats[m.run_id] = utc_text(m.timestamp)
+            elif kind is TryFailure:
+                failures.append(
+                    (
+                        m.run_id,
+                        m.task_id,
+                        m.try_id,
+                        m.exception_type,
+                        m.message,
+                        m.traceback,
+                        m.exit_code,
+                    )
+                )
+            elif kind is NodeInfo:
+                t = utc_text(m.timestamp)
+                nodes.append(
+                    (
+                        m.run_id,
+                        m.hostname,
+                        m.uid,
+                        m.block_id,
+                        m.cpu_count,
+                        m.total_memory,
+                        int(m.active),
+                        m.worker_count,
+                        m.python_v,
+                        t,
+                        t,
+                    )
+                )
+            elif kind is BlockInfo:
+                blocks.append(
+                    (
+                        m.run_id,
+                        m.executor_label,
+                        m.block_id,
+                        m.job_id,
+                        utc_text(m.timestamp),
+                        m.status,
+                    )
+                )
+            elif kind is WorkflowStart:
+                starts.append(m)
+            elif kind is WorkflowEnd:
+                ends.append(m)
+            else:
+                raise TypeError(f"not a monitoring message: {m!r}")
+
+        self.begin()
+        execute = self.conn.executemany
+        for s in starts:
+            self._start_run(s)
+        if tasks:
+            execute(_UPSERT_TASK, tasks)
+        if tries:
+            execute(_UPSERT_TRY, tries)
+        if statuses:
+            execute(_INSERT_STATUS, statuses)
+        if failures:
+            execute(_INSERT_FAILURE, failures)
+        if resources:
+            execute(_INSERT_RESOURCE, resources)
+        if nodes:
+            execute(_INSERT_NODE, nodes)
+        if blocks:
+            execute(_INSERT_BLOCK, blocks)
+        for run_id, state in finals:
+            self._count_state(run_id, state)
+        for e in ends:
+            self._end_run(e)
+        self.messages_written += len(messages)
+
+    def _count_state(self, run_id: str, state: str) -> None:
+        if state in COMPLETED_STATES:
+            index = 0
+        elif state in FAILED_STATES:
+            index = 1
+        else:
+            return
+        counts = self._counts.get(run_id)
+        if counts is None:
+            counts = self._counts[run_id] = self._load_counts(run_id)
+        counts[index] += 1
+        self._dirty_counts.add(run_id)
+
+    def _load_counts(self, run_id: str) -> list[int]:
+        row = self.conn.execute(
+            "SELECT tasks_completed_count, tasks_failed_count FROM workflow WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        return [row[0], row[1]] if row else [0, 0]
+
+    def _start_run(self, m: WorkflowStart) -> None:
+        began = utc_text(m.time_began)
+        self.conn.execute(
+            _INSERT_WORKFLOW,
+            (m.run_id, m.workflow_name, m.workflow_version, began, m.host, m.user, m.rundir),
+        )
+        self.conn.execute(
+            _INSERT_RUN,
+            (
+                m.run_id,
+                began,
+                m.heartbeat_interval,
+                ",".join(m.executors),
+                m.pid,
+                m.python_version,
+                m.taskscope_version,
+            ),
+        )
+
+    def _end_run(self, m: WorkflowEnd) -> None:
+        counts = self._counts.setdefault(m.run_id, self._load_counts(m.run_id))
+        # The kernel's counts are authoritative at the end; never go below what was seen.
+        counts[0] = max(counts[0], m.tasks_completed_count)
+        counts[1] = max(counts[1], m.tasks_failed_count)
+        self._dirty_counts.add(m.run_id)
+        ended = utc_text(m.time_completed)
+        self.conn.execute(
+            "UPDATE workflow SET time_completed = ? WHERE run_id = ?", (ended, m.run_id)
+        )
+        self.conn.execute(
+            "UPDATE taskscope_run SET status = ?, last_heartbeat = ? WHERE run_id = ?",
+            (m.status, ended, m.run_id),
+        )
+        self._heartbeats.pop(m.run_id, None)
+
+    def note_dropped(self, run_id: str, count: int = 1) -> None:
+        """Count messages that could not be decoded; written to taskscope_run at commit."""
+        self._pending_dropped[run_id] += count
+
+    def heartbeat(self, run_id: str, t: float | None = None) -> None:
+        self._heartbeats[run_id] = utc_text(time.time() if t is None else t)
+
+    # -- committing ----------------------------------------------------------------------
+
+    def has_pending(self) -> bool:
+        return self._in_txn or bool(self._dirty_counts or self._heartbeats)
+
+    def commit(self) -> None:
+        """Write the counters and heartbeats, then commit the open transaction."""
+        if self._dirty_counts or self._heartbeats or self._pending_dropped:
+            self.begin()
+            for run_id in self._dirty_counts:
+                completed, failed = self._counts[run_id]
+                self.conn.execute(
+                    "UPDATE workflow SET tasks_completed_count = ?, tasks_failed_count = ? "
+                    "WHERE run_id = ?",
+                    (completed, failed, run_id),
+                )
+            self._dirty_counts.clear()
+            for run_id, t in self._heartbeats.items():
+                self.conn.execute(
+                    "UPDATE taskscope_run SET last_heartbeat = ? "
+                    "WHERE run_id = ? AND status = 'running'",
+                    (t, run_id),
+                )
+            self._heartbeats.clear()
+            for run_id, n in list(self._pending_dropped.items()):
+                cur = self.conn.execute(
+                    "UPDATE taskscope_run SET messages_dropped = messages_dropped + ? "
+                    "WHERE run_id = ?",
+                    (n, run_id),
+                )
+                if cur.rowcount:  # otherwise the run's row does not exist yet: keep counting
+                    del self._pending_dropped[run_id]
+        if self._in_txn:
+            self.conn.execute("COMMIT")
+            self._in_txn = False
+
+    def rollback(self) -> None:
+        if self._in_txn:
+            self.conn.execute("ROLLBACK")
+            self._in_txn = False
+
+    def close(self, analyze: bool = True) -> None:
+        """Commit, refresh the query planner's statistics, and close the connection."""
+        try:
+            self.commit()
+            if analyze:
+                # A bounded ANALYZE: good statistics in milliseconds even on huge databases.
+                self.conn.execute("PRAGMA analysis_limit = 1000")
+                self.conn.execute("ANALYZE")
+            # PASSIVE never waits for (or breaks) readers holding a snapshot.
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            self.conn.close()

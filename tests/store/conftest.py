@@ -1,0 +1,21 @@
+import uuid
+
+import pytest
+
+from taskscope.store.database import open_for_writing
+from taskscope.store.writer import DatabaseWriter
+
+
+@pytest.fixture
+def run_id() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture
+def writer(tmp_path):
+    w = DatabaseWriter(open_for_writing(tmp_path / "monitoring.db"))
+    yield w
+    try:
+        w.close(analyze=False)
+    except Exception:
+        pass

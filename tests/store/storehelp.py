@@ -1,0 +1,26 @@
+"""Helpers shared by the store tests."""
+
+import os
+import time
+
+from taskscope.monitoring.messages import WorkflowStart
+
+PARSL_FIXTURE_DB = "/work/shared/fixtures/parsl-sample-small.db"
+PARSL_FIXTURE_SQL = "/work/shared/fixtures/parsl-schema.sql"
+
+
+def workflow_start(run_id: str, t: float | None = None) -> WorkflowStart:
+    return WorkflowStart(
+        run_id=run_id,
+        workflow_name="wf",
+        workflow_version="1",
+        time_began=time.time() if t is None else t,
+        host="host",
+        user="user",
+        rundir="/tmp/run",
+        python_version="3.11.7",
+        taskscope_version="0.1.0",
+        executors=["htex"],
+        pid=os.getpid(),
+        heartbeat_interval=2.0,
+    )

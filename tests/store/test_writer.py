@@ -1,0 +1,296 @@
+"""The writer turns every message into rows, reconciles arrival order and keeps counts."""
+
+import sqlite3
+import threading
+
+from storehelp import workflow_start
+
+from taskscope.store.database import open_for_writing
+from taskscope.store.messages import (
+    BlockInfo,
+    Heartbeat,
+    NodeInfo,
+    ResourceSample,
+    TaskInfo,
+    TaskStatus,
+    TryFailure,
+    TryInfo,
+    WorkflowEnd,
+)
+from taskscope.store.writer import DatabaseWriter
+
+T0 = 1_700_000_000.25  # 2023-11-14 22:13:20.250000 UTC
+
+
+def sample(run_id, task_id, try_id, t, **kw):
+    values = dict(
+        interval=1.0,
+        pid=42,
+        memory_percent=1.5,
+        children_count=1,
+        time_user=2.0,
+        time_system=0.5,
+        memory_virtual=1e9,
+        memory_resident=5e8,
+        disk_read=10.0,
+        disk_write=20.0,
+        status="running",
+        cpu_num="1",
+        ctx_switches_voluntary=3.0,
+        ctx_switches_involuntary=4.0,
+    )
+    values.update(kw)
+    return ResourceSample(run_id, task_id, try_id, t, **values)
+
+
+def rows(writer, sql, *args):
+    return writer.conn.execute(sql, args).fetchall()
+
+
+def test_every_message_type_round_trips(writer, run_id):
+    writer.write(
+        [
+            workflow_start(run_id, T0),
+            TaskInfo(
+                run_id,
+                1,
+                "f",
+                True,
+                "htex",
+                T0,
+                depends=[0],
+                hashsum="abc",
+                inputs="[1]",
+                outputs="[]",
+                stdin="in",
+                stdout="out",
+                stderr="err",
+            ),
+            TaskStatus(run_id, 1, 0, "pending", T0 + 1),
+            TryInfo(run_id, 1, 0, executor="htex", time_launched=T0 + 2),
+            TaskStatus(run_id, 1, 0, "launched", T0 + 2),
+            TryInfo(run_id, 1, 0, hostname="node1", block_id="0", time_running=T0 + 3),
+            sample(run_id, 1, 0, T0 + 4),
+            TryFailure(run_id, 1, 0, "ValueError", "bad", "Traceback...", exit_code=3),
+            TaskStatus(run_id, 1, 0, "failed", T0 + 5),
+            NodeInfo(run_id, "node1", "pool-1", "0", 2, 8 << 30, True, 2, "3.11.7", T0 + 1),
+            BlockInfo(run_id, "htex", "0", "RUNNING", T0 + 1, job_id="77"),
+            Heartbeat(run_id, T0 + 6, 0, 1),
+            TaskInfo(
+                run_id, 1, "f", True, "htex", T0, time_returned=T0 + 5, fail_count=1, fail_cost=1.0
+            ),
+            WorkflowEnd(run_id, T0 + 7, "failed", 0, 1),
+        ]
+    )
+    writer.commit()
+    assert rows(
+        writer,
+        "SELECT workflow_name, time_began, time_completed, host, user, rundir, "
+        "tasks_completed_count, tasks_failed_count FROM workflow",
+    ) == [
+        (
+            "wf",
+            "2023-11-14 22:13:20.250000",
+            "2023-11-14 22:13:27.250000",
+            "host",
+            "user",
+            "/tmp/run",
+            0,
+            1,
+        )
+    ]
+    assert rows(
+        writer,
+        "SELECT task_depends, task_func_name, task_memoize, task_hashsum, "
+        "task_inputs, task_stdout, task_time_returned, task_fail_count FROM task",
+    ) == [("0", "f", "1", "abc", "[1]", "out", "2023-11-14 22:13:25.250000", 1)]
+    assert rows(
+        writer,
+        "SELECT block_id, hostname, task_executor, task_try_time_launched, "
+        "task_try_time_running FROM try",
+    ) == [("0", "node1", "htex", "2023-11-14 22:13:22.250000", "2023-11-14 22:13:23.250000")]
+    assert [
+        r[0] for r in rows(writer, "SELECT task_status_name FROM status ORDER BY timestamp")
+    ] == ["pending", "launched", "failed"]
+    assert rows(
+        writer,
+        "SELECT psutil_process_time_user, psutil_process_memory_resident, "
+        "psutil_process_pid FROM resource",
+    ) == [(2.0, 5e8, 42)]
+    assert rows(writer, "SELECT exception_type, message, exit_code FROM taskscope_try_failure") == [
+        ("ValueError", "bad", 3)
+    ]
+    assert rows(writer, "SELECT hostname, cpu_count, active, worker_count FROM node") == [
+        ("node1", 2, 1, 2)
+    ]
+    assert rows(writer, "SELECT status, job_id FROM block") == [("RUNNING", "77")]
+    assert rows(writer, "SELECT status, last_heartbeat FROM taskscope_run") == [
+        ("failed", "2023-11-14 22:13:27.250000")
+    ]
+
+
+def test_worker_messages_before_the_kernels_are_reconciled(writer, run_id):
+    writer.write([workflow_start(run_id, T0)])
+    # The worker's running and host info arrive before the kernel's launched TryInfo.
+    writer.write(
+        [
+            TaskStatus(run_id, 5, 0, "running", T0 + 2),
+            TryInfo(run_id, 5, 0, hostname="w1", block_id="3", time_running=T0 + 2),
+            TryInfo(run_id, 5, 0, hostname="w1", time_returned=T0 + 3),
+        ]
+    )
+    writer.commit()
+    # Until the kernel names it, the executor is '' (task_executor is NOT NULL).
+    assert rows(writer, "SELECT task_executor FROM try") == [("",)]
+    writer.write(
+        [
+            TryInfo(run_id, 5, 0, executor="htex", time_launched=T0 + 1),
+            TaskStatus(run_id, 5, 0, "launched", T0 + 1),
+            TryInfo(run_id, 5, 0, time_returned=T0 + 4),
+            TaskStatus(run_id, 5, 0, "exec_done", T0 + 4),
+        ]
+    )
+    writer.commit()
+    assert rows(
+        writer,
+        "SELECT hostname, block_id, task_executor, task_try_time_launched, "
+        "task_try_time_running, task_try_time_returned FROM try",
+    ) == [
+        (
+            "w1",
+            "3",
+            "htex",
+            "2023-11-14 22:13:21.250000",
+            "2023-11-14 22:13:22.250000",
+            "2023-11-14 22:13:24.250000",
+        )
+    ]
+    states = [r[0] for r in rows(writer, "SELECT task_status_name FROM status ORDER BY timestamp")]
+    assert states == ["launched", "running", "exec_done"]
+
+
+def test_kernel_return_time_is_kept_when_the_worker_reports_later(writer, run_id):
+    writer.write(
+        [workflow_start(run_id, T0), TryInfo(run_id, 1, 0, executor="x", time_returned=T0 + 9)]
+    )
+    writer.write([TryInfo(run_id, 1, 0, hostname="w", time_returned=T0 + 8)])
+    writer.commit()
+    assert rows(writer, "SELECT task_try_time_returned FROM try") == [
+        ("2023-11-14 22:13:29.250000",)
+    ]
+
+
+def test_retried_tries_stay_apart(writer, run_id):
+    msgs = [workflow_start(run_id, T0)]
+    for try_id in (0, 1):
+        base = T0 + 10 * try_id
+        msgs += [
+            TryInfo(run_id, 1, try_id, executor="x", time_launched=base),
+            sample(run_id, 1, try_id, base + 1, time_user=1.0 + try_id),
+            TaskStatus(
+                run_id, 1, try_id, "fail_retryable" if try_id == 0 else "exec_done", base + 2
+            ),
+        ]
+    writer.write(msgs)
+    writer.commit()
+    assert rows(
+        writer, "SELECT try_id, psutil_process_time_user FROM resource ORDER BY try_id"
+    ) == [(0, 1.0), (1, 2.0)]
+    assert rows(writer, "SELECT try_id FROM try ORDER BY try_id") == [(0,), (1,)]
+    assert rows(writer, "SELECT try_id, task_status_name FROM status ORDER BY timestamp") == [
+        (0, "fail_retryable"),
+        (1, "exec_done"),
+    ]
+    assert rows(writer, "SELECT tasks_completed_count, tasks_failed_count FROM workflow") == [
+        (1, 0)
+    ]
+
+
+def test_memoized_task_has_no_try_of_its_own(writer, run_id):
+    writer.write(
+        [
+            workflow_start(run_id, T0),
+            TaskInfo(run_id, 3, "f", True, "x", T0, hashsum="h"),
+            TaskStatus(run_id, 3, 0, "pending", T0),
+            TaskStatus(run_id, 3, 0, "memo_done", T0 + 0.001),
+        ]
+    )
+    writer.commit()
+    assert rows(writer, "SELECT count(*) FROM try") == [(0,)]
+    assert rows(writer, "SELECT tasks_completed_count FROM workflow") == [(1,)]
+
+
+def test_counts_are_current_before_the_run_ends(writer, run_id):
+    writer.write([workflow_start(run_id, T0)])
+    writer.write([TaskStatus(run_id, i, 0, "exec_done", T0 + i) for i in range(3)])
+    writer.write([TaskStatus(run_id, 9, 0, "dep_fail", T0 + 9)])
+    writer.commit()
+    assert rows(
+        writer, "SELECT tasks_completed_count, tasks_failed_count, time_completed FROM workflow"
+    ) == [(3, 1, None)]
+
+
+def test_no_transition_is_lost_on_equal_timestamps(writer, run_id):
+    writer.write(
+        [
+            workflow_start(run_id, T0),
+            TaskStatus(run_id, 1, 0, "pending", T0),
+            TaskStatus(run_id, 1, 1, "pending", T0),  # another try, same microsecond
+            TaskStatus(run_id, 1, 1, "pending", T0),  # the very same transition again
+        ]
+    )
+    writer.commit()
+    assert rows(writer, "SELECT try_id, timestamp FROM status ORDER BY try_id") == [
+        (0, "2023-11-14 22:13:20.250000"),
+        (1, "2023-11-14 22:13:20.250001"),
+    ]
+
+
+def test_heartbeat_and_dropped_counts_reach_taskscope_run(writer, run_id):
+    writer.note_dropped(run_id, 2)  # before the run's row exists: kept until it does
+    writer.commit()
+    writer.write([workflow_start(run_id, T0)])
+    writer.heartbeat(run_id, T0 + 30)
+    writer.commit()
+    assert rows(
+        writer,
+        "SELECT status, last_heartbeat, heartbeat_interval, messages_dropped FROM taskscope_run",
+    ) == [("running", "2023-11-14 22:13:50.250000", 2.0, 2)]
+
+
+def test_long_reader_neither_blocks_the_writer_nor_loses_rows(tmp_path, run_id):
+    path = tmp_path / "m.db"
+    writer = DatabaseWriter(open_for_writing(path))
+    writer.write([workflow_start(run_id, T0)])
+    writer.commit()
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM status").fetchone() == (0,)  # snapshot taken
+    done = threading.Event()
+
+    def write_many():
+        for batch in range(50):
+            writer.write(
+                [
+                    TaskStatus(run_id, batch * 200 + i, 0, "pending", T0 + batch + i * 1e-3)
+                    for i in range(200)
+                ]
+                + [sample(run_id, batch, 0, T0 + batch)] * 1
+            )
+            writer.commit()  # well past wal_autocheckpoint's 1000 pages over the run
+        done.set()
+
+    thread = threading.Thread(target=write_many)
+    thread.start()
+    thread.join(60)
+    assert done.is_set(), "the writer was blocked by a reader"
+    # The reader's snapshot is stable while it holds it...
+    assert reader.execute("SELECT count(*) FROM status").fetchone() == (0,)
+    reader.execute("COMMIT")
+    # ...and every row is there once it looks again.
+    assert reader.execute("SELECT count(*) FROM status").fetchone() == (10_000,)
+    assert reader.execute("SELECT count(*) FROM resource").fetchone() == (50,)
+    writer.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert check.execute("SELECT count(*) FROM status").fetchone() == (10_000,)
