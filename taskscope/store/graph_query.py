@@ -1,0 +1,138 @@
+"""The dependency graph of a run: per task for a bounded part, or collapsed to apps.
+
+Parsl stores a task's dependencies as comma-separated ids in ``task.task_depends`` and the
+tasks a join app waited for in ``try.task_joins``; SQLite's ``json_each`` over ``[ids]`` turns
+them into rows without loading the task table into Python.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+
+from taskscope.store.readonly import describe_database
+from taskscope.store.records import AppEdge, AppGraph, AppNode, DagEdge, DagNode, TaskGraph
+from taskscope.store.timestamps import seconds_between_sql
+
+CHUNK = 500
+DEFAULT_NODE_LIMIT = 2000
+_STATE = (
+    "COALESCE((SELECT s.task_status_name FROM status s WHERE s.run_id = t.run_id "
+    "AND s.task_id = t.task_id ORDER BY s.timestamp DESC LIMIT 1), 'pending')"
+)
+_DURATION = seconds_between_sql("t.task_time_invoked", "t.task_time_returned")
+_IDS = "json_each('[' || {col} || ']')"
+_VALID = "json_valid('[' || {col} || ']')"
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    items = list(ids)
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _ids(text: str | None) -> list[int]:
+    return [int(p) for p in (text or "").split(",") if p.strip().lstrip("-").isdigit()]
+
+
+def _fetch_nodes(conn: sqlite3.Connection, run_id: str, ids: Iterable[int]) -> list[tuple]:
+    rows = []
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        rows += conn.execute(
+            f"SELECT t.task_id, t.task_func_name, {_STATE}, {_DURATION}, t.task_depends "
+            f"FROM task t WHERE t.run_id = ? AND t.task_id IN ({marks})",
+            (run_id, *chunk),
+        ).fetchall()
+    return rows
+
+
+def task_graph(
+    conn: sqlite3.Connection,
+    run_id: str,
+    *,
+    app: str | None = None,
+    first_task: int | None = None,
+    limit: int = DEFAULT_NODE_LIMIT,
+) -> TaskGraph:
+    """Up to `limit` tasks (of one app, and/or from `first_task` on) with their edges, plus the
+    tasks they directly depend on or join, so the chosen part is shown in context."""
+    info = describe_database(conn)
+    if not (info.has("task") and info.has("status")):
+        return TaskGraph([], [], 0)
+    limit = max(1, min(int(limit), 20000))
+    total = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
+    conditions, params = ["t.run_id = :run"], {"run": run_id, "limit": limit}
+    if app is not None:
+        conditions.append("t.task_func_name = :app")
+        params["app"] = app
+    if first_task is not None:
+        conditions.append("t.task_id >= :first")
+        params["first"] = int(first_task)
+    rows = conn.execute(
+        f"SELECT t.task_id, t.task_func_name, {_STATE}, {_DURATION}, t.task_depends FROM task t "
+        f"WHERE {' AND '.join(conditions)} ORDER BY t.task_id LIMIT :limit",
+        params,
+    ).fetchall()
+    chosen = {row[0] for row in rows}
+    edges: list[DagEdge] = []
+    for task_id, _, _, _, depends in rows:
+        edges += [DagEdge(source, task_id, "depends") for source in _ids(depends)]
+    if info.has("try"):
+        for chunk in _chunks(sorted(chosen)):
+            marks = ",".join("?" * len(chunk))
+            for task_id, joins in conn.execute(
+                f"SELECT DISTINCT task_id, task_joins FROM try WHERE run_id = ? "
+                f"AND task_id IN ({marks}) AND task_joins IS NOT NULL AND task_joins != ''",
+                (run_id, *chunk),
+            ):
+                edges += [DagEdge(source, task_id, "joins") for source in _ids(joins)]
+    outside = sorted({e.source for e in edges} - chosen)[: max(0, 2 * limit - len(rows))]
+    rows += _fetch_nodes(conn, run_id, outside)
+    present = {row[0] for row in rows}
+    nodes = [DagNode(task_id, name, state, duration) for task_id, name, state, duration, _ in rows]
+    edges = [e for e in dict.fromkeys(edges) if e.source in present and e.target in present]
+    return TaskGraph(nodes, edges, total)
+
+
+def app_graph(conn: sqlite3.Connection, run_id: str) -> AppGraph:
+    """The graph collapsed to one node per app, with task counts by state and edge counts."""
+    info = describe_database(conn)
+    if not (info.has("task") and info.has("status")):
+        return AppGraph([], [], 0)
+    final = (
+        "SELECT task_id, task_status_name AS state, MAX(timestamp) FROM status "
+        "WHERE run_id = :run GROUP BY task_id"
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for app, state, n in conn.execute(
+        f"SELECT t.task_func_name, COALESCE(f.state, 'pending'), COUNT(*) FROM task t "
+        f"LEFT JOIN ({final}) f ON f.task_id = t.task_id WHERE t.run_id = :run "
+        "GROUP BY 1, 2",
+        {"run": run_id},
+    ):
+        counts.setdefault(app, {})[state] = n
+    edge_counts: dict[tuple[str, str], int] = {}
+    dep_sql = (
+        f"SELECT d.task_func_name, t.task_func_name, COUNT(*) FROM task t, "
+        f"{_IDS.format(col='t.task_depends')} j JOIN task d ON d.run_id = t.run_id "
+        f"AND d.task_id = j.value WHERE t.run_id = :run AND t.task_depends != '' "
+        f"AND {_VALID.format(col='t.task_depends')} GROUP BY 1, 2"
+    )
+    queries = [dep_sql]
+    if info.has("try"):
+        queries.append(
+            f"SELECT d.task_func_name, t.task_func_name, COUNT(*) FROM "
+            f"(SELECT DISTINCT task_id, task_joins FROM try WHERE run_id = :run "
+            f"AND task_joins IS NOT NULL AND task_joins != '' "
+            f"AND {_VALID.format(col='task_joins')}) y "
+            f"JOIN task t ON t.run_id = :run AND t.task_id = y.task_id, "
+            f"{_IDS.format(col='y.task_joins')} j "
+            f"JOIN task d ON d.run_id = :run AND d.task_id = j.value GROUP BY 1, 2"
+        )
+    for sql in queries:
+        for source, target, n in conn.execute(sql, {"run": run_id}):
+            edge_counts[(source, target)] = edge_counts.get((source, target), 0) + n
+    nodes = [AppNode(app, sum(c.values()), c) for app, c in sorted(counts.items())]
+    edges = [AppEdge(s, t, n) for (s, t), n in sorted(edge_counts.items())]
+    return AppGraph(nodes, edges, sum(node.tasks for node in nodes))

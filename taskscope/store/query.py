@@ -1,0 +1,543 @@
+"""Read-side queries over a monitoring database (taskscope's or Parsl's).
+
+Every function takes an open (read-only) ``sqlite3.Connection`` and returns dataclasses from
+`taskscope.store.records`. Every query is bounded: aggregation, ``LIMIT`` and ``OFFSET`` happen
+in SQL, so a run of a million tasks costs no more memory than a page of it.
+
+A task's *state* is its latest status row. Timestamps are returned as stored; see
+`DatabaseInfo.timestamp_convention` for their zone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from taskscope.store.graph_query import app_graph, task_graph
+from taskscope.store.readonly import describe_database, open_readonly
+from taskscope.store.records import (
+    AppStats,
+    DatabaseInfo,
+    DurationStats,
+    Page,
+    RunRow,
+    RunSummary,
+    StatusEvent,
+    TaskDetail,
+    TaskRow,
+    TimelineSegment,
+    TimelineTask,
+    TryFailure,
+    TryRecord,
+)
+from taskscope.store.resource_query import app_distributions, resource_series, run_usage
+from taskscope.store.runstatus import parsl_run_status, taskscope_run_status
+from taskscope.store.timestamps import age_seconds, seconds_between_sql
+
+__all__ = [
+    "app_distributions",
+    "app_graph",
+    "app_summary",
+    "describe_database",
+    "get_run",
+    "list_runs",
+    "list_tasks",
+    "open_readonly",
+    "resource_series",
+    "run_summary",
+    "run_usage",
+    "state_counts",
+    "state_history",
+    "task_detail",
+    "task_graph",
+    "timeline",
+]
+
+MAX_PAGE = 1000
+DURATION_SQL = seconds_between_sql("t.task_time_invoked", "t.task_time_returned")
+# The latest status row of every task of a run (SQLite takes the bare column from the MAX row).
+FINAL_STATES_SQL = (
+    "SELECT task_id, task_status_name AS state, MAX(timestamp) AS at "
+    "FROM status WHERE run_id = :run GROUP BY task_id"
+)
+LATEST_STATE_OF_TASK_SQL = (
+    "(SELECT s.task_status_name FROM status s WHERE s.run_id = t.run_id AND s.task_id = t.task_id "
+    "ORDER BY s.timestamp DESC LIMIT 1)"
+)
+RUN_SORTS = {
+    "time_began": "w.time_began",
+    "workflow_name": "w.workflow_name",
+    "run_id": "w.run_id",
+    "duration": seconds_between_sql("w.time_began", "w.time_completed"),
+    "status": "run_status",
+    "user": "w.user",
+}
+TASK_SORTS = {
+    "task_id": "t.task_id",
+    "duration": DURATION_SQL,
+    "time_invoked": "t.task_time_invoked",
+    "app": "t.task_func_name",
+}
+
+
+def _named_rows(conn: sqlite3.Connection, sql: str, params: dict) -> list[sqlite3.Row]:
+    cursor = conn.cursor()
+    cursor.row_factory = sqlite3.Row
+    return cursor.execute(sql, params).fetchall()
+
+
+def _bounded(limit: int, offset: int) -> tuple[int, int]:
+    return max(1, min(int(limit), MAX_PAGE)), max(0, int(offset))
+
+
+def _int_list(text: str | None) -> list[int]:
+    """Task ids from Parsl's comma-separated text columns (task_depends, task_joins)."""
+    ids = []
+    for part in (text or "").replace("[", "").replace("]", "").split(","):
+        part = part.strip()
+        if part.lstrip("-").isdigit():
+            ids.append(int(part))
+    return ids
+
+
+def state_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
+    """Number of tasks in each final state; tasks without any status row count as pending."""
+    info = describe_database(conn)
+    if not (info.has("task") and info.has("status")):
+        return {}
+    counts: dict[str, int] = {}
+    for state, n in conn.execute(
+        f"SELECT state, COUNT(*) FROM ({FINAL_STATES_SQL}) GROUP BY state", {"run": run_id}
+    ):
+        counts[state] = n
+    total = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
+    missing = total - sum(counts.values())
+    if missing > 0:
+        counts["pending"] = counts.get("pending", 0) + missing
+    return counts
+
+
+def _last_activity(conn: sqlite3.Connection, run_id: str) -> str | None:
+    return conn.execute(
+        "SELECT MAX(timestamp) FROM status WHERE run_id = ?", (run_id,)
+    ).fetchone()[0]
+
+
+def _run_from_row(
+    conn: sqlite3.Connection, info: DatabaseInfo, row: sqlite3.Row, with_counts: bool
+) -> RunRow:
+    counts = state_counts(conn, row["run_id"]) if with_counts else {}
+    if row["ts_status"] is not None:
+        status = taskscope_run_status(
+            row["ts_status"], row["last_heartbeat"], row["heartbeat_interval"],
+            info.timestamp_convention,
+        )
+    else:
+        failed = counts.get("failed", 0) + counts.get("dep_fail", 0)
+        if not with_counts:
+            failed = row["tasks_failed_count"] or 0
+        last = None if row["time_completed"] else _last_activity(conn, row["run_id"])
+        status = parsl_run_status(
+            row["time_completed"], failed, last, info.timestamp_convention
+        )
+    duration = row["duration_s"]
+    if duration is None and status == "running":
+        duration = age_seconds(row["time_began"], info.timestamp_convention)
+    return RunRow(
+        run_id=row["run_id"],
+        workflow_name=row["workflow_name"],
+        workflow_version=row["workflow_version"],
+        time_began=row["time_began"],
+        time_completed=row["time_completed"],
+        host=row["host"],
+        user=row["user"],
+        rundir=row["rundir"],
+        status=status,
+        duration_s=duration,
+        task_count=row["task_count"],
+        state_counts=counts,
+        last_heartbeat=row["last_heartbeat"],
+    )
+
+
+def _runs_select(info: DatabaseInfo) -> str:
+    if info.has("taskscope_run"):
+        run_cols = "r.status AS ts_status, r.last_heartbeat, r.heartbeat_interval"
+        join = "LEFT JOIN taskscope_run r ON r.run_id = w.run_id"
+    else:
+        run_cols = "NULL AS ts_status, NULL AS last_heartbeat, NULL AS heartbeat_interval"
+        join = ""
+    return (
+        "SELECT w.run_id, w.workflow_name, w.workflow_version, w.time_began, w.time_completed, "
+        "w.host, w.user, w.rundir, w.tasks_failed_count, w.tasks_completed_count, "
+        f"{seconds_between_sql('w.time_began', 'w.time_completed')} AS duration_s, "
+        "(SELECT COUNT(*) FROM task t WHERE t.run_id = w.run_id) AS task_count, "
+        f"{run_cols}, "
+        "COALESCE(" + ("r.status" if join else "NULL") + ", CASE WHEN w.time_completed IS NULL "
+        "THEN 'running' WHEN w.tasks_failed_count > 0 THEN 'failed' ELSE 'completed' END) "
+        f"AS run_status FROM workflow w {join}"
+    )
+
+
+def list_runs(
+    conn: sqlite3.Connection,
+    *,
+    sort: str = "time_began",
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+    workflow_name: str | None = None,
+    with_counts: bool = True,
+) -> Page[RunRow]:
+    """Runs in the database, newest first by default; `workflow_name` keeps one workflow's runs."""
+    limit, offset = _bounded(limit, offset)
+    info = describe_database(conn)
+    if not info.has_runs:
+        return Page([], 0, limit, offset)
+    where, params = "", {}
+    if workflow_name is not None:
+        where, params = " WHERE w.workflow_name IS :name", {"name": workflow_name}
+    order = RUN_SORTS.get(sort, RUN_SORTS["time_began"])
+    direction = "DESC" if descending else "ASC"
+    total = conn.execute(f"SELECT COUNT(*) FROM workflow w{where}", params).fetchone()[0]
+    rows = _named_rows(
+        conn,
+        f"{_runs_select(info)}{where} ORDER BY {order} {direction}, w.run_id "
+        "LIMIT :limit OFFSET :offset",
+        {**params, "limit": limit, "offset": offset},
+    )
+    runs = [_run_from_row(conn, info, row, with_counts) for row in rows]
+    return Page(runs, total, limit, offset)
+
+
+def get_run(conn: sqlite3.Connection, run_id: str, with_counts: bool = True) -> RunRow | None:
+    info = describe_database(conn)
+    if not info.has_runs:
+        return None
+    rows = _named_rows(conn, f"{_runs_select(info)} WHERE w.run_id = :run", {"run": run_id})
+    return _run_from_row(conn, info, rows[0], with_counts) if rows else None
+
+
+def workflow_names(conn: sqlite3.Connection, limit: int = 200) -> list[tuple[str | None, int]]:
+    """Distinct workflow names with their number of runs, for grouping runs."""
+    if not describe_database(conn).has_runs:
+        return []
+    return list(
+        conn.execute(
+            "SELECT workflow_name, COUNT(*) FROM workflow GROUP BY workflow_name "
+            "ORDER BY workflow_name LIMIT ?",
+            (limit,),
+        )
+    )
+
+
+def _duration_stats(conn: sqlite3.Connection, run_id: str) -> DurationStats:
+    durations = (
+        f"SELECT {DURATION_SQL} AS s FROM task t WHERE t.run_id = :run "
+        "AND t.task_time_invoked IS NOT NULL AND t.task_time_returned IS NOT NULL"
+    )
+    count, low, mean, high = conn.execute(
+        f"SELECT COUNT(s), MIN(s), AVG(s), MAX(s) FROM ({durations})", {"run": run_id}
+    ).fetchone()
+    median = None
+    if count:
+        median = conn.execute(
+            f"SELECT s FROM ({durations}) ORDER BY s LIMIT 1 OFFSET :mid",
+            {"run": run_id, "mid": (count - 1) // 2},
+        ).fetchone()[0]
+    return DurationStats(count, low, median, mean, high)
+
+
+def run_summary(conn: sqlite3.Connection, run_id: str) -> RunSummary | None:
+    """Details and task statistics of one run; None if the run is not in the database."""
+    info = describe_database(conn)
+    run = get_run(conn, run_id)
+    if run is None:
+        return None
+    try_count, tried_tasks = (0, 0)
+    executors: list[str] = []
+    if info.has("try"):
+        try_count, tried_tasks = conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT task_id) FROM try WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        executors = [
+            row[0]
+            for row in conn.execute(
+                "SELECT DISTINCT task_executor FROM try WHERE run_id = ? LIMIT 50", (run_id,)
+            )
+        ]
+    extra = None
+    if info.has("taskscope_run"):
+        extra = conn.execute(
+            "SELECT executors, python_version, taskscope_version, messages_dropped, pid "
+            "FROM taskscope_run WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+    if extra is not None and extra[0]:
+        recorded = [e for e in _split_executors(extra[0]) if e]
+        executors = recorded + [e for e in executors if e not in recorded]
+    return RunSummary(
+        run=run,
+        executors=executors,
+        try_count=try_count,
+        retry_count=max(0, try_count - tried_tasks),
+        duration=_duration_stats(conn, run_id),
+        last_activity=_last_activity(conn, run_id) if info.has("status") else None,
+        timestamp_convention=info.timestamp_convention,
+        python_version=extra[1] if extra else None,
+        taskscope_version=extra[2] if extra else None,
+        messages_dropped=(extra[3] or 0) if extra else 0,
+        pid=extra[4] if extra else None,
+    )
+
+
+def _split_executors(text: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in text.strip("[]").split(",")]
+
+
+def app_summary(conn: sqlite3.Connection, run_id: str) -> list[AppStats]:
+    """One row per app: invocations, completed and failed counts, mean durations."""
+    info = describe_database(conn)
+    if not (info.has("task") and info.has("status") and info.has("try")):
+        return []
+    exec_s = seconds_between_sql("task_try_time_running", "task_try_time_returned")
+    rows = conn.execute(
+        f"""
+        WITH final AS ({FINAL_STATES_SQL}),
+        tries AS (SELECT task_id, COUNT(*) AS n, SUM({exec_s}) AS exec_s
+                  FROM try WHERE run_id = :run GROUP BY task_id)
+        SELECT t.task_func_name, COUNT(*),
+               SUM(f.state IN ('exec_done', 'memo_done')),
+               SUM(f.state IN ('failed', 'dep_fail')),
+               COALESCE(SUM(tries.n), 0), AVG({DURATION_SQL}), AVG(tries.exec_s)
+        FROM task t LEFT JOIN final f ON f.task_id = t.task_id
+        LEFT JOIN tries ON tries.task_id = t.task_id
+        WHERE t.run_id = :run GROUP BY t.task_func_name ORDER BY t.task_func_name
+        """,
+        {"run": run_id},
+    ).fetchall()
+    return [
+        AppStats(
+            app=app,
+            tasks=n,
+            completed=done or 0,
+            failed=failed or 0,
+            unfinished=n - (done or 0) - (failed or 0),
+            tries=tries,
+            mean_duration_s=mean_d,
+            mean_exec_s=mean_e,
+        )
+        for app, n, done, failed, tries, mean_d, mean_e in rows
+    ]
+
+
+def list_tasks(
+    conn: sqlite3.Connection,
+    run_id: str,
+    *,
+    app: str | None = None,
+    state: str | None = None,
+    sort: str = "task_id",
+    descending: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page[TaskRow]:
+    """A page of a run's tasks, optionally of one app and/or in one final state."""
+    limit, offset = _bounded(limit, offset)
+    info = describe_database(conn)
+    if not info.has("task"):
+        return Page([], 0, limit, offset)
+    conditions, params = ["t.run_id = :run"], {"run": run_id}
+    if app is not None:
+        conditions.append("t.task_func_name = :app")
+        params["app"] = app
+    has_status = info.has("status")
+    if state is not None and has_status:
+        source = f"task t LEFT JOIN ({FINAL_STATES_SQL}) f ON f.task_id = t.task_id"
+        conditions.append("COALESCE(f.state, 'pending') = :state")
+        params["state"] = state
+        state_sql = "COALESCE(f.state, 'pending')"
+    else:
+        source = "task t"
+        state_sql = f"COALESCE({LATEST_STATE_OF_TASK_SQL}, 'pending')" if has_status else "'pending'"
+    where = " AND ".join(conditions)
+    total = conn.execute(f"SELECT COUNT(*) FROM {source} WHERE {where}", params).fetchone()[0]
+    tries_sql = hostname_sql = "NULL"
+    if info.has("try"):
+        tries_sql = "(SELECT COUNT(*) FROM try y WHERE y.run_id = t.run_id AND y.task_id = t.task_id)"
+        hostname_sql = (
+            "(SELECT y.hostname FROM try y WHERE y.run_id = t.run_id AND y.task_id = t.task_id "
+            "ORDER BY y.try_id DESC LIMIT 1)"
+        )
+    order = TASK_SORTS.get(sort, "t.task_id")
+    direction = "DESC" if descending else "ASC"
+    rows = conn.execute(
+        f"SELECT t.task_id, t.task_func_name, {state_sql}, t.task_time_invoked, "
+        f"t.task_time_returned, {DURATION_SQL}, COALESCE({tries_sql}, 0), {hostname_sql}, "
+        f"t.task_fail_count FROM {source} WHERE {where} "
+        f"ORDER BY {order} {direction}, t.task_id LIMIT :limit OFFSET :offset",
+        {**params, "limit": limit, "offset": offset},
+    ).fetchall()
+    return Page([TaskRow(*row) for row in rows], total, limit, offset)
+
+
+def state_history(conn: sqlite3.Connection, run_id: str, task_id: int) -> list[StatusEvent]:
+    """Every state transition of a task, in time order."""
+    if not describe_database(conn).has("status"):
+        return []
+    return [
+        StatusEvent(state, timestamp, try_id)
+        for state, timestamp, try_id in conn.execute(
+            "SELECT task_status_name, timestamp, try_id FROM status "
+            "WHERE run_id = ? AND task_id = ? ORDER BY timestamp, try_id LIMIT 10000",
+            (run_id, task_id),
+        )
+    ]
+
+
+def _tries(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: int) -> list[TryRecord]:
+    if not info.has("try"):
+        return []
+    failures: dict[int, TryFailure] = {}
+    if info.has("taskscope_try_failure"):
+        for try_id, etype, message, tb, code in conn.execute(
+            "SELECT try_id, exception_type, message, traceback, exit_code "
+            "FROM taskscope_try_failure WHERE run_id = ? AND task_id = ?",
+            (run_id, task_id),
+        ):
+            failures[try_id] = TryFailure(etype, message, tb, code)
+    wait = seconds_between_sql("task_try_time_launched", "task_try_time_running")
+    run = seconds_between_sql("task_try_time_running", "task_try_time_returned")
+    tries = []
+    for row in conn.execute(
+        "SELECT try_id, task_executor, hostname, block_id, task_try_time_launched, "
+        f"task_try_time_running, task_try_time_returned, task_fail_history, task_joins, {wait}, "
+        f"{run} FROM try WHERE run_id = ? AND task_id = ? ORDER BY try_id LIMIT 1000",
+        (run_id, task_id),
+    ):
+        tries.append(
+            TryRecord(
+                try_id=row[0],
+                executor=row[1],
+                hostname=row[2],
+                block_id=row[3],
+                time_launched=row[4],
+                time_running=row[5],
+                time_returned=row[6],
+                fail_history=row[7] or None,
+                joins=_int_list(row[8]),
+                failure=failures.get(row[0]),
+                wait_s=row[9],
+                run_s=row[10],
+            )
+        )
+    return tries
+
+
+def _dependents(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: int) -> list[int]:
+    """Tasks that depend on or join `task_id` (a text match, since the ids are stored as CSV)."""
+    key = str(task_id)
+    params = {"run": run_id, "exact": key, "first": f"{key},%", "last": f"%,{key}",
+              "middle": f"%,{key},%"}
+    match = "({col} = :exact OR {col} LIKE :first OR {col} LIKE :last OR {col} LIKE :middle)"
+    found = {
+        row[0]
+        for row in conn.execute(
+            f"SELECT task_id FROM task WHERE run_id = :run AND "
+            f"{match.format(col='task_depends')} LIMIT 1000",
+            params,
+        )
+    }
+    if info.has("try"):
+        found.update(
+            row[0]
+            for row in conn.execute(
+                f"SELECT DISTINCT task_id FROM try WHERE run_id = :run AND "
+                f"{match.format(col='task_joins')} LIMIT 1000",
+                params,
+            )
+        )
+    return sorted(found)
+
+
+def task_detail(conn: sqlite3.Connection, run_id: str, task_id: int) -> TaskDetail | None:
+    """Everything recorded about one task; None if it does not exist."""
+    info = describe_database(conn)
+    if not info.has("task"):
+        return None
+    row = conn.execute(
+        "SELECT task_func_name, task_depends, task_memoize, task_hashsum, task_inputs, "
+        "task_outputs, task_stdin, task_stdout, task_stderr, task_time_invoked, "
+        f"task_time_returned, {DURATION_SQL}, task_fail_count, task_fail_cost "
+        "FROM task t WHERE run_id = ? AND task_id = ?",
+        (run_id, task_id),
+    ).fetchone()
+    if row is None:
+        return None
+    history = state_history(conn, run_id, task_id)
+    tries = _tries(conn, info, run_id, task_id)
+    joins = sorted({j for attempt in tries for j in attempt.joins})
+    return TaskDetail(
+        run_id=run_id,
+        task_id=task_id,
+        app=row[0],
+        state=history[-1].state if history else "pending",
+        depends=_int_list(row[1]),
+        dependents=_dependents(conn, info, run_id, task_id),
+        joins=joins,
+        memoize=str(row[2]).strip().lower() in ("1", "true"),
+        hashsum=row[3] or None,
+        inputs=row[4],
+        outputs=row[5],
+        stdin=row[6] or None,
+        stdout=row[7] or None,
+        stderr=row[8] or None,
+        time_invoked=row[9],
+        time_returned=row[10],
+        duration_s=row[11],
+        fail_count=row[12] or 0,
+        fail_cost=row[13] or 0.0,
+        tries=tries,
+        history=history,
+    )
+
+
+def timeline(
+    conn: sqlite3.Connection, run_id: str, *, limit: int = 500, offset: int = 0
+) -> Page[TimelineTask]:
+    """A page of tasks (by id) with the time they spent in each state, for a Gantt chart."""
+    limit, offset = _bounded(limit, offset)
+    info = describe_database(conn)
+    if not (info.has("task") and info.has("status")):
+        return Page([], 0, limit, offset)
+    total = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
+    tasks = conn.execute(
+        "SELECT task_id, task_func_name FROM task WHERE run_id = ? ORDER BY task_id "
+        "LIMIT ? OFFSET ?",
+        (run_id, limit, offset),
+    ).fetchall()
+    if not tasks:
+        return Page([], total, limit, offset)
+    apps = dict(tasks)
+    end_of_run = _last_activity(conn, run_id)
+    events: dict[int, list[tuple[str, str]]] = {task_id: [] for task_id in apps}
+    for task_id, state, stamp in conn.execute(
+        "SELECT task_id, task_status_name, timestamp FROM status WHERE run_id = ? "
+        "AND task_id BETWEEN ? AND ? ORDER BY task_id, timestamp",
+        (run_id, tasks[0][0], tasks[-1][0]),
+    ):
+        if task_id in events:
+            events[task_id].append((state, stamp))
+    items = []
+    for task_id, app in tasks:
+        rows = events[task_id]
+        segments = []
+        for index, (state, start) in enumerate(rows):
+            if index + 1 < len(rows):
+                end = rows[index + 1][1]
+            elif state in ("exec_done", "memo_done", "failed", "dep_fail"):
+                continue  # a final state has no duration
+            else:
+                end = end_of_run or start
+            segments.append(TimelineSegment(state, start, end))
+        items.append(TimelineTask(task_id, app, segments))
+    return Page(items, total, limit, offset)

@@ -1,0 +1,72 @@
+"""`taskscope-visualize [DB]`: serve the dashboard over a monitoring database."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from taskscope.store.readonly import DatabaseNotFound, locate_database, open_readonly
+
+ALL_INTERFACES = "0.0.0.0"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taskscope-visualize",
+        description="Serve a web dashboard over a taskscope or Parsl monitoring database.",
+    )
+    parser.add_argument(
+        "database", nargs="?", default=None,
+        help="sqlite:///relative.db, sqlite:////absolute/path.db or a path (default: "
+             "./monitoring.db, else ./runinfo/monitoring.db)",
+    )
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.add_argument(
+        "--listen", nargs="?", const=ALL_INTERFACES, default="127.0.0.1", metavar="ADDRESS",
+        help="address to listen on (default 127.0.0.1; --listen alone means all interfaces)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        print(f"taskscope-visualize: --port must be between 0 and 65535, not {args.port}",
+              file=sys.stderr)
+        return 2
+    try:
+        located = locate_database(args.database, Path.cwd())
+        open_readonly(located.path).close()
+    except DatabaseNotFound as exc:
+        print(f"taskscope-visualize: {exc}", file=sys.stderr)
+        return 1
+    import uvicorn
+
+    from taskscope.visualize.app import create_app
+
+    print(f"taskscope-visualize: {located.how} (read-only)")
+    if args.listen in (ALL_INTERFACES, "::"):
+        print("taskscope-visualize: WARNING: listening on all interfaces; the dashboard has no "
+              "authentication and is reachable from the network. Prefer the default 127.0.0.1 "
+              "with an SSH tunnel (ssh -L 8080:127.0.0.1:8080 host).", file=sys.stderr)
+    shown_host = "127.0.0.1" if args.listen in (ALL_INTERFACES, "::") else args.listen
+    if ":" in shown_host:
+        shown_host = f"[{shown_host}]"
+    print(f"taskscope-visualize: open http://{shown_host}:{args.port}/ in a browser", flush=True)
+    app = create_app(located.path, debug=args.debug)
+    try:
+        uvicorn.run(app, host=args.listen, port=args.port,
+                    log_level="debug" if args.debug else "warning")
+    except (OSError, SystemExit) as exc:
+        if isinstance(exc, SystemExit) and not exc.code:
+            return 0
+        print(f"taskscope-visualize: could not listen on {args.listen}:{args.port} ({exc})",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""The dashboard's pages. Each page builds one context from the query layer; the HTML view
+renders it, and the same URL with ``?format=json`` returns its live sections and figures so a
+running workflow's page refreshes itself without a reload."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.templating import Jinja2Templates
+
+from taskscope.store import query
+from taskscope.store.records import RunRow
+from taskscope.store.timestamps import convention_label
+from taskscope.visualize import plots
+from taskscope.visualize.filetail import tail
+from taskscope.visualize.params import choice_param, int_param, relative_root, text_param
+from taskscope.visualize.source import DatabaseSource
+
+RUNS_PER_PAGE = 25
+TASKS_PER_PAGE = 50
+GANTT_TASKS = 200
+DAG_TASK_LIMIT = 2000
+REFRESH_SECONDS = 5
+
+
+@dataclass
+class PageData:
+    """What a page shows: template context, live sections, figures, and whether it is live."""
+
+    template: str
+    context: dict
+    sections: list[str] = field(default_factory=list)
+    figures: dict[str, dict] = field(default_factory=dict)
+    live: bool = False
+    title: str = ""
+    crumbs: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+def _not_found(what: str) -> HTTPException:
+    return HTTPException(status_code=404, detail=what)
+
+
+class Pages:
+    def __init__(self, source: DatabaseSource, templates: Jinja2Templates) -> None:
+        self.source = source
+        self.templates = templates
+
+    # ---- rendering -------------------------------------------------------------------
+    def respond(self, request: Request, page: PageData) -> Response:
+        root = relative_root(request.url.path)
+        context = {
+            **page.context,
+            "root": root,
+            "title": page.title,
+            "crumbs": page.crumbs,
+            "live": page.live,
+            "refresh_seconds": REFRESH_SECONDS,
+            "figures": page.figures,
+            "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "database": str(self.source.path),
+        }
+        if request.query_params.get("format") == "json":
+            sections = {
+                name: self.templates.get_template(f"_{name}.html").render(context)
+                for name in page.sections
+            }
+            return JSONResponse(
+                {
+                    "live": page.live,
+                    "generated_at": context["generated_at"],
+                    "last_activity": context.get("last_activity"),
+                    "sections": sections,
+                    "figures": page.figures,
+                }
+            )
+        return self.templates.TemplateResponse(request, page.template, context)
+
+    def _run(self, conn: sqlite3.Connection, run_id: str) -> RunRow:
+        run = query.get_run(conn, run_id)
+        if run is None:
+            raise _not_found(f"There is no run {run_id!r} in this database.")
+        return run
+
+    def _run_crumbs(self, run: RunRow) -> list[tuple[str, str | None]]:
+        return [("Workflows", ""), (run.workflow_name or run.run_id, f"workflow/{quote(run.run_id, safe='')}/")]
+
+    # ---- workflows list --------------------------------------------------------------
+    def workflows(self, request: Request) -> Response:
+        sort = choice_param(request, "sort", list(query.RUN_SORTS), "time_began")
+        order = choice_param(request, "order", ["asc", "desc"], "desc")
+        page_no = int_param(request, "page", 1, 1)
+        name = text_param(request, "name")
+
+        def load(conn: sqlite3.Connection) -> dict:
+            runs = query.list_runs(conn, sort=sort, descending=order == "desc",
+                                   limit=RUNS_PER_PAGE, offset=(page_no - 1) * RUNS_PER_PAGE,
+                                   workflow_name=name)
+            info = query.describe_database(conn)
+            return {"runs": runs, "names": query.workflow_names(conn),
+                    "convention": convention_label(info.timestamp_convention),
+                    "has_tables": info.has_runs}
+
+        data = self.source.cached(("workflows", sort, order, page_no, name), load)
+        runs = data["runs"]
+        pages = max(1, math.ceil(runs.total / RUNS_PER_PAGE))
+
+        def link(**changes: object) -> str:
+            params = {"sort": sort, "order": order, "page": page_no, **({"name": name} if name else {})}
+            params.update(changes)
+            return "?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+        context = {**data, "sort": sort, "order": order, "page_no": page_no, "pages": pages,
+                   "name": name, "link": link}
+        return self.respond(request, PageData(
+            "workflows.html", context, sections=["runs_table"], title="Workflows",
+            live=any(r.status == "running" for r in runs.items), crumbs=[("Workflows", None)]))
+
+    # ---- workflow summary ------------------------------------------------------------
+    def workflow(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        gantt_page = int_param(request, "gantt_page", 1, 1)
+
+        def load(conn: sqlite3.Connection) -> dict:
+            summary = query.run_summary(conn, run_id)
+            if summary is None:
+                return {}
+            return {"summary": summary, "apps": query.app_summary(conn, run_id),
+                    "timeline": query.timeline(conn, run_id, limit=GANTT_TASKS,
+                                               offset=(gantt_page - 1) * GANTT_TASKS)}
+
+        data = self.source.cached(("workflow", run_id, gantt_page), load)
+        if not data:
+            raise _not_found(f"There is no run {run_id!r} in this database.")
+        summary = data["summary"]
+        label = convention_label(summary.timestamp_convention)
+        timeline = data["timeline"]
+        context = {**data, "run": summary.run, "convention": label, "gantt_page": gantt_page,
+                   "gantt_pages": max(1, math.ceil(timeline.total / GANTT_TASKS)),
+                   "last_activity": summary.last_activity}
+        figures = {"gantt": plots.gantt(timeline.items, label)} if timeline.items else {}
+        return self.respond(request, PageData(
+            "workflow.html", context, sections=["run_details", "app_table"], figures=figures,
+            live=summary.run.status == "running", title=summary.run.workflow_name or run_id,
+            crumbs=self._run_crumbs(summary.run)[:1] + [(summary.run.workflow_name or run_id, None)]))
+
+    # ---- DAG ---------------------------------------------------------------------------
+    def dag(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        colour = choice_param(request, "colour", ["app", "state"], "app")
+        requested_view = choice_param(request, "view", ["auto", "apps", "tasks"], "auto")
+        app = text_param(request, "app")
+        first = int_param(request, "first", 0, 0) if request.query_params.get("first") else None
+        limit = int_param(request, "limit", DAG_TASK_LIMIT, 10, 20000)
+
+        def load(conn: sqlite3.Connection) -> dict:
+            run = self._run(conn, run_id)
+            view = requested_view
+            if view == "auto":
+                view = "tasks" if run.task_count <= DAG_TASK_LIMIT or app or first is not None else "apps"
+            if view == "apps":
+                return {"run": run, "view": view, "graph": query.app_graph(conn, run_id)}
+            graph = query.task_graph(conn, run_id, app=app, first_task=first, limit=limit)
+            return {"run": run, "view": view, "graph": graph}
+
+        data = self.source.cached(("dag", run_id, colour, requested_view, app, first, limit), load)
+        run, graph, view = data["run"], data["graph"], data["view"]
+        if view == "apps":
+            figure = plots.app_dag(graph, colour)
+        else:
+            figure = plots.task_dag(graph, colour)
+        apps = sorted({n.app for n in graph.nodes}) if view == "tasks" else [n.app for n in graph.nodes]
+        shown = len(graph.nodes)
+        context = {"run": run, "graph": graph, "view": view, "colour": colour, "app": app,
+                   "first": first, "limit": limit, "shown": shown, "apps": apps,
+                   "quote": lambda s: quote(s, safe=""),
+                   "webgl": view == "tasks" and shown > plots.WEBGL_ABOVE,
+                   "next_first": (max(n.task_id for n in graph.nodes) + 1) if view == "tasks" and graph.nodes else None}
+        title = f"DAG by {colour}"
+        return self.respond(request, PageData(
+            "dag.html", context, sections=["dag_info"], figures={"dag": figure} if graph.nodes else {},
+            live=run.status == "running", title=title,
+            crumbs=self._run_crumbs(run) + [(title, None)]))
+
+    # ---- resources -----------------------------------------------------------------------
+    def resources(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+
+        def load(conn: sqlite3.Connection) -> dict:
+            run = self._run(conn, run_id)
+            info = query.describe_database(conn)
+            return {"run": run, "usage": query.run_usage(conn, run_id),
+                    "dists": query.app_distributions(conn, run_id),
+                    "convention": convention_label(info.timestamp_convention)}
+
+        data = self.source.cached(("resources", run_id), load)
+        usage, dists, label = data["usage"], data["dists"], data["convention"]
+        figures = {}
+        if usage is not None:
+            for which in ("workers", "cpu", "memory"):
+                if which == "workers" or usage.sample_count:
+                    figures[f"usage_{which}"] = plots.usage_plot(usage, which, label)
+        for which in ("duration_s", "peak_memory_bytes", "cpu_time_s"):
+            if any(getattr(d, which) is not None for d in dists):
+                figures[f"dist_{which}"] = plots.distribution_plot(dists, which)
+        context = {**data, "figure_names": list(figures)}
+        return self.respond(request, PageData(
+            "resources.html", context, sections=["capacity"], figures=figures,
+            live=data["run"].status == "running", title="Resource usage",
+            crumbs=self._run_crumbs(data["run"]) + [("Resource usage", None)]))
+
+    # ---- app -------------------------------------------------------------------------------
+    def app(self, request: Request) -> Response:
+        run_id, app = request.path_params["run_id"], request.path_params["app"]
+        page_no = int_param(request, "page", 1, 1)
+        state = text_param(request, "state", 40)
+        sort = choice_param(request, "sort", list(query.TASK_SORTS), "task_id")
+        order = choice_param(request, "order", ["asc", "desc"], "asc")
+
+        def load(conn: sqlite3.Connection) -> dict:
+            run = self._run(conn, run_id)
+            tasks = query.list_tasks(conn, run_id, app=app, state=state, sort=sort,
+                                     descending=order == "desc", limit=TASKS_PER_PAGE,
+                                     offset=(page_no - 1) * TASKS_PER_PAGE)
+            if tasks.total == 0 and state is None:
+                raise _not_found(f"Run {run_id!r} has no app {app!r}.")
+            stats = next((a for a in query.app_summary(conn, run_id) if a.app == app), None)
+            return {"run": run, "tasks": tasks, "stats": stats}
+
+        data = self.source.cached(("app", run_id, app, page_no, state, sort, order), load)
+        tasks = data["tasks"]
+
+        def link(**changes: object) -> str:
+            params = {"page": page_no, "sort": sort, "order": order, "state": state}
+            params.update(changes)
+            return "?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+        context = {**data, "app": app, "page_no": page_no, "state": state, "sort": sort,
+                   "order": order, "link": link,
+                   "pages": max(1, math.ceil(tasks.total / TASKS_PER_PAGE)),
+                   "app_href": quote(app, safe="")}
+        return self.respond(request, PageData(
+            "app.html", context, sections=["task_table"], live=data["run"].status == "running",
+            title=f"App {app}", crumbs=self._run_crumbs(data["run"]) + [(f"app {app}", None)]))
+
+    # ---- task ------------------------------------------------------------------------------
+    def task(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        task_id = request.path_params["task_id"]
+
+        def load(conn: sqlite3.Connection) -> dict:
+            run = self._run(conn, run_id)
+            detail = query.task_detail(conn, run_id, task_id)
+            if detail is None:
+                raise _not_found(f"Run {run_id!r} has no task {task_id}.")
+            info = query.describe_database(conn)
+            return {"run": run, "task": detail,
+                    "samples": query.resource_series(conn, run_id, task_id),
+                    "convention": convention_label(info.timestamp_convention)}
+
+        data = self.source.cached(("task", run_id, task_id), load)
+        detail, samples = data["task"], data["samples"]
+        base = Path(data["run"].rundir) if data["run"].rundir else None
+        figures = {}
+        if samples:
+            figures = {"try_memory": plots.try_resource_plot(samples, "memory"),
+                       "try_cpu": plots.try_resource_plot(samples, "cpu")}
+        context = {**data, "stdout": tail(detail.stdout, base), "stderr": tail(detail.stderr, base),
+                   "app_href": quote(detail.app, safe="")}
+        live = data["run"].status == "running" and detail.state not in (
+            "exec_done", "memo_done", "failed", "dep_fail")
+        return self.respond(request, PageData(
+            "task.html", context, sections=["task_body"], figures=figures, live=live,
+            title=f"Task {task_id}",
+            crumbs=self._run_crumbs(data["run"]) + [
+                (f"app {detail.app}", f"workflow/{quote(run_id, safe='')}/app/{quote(detail.app, safe='')}"),
+                (f"task {task_id}", None)]))
