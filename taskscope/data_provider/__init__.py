@@ -1,0 +1,3 @@
+from taskscope.data_provider.files import File
+
+__all__ = ["File"]

@@ -1,0 +1,7 @@
+"""Executors: where ready tasks run."""
+
+from taskscope.executors.base import Executor
+from taskscope.executors.high_throughput.executor import HighThroughputExecutor
+from taskscope.executors.threads import ThreadPoolExecutor
+
+__all__ = ["Executor", "HighThroughputExecutor", "ThreadPoolExecutor"]

@@ -1,0 +1,92 @@
+"""The app decorators: ``python_app``, ``bash_app``, ``join_app`` (as ``parsl.app.app``)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from taskscope.dataflow.dflow import DataFlowKernel, DataFlowKernelLoader
+from taskscope.dataflow.futures import AppFuture
+from taskscope.errors import ExecutorLabelError
+
+
+class AppBase:
+    """A decorated function: calling it makes a task and returns an AppFuture."""
+
+    def __init__(self, func: Callable[..., Any], data_flow_kernel: DataFlowKernel | None = None,
+                 executors: str | Sequence[str] = "all", cache: bool = False,
+                 ignore_for_cache: Sequence[str] | None = None):
+        if not callable(func):
+            raise TypeError(f"an app decorates a function, got {type(func).__name__}")
+        if executors != "all":
+            if isinstance(executors, str):
+                executors = [executors]
+            if not isinstance(executors, (list, tuple)) or \
+                    not all(isinstance(e, str) for e in executors):
+                raise TypeError("executors= must be 'all' or a list of executor labels, got "
+                                f"{executors!r}")
+            executors = list(executors)
+        if not isinstance(cache, bool):
+            raise TypeError(f"cache= must be a bool, got {type(cache).__name__}")
+        self.func = func
+        self.__name__ = getattr(func, "__name__", type(func).__name__)
+        self.data_flow_kernel = data_flow_kernel
+        self.executors = executors
+        self.cache = cache
+        self.ignore_for_cache = list(ignore_for_cache or ())
+        functools.update_wrapper(self, func)
+        loaded = data_flow_kernel or DataFlowKernelLoader._dfk
+        if loaded is not None and executors != "all":
+            # Catch a typo at decoration time when a config is already loaded.
+            unknown = [e for e in executors if e not in loaded._user_labels]
+            if unknown:
+                raise ExecutorLabelError(self.__name__, unknown, loaded._user_labels)
+
+    def _dfk(self) -> DataFlowKernel:
+        return self.data_flow_kernel or DataFlowKernelLoader.dfk()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> AppFuture:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.__name__}>"
+
+
+def _decorator(app_class: type, function: Callable[..., Any] | None, **options: Any) -> Any:
+    if function is not None:
+        return app_class(function, **options)
+    return lambda f: app_class(f, **options)
+
+
+def python_app(function: Callable[..., Any] | None = None,
+               data_flow_kernel: DataFlowKernel | None = None, cache: bool = False,
+               executors: str | Sequence[str] = "all",
+               ignore_for_cache: Sequence[str] | None = None) -> Any:
+    """Run the function as a task; its return value is the future's result."""
+    from taskscope.app.python import PythonApp
+
+    return _decorator(PythonApp, function, data_flow_kernel=data_flow_kernel, cache=cache,
+                      executors=executors, ignore_for_cache=ignore_for_cache)
+
+
+def bash_app(function: Callable[..., Any] | None = None,
+             data_flow_kernel: DataFlowKernel | None = None, cache: bool = False,
+             executors: str | Sequence[str] = "all",
+             ignore_for_cache: Sequence[str] | None = None) -> Any:
+    """The function returns a shell command line; the task runs it (result: exit code 0)."""
+    from taskscope.app.bash import BashApp
+
+    return _decorator(BashApp, function, data_flow_kernel=data_flow_kernel, cache=cache,
+                      executors=executors, ignore_for_cache=ignore_for_cache)
+
+
+def join_app(function: Callable[..., Any] | None = None,
+             data_flow_kernel: DataFlowKernel | None = None, cache: bool = False,
+             ignore_for_cache: Sequence[str] | None = None) -> Any:
+    """The function runs in the workflow's process and returns futures of further apps;
+    the task completes with their results."""
+    from taskscope.app.python import JoinApp
+
+    return _decorator(JoinApp, function, data_flow_kernel=data_flow_kernel, cache=cache,
+                      ignore_for_cache=ignore_for_cache)

@@ -1,0 +1,124 @@
+"""``Config``: what a workflow runs on and how (the shape of ``parsl.config.Config``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from taskscope.errors import ConfigurationError
+from taskscope.executors.base import Executor
+
+_STRATEGIES = {None, "none", "simple", "htex_auto_scale"}
+INTERNAL_EXECUTOR_LABEL = "_taskscope_internal"
+
+
+def _check_int(name: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Config({name}=...) must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"Config({name}=...) must be >= {minimum}, got {value}")
+    return value
+
+
+class Config:
+    """Everything ``taskscope.load()`` needs.
+
+    ``retries``: how many times a failed task is tried again (each failure costs 1, or what
+    ``retry_handler(exception, task_record)`` returns). ``app_cache``: lets apps declared with
+    ``cache=True`` reuse results of equal calls. ``run_dir``: where each run gets a numbered
+    directory for its logs. ``monitoring``: a ``MonitoringHub`` or None.
+    """
+
+    def __init__(
+        self,
+        executors: Sequence[Executor] | None = None,
+        app_cache: bool = True,
+        retries: int = 0,
+        retry_handler: Callable[[BaseException, Any], float] | None = None,
+        run_dir: str | os.PathLike[str] = "runinfo",
+        strategy: str | None = "simple",
+        strategy_period: float = 5,
+        max_idletime: float = 120.0,
+        monitoring: Any = None,
+        checkpoint_files: Sequence[str] | None = None,
+        checkpoint_mode: str | None = None,
+        checkpoint_period: str | None = None,
+        garbage_collect: bool = True,
+        internal_tasks_max_threads: int = 10,
+        initialize_logging: bool = True,
+        usage_tracking: int | bool = 0,
+        exit_mode: str = "cleanup",
+        std_autopath: Callable[..., str] | None = None,
+        project_name: str | None = None,
+    ):
+        if executors is None:
+            from taskscope.executors.threads import ThreadPoolExecutor
+
+            executors = [ThreadPoolExecutor()]
+        if isinstance(executors, Executor) or not isinstance(executors, (list, tuple)):
+            raise TypeError("Config(executors=...) must be a list of executors, got "
+                            f"{type(executors).__name__}")
+        if not executors:
+            raise ValueError("Config(executors=...) needs at least one executor")
+        labels: list[str] = []
+        for ex in executors:
+            if not isinstance(ex, Executor):
+                raise TypeError("Config(executors=...) items must be executors such as "
+                                f"ThreadPoolExecutor(), got {type(ex).__name__}")
+            if ex.label in labels:
+                raise ValueError(f"Config(executors=...): label {ex.label!r} is used twice; "
+                                 "labels must be unique")
+            if ex.label == INTERNAL_EXECUTOR_LABEL:
+                raise ValueError(f"Config(executors=...): label {ex.label!r} is reserved")
+            labels.append(ex.label)
+        self.executors: list[Executor] = list(executors)
+
+        if not isinstance(app_cache, bool):
+            raise TypeError(f"Config(app_cache=...) must be a bool, got {type(app_cache).__name__}")
+        self.app_cache = app_cache
+        self.retries = _check_int("retries", retries)
+        if retry_handler is not None and not callable(retry_handler):
+            raise TypeError("Config(retry_handler=...) must be callable(exception, task_record)")
+        self.retry_handler = retry_handler
+        if not isinstance(run_dir, (str, os.PathLike)) or not os.fspath(run_dir):
+            raise TypeError(f"Config(run_dir=...) must be a non-empty path, got {run_dir!r}")
+        self.run_dir = os.fspath(run_dir)
+        if strategy not in _STRATEGIES:
+            raise ValueError(f"Config(strategy=...) must be one of "
+                             f"{sorted(s for s in _STRATEGIES if s)} or None, got {strategy!r}")
+        self.strategy = strategy
+        self.strategy_period = strategy_period
+        self.max_idletime = max_idletime
+        if monitoring is not None:
+            for method in ("start", "send", "wrap", "close"):
+                if not callable(getattr(monitoring, method, None)):
+                    raise TypeError("Config(monitoring=...) must be a MonitoringHub (an object "
+                                    f"with start/send/wrap/close), got {type(monitoring).__name__}")
+        self.monitoring = monitoring
+        if checkpoint_mode is not None or checkpoint_files:
+            raise ConfigurationError("checkpointing (checkpoint_mode/checkpoint_files) is not "
+                                     "supported by taskscope; memoization works within a run")
+        self.checkpoint_files = checkpoint_files
+        self.checkpoint_mode = checkpoint_mode
+        self.checkpoint_period = checkpoint_period
+        self.garbage_collect = garbage_collect
+        self.internal_tasks_max_threads = _check_int(
+            "internal_tasks_max_threads", internal_tasks_max_threads, minimum=1)
+        self.initialize_logging = initialize_logging
+        self.usage_tracking = usage_tracking
+        if exit_mode not in ("cleanup", "skip", "wait"):
+            raise ValueError(f"Config(exit_mode=...) must be 'cleanup', 'skip' or 'wait', "
+                             f"got {exit_mode!r}")
+        self.exit_mode = exit_mode
+        self.std_autopath = std_autopath
+        self.project_name = project_name
+
+    @property
+    def executor_labels(self) -> list[str]:
+        return [ex.label for ex in self.executors]
+
+    def __repr__(self) -> str:
+        return (f"Config(executors={self.executors!r}, retries={self.retries}, "
+                f"run_dir={self.run_dir!r}, app_cache={self.app_cache}, "
+                f"monitoring={self.monitoring!r})")

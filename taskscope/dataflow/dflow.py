@@ -1,0 +1,514 @@
+"""The DataFlowKernel: task records, dependencies, retries, memoization and futures.
+
+Hot path (monitoring off): one TaskRecord and one AppFuture per call, no lock for a task
+without dependencies, no per-task log line at INFO, no message objects. Completion runs in
+whichever thread the executor completes futures on (a pool thread, or the HTEX I/O thread).
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import itertools
+import logging
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from functools import partial
+from typing import Any
+
+from taskscope.config import INTERNAL_EXECUTOR_LABEL, Config
+from taskscope.data_provider.files import File
+from taskscope.dataflow.futures import AppFuture, DataFuture
+from taskscope.dataflow.memoization import Memoizer, NotMemoizable
+from taskscope.dataflow.rundir import attach_run_log, detach_run_log, make_run_dir
+from taskscope.dataflow.states import FINAL_STATES, States
+from taskscope.dataflow.taskrecord import TaskRecord, TryFailureRecord
+from taskscope.errors import (
+    BashExitFailure,
+    ConfigurationError,
+    DependencyError,
+    ExecutorError,
+    ExecutorLabelError,
+    JoinError,
+    NoDataFlowKernelError,
+    TaskscopeError,
+    remote_traceback,
+)
+from taskscope.executors.base import Executor
+from taskscope.executors.threads import ThreadPoolExecutor
+
+logger = logging.getLogger(__name__)
+
+# Parsl's sentinel for "name the stdout/stderr file for me" (parsl.AUTO_LOGNAME).
+AUTO_LOGNAME = -1
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("taskscope")
+    except Exception:
+        return "0.1.0"
+
+
+class DataFlowKernel:
+    """Runs app calls as tasks once their dependencies are done, on the chosen executors."""
+
+    def __init__(self, config: Config | None = None):
+        if config is None:
+            config = Config()
+        if not isinstance(config, Config):
+            raise TypeError(f"load(config) needs a taskscope Config, got {type(config).__name__}")
+        self.config = config
+        self.run_id = str(uuid.uuid4())
+        self.time_began = time.time()
+        self.run_dir = make_run_dir(config.run_dir)
+        self._log_handler = attach_run_log(self.run_dir) if config.initialize_logging else None
+        logger.info("taskscope run %s starting in %s", self.run_id, self.run_dir)
+
+        self.tasks: dict[int, TaskRecord] = {}
+        self._active: dict[int, TaskRecord] = {}
+        self._task_ids = itertools.count()
+        self._lock = threading.Lock()  # dependency counters and final-state counts
+        self._n_done = 0
+        self._n_failed = 0
+        self.memoizer = Memoizer(config.app_cache)
+        self._cleanup_called = False
+        self._abort_reason: str | None = None
+
+        self.monitoring = config.monitoring
+        self._events = None
+        if self.monitoring is not None:
+            from taskscope.dataflow.monitor_events import TaskEvents
+
+            self.monitoring.start(self.run_id, config.run_dir)
+            self._events = TaskEvents(self.monitoring, self.run_id)
+            self._events.workflow_start(self.run_dir, config.executor_labels, self.time_began,
+                                        _version())
+
+        self.executors: dict[str, Executor] = {}
+        self._user_labels = config.executor_labels
+        internal = ThreadPoolExecutor(label=INTERNAL_EXECUTOR_LABEL,
+                                      max_threads=config.internal_tasks_max_threads)
+        try:
+            for ex in [*config.executors, internal]:
+                ex.run_dir = self.run_dir
+                if self._events is not None:
+                    ex.run_id = self.run_id
+                    ex.monitoring_send = self.monitoring.send
+                ex.start()
+                self.executors[ex.label] = ex
+        except BaseException:
+            self._abort_reason = "executor start failed"
+            self.cleanup()
+            raise
+
+        atexit.register(self.atexit_cleanup)
+        self._previous_excepthook = sys.excepthook
+        sys.excepthook = self._excepthook
+        self._previous_sigterm: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    # ----------------------------------------------------------------- context manager
+    def __enter__(self) -> DataFlowKernel:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self._abort_reason = self._abort_reason or exc_type.__name__
+        elif self.config.exit_mode == "wait":
+            self.wait_for_current_tasks()
+        if self.config.exit_mode != "skip" or exc_type is not None:
+            self.cleanup()
+
+    # ----------------------------------------------------------------- submission
+    def submit(self, func: Callable[..., Any], app_args: tuple, executors: str | Sequence[str] = "all",
+               cache: bool = False, ignore_for_cache: Sequence[str] | None = None,
+               app_kwargs: dict[str, Any] | None = None, join: bool = False,
+               func_name: str | None = None) -> AppFuture:
+        """Make a task of ``func(*app_args, **app_kwargs)``; returns its AppFuture at once."""
+        if self._cleanup_called:
+            raise NoDataFlowKernelError("this DataFlowKernel has been cleaned up; load a new "
+                                        "config with taskscope.load(config)")
+        name = func_name or getattr(func, "__name__", repr(func))
+        kwargs = {} if app_kwargs is None else app_kwargs
+        label = INTERNAL_EXECUTOR_LABEL if join else self._choose_executor(executors, name)
+        outputs = kwargs.get("outputs")
+        if outputs:
+            for i, o in enumerate(outputs):
+                if not isinstance(o, File):
+                    raise TypeError(f"app {name!r}: outputs[{i}] must be a File, "
+                                    f"got {type(o).__name__}")
+        tid = next(self._task_ids)
+        if kwargs.get("stdout") is AUTO_LOGNAME or kwargs.get("stderr") is AUTO_LOGNAME:
+            self._auto_lognames(tid, name, kwargs)
+        record = TaskRecord(
+            id=tid, func=func, func_name=name, executor=label, args=app_args, kwargs=kwargs,
+            time_invoked=time.time(), memoize=bool(cache) and self.config.app_cache, join=join,
+            ignore_for_cache=list(ignore_for_cache or ()),
+            resource_specification=kwargs.get("parsl_resource_specification") or {},
+            status=States.pending)
+        app_fu = AppFuture(record)
+        record.app_fu = app_fu
+        if outputs:
+            app_fu._outputs = [DataFuture(app_fu, o, tid) for o in outputs]
+
+        deps = [a for a in app_args if isinstance(a, Future)]
+        if kwargs:
+            deps.extend(v for v in kwargs.values() if isinstance(v, Future))
+            inputs = kwargs.get("inputs")
+            if inputs:
+                deps.extend(v for v in inputs if isinstance(v, Future))
+        record.depends = deps
+        self.tasks[tid] = record
+        self._active[tid] = record
+        ev = self._events
+        if ev is not None:
+            ev.task_info(record)
+            ev.status(record, States.pending)
+
+        if not deps:
+            self._start(record)
+        else:
+            record.deps_remaining = len(deps) + 1
+            release = partial(self._dependency_done, record)
+            for d in deps:
+                d.add_done_callback(release)
+            release(None)
+        return app_fu
+
+    def _choose_executor(self, executors: str | Sequence[str], app_name: str) -> str:
+        if executors == "all":
+            choices = self._user_labels
+        else:
+            if isinstance(executors, str):
+                executors = [executors]
+            unknown = [e for e in executors
+                       if e not in self.executors or e == INTERNAL_EXECUTOR_LABEL]
+            if unknown or not executors:
+                raise ExecutorLabelError(app_name, unknown or ["(empty list)"], self._user_labels)
+            choices = list(executors)
+        return choices[0] if len(choices) == 1 else random.choice(choices)
+
+    def _auto_lognames(self, tid: int, name: str, kwargs: dict[str, Any]) -> None:
+        folder = os.path.join(self.run_dir, "task_logs", f"{tid // 10000:04d}")
+        os.makedirs(folder, exist_ok=True)
+        for stream in ("stdout", "stderr"):
+            if kwargs.get(stream) is AUTO_LOGNAME:
+                kwargs[stream] = os.path.join(folder, f"task_{tid:04d}_{name}.{stream}")
+
+    def _dependency_done(self, record: TaskRecord, _fut: Future | None) -> None:
+        with self._lock:
+            record.deps_remaining -= 1
+            ready = record.deps_remaining == 0
+        if ready:
+            self._start(record)
+
+    # ----------------------------------------------------------------- launching
+    def _start(self, record: TaskRecord) -> None:
+        """All dependencies are done: fail on a failed one, substitute results, launch."""
+        if record.depends:
+            failed = []
+            for d in record.depends:
+                try:
+                    exc = d.exception()
+                except concurrent.futures.CancelledError as e:
+                    exc = e
+                if exc is not None:
+                    failed.append((exc, getattr(d, "tid", None)))
+            if failed:
+                self._dep_fail(record, failed)
+                return
+            record.args = tuple(a.result() if isinstance(a, Future) else a for a in record.args)
+            kw = {k: (v.result() if isinstance(v, Future) else v)
+                  for k, v in record.kwargs.items()}
+            if kw.get("inputs"):
+                kw["inputs"] = [v.result() if isinstance(v, Future) else v for v in kw["inputs"]]
+            record.kwargs = kw
+        if record.memoize:
+            try:
+                record.hashsum = self.memoizer.make_hash(record.func, record.args, record.kwargs,
+                                                         record.ignore_for_cache)
+            except NotMemoizable as e:
+                logger.info("task %s (%s) runs without memoization: %s", record.id,
+                            record.func_name, e)
+            else:
+                earlier = self.memoizer.lookup(record.hashsum)
+                if earlier is not None:
+                    record.from_memo = True
+                    self._finish_ok(record, earlier.result(), States.memo_done)
+                    return
+        self._launch_try(record)
+
+    def _launch_try(self, record: TaskRecord) -> None:
+        record.try_time_launched = time.time()
+        record.try_time_returned = None
+        record.status = States.launched
+        func = record.func
+        ev = self._events
+        if ev is not None:
+            func = ev.wrap(func, record)
+            ev.status(record, States.launched)
+            ev.try_launched(record)
+        try:
+            fu = self.executors[record.executor].submit(
+                func, record.resource_specification, *record.args, **record.kwargs)
+        except Exception as e:  # e.g. an argument that cannot be serialised: fails this try
+            fu = Future()
+            fu.set_exception(e)
+        record.exec_fu = fu
+        fu._taskscope_record = record  # type: ignore[attr-defined]
+        fu.add_done_callback(self._try_done)
+
+    def _try_done(self, fu: Future) -> None:
+        record: TaskRecord = fu._taskscope_record  # type: ignore[attr-defined]
+        record.try_time_returned = time.time()
+        try:
+            exc = fu.exception()
+        except concurrent.futures.CancelledError as e:
+            exc = ExecutorError(record.executor, f"task was cancelled: {e}")
+        if exc is not None:
+            self._try_failed(record, exc)
+        elif record.join:
+            self._start_joining(record, fu.result())
+        else:
+            self._finish_ok(record, fu.result(), States.exec_done)
+
+    # ----------------------------------------------------------------- join apps
+    def _start_joining(self, record: TaskRecord, returned: Any) -> None:
+        if isinstance(returned, Future):
+            inner = [returned]
+        elif isinstance(returned, (list, tuple)) and all(isinstance(f, Future) for f in returned):
+            inner = list(returned)
+        else:
+            self._try_failed(record, TypeError(
+                f"join app {record.func_name!r} must return a Future or a list of Futures, "
+                f"got {type(returned).__name__}"))
+            return
+        record.joins = inner
+        record.status = States.joining
+        ev = self._events
+        if ev is not None:
+            ev.status(record, States.joining)
+        record.deps_remaining = len(inner) + 1
+        release = partial(self._join_part_done, record, isinstance(returned, Future))
+        for f in inner:
+            f.add_done_callback(release)
+        release(None)
+
+    def _join_part_done(self, record: TaskRecord, single: bool, _fut: Future | None) -> None:
+        with self._lock:
+            record.deps_remaining -= 1
+            if record.deps_remaining:
+                return
+        inner = record.joins or []
+        failed = [(f.exception(), getattr(f, "tid", None)) for f in inner
+                  if f.exception() is not None]
+        record.try_time_returned = time.time()
+        if single and failed:
+            self._try_failed(record, failed[0][0])
+        elif failed:
+            self._try_failed(record, JoinError(failed, record.id))
+        else:
+            result = inner[0].result() if single else [f.result() for f in inner]
+            self._finish_ok(record, result, States.exec_done)
+
+    # ----------------------------------------------------------------- outcomes
+    def _try_failed(self, record: TaskRecord, exc: BaseException) -> None:
+        tb = remote_traceback(exc)
+        if tb is None:
+            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        exit_code = exc.exitcode if isinstance(exc, BashExitFailure) else None
+        failure = TryFailureRecord(record.try_id, exc, tb, exit_code, time.time())
+        record.try_failures.append(failure)
+        record.fail_history.append(repr(exc))
+        record.fail_count += 1
+        cost: float = 1
+        if self.config.retry_handler is not None:
+            try:
+                cost = float(self.config.retry_handler(exc, record))
+            except Exception:
+                logger.exception("retry_handler raised for task %s; not retrying", record.id)
+                cost = float("inf")
+        record.fail_cost += cost
+        ev = self._events
+        if ev is not None:
+            ev.try_failed(record, failure)
+            ev.try_ended(record)
+        if record.fail_cost <= self.config.retries and not self._cleanup_called:
+            logger.info("task %s (%s) try %s failed (%s: %s); retrying", record.id,
+                        record.func_name, record.try_id, type(exc).__name__, exc)
+            record.status = States.fail_retryable
+            if ev is not None:
+                ev.status(record, States.fail_retryable)
+            record.try_id += 1
+            self._launch_try(record)
+            return
+        logger.info("task %s (%s) failed after %s tries: %s: %s", record.id, record.func_name,
+                    record.fail_count, type(exc).__name__, exc)
+        remote_tb = remote_traceback(exc)
+        if remote_tb and hasattr(exc, "add_note") and not getattr(exc, "_taskscope_noted", False):
+            exc.add_note(f"Traceback on the worker:\n{remote_tb.rstrip()}")
+            exc._taskscope_noted = True  # type: ignore[attr-defined]
+        self._finish_failed(record, exc, States.failed)
+
+    def _dep_fail(self, record: TaskRecord, failed: list[tuple[BaseException, int | None]]) -> None:
+        logger.info("task %s (%s) dep_fail: dependencies %s failed", record.id, record.func_name,
+                    [t for _, t in failed])
+        self._finish_failed(record, DependencyError(failed, record.id), States.dep_fail)
+
+    def _finish_ok(self, record: TaskRecord, result: Any, state: States) -> None:
+        self._finalize(record, state, False)
+        record.app_fu.set_result(result)  # type: ignore[union-attr]
+        if state is States.exec_done and record.hashsum is not None:
+            self.memoizer.record(record.hashsum, record.app_fu)  # type: ignore[arg-type]
+
+    def _finish_failed(self, record: TaskRecord, exc: BaseException, state: States) -> None:
+        self._finalize(record, state, True)
+        record.app_fu.set_exception(exc)  # type: ignore[union-attr]
+
+    def _finalize(self, record: TaskRecord, state: States, failed: bool) -> None:
+        record.status = state
+        record.time_returned = time.time()
+        with self._lock:
+            if failed:
+                self._n_failed += 1
+            else:
+                self._n_done += 1
+        self._active.pop(record.id, None)
+        if self.config.garbage_collect:
+            self.tasks.pop(record.id, None)
+        ev = self._events
+        if ev is not None:
+            ev.status(record, state)
+            if state is States.exec_done:
+                ev.try_ended(record)
+            ev.task_info(record)
+
+    # ----------------------------------------------------------------- waiting and ending
+    def wait_for_current_tasks(self) -> None:
+        """Block until every task submitted so far has reached a final state."""
+        while True:
+            pending = [r.app_fu for r in list(self._active.values())]
+            if not pending:
+                return
+            concurrent.futures.wait(pending)
+
+    @property
+    def task_count(self) -> int:
+        return self._n_done + self._n_failed + len(self._active)
+
+    def final_counts(self) -> tuple[int, int]:
+        """(tasks that succeeded or were memoized, tasks that failed or dep_failed)."""
+        return self._n_done, self._n_failed
+
+    def run_status(self) -> str:
+        if self._abort_reason is not None or self._active:
+            return "aborted"
+        return "failed" if self._n_failed else "completed"
+
+    def cleanup(self) -> None:
+        """Shut down executors (no worker process is left) and end the monitored run."""
+        if self._cleanup_called:
+            return
+        self._cleanup_called = True
+        status = self.run_status()
+        logger.info("taskscope run %s cleaning up: %s (%d done, %d failed, %d unfinished)",
+                    self.run_id, status, self._n_done, self._n_failed, len(self._active))
+        for ex in self.executors.values():
+            try:
+                ex.shutdown()
+            except Exception:
+                logger.exception("executor %s did not shut down cleanly", ex.label)
+        self._fail_unfinished()
+        if self.monitoring is not None:
+            try:
+                if self._events is not None:
+                    self._events.workflow_end(status, self._n_done, self._n_failed)
+            finally:
+                self.monitoring.close()
+        self._restore_hooks()
+        if DataFlowKernelLoader._dfk is self:
+            DataFlowKernelLoader._dfk = None
+        if self._log_handler is not None:
+            detach_run_log(self._log_handler)
+            self._log_handler = None
+
+    def _fail_unfinished(self) -> None:
+        """Tasks that can no longer run fail, so nobody waits on them forever."""
+        for record in list(self._active.values()):
+            if record.status not in FINAL_STATES and not record.app_fu.done():  # type: ignore
+                self._finish_failed(record, TaskscopeError(
+                    f"task {record.id} ({record.func_name}) did not finish: the workflow was "
+                    "cleaned up first"), States.failed)
+
+    def atexit_cleanup(self) -> None:
+        if not self._cleanup_called:
+            self.cleanup()
+
+    def _restore_hooks(self) -> None:
+        try:
+            atexit.unregister(self.atexit_cleanup)
+        except Exception:
+            pass
+        if sys.excepthook == self._excepthook:
+            sys.excepthook = self._previous_excepthook
+        if self._previous_sigterm is not None and \
+                threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+                signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+    def _excepthook(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        # The user's script died (an exception or Ctrl-C): the run is aborted, not failed.
+        self._abort_reason = self._abort_reason or exc_type.__name__
+        self._previous_excepthook(exc_type, exc, tb)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self._abort_reason = "SIGTERM"
+        previous = self._previous_sigterm
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            # Unwind the main thread; cleanup runs from __exit__ or atexit, never inside
+            # the handler, which may have interrupted code holding a kernel lock.
+            raise SystemExit(128 + signum)
+
+
+class DataFlowKernelLoader:
+    """Holds the one DataFlowKernel of this process (``taskscope.load`` / ``dfk`` / ``clear``)."""
+
+    _dfk: DataFlowKernel | None = None
+
+    @classmethod
+    def load(cls, config: Config | None = None) -> DataFlowKernel:
+        if cls._dfk is not None:
+            raise ConfigurationError("a config is already loaded; call "
+                                     "taskscope.dfk().cleanup() or taskscope.clear() first")
+        cls._dfk = DataFlowKernel(config)
+        return cls._dfk
+
+    @classmethod
+    def clear(cls) -> None:
+        cls._dfk = None
+
+    @classmethod
+    def dfk(cls) -> DataFlowKernel:
+        if cls._dfk is None:
+            raise NoDataFlowKernelError("no config loaded: call taskscope.load(config) before "
+                                        "calling an app")
+        return cls._dfk
+
+    @classmethod
+    def wait_for_current_tasks(cls) -> None:
+        cls.dfk().wait_for_current_tasks()

@@ -1,0 +1,27 @@
+"""Task states, with Parsl's names and numeric values (``parsl.dataflow.states.States``).
+
+The numbers matter: the ``status.task_status_name`` column holds the names, but code ported
+from Parsl compares ``States`` members, and Parsl's dashboard groups by these names.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class States(IntEnum):
+    unsched = -1
+    pending = 0
+    running = 2
+    exec_done = 3
+    failed = 4
+    dep_fail = 5
+    launched = 7
+    fail_retryable = 8
+    memo_done = 9
+    joining = 10
+    running_ended = 11
+
+
+FINAL_STATES = frozenset({States.exec_done, States.memo_done, States.failed, States.dep_fail})
+FINAL_FAILURE_STATES = frozenset({States.failed, States.dep_fail})

@@ -1,0 +1,67 @@
+"""The DataFlowKernel's record of one task (fields named like Parsl's ``TaskRecord``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from taskscope.dataflow.states import States
+
+if TYPE_CHECKING:
+    from taskscope.dataflow.futures import AppFuture
+
+
+@dataclass(slots=True)
+class TryFailureRecord:
+    """Why one try of a task failed; kept per try so monitoring can store each one."""
+
+    try_id: int
+    exception: BaseException
+    traceback: str
+    exit_code: int | None
+    time: float
+
+
+@dataclass(slots=True, eq=False)
+class TaskRecord:
+    id: int
+    func: Callable[..., Any]
+    func_name: str
+    executor: str
+    args: tuple
+    kwargs: dict
+    time_invoked: float
+    memoize: bool = False
+    join: bool = False
+    ignore_for_cache: list[str] = field(default_factory=list)
+    resource_specification: dict = field(default_factory=dict)
+    status: States = States.unsched
+    depends: list[Future] = field(default_factory=list)
+    app_fu: AppFuture | None = None
+    exec_fu: Future | None = None
+    try_id: int = 0
+    fail_count: int = 0
+    fail_cost: float = 0.0
+    fail_history: list[str] = field(default_factory=list)
+    try_failures: list[TryFailureRecord] = field(default_factory=list)
+    hashsum: str | None = None
+    from_memo: bool = False
+    time_returned: float | None = None
+    try_time_launched: float | None = None
+    try_time_returned: float | None = None
+    joins: list[Future] | None = None
+    # Dependencies still running, plus one held by submit() until all callbacks are added.
+    deps_remaining: int = 1
+
+    def __getitem__(self, name: str) -> Any:
+        """Parsl's task record is a dict; ``record['status']`` keeps ported code working."""
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    @property
+    def depends_ids(self) -> list[int]:
+        return [d.tid for d in self.depends if getattr(d, "tid", None) is not None]

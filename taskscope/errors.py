@@ -1,0 +1,148 @@
+"""Errors a taskscope user can meet, named like Parsl's so ported ``except`` clauses work.
+
+Every error keeps its constructor arguments in ``self.args`` so it pickles: errors raised on
+a worker travel back to the DataFlowKernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class TaskscopeError(Exception):
+    """Base of every taskscope error."""
+
+
+class ConfigurationError(TaskscopeError):
+    """A Config or executor was given arguments that cannot work."""
+
+
+class NoDataFlowKernelError(TaskscopeError):
+    """An app was called (or ``dfk()`` asked for) before ``taskscope.load(config)``."""
+
+
+class ExecutorLabelError(ConfigurationError, ValueError):
+    """An app asked for an executor label that the loaded config does not have."""
+
+    def __init__(self, app_name: str, unknown: Sequence[str], known: Sequence[str]):
+        super().__init__(app_name, list(unknown), list(known))
+        self.app_name, self.unknown, self.known = app_name, list(unknown), list(known)
+
+    def __str__(self) -> str:
+        known = ", ".join(repr(k) for k in self.known) or "(none)"
+        unknown = ", ".join(repr(u) for u in self.unknown)
+        return f"app {self.app_name!r} asks for executor {unknown}; the loaded config has: {known}"
+
+
+class AppException(TaskscopeError):
+    """An app failed in a way taskscope detected (as opposed to an exception it raised)."""
+
+
+class BashExitFailure(AppException):
+    """A bash app's command exited with a non-zero status."""
+
+    def __init__(self, app_name: str, exitcode: int):
+        super().__init__(app_name, exitcode)
+        self.app_name, self.exitcode = app_name, exitcode
+
+    def __str__(self) -> str:
+        return f"bash app {self.app_name!r} failed with exit code {self.exitcode}"
+
+
+class AppTimeout(AppException):
+    """An app ran longer than its ``walltime=``."""
+
+
+class BashAppNoReturn(AppException):
+    """A bash app's function returned None instead of a command line."""
+
+
+class AppBadFormatting(AppException):
+    """A bash app's command line could not be built from its arguments."""
+
+
+class BadStdStreamFile(AppException):
+    """A ``stdout=``/``stderr=`` target could not be opened."""
+
+
+class MissingOutputs(AppException):
+    """An app finished without creating the files it promised in ``outputs=``."""
+
+    def __init__(self, reason: str, outputs: list[Any]):
+        super().__init__(reason, outputs)
+        self.reason, self.outputs = reason, outputs
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {', '.join(str(o) for o in self.outputs)}"
+
+
+class _FailedFutures(TaskscopeError):
+    """Futures a task waited on failed; keeps each one's exception and task id."""
+
+    def __init__(self, dependent_exceptions_tids: list[tuple[BaseException, int | None]],
+                 task_id: int):
+        super().__init__(dependent_exceptions_tids, task_id)
+        self.dependent_exceptions_tids, self.task_id = dependent_exceptions_tids, task_id
+
+    def _failed_tids(self) -> str:
+        return ", ".join(str(t) if t is not None else "?" for _, t in self.dependent_exceptions_tids)
+
+
+class DependencyError(_FailedFutures):
+    """A task did not run because tasks it depends on failed."""
+
+    def __str__(self) -> str:
+        return f"task {self.task_id} did not run: its dependencies failed " \
+               f"(tasks {self._failed_tids()})"
+
+
+class JoinError(_FailedFutures):
+    """Futures returned by a join app failed."""
+
+    def __str__(self) -> str:
+        return f"join app task {self.task_id} failed: the futures it joined failed " \
+               f"(tasks {self._failed_tids()})"
+
+
+class SerializationError(TaskscopeError):
+    """A function, argument or result could not be serialised for another process."""
+
+
+class ExecutorError(TaskscopeError):
+    """An executor cannot run tasks (it is shut down, or its workers cannot start)."""
+
+    def __init__(self, executor_label: str, reason: str):
+        super().__init__(executor_label, reason)
+        self.executor_label, self.reason = executor_label, reason
+
+    def __str__(self) -> str:
+        return f"executor {self.executor_label!r}: {self.reason}"
+
+
+class WorkerLost(TaskscopeError):
+    """The worker process running a task died (os._exit, a signal, the OOM killer)."""
+
+    def __init__(self, worker_id: str, hostname: str, reason: str):
+        super().__init__(worker_id, hostname, reason)
+        self.worker_id, self.hostname, self.reason = worker_id, hostname, reason
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id} on {self.hostname} was lost while running this task: " \
+               f"{self.reason}"
+
+
+class RemoteExceptionWrapper(TaskscopeError):
+    """Stands in for an exception raised on a worker that could not be pickled back."""
+
+    def __init__(self, type_name: str, message: str):
+        super().__init__(type_name, message)
+        self.type_name, self.message = type_name, message
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+
+def remote_traceback(exc: BaseException) -> str | None:
+    """The formatted traceback recorded where ``exc`` was raised (on a worker), if any."""
+    return getattr(exc, "_taskscope_remote_traceback", None)

@@ -1,0 +1,1 @@
+"""Local worker processes fed over pipes, with batching both ways."""

@@ -1,0 +1,611 @@
+"""``HighThroughputExecutor``: tasks run in worker processes on this machine.
+
+One I/O thread in the workflow process owns every pipe: it sends batches of calls to workers
+with room, reads batches of results, completes futures, and replaces workers that die.
+``submit()`` only serialises the call and appends it to a queue (waking the I/O thread at
+most once per batch), so the per-task cost in the workflow process stays small: the machine's
+cores are shared with the workers.
+
+How many calls a worker may hold adapts to task length: enough to cover ~50 ms of work for
+tiny tasks (so pipes carry big batches), one at a time for long ones (so a slow task does
+not sit in front of queued work while another worker idles).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import math
+import mmap
+import os
+import pickle
+import platform
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+import taskscope
+from taskscope.errors import ExecutorError, SerializationError, WorkerLost
+from taskscope.executors.base import Executor
+from taskscope.executors.high_throughput.framing import IDLE, SLOT, FrameReader, frame
+from taskscope.executors.high_throughput.serialize import (
+    PROTOCOL,
+    FunctionRegistry,
+    load_exception,
+    pack_call,
+)
+from taskscope.providers import LocalProvider
+
+logger = logging.getLogger(__name__)
+
+QUEUED_SECONDS_PER_WORKER = 0.05
+MAX_OUTSTANDING = 1024
+STARTUP_FAILURE_LIMIT = 3
+PIPE_SIZE = 1 << 20
+
+
+@dataclass(slots=True, eq=False)
+class _Task:
+    tid: int
+    payload: bytes
+    keys: tuple[int, ...]
+    future: Future
+    refs: tuple  # keeps the function and arguments (and so their registry keys) alive
+
+
+@dataclass(slots=True, eq=False)
+class _WorkerProcess:
+    """The executor's handle on one worker process."""
+
+    slot: int
+    worker_id: str
+    block_id: str
+    proc: subprocess.Popen
+    to_fd: int
+    from_fd: int
+    log_path: str
+    reader: FrameReader = field(default_factory=FrameReader)
+    outstanding: dict[int, _Task] = field(default_factory=dict)
+    sent_keys: set[int] = field(default_factory=set)
+    outbuf: bytearray = field(default_factory=bytearray)
+    ready: bool = False
+    hostname: str = ""
+
+
+def _describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "it stopped responding"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = " (for example by the OOM killer)" if name == "SIGKILL" else ""
+        return f"the worker process was killed by {name}{hint}"
+    return f"the worker process exited with status {returncode}"
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).strip()
+    except OSError:
+        return ""
+
+
+def _set_nonblocking(fd: int) -> None:
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+
+
+def _grow_pipe(fd: int) -> None:
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass  # above /proc/sys/fs/pipe-max-size: the default size still works
+
+
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL a process and everything it started (bash apps included)."""
+    try:
+        root = psutil.Process(pid)
+        victims = root.children(recursive=True) + [root]
+    except psutil.Error:
+        return
+    for p in victims:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(victims, timeout=2)
+
+
+class HighThroughputExecutor(Executor):
+    """Runs tasks in worker processes on this machine, started once and reused.
+
+    Workers per block: ``max_workers_per_node`` (alias ``max_workers``), or as many as fit
+    ``cores_per_worker`` on this machine's cores. ``provider=LocalProvider(...)`` says how
+    many blocks (``init_blocks``/``min_blocks``/``max_blocks``) and what ``worker_init``
+    shell snippet runs before each worker. ``address`` is accepted for Parsl configs; local
+    workers talk to the executor over pipes, not the network.
+    """
+
+    def __init__(
+        self,
+        label: str = "HighThroughputExecutor",
+        provider: LocalProvider | None = None,
+        address: str | None = None,
+        cores_per_worker: float = 1.0,
+        mem_per_worker: float | None = None,
+        max_workers_per_node: float | None = None,
+        max_workers: float | None = None,
+        prefetch_capacity: int = 0,
+        worker_debug: bool = False,
+        working_dir: str | None = None,
+        worker_logdir_root: str | None = None,
+        cpu_affinity: str = "none",
+        available_accelerators: Any = (),
+        heartbeat_period: float = 30,
+        heartbeat_threshold: float = 120,
+        poll_period: float = 10,
+        launch_cmd: str | None = None,
+        worker_ports: tuple[int, int] | None = None,
+        worker_port_range: tuple[int, int] | None = None,
+        interchange_port_range: tuple[int, int] | None = None,
+        address_probe_timeout: int | None = None,
+        storage_access: Any = None,
+        encrypted: bool = False,
+        block_error_handler: Any = True,
+    ):
+        super().__init__(label)
+        if provider is None:
+            provider = LocalProvider()
+        if not isinstance(provider, LocalProvider):
+            raise TypeError("HighThroughputExecutor(provider=...) must be a LocalProvider; "
+                            f"got {type(provider).__name__} (other schedulers are not "
+                            "supported by this executor)")
+        if isinstance(cores_per_worker, bool) or not isinstance(cores_per_worker, (int, float)) \
+                or cores_per_worker <= 0:
+            raise ValueError("HighThroughputExecutor(cores_per_worker=...) must be a positive "
+                             f"number, got {cores_per_worker!r}")
+        if max_workers is not None and max_workers_per_node is not None and \
+                max_workers != max_workers_per_node:
+            raise ValueError("HighThroughputExecutor: give max_workers_per_node or its alias "
+                             "max_workers, not two different values")
+        limit = max_workers_per_node if max_workers_per_node is not None else max_workers
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
+                                  or limit < 1):
+            raise ValueError("HighThroughputExecutor(max_workers_per_node=...) must be a "
+                             f"number >= 1, got {limit!r}")
+        if isinstance(prefetch_capacity, bool) or not isinstance(prefetch_capacity, int) or \
+                prefetch_capacity < 0:
+            raise ValueError("HighThroughputExecutor(prefetch_capacity=...) must be an int "
+                             f">= 0, got {prefetch_capacity!r}")
+        if address is not None and not isinstance(address, str):
+            raise TypeError(f"HighThroughputExecutor(address=...) must be a str, got "
+                            f"{type(address).__name__}")
+        self.provider = provider
+        self.address = address
+        self.cores_per_worker = cores_per_worker
+        self.mem_per_worker = mem_per_worker
+        self.max_workers_per_node = limit
+        self.prefetch_capacity = prefetch_capacity
+        self.worker_debug = worker_debug
+        self.working_dir = working_dir
+        self.worker_logdir_root = worker_logdir_root
+        self.cpu_affinity = cpu_affinity
+        self.available_accelerators = available_accelerators
+        self.heartbeat_period = heartbeat_period
+        self.heartbeat_threshold = heartbeat_threshold
+        self.poll_period = poll_period
+        self.launch_cmd = launch_cmd
+        self.storage_access = storage_access
+        self.encrypted = encrypted
+        self._started = False
+        self._reset_state()
+
+    # ------------------------------------------------------------------ sizing
+    @property
+    def workers_per_block(self) -> int:
+        by_cores = max(1, math.floor((os.cpu_count() or 1) / self.cores_per_worker))
+        if self.max_workers_per_node is None:
+            return by_cores
+        return max(1, min(by_cores, math.floor(self.max_workers_per_node))) \
+            if self.max_workers_per_node != float("inf") else by_cores
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers_per_block * self.provider.nodes_per_block * \
+            self.provider.blocks_to_start()
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._queue) + sum(len(w.outstanding) for w in self._workers if w)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _reset_state(self) -> None:
+        self._registry = FunctionRegistry()
+        self._queue: deque[_Task] = deque()
+        self._workers: list[_WorkerProcess | None] = []
+        self._ids = iter(range(1, sys.maxsize))
+        self._wake_pending = False
+        self._stopping = False
+        self._broken: str | None = None
+        self._startup_failures = 0
+        self._generation = 0
+        self._avg_duration: float | None = None
+        self._capacity = 1 + self.prefetch_capacity
+        self._io_thread: threading.Thread | None = None
+        self._io_ident: int | None = None
+        self._selector: selectors.BaseSelector | None = None
+
+    def start(self) -> None:
+        if self._started:
+            raise ExecutorError(self.label, "already started")
+        self._reset_state()
+        self._log_dir = os.path.join(self.worker_logdir_root or self.run_dir, self.label)
+        os.makedirs(self._log_dir, exist_ok=True)
+        n = self.worker_count
+        # One 8-byte slot per worker: the id of the task it is running, or IDLE.
+        self._slot_fd = os.memfd_create(f"taskscope-{self.label}-slots") \
+            if hasattr(os, "memfd_create") else self._slot_file()
+        os.ftruncate(self._slot_fd, max(mmap.PAGESIZE, n * SLOT.size))
+        self._slots = mmap.mmap(self._slot_fd, 0)
+        self._wake_r, self._wake_w = os.pipe()
+        _set_nonblocking(self._wake_r)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._env = self._worker_env()
+        self._started = True
+        for slot in range(n):
+            self._workers.append(self._spawn(slot))
+        self._io_thread = threading.Thread(target=self._io_loop, name=f"taskscope-{self.label}",
+                                           daemon=True)
+        self._io_thread.start()
+        self._send_blocks("RUNNING")
+        logger.info("%s started %d workers (%d per block)", self.label, n,
+                    self.workers_per_block)
+
+    def _slot_file(self) -> int:
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="taskscope-slots-")
+        os.unlink(path)
+        return fd
+
+    def _worker_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(taskscope.__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+        # Workers must import whatever the workflow's functions import by reference.
+        env["TASKSCOPE_SYS_PATH"] = os.pathsep.join(
+            os.path.abspath(p) if p else os.getcwd() for p in sys.path)
+        env["TASKSCOPE_EXECUTOR_LABEL"] = self.label
+        env["PARSL_WORKER_COUNT"] = str(self.worker_count)
+        if self.run_id:
+            env["TASKSCOPE_RUN_ID"] = self.run_id
+        return env
+
+    def _spawn(self, slot: int) -> _WorkerProcess:
+        self._generation += 1
+        block = slot // (self.workers_per_block * self.provider.nodes_per_block)
+        worker_id = f"{self.label}-{slot}.{self._generation}"
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        for fd in (to_w, from_w):
+            _grow_pipe(fd)
+        SLOT.pack_into(self._slots, slot * SLOT.size, IDLE)
+        cmd = [sys.executable, "-m", "taskscope.executors.high_throughput.worker",
+               "--in-fd", str(to_r), "--out-fd", str(from_w), "--slot-fd", str(self._slot_fd),
+               "--slot", str(slot), "--parent-pid", str(os.getpid())]
+        if self.provider.worker_init.strip():
+            import shlex
+
+            cmd = ["/bin/bash", "-c", f"{self.provider.worker_init}\nexec {shlex.join(cmd)}"]
+        env = dict(self._env, TASKSCOPE_WORKER_ID=worker_id, TASKSCOPE_BLOCK_ID=str(block),
+                   PARSL_WORKER_RANK=str(slot), PARSL_WORKER_BLOCK_ID=str(block))
+        log_path = os.path.join(self._log_dir, f"worker_{slot}.log")
+        with open(log_path, "ab") as log:
+            log.write(f"--- {worker_id} starting {time.ctime()}\n".encode())
+            log.flush()
+            try:
+                # Own session: Ctrl-C in the terminal goes to the workflow, which then shuts
+                # the workers down itself.
+                proc = subprocess.Popen(cmd, pass_fds=(to_r, from_w, self._slot_fd),
+                                        stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, env=env,
+                                        cwd=self.working_dir, start_new_session=True)
+            finally:
+                os.close(to_r)
+                os.close(from_w)
+        _set_nonblocking(to_w)
+        _set_nonblocking(from_r)
+        w = _WorkerProcess(slot=slot, worker_id=worker_id, block_id=str(block), proc=proc,
+                           to_fd=to_w, from_fd=from_r, log_path=log_path)
+        assert self._selector is not None
+        self._selector.register(from_r, selectors.EVENT_READ, w)
+        return w
+
+    def shutdown(self) -> None:
+        if not self._started:
+            return
+        self._stopping = True
+        self._wake()
+        if self._io_thread is not None and self._io_thread is not threading.current_thread():
+            self._io_thread.join(timeout=10)
+        workers = [w for w in self._workers if w is not None]
+        for w in workers:
+            self._close_fd(w.to_fd)  # EOF: an idle worker exits at once
+        deadline = time.monotonic() + 1.0
+        for w in workers:
+            try:
+                w.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            # Kill whatever is left: a worker busy in a task, and any process a task started.
+            kill_process_tree(w.proc.pid)
+            try:
+                w.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                logger.error("%s: worker pid %d did not exit", self.label, w.proc.pid)
+            self._close_fd(w.from_fd)
+        error = ExecutorError(self.label, "shut down before this task finished")
+        for w in workers:
+            for t in w.outstanding.values():
+                if not t.future.done():
+                    t.future.set_exception(error)
+            w.outstanding.clear()
+        while self._queue:
+            t = self._queue.popleft()
+            if not t.future.done():
+                t.future.set_exception(error)
+        self._send_blocks("CANCELLED")
+        if self._selector is not None:
+            self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            self._close_fd(fd)
+        self._slots.close()
+        self._close_fd(self._slot_fd)
+        self._workers = []
+        self._started = False
+        logger.info("%s shut down", self.label)
+
+    @staticmethod
+    def _close_fd(fd: int) -> None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ submission
+    def submit(self, func: Callable[..., Any], resource_specification: dict[str, Any],
+               *args: Any, **kwargs: Any) -> Future:
+        if not self._started or self._stopping:
+            raise ExecutorError(self.label, "not running (not started, or shut down)")
+        if self._broken is not None:
+            raise ExecutorError(self.label, self._broken)
+        payload, keys = pack_call(func, args, kwargs, self._registry)
+        fut: Future = Future()
+        self._queue.append(_Task(next(self._ids), payload, keys, fut, (func, args, kwargs)))
+        if not self._wake_pending and threading.get_ident() != self._io_ident:
+            self._wake()
+        return fut
+
+    def _wake(self) -> None:
+        self._wake_pending = True
+        try:
+            os.write(self._wake_w, b"!")
+        except OSError:
+            pass  # the wake pipe is full (already woken) or closed (shutting down)
+
+    # ------------------------------------------------------------------ the I/O thread
+    def _io_loop(self) -> None:
+        self._io_ident = threading.get_ident()
+        selector = self._selector
+        assert selector is not None
+        try:
+            while not self._stopping:
+                for key, mask in selector.select(timeout=1.0):
+                    w = key.data
+                    if w is None:
+                        self._wake_pending = False
+                        try:
+                            os.read(self._wake_r, 4096)
+                        except BlockingIOError:
+                            pass
+                    elif key.fd == w.from_fd:
+                        self._on_readable(w)
+                    else:
+                        self._on_writable(w)
+                if self._queue and not self._stopping:
+                    self._dispatch()
+        except Exception:
+            logger.exception("%s: I/O thread crashed", self.label)
+            self._broken = "its I/O thread crashed; see the run log"
+            self._fail_queue(ExecutorError(self.label, self._broken))
+
+    def _dispatch(self) -> None:
+        queue = self._queue
+        capacity = self._capacity
+        ready = [w for w in self._workers
+                 if w is not None and w.ready and len(w.outstanding) < capacity]
+        while queue and ready:
+            share = max(1, -(-len(queue) // len(ready)))
+            still_room = []
+            for w in ready:
+                n = min(capacity - len(w.outstanding), share, len(queue))
+                if n <= 0:
+                    continue
+                self._send_tasks(w, [queue.popleft() for _ in range(n)])
+                if len(w.outstanding) < capacity:
+                    still_room.append(w)
+                if not queue:
+                    break
+            ready = still_room
+
+    def _send_tasks(self, w: _WorkerProcess, tasks: list[_Task]) -> None:
+        definitions = []
+        sent = w.sent_keys
+        outstanding = w.outstanding
+        calls = []
+        for t in tasks:
+            for key in t.keys:
+                if key not in sent:
+                    sent.add(key)
+                    definitions.append((key, self._registry.blob(key)))
+            outstanding[t.tid] = t
+            calls.append((t.tid, t.payload))
+        self._write(w, frame(pickle.dumps((definitions, calls), protocol=PROTOCOL)))
+
+    def _write(self, w: _WorkerProcess, data: bytes) -> None:
+        if w.outbuf:
+            w.outbuf += data
+            return
+        try:
+            written = os.write(w.to_fd, data)
+        except BlockingIOError:
+            written = 0
+        except OSError as e:
+            if e.errno in (errno.EPIPE, errno.EBADF):
+                return  # the worker died; its read side reports the loss
+            raise
+        if written < len(data):
+            w.outbuf += data[written:]
+            assert self._selector is not None
+            self._selector.register(w.to_fd, selectors.EVENT_WRITE, w)
+
+    def _on_writable(self, w: _WorkerProcess) -> None:
+        try:
+            written = os.write(w.to_fd, w.outbuf)
+        except BlockingIOError:
+            return
+        except OSError:
+            written = len(w.outbuf)  # broken pipe: the loss is handled on the read side
+        del w.outbuf[:written]
+        if not w.outbuf:
+            assert self._selector is not None
+            self._selector.unregister(w.to_fd)
+
+    def _on_readable(self, w: _WorkerProcess) -> None:
+        try:
+            data = os.read(w.from_fd, 1 << 22)
+        except BlockingIOError:
+            return
+        if not data:
+            self._worker_lost(w)
+            return
+        for payload in w.reader.feed(data):
+            message = pickle.loads(payload)
+            if message[0] == "R":
+                self._on_results(w, message[1])
+            elif message[0] == "H":
+                w.ready = True
+                w.hostname = message[2]
+                self._startup_failures = 0
+                self._send_node(w, active=True)
+
+    def _on_results(self, w: _WorkerProcess, items: list[tuple]) -> None:
+        outstanding = w.outstanding
+        total = 0.0
+        for tid, ok, data, duration in items:
+            total += duration
+            t = outstanding.pop(tid, None)
+            if t is None:
+                continue
+            if ok:
+                try:
+                    value = pickle.loads(data)
+                except Exception as e:
+                    t.future.set_exception(SerializationError(
+                        f"the task's result could not be loaded: {type(e).__name__}: {e}"))
+                    continue
+                t.future.set_result(value)
+            else:
+                t.future.set_exception(load_exception(data))
+        mean = total / len(items)
+        avg = mean if self._avg_duration is None else 0.8 * self._avg_duration + 0.2 * mean
+        self._avg_duration = avg
+        fit = int(QUEUED_SECONDS_PER_WORKER / avg) if avg > 0 else MAX_OUTSTANDING
+        self._capacity = self.prefetch_capacity + max(1, min(MAX_OUTSTANDING, fit))
+
+    def _worker_lost(self, w: _WorkerProcess) -> None:
+        assert self._selector is not None
+        self._selector.unregister(w.from_fd)
+        if w.outbuf:
+            self._selector.unregister(w.to_fd)
+        self._close_fd(w.from_fd)
+        self._close_fd(w.to_fd)
+        try:
+            returncode = w.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            kill_process_tree(w.proc.pid)
+            returncode = w.proc.wait()
+        if self._stopping:
+            return
+        (running,) = SLOT.unpack_from(self._slots, w.slot * SLOT.size)
+        reason = _describe_exit(returncode)
+        logger.warning("%s: worker %s (pid %d) lost: %s; %d tasks outstanding", self.label,
+                       w.worker_id, w.proc.pid, reason, len(w.outstanding))
+        requeue = []
+        for tid, t in w.outstanding.items():
+            if tid == running:
+                t.future.set_exception(WorkerLost(w.worker_id, w.hostname or
+                                                  socket.gethostname(), reason))
+            else:
+                requeue.append(t)  # not started, or finished with its result unsent
+        w.outstanding.clear()
+        self._queue.extendleft(reversed(requeue))
+        self._send_node(w, active=False)
+        if not w.ready:
+            self._startup_failures += 1
+            if self._startup_failures >= STARTUP_FAILURE_LIMIT:
+                tail = _tail(w.log_path)
+                self._broken = (f"workers fail to start ({reason}); last lines of "
+                                f"{w.log_path}:\n{tail}")
+                self._workers[w.slot] = None
+                self._fail_queue(ExecutorError(self.label, self._broken))
+                return
+        self._workers[w.slot] = self._spawn(w.slot)
+
+    def _fail_queue(self, error: BaseException) -> None:
+        while self._queue:
+            t = self._queue.popleft()
+            if not t.future.done():
+                t.future.set_exception(error)
+
+    # ------------------------------------------------------------------ monitoring
+    def _send_blocks(self, status: str) -> None:
+        send = self.monitoring_send
+        if send is None or self.run_id is None:
+            return
+        from taskscope.monitoring.messages import BlockInfo
+
+        for block in range(self.provider.blocks_to_start()):
+            send(BlockInfo(run_id=self.run_id, executor_label=self.label, block_id=str(block),
+                           status=status, timestamp=time.time(), job_id=str(os.getpid())))
+
+    def _send_node(self, w: _WorkerProcess, active: bool) -> None:
+        send = self.monitoring_send
+        if send is None or self.run_id is None:
+            return
+        from taskscope.monitoring.messages import NodeInfo
+
+        send(NodeInfo(run_id=self.run_id, hostname=w.hostname or socket.gethostname(),
+                      uid=w.worker_id, block_id=w.block_id, cpu_count=os.cpu_count() or 1,
+                      total_memory=psutil.virtual_memory().total, active=active,
+                      worker_count=1, python_v=platform.python_version(),
+                      timestamp=time.time()))
+

@@ -1,0 +1,151 @@
+"""A worker process: reads batches of calls from a pipe, runs them, writes batches of results.
+
+Started by HighThroughputExecutor as ``python -m taskscope.executors.high_throughput.worker``.
+Before each task it writes the task id into its slot of a shared memory page, so that if
+the process dies (os._exit, a signal, the OOM killer) the executor knows which task was
+running and fails only that one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import mmap
+import os
+import pickle
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from taskscope.executors.high_throughput.framing import IDLE, SLOT, FrameReader, frame, write_all
+from taskscope.executors.high_throughput.serialize import (
+    PROTOCOL,
+    dump_exception,
+    dump_result,
+    load_call,
+    load_function,
+)
+
+FLUSH_COUNT = 256  # results per frame at most
+FLUSH_DELAY = 0.005  # a finished result waits at most this long while others run
+
+
+class Outbox:
+    """Batches results; flushed when the worker goes idle, when full, or after FLUSH_DELAY."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.lock = threading.Lock()
+        self.items: list[tuple] = []
+        self.pending = threading.Event()
+        threading.Thread(target=self._flusher, name="flusher", daemon=True).start()
+
+    def send(self, message: tuple) -> None:
+        with self.lock:
+            write_all(self.fd, frame(pickle.dumps(message, protocol=PROTOCOL)))
+
+    def add(self, item: tuple) -> None:
+        with self.lock:
+            self.items.append(item)
+            n = len(self.items)
+        if n == 1:
+            self.pending.set()
+        elif n >= FLUSH_COUNT:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            items, self.items = self.items, []
+            if items:
+                write_all(self.fd, frame(pickle.dumps(("R", items), protocol=PROTOCOL)))
+
+    def _flusher(self) -> None:
+        while True:
+            self.pending.wait()
+            time.sleep(FLUSH_DELAY)
+            self.pending.clear()
+            self.flush()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    # If the workflow process dies without closing our pipe (SIGKILL), do not linger.
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent_pid:
+            os._exit(3)
+
+
+class Worker:
+    def __init__(self, in_fd: int, out_fd: int, slot_fd: int, slot: int):
+        self.in_fd = in_fd
+        self.outbox = Outbox(out_fd)
+        self.slot_map = mmap.mmap(slot_fd, 0)
+        self.slot_offset = slot * SLOT.size
+        self.functions: dict[int, Any] = {}
+        self.local: deque[tuple[int, bytes]] = deque()
+        self.reader = FrameReader()
+
+    def _accept(self, payload: bytes) -> None:
+        definitions, tasks = pickle.loads(payload)
+        for key, blob in definitions:
+            self.functions[key] = load_function(blob)
+        self.local.extend(tasks)
+
+    def _run_one(self, tid: int, payload: bytes) -> None:
+        SLOT.pack_into(self.slot_map, self.slot_offset, tid)
+        start = time.perf_counter()
+        try:
+            func, args, kwargs = load_call(payload, self.functions)
+            value = func(*args, **kwargs)
+            item = (tid, True, dump_result(value), time.perf_counter() - start)
+        except BaseException as e:  # SystemExit from a task fails the task, not the worker
+            item = (tid, False, dump_exception(e), time.perf_counter() - start)
+        SLOT.pack_into(self.slot_map, self.slot_offset, IDLE)
+        self.outbox.add(item)
+
+    def run(self) -> None:
+        self.outbox.send(("H", os.getpid(), socket.gethostname()))
+        local = self.local
+        while True:
+            if not local:
+                self.outbox.flush()
+                data = os.read(self.in_fd, 1 << 22)
+                if not data:
+                    return  # the executor closed the pipe: shut down
+                for payload in self.reader.feed(data):
+                    self._accept(payload)
+            while local:
+                tid, payload = local.popleft()
+                self._run_one(tid, payload)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="taskscope worker (started by the executor)")
+    for name in ("--in-fd", "--out-fd", "--slot-fd", "--slot", "--parent-pid"):
+        parser.add_argument(name, type=int, required=True)
+    opts = parser.parse_args(argv)
+    extra = os.environ.get("TASKSCOPE_SYS_PATH")
+    if extra:
+        sys.path.extend(p for p in extra.split(os.pathsep) if p and p not in sys.path)
+    # Ctrl-C in the terminal reaches the whole foreground group; the workflow process
+    # decides what happens to tasks, so workers ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(opts.parent_pid,), name="watchdog",
+                     daemon=True).start()
+    try:
+        Worker(opts.in_fd, opts.out_fd, opts.slot_fd, opts.slot).run()
+    except BrokenPipeError:
+        pass  # the executor went away
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(0)  # skip interpreter teardown: daemon threads may hold the outbox lock
+
+
+if __name__ == "__main__":
+    main()
