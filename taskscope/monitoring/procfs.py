@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import resource
 import threading
+import time
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -120,6 +121,81 @@ def thread_times_of(tid: int) -> tuple[float, float, int, int] | None:
 def thread_io_of(tid: int) -> tuple[int, int]:
     try:
         with open(f"/proc/self/task/{tid}/io", "rb") as f:
+            return parse_io(f.read())
+    except OSError:
+        return 0, 0
+
+
+_STATES = {
+    "R": "running",
+    "S": "sleeping",
+    "D": "disk-sleep",
+    "Z": "zombie",
+    "T": "stopped",
+    "t": "tracing-stop",
+    "I": "idle",
+    "X": "dead",
+}
+
+
+class ProcStat:
+    """The figures of one /proc/<pid>/stat line a sample needs."""
+
+    __slots__ = ("cpu_num", "rss", "start_ticks", "status", "system", "user", "vms")
+
+    def __init__(self, line: bytes) -> None:
+        fields = line[line.rfind(b")") + 2 :].split()
+        self.status = _STATES.get(fields[0].decode(), fields[0].decode())
+        self.user = int(fields[11]) / CLOCK_TICKS
+        self.system = int(fields[12]) / CLOCK_TICKS
+        self.start_ticks = int(fields[19])  # clock ticks after boot
+        self.vms = int(fields[20])
+        self.rss = int(fields[21]) * PAGE_SIZE
+        self.cpu_num = fields[36].decode() if len(fields) > 36 else ""
+
+
+def boot_ticks_now() -> float:
+    """Now, in the clock of /proc/<pid>/stat's start time (ticks since boot)."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) * CLOCK_TICKS
+
+
+def proc_stat(pid: int | str = "self") -> ProcStat | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return ProcStat(f.read())
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def child_pids(pid: int) -> list[int] | None:
+    """Descendants of ``pid`` from /proc/<pid>/task/*/children, or None if the kernel
+    does not provide that file (then the caller falls back to a full process scan)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children", "rb") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except FileNotFoundError:
+                if current == pid:
+                    return None
+                kids = []
+            except OSError:
+                kids = []
+            found.extend(kids)
+            todo.extend(kids)
+    return found
+
+
+def process_io(pid: int) -> tuple[int, int]:
+    try:
+        with open(f"/proc/{pid}/io", "rb") as f:
             return parse_io(f.read())
     except OSError:
         return 0, 0

@@ -47,6 +47,7 @@ class TryProbe:
         "base_user",
         "base_vol",
         "base_write",
+        "begin_ticks",
         "children_count",
         "interval",
         "next_sample",
@@ -73,6 +74,9 @@ class TryProbe:
         self.base_vol, self.base_invol = me.ru_nvcsw, me.ru_nivcsw
         self.base_child_user, self.base_child_system = kids.ru_utime, kids.ru_stime
         self.base_read, self.base_write = procfs.thread_io()
+        # Only child processes started after this are the try's (a thread executor's process
+        # may have other children, e.g. another executor's worker processes).
+        self.begin_ticks = procfs.boot_ticks_now() - 1
         now = time.time()
         self.next_sample = now + interval if interval > 0 else float("inf")
 
@@ -85,6 +89,7 @@ class ProcessMonitor:
         self.memory = procfs.ProcessMemory()
         self.total_memory = psutil.virtual_memory().total
         self._process = psutil.Process(self.pid)
+        self._children_file = True  # /proc/<pid>/task/<tid>/children, if the kernel has it
         self._lock = threading.Lock()
         self._active: dict[int, TryProbe] = {}  # id(probe) -> probe
         self._sinks: dict[int, Sink] = {}
@@ -168,43 +173,52 @@ class ProcessMonitor:
                 except Exception:
                     logger.exception("monitoring flush failed")
 
+    def _children(self) -> list[int]:
+        pids = procfs.child_pids(self.pid) if self._children_file else None
+        if pids is None:
+            self._children_file = False
+            try:
+                pids = [c.pid for c in self._process.children(recursive=True)]
+            except psutil.Error:
+                pids = []
+        return pids
+
     def _sample_due(self, now: float) -> None:
         with self._lock:
             due = [p for p in self._active.values() if now >= p.next_sample]
             only_one = len(self._active) == 1
         if not due:
             return
-        proc = self._process
-        with proc.oneshot():
-            mem = proc.memory_info()
-            status = proc.status()
-            cpu_num = str(proc.cpu_num())
-        rss, vms = mem.rss, mem.vms
+        # Few reads on purpose: with a CPU-bound task thread holding the GIL, every file
+        # read here waits up to a switch interval to get the GIL back.
+        me = procfs.proc_stat()
+        if me is None:
+            return
+        status, cpu_num = me.status, me.cpu_num
+        rss, vms = self.memory.current()
         child_user = child_system = 0.0
         child_read = child_write = 0
-        children: list[psutil.Process] = []
+        children: list[int] = []
+        counted: set[int] = set()
+        begin_ticks = due[0].begin_ticks
         if only_one:
             # Live child processes (a bash app's command) can only be attributed when one
             # try runs in this process; with several concurrent tries (threads) they are not.
-            children = proc.children(recursive=True)
-            for child in children:
-                try:
-                    with child.oneshot():
-                        cm = child.memory_info()
-                        ct = child.cpu_times()
-                        try:
-                            cio = child.io_counters()
-                            child_read += cio.read_chars
-                            child_write += cio.write_chars
-                        except (psutil.AccessDenied, AttributeError):
-                            pass
-                    rss += cm.rss
-                    vms += cm.vms
-                    child_user += ct.user
-                    child_system += ct.system
-                except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            children = self._children()
+            for pid in children:
+                child = procfs.proc_stat(pid)
+                if child is None or child.start_ticks < begin_ticks:
                     continue
+                counted.add(pid)
+                rss += child.rss
+                vms += child.vms
+                child_user += child.user
+                child_system += child.system
+                cread, cwrite = procfs.process_io(pid)
+                child_read += cread
+                child_write += cwrite
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        children = [pid for pid in children if pid in counted]
         for probe in due:
             times = procfs.thread_times_of(probe.tid)
             if times is None:
@@ -237,8 +251,11 @@ class ProcessMonitor:
                 ctx_switches_voluntary=float(max(0, vol - probe.base_vol)),
                 ctx_switches_involuntary=float(max(0, invol - probe.base_invol)),
             )
+            with self._lock:
+                if id(probe) not in self._active:  # the try ended meanwhile: its final
+                    continue  # sample supersedes this one
+                probe.next_sample = now + probe.interval
             probe.sink.send(sample)
-            probe.next_sample = now + probe.interval
 
 
 _monitor: ProcessMonitor | None = None

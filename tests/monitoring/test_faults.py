@@ -1,0 +1,137 @@
+"""Junk on the hub port, a failing writer and a killed workflow process."""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import msgspec
+import pytest
+import zmq
+from monhelp import kernel_launch, nap, query, started_hub, wait_for
+
+from taskscope.monitoring import MonitoringError, MonitoringWarning
+from taskscope.monitoring.messages import TaskStatus, WorkflowEnd, encode_batch
+
+
+def test_junk_on_the_hub_port_is_counted_and_recording_goes_on(tmp_path):
+    hub, run_id = started_hub(tmp_path)
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 1000)
+    push.connect(f"tcp://127.0.0.1:{hub.port}")
+    push.send(b"\x00\xffjunk")  # not msgpack at all
+    push.send(msgspec.msgpack.encode([["status", "run", "not-an-int"]]))  # wrong types
+    push.send(msgspec.msgpack.encode({"kind": "pickle?"}))  # msgpack, wrong shape
+    push.send(encode_batch([TaskStatus(run_id, 7, 0, "pending", time.time())]))  # valid
+    raw = socket.create_connection(("127.0.0.1", hub.port))
+    raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(512))  # not ZeroMQ
+    raw.close()
+    push.close()
+    context.term()
+    assert wait_for(lambda: query(tmp_path, "SELECT count(*) FROM status") == [(1,)])
+    kernel_launch(hub, run_id, 8)
+    assert wait_for(lambda: hub.messages_dropped >= 3)
+    hub.send(WorkflowEnd(run_id, time.time(), "completed", 0, 0))
+    hub.close()
+    assert query(tmp_path, "SELECT count(*) FROM status") == [(3,)]
+    dropped = query(tmp_path, "SELECT messages_dropped FROM taskscope_run")[0][0]
+    assert dropped >= 3
+    assert query(tmp_path, "SELECT status FROM taskscope_run") == [("completed",)]
+
+
+def test_writer_failure_is_reported_to_the_user(tmp_path, monkeypatch):
+    hub, run_id = started_hub(tmp_path)
+    writer = hub._service._writer
+
+    def broken(messages):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(writer, "write", broken)
+    kernel_launch(hub, run_id, 0)
+    assert wait_for(lambda: hub._service.error is not None)
+    with pytest.warns(MonitoringWarning, match="disk I/O error"):
+        hub.send(TaskStatus(run_id, 0, 0, "exec_done", time.time()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hub.send(TaskStatus(run_id, 1, 0, "exec_done", time.time()))  # warned only once
+    with pytest.raises(MonitoringError, match="stopped recording"):
+        hub.close()
+
+
+KILLED_SCRIPT = """
+import os, sys, time, uuid
+sys.path.insert(0, {helpers!r})
+from monhelp import kernel_launch, started_hub, nap
+from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from taskscope.monitoring.messages import TaskStatus
+
+hub, run_id = started_hub(Path({tmp!r}), resource_monitoring_interval=0.2)
+pool = ThreadPoolExecutor(2)
+task_id = 0
+while True:
+    kernel_launch(hub, run_id, task_id)
+    call = hub.wrap(nap, run_id=run_id, task_id=task_id, try_id=0, executor_label="x")
+    pool.submit(call, 0.05).result()
+    hub.send(TaskStatus(run_id, task_id, 0, "exec_done", time.time()))
+    with open({progress!r}, "w") as f:
+        f.write(str(task_id))
+    task_id += 1
+"""
+
+
+def test_sigkill_leaves_a_readable_database_up_to_about_the_last_second(tmp_path):
+    progress = tmp_path / "progress"
+    script = KILLED_SCRIPT.format(
+        helpers=os.path.dirname(__file__), tmp=str(tmp_path), progress=str(progress)
+    )
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)])
+    try:
+        assert wait_for(lambda: progress.exists() and int(progress.read_text() or 0) >= 20, 20)
+        time.sleep(1.5)
+        done_before_kill = int(progress.read_text())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    killed_at = time.time()
+    conn = sqlite3.connect(f"file:{tmp_path}/monitoring.db?mode=ro", uri=True)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    recorded = conn.execute(
+        "SELECT count(*) FROM status WHERE task_status_name = 'exec_done'"
+    ).fetchone()[0]
+    # Tasks take >= 50 ms each, so one second holds at most ~20 of them.
+    assert recorded >= done_before_kill - 25
+    status, last_beat, interval = conn.execute(
+        "SELECT status, last_heartbeat, heartbeat_interval FROM taskscope_run"
+    ).fetchone()
+    assert status == "running"
+    assert interval > 0
+    beat = time.mktime(time.strptime(last_beat[:19], "%Y-%m-%d %H:%M:%S")) - time.timezone
+    assert beat <= killed_at  # and it will not move again: the run reads as lost later
+    assert conn.execute("SELECT time_completed FROM workflow").fetchone() == (None,)
+    assert conn.execute("SELECT tasks_completed_count FROM workflow").fetchone()[0] >= (
+        done_before_kill - 25
+    )
+
+
+def test_close_is_prompt_after_the_last_result(tmp_path, spawn_pool):
+    hub, run_id = started_hub(tmp_path)
+    kernel_launch(hub, run_id, 0)
+    call = hub.wrap(nap, run_id=run_id, task_id=0, try_id=0, executor_label="x")
+    spawn_pool.submit(call, 0.01).result(timeout=30)
+    hub.send(WorkflowEnd(run_id, time.time(), "completed", 1, 0))
+    hub.close()
+    # Everything the worker sent before its result is in the database after close().
+    assert query(
+        tmp_path, "SELECT count(*) FROM status WHERE task_status_name = 'running_ended'"
+    ) == [(1,)]
+    assert query(tmp_path, "SELECT count(*) FROM resource") == [(1,)]

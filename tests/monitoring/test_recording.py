@@ -1,0 +1,180 @@
+"""Wrapped tries report from threads and from other processes; figures are per try."""
+
+import concurrent.futures as cf
+import time
+
+import pytest
+from monhelp import (
+    burn_cpu,
+    fail,
+    hold_memory,
+    kernel_launch,
+    nap,
+    query,
+    shell,
+    started_hub,
+    wait_for,
+)
+
+from taskscope.monitoring.messages import TaskStatus, TryInfo, WorkflowEnd
+
+
+def finish(hub, run_id, task_ids, state="exec_done"):
+    for task_id in task_ids:
+        hub.send(TryInfo(run_id, task_id, 0, time_returned=time.time()))
+        hub.send(TaskStatus(run_id, task_id, 0, state, time.time()))
+    hub.send(WorkflowEnd(run_id, time.time(), "completed", len(task_ids), 0))
+    hub.close()
+
+
+def run_tries(hub, run_id, pool, func, args_by_task):
+    futures = {}
+    for task_id, args in args_by_task.items():
+        kernel_launch(hub, run_id, task_id)
+        call = hub.wrap(func, run_id=run_id, task_id=task_id, try_id=0, executor_label="x")
+        futures[task_id] = pool.submit(call, *args)
+    return {task_id: f.result(timeout=60) for task_id, f in futures.items()}
+
+
+def final_samples(tmp_path):
+    """The last resource row of each try: task_id -> (user s, resident bytes, pid)."""
+    rows = query(
+        tmp_path,
+        "SELECT task_id, psutil_process_time_user, psutil_process_memory_resident, "
+        "psutil_process_pid FROM resource r WHERE timestamp = (SELECT max(timestamp) FROM "
+        "resource r2 WHERE r2.task_id = r.task_id AND r2.try_id = r.try_id)",
+    )
+    return {r[0]: r[1:] for r in rows}
+
+
+@pytest.fixture(params=["threads", "processes"])
+def pool(request, spawn_pool):
+    if request.param == "processes":
+        yield spawn_pool
+    else:
+        with cf.ThreadPoolExecutor(2) as threads:
+            yield threads
+
+
+def test_try_lifecycle_is_recorded_in_order(tmp_path, pool):
+    hub, run_id = started_hub(tmp_path, resource_monitoring_interval=1)
+    run_tries(hub, run_id, pool, nap, {0: (0.05,), 1: (0.05,)})
+    finish(hub, run_id, [0, 1])
+    for task_id in (0, 1):
+        states = query(
+            tmp_path,
+            "SELECT task_status_name FROM status WHERE task_id = ? ORDER BY timestamp",
+            task_id,
+        )
+        assert [s[0] for s in states] == [
+            "pending",
+            "launched",
+            "running",
+            "running_ended",
+            "exec_done",
+        ]
+    tries = query(tmp_path, "SELECT hostname, task_executor, task_try_time_running FROM try")
+    assert len(tries) == 2 and all(t[0] and t[1] == "x" and t[2] for t in tries)
+    assert query(tmp_path, "SELECT tasks_completed_count FROM workflow") == [(2,)]
+
+
+def test_cpu_time_is_the_tries_own(tmp_path, pool):
+    hub, run_id = started_hub(tmp_path, resource_monitoring_interval=0.5)
+    # Task 0 warms the worker up first, so a worker-cumulative figure would show in task 1.
+    run_tries(hub, run_id, pool, burn_cpu, {0: (0.5,)})
+    run_tries(hub, run_id, pool, burn_cpu, {1: (2.0,)})
+    finish(hub, run_id, [0, 1])
+    samples = final_samples(tmp_path)
+    assert 0.4 <= samples[0][0] <= 0.9
+    assert 1.8 <= samples[1][0] <= 2.5
+    # Periodic samples were taken while the 2 s try ran, growing towards the final one.
+    periodic = query(
+        tmp_path,
+        "SELECT psutil_process_time_user FROM resource WHERE task_id = 1 ORDER BY timestamp",
+    )
+    assert len(periodic) >= 2
+    assert [p[0] for p in periodic] == sorted(p[0] for p in periodic)
+
+
+def test_peak_memory_of_a_try_is_recorded(tmp_path, pool):
+    hub, run_id = started_hub(tmp_path, resource_monitoring_interval=30)
+    run_tries(hub, run_id, pool, hold_memory, {0: (500,)})
+    run_tries(hub, run_id, pool, nap, {1: (0.01,)})
+    finish(hub, run_id, [0, 1])
+    samples = final_samples(tmp_path)
+    assert samples[0][1] >= 500 * 1024 * 1024
+    assert samples[1][1] < 500 * 1024 * 1024  # the next try's peak is its own
+
+
+def test_child_process_cpu_is_counted(tmp_path, spawn_pool):
+    hub, run_id = started_hub(tmp_path, resource_monitoring_interval=30)
+    command = "python3 -c 'import time; t=time.process_time()\nwhile time.process_time()-t<1: pass'"
+    run_tries(hub, run_id, spawn_pool, shell, {0: (command,)})
+    finish(hub, run_id, [0])
+    user, system = query(
+        tmp_path, "SELECT psutil_process_time_user, psutil_process_time_system FROM resource"
+    )[0]
+    assert user + system >= 0.9
+
+
+def test_failing_try_still_ends_and_reports(tmp_path, pool):
+    hub, run_id = started_hub(tmp_path)
+    kernel_launch(hub, run_id, 0)
+    call = hub.wrap(fail, run_id=run_id, task_id=0, try_id=0, executor_label="x")
+    with pytest.raises(ValueError, match="boom"):
+        pool.submit(call, "boom").result(timeout=30)
+    finish(hub, run_id, [0], state="failed")
+    states = query(tmp_path, "SELECT task_status_name FROM status ORDER BY timestamp")
+    worker_and_end = [s[0] for s in states if s[0] in ("running", "running_ended", "failed")]
+    assert worker_and_end == ["running", "running_ended", "failed"]
+    assert query(tmp_path, "SELECT count(*) FROM resource") == [(1,)]
+
+
+def test_resource_monitoring_disabled_keeps_states_and_tries(tmp_path, pool):
+    hub, run_id = started_hub(tmp_path, resource_monitoring_enabled=False)
+    run_tries(hub, run_id, pool, nap, {0: (0.01,)})
+    finish(hub, run_id, [0])
+    assert query(tmp_path, "SELECT count(*) FROM resource") == [(0,)]
+    assert query(tmp_path, "SELECT count(*) FROM status WHERE task_status_name = 'running'") == [
+        (1,)
+    ]
+    assert query(tmp_path, "SELECT hostname IS NOT NULL FROM try") == [(1,)]
+
+
+def test_a_running_try_is_visible_within_a_second(tmp_path, spawn_pool):
+    hub, run_id = started_hub(tmp_path, resource_monitoring_interval=0.3)
+    kernel_launch(hub, run_id, 0)
+    call = hub.wrap(nap, run_id=run_id, task_id=0, try_id=0, executor_label="x")
+    future = spawn_pool.submit(call, 3.0)
+    try:
+        assert wait_for(
+            lambda: (
+                query(tmp_path, "SELECT count(*) FROM status WHERE task_status_name = 'running'")
+                == [(1,)]
+            ),
+            timeout=3.0,
+        )
+        seen_running = time.monotonic()
+        assert wait_for(
+            lambda: query(tmp_path, "SELECT count(*) FROM resource")[0][0] >= 1, timeout=1.5
+        )
+        assert time.monotonic() - seen_running < 1.5
+        assert query(tmp_path, "SELECT last_heartbeat FROM taskscope_run")[0][0]
+    finally:
+        future.result(timeout=30)
+        finish(hub, run_id, [0])
+
+
+def test_record_pool_writes_one_node_and_block_row_per_change(tmp_path):
+    hub, run_id = started_hub(tmp_path)
+    hub.record_pool("htex", worker_count=2)
+    hub.record_pool("htex", worker_count=2, active=False)
+    finish(hub, run_id, [])
+    nodes = query(
+        tmp_path, "SELECT active, worker_count, cpu_count > 0, total_memory > 0 FROM node"
+    )
+    assert nodes == [(1, 2, 1, 1), (0, 2, 1, 1)]
+    assert [b[0] for b in query(tmp_path, "SELECT status FROM block ORDER BY timestamp")] == [
+        "RUNNING",
+        "SCALED_IN",
+    ]
