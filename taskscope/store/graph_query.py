@@ -100,15 +100,10 @@ def app_graph(conn: sqlite3.Connection, run_id: str) -> AppGraph:
     info = describe_database(conn)
     if not (info.has("task") and info.has("status")):
         return AppGraph([], [], 0)
-    final = (
-        "SELECT task_id, task_status_name AS state, MAX(timestamp) FROM status "
-        "WHERE run_id = :run GROUP BY task_id"
-    )
     counts: dict[str, dict[str, int]] = {}
     for app, state, n in conn.execute(
-        f"SELECT t.task_func_name, COALESCE(f.state, 'pending'), COUNT(*) FROM task t "
-        f"LEFT JOIN ({final}) f ON f.task_id = t.task_id WHERE t.run_id = :run "
-        "GROUP BY 1, 2",
+        f"SELECT t.task_func_name, {_STATE} AS state, COUNT(*) FROM task t "
+        "WHERE t.run_id = :run GROUP BY 1, 2",
         {"run": run_id},
     ):
         counts.setdefault(app, {})[state] = n

@@ -54,11 +54,7 @@ __all__ = [
 
 MAX_PAGE = 1000
 DURATION_SQL = seconds_between_sql("t.task_time_invoked", "t.task_time_returned")
-# The latest status row of every task of a run (SQLite takes the bare column from the MAX row).
-FINAL_STATES_SQL = (
-    "SELECT task_id, task_status_name AS state, MAX(timestamp) AS at "
-    "FROM status WHERE run_id = :run GROUP BY task_id"
-)
+# A task's state: its latest status row (one index seek per task).
 LATEST_STATE_OF_TASK_SQL = (
     "(SELECT s.task_status_name FROM status s WHERE s.run_id = t.run_id AND s.task_id = t.task_id "
     "ORDER BY s.timestamp DESC LIMIT 1)"
@@ -104,16 +100,13 @@ def state_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
     info = describe_database(conn)
     if not (info.has("task") and info.has("status")):
         return {}
-    counts: dict[str, int] = {}
-    for state, n in conn.execute(
-        f"SELECT state, COUNT(*) FROM ({FINAL_STATES_SQL}) GROUP BY state", {"run": run_id}
-    ):
-        counts[state] = n
-    total = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
-    missing = total - sum(counts.values())
-    if missing > 0:
-        counts["pending"] = counts.get("pending", 0) + missing
-    return counts
+    return dict(
+        conn.execute(
+            f"SELECT COALESCE({LATEST_STATE_OF_TASK_SQL}, 'pending') AS state, COUNT(*) "
+            "FROM task t WHERE t.run_id = :run GROUP BY state",
+            {"run": run_id},
+        ).fetchall()
+    )
 
 
 def _last_activity(conn: sqlite3.Connection, run_id: str) -> str | None:
@@ -294,39 +287,42 @@ def _split_executors(text: str) -> list[str]:
     return [part.strip().strip("\"'") for part in text.strip("[]").split(",")]
 
 
-def app_summary(conn: sqlite3.Connection, run_id: str) -> list[AppStats]:
-    """One row per app: invocations, completed and failed counts, mean durations."""
+def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -> list[AppStats]:
+    """One row per app (or only `app`): invocations, completed and failed counts, durations."""
     info = describe_database(conn)
     if not (info.has("task") and info.has("status") and info.has("try")):
         return []
-    exec_s = seconds_between_sql("task_try_time_running", "task_try_time_returned")
+    exec_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
+    only_app = " AND t.task_func_name = :app" if app is not None else ""
     rows = conn.execute(
         f"""
-        WITH final AS ({FINAL_STATES_SQL}),
-        tries AS (SELECT task_id, COUNT(*) AS n, SUM({exec_s}) AS exec_s
-                  FROM try WHERE run_id = :run GROUP BY task_id)
-        SELECT t.task_func_name, COUNT(*),
-               SUM(f.state IN ('exec_done', 'memo_done')),
-               SUM(f.state IN ('failed', 'dep_fail')),
-               COALESCE(SUM(tries.n), 0), AVG({DURATION_SQL}), AVG(tries.exec_s)
-        FROM task t LEFT JOIN final f ON f.task_id = t.task_id
-        LEFT JOIN tries ON tries.task_id = t.task_id
-        WHERE t.run_id = :run GROUP BY t.task_func_name ORDER BY t.task_func_name
+        SELECT x.task_func_name, COUNT(*),
+               SUM(x.state IN ('exec_done', 'memo_done')),
+               SUM(x.state IN ('failed', 'dep_fail')),
+               SUM(x.tries), AVG(x.duration), AVG(x.exec_s)
+        FROM (SELECT t.task_func_name, {LATEST_STATE_OF_TASK_SQL} AS state,
+                     {DURATION_SQL} AS duration,
+                     (SELECT COUNT(*) FROM try y WHERE y.run_id = t.run_id
+                      AND y.task_id = t.task_id) AS tries,
+                     (SELECT SUM({exec_s}) FROM try y WHERE y.run_id = t.run_id
+                      AND y.task_id = t.task_id) AS exec_s
+              FROM task t WHERE t.run_id = :run{only_app}) x
+        GROUP BY x.task_func_name ORDER BY x.task_func_name
         """,
-        {"run": run_id},
+        {"run": run_id, "app": app},
     ).fetchall()
     return [
         AppStats(
-            app=app,
+            app=name,
             tasks=n,
             completed=done or 0,
             failed=failed or 0,
             unfinished=n - (done or 0) - (failed or 0),
-            tries=tries,
+            tries=tries or 0,
             mean_duration_s=mean_d,
             mean_exec_s=mean_e,
         )
-        for app, n, done, failed, tries, mean_d, mean_e in rows
+        for name, n, done, failed, tries, mean_d, mean_e in rows
     ]
 
 
@@ -351,14 +347,11 @@ def list_tasks(
         conditions.append("t.task_func_name = :app")
         params["app"] = app
     has_status = info.has("status")
-    if state is not None and has_status:
-        source = f"task t LEFT JOIN ({FINAL_STATES_SQL}) f ON f.task_id = t.task_id"
-        conditions.append("COALESCE(f.state, 'pending') = :state")
+    source = "task t"
+    state_sql = f"COALESCE({LATEST_STATE_OF_TASK_SQL}, 'pending')" if has_status else "'pending'"
+    if state is not None:
+        conditions.append(f"{state_sql} = :state")
         params["state"] = state
-        state_sql = "COALESCE(f.state, 'pending')"
-    else:
-        source = "task t"
-        state_sql = f"COALESCE({LATEST_STATE_OF_TASK_SQL}, 'pending')" if has_status else "'pending'"
     where = " AND ".join(conditions)
     total = conn.execute(f"SELECT COUNT(*) FROM {source} WHERE {where}", params).fetchone()[0]
     tries_sql = hostname_sql = "NULL"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+
 # SQL for the seconds between two timestamp columns; julianday() parses the stored text.
 def seconds_between_sql(start: str, end: str) -> str:
     return f"((julianday({end}) - julianday({start})) * 86400.0)"

@@ -16,13 +16,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from taskscope.visualize.version import taskscope_version
 from taskscope.store.readonly import DatabaseNotFound
 from taskscope.visualize.colors import RUN_STATUS_COLORS, STATE_COLORS, state_color
 from taskscope.visualize.pages import Pages
 from taskscope.visualize.params import relative_root
 from taskscope.visualize.plots import fmt_seconds
 from taskscope.visualize.source import DatabaseSource
+from taskscope.visualize.version import taskscope_version
 
 HERE = Path(__file__).parent
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"

@@ -84,7 +84,7 @@ class Pages:
         return self.templates.TemplateResponse(request, page.template, context)
 
     def _run(self, conn: sqlite3.Connection, run_id: str) -> RunRow:
-        run = query.get_run(conn, run_id)
+        run = query.get_run(conn, run_id, with_counts=False)
         if run is None:
             raise _not_found(f"There is no run {run_id!r} in this database.")
         return run
@@ -231,7 +231,7 @@ class Pages:
                                      offset=(page_no - 1) * TASKS_PER_PAGE)
             if tasks.total == 0 and state is None:
                 raise _not_found(f"Run {run_id!r} has no app {app!r}.")
-            stats = next((a for a in query.app_summary(conn, run_id) if a.app == app), None)
+            stats = next(iter(query.app_summary(conn, run_id, app=app)), None)
             return {"run": run, "tasks": tasks, "stats": stats}
 
         data = self.source.cached(("app", run_id, app, page_no, state, sort, order), load)

@@ -1,0 +1,235 @@
+"""The query layer on Parsl's fixture database and on synthetic taskscope databases."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from taskscope.store import query
+from taskscope.store.readonly import DatabaseNotFound, locate_database, open_readonly
+from taskscope.store.synthetic import create_database, standard_runs
+
+PARSL_FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "parsl-sample-small.db"
+if not PARSL_FIXTURE.exists():
+    PARSL_FIXTURE = Path("/work/shared/fixtures/parsl-sample-small.db")
+PARSL_RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
+
+
+@pytest.fixture(scope="session")
+def parsl_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A copy, so nothing can touch the shared fixture.
+    target = tmp_path_factory.mktemp("parsl") / "monitoring.db"
+    shutil.copy(PARSL_FIXTURE, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def taskscope_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("taskscope")
+    outputs = folder / "outputs"
+    outputs.mkdir()
+    return create_database(folder / "monitoring.db", standard_runs(outputs))
+
+
+@pytest.fixture(scope="session")
+def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return create_database(tmp_path_factory.mktemp("empty") / "monitoring.db", [])
+
+
+@pytest.fixture(scope="session")
+def blank_file_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A zero-byte file: what an unrelated tool may leave behind; it has no tables at all."""
+    path = tmp_path_factory.mktemp("blank") / "monitoring.db"
+    path.write_bytes(b"")
+    return path
+
+
+@pytest.fixture
+def parsl(parsl_db: Path):
+    conn = open_readonly(parsl_db)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def ts(taskscope_db: Path):
+    conn = open_readonly(taskscope_db)
+    yield conn
+    conn.close()
+
+
+def test_parsl_database_is_local_time_and_not_taskscope(parsl):
+    info = query.describe_database(parsl)
+    assert not info.is_taskscope
+    assert info.timestamp_convention == "local"
+
+
+def test_parsl_run_listed_with_counts_by_final_state(parsl):
+    page = query.list_runs(parsl)
+    assert page.total == 1
+    run = page.items[0]
+    assert run.run_id == PARSL_RUN
+    assert run.workflow_name == "diamond-sample"
+    assert run.task_count == 275
+    assert run.state_counts == {"exec_done": 260, "memo_done": 5, "failed": 4, "dep_fail": 6}
+    assert run.status == "failed"  # it ended, and some tasks failed
+    assert 19 < run.duration_s < 21
+
+
+def test_parsl_run_summary(parsl):
+    summary = query.run_summary(parsl, PARSL_RUN)
+    assert summary.try_count == 292
+    assert summary.retry_count == 17
+    assert "htex_local" in summary.executors
+    d = summary.duration
+    assert d.count == 275 and d.minimum <= d.median <= d.maximum
+    assert query.run_summary(parsl, "no-such-run") is None
+
+
+def test_parsl_app_summary_counts_add_up(parsl):
+    apps = {a.app: a for a in query.app_summary(parsl, PARSL_RUN)}
+    assert sum(a.tasks for a in apps.values()) == 275
+    assert apps["always_fail"].failed == 4 and apps["always_fail"].tries == 12
+    assert apps["memo_square"].completed == 10
+    assert apps["cpu_burn"].mean_exec_s > 2.5  # burns ~3 s of CPU each
+
+
+def test_tasks_filtered_and_paged(parsl):
+    first = query.list_tasks(parsl, PARSL_RUN, limit=10)
+    second = query.list_tasks(parsl, PARSL_RUN, limit=10, offset=10)
+    assert first.total == 275 and len(first.items) == 10
+    assert [t.task_id for t in first.items] == list(range(10))
+    assert second.items[0].task_id == 10
+    failed = query.list_tasks(parsl, PARSL_RUN, state="failed")
+    assert failed.total == 4 and all(t.app == "always_fail" for t in failed.items)
+    joins = query.list_tasks(parsl, PARSL_RUN, app="join", state="dep_fail")
+    assert joins.total == 4
+    slowest = query.list_tasks(parsl, PARSL_RUN, sort="duration", descending=True, limit=1)
+    assert slowest.items[0].duration_s >= first.items[0].duration_s
+
+
+def test_task_detail_with_tries_history_and_dependents(parsl):
+    task = query.task_detail(parsl, PARSL_RUN, 1)
+    assert task.app == "always_fail" and task.state == "failed"
+    assert task.depends == [0] and task.dependents == [3]
+    assert [t.try_id for t in task.tries] == [0, 1, 2]
+    assert "deliberate failure" in task.tries[0].fail_history
+    states = [e.state for e in task.history]
+    assert states[0] == "pending" and states[-1] == "failed"
+    assert states.count("fail_retryable") == 2
+    assert query.task_detail(parsl, PARSL_RUN, 10**6) is None
+
+
+def test_join_task_shows_joined_tasks(parsl):
+    fan_in = query.task_detail(parsl, PARSL_RUN, 269)
+    assert fan_in.joins == [270, 271, 272, 273, 274]
+    assert 269 in query.task_detail(parsl, PARSL_RUN, 270).dependents
+
+
+def test_state_history_in_time_order(parsl):
+    history = query.state_history(parsl, PARSL_RUN, 0)
+    assert [e.state for e in history] == ["pending", "launched", "running", "running_ended", "exec_done"]
+    assert [e.timestamp for e in history] == sorted(e.timestamp for e in history)
+
+
+def test_resource_series_and_run_usage(parsl):
+    samples = query.resource_series(parsl, PARSL_RUN, 5)
+    assert samples and samples[0].memory_resident > 1e8
+    usage = query.run_usage(parsl, PARSL_RUN, buckets=40)
+    assert len(usage.times) == len(usage.cpu_cores) == len(usage.workers_busy) == 40
+    # capacity counted once per node, not once per node-table row (561 rows here)
+    assert usage.capacity.cpus == 2 and usage.capacity.workers == 2 and usage.capacity.nodes == 1
+    assert max(usage.workers_busy) <= 2.0 + 1e-6
+    assert max(usage.cpu_cores) > 1.0  # the cpu_burn tasks keep both cores busy
+
+
+def test_app_distributions(parsl):
+    dists = {d.app: d for d in query.app_distributions(parsl, PARSL_RUN)}
+    burn = dists["cpu_burn"]
+    assert burn.duration_s.count == 4 and 2.5 < burn.duration_s.median < 4
+    assert burn.cpu_time_s.median > 2
+    box = dists["source"].peak_memory_bytes
+    assert box.minimum <= box.q1 <= box.median <= box.q3 <= box.maximum
+
+
+def test_graphs(parsl):
+    graph = query.task_graph(parsl, PARSL_RUN)
+    assert len(graph.nodes) == 275
+    assert any(e.kind == "joins" and e.target == 269 for e in graph.edges)
+    part = query.task_graph(parsl, PARSL_RUN, app="join", limit=10)
+    assert sum(1 for n in part.nodes if n.app == "join") == 10
+    apps = query.app_graph(parsl, PARSL_RUN)
+    edges = {(e.source, e.target): e.count for e in apps.edges}
+    assert edges[("left", "join")] == 56 and edges[("source", "fan_in")] == 5
+
+
+def test_timeline_pages(parsl):
+    page = query.timeline(parsl, PARSL_RUN, limit=20, offset=20)
+    assert page.total == 275 and page.items[0].task_id == 20
+    assert all(seg.start <= seg.end for t in page.items for seg in t.segments)
+
+
+def test_taskscope_run_statuses(ts):
+    statuses = {r.run_id: r.status for r in query.list_runs(ts).items}
+    assert statuses == {"run-completed": "completed", "run-failed": "failed", "run-lost": "lost",
+                        "run-live": "running", "run-noresources": statuses["run-noresources"]}
+    assert query.describe_database(ts).timestamp_convention == "utc"
+
+
+def test_taskscope_failure_records(ts):
+    failed = query.list_tasks(ts, "run-failed", state="failed")
+    assert failed.total >= 1
+    task = query.task_detail(ts, "run-failed", failed.items[0].task_id)
+    failure = task.tries[-1].failure
+    assert failure.exception_type == "RuntimeError" and "Traceback" in failure.traceback
+
+
+def test_run_without_resources(ts):
+    usage = query.run_usage(ts, "run-noresources")
+    assert usage.sample_count == 0 and max(usage.workers_busy) > 0
+    assert all(d.peak_memory_bytes is None for d in query.app_distributions(ts, "run-noresources"))
+
+
+def test_runs_of_one_workflow_and_sorting(ts):
+    pipeline = query.list_runs(ts, workflow_name="pipeline")
+    assert {r.run_id for r in pipeline.items} == {"run-completed", "run-failed"}
+    by_name = query.list_runs(ts, sort="workflow_name", descending=False)
+    names = [r.workflow_name for r in by_name.items]
+    assert names == sorted(names)
+    assert len(query.list_runs(ts, limit=2).items) == 2
+
+
+def test_empty_database(empty_db, blank_file_db):
+    for path in (empty_db, blank_file_db):
+        conn = open_readonly(path)
+        assert query.list_runs(conn).total == 0
+        assert query.run_summary(conn, "x") is None
+        assert query.list_tasks(conn, "x").total == 0
+        assert query.task_graph(conn, "x").nodes == []
+        conn.close()
+
+
+def test_readonly_never_creates_or_writes(tmp_path: Path, parsl_db: Path):
+    with pytest.raises(DatabaseNotFound):
+        open_readonly(tmp_path / "missing.db")
+    assert not (tmp_path / "missing.db").exists()
+    conn = open_readonly(parsl_db)
+    with pytest.raises(sqlite3.OperationalError):
+        conn.execute("DELETE FROM task")
+    conn.close()
+
+
+def test_locate_database_forms(tmp_path: Path, parsl_db: Path):
+    assert locate_database(f"sqlite:///{parsl_db}", tmp_path).path == parsl_db  # 4 slashes: absolute
+    (tmp_path / "runinfo").mkdir()
+    (tmp_path / "runinfo" / "monitoring.db").write_bytes(parsl_db.read_bytes())
+    found = locate_database(None, tmp_path)
+    assert found.path == tmp_path / "runinfo" / "monitoring.db" and "runinfo" in found.how
+    (tmp_path / "monitoring.db").write_bytes(parsl_db.read_bytes())
+    assert locate_database(None, tmp_path).path == tmp_path / "monitoring.db"
+    assert locate_database("sqlite:///monitoring.db", tmp_path).path == tmp_path / "monitoring.db"
+    with pytest.raises(DatabaseNotFound):
+        locate_database("nope.db", tmp_path)

@@ -1,0 +1,166 @@
+"""Every route on Parsl's fixture, a taskscope database, an empty database and a crashed run."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from starlette.testclient import TestClient
+
+from taskscope.visualize.app import create_app
+
+PARSL_RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
+
+
+def client_for(path: Path) -> TestClient:
+    return TestClient(create_app(path))
+
+
+def run_routes(run_id: str, app: str, task_id: int) -> list[str]:
+    base = f"/workflow/{run_id}"
+    return [
+        f"{base}/", f"{base}/?gantt_page=2", f"{base}/dag", f"{base}/dag?colour=state",
+        f"{base}/dag?view=apps", f"{base}/dag?view=apps&colour=state",
+        f"{base}/dag?view=tasks&app={app}", f"{base}/dag?view=tasks&first=5&limit=20",
+        f"{base}/resources", f"{base}/app/{app}", f"{base}/app/{app}?state=exec_done&page=2",
+        f"{base}/app/{app}?sort=duration&order=desc", f"{base}/task/{task_id}",
+    ]
+
+
+def assert_all_ok(client: TestClient, paths: list[str]) -> None:
+    for path in paths:
+        for suffix in ("", "&format=json" if "?" in path else "?format=json"):
+            response = client.get(path + suffix)
+            assert response.status_code == 200, (path + suffix, response.text[:500])
+
+
+def test_parsl_fixture_every_route(parsl_db: Path):
+    client = client_for(parsl_db)
+    home = client.get("/")
+    assert home.status_code == 200 and "diamond-sample" in home.text
+    assert_all_ok(client, ["/", "/?sort=duration&order=asc", "/?name=diamond-sample"])
+    assert_all_ok(client, run_routes(PARSL_RUN, "join", 1) + [f"/workflow/{PARSL_RUN}/task/269"])
+
+
+def test_parsl_summary_shows_app_table_and_local_time(parsl_db: Path):
+    page = client_for(parsl_db).get(f"/workflow/{PARSL_RUN}/").text
+    for app in ("always_fail", "cpu_burn", "echo_bash", "memo_square", "fan_in"):
+        assert f'href="app/{app}"' in page
+    assert "local time" in page and "htex_local" in page
+
+
+def test_task_page_shows_failure_and_links(parsl_db: Path):
+    page = client_for(parsl_db).get(f"/workflow/{PARSL_RUN}/task/1").text
+    assert "deliberate failure for input 0" in page
+    assert 'href="0"' in page and 'href="3"' in page  # dependency and dependent
+    assert "fail_retryable" in page and "../app/always_fail" in page
+
+
+def test_taskscope_database_every_run(taskscope_db: Path):
+    client = client_for(taskscope_db)
+    home = client.get("/").text
+    for run_id in ("run-completed", "run-failed", "run-lost", "run-live", "run-noresources"):
+        assert run_id[:13] in home
+        assert_all_ok(client, run_routes(run_id, "transform", 4))
+    assert ">lost<" in home and ">running<" in home and "UTC" in home
+
+
+def test_taskscope_task_shows_traceback_and_output_tail(taskscope_db: Path):
+    client = client_for(taskscope_db)
+    failed = client.get("/workflow/run-failed/app/transform?state=failed").text
+    task_id = re.search(r'href="\.\./task/(\d+)"', failed).group(1)
+    page = client.get(f"/workflow/run-failed/task/{task_id}").text
+    assert "Traceback (most recent call last)" in page and "RuntimeError" in page
+    done = client.get("/workflow/run-completed/task/9").text  # a summarize task with stdout
+    assert "line 29 of task 9" in done and "synthetic stderr" in done
+
+
+def test_live_run_pages_refresh_and_finished_do_not(taskscope_db: Path):
+    client = client_for(taskscope_db)
+    live = client.get("/workflow/run-live/")
+    assert 'data-live="1"' in live.text
+    data = client.get("/workflow/run-live/?format=json").json()
+    assert data["live"] is True and "run_details" in data["sections"] and "gantt" in data["figures"]
+    assert 'data-live="0"' in client.get("/workflow/run-completed/").text
+    assert client.get("/workflow/run-completed/?format=json").json()["live"] is False
+
+
+def test_crashed_run_is_lost_everywhere(taskscope_db: Path):
+    client = client_for(taskscope_db)
+    page = client.get("/workflow/run-lost/").text
+    assert "lost" in page and "probably died" in page
+    assert client.get("/workflow/run-lost/resources").status_code == 200
+
+
+@pytest.mark.parametrize("db", ["empty_db", "blank_file_db"])
+def test_empty_database_pages(db: str, request: pytest.FixtureRequest):
+    client = client_for(request.getfixturevalue(db))
+    home = client.get("/")
+    assert home.status_code == 200
+    assert "no run" in home.text.lower()
+    for path in ("/workflow/x/", "/workflow/x/dag", "/workflow/x/resources",
+                 "/workflow/x/app/a", "/workflow/x/task/1"):
+        assert client.get(path).status_code == 404
+
+
+def test_unknown_ids_and_malformed_params(parsl_db: Path):
+    client = client_for(parsl_db)
+    for path in ("/workflow/nope/", f"/workflow/{PARSL_RUN}/task/999999",
+                 f"/workflow/{PARSL_RUN}/task/abc", f"/workflow/{PARSL_RUN}/app/no_such_app",
+                 "/no/such/page"):
+        response = client.get(path)
+        assert response.status_code == 404 and "Back to the list" in response.text
+    for path in ("/?page=-3&sort=DROP%20TABLE&order=sideways",
+                 f"/workflow/{PARSL_RUN}/?gantt_page=zz",
+                 f"/workflow/{PARSL_RUN}/dag?view=bogus&colour=1&first=x&limit=-5",
+                 f"/workflow/{PARSL_RUN}/app/join?page=1e9&state=%27;--&sort=x",
+                 f"/workflow/{PARSL_RUN}/app/join?page=99999"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_database_being_written(tmp_path: Path, parsl_db: Path):
+    """A writer holding an exclusive lock (Parsl's rollback journal) delays a read: the page
+    is served once the lock goes, never a 500."""
+    path = tmp_path / "busy.db"
+    shutil.copy(parsl_db, path)
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.4, lambda: writer.execute("COMMIT"))
+    release.start()
+    try:
+        response = client_for(path).get(f"/workflow/{PARSL_RUN}/")
+    finally:
+        release.join()
+        writer.close()
+    assert response.status_code == 200
+
+
+def external_urls(text: str) -> list[str]:
+    hosts = []
+    for url in re.findall(r"""(?:src|href)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)""", text):
+        host = urlsplit(url if ":" in url.split("//")[0] else "http:" + url).hostname
+        if host not in ("127.0.0.1", "localhost", "testserver"):
+            hosts.append(url)
+    hosts += [u for u in re.findall(r"""url\(\s*["']?(https?://[^)"']+)""", text)]
+    hosts += [u for u in re.findall(r"""@import\s+["']?(https?://[^"';]+)""", text)]
+    return hosts
+
+
+def test_no_page_or_asset_references_an_external_url(parsl_db: Path, taskscope_db: Path):
+    pages = [(parsl_db, p) for p in ["/"] + run_routes(PARSL_RUN, "join", 1)]
+    pages += [(taskscope_db, p) for p in ["/"] + run_routes("run-live", "transform", 4)]
+    for db, path in pages:
+        response = client_for(db).get(path)
+        assert external_urls(response.text) == [], path
+        links = re.findall(r"""(?:src|href)=["']([^"']+)["']""", response.text)
+        assert not [link for link in links if link.startswith("/")], (path, "absolute link")
+    client = client_for(parsl_db)
+    for asset in ("/static/style.css", "/static/dashboard.js"):
+        text = client.get(asset).text
+        assert not re.findall(r"https?://", text), asset
+    assert client.get("/static/plotly.min.js").status_code == 200
