@@ -114,8 +114,10 @@ class DaskClusterWatch:
         self.poll()
         self._thread.start()
 
-    def stop(self, final_block_status: str = "CANCELLED") -> None:
-        """One last poll, then every node inactive and every live block ended."""
+    def stop(self, end_blocks: bool) -> None:
+        """One last poll, then every node inactive (this run no longer uses it) and, with
+        ``end_blocks`` (the executor owned the cluster and shut it down), every block
+        ``CANCELLED``. Blocks of a cluster the user owns keep running after the run."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
@@ -126,9 +128,11 @@ class DaskClusterWatch:
         now = time.time()
         for addr in list(self._nodes):
             self._node_left(addr, now)
+        if not end_blocks:
+            return
         for name, block in self._blocks.items():
             if block.status not in ("", "CANCELLED", "COMPLETED"):
-                self._block_status(name, final_block_status, now)
+                self._block_status(name, "CANCELLED", now)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -240,7 +240,7 @@ class DaskExecutor(Executor):
             except Exception as e:  # noqa: BLE001 - shutdown goes on; close() stops the rest
                 logger.debug("scaling the cluster to 0 failed: %s", e)
         if watch is not None:
-            watch.stop()
+            watch.stop(end_blocks=self._owns_cluster)
         client.close()
         self._close_cluster()
 

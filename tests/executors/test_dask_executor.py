@@ -15,9 +15,9 @@ import pytest
 
 pytest.importorskip("distributed", reason="needs the dask extra: pip install taskscope[dask]")
 
-from taskscope.errors import ConfigurationError, SerializationError, WorkerLost  # noqa: E402
-from taskscope.executors.dask import DaskExecutor  # noqa: E402
-from taskscope.monitoring.messages import BlockInfo, NodeInfo  # noqa: E402
+from taskscope.errors import ConfigurationError, SerializationError, WorkerLost
+from taskscope.executors.dask import DaskExecutor
+from taskscope.monitoring.messages import BlockInfo, NodeInfo
 
 
 def _worker_identity() -> tuple[str, int, str | None]:
@@ -113,7 +113,7 @@ def test_shutdown_ends_blocks_and_leaves_no_worker_process(tmp_path):
     children = [p for p in psutil.Process().children(recursive=True) if p not in before]
     assert len(children) >= 3  # scheduler, nanny, worker
     ex.shutdown()
-    gone, alive = psutil.wait_procs(children, timeout=15)
+    _gone, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, [p.cmdline() for p in alive]
     ends = [m for m in sent if isinstance(m, BlockInfo) and m.status == "CANCELLED"]
     assert [b.block_id for b in ends] == ["0"]
