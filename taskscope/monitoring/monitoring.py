@@ -200,6 +200,11 @@ class MonitoringHub:
         return self._target.port if self._target else None
 
     @property
+    def writer_cpu_seconds(self) -> float:
+        """CPU time the receive-and-write thread used (known after close())."""
+        return self._service.cpu_seconds if self._service else 0.0
+
+    @property
     def messages_dropped(self) -> int:
         return self._service.dropped if self._service else 0
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import resource
 import socket
 import sqlite3
 import threading
@@ -75,6 +76,7 @@ class HubService:
         self.port: int | None = None
         self.error: BaseException | None = None
         self.dropped = 0
+        self.cpu_seconds = 0.0  # CPU the loop used (its thread's, or its process's)
         self.handshake_failures = 0
         self._stop = threading.Event()
         self._writer: DatabaseWriter | None = None
@@ -165,6 +167,8 @@ class HubService:
             self.error = e
         finally:
             self._shutdown()
+            usage = resource.getrusage(getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF))
+            self.cpu_seconds = usage.ru_utime + usage.ru_stime
 
     def _drain(self) -> list[Message]:
         batch: list[Message] = []

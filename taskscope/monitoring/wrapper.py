@@ -115,5 +115,17 @@ class MonitoredCall:
             # the kernel sees the result (and close() has nothing left to wait for).
             sink.flush()
 
+    def __reduce__(self) -> tuple:
+        # Only what the worker needs: not the copied __doc__/__dict__/__wrapped__ attributes,
+        # which would add hundreds of bytes to every task's payload.
+        return (
+            _rebuild,
+            (self.func, self.target, self.run_id, self.task_id, self.try_id, self.executor_label),
+        )
+
     def __repr__(self) -> str:
         return f"<monitored {self.func!r} task {self.task_id} try {self.try_id}>"
+
+
+def _rebuild(*args: Any) -> MonitoredCall:
+    return MonitoredCall(*args)

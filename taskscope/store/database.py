@@ -153,6 +153,8 @@ def open_for_writing(path: str | os.PathLike) -> sqlite3.Connection:
         # NORMAL in WAL mode: commits survive a crash of the process (not of the OS) and
         # cost no fsync each; the WAL is synced at checkpoints.
         conn.execute("PRAGMA synchronous = NORMAL")
+        # A larger page cache keeps the indexes hot under a stream of inserts.
+        conn.execute("PRAGMA cache_size = -65536")
         conn.execute("BEGIN IMMEDIATE")
         check_and_prepare_schema(conn, str(p))
         conn.execute("COMMIT")

@@ -121,6 +121,42 @@ def _joined(ids: list[int] | None) -> str | None:
     return None if ids is None else ",".join(str(i) for i in ids)
 
 
+def _merge_try(a: TryInfo, b: TryInfo) -> TryInfo:
+    """``b`` applied after ``a`` (same try, same source), with the upsert's own rules."""
+    from_worker = b.hostname is not None
+    return TryInfo(
+        a.run_id,
+        a.task_id,
+        a.try_id,
+        executor=b.executor or a.executor,
+        hostname=b.hostname or a.hostname,
+        block_id=b.block_id if b.block_id is not None else a.block_id,
+        time_launched=a.time_launched if a.time_launched is not None else b.time_launched,
+        time_running=a.time_running if a.time_running is not None else b.time_running,
+        time_returned=(a.time_returned if a.time_returned is not None else b.time_returned)
+        if from_worker
+        else (b.time_returned if b.time_returned is not None else a.time_returned),
+        fail_history=b.fail_history if b.fail_history is not None else a.fail_history,
+        joins=b.joins if b.joins is not None else a.joins,
+    )
+
+
+def _try_row(m: TryInfo) -> tuple:
+    return (
+        m.try_id,
+        m.task_id,
+        m.run_id,
+        m.block_id,
+        m.hostname,
+        m.executor,
+        utc_text_or_none(m.time_launched),
+        utc_text_or_none(m.time_running),
+        utc_text_or_none(m.time_returned),
+        m.fail_history,
+        m.joins,
+    )
+
+
 class DatabaseWriter:
     """Writes batches of messages into an open database (see ``database.open_for_writing``).
 
@@ -150,7 +186,8 @@ class DatabaseWriter:
         """Stage ``messages`` in the open transaction (opening one if needed)."""
         if not messages:
             return
-        starts, ends, tasks, tries, statuses = [], [], [], [], []
+        starts, ends, tasks, statuses = [], [], [], []
+        tries: dict[tuple, TryInfo] = {}
         failures, resources, nodes, blocks = [], [], [], []
         status_keys: dict[tuple, int] = {}
         finals: list[tuple[str, str]] = []  # counted only once the batch is written
@@ -170,21 +207,10 @@ class DatabaseWriter:
                     if m.state in COMPLETED_STATES or m.state in FAILED_STATES:
                         finals.append((m.run_id, m.state))
             elif kind is TryInfo:
-                tries.append(
-                    (
-                        m.try_id,
-                        m.task_id,
-                        m.run_id,
-                        m.block_id,
-                        m.hostname,
-                        m.executor,
-                        utc_text_or_none(m.time_launched),
-                        utc_text_or_none(m.time_running),
-                        utc_text_or_none(m.time_returned),
-                        m.fail_history,
-                        m.joins,
-                    )
-                )
+                # Partial updates of one try from one source in one batch become one upsert.
+                key = (m.try_id, m.task_id, m.run_id, m.hostname is not None)
+                earlier = tries.get(key)
+                tries[key] = m if earlier is None else _merge_try(earlier, m)
             elif kind is ResourceSample:
                 resources.append(
                     (
@@ -284,7 +310,7 @@ class DatabaseWriter:
         if tasks:
             execute(_UPSERT_TASK, tasks)
         if tries:
-            execute(_UPSERT_TRY, tries)
+            execute(_UPSERT_TRY, [_try_row(m) for m in tries.values()])
         if statuses:
             execute(_INSERT_STATUS, statuses)
         if failures:

@@ -95,4 +95,4 @@ def fail(message: str) -> None:
 def shell(command: str) -> int:
     import subprocess
 
-    return subprocess.run(command, shell=True).returncode
+    return subprocess.run(command, shell=True, check=False).returncode

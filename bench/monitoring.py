@@ -1,0 +1,197 @@
+"""Monitoring benchmarks: the same workloads unmonitored and monitored, side by side.
+
+Prints one JSON line per section and saves them all to bench/results/monitoring.json.
+Sections: writer (the writer alone), noop (2,000 no-op tasks, resource_monitoring_interval=1,
+HTEX with 2 workers), sleep (500 tasks of 0.1 s on 2 workers) and cleanup (time from the last
+result to cleanup() returning). Run: .venv/bin/python bench/monitoring.py [section ...]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "monitoring.json"
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "python": platform.python_version()}
+
+
+# -- the writer alone ---------------------------------------------------------------------
+
+
+def bench_writer(tasks: int = 20_000) -> dict:
+    from taskscope.store.database import open_for_writing
+    from taskscope.store.messages import (
+        ResourceSample,
+        TaskInfo,
+        TaskStatus,
+        TryInfo,
+        WorkflowStart,
+        decode_batch,
+        encode_batch,
+    )
+    from taskscope.store.writer import DatabaseWriter
+
+    run = str(uuid.uuid4())
+    t0 = time.time()
+    messages = [WorkflowStart(run, "b", "1", t0, "h", "u", "/r", "3", "0", ["x"], 1, 2.0)]
+    for i in range(tasks):
+        t = t0 + i * 1e-3
+        messages += [
+            TaskInfo(run, i, "f", False, "x", t),
+            TaskStatus(run, i, 0, "pending", t),
+            TryInfo(run, i, 0, executor="x", time_launched=t + 1e-4),
+            TaskStatus(run, i, 0, "launched", t + 1e-4),
+            TaskStatus(run, i, 0, "running", t + 2e-4),
+            TryInfo(run, i, 0, hostname="w", block_id="0", time_running=t + 2e-4),
+            ResourceSample(
+                run, i, 0, t + 3e-4, 1.0, 7, 0.1, 0, 0.01, 0.0, 1e8, 3e7, 0, 0, "running", "0", 1, 0
+            ),
+            TaskStatus(run, i, 0, "running_ended", t + 3e-4),
+            TryInfo(run, i, 0, hostname="w", time_returned=t + 3e-4),
+            TryInfo(run, i, 0, time_returned=t + 4e-4),
+            TaskStatus(run, i, 0, "exec_done", t + 4e-4),
+            TaskInfo(run, i, "f", False, "x", t, time_returned=t + 4e-4),
+        ]
+    frames = [encode_batch(messages[i : i + 50]) for i in range(0, len(messages), 50)]
+    with tempfile.TemporaryDirectory() as d:
+        writer = DatabaseWriter(open_for_writing(Path(d) / "m.db"))
+        start = time.perf_counter()
+        last_commit = start
+        for frame in frames:
+            writer.write(decode_batch(frame))
+            now = time.perf_counter()
+            if now - last_commit >= 0.1:
+                writer.commit()
+                last_commit = now
+        writer.close()
+        elapsed = time.perf_counter() - start
+        conn = sqlite3.connect(Path(d) / "m.db")
+        statuses = conn.execute("SELECT count(*) FROM status").fetchone()[0]
+        done = conn.execute("SELECT tasks_completed_count FROM workflow").fetchone()[0]
+    return {
+        "section": "writer",
+        "messages": len(messages),
+        "seconds": round(elapsed, 3),
+        "messages_per_s": round(len(messages) / elapsed),
+        "status_rows": statuses,
+        "status_rows_expected": 5 * tasks,
+        "lost": 5 * tasks - statuses,
+        "completed_count": done,
+        "includes": "msgpack decode + SQLite upserts + commits every 100 ms + ANALYZE",
+    }
+
+
+# -- workflows ----------------------------------------------------------------------------
+
+
+def noop():
+    return 0
+
+
+def napper(seconds):
+    import time as _t
+
+    _t.sleep(seconds)
+    return seconds
+
+
+def run_workflow(kind: str, n: int, monitored: bool, workdir: Path) -> dict:
+    import taskscope
+    from taskscope.config import Config
+    from taskscope.executors import HighThroughputExecutor
+    from taskscope.monitoring import MonitoringHub
+
+    hub = None
+    if monitored:
+        hub = MonitoringHub(
+            resource_monitoring_interval=1,
+            logging_endpoint=f"sqlite:///{workdir}/monitoring.db",
+        )
+    config = Config(
+        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
+        monitoring=hub,
+        run_dir=str(workdir / "runinfo"),
+        strategy="none",
+        app_cache=False,
+    )
+    dfk = taskscope.load(config)
+    app = taskscope.python_app(noop if kind == "noop" else napper, executors=["htex"])
+    # warm the workers up so both variants time the same steady state
+    [app().result() if kind == "noop" else app(0).result() for _ in range(4)]
+    start = time.perf_counter()
+    futures = [app() if kind == "noop" else app(0.1) for _ in range(n)]
+    for f in futures:
+        f.result()
+    last_result = time.perf_counter()
+    dfk.cleanup()
+    cleaned = time.perf_counter()
+    taskscope.clear()
+    out = {
+        "tasks_per_s": round(n / (last_result - start), 1),
+        "cleanup_s": round(cleaned - last_result, 3),
+    }
+    if monitored:
+        db = workdir / "monitoring.db"
+        size = sum(p.stat().st_size for p in workdir.glob("monitoring.db*"))
+        conn = sqlite3.connect(db)
+        tasks = conn.execute("SELECT count(*) FROM task").fetchone()[0]
+        out.update(
+            db_bytes=size,
+            db_bytes_per_task=round(size / tasks),
+            rows_task=tasks,
+            rows_status=conn.execute("SELECT count(*) FROM status").fetchone()[0],
+            rows_resource=conn.execute("SELECT count(*) FROM resource").fetchone()[0],
+            writer_thread_cpu_s=round(hub.writer_cpu_seconds, 3),
+        )
+    return out
+
+
+def bench_pair(kind: str, n: int) -> dict:
+    results = {}
+    for monitored in (False, True):
+        with tempfile.TemporaryDirectory() as d:
+            results["monitored" if monitored else "unmonitored"] = run_workflow(
+                kind, n, monitored, Path(d)
+            )
+    line = {"section": kind, "tasks": n, "workers": 2, **results}
+    ratio = results["monitored"]["tasks_per_s"] / results["unmonitored"]["tasks_per_s"]
+    line["monitored_over_unmonitored"] = round(ratio, 3)
+    if kind == "sleep":
+        line["monitored_fraction_of_ideal_20_per_s"] = round(
+            results["monitored"]["tasks_per_s"] / 20.0, 3
+        )
+    return line
+
+
+def main(argv: list[str]) -> None:
+    sections = argv or ["writer", "noop", "sleep"]
+    lines = []
+    for section in sections:
+        if section == "writer":
+            line = bench_writer()
+        elif section == "noop":
+            line = bench_pair("noop", 2000)
+        elif section == "sleep":
+            line = bench_pair("sleep", 500)
+        else:
+            raise SystemExit(f"unknown section {section!r}; choose from writer, noop, sleep")
+        line["machine"] = machine()
+        print(json.dumps(line), flush=True)
+        lines.append(line)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    main(sys.argv[1:])
