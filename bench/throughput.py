@@ -20,10 +20,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import taskscope  # noqa: E402
-from taskscope import python_app  # noqa: E402
-from taskscope.config import Config  # noqa: E402
-from taskscope.executors import HighThroughputExecutor  # noqa: E402
+import taskscope
+from taskscope import python_app
+from taskscope.config import Config
+from taskscope.executors import HighThroughputExecutor
 
 
 @python_app
@@ -44,10 +44,14 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--monitoring", action="store_true",
-                        help="record to a throwaway monitoring database as well")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                                      "throughput.json"))
+    parser.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="record to a throwaway monitoring database as well",
+    )
+    parser.add_argument(
+        "--out", default=os.path.join(os.path.dirname(__file__), "results", "throughput.json")
+    )
     args = parser.parse_args()
     if args.tasks < 1 or args.workers < 1 or args.repeat < 1:
         parser.error("--tasks, --workers and --repeat must be >= 1")
@@ -57,11 +61,15 @@ def main() -> None:
         if args.monitoring:
             from taskscope.monitoring import MonitoringHub
 
-            hub = MonitoringHub(logging_endpoint=f"sqlite:///{scratch}/monitoring.db",
-                                resource_monitoring_interval=0)
-        config = Config(executors=[HighThroughputExecutor(label="htex",
-                                                          max_workers_per_node=args.workers)],
-                        run_dir=os.path.join(scratch, "runinfo"), monitoring=hub)
+            hub = MonitoringHub(
+                logging_endpoint=f"sqlite:///{scratch}/monitoring.db",
+                resource_monitoring_interval=0,
+            )
+        config = Config(
+            executors=[HighThroughputExecutor(label="htex", max_workers_per_node=args.workers)],
+            run_dir=os.path.join(scratch, "runinfo"),
+            monitoring=hub,
+        )
         with taskscope.load(config):
             noop().result()  # workers up, function shipped
             seconds = [one_round(args.tasks) for _ in range(args.repeat)]

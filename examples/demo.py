@@ -16,10 +16,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import taskscope  # noqa: E402
-from taskscope import bash_app, join_app, python_app  # noqa: E402
-from taskscope.config import Config  # noqa: E402
-from taskscope.executors import HighThroughputExecutor  # noqa: E402
+import taskscope
+from taskscope import bash_app, join_app, python_app
+from taskscope.config import Config
+from taskscope.executors import HighThroughputExecutor
 
 DB_PATH = os.path.join("runinfo", "monitoring.db")
 
@@ -76,7 +76,7 @@ def expensive(x: int) -> int:
     import time
 
     time.sleep(0.3)
-    return x ** 2
+    return x**2
 
 
 @bash_app
@@ -94,13 +94,22 @@ def main() -> None:
     try:
         from taskscope.monitoring import MonitoringHub
 
-        hub = MonitoringHub(hub_address="127.0.0.1", logging_endpoint=f"sqlite:///{DB_PATH}",
-                            resource_monitoring_interval=0.25, workflow_name="demo")
+        hub = MonitoringHub(
+            hub_address="127.0.0.1",
+            logging_endpoint=f"sqlite:///{DB_PATH}",
+            resource_monitoring_interval=0.25,
+            workflow_name="demo",
+        )
     except ImportError:
         print("monitoring is not available; running without it")
 
-    config = Config(executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-                    retries=1, run_dir="runinfo", monitoring=hub, garbage_collect=False)
+    config = Config(
+        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
+        retries=1,
+        run_dir="runinfo",
+        monitoring=hub,
+        garbage_collect=False,
+    )
     started = time.time()
     with taskscope.load(config) as dfk:
         top = generate(3)
@@ -114,24 +123,29 @@ def main() -> None:
         memo_hit = expensive(12)
         with open(os.path.join(dfk.run_dir, "words.txt"), "w") as f:
             f.write("taskscope records every task of this workflow\n")
-        counted = word_count(os.path.join(dfk.run_dir, "words.txt"),
-                             stdout=os.path.join(dfk.run_dir, "wc.out"),
-                             stderr=os.path.join(dfk.run_dir, "wc.err"))
+        counted = word_count(
+            os.path.join(dfk.run_dir, "words.txt"),
+            stdout=os.path.join(dfk.run_dir, "wc.out"),
+            stderr=os.path.join(dfk.run_dir, "wc.err"),
+        )
         joined = refine(4)
         taskscope.wait_for_current_tasks()
 
-        print(f"diamond -> {diamond.result()}, fan-in of {len(fan)} -> {fan_in.result()}, "
-              f"join -> {joined.result()}")
-        print(f"retried task: {retried.result()} after {retried.task_record.fail_count} "
-              "failed try")
+        print(
+            f"diamond -> {diamond.result()}, fan-in of {len(fan)} -> {fan_in.result()}, "
+            f"join -> {joined.result()}"
+        )
+        print(f"retried task: {retried.result()} after {retried.task_record.fail_count} failed try")
         print(f"memoized call: {memo_hit.result()} ({memo_hit.task_record.status.name})")
-        print(f"bash app exit code {counted.result()}, output: "
-              f"{open(os.path.join(dfk.run_dir, 'wc.out')).read().strip()}")
+        with open(os.path.join(dfk.run_dir, "wc.out")) as wc:
+            print(f"bash app exit code {counted.result()}, output: {wc.read().strip()}")
         print(f"failing chain: {doomed.exception()}")
 
     states = collections.Counter(record.status.name for record in dfk.tasks.values())
-    print(f"{len(dfk.tasks)} tasks in {time.time() - started:.1f} s, by final state: "
-          + ", ".join(f"{name} {count}" for name, count in sorted(states.items())))
+    print(
+        f"{len(dfk.tasks)} tasks in {time.time() - started:.1f} s, by final state: "
+        + ", ".join(f"{name} {count}" for name, count in sorted(states.items()))
+    )
     if hub is not None:
         print(f"monitoring database: {os.path.abspath(DB_PATH)}")
         print(f"dashboard: taskscope-visualize {os.path.abspath(DB_PATH)}")

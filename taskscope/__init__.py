@@ -1,16 +1,18 @@
 """taskscope: Parsl-compatible parallel workflows with first-class monitoring.
 
-    import taskscope
-    from taskscope import python_app
-    from taskscope.config import Config
+import taskscope
+from taskscope import python_app
+from taskscope.config import Config
 
-    @python_app
-    def double(x):
-        return 2 * x
+@python_app
+def double(x):
+    return 2 * x
 
-    with taskscope.load(Config()):
-        print(double(21).result())
+with taskscope.load(Config()):
+    print(double(21).result())
 """
+
+import logging
 
 from taskscope.app.app import bash_app, join_app, python_app
 from taskscope.config import Config
@@ -25,6 +27,42 @@ dfk = DataFlowKernelLoader.dfk
 clear = DataFlowKernelLoader.clear
 wait_for_current_tasks = DataFlowKernelLoader.wait_for_current_tasks
 
+
+def set_stream_logger(
+    name: str = "taskscope", level: int = logging.DEBUG, format_string: str | None = None
+) -> logging.Logger:
+    """Log ``name`` to stderr at ``level`` (as ``parsl.set_stream_logger``)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter(
+            format_string or "%(asctime)s %(name)s:%(lineno)d %(levelname)s: %(message)s"
+        )
+    )
+    logger = logging.getLogger(name)
+    logger.setLevel(level)
+    logger.addHandler(handler)
+    return logger
+
+
+def set_file_logger(
+    filename: str,
+    name: str = "taskscope",
+    level: int = logging.DEBUG,
+    format_string: str | None = None,
+) -> logging.Logger:
+    """Log ``name`` to ``filename`` at ``level`` (as ``parsl.set_file_logger``)."""
+    handler = logging.FileHandler(filename)
+    handler.setFormatter(
+        logging.Formatter(
+            format_string or "%(asctime)s %(name)s:%(lineno)d %(levelname)s: %(message)s"
+        )
+    )
+    logger = logging.getLogger(name)
+    logger.setLevel(level)
+    logger.addHandler(handler)
+    return logger
+
+
 __all__ = [
     "AUTO_LOGNAME",
     "Config",
@@ -37,5 +75,7 @@ __all__ = [
     "join_app",
     "load",
     "python_app",
+    "set_file_logger",
+    "set_stream_logger",
     "wait_for_current_tasks",
 ]

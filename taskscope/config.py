@@ -57,18 +57,23 @@ class Config:
 
             executors = [ThreadPoolExecutor()]
         if isinstance(executors, Executor) or not isinstance(executors, (list, tuple)):
-            raise TypeError("Config(executors=...) must be a list of executors, got "
-                            f"{type(executors).__name__}")
+            raise TypeError(
+                f"Config(executors=...) must be a list of executors, got {type(executors).__name__}"
+            )
         if not executors:
             raise ValueError("Config(executors=...) needs at least one executor")
         labels: list[str] = []
         for ex in executors:
             if not isinstance(ex, Executor):
-                raise TypeError("Config(executors=...) items must be executors such as "
-                                f"ThreadPoolExecutor(), got {type(ex).__name__}")
+                raise TypeError(
+                    "Config(executors=...) items must be executors such as "
+                    f"ThreadPoolExecutor(), got {type(ex).__name__}"
+                )
             if ex.label in labels:
-                raise ValueError(f"Config(executors=...): label {ex.label!r} is used twice; "
-                                 "labels must be unique")
+                raise ValueError(
+                    f"Config(executors=...): label {ex.label!r} is used twice; "
+                    "labels must be unique"
+                )
             if ex.label == INTERNAL_EXECUTOR_LABEL:
                 raise ValueError(f"Config(executors=...): label {ex.label!r} is reserved")
             labels.append(ex.label)
@@ -85,31 +90,39 @@ class Config:
             raise TypeError(f"Config(run_dir=...) must be a non-empty path, got {run_dir!r}")
         self.run_dir = os.fspath(run_dir)
         if strategy not in _STRATEGIES:
-            raise ValueError(f"Config(strategy=...) must be one of "
-                             f"{sorted(s for s in _STRATEGIES if s)} or None, got {strategy!r}")
+            raise ValueError(
+                f"Config(strategy=...) must be one of "
+                f"{sorted(s for s in _STRATEGIES if s)} or None, got {strategy!r}"
+            )
         self.strategy = strategy
         self.strategy_period = strategy_period
         self.max_idletime = max_idletime
         if monitoring is not None:
             for method in ("start", "send", "wrap", "close"):
                 if not callable(getattr(monitoring, method, None)):
-                    raise TypeError("Config(monitoring=...) must be a MonitoringHub (an object "
-                                    f"with start/send/wrap/close), got {type(monitoring).__name__}")
+                    raise TypeError(
+                        "Config(monitoring=...) must be a MonitoringHub (an object "
+                        f"with start/send/wrap/close), got {type(monitoring).__name__}"
+                    )
         self.monitoring = monitoring
         if checkpoint_mode is not None or checkpoint_files:
-            raise ConfigurationError("checkpointing (checkpoint_mode/checkpoint_files) is not "
-                                     "supported by taskscope; memoization works within a run")
+            raise ConfigurationError(
+                "checkpointing (checkpoint_mode/checkpoint_files) is not "
+                "supported by taskscope; memoization works within a run"
+            )
         self.checkpoint_files = checkpoint_files
         self.checkpoint_mode = checkpoint_mode
         self.checkpoint_period = checkpoint_period
         self.garbage_collect = garbage_collect
         self.internal_tasks_max_threads = _check_int(
-            "internal_tasks_max_threads", internal_tasks_max_threads, minimum=1)
+            "internal_tasks_max_threads", internal_tasks_max_threads, minimum=1
+        )
         self.initialize_logging = initialize_logging
         self.usage_tracking = usage_tracking
         if exit_mode not in ("cleanup", "skip", "wait"):
-            raise ValueError(f"Config(exit_mode=...) must be 'cleanup', 'skip' or 'wait', "
-                             f"got {exit_mode!r}")
+            raise ValueError(
+                f"Config(exit_mode=...) must be 'cleanup', 'skip' or 'wait', got {exit_mode!r}"
+            )
         self.exit_mode = exit_mode
         self.std_autopath = std_autopath
         self.project_name = project_name
@@ -119,6 +132,8 @@ class Config:
         return [ex.label for ex in self.executors]
 
     def __repr__(self) -> str:
-        return (f"Config(executors={self.executors!r}, retries={self.retries}, "
-                f"run_dir={self.run_dir!r}, app_cache={self.app_cache}, "
-                f"monitoring={self.monitoring!r})")
+        return (
+            f"Config(executors={self.executors!r}, retries={self.retries}, "
+            f"run_dir={self.run_dir!r}, app_cache={self.app_cache}, "
+            f"monitoring={self.monitoring!r})"
+        )

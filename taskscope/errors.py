@@ -80,29 +80,36 @@ class MissingOutputs(AppException):
 class _FailedFutures(TaskscopeError):
     """Futures a task waited on failed; keeps each one's exception and task id."""
 
-    def __init__(self, dependent_exceptions_tids: list[tuple[BaseException, int | None]],
-                 task_id: int):
+    def __init__(
+        self, dependent_exceptions_tids: list[tuple[BaseException, int | None]], task_id: int
+    ):
         super().__init__(dependent_exceptions_tids, task_id)
         self.dependent_exceptions_tids, self.task_id = dependent_exceptions_tids, task_id
 
     def _failed_tids(self) -> str:
-        return ", ".join(str(t) if t is not None else "?" for _, t in self.dependent_exceptions_tids)
+        return ", ".join(
+            str(t) if t is not None else "?" for _, t in self.dependent_exceptions_tids
+        )
 
 
 class DependencyError(_FailedFutures):
     """A task did not run because tasks it depends on failed."""
 
     def __str__(self) -> str:
-        return f"task {self.task_id} did not run: its dependencies failed " \
-               f"(tasks {self._failed_tids()})"
+        return (
+            f"task {self.task_id} did not run: its dependencies failed "
+            f"(tasks {self._failed_tids()})"
+        )
 
 
 class JoinError(_FailedFutures):
     """Futures returned by a join app failed."""
 
     def __str__(self) -> str:
-        return f"join app task {self.task_id} failed: the futures it joined failed " \
-               f"(tasks {self._failed_tids()})"
+        return (
+            f"join app task {self.task_id} failed: the futures it joined failed "
+            f"(tasks {self._failed_tids()})"
+        )
 
 
 class SerializationError(TaskscopeError):
@@ -128,8 +135,10 @@ class WorkerLost(TaskscopeError):
         self.worker_id, self.hostname, self.reason = worker_id, hostname, reason
 
     def __str__(self) -> str:
-        return f"worker {self.worker_id} on {self.hostname} was lost while running this task: " \
-               f"{self.reason}"
+        return (
+            f"worker {self.worker_id} on {self.hostname} was lost while running this task: "
+            f"{self.reason}"
+        )
 
 
 class RemoteExceptionWrapper(TaskscopeError):

@@ -38,14 +38,18 @@ class LocalProvider:
         self.min_blocks = _non_negative_int("min_blocks", min_blocks)
         self.max_blocks = _non_negative_int("max_blocks", max_blocks)
         if self.min_blocks > self.max_blocks:
-            raise ValueError(f"LocalProvider: min_blocks={min_blocks} exceeds "
-                             f"max_blocks={max_blocks}")
+            raise ValueError(
+                f"LocalProvider: min_blocks={min_blocks} exceeds max_blocks={max_blocks}"
+            )
         if not isinstance(worker_init, str):
-            raise TypeError(f"LocalProvider(worker_init=...) must be a str, got "
-                            f"{type(worker_init).__name__}")
+            raise TypeError(
+                f"LocalProvider(worker_init=...) must be a str, got {type(worker_init).__name__}"
+            )
         if launcher is not None and not isinstance(launcher, Launcher):
-            raise TypeError("LocalProvider(launcher=...) must be a launcher such as "
-                            f"SingleNodeLauncher(), got {type(launcher).__name__}")
+            raise TypeError(
+                "LocalProvider(launcher=...) must be a launcher such as "
+                f"SingleNodeLauncher(), got {type(launcher).__name__}"
+            )
         if not 0 <= parallelism <= 1:
             raise ValueError(f"LocalProvider(parallelism=...) must be in [0, 1], got {parallelism}")
         self.launcher = launcher or SingleNodeLauncher()
@@ -62,5 +66,7 @@ class LocalProvider:
         return max(1, min(wanted, self.max_blocks or 1))
 
     def __repr__(self) -> str:
-        return (f"LocalProvider(init_blocks={self.init_blocks}, min_blocks={self.min_blocks}, "
-                f"max_blocks={self.max_blocks}, nodes_per_block={self.nodes_per_block})")
+        return (
+            f"LocalProvider(init_blocks={self.init_blocks}, min_blocks={self.min_blocks}, "
+            f"max_blocks={self.max_blocks}, nodes_per_block={self.nodes_per_block})"
+        )

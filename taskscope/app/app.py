@@ -14,18 +14,25 @@ from taskscope.errors import ExecutorLabelError
 class AppBase:
     """A decorated function: calling it makes a task and returns an AppFuture."""
 
-    def __init__(self, func: Callable[..., Any], data_flow_kernel: DataFlowKernel | None = None,
-                 executors: str | Sequence[str] = "all", cache: bool = False,
-                 ignore_for_cache: Sequence[str] | None = None):
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        data_flow_kernel: DataFlowKernel | None = None,
+        executors: str | Sequence[str] = "all",
+        cache: bool = False,
+        ignore_for_cache: Sequence[str] | None = None,
+    ):
         if not callable(func):
             raise TypeError(f"an app decorates a function, got {type(func).__name__}")
         if executors != "all":
             if isinstance(executors, str):
                 executors = [executors]
-            if not isinstance(executors, (list, tuple)) or \
-                    not all(isinstance(e, str) for e in executors):
-                raise TypeError("executors= must be 'all' or a list of executor labels, got "
-                                f"{executors!r}")
+            if not isinstance(executors, (list, tuple)) or not all(
+                isinstance(e, str) for e in executors
+            ):
+                raise TypeError(
+                    f"executors= must be 'all' or a list of executor labels, got {executors!r}"
+                )
             executors = list(executors)
         if not isinstance(cache, bool):
             raise TypeError(f"cache= must be a bool, got {type(cache).__name__}")
@@ -59,34 +66,60 @@ def _decorator(app_class: type, function: Callable[..., Any] | None, **options: 
     return lambda f: app_class(f, **options)
 
 
-def python_app(function: Callable[..., Any] | None = None,
-               data_flow_kernel: DataFlowKernel | None = None, cache: bool = False,
-               executors: str | Sequence[str] = "all",
-               ignore_for_cache: Sequence[str] | None = None) -> Any:
+def python_app(
+    function: Callable[..., Any] | None = None,
+    data_flow_kernel: DataFlowKernel | None = None,
+    cache: bool = False,
+    executors: str | Sequence[str] = "all",
+    ignore_for_cache: Sequence[str] | None = None,
+) -> Any:
     """Run the function as a task; its return value is the future's result."""
     from taskscope.app.python import PythonApp
 
-    return _decorator(PythonApp, function, data_flow_kernel=data_flow_kernel, cache=cache,
-                      executors=executors, ignore_for_cache=ignore_for_cache)
+    return _decorator(
+        PythonApp,
+        function,
+        data_flow_kernel=data_flow_kernel,
+        cache=cache,
+        executors=executors,
+        ignore_for_cache=ignore_for_cache,
+    )
 
 
-def bash_app(function: Callable[..., Any] | None = None,
-             data_flow_kernel: DataFlowKernel | None = None, cache: bool = False,
-             executors: str | Sequence[str] = "all",
-             ignore_for_cache: Sequence[str] | None = None) -> Any:
+def bash_app(
+    function: Callable[..., Any] | None = None,
+    data_flow_kernel: DataFlowKernel | None = None,
+    cache: bool = False,
+    executors: str | Sequence[str] = "all",
+    ignore_for_cache: Sequence[str] | None = None,
+) -> Any:
     """The function returns a shell command line; the task runs it (result: exit code 0)."""
     from taskscope.app.bash import BashApp
 
-    return _decorator(BashApp, function, data_flow_kernel=data_flow_kernel, cache=cache,
-                      executors=executors, ignore_for_cache=ignore_for_cache)
+    return _decorator(
+        BashApp,
+        function,
+        data_flow_kernel=data_flow_kernel,
+        cache=cache,
+        executors=executors,
+        ignore_for_cache=ignore_for_cache,
+    )
 
 
-def join_app(function: Callable[..., Any] | None = None,
-             data_flow_kernel: DataFlowKernel | None = None, cache: bool = False,
-             ignore_for_cache: Sequence[str] | None = None) -> Any:
+def join_app(
+    function: Callable[..., Any] | None = None,
+    data_flow_kernel: DataFlowKernel | None = None,
+    cache: bool = False,
+    ignore_for_cache: Sequence[str] | None = None,
+) -> Any:
     """The function runs in the workflow's process and returns futures of further apps;
     the task completes with their results."""
     from taskscope.app.python import JoinApp
 
-    return _decorator(JoinApp, function, data_flow_kernel=data_flow_kernel, cache=cache,
-                      ignore_for_cache=ignore_for_cache)
+    return _decorator(
+        JoinApp,
+        function,
+        data_flow_kernel=data_flow_kernel,
+        cache=cache,
+        ignore_for_cache=ignore_for_cache,
+    )

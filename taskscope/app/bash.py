@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import signal
 import subprocess
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +20,7 @@ from taskscope.errors import (
     BashExitFailure,
     MissingOutputs,
 )
+from taskscope.executors import commands
 
 # Keyword arguments taskscope itself interprets; passed to the function only if it takes them.
 _SPECIAL = ("stdout", "stderr", "walltime", "inputs", "outputs", "parsl_resource_specification")
@@ -37,8 +37,7 @@ def _open_std_stream(name: str, spec: Any) -> Any:
     elif isinstance(spec, (str, os.PathLike)):
         path, mode = spec, "w"
     else:
-        raise BadStdStreamFile(f"{name}= must be a path or (path, mode), got "
-                               f"{type(spec).__name__}")
+        raise BadStdStreamFile(f"{name}= must be a path or (path, mode), got {type(spec).__name__}")
     path = os.fspath(path)
     try:
         folder = os.path.dirname(path)
@@ -49,14 +48,6 @@ def _open_std_stream(name: str, spec: Any) -> Any:
         raise BadStdStreamFile(f"cannot open {name} file {path!r}: {e}") from None
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
-
-
 def remote_side_bash_executor(func: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     """Runs where the task runs: build the command, run it, map its exit to the outcome."""
     name = getattr(func, "__name__", "bash_app")
@@ -65,35 +56,48 @@ def remote_side_bash_executor(func: Callable[..., Any], *args: Any, **kwargs: An
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     except (TypeError, ValueError):
         params, takes_any = {}, True
-    call_kwargs = {k: v for k, v in kwargs.items()
-                   if takes_any or k in params or k not in _SPECIAL}
+    call_kwargs = {k: v for k, v in kwargs.items() if takes_any or k in params or k not in _SPECIAL}
     try:
         command = func(*args, **call_kwargs)
     except (AttributeError, IndexError, KeyError) as e:
-        raise AppBadFormatting(f"bash app {name!r}: building the command failed: "
-                               f"{type(e).__name__}: {e}") from None
+        raise AppBadFormatting(
+            f"bash app {name!r}: building the command failed: {type(e).__name__}: {e}"
+        ) from None
     if command is None:
         raise BashAppNoReturn(f"bash app {name!r} returned None instead of a command line")
     if not isinstance(command, str):
-        raise AppBadFormatting(f"bash app {name!r} must return a str command line, got "
-                               f"{type(command).__name__}")
+        raise AppBadFormatting(
+            f"bash app {name!r} must return a str command line, got {type(command).__name__}"
+        )
 
     stdout = _open_std_stream("stdout", kwargs.get("stdout"))
     stderr = _open_std_stream("stderr", kwargs.get("stderr"))
     walltime = kwargs.get("walltime")
     try:
         # Its own session, so a walltime kill takes the whole pipeline, not just the shell.
-        proc = subprocess.Popen(command, shell=True, executable="/bin/bash", stdout=stdout,
-                                stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            command,
+            shell=True,
+            executable="/bin/bash",
+            stdout=stdout,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        commands.track(proc)
         try:
             returncode = proc.wait(timeout=walltime)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise AppTimeout(f"bash app {name!r} exceeded its walltime of {walltime} s; "
-                             "its processes were killed") from None
+            commands.kill_process_group(proc)
+            raise AppTimeout(
+                f"bash app {name!r} exceeded its walltime of {walltime} s; "
+                "its processes were killed"
+            ) from None
         except BaseException:
-            _kill_group(proc)
+            commands.kill_process_group(proc)
             raise
+        finally:
+            commands.untrack(proc)
     except (AppTimeout, KeyboardInterrupt):
         raise
     except OSError as e:
@@ -116,8 +120,11 @@ class BashApp(AppBase):
         super().__init__(func, **options)
         # Defaults declared in the signature (e.g. stdout='x.out') apply to every call.
         try:
-            self._defaults = {k: p.default for k, p in inspect.signature(func).parameters.items()
-                              if p.default is not inspect.Parameter.empty}
+            self._defaults = {
+                k: p.default
+                for k, p in inspect.signature(func).parameters.items()
+                if p.default is not inspect.Parameter.empty
+            }
         except (TypeError, ValueError):
             self._defaults = {}
         # One partial per app, so executors that cache functions see the same object.
@@ -125,12 +132,21 @@ class BashApp(AppBase):
 
     def __call__(self, *args: Any, **kwargs: Any) -> AppFuture:
         walltime = kwargs.get("walltime", self._defaults.get("walltime"))
-        if walltime is not None and (isinstance(walltime, bool) or
-                                     not isinstance(walltime, (int, float)) or walltime <= 0):
-            raise ValueError(f"bash app {self.__name__!r}: walltime= must be a positive number "
-                             f"of seconds, got {walltime!r}")
+        if walltime is not None and (
+            isinstance(walltime, bool) or not isinstance(walltime, (int, float)) or walltime <= 0
+        ):
+            raise ValueError(
+                f"bash app {self.__name__!r}: walltime= must be a positive number "
+                f"of seconds, got {walltime!r}"
+            )
         invocation = {k: v for k, v in self._defaults.items() if k in _SPECIAL}
         invocation.update(kwargs)
-        return self._dfk().submit(self._remote, args, executors=self.executors,
-                                  cache=self.cache, ignore_for_cache=self.ignore_for_cache,
-                                  app_kwargs=invocation, func_name=self.__name__)
+        return self._dfk().submit(
+            self._remote,
+            args,
+            executors=self.executors,
+            cache=self.cache,
+            ignore_for_cache=self.ignore_for_cache,
+            app_kwargs=invocation,
+            func_name=self.__name__,
+        )

@@ -32,8 +32,10 @@ class File:
         if self.local_path is not None:
             return self.local_path
         if self.scheme != "file":
-            raise ValueError(f"File {self.url!r}: scheme {self.scheme!r} is not staged by "
-                             "taskscope; only local paths and file:// URLs are supported")
+            raise ValueError(
+                f"File {self.url!r}: scheme {self.scheme!r} is not staged by "
+                "taskscope; only local paths and file:// URLs are supported"
+            )
         return self.path
 
     def cleancopy(self) -> File:

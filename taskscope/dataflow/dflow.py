@@ -8,6 +8,7 @@ whichever thread the executor completes futures on (a pool thread, or the HTEX I
 from __future__ import annotations
 
 import atexit
+import collections
 import concurrent.futures
 import itertools
 import logging
@@ -18,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -56,7 +58,7 @@ def _version() -> str:
         from importlib.metadata import version
 
         return version("taskscope")
-    except Exception:
+    except Exception:  # noqa: BLE001
         return "0.1.0"
 
 
@@ -79,6 +81,7 @@ class DataFlowKernel:
         self._active: dict[int, TaskRecord] = {}
         self._task_ids = itertools.count()
         self._lock = threading.Lock()  # dependency counters and final-state counts
+        self._starting = threading.local()
         self._n_done = 0
         self._n_failed = 0
         self.memoizer = Memoizer(config.app_cache)
@@ -90,15 +93,22 @@ class DataFlowKernel:
         if self.monitoring is not None:
             from taskscope.dataflow.monitor_events import TaskEvents
 
-            self.monitoring.start(self.run_id, config.run_dir)
+            try:
+                self.monitoring.start(self.run_id, config.run_dir)
+            except BaseException:
+                if self._log_handler is not None:
+                    detach_run_log(self._log_handler)
+                raise
             self._events = TaskEvents(self.monitoring, self.run_id)
-            self._events.workflow_start(self.run_dir, config.executor_labels, self.time_began,
-                                        _version())
+            self._events.workflow_start(
+                self.run_dir, config.executor_labels, self.time_began, _version()
+            )
 
         self.executors: dict[str, Executor] = {}
         self._user_labels = config.executor_labels
-        internal = ThreadPoolExecutor(label=INTERNAL_EXECUTOR_LABEL,
-                                      max_threads=config.internal_tasks_max_threads)
+        internal = ThreadPoolExecutor(
+            label=INTERNAL_EXECUTOR_LABEL, max_threads=config.internal_tasks_max_threads
+        )
         try:
             for ex in [*config.executors, internal]:
                 ex.run_dir = self.run_dir
@@ -120,10 +130,15 @@ class DataFlowKernel:
             self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
 
     # ----------------------------------------------------------------- context manager
-    def __enter__(self) -> DataFlowKernel:
+    def __enter__(self) -> DataFlowKernel:  # noqa: PYI034
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
         if exc_type is not None:
             self._abort_reason = self._abort_reason or exc_type.__name__
         elif self.config.exit_mode == "wait":
@@ -132,14 +147,23 @@ class DataFlowKernel:
             self.cleanup()
 
     # ----------------------------------------------------------------- submission
-    def submit(self, func: Callable[..., Any], app_args: tuple, executors: str | Sequence[str] = "all",
-               cache: bool = False, ignore_for_cache: Sequence[str] | None = None,
-               app_kwargs: dict[str, Any] | None = None, join: bool = False,
-               func_name: str | None = None) -> AppFuture:
+    def submit(
+        self,
+        func: Callable[..., Any],
+        app_args: tuple,
+        executors: str | Sequence[str] = "all",
+        cache: bool = False,
+        ignore_for_cache: Sequence[str] | None = None,
+        app_kwargs: dict[str, Any] | None = None,
+        join: bool = False,
+        func_name: str | None = None,
+    ) -> AppFuture:
         """Make a task of ``func(*app_args, **app_kwargs)``; returns its AppFuture at once."""
         if self._cleanup_called:
-            raise NoDataFlowKernelError("this DataFlowKernel has been cleaned up; load a new "
-                                        "config with taskscope.load(config)")
+            raise NoDataFlowKernelError(
+                "this DataFlowKernel has been cleaned up; load a new "
+                "config with taskscope.load(config)"
+            )
         name = func_name or getattr(func, "__name__", repr(func))
         kwargs = {} if app_kwargs is None else app_kwargs
         label = INTERNAL_EXECUTOR_LABEL if join else self._choose_executor(executors, name)
@@ -147,17 +171,26 @@ class DataFlowKernel:
         if outputs:
             for i, o in enumerate(outputs):
                 if not isinstance(o, File):
-                    raise TypeError(f"app {name!r}: outputs[{i}] must be a File, "
-                                    f"got {type(o).__name__}")
+                    raise TypeError(
+                        f"app {name!r}: outputs[{i}] must be a File, got {type(o).__name__}"
+                    )
         tid = next(self._task_ids)
         if kwargs.get("stdout") is AUTO_LOGNAME or kwargs.get("stderr") is AUTO_LOGNAME:
             self._auto_lognames(tid, name, kwargs)
         record = TaskRecord(
-            id=tid, func=func, func_name=name, executor=label, args=app_args, kwargs=kwargs,
-            time_invoked=time.time(), memoize=bool(cache) and self.config.app_cache, join=join,
+            id=tid,
+            func=func,
+            func_name=name,
+            executor=label,
+            args=app_args,
+            kwargs=kwargs,
+            time_invoked=time.time(),
+            memoize=bool(cache) and self.config.app_cache,
+            join=join,
             ignore_for_cache=list(ignore_for_cache or ()),
             resource_specification=kwargs.get("parsl_resource_specification") or {},
-            status=States.pending)
+            status=States.pending,
+        )
         app_fu = AppFuture(record)
         record.app_fu = app_fu
         if outputs:
@@ -193,8 +226,9 @@ class DataFlowKernel:
         else:
             if isinstance(executors, str):
                 executors = [executors]
-            unknown = [e for e in executors
-                       if e not in self.executors or e == INTERNAL_EXECUTOR_LABEL]
+            unknown = [
+                e for e in executors if e not in self.executors or e == INTERNAL_EXECUTOR_LABEL
+            ]
             if unknown or not executors:
                 raise ExecutorLabelError(app_name, unknown or ["(empty list)"], self._user_labels)
             choices = list(executors)
@@ -212,7 +246,25 @@ class DataFlowKernel:
             record.deps_remaining -= 1
             ready = record.deps_remaining == 0
         if ready:
-            self._start(record)
+            self._start_soon(record)
+
+    def _start_soon(self, record: TaskRecord) -> None:
+        """Start ``record`` now, or after the start already running on this thread.
+
+        A task that ends inline (dep_fail, memo_done) completes its dependents from inside
+        its own completion callback; a queue per thread turns that recursion into a loop,
+        so a long chain cannot exceed the interpreter's recursion limit.
+        """
+        queue = getattr(self._starting, "queue", None)
+        if queue is not None:
+            queue.append(record)
+            return
+        self._starting.queue = queue = collections.deque([record])
+        try:
+            while queue:
+                self._start(queue.popleft())
+        finally:
+            self._starting.queue = None
 
     # ----------------------------------------------------------------- launching
     def _start(self, record: TaskRecord) -> None:
@@ -230,18 +282,19 @@ class DataFlowKernel:
                 self._dep_fail(record, failed)
                 return
             record.args = tuple(a.result() if isinstance(a, Future) else a for a in record.args)
-            kw = {k: (v.result() if isinstance(v, Future) else v)
-                  for k, v in record.kwargs.items()}
+            kw = {k: (v.result() if isinstance(v, Future) else v) for k, v in record.kwargs.items()}
             if kw.get("inputs"):
                 kw["inputs"] = [v.result() if isinstance(v, Future) else v for v in kw["inputs"]]
             record.kwargs = kw
         if record.memoize:
             try:
-                record.hashsum = self.memoizer.make_hash(record.func, record.args, record.kwargs,
-                                                         record.ignore_for_cache)
+                record.hashsum = self.memoizer.make_hash(
+                    record.func, record.args, record.kwargs, record.ignore_for_cache
+                )
             except NotMemoizable as e:
-                logger.info("task %s (%s) runs without memoization: %s", record.id,
-                            record.func_name, e)
+                logger.info(
+                    "task %s (%s) runs without memoization: %s", record.id, record.func_name, e
+                )
             else:
                 earlier = self.memoizer.lookup(record.hashsum)
                 if earlier is not None:
@@ -262,8 +315,9 @@ class DataFlowKernel:
             ev.try_launched(record)
         try:
             fu = self.executors[record.executor].submit(
-                func, record.resource_specification, *record.args, **record.kwargs)
-        except Exception as e:  # e.g. an argument that cannot be serialised: fails this try
+                func, record.resource_specification, *record.args, **record.kwargs
+            )
+        except Exception as e:  # e.g. an argument that cannot be serialised: fails this try  # noqa: BLE001
             fu = Future()
             fu.set_exception(e)
         record.exec_fu = fu
@@ -291,9 +345,13 @@ class DataFlowKernel:
         elif isinstance(returned, (list, tuple)) and all(isinstance(f, Future) for f in returned):
             inner = list(returned)
         else:
-            self._try_failed(record, TypeError(
-                f"join app {record.func_name!r} must return a Future or a list of Futures, "
-                f"got {type(returned).__name__}"))
+            self._try_failed(
+                record,
+                TypeError(
+                    f"join app {record.func_name!r} must return a Future or a list of Futures, "
+                    f"got {type(returned).__name__}"
+                ),
+            )
             return
         record.joins = inner
         record.status = States.joining
@@ -312,8 +370,9 @@ class DataFlowKernel:
             if record.deps_remaining:
                 return
         inner = record.joins or []
-        failed = [(f.exception(), getattr(f, "tid", None)) for f in inner
-                  if f.exception() is not None]
+        failed = [
+            (f.exception(), getattr(f, "tid", None)) for f in inner if f.exception() is not None
+        ]
         record.try_time_returned = time.time()
         if single and failed:
             self._try_failed(record, failed[0][0])
@@ -346,16 +405,28 @@ class DataFlowKernel:
             ev.try_failed(record, failure)
             ev.try_ended(record)
         if record.fail_cost <= self.config.retries and not self._cleanup_called:
-            logger.info("task %s (%s) try %s failed (%s: %s); retrying", record.id,
-                        record.func_name, record.try_id, type(exc).__name__, exc)
+            logger.info(
+                "task %s (%s) try %s failed (%s: %s); retrying",
+                record.id,
+                record.func_name,
+                record.try_id,
+                type(exc).__name__,
+                exc,
+            )
             record.status = States.fail_retryable
             if ev is not None:
                 ev.status(record, States.fail_retryable)
             record.try_id += 1
             self._launch_try(record)
             return
-        logger.info("task %s (%s) failed after %s tries: %s: %s", record.id, record.func_name,
-                    record.fail_count, type(exc).__name__, exc)
+        logger.info(
+            "task %s (%s) failed after %s tries: %s: %s",
+            record.id,
+            record.func_name,
+            record.fail_count,
+            type(exc).__name__,
+            exc,
+        )
         remote_tb = remote_traceback(exc)
         if remote_tb and hasattr(exc, "add_note") and not getattr(exc, "_taskscope_noted", False):
             exc.add_note(f"Traceback on the worker:\n{remote_tb.rstrip()}")
@@ -363,8 +434,12 @@ class DataFlowKernel:
         self._finish_failed(record, exc, States.failed)
 
     def _dep_fail(self, record: TaskRecord, failed: list[tuple[BaseException, int | None]]) -> None:
-        logger.info("task %s (%s) dep_fail: dependencies %s failed", record.id, record.func_name,
-                    [t for _, t in failed])
+        logger.info(
+            "task %s (%s) dep_fail: dependencies %s failed",
+            record.id,
+            record.func_name,
+            [t for _, t in failed],
+        )
         self._finish_failed(record, DependencyError(failed, record.id), States.dep_fail)
 
     def _finish_ok(self, record: TaskRecord, result: Any, state: States) -> None:
@@ -423,8 +498,14 @@ class DataFlowKernel:
             return
         self._cleanup_called = True
         status = self.run_status()
-        logger.info("taskscope run %s cleaning up: %s (%d done, %d failed, %d unfinished)",
-                    self.run_id, status, self._n_done, self._n_failed, len(self._active))
+        logger.info(
+            "taskscope run %s cleaning up: %s (%d done, %d failed, %d unfinished)",
+            self.run_id,
+            status,
+            self._n_done,
+            self._n_failed,
+            len(self._active),
+        )
         for ex in self.executors.values():
             try:
                 ex.shutdown()
@@ -448,9 +529,14 @@ class DataFlowKernel:
         """Tasks that can no longer run fail, so nobody waits on them forever."""
         for record in list(self._active.values()):
             if record.status not in FINAL_STATES and not record.app_fu.done():  # type: ignore
-                self._finish_failed(record, TaskscopeError(
-                    f"task {record.id} ({record.func_name}) did not finish: the workflow was "
-                    "cleaned up first"), States.failed)
+                self._finish_failed(
+                    record,
+                    TaskscopeError(
+                        f"task {record.id} ({record.func_name}) did not finish: the workflow was "
+                        "cleaned up first"
+                    ),
+                    States.failed,
+                )
 
     def atexit_cleanup(self) -> None:
         if not self._cleanup_called:
@@ -459,12 +545,14 @@ class DataFlowKernel:
     def _restore_hooks(self) -> None:
         try:
             atexit.unregister(self.atexit_cleanup)
-        except Exception:
+        except Exception:  # noqa: BLE001, S110
             pass
         if sys.excepthook == self._excepthook:
             sys.excepthook = self._previous_excepthook
-        if self._previous_sigterm is not None and \
-                threading.current_thread() is threading.main_thread():
+        if (
+            self._previous_sigterm is not None
+            and threading.current_thread() is threading.main_thread()
+        ):
             if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
                 signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
@@ -493,8 +581,10 @@ class DataFlowKernelLoader:
     @classmethod
     def load(cls, config: Config | None = None) -> DataFlowKernel:
         if cls._dfk is not None:
-            raise ConfigurationError("a config is already loaded; call "
-                                     "taskscope.dfk().cleanup() or taskscope.clear() first")
+            raise ConfigurationError(
+                "a config is already loaded; call "
+                "taskscope.dfk().cleanup() or taskscope.clear() first"
+            )
         cls._dfk = DataFlowKernel(config)
         return cls._dfk
 
@@ -505,8 +595,9 @@ class DataFlowKernelLoader:
     @classmethod
     def dfk(cls) -> DataFlowKernel:
         if cls._dfk is None:
-            raise NoDataFlowKernelError("no config loaded: call taskscope.load(config) before "
-                                        "calling an app")
+            raise NoDataFlowKernelError(
+                "no config loaded: call taskscope.load(config) before calling an app"
+            )
         return cls._dfk
 
     @classmethod

@@ -51,8 +51,10 @@ class AppFuture(Future):
         raise NotImplementedError("taskscope cannot cancel a submitted task")
 
     def __repr__(self) -> str:
-        return f"<AppFuture task {self.tid} {self.task_record.func_name} " \
-               f"state={self.task_record.status.name}>"
+        return (
+            f"<AppFuture task {self.tid} {self.task_record.func_name} "
+            f"state={self.task_record.status.name}>"
+        )
 
 
 class DataFuture(Future):
@@ -64,8 +66,9 @@ class DataFuture(Future):
     def __init__(self, app_fut: AppFuture, file_obj: File, tid: int | None = None):
         super().__init__()
         if not isinstance(file_obj, File):
-            raise TypeError(f"outputs=[...] items must be File objects, got "
-                            f"{type(file_obj).__name__}")
+            raise TypeError(
+                f"outputs=[...] items must be File objects, got {type(file_obj).__name__}"
+            )
         self.app_fut = app_fut
         self.file_obj = file_obj
         self._tid = tid

@@ -37,7 +37,7 @@ def _canonical(value: Any) -> Any:
         return ("dict", tuple(sorted((repr(k), _canonical(v)) for k, v in value.items())))
     try:
         return ("pickle", type(value).__qualname__, pickle.dumps(value, protocol=4))
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001
         raise NotMemoizable(f"{type(value).__name__} argument cannot be hashed: {e}") from None
 
 
@@ -61,14 +61,18 @@ class Memoizer:
         self._lock = threading.Lock()
         self._func_ids: dict[int, tuple[Callable[..., Any], str]] = {}
 
-    def make_hash(self, func: Callable[..., Any], args: tuple, kwargs: dict,
-                  ignore_for_cache: list[str]) -> str:
+    def make_hash(
+        self, func: Callable[..., Any], args: tuple, kwargs: dict, ignore_for_cache: list[str]
+    ) -> str:
         entry = self._func_ids.get(id(func))
         if entry is None or entry[0] is not func:
             entry = (func, function_identity(func))
             self._func_ids[id(func)] = entry
-        kw = {k: v for k, v in kwargs.items()
-              if k not in ignore_for_cache and k not in _SPECIAL_KWARGS}
+        kw = {
+            k: v
+            for k, v in kwargs.items()
+            if k not in ignore_for_cache and k not in _SPECIAL_KWARGS
+        }
         blob = pickle.dumps((entry[1], _canonical(args), _canonical(kw)), protocol=4)
         return hashlib.md5(blob).hexdigest()
 

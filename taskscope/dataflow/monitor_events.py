@@ -47,57 +47,117 @@ class TaskEvents:
         self.run_id = run_id
         self._send = hub.send
 
-    def workflow_start(self, run_dir: str, executor_labels: list[str], time_began: float,
-                       version: str) -> None:
+    def workflow_start(
+        self, run_dir: str, executor_labels: list[str], time_began: float, version: str
+    ) -> None:
         name = getattr(self.hub, "workflow_name", None) or default_workflow_name()
         wf_version = getattr(self.hub, "workflow_version", None) or time.strftime(
-            "%Y-%m-%d %H:%M:%S", time.localtime(time_began))
+            "%Y-%m-%d %H:%M:%S", time.localtime(time_began)
+        )
         try:
             user = getpass.getuser()
-        except Exception:  # no passwd entry in some containers
+        except Exception:  # no passwd entry in some containers  # noqa: BLE001
             user = str(os.getuid())
-        self._send(m.WorkflowStart(
-            run_id=self.run_id, workflow_name=name, workflow_version=str(wf_version),
-            time_began=time_began, host=socket.gethostname(), user=user,
-            rundir=os.path.abspath(run_dir), python_version=platform.python_version(),
-            taskscope_version=version, executors=executor_labels, pid=os.getpid(),
-            heartbeat_interval=float(getattr(self.hub, "heartbeat_interval", 10.0) or 10.0)))
+        self._send(
+            m.WorkflowStart(
+                run_id=self.run_id,
+                workflow_name=name,
+                workflow_version=str(wf_version),
+                time_began=time_began,
+                host=socket.gethostname(),
+                user=user,
+                rundir=os.path.abspath(run_dir),
+                python_version=platform.python_version(),
+                taskscope_version=version,
+                executors=executor_labels,
+                pid=os.getpid(),
+                heartbeat_interval=float(getattr(self.hub, "heartbeat_interval", 10.0) or 10.0),
+            )
+        )
 
     def workflow_end(self, status: str, completed: int, failed: int) -> None:
-        self._send(m.WorkflowEnd(run_id=self.run_id, time_completed=time.time(), status=status,
-                                 tasks_completed_count=completed, tasks_failed_count=failed))
+        self._send(
+            m.WorkflowEnd(
+                run_id=self.run_id,
+                time_completed=time.time(),
+                status=status,
+                tasks_completed_count=completed,
+                tasks_failed_count=failed,
+            )
+        )
 
     def task_info(self, r: TaskRecord) -> None:
         kw = r.kwargs
-        self._send(m.TaskInfo(
-            run_id=self.run_id, task_id=r.id, func_name=r.func_name, memoize=r.memoize,
-            executor=r.executor, time_invoked=r.time_invoked, depends=r.depends_ids,
-            hashsum=r.hashsum, inputs=_file_list(kw.get("inputs")),
-            outputs=_file_list(kw.get("outputs")), stdout=_std_name(kw.get("stdout")),
-            stderr=_std_name(kw.get("stderr")), time_returned=r.time_returned,
-            fail_count=r.fail_count, fail_cost=float(r.fail_cost),
-            joins=[getattr(f, "tid", -1) for f in r.joins] if r.joins else None))
+        self._send(
+            m.TaskInfo(
+                run_id=self.run_id,
+                task_id=r.id,
+                func_name=r.func_name,
+                memoize=r.memoize,
+                executor=r.executor,
+                time_invoked=r.time_invoked,
+                depends=r.depends_ids,
+                hashsum=r.hashsum,
+                inputs=_file_list(kw.get("inputs")),
+                outputs=_file_list(kw.get("outputs")),
+                stdout=_std_name(kw.get("stdout")),
+                stderr=_std_name(kw.get("stderr")),
+                time_returned=r.time_returned,
+                fail_count=r.fail_count,
+                fail_cost=float(r.fail_cost),
+                joins=[getattr(f, "tid", -1) for f in r.joins] if r.joins else None,
+            )
+        )
 
     def status(self, r: TaskRecord, state: States) -> None:
-        self._send(m.TaskStatus(run_id=self.run_id, task_id=r.id, try_id=r.try_id,
-                                state=state.name, timestamp=time.time()))
+        self._send(
+            m.TaskStatus(
+                run_id=self.run_id,
+                task_id=r.id,
+                try_id=r.try_id,
+                state=state.name,
+                timestamp=time.time(),
+            )
+        )
 
     def try_launched(self, r: TaskRecord) -> None:
-        self._send(m.TryInfo(run_id=self.run_id, task_id=r.id, try_id=r.try_id,
-                             executor=r.executor, time_launched=r.try_time_launched))
+        self._send(
+            m.TryInfo(
+                run_id=self.run_id,
+                task_id=r.id,
+                try_id=r.try_id,
+                executor=r.executor,
+                time_launched=r.try_time_launched,
+            )
+        )
 
     def try_ended(self, r: TaskRecord) -> None:
         joins = str([getattr(f, "tid", None) for f in r.joins]) if r.joins else None
-        self._send(m.TryInfo(run_id=self.run_id, task_id=r.id, try_id=r.try_id,
-                             time_returned=r.try_time_returned,
-                             fail_history=",".join(r.fail_history) or None, joins=joins))
+        self._send(
+            m.TryInfo(
+                run_id=self.run_id,
+                task_id=r.id,
+                try_id=r.try_id,
+                time_returned=r.try_time_returned,
+                fail_history=",".join(r.fail_history) or None,
+                joins=joins,
+            )
+        )
 
     def try_failed(self, r: TaskRecord, f: TryFailureRecord) -> None:
-        self._send(m.TryFailure(run_id=self.run_id, task_id=r.id, try_id=f.try_id,
-                                exception_type=type(f.exception).__name__,
-                                message=str(f.exception), traceback=f.traceback,
-                                exit_code=f.exit_code))
+        self._send(
+            m.TryFailure(
+                run_id=self.run_id,
+                task_id=r.id,
+                try_id=f.try_id,
+                exception_type=type(f.exception).__name__,
+                message=str(f.exception),
+                traceback=f.traceback,
+                exit_code=f.exit_code,
+            )
+        )
 
     def wrap(self, func: Any, r: TaskRecord) -> Any:
-        return self.hub.wrap(func, run_id=self.run_id, task_id=r.id, try_id=r.try_id,
-                             executor_label=r.executor)
+        return self.hub.wrap(
+            func, run_id=self.run_id, task_id=r.id, try_id=r.try_id, executor_label=r.executor
+        )

@@ -20,8 +20,9 @@ class Executor(ABC):
 
     def __init__(self, label: str):
         if not isinstance(label, str) or not label:
-            raise ValueError(f"{type(self).__name__}(label=...) must be a non-empty str, "
-                             f"got {label!r}")
+            raise ValueError(
+                f"{type(self).__name__}(label=...) must be a non-empty str, got {label!r}"
+            )
         self.label = label
         self.run_dir = "."
         self.run_id: str | None = None
@@ -33,8 +34,13 @@ class Executor(ABC):
         """Get ready to run tasks (start threads or worker processes)."""
 
     @abstractmethod
-    def submit(self, func: Callable[..., Any], resource_specification: dict[str, Any],
-               *args: Any, **kwargs: Any) -> Future:
+    def submit(
+        self,
+        func: Callable[..., Any],
+        resource_specification: dict[str, Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Future:
         """Run ``func(*args, **kwargs)``; the Future gets its result or exception."""
 
     @abstractmethod

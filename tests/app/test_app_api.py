@@ -36,9 +36,10 @@ def test_parsl_style_imports_work():
     assert (p, b, j, F) == (python_app, bash_app, join_app, File)
     assert isinstance(address_by_hostname(), str) and address_by_hostname()
     assert address_by_route().count(".") == 3
-    HighThroughputExecutor(address=address_by_hostname(),
-                           provider=LocalProvider(init_blocks=1, max_blocks=1,
-                                                  launcher=SingleNodeLauncher()))
+    HighThroughputExecutor(
+        address=address_by_hostname(),
+        provider=LocalProvider(init_blocks=1, max_blocks=1, launcher=SingleNodeLauncher()),
+    )
 
 
 def test_load_is_a_context_manager_and_cleanup_unloads(tmp_path):
@@ -54,9 +55,11 @@ def test_load_is_a_context_manager_and_cleanup_unloads(tmp_path):
 
 
 def test_loading_twice_is_refused(tmp_path):
-    with taskscope.load(Config(run_dir=str(tmp_path))):
-        with pytest.raises(ConfigurationError, match="already loaded"):
-            taskscope.load(Config(run_dir=str(tmp_path)))
+    with (
+        taskscope.load(Config(run_dir=str(tmp_path))),
+        pytest.raises(ConfigurationError, match="already loaded"),
+    ):
+        taskscope.load(Config(run_dir=str(tmp_path)))
 
 
 def test_unknown_executor_label_lists_the_known_ones(tmp_path):
@@ -64,8 +67,10 @@ def test_unknown_executor_label_lists_the_known_ones(tmp_path):
     def on_gpu():
         return 1
 
-    config = Config(executors=[ThreadPoolExecutor(label="cpu"), ThreadPoolExecutor(label="io")],
-                    run_dir=str(tmp_path))
+    config = Config(
+        executors=[ThreadPoolExecutor(label="cpu"), ThreadPoolExecutor(label="io")],
+        run_dir=str(tmp_path),
+    )
     with taskscope.load(config):
         with pytest.raises(ExecutorLabelError, match="'gpu'.*'cpu', 'io'"):
             on_gpu()
@@ -81,41 +86,51 @@ def test_apps_are_routed_by_label(tmp_path):
     def thread_name():
         return threading.current_thread().name
 
-    config = Config(executors=[ThreadPoolExecutor(label="cpu"),
-                               ThreadPoolExecutor(label="io", thread_name_prefix="io-pool")],
-                    run_dir=str(tmp_path))
+    config = Config(
+        executors=[
+            ThreadPoolExecutor(label="cpu"),
+            ThreadPoolExecutor(label="io", thread_name_prefix="io-pool"),
+        ],
+        run_dir=str(tmp_path),
+    )
     with taskscope.load(config):
         fut = thread_name()
         assert fut.result().startswith("io-pool")
         assert fut.task_record.executor == "io"
 
 
-@pytest.mark.parametrize("kwargs, error, word", [
-    ({"executors": ThreadPoolExecutor()}, TypeError, "executors"),
-    ({"executors": []}, ValueError, "executors"),
-    ({"executors": ["threads"]}, TypeError, "executors"),
-    ({"executors": [ThreadPoolExecutor(), ThreadPoolExecutor()]}, ValueError, "twice"),
-    ({"retries": -1}, ValueError, "retries"),
-    ({"retries": "2"}, TypeError, "retries"),
-    ({"app_cache": "yes"}, TypeError, "app_cache"),
-    ({"run_dir": ""}, TypeError, "run_dir"),
-    ({"strategy": "fastest"}, ValueError, "strategy"),
-    ({"monitoring": object()}, TypeError, "monitoring"),
-    ({"checkpoint_mode": "task_exit"}, ConfigurationError, "checkpoint"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, word",
+    [
+        ({"executors": ThreadPoolExecutor()}, TypeError, "executors"),
+        ({"executors": []}, ValueError, "executors"),
+        ({"executors": ["threads"]}, TypeError, "executors"),
+        ({"executors": [ThreadPoolExecutor(), ThreadPoolExecutor()]}, ValueError, "twice"),
+        ({"retries": -1}, ValueError, "retries"),
+        ({"retries": "2"}, TypeError, "retries"),
+        ({"app_cache": "yes"}, TypeError, "app_cache"),
+        ({"run_dir": ""}, TypeError, "run_dir"),
+        ({"strategy": "fastest"}, ValueError, "strategy"),
+        ({"monitoring": object()}, TypeError, "monitoring"),
+        ({"checkpoint_mode": "task_exit"}, ConfigurationError, "checkpoint"),
+    ],
+)
 def test_config_rejects_bad_arguments_naming_them(kwargs, error, word):
     with pytest.raises(error, match=word):
         Config(**kwargs)
 
 
-@pytest.mark.parametrize("make, word", [
-    (lambda: ThreadPoolExecutor(max_threads=0), "max_threads"),
-    (lambda: ThreadPoolExecutor(label=""), "label"),
-    (lambda: HighThroughputExecutor(cores_per_worker=0), "cores_per_worker"),
-    (lambda: HighThroughputExecutor(max_workers_per_node=0), "max_workers_per_node"),
-    (lambda: HighThroughputExecutor(max_workers=2, max_workers_per_node=3), "max_workers"),
-    (lambda: HighThroughputExecutor(provider="local"), "provider"),
-])
+@pytest.mark.parametrize(
+    "make, word",
+    [
+        (lambda: ThreadPoolExecutor(max_threads=0), "max_threads"),
+        (lambda: ThreadPoolExecutor(label=""), "label"),
+        (lambda: HighThroughputExecutor(cores_per_worker=0), "cores_per_worker"),
+        (lambda: HighThroughputExecutor(max_workers_per_node=0), "max_workers_per_node"),
+        (lambda: HighThroughputExecutor(max_workers=2, max_workers_per_node=3), "max_workers"),
+        (lambda: HighThroughputExecutor(provider="local"), "provider"),
+    ],
+)
 def test_executors_reject_bad_arguments_naming_them(make, word):
     with pytest.raises((TypeError, ValueError), match=word):
         make()
@@ -125,9 +140,12 @@ def test_htex_worker_count_follows_parsl_arguments():
     from taskscope.providers import LocalProvider
 
     assert HighThroughputExecutor(max_workers=2).worker_count == 2
-    assert HighThroughputExecutor(max_workers_per_node=1,
-                                  provider=LocalProvider(init_blocks=2, max_blocks=3)
-                                  ).worker_count == 2
+    assert (
+        HighThroughputExecutor(
+            max_workers_per_node=1, provider=LocalProvider(init_blocks=2, max_blocks=3)
+        ).worker_count
+        == 2
+    )
     with pytest.raises(ValueError, match="min_blocks"):
         LocalProvider(min_blocks=3, max_blocks=1)
 
@@ -141,11 +159,15 @@ def test_decorators_validate_their_arguments():
 
 def test_file_gives_a_local_path():
     f = File("file:///tmp/data/x.txt")
-    assert (f.scheme, f.filepath, f.filename, str(f)) == ("file", "/tmp/data/x.txt", "x.txt",
-                                                          "/tmp/data/x.txt")
+    assert (f.scheme, f.filepath, f.filename, str(f)) == (
+        "file",
+        "/tmp/data/x.txt",
+        "x.txt",
+        "/tmp/data/x.txt",
+    )
     g = File("relative/y.csv")
     assert g.filepath == "relative/y.csv" and g.scheme == "file"
     with pytest.raises(ValueError, match="https"):
-        File("https://example.org/z").filepath
+        _ = File("https://example.org/z").filepath
     with pytest.raises(TypeError):
         File(3)

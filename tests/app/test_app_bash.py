@@ -94,8 +94,9 @@ def test_walltime_kills_the_command_and_its_children(load_workflow):
     with pytest.raises(AppTimeout, match="walltime"):
         fut.result(timeout=20)
     assert time.monotonic() - started < 20
-    leftovers = [p for p in psutil.process_iter(["cmdline"])
-                 if marker in " ".join(p.info["cmdline"] or [])]
+    leftovers = [
+        p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])
+    ]
     assert leftovers == []
 
 
@@ -109,3 +110,24 @@ def test_returning_none_is_a_clear_error(load_workflow):
     load_workflow()
     with pytest.raises(Exception, match="returned None"):
         no_command().result()
+
+
+def test_cleanup_kills_running_commands(load_workflow):
+    dfk = load_workflow()
+    marker = uuid.uuid4().hex
+    fut = sleep_marked(marker)
+    deadline = time.monotonic() + 20
+
+    def running():
+        return [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if marker in " ".join(p.info["cmdline"] or [])
+        ]
+
+    while not running():
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.02)
+    dfk.cleanup()
+    assert fut.exception(timeout=20) is not None
+    assert running() == []

@@ -217,5 +217,45 @@ def test_wait_for_current_tasks(load_workflow):
 
 def test_states_have_parsl_names_and_numbers():
     assert {s.name: s.value for s in States} == {
-        "unsched": -1, "pending": 0, "running": 2, "exec_done": 3, "failed": 4, "dep_fail": 5,
-        "launched": 7, "fail_retryable": 8, "memo_done": 9, "joining": 10, "running_ended": 11}
+        "unsched": -1,
+        "pending": 0,
+        "running": 2,
+        "exec_done": 3,
+        "failed": 4,
+        "dep_fail": 5,
+        "launched": 7,
+        "fail_retryable": 8,
+        "memo_done": 9,
+        "joining": 10,
+        "running_ended": 11,
+    }
+
+
+def test_a_long_dep_fail_chain_does_not_hit_the_recursion_limit(load_workflow):
+    load_workflow()
+    head = fail("root cause")
+    tail = head
+    for _ in range(3000):
+        tail = add(tail, 1)
+    with pytest.raises(DependencyError):
+        tail.result(timeout=60)
+    assert tail.task_record.status is States.dep_fail
+
+
+@python_app
+def spin(seconds):
+    import time
+
+    end = time.time() + seconds
+    while time.time() < end:
+        pass
+    return "finished"
+
+
+def test_python_app_walltime_interrupts_the_function(load_workflow):
+    from taskscope.errors import AppTimeout
+
+    load_workflow()
+    with pytest.raises(AppTimeout, match="walltime of 0.3 s"):
+        spin(30, walltime=0.3).result(timeout=20)
+    assert spin(0.01, walltime=10).result(timeout=20) == "finished"

@@ -53,8 +53,11 @@ class RecordingHub:
         self.closed += 1
 
     def of(self, kind, task_id=None):
-        return [x for x in self.messages if isinstance(x, kind)
-                and (task_id is None or x.task_id == task_id)]
+        return [
+            x
+            for x in self.messages
+            if isinstance(x, kind) and (task_id is None or x.task_id == task_id)
+        ]
 
     def states(self, task_id):
         return [(x.state, x.try_id) for x in self.of(m.TaskStatus, task_id)]
@@ -89,17 +92,22 @@ def joined(x):
 
 def run_monitored(tmp_path, executor, body, retries=1):
     hub = RecordingHub()
-    config = Config(executors=[executor], monitoring=hub, retries=retries,
-                    run_dir=str(tmp_path / "runinfo"))
+    config = Config(
+        executors=[executor], monitoring=hub, retries=retries, run_dir=str(tmp_path / "runinfo")
+    )
     with taskscope.load(config) as dfk:
         body()
     return hub, dfk
 
 
-@pytest.mark.parametrize("make_executor", [
-    lambda: ThreadPoolExecutor(label="threads"),
-    lambda: HighThroughputExecutor(label="htex", max_workers_per_node=1),
-], ids=["threads", "htex"])
+@pytest.mark.parametrize(
+    "make_executor",
+    [
+        lambda: ThreadPoolExecutor(label="threads"),
+        lambda: HighThroughputExecutor(label="htex", max_workers_per_node=1),
+    ],
+    ids=["threads", "htex"],
+)
 def test_message_sequence_per_task(tmp_path, make_executor):
     calls = tmp_path / "calls"
     calls.mkdir()
@@ -129,26 +137,43 @@ def test_message_sequence_per_task(tmp_path, make_executor):
     assert hub.closed == 1
 
     assert hub.states(tid["retried"]) == [
-        ("pending", 0), ("launched", 0), ("fail_retryable", 0), ("launched", 1),
-        ("exec_done", 1)]
+        ("pending", 0),
+        ("launched", 0),
+        ("fail_retryable", 0),
+        ("launched", 1),
+        ("exec_done", 1),
+    ]
     failure = hub.of(m.TryFailure, tid["retried"])
     assert [(f.try_id, f.exception_type) for f in failure] == [(0, "KeyError")]
     assert "first try fails" in failure[0].traceback
     tries = hub.of(m.TryInfo, tid["retried"])
     assert [(t.try_id, t.executor is not None, t.time_returned is not None) for t in tries] == [
-        (0, True, False), (0, False, True), (1, True, False), (1, False, True)]
+        (0, True, False),
+        (0, False, True),
+        (1, True, False),
+        (1, False, True),
+    ]
     infos = hub.of(m.TaskInfo, tid["retried"])
     assert len(infos) == 2 and infos[0].time_returned is None
     assert infos[1].fail_count == 1 and infos[1].time_returned is not None
 
-    assert hub.states(tid["failed"]) == [("pending", 0), ("launched", 0), ("fail_retryable", 0),
-                                         ("launched", 1), ("failed", 1)]
+    assert hub.states(tid["failed"]) == [
+        ("pending", 0),
+        ("launched", 0),
+        ("fail_retryable", 0),
+        ("launched", 1),
+        ("failed", 1),
+    ]
     assert hub.states(tid["dep_fail"]) == [("pending", 0), ("dep_fail", 0)]
     assert hub.of(m.TaskInfo, tid["dep_fail"])[0].depends == [tid["failed"]]
     assert hub.states(tid["memo_hit"]) == [("pending", 0), ("memo_done", 0)]
     assert hub.of(m.TaskInfo, tid["memo_hit"])[-1].hashsum
-    assert hub.states(tid["joined"]) == [("pending", 0), ("launched", 0), ("joining", 0),
-                                         ("exec_done", 0)]
+    assert hub.states(tid["joined"]) == [
+        ("pending", 0),
+        ("launched", 0),
+        ("joining", 0),
+        ("exec_done", 0),
+    ]
     # Join apps run in the workflow's process, so their wrapper call is always seen here.
     assert (tid["joined"], 0) in WRAPPED_CALLS
     if isinstance(dfk.executors.get("threads"), ThreadPoolExecutor):
@@ -165,15 +190,18 @@ def test_run_status_completed_and_aborted(tmp_path):
         raise KeyboardInterrupt
 
     hub = RecordingHub()
-    with pytest.raises(KeyboardInterrupt):
-        with taskscope.load(Config(monitoring=hub, run_dir=str(tmp_path / "r2"))):
-            interrupted()
+    with (
+        pytest.raises(KeyboardInterrupt),
+        taskscope.load(Config(monitoring=hub, run_dir=str(tmp_path / "r2"))),
+    ):
+        interrupted()
     assert hub.messages[-1].status == "aborted" and hub.closed == 1
 
 
 def test_htex_sends_block_and_node_messages(tmp_path):
-    hub, _ = run_monitored(tmp_path, HighThroughputExecutor(label="htex", max_workers=1),
-                           lambda: inc(1).result())
+    hub, _ = run_monitored(
+        tmp_path, HighThroughputExecutor(label="htex", max_workers=1), lambda: inc(1).result()
+    )
     blocks = hub.of(m.BlockInfo)
     assert [b.status for b in blocks] == ["RUNNING", "CANCELLED"]
     nodes = hub.of(m.NodeInfo)

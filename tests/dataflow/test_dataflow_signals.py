@@ -65,8 +65,11 @@ def test_signal_while_waiting_aborts_the_run_and_stops_workers(tmp_path, signum)
     status_file = tmp_path / "status"
     package_parent = os.path.dirname(os.path.dirname(taskscope.__file__))
     env = dict(os.environ, PYTHONPATH=package_parent)
-    proc = subprocess.Popen([sys.executable, str(script), str(status_file), str(pid_dir),
-                             str(tmp_path / "runinfo")], env=env, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(status_file), str(pid_dir), str(tmp_path / "runinfo")],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 30
         while len(os.listdir(pid_dir)) < 2:
@@ -82,5 +85,6 @@ def test_signal_while_waiting_aborts_the_run_and_stops_workers(tmp_path, signum)
             proc.wait()
     assert status_file.read_text() == "aborted"
     for pid in workers:
-        assert not psutil.pid_exists(pid) or \
-            psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, f"worker {pid} survived"
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, (
+            f"worker {pid} survived"
+        )

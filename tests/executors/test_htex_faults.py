@@ -178,11 +178,15 @@ def test_lambdas_and_large_arguments_travel(load_workflow):
 
 def test_worker_init_failure_is_an_error_not_a_hang(tmp_path):
     executor = HighThroughputExecutor(
-        label="broken", max_workers=1,
-        provider=LocalProvider(worker_init="echo cannot-activate-env >&2; exit 9"))
-    with taskscope.load(Config(executors=[executor], run_dir=str(tmp_path))):
-        with pytest.raises(ExecutorError, match="cannot-activate-env"):
-            identity(1).result(timeout=30)
+        label="broken",
+        max_workers=1,
+        provider=LocalProvider(worker_init="echo cannot-activate-env >&2; exit 9"),
+    )
+    with (
+        taskscope.load(Config(executors=[executor], run_dir=str(tmp_path))),
+        pytest.raises(ExecutorError, match="cannot-activate-env"),
+    ):
+        identity(1).result(timeout=30)
 
 
 def test_cleanup_stops_running_tasks_and_their_children(load_workflow):

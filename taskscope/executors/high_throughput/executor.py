@@ -173,29 +173,50 @@ class HighThroughputExecutor(Executor):
         if provider is None:
             provider = LocalProvider()
         if not isinstance(provider, LocalProvider):
-            raise TypeError("HighThroughputExecutor(provider=...) must be a LocalProvider; "
-                            f"got {type(provider).__name__} (other schedulers are not "
-                            "supported by this executor)")
-        if isinstance(cores_per_worker, bool) or not isinstance(cores_per_worker, (int, float)) \
-                or cores_per_worker <= 0:
-            raise ValueError("HighThroughputExecutor(cores_per_worker=...) must be a positive "
-                             f"number, got {cores_per_worker!r}")
-        if max_workers is not None and max_workers_per_node is not None and \
-                max_workers != max_workers_per_node:
-            raise ValueError("HighThroughputExecutor: give max_workers_per_node or its alias "
-                             "max_workers, not two different values")
+            raise TypeError(
+                "HighThroughputExecutor(provider=...) must be a LocalProvider; "
+                f"got {type(provider).__name__} (other schedulers are not "
+                "supported by this executor)"
+            )
+        if (
+            isinstance(cores_per_worker, bool)
+            or not isinstance(cores_per_worker, (int, float))
+            or cores_per_worker <= 0
+        ):
+            raise ValueError(
+                "HighThroughputExecutor(cores_per_worker=...) must be a positive "
+                f"number, got {cores_per_worker!r}"
+            )
+        if (
+            max_workers is not None
+            and max_workers_per_node is not None
+            and max_workers != max_workers_per_node
+        ):
+            raise ValueError(
+                "HighThroughputExecutor: give max_workers_per_node or its alias "
+                "max_workers, not two different values"
+            )
         limit = max_workers_per_node if max_workers_per_node is not None else max_workers
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
-                                  or limit < 1):
-            raise ValueError("HighThroughputExecutor(max_workers_per_node=...) must be a "
-                             f"number >= 1, got {limit!r}")
-        if isinstance(prefetch_capacity, bool) or not isinstance(prefetch_capacity, int) or \
-                prefetch_capacity < 0:
-            raise ValueError("HighThroughputExecutor(prefetch_capacity=...) must be an int "
-                             f">= 0, got {prefetch_capacity!r}")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 1
+        ):
+            raise ValueError(
+                "HighThroughputExecutor(max_workers_per_node=...) must be a "
+                f"number >= 1, got {limit!r}"
+            )
+        if (
+            isinstance(prefetch_capacity, bool)
+            or not isinstance(prefetch_capacity, int)
+            or prefetch_capacity < 0
+        ):
+            raise ValueError(
+                "HighThroughputExecutor(prefetch_capacity=...) must be an int "
+                f">= 0, got {prefetch_capacity!r}"
+            )
         if address is not None and not isinstance(address, str):
-            raise TypeError(f"HighThroughputExecutor(address=...) must be a str, got "
-                            f"{type(address).__name__}")
+            raise TypeError(
+                f"HighThroughputExecutor(address=...) must be a str, got {type(address).__name__}"
+            )
         self.provider = provider
         self.address = address
         self.cores_per_worker = cores_per_worker
@@ -222,13 +243,17 @@ class HighThroughputExecutor(Executor):
         by_cores = max(1, math.floor((os.cpu_count() or 1) / self.cores_per_worker))
         if self.max_workers_per_node is None:
             return by_cores
-        return max(1, min(by_cores, math.floor(self.max_workers_per_node))) \
-            if self.max_workers_per_node != float("inf") else by_cores
+        return (
+            max(1, min(by_cores, math.floor(self.max_workers_per_node)))
+            if self.max_workers_per_node != float("inf")
+            else by_cores
+        )
 
     @property
     def worker_count(self) -> int:
-        return self.workers_per_block * self.provider.nodes_per_block * \
-            self.provider.blocks_to_start()
+        return (
+            self.workers_per_block * self.provider.nodes_per_block * self.provider.blocks_to_start()
+        )
 
     @property
     def outstanding(self) -> int:
@@ -259,8 +284,11 @@ class HighThroughputExecutor(Executor):
         os.makedirs(self._log_dir, exist_ok=True)
         n = self.worker_count
         # One 8-byte slot per worker: the id of the task it is running, or IDLE.
-        self._slot_fd = os.memfd_create(f"taskscope-{self.label}-slots") \
-            if hasattr(os, "memfd_create") else self._slot_file()
+        self._slot_fd = (
+            os.memfd_create(f"taskscope-{self.label}-slots")
+            if hasattr(os, "memfd_create")
+            else self._slot_file()
+        )
         os.ftruncate(self._slot_fd, max(mmap.PAGESIZE, n * SLOT.size))
         self._slots = mmap.mmap(self._slot_fd, 0)
         self._wake_r, self._wake_w = os.pipe()
@@ -271,12 +299,12 @@ class HighThroughputExecutor(Executor):
         self._started = True
         for slot in range(n):
             self._workers.append(self._spawn(slot))
-        self._io_thread = threading.Thread(target=self._io_loop, name=f"taskscope-{self.label}",
-                                           daemon=True)
+        self._io_thread = threading.Thread(
+            target=self._io_loop, name=f"taskscope-{self.label}", daemon=True
+        )
         self._io_thread.start()
         self._send_blocks("RUNNING")
-        logger.info("%s started %d workers (%d per block)", self.label, n,
-                    self.workers_per_block)
+        logger.info("%s started %d workers (%d per block)", self.label, n, self.workers_per_block)
 
     def _slot_file(self) -> int:
         import tempfile
@@ -289,10 +317,12 @@ class HighThroughputExecutor(Executor):
         env = dict(os.environ)
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(taskscope.__file__)))
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+            p for p in (package_parent, env.get("PYTHONPATH", "")) if p
+        )
         # Workers must import whatever the workflow's functions import by reference.
         env["TASKSCOPE_SYS_PATH"] = os.pathsep.join(
-            os.path.abspath(p) if p else os.getcwd() for p in sys.path)
+            os.path.abspath(p) if p else os.getcwd() for p in sys.path
+        )
         env["TASKSCOPE_EXECUTOR_LABEL"] = self.label
         env["PARSL_WORKER_COUNT"] = str(self.worker_count)
         if self.run_id:
@@ -308,15 +338,32 @@ class HighThroughputExecutor(Executor):
         for fd in (to_w, from_w):
             _grow_pipe(fd)
         SLOT.pack_into(self._slots, slot * SLOT.size, IDLE)
-        cmd = [sys.executable, "-m", "taskscope.executors.high_throughput.worker",
-               "--in-fd", str(to_r), "--out-fd", str(from_w), "--slot-fd", str(self._slot_fd),
-               "--slot", str(slot), "--parent-pid", str(os.getpid())]
+        cmd = [
+            sys.executable,
+            "-m",
+            "taskscope.executors.high_throughput.worker",
+            "--in-fd",
+            str(to_r),
+            "--out-fd",
+            str(from_w),
+            "--slot-fd",
+            str(self._slot_fd),
+            "--slot",
+            str(slot),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
         if self.provider.worker_init.strip():
             import shlex
 
             cmd = ["/bin/bash", "-c", f"{self.provider.worker_init}\nexec {shlex.join(cmd)}"]
-        env = dict(self._env, TASKSCOPE_WORKER_ID=worker_id, TASKSCOPE_BLOCK_ID=str(block),
-                   PARSL_WORKER_RANK=str(slot), PARSL_WORKER_BLOCK_ID=str(block))
+        env = dict(
+            self._env,
+            TASKSCOPE_WORKER_ID=worker_id,
+            TASKSCOPE_BLOCK_ID=str(block),
+            PARSL_WORKER_RANK=str(slot),
+            PARSL_WORKER_BLOCK_ID=str(block),
+        )
         log_path = os.path.join(self._log_dir, f"worker_{slot}.log")
         with open(log_path, "ab") as log:
             log.write(f"--- {worker_id} starting {time.ctime()}\n".encode())
@@ -324,17 +371,30 @@ class HighThroughputExecutor(Executor):
             try:
                 # Own session: Ctrl-C in the terminal goes to the workflow, which then shuts
                 # the workers down itself.
-                proc = subprocess.Popen(cmd, pass_fds=(to_r, from_w, self._slot_fd),
-                                        stdin=subprocess.DEVNULL, stdout=log,
-                                        stderr=subprocess.STDOUT, env=env,
-                                        cwd=self.working_dir, start_new_session=True)
+                proc = subprocess.Popen(
+                    cmd,
+                    pass_fds=(to_r, from_w, self._slot_fd),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=self.working_dir,
+                    start_new_session=True,
+                )
             finally:
                 os.close(to_r)
                 os.close(from_w)
         _set_nonblocking(to_w)
         _set_nonblocking(from_r)
-        w = _WorkerProcess(slot=slot, worker_id=worker_id, block_id=str(block), proc=proc,
-                           to_fd=to_w, from_fd=from_r, log_path=log_path)
+        w = _WorkerProcess(
+            slot=slot,
+            worker_id=worker_id,
+            block_id=str(block),
+            proc=proc,
+            to_fd=to_w,
+            from_fd=from_r,
+            log_path=log_path,
+        )
         assert self._selector is not None
         self._selector.register(from_r, selectors.EVENT_READ, w)
         return w
@@ -391,8 +451,13 @@ class HighThroughputExecutor(Executor):
             pass
 
     # ------------------------------------------------------------------ submission
-    def submit(self, func: Callable[..., Any], resource_specification: dict[str, Any],
-               *args: Any, **kwargs: Any) -> Future:
+    def submit(
+        self,
+        func: Callable[..., Any],
+        resource_specification: dict[str, Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Future:
         if not self._started or self._stopping:
             raise ExecutorError(self.label, "not running (not started, or shut down)")
         if self._broken is not None:
@@ -440,8 +505,9 @@ class HighThroughputExecutor(Executor):
     def _dispatch(self) -> None:
         queue = self._queue
         capacity = self._capacity
-        ready = [w for w in self._workers
-                 if w is not None and w.ready and len(w.outstanding) < capacity]
+        ready = [
+            w for w in self._workers if w is not None and w.ready and len(w.outstanding) < capacity
+        ]
         while queue and ready:
             share = max(1, -(-len(queue) // len(ready)))
             still_room = []
@@ -528,9 +594,12 @@ class HighThroughputExecutor(Executor):
             if ok:
                 try:
                     value = pickle.loads(data)
-                except Exception as e:
-                    t.future.set_exception(SerializationError(
-                        f"the task's result could not be loaded: {type(e).__name__}: {e}"))
+                except Exception as e:  # noqa: BLE001
+                    t.future.set_exception(
+                        SerializationError(
+                            f"the task's result could not be loaded: {type(e).__name__}: {e}"
+                        )
+                    )
                     continue
                 t.future.set_result(value)
             else:
@@ -557,13 +626,20 @@ class HighThroughputExecutor(Executor):
             return
         (running,) = SLOT.unpack_from(self._slots, w.slot * SLOT.size)
         reason = _describe_exit(returncode)
-        logger.warning("%s: worker %s (pid %d) lost: %s; %d tasks outstanding", self.label,
-                       w.worker_id, w.proc.pid, reason, len(w.outstanding))
+        logger.warning(
+            "%s: worker %s (pid %d) lost: %s; %d tasks outstanding",
+            self.label,
+            w.worker_id,
+            w.proc.pid,
+            reason,
+            len(w.outstanding),
+        )
         requeue = []
         for tid, t in w.outstanding.items():
             if tid == running:
-                t.future.set_exception(WorkerLost(w.worker_id, w.hostname or
-                                                  socket.gethostname(), reason))
+                t.future.set_exception(
+                    WorkerLost(w.worker_id, w.hostname or socket.gethostname(), reason)
+                )
             else:
                 requeue.append(t)  # not started, or finished with its result unsent
         w.outstanding.clear()
@@ -573,8 +649,9 @@ class HighThroughputExecutor(Executor):
             self._startup_failures += 1
             if self._startup_failures >= STARTUP_FAILURE_LIMIT:
                 tail = _tail(w.log_path)
-                self._broken = (f"workers fail to start ({reason}); last lines of "
-                                f"{w.log_path}:\n{tail}")
+                self._broken = (
+                    f"workers fail to start ({reason}); last lines of {w.log_path}:\n{tail}"
+                )
                 self._workers[w.slot] = None
                 self._fail_queue(ExecutorError(self.label, self._broken))
                 return
@@ -594,8 +671,16 @@ class HighThroughputExecutor(Executor):
         from taskscope.monitoring.messages import BlockInfo
 
         for block in range(self.provider.blocks_to_start()):
-            send(BlockInfo(run_id=self.run_id, executor_label=self.label, block_id=str(block),
-                           status=status, timestamp=time.time(), job_id=str(os.getpid())))
+            send(
+                BlockInfo(
+                    run_id=self.run_id,
+                    executor_label=self.label,
+                    block_id=str(block),
+                    status=status,
+                    timestamp=time.time(),
+                    job_id=str(os.getpid()),
+                )
+            )
 
     def _send_node(self, w: _WorkerProcess, active: bool) -> None:
         send = self.monitoring_send
@@ -603,9 +688,17 @@ class HighThroughputExecutor(Executor):
             return
         from taskscope.monitoring.messages import NodeInfo
 
-        send(NodeInfo(run_id=self.run_id, hostname=w.hostname or socket.gethostname(),
-                      uid=w.worker_id, block_id=w.block_id, cpu_count=os.cpu_count() or 1,
-                      total_memory=psutil.virtual_memory().total, active=active,
-                      worker_count=1, python_v=platform.python_version(),
-                      timestamp=time.time()))
-
+        send(
+            NodeInfo(
+                run_id=self.run_id,
+                hostname=w.hostname or socket.gethostname(),
+                uid=w.worker_id,
+                block_id=w.block_id,
+                cpu_count=os.cpu_count() or 1,
+                total_memory=psutil.virtual_memory().total,
+                active=active,
+                worker_count=1,
+                python_v=platform.python_version(),
+                timestamp=time.time(),
+            )
+        )

@@ -44,7 +44,7 @@ class FrameReader:
             if end - pos - HEADER_SIZE < size:
                 break
             start = pos + HEADER_SIZE
-            frames.append(bytes(buf[start:start + size]))
+            frames.append(bytes(buf[start : start + size]))
             pos = start + size
         if pos:
             del buf[:pos]

@@ -38,8 +38,7 @@ class FunctionRegistry:
     """Function object -> key, and key -> cloudpickled bytes (DFK side)."""
 
     def __init__(self) -> None:
-        self._keys: weakref.WeakKeyDictionary[Callable[..., Any], int] = \
-            weakref.WeakKeyDictionary()
+        self._keys: weakref.WeakKeyDictionary[Callable[..., Any], int] = weakref.WeakKeyDictionary()
         self._blobs: dict[int, bytes] = {}
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
@@ -50,10 +49,11 @@ class FunctionRegistry:
             return key
         try:
             blob = cloudpickle.dumps(func, protocol=PROTOCOL)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             raise SerializationError(
                 f"function {getattr(func, '__qualname__', func)!r} cannot be serialised: "
-                f"{type(e).__name__}: {e}") from None
+                f"{type(e).__name__}: {e}"
+            ) from None
         with self._lock:
             key = self._keys.get(func)
             if key is None:
@@ -91,28 +91,30 @@ _FastPickler = _make_pickler(pickle.Pickler)
 _CloudPickler = _make_pickler(cloudpickle.CloudPickler)
 
 
-def _dump(pickler_class: type, obj: Any, registry: FunctionRegistry,
-          strict_main: bool) -> tuple[bytes, list[int]]:
+def _dump(
+    pickler_class: type, obj: Any, registry: FunctionRegistry, strict_main: bool
+) -> tuple[bytes, list[int]]:
     buf = io.BytesIO()
     p = pickler_class(buf, registry, strict_main)
     p.dump(obj)
     return buf.getvalue(), p.keys
 
 
-def pack_call(func: Callable[..., Any], args: tuple, kwargs: dict,
-              registry: FunctionRegistry) -> tuple[bytes, tuple[int, ...]]:
+def pack_call(
+    func: Callable[..., Any], args: tuple, kwargs: dict, registry: FunctionRegistry
+) -> tuple[bytes, tuple[int, ...]]:
     """Serialise one call; SerializationError names the argument that cannot travel."""
     call = (func, args, kwargs)
     try:
         payload, keys = _dump(_FastPickler, call, registry, True)
     except SerializationError:
         raise
-    except Exception:
+    except Exception:  # noqa: BLE001
         try:
             payload, keys = _dump(_CloudPickler, call, registry, False)
         except SerializationError:
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             raise SerializationError(_explain(func, args, kwargs, registry, e)) from None
     return payload, tuple(set(keys))
 
@@ -128,31 +130,43 @@ def _parameter_names(func: Callable[..., Any], args: tuple, kwargs: dict) -> lis
             params = list(inspect.signature(candidate).parameters.values())
         except (TypeError, ValueError):
             continue
-        positional = [p.name for p in params
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        positional = [
+            p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         if len(positional) >= len(args) and positional:
             return positional[: len(args)]
     return None
 
 
-def _explain(func: Callable[..., Any], args: tuple, kwargs: dict, registry: FunctionRegistry,
-             error: Exception) -> str:
+def _explain(
+    func: Callable[..., Any],
+    args: tuple,
+    kwargs: dict,
+    registry: FunctionRegistry,
+    error: Exception,
+) -> str:
     names = _parameter_names(func, args, kwargs)
     for i, value in enumerate(args):
         try:
             _dump(_CloudPickler, value, registry, False)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             label = f"argument {i}" + (f" ({names[i]!r})" if names else "")
-            return f"{label} of type {type(value).__name__} cannot be serialised: " \
-                   f"{type(e).__name__}: {e}"
+            return (
+                f"{label} of type {type(value).__name__} cannot be serialised: "
+                f"{type(e).__name__}: {e}"
+            )
     for key, value in kwargs.items():
         try:
             _dump(_CloudPickler, value, registry, False)
-        except Exception as e:
-            return f"keyword argument {key!r} of type {type(value).__name__} cannot be " \
-                   f"serialised: {type(e).__name__}: {e}"
-    return f"the call to {getattr(func, '__name__', func)!r} cannot be serialised: " \
-           f"{type(error).__name__}: {error}"
+        except Exception as e:  # noqa: BLE001
+            return (
+                f"keyword argument {key!r} of type {type(value).__name__} cannot be "
+                f"serialised: {type(e).__name__}: {e}"
+            )
+    return (
+        f"the call to {getattr(func, '__name__', func)!r} cannot be serialised: "
+        f"{type(error).__name__}: {error}"
+    )
 
 
 # --------------------------------------------------------------------------- worker side
@@ -170,8 +184,7 @@ class CallUnpickler(pickle.Unpickler):
         return fn
 
 
-def load_call(payload: bytes, functions: dict[int, Any]) -> tuple[Callable[..., Any], tuple,
-                                                                    dict]:
+def load_call(payload: bytes, functions: dict[int, Any]) -> tuple[Callable[..., Any], tuple, dict]:
     return CallUnpickler(io.BytesIO(payload), functions).load()
 
 
@@ -179,20 +192,23 @@ def load_function(blob: bytes) -> Any:
     """A function for the worker's table, or the exception that stops it from loading."""
     try:
         return cloudpickle.loads(blob)
-    except Exception as e:
-        return SerializationError(f"a function could not be loaded on the worker: "
-                                  f"{type(e).__name__}: {e}")
+    except Exception as e:  # noqa: BLE001
+        return SerializationError(
+            f"a function could not be loaded on the worker: {type(e).__name__}: {e}"
+        )
 
 
 def dump_result(value: Any) -> bytes:
     try:
         return pickle.dumps(value, protocol=PROTOCOL)
-    except Exception:
+    except Exception:  # noqa: BLE001
         try:
             return cloudpickle.dumps(value, protocol=PROTOCOL)
-        except Exception as e:
-            raise SerializationError(f"the result of type {type(value).__name__} cannot be "
-                                     f"serialised: {type(e).__name__}: {e}") from None
+        except Exception as e:  # noqa: BLE001
+            raise SerializationError(
+                f"the result of type {type(value).__name__} cannot be "
+                f"serialised: {type(e).__name__}: {e}"
+            ) from None
 
 
 def dump_exception(exc: BaseException) -> tuple[bytes | None, str, str, str]:
@@ -202,7 +218,7 @@ def dump_exception(exc: BaseException) -> tuple[bytes | None, str, str, str]:
     try:
         blob = cloudpickle.dumps(exc, protocol=PROTOCOL)
         pickle.loads(blob)  # some exceptions pickle but cannot be rebuilt; find out here
-    except Exception:
+    except Exception:  # noqa: BLE001
         blob = None
     name = f"{type(exc).__module__}.{type(exc).__qualname__}"
     return blob, name, str(exc), tb
@@ -213,10 +229,10 @@ def load_exception(packed: tuple[bytes | None, str, str, str]) -> BaseException:
     exc: BaseException
     try:
         exc = pickle.loads(blob) if blob is not None else RemoteExceptionWrapper(name, message)
-    except Exception:
+    except Exception:  # noqa: BLE001
         exc = RemoteExceptionWrapper(name, message)
     try:
         exc._taskscope_remote_traceback = tb  # type: ignore[attr-defined]
-    except Exception:
+    except Exception:  # noqa: BLE001, S110
         pass
     return exc

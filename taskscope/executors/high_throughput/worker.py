@@ -101,7 +101,7 @@ class Worker:
             func, args, kwargs = load_call(payload, self.functions)
             value = func(*args, **kwargs)
             item = (tid, True, dump_result(value), time.perf_counter() - start)
-        except BaseException as e:  # SystemExit from a task fails the task, not the worker
+        except BaseException as e:  # SystemExit from a task fails the task, not the worker  # noqa: BLE001
             item = (tid, False, dump_exception(e), time.perf_counter() - start)
         SLOT.pack_into(self.slot_map, self.slot_offset, IDLE)
         self.outbox.add(item)
@@ -133,8 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     # Ctrl-C in the terminal reaches the whole foreground group; the workflow process
     # decides what happens to tasks, so workers ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, args=(opts.parent_pid,), name="watchdog",
-                     daemon=True).start()
+    threading.Thread(
+        target=_watch_parent, args=(opts.parent_pid,), name="watchdog", daemon=True
+    ).start()
     try:
         Worker(opts.in_fd, opts.out_fd, opts.slot_fd, opts.slot).run()
     except BrokenPipeError:
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001, S110
             pass
     os._exit(0)  # skip interpreter teardown: daemon threads may hold the outbox lock
 
