@@ -180,7 +180,7 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun) -> None:
                     writer.add(
                         "failure",
                         (run.run_id, task_id, try_id, "RuntimeError",
-                         f"synthetic failure of task {task_id}",
+                         (f"synthetic failure of task {task_id}"),
                          "Traceback (most recent call last):\n  File \"workflow.py\", line 12, "
                          f"in {app}\n    raise RuntimeError('synthetic failure of task "
                          f"{task_id}')\nRuntimeError: synthetic failure of task {task_id}\n",

@@ -160,7 +160,7 @@ def test_no_page_or_asset_references_an_external_url(parsl_db: Path, taskscope_d
         links = re.findall(r"""(?:src|href)=["']([^"']+)["']""", response.text)
         assert not [link for link in links if link.startswith("/")], (path, "absolute link")
     client = client_for(parsl_db)
-    for asset in ("/static/style.css", "/static/dashboard.js"):
+    for asset in ("/static/style.css", "/static/dashboard.js"):  # favicon.svg: xmlns only
         text = client.get(asset).text
         assert not re.findall(r"https?://", text), asset
     assert client.get("/static/plotly.min.js").status_code == 200

@@ -1,0 +1,38 @@
+"""The `taskscope` terminal commands on Parsl's fixture database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from taskscope.cli import main
+
+FIXTURE = Path("/work/shared/fixtures/parsl-sample-small.db")
+RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
+
+
+def test_version(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    assert capsys.readouterr().out.startswith("taskscope ")
+
+
+def test_runs_lists_the_run(capsys):
+    assert main(["runs", str(FIXTURE)]) == 0
+    out = capsys.readouterr().out
+    assert RUN in out and "diamond-sample" in out and "failed" in out and "275" in out
+
+
+def test_tasks_filtered_by_state(capsys):
+    assert main(["tasks", f"sqlite:///{FIXTURE}", RUN, "--state", "failed"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("always_fail") == 4 and "4 of 4 tasks" in out
+
+
+def test_missing_database_and_run_are_clear_errors(tmp_path: Path, capsys):
+    assert main(["runs", str(tmp_path / "nope.db")]) == 1
+    assert "no monitoring database" in capsys.readouterr().err
+    assert not (tmp_path / "nope.db").exists()
+    assert main(["tasks", str(FIXTURE), "no-such-run"]) == 1
+    assert "no run" in capsys.readouterr().err

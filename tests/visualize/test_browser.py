@@ -1,0 +1,136 @@
+"""The dashboard in headless Chromium against a real uvicorn server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+PARSL_RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(parsl_db: Path):
+    import uvicorn
+
+    from taskscope.visualize.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(create_app(parsl_db), host="127.0.0.1", port=port, log_level="error")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (make chromium)")
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    pg.errors = []
+    pg.foreign = []
+    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+
+    def check_request(request):
+        host = urlsplit(request.url).hostname
+        if request.url.startswith("http") and host != "127.0.0.1":
+            pg.foreign.append(request.url)
+
+    pg.on("request", check_request)
+    yield pg
+    context.close()
+
+
+PAGES = ["/", f"/workflow/{PARSL_RUN}/", f"/workflow/{PARSL_RUN}/dag",
+         f"/workflow/{PARSL_RUN}/dag?colour=state", f"/workflow/{PARSL_RUN}/dag?view=apps",
+         f"/workflow/{PARSL_RUN}/resources", f"/workflow/{PARSL_RUN}/app/join",
+         f"/workflow/{PARSL_RUN}/task/1"]
+
+
+def test_every_page_draws_without_console_errors(page, server):
+    for path in PAGES:
+        page.goto(server + path)
+        page.wait_for_load_state("load")
+        plots = page.locator("[data-plot]")
+        for i in range(plots.count()):
+            plot = plots.nth(i)
+            plot.locator(".main-svg, canvas").first.wait_for(timeout=10_000)
+            assert plot.get_attribute("data-drawn") == "1" or plot.locator(".main-svg").count()
+        assert page.errors == [], (path, page.errors)
+    assert page.foreign == [], page.foreign
+
+
+def test_click_workflow_name_opens_summary(page, server):
+    page.goto(server + "/")
+    page.get_by_role("link", name="diamond-sample").first.click()
+    page.wait_for_url(f"**/workflow/{PARSL_RUN}/")
+    assert page.locator("h2", has_text="App summary").count() == 1
+    page.get_by_role("link", name="cpu_burn").first.click()
+    page.wait_for_url("**/app/cpu_burn")
+    page.get_by_role("link", name="diamond-sample").click()  # breadcrumb back to the run
+    page.wait_for_url(f"**/workflow/{PARSL_RUN}/")
+
+
+def _node_position(page, name: str = "source") -> tuple[float, float]:
+    """Screen position of the first node of trace `name` in the DAG plot."""
+    return page.evaluate(
+        """(name) => {
+            const gd = document.querySelector('[data-plot="dag"]');
+            const trace = gd._fullData.find(t => t.name === name && t.mode === 'markers');
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            let box = gd.getBoundingClientRect();
+            window.scrollBy(0, box.top + ya._offset + ya.l2p(trace.y[0]) - 300);
+            box = gd.getBoundingClientRect();
+            return [box.left + xa._offset + xa.l2p(trace.x[0]),
+                    box.top + ya._offset + ya.l2p(trace.y[0])];
+        }""",
+        name,
+    )
+
+
+def test_hover_dag_node_shows_tooltip_and_click_opens_task(page, server):
+    page.goto(server + f"/workflow/{PARSL_RUN}/dag")
+    page.locator('[data-plot="dag"] .main-svg').first.wait_for()
+    x, y = _node_position(page)
+    page.mouse.move(x, y)
+    tooltip = page.locator(".hoverlayer .hovertext")
+    tooltip.first.wait_for(timeout=5000)
+    text = tooltip.first.text_content()
+    assert "app: source" in text and "task:" in text and "state:" in text
+    page.mouse.click(x, y)
+    page.wait_for_url("**/task/*")
+    assert page.locator("h1", has_text="Task").count() == 1
+    assert page.errors == []
