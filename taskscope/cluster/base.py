@@ -206,6 +206,8 @@ class BatchProvider:
             "memory": f"{layout.memory_gb}GiB" if layout.memory_gb else "0",
             "walltime": self.walltime,
             "job_name": f"taskscope-{label}",
+            # Dask names each job "<label>-<n>": that is the block id in the monitoring rows.
+            "name": label,
             "job_extra_directives": directives + self.extra_directives(),
             "job_script_prologue": prologue,
             "python": python,

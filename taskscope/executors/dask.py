@@ -65,6 +65,38 @@ def _serialization_error(
     return SerializationError(f"the task of {name!r} cannot be sent to Dask: {error}")
 
 
+# HighThroughputExecutor arguments that change what a task gets: only their defaults work.
+HTEX_REFUSED: dict[str, Any] = {
+    "mem_per_worker": None,
+    "cpu_affinity": "none",
+    "available_accelerators": (),
+    "launch_cmd": None,
+    "encrypted": False,
+    "working_dir": None,
+}
+# HighThroughputExecutor knobs for its own interchange and worker pool, meaningless on Dask.
+HTEX_IGNORED = frozenset(
+    {
+        "prefetch_capacity",
+        "worker_debug",
+        "heartbeat_period",
+        "heartbeat_threshold",
+        "poll_period",
+        "worker_ports",
+        "worker_port_range",
+        "interchange_port_range",
+        "address_probe_timeout",
+        "storage_access",
+        "block_error_handler",
+    }
+)
+
+
+def _same_default(value: Any, default: Any) -> bool:
+    # [] and () are both "no accelerators"; None and "" both "no launch command".
+    return value == default or (not value and not default)
+
+
 class DaskExecutor(Executor):
     """Runs each task as one Dask task on a worker of a Dask cluster.
 
@@ -145,6 +177,54 @@ class DaskExecutor(Executor):
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._prefix = f"taskscope-{label}-{uuid.uuid4().hex[:8]}"
+
+    # --- HighThroughputExecutor(provider=SlurmProvider(...)) --------------------------------
+
+    @classmethod
+    def for_htex(
+        cls,
+        label: str = "HighThroughputExecutor",
+        provider: BatchProvider | None = None,
+        address: str | None = None,
+        cores_per_worker: float = 1.0,
+        max_workers_per_node: float | None = None,
+        max_workers: float | None = None,
+        worker_logdir_root: str | None = None,
+        **other: Any,
+    ) -> DaskExecutor:
+        """The executor a HighThroughputExecutor with a batch provider runs as.
+
+        Takes the HighThroughputExecutor's own arguments. Its tuning knobs for its own
+        interchange and worker pool (ports, heartbeats, prefetch, ...) mean nothing on Dask and
+        are ignored; arguments that would change what a task gets are refused unless left at
+        their defaults. The mapping is in docs/cluster.md.
+        """
+        refused = {
+            name: value
+            for name, value in other.items()
+            if name in HTEX_REFUSED and not _same_default(value, HTEX_REFUSED[name])
+        }
+        unknown = sorted(n for n in other if n not in HTEX_REFUSED and n not in HTEX_IGNORED)
+        if refused or unknown:
+            parts = [f"{n}={v!r}" for n, v in sorted(refused.items())] + unknown
+            raise ConfigurationError(
+                f"HighThroughputExecutor(label={label!r}, provider={type(provider).__name__}()): "
+                f"{', '.join(parts)} not supported on a batch provider (it runs on "
+                "dask-jobqueue); see docs/cluster.md"
+            )
+        if max_workers is not None and max_workers_per_node is None:
+            max_workers_per_node = max_workers
+        if provider is not None and worker_logdir_root and provider.log_directory is None:
+            provider.log_directory = worker_logdir_root
+        return cls(
+            label=label,
+            provider=provider,
+            cores_per_worker=cores_per_worker,
+            max_workers_per_node=None
+            if max_workers_per_node is None
+            else int(max_workers_per_node),
+            worker_address=address,
+        )
 
     # --- lifecycle ------------------------------------------------------------------------
 
