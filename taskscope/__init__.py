@@ -28,20 +28,21 @@ clear = DataFlowKernelLoader.clear
 wait_for_current_tasks = DataFlowKernelLoader.wait_for_current_tasks
 
 
-def set_stream_logger(
-    name: str = "taskscope", level: int = logging.DEBUG, format_string: str | None = None
-) -> logging.Logger:
-    """Log ``name`` to stderr at ``level`` (as ``parsl.set_stream_logger``)."""
-    handler = logging.StreamHandler()
+def _log_to(handler: logging.Handler, name: str, level: int, fmt: str | None) -> logging.Logger:
     handler.setFormatter(
-        logging.Formatter(
-            format_string or "%(asctime)s %(name)s:%(lineno)d %(levelname)s: %(message)s"
-        )
+        logging.Formatter(fmt or "%(asctime)s %(name)s:%(lineno)d %(levelname)s: %(message)s")
     )
     logger = logging.getLogger(name)
     logger.setLevel(level)
     logger.addHandler(handler)
     return logger
+
+
+def set_stream_logger(
+    name: str = "taskscope", level: int = logging.DEBUG, format_string: str | None = None
+) -> logging.Logger:
+    """Log ``name`` to stderr at ``level`` (as ``parsl.set_stream_logger``)."""
+    return _log_to(logging.StreamHandler(), name, level, format_string)
 
 
 def set_file_logger(
@@ -51,16 +52,7 @@ def set_file_logger(
     format_string: str | None = None,
 ) -> logging.Logger:
     """Log ``name`` to ``filename`` at ``level`` (as ``parsl.set_file_logger``)."""
-    handler = logging.FileHandler(filename)
-    handler.setFormatter(
-        logging.Formatter(
-            format_string or "%(asctime)s %(name)s:%(lineno)d %(levelname)s: %(message)s"
-        )
-    )
-    logger = logging.getLogger(name)
-    logger.setLevel(level)
-    logger.addHandler(handler)
-    return logger
+    return _log_to(logging.FileHandler(filename), name, level, format_string)
 
 
 __all__ = [

@@ -56,11 +56,38 @@ class AppBase:
     def __call__(self, *args: Any, **kwargs: Any) -> AppFuture:
         raise NotImplementedError
 
+    def _submit(
+        self, func: Callable[..., Any], args: tuple, kwargs: dict, join: bool = False
+    ) -> AppFuture:
+        return self._dfk().submit(
+            func,
+            args,
+            executors=self.executors,
+            cache=self.cache,
+            ignore_for_cache=self.ignore_for_cache,
+            app_kwargs=kwargs,
+            join=join,
+            func_name=self.__name__,
+        )
+
+    def _check_walltime(self, walltime: Any) -> None:
+        if walltime is None:
+            return
+        if isinstance(walltime, bool) or not isinstance(walltime, (int, float)) or walltime <= 0:
+            raise ValueError(
+                f"app {self.__name__!r}: walltime= must be a positive number of seconds, "
+                f"got {walltime!r}"
+            )
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.__name__}>"
 
 
-def _decorator(app_class: type, function: Callable[..., Any] | None, **options: Any) -> Any:
+def _decorator(kind: str, function: Callable[..., Any] | None, **options: Any) -> Any:
+    from taskscope.app.bash import BashApp
+    from taskscope.app.python import JoinApp, PythonApp
+
+    app_class = {"python": PythonApp, "bash": BashApp, "join": JoinApp}[kind]
     if function is not None:
         return app_class(function, **options)
     return lambda f: app_class(f, **options)
@@ -74,16 +101,8 @@ def python_app(
     ignore_for_cache: Sequence[str] | None = None,
 ) -> Any:
     """Run the function as a task; its return value is the future's result."""
-    from taskscope.app.python import PythonApp
-
-    return _decorator(
-        PythonApp,
-        function,
-        data_flow_kernel=data_flow_kernel,
-        cache=cache,
-        executors=executors,
-        ignore_for_cache=ignore_for_cache,
-    )
+    options = {"cache": cache, "executors": executors, "ignore_for_cache": ignore_for_cache}
+    return _decorator("python", function, data_flow_kernel=data_flow_kernel, **options)
 
 
 def bash_app(
@@ -94,16 +113,8 @@ def bash_app(
     ignore_for_cache: Sequence[str] | None = None,
 ) -> Any:
     """The function returns a shell command line; the task runs it (result: exit code 0)."""
-    from taskscope.app.bash import BashApp
-
-    return _decorator(
-        BashApp,
-        function,
-        data_flow_kernel=data_flow_kernel,
-        cache=cache,
-        executors=executors,
-        ignore_for_cache=ignore_for_cache,
-    )
+    options = {"cache": cache, "executors": executors, "ignore_for_cache": ignore_for_cache}
+    return _decorator("bash", function, data_flow_kernel=data_flow_kernel, **options)
 
 
 def join_app(
@@ -114,12 +125,5 @@ def join_app(
 ) -> Any:
     """The function runs in the workflow's process and returns futures of further apps;
     the task completes with their results."""
-    from taskscope.app.python import JoinApp
-
-    return _decorator(
-        JoinApp,
-        function,
-        data_flow_kernel=data_flow_kernel,
-        cache=cache,
-        ignore_for_cache=ignore_for_cache,
-    )
+    options = {"cache": cache, "ignore_for_cache": ignore_for_cache}
+    return _decorator("join", function, data_flow_kernel=data_flow_kernel, **options)

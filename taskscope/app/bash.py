@@ -131,22 +131,7 @@ class BashApp(AppBase):
         self._remote = functools.partial(remote_side_bash_executor, func)
 
     def __call__(self, *args: Any, **kwargs: Any) -> AppFuture:
-        walltime = kwargs.get("walltime", self._defaults.get("walltime"))
-        if walltime is not None and (
-            isinstance(walltime, bool) or not isinstance(walltime, (int, float)) or walltime <= 0
-        ):
-            raise ValueError(
-                f"bash app {self.__name__!r}: walltime= must be a positive number "
-                f"of seconds, got {walltime!r}"
-            )
+        self._check_walltime(kwargs.get("walltime", self._defaults.get("walltime")))
         invocation = {k: v for k, v in self._defaults.items() if k in _SPECIAL}
         invocation.update(kwargs)
-        return self._dfk().submit(
-            self._remote,
-            args,
-            executors=self.executors,
-            cache=self.cache,
-            ignore_for_cache=self.ignore_for_cache,
-            app_kwargs=invocation,
-            func_name=self.__name__,
-        )
+        return self._submit(self._remote, args, invocation)

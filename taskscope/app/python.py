@@ -66,35 +66,11 @@ class PythonApp(AppBase):
         func = self.func
         walltime = kwargs.get("walltime")
         if walltime is not None:
-            if (
-                isinstance(walltime, bool)
-                or not isinstance(walltime, (int, float))
-                or walltime <= 0
-            ):
-                raise ValueError(
-                    f"python app {self.__name__!r}: walltime= must be a positive "
-                    f"number of seconds, got {walltime!r}"
-                )
+            self._check_walltime(walltime)
             func = functools.partial(run_with_walltime, self.func, walltime)
-        return self._dfk().submit(
-            func,
-            args,
-            executors=self.executors,
-            cache=self.cache,
-            ignore_for_cache=self.ignore_for_cache,
-            app_kwargs=kwargs,
-            func_name=self.__name__,
-        )
+        return self._submit(func, args, kwargs)
 
 
 class JoinApp(AppBase):
     def __call__(self, *args: Any, **kwargs: Any) -> AppFuture:
-        return self._dfk().submit(
-            self.func,
-            args,
-            cache=self.cache,
-            ignore_for_cache=self.ignore_for_cache,
-            app_kwargs=kwargs,
-            join=True,
-            func_name=self.__name__,
-        )
+        return self._submit(self.func, args, kwargs, join=True)

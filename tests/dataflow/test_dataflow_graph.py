@@ -259,3 +259,15 @@ def test_python_app_walltime_interrupts_the_function(load_workflow):
     with pytest.raises(AppTimeout, match="walltime of 0.3 s"):
         spin(30, walltime=0.3).result(timeout=20)
     assert spin(0.01, walltime=10).result(timeout=20) == "finished"
+
+
+def test_app_future_exposes_the_task(load_workflow):
+    load_workflow()
+    fut = add(1, 2)
+    assert fut.result() == 3 and fut.done() and fut.exception() is None
+    assert isinstance(fut.tid, int)
+    assert fut.task_record["status"] is States.exec_done
+    assert fut.task_status() == "exec_done"
+    assert fut.task_record["func_name"] == "add"
+    failed = fail("x")
+    assert isinstance(failed.exception(timeout=30), ValueError)

@@ -88,3 +88,26 @@ def test_signal_while_waiting_aborts_the_run_and_stops_workers(tmp_path, signum)
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, (
             f"worker {pid} survived"
         )
+
+
+def test_sigterm_handler_chains_the_previous_one_and_is_restored(tmp_path):
+    from taskscope.config import Config
+
+    seen = []
+
+    def previous(signum, frame):
+        seen.append(signum)
+
+    old = signal.signal(signal.SIGTERM, previous)
+    try:
+        dfk = taskscope.load(Config(run_dir=str(tmp_path)))
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == [signal.SIGTERM]
+        assert dfk.run_status() == "aborted"
+        dfk.cleanup()
+        assert signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, old)
