@@ -293,6 +293,7 @@ class HighThroughputExecutor(Executor):
         self._slots = mmap.mmap(self._slot_fd, 0)
         self._wake_r, self._wake_w = os.pipe()
         _set_nonblocking(self._wake_r)
+        _set_nonblocking(self._wake_w)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._env = self._worker_env()

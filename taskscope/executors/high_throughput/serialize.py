@@ -42,6 +42,7 @@ class FunctionRegistry:
         self._blobs: dict[int, bytes] = {}
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     def key_for(self, func: types.FunctionType) -> int:
         key = self._keys.get(func)
@@ -65,6 +66,26 @@ class FunctionRegistry:
 
     def blob(self, key: int) -> bytes:
         return self._blobs[key]
+
+    def dump_fast(self, obj: Any) -> tuple[bytes, list[int]]:
+        """Plain-pickle ``obj`` with a pickler kept per thread (making one costs more
+        than a small call's whole pickling)."""
+        local = self._local
+        pickler = getattr(local, "pickler", None)
+        if pickler is None:
+            local.buf = io.BytesIO()
+            pickler = local.pickler = _FastPickler(local.buf, self, True)
+        buf = local.buf
+        buf.seek(0)
+        buf.truncate()
+        pickler.clear_memo()
+        pickler.keys = []
+        try:
+            pickler.dump(obj)
+        except BaseException:
+            local.pickler = None  # its state after a failed dump is not worth trusting
+            raise
+        return buf.getvalue(), pickler.keys
 
 
 def _make_pickler(base: type) -> type:
@@ -106,7 +127,7 @@ def pack_call(
     """Serialise one call; SerializationError names the argument that cannot travel."""
     call = (func, args, kwargs)
     try:
-        payload, keys = _dump(_FastPickler, call, registry, True)
+        payload, keys = registry.dump_fast(call)
     except SerializationError:
         raise
     except Exception:  # noqa: BLE001
@@ -116,7 +137,7 @@ def pack_call(
             raise
         except Exception as e:  # noqa: BLE001
             raise SerializationError(_explain(func, args, kwargs, registry, e)) from None
-    return payload, tuple(set(keys))
+    return payload, tuple(keys) if len(keys) < 2 else tuple(set(keys))
 
 
 def _parameter_names(func: Callable[..., Any], args: tuple, kwargs: dict) -> list[str] | None:
