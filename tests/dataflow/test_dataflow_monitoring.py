@@ -200,12 +200,13 @@ def test_run_status_completed_and_aborted(tmp_path):
 
 def test_htex_sends_block_and_node_messages(tmp_path):
     hub, _ = run_monitored(
-        tmp_path, HighThroughputExecutor(label="htex", max_workers=1), lambda: inc(1).result()
+        tmp_path, HighThroughputExecutor(label="htex", max_workers=2), lambda: inc(1).result()
     )
     blocks = hub.of(m.BlockInfo)
     assert [b.status for b in blocks] == ["RUNNING", "CANCELLED"]
     nodes = hub.of(m.NodeInfo)
-    assert nodes and nodes[0].active and nodes[0].hostname
+    assert [(n.active, n.worker_count) for n in nodes] == [(True, 2), (False, 2)]
+    assert nodes[0].hostname and nodes[0].block_id == blocks[0].block_id
 
 
 def test_default_workflow_name_is_the_script_name(tmp_path, monkeypatch):

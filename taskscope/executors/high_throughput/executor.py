@@ -284,6 +284,7 @@ class HighThroughputExecutor(Executor):
         self._stopping = False
         self._broken: str | None = None
         self._startup_failures = 0
+        self._nodes_announced: dict[str, str] = {}
         self._generation = 0
         self._avg_duration: float | None = None
         self._capacity = 1 + self.prefetch_capacity
@@ -448,6 +449,8 @@ class HighThroughputExecutor(Executor):
             t = self._queue.popleft()
             if not t.future.done():
                 t.future.set_exception(error)
+        for block_id, hostname in self._nodes_announced.items():
+            self._send_node(block_id, hostname, active=False)
         self._send_blocks("CANCELLED")
         if self._selector is not None:
             self._selector.close()
@@ -597,7 +600,7 @@ class HighThroughputExecutor(Executor):
                 w.ready = True
                 w.hostname = message[2]
                 self._startup_failures = 0
-                self._send_node(w, active=True)
+                self._send_node(w.block_id, w.hostname, active=True)
 
     def _on_results(self, w: _WorkerProcess, items: list[tuple]) -> None:
         outstanding = w.outstanding
@@ -660,7 +663,6 @@ class HighThroughputExecutor(Executor):
                 requeue.append(t)  # not started, or finished with its result unsent
         w.outstanding.clear()
         self._queue.extendleft(reversed(requeue))
-        self._send_node(w, active=False)
         if not w.ready:
             self._startup_failures += 1
             if self._startup_failures >= STARTUP_FAILURE_LIMIT:
@@ -698,22 +700,27 @@ class HighThroughputExecutor(Executor):
                 )
             )
 
-    def _send_node(self, w: _WorkerProcess, active: bool) -> None:
+    def _send_node(self, block_id: str, hostname: str, active: bool) -> None:
+        """One node row per block (its workers share this host), as Parsl has per manager."""
         send = self.monitoring_send
         if send is None or self.run_id is None:
             return
+        if active:
+            if block_id in self._nodes_announced:
+                return
+            self._nodes_announced[block_id] = hostname
         from taskscope.monitoring.messages import NodeInfo
 
         send(
             NodeInfo(
                 run_id=self.run_id,
-                hostname=w.hostname or socket.gethostname(),
-                uid=w.worker_id,
-                block_id=w.block_id,
+                hostname=hostname,
+                uid=f"{self.label}-block-{block_id}",
+                block_id=block_id,
                 cpu_count=os.cpu_count() or 1,
                 total_memory=psutil.virtual_memory().total,
                 active=active,
-                worker_count=1,
+                worker_count=self.workers_per_block * self.provider.nodes_per_block,
                 python_v=platform.python_version(),
                 timestamp=time.time(),
             )
