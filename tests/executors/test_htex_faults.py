@@ -201,3 +201,12 @@ def test_cleanup_stops_running_tasks_and_their_children(load_workflow):
     with pytest.raises(ExecutorError, match="shut down"):
         fut.result(timeout=10)
     # the fixture asserts that no child process is left
+
+
+def test_a_config_can_be_loaded_again_after_cleanup(tmp_path):
+    config = Config(
+        executors=[HighThroughputExecutor(label="again", max_workers=1)], run_dir=str(tmp_path)
+    )
+    for round_number in range(2):
+        with taskscope.load(config):
+            assert identity(round_number).result(timeout=30) == round_number
