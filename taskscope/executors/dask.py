@@ -173,7 +173,11 @@ class DaskExecutor(Executor):
         self.client: Any = None
         self._owns_cluster = False
         self._watch: DaskClusterWatch | None = None
-        self._pending: dict[str, Any] = {}
+        self._pending: dict[str, tuple[Any, concurrent.futures.Future]] = {}
+        self._completed: Any = None  # distributed.as_completed, made at start
+        self._collector: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stopping = False
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._prefix = f"taskscope-{label}-{uuid.uuid4().hex[:8]}"
@@ -256,6 +260,14 @@ class DaskExecutor(Executor):
             self._close_cluster()
             where = self.address or getattr(self.cluster, "scheduler_address", "?")
             raise ExecutorError(self.label, f"cannot reach the Dask scheduler at {where}: {e}")
+        from distributed import as_completed
+
+        self._completed = as_completed(loop=self.client.loop, with_results=True, raise_errors=False)
+        self._stopping = False
+        self._collector = threading.Thread(
+            target=self._collect, name=f"taskscope-dask-results-{self.label}", daemon=True
+        )
+        self._collector.start()
         self.client.register_plugin(
             BlockIdPlugin(multi_process_jobs=self._jobs_have_several_workers()),
             name=BlockIdPlugin.name,
@@ -311,7 +323,15 @@ class DaskExecutor(Executor):
         with self._lock:
             pending, self._pending = list(self._pending.values()), {}
         if pending:
-            client.cancel(pending)
+            client.cancel([dask_future for dask_future, _ in pending])
+            for _, result in pending:
+                if not result.done():
+                    result.set_exception(ExecutorError(self.label, "shut down before it ran"))
+        self._stopping = True
+        self._wake.set()
+        if self._collector is not None:
+            self._collector.join(timeout=10)
+            self._collector = None
         watch, self._watch = self._watch, None
         if self._owns_cluster and self.cluster is not None:
             # Ask for no more blocks before the final rows, so they say "CANCELLED".
@@ -358,25 +378,50 @@ class DaskExecutor(Executor):
             return result
         with self._lock:
             # The client forgets a task whose future is garbage collected: keep it until done.
-            self._pending[key] = dask_future
-        dask_future.add_done_callback(lambda f: self._settle(key, f, result))
+            self._pending[key] = (dask_future, result)
+        self._completed.add(dask_future)
+        self._wake.set()
         return result
 
-    def _settle(self, key: str, dask_future: Any, result: concurrent.futures.Future) -> None:
+    def _collect(self) -> None:
+        """Settle finished tasks in batches (the collector thread).
+
+        ``as_completed(with_results=True)`` fetches results on Dask's event loop as tasks
+        finish; a done-callback per future would instead make one blocking round trip per
+        result, which costs several times the throughput.
+        """
+        completed = self._completed
+        while True:
+            self._wake.clear()
+            if completed.is_empty():
+                if self._stopping:
+                    return
+                self._wake.wait()
+                continue
+            try:
+                batch = completed.next_batch(block=True)
+            except StopIteration:  # drained between the check and the wait
+                continue
+            for dask_future, outcome in batch:
+                self._settle(dask_future, outcome)
+
+    def _settle(self, dask_future: Any, outcome: Any) -> None:
         with self._lock:
-            self._pending.pop(key, None)
-        try:
-            status = dask_future.status
-            if status == "finished":
-                result.set_result(dask_future.result())
-                return
-            if status == "cancelled":
-                result.set_exception(ExecutorError(self.label, "the task was cancelled"))
-                return
-            result.set_exception(self._translate(dask_future.exception()))
-        except BaseException as e:  # noqa: BLE001 - an unpicklable result, a closed client
-            if not result.done():
-                result.set_exception(e)
+            _, result = self._pending.pop(dask_future.key, (None, None))
+        if result is None or result.done():
+            return
+        status = dask_future.status
+        if status == "finished":
+            result.set_result(outcome)
+        elif status == "error" and isinstance(outcome, tuple) and len(outcome) == 3:
+            _, exc, tb = outcome  # (type, exception, traceback), as Dask returns it
+            result.set_exception(self._translate(exc.with_traceback(tb)))
+        elif status == "cancelled":
+            result.set_exception(ExecutorError(self.label, "the task was cancelled"))
+        else:
+            result.set_exception(
+                ExecutorError(self.label, f"the Dask task ended as {status!r}: {outcome!r}")
+            )
 
     def _translate(self, exc: BaseException) -> BaseException:
         from distributed.scheduler import KilledWorker
