@@ -53,10 +53,7 @@ def test_htex_arguments_that_would_change_tasks_are_refused(kwargs, words):
 def test_parsl_spelling_routes_to_dask():
     from taskscope.executors import HighThroughputExecutor
 
-    try:
-        ex = HighThroughputExecutor(
-            label="htex", provider=SlurmProvider(cores_per_node=2), max_workers_per_node=2
-        )
-    except TypeError as e:
-        pytest.skip(f"the core's HighThroughputExecutor has no batch-provider hook yet: {e}")
-    assert isinstance(ex, DaskExecutor) and ex.provider is not None
+    provider = SlurmProvider(cores_per_node=2)
+    ex = HighThroughputExecutor(label="htex", provider=provider, max_workers_per_node=2)
+    assert isinstance(ex, DaskExecutor)
+    assert ex.provider is provider and ex.max_workers_per_node == 2
