@@ -22,7 +22,6 @@ import taskscope
 from taskscope import python_app
 from taskscope.cluster import SlurmProvider
 from taskscope.config import Config
-from taskscope.executors import HighThroughputExecutor
 from taskscope.executors.dask import DaskExecutor
 from taskscope.monitoring import MonitoringHub
 
