@@ -164,7 +164,7 @@ class DaskClusterWatch:
             known.job_id = _job_id(job)
             if known.job_id is not None or not hasattr(job, "job_id"):
                 self._block_status(name, "PENDING", now)
-        workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+        workers = _all_workers(self.client)
         block_names = set(self._blocks)
         new = [addr for addr in workers if addr not in self._nodes]
         if new:
@@ -235,6 +235,15 @@ class DaskClusterWatch:
                 job_id=block.job_id,
             )
         )
+
+
+def _all_workers(client: Any) -> dict[str, dict]:
+    """Every worker's info; recent Dask lists only 5 unless asked for all (-1)."""
+    try:
+        info = client.scheduler_info(n_workers=-1)
+    except TypeError:  # distributed before the n_workers argument lists all of them
+        info = client.scheduler_info()
+    return info.get("workers", {})
 
 
 def _job_id(job: Any) -> str | None:
