@@ -12,14 +12,11 @@ from collections.abc import Iterable, Iterator
 
 from taskscope.store.readonly import describe_database
 from taskscope.store.records import AppEdge, AppGraph, AppNode, DagEdge, DagNode, TaskGraph
+from taskscope.store.task_state import StateSource, app_state_counts, state_source
 from taskscope.store.timestamps import seconds_between_sql
 
 CHUNK = 500
 DEFAULT_NODE_LIMIT = 2000
-_STATE = (
-    "COALESCE((SELECT s.task_status_name FROM status s WHERE s.run_id = t.run_id "
-    "AND s.task_id = t.task_id ORDER BY s.timestamp DESC LIMIT 1), 'pending')"
-)
 _DURATION = seconds_between_sql("t.task_time_invoked", "t.task_time_returned")
 _IDS = "json_each('[' || {col} || ']')"
 _VALID = "json_valid('[' || {col} || ']')"
@@ -35,12 +32,18 @@ def _ids(text: str | None) -> list[int]:
     return [int(p) for p in (text or "").split(",") if p.strip().lstrip("-").isdigit()]
 
 
-def _fetch_nodes(conn: sqlite3.Connection, run_id: str, ids: Iterable[int]) -> list[tuple]:
+def _state(source: StateSource) -> str:
+    return f"COALESCE({source.of_task()}, 'pending')"
+
+
+def _fetch_nodes(
+    conn: sqlite3.Connection, source: StateSource, run_id: str, ids: Iterable[int]
+) -> list[tuple]:
     rows = []
     for chunk in _chunks(ids):
         marks = ",".join("?" * len(chunk))
         rows += conn.execute(
-            f"SELECT t.task_id, t.task_func_name, {_STATE}, {_DURATION}, t.task_depends "
+            f"SELECT t.task_id, t.task_func_name, {_state(source)}, {_DURATION}, t.task_depends "
             f"FROM task t WHERE t.run_id = ? AND t.task_id IN ({marks})",
             (run_id, *chunk),
         ).fetchall()
@@ -61,6 +64,7 @@ def task_graph(
     if not (info.has("task") and info.has("status")):
         return TaskGraph([], [], 0)
     limit = max(1, min(int(limit), 20000))
+    source = state_source(conn, info, run_id)
     total = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
     conditions, params = ["t.run_id = :run"], {"run": run_id, "limit": limit}
     if app is not None:
@@ -70,7 +74,8 @@ def task_graph(
         conditions.append("t.task_id >= :first")
         params["first"] = int(first_task)
     rows = conn.execute(
-        f"SELECT t.task_id, t.task_func_name, {_STATE}, {_DURATION}, t.task_depends FROM task t "
+        f"SELECT t.task_id, t.task_func_name, {_state(source)}, {_DURATION}, t.task_depends "
+        "FROM task t "
         f"WHERE {' AND '.join(conditions)} ORDER BY t.task_id LIMIT :limit",
         params,
     ).fetchall()
@@ -88,7 +93,7 @@ def task_graph(
             ):
                 edges += [DagEdge(source, task_id, "joins") for source in _ids(joins)]
     outside = sorted({e.source for e in edges} - chosen)[: max(0, 2 * limit - len(rows))]
-    rows += _fetch_nodes(conn, run_id, outside)
+    rows += _fetch_nodes(conn, source, run_id, outside)
     present = {row[0] for row in rows}
     nodes = [DagNode(task_id, name, state, duration) for task_id, name, state, duration, _ in rows]
     edges = [e for e in dict.fromkeys(edges) if e.source in present and e.target in present]
@@ -100,13 +105,7 @@ def app_graph(conn: sqlite3.Connection, run_id: str) -> AppGraph:
     info = describe_database(conn)
     if not (info.has("task") and info.has("status")):
         return AppGraph([], [], 0)
-    counts: dict[str, dict[str, int]] = {}
-    for app, state, n in conn.execute(
-        f"SELECT t.task_func_name, {_STATE} AS state, COUNT(*) FROM task t "
-        "WHERE t.run_id = :run GROUP BY 1, 2",
-        {"run": run_id},
-    ):
-        counts.setdefault(app, {})[state] = n
+    counts = app_state_counts(conn, state_source(conn, info, run_id))
     edge_counts: dict[tuple[str, str], int] = {}
     dep_sql = (
         f"SELECT d.task_func_name, t.task_func_name, COUNT(*) FROM task t, "

@@ -29,19 +29,35 @@ from taskscope.store.records import (
     TryFailure,
     TryRecord,
 )
-from taskscope.store.resource_query import app_distributions, resource_series, run_usage
+from taskscope.store.resource_query import (
+    app_distributions,
+    capacity,
+    resource_sample_count,
+    resource_series,
+    run_usage,
+)
 from taskscope.store.runstatus import parsl_run_status, taskscope_run_status
+from taskscope.store.sampling import in_sample, sample_stride
+from taskscope.store.task_state import (
+    StateSource,
+    app_state_counts,
+    state_counts_sql,
+    state_source,
+)
 from taskscope.store.timestamps import age_seconds, seconds_between_sql
 
 __all__ = [
     "app_distributions",
     "app_graph",
     "app_summary",
+    "capacity",
     "describe_database",
+    "duration_stats",
     "get_run",
     "list_runs",
     "list_tasks",
     "open_readonly",
+    "resource_sample_count",
     "resource_series",
     "run_summary",
     "run_usage",
@@ -54,11 +70,6 @@ __all__ = [
 
 MAX_PAGE = 1000
 DURATION_SQL = seconds_between_sql("t.task_time_invoked", "t.task_time_returned")
-# A task's state: its latest status row (one index seek per task).
-LATEST_STATE_OF_TASK_SQL = (
-    "(SELECT s.task_status_name FROM status s WHERE s.run_id = t.run_id AND s.task_id = t.task_id "
-    "ORDER BY s.timestamp DESC LIMIT 1)"
-)
 RUN_SORTS = {
     "time_began": "w.time_began",
     "workflow_name": "w.workflow_name",
@@ -100,13 +111,13 @@ def state_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
     info = describe_database(conn)
     if not (info.has("task") and info.has("status")):
         return {}
-    return dict(
-        conn.execute(
-            f"SELECT COALESCE({LATEST_STATE_OF_TASK_SQL}, 'pending') AS state, COUNT(*) "
-            "FROM task t WHERE t.run_id = :run GROUP BY state",
-            {"run": run_id},
-        ).fetchall()
-    )
+    source = state_source(conn, info, run_id)
+    counts = dict(conn.execute(state_counts_sql(source), {"run": run_id}).fetchall())
+    tasks = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
+    stateless = tasks - sum(counts.values())
+    if stateless > 0:
+        counts["pending"] = counts.get("pending", 0) + stateless
+    return counts
 
 
 def _last_activity(conn: sqlite3.Connection, run_id: str) -> str | None:
@@ -223,25 +234,44 @@ def workflow_names(conn: sqlite3.Connection, limit: int = 200) -> list[tuple[str
     )
 
 
-def _duration_stats(conn: sqlite3.Connection, run_id: str) -> DurationStats:
+MEDIAN_SAMPLE_TASKS = 20_000
+
+
+def duration_stats(conn: sqlite3.Connection, run_id: str) -> DurationStats:
+    """Count, minimum, mean and maximum of task durations (exact), and their median: exact up
+    to MEDIAN_SAMPLE_TASKS finished tasks, above that the median of a hashed sample of about
+    that many (a rank error well under 1%), since an exact median needs a sort of them all."""
+    if not describe_database(conn).has("task"):
+        return DurationStats(0, None, None, None, None)
     durations = (
         f"SELECT {DURATION_SQL} AS s FROM task t WHERE t.run_id = :run "
-        "AND t.task_time_invoked IS NOT NULL AND t.task_time_returned IS NOT NULL"
+        "AND t.task_time_invoked IS NOT NULL AND t.task_time_returned IS NOT NULL{sample}"
     )
     count, low, mean, high = conn.execute(
-        f"SELECT COUNT(s), MIN(s), AVG(s), MAX(s) FROM ({durations})", {"run": run_id}
+        # LIMIT -1: not flattened, so each duration is computed once, not once per aggregate
+        f"SELECT COUNT(s), MIN(s), AVG(s), MAX(s) FROM ({durations.format(sample='')} LIMIT -1)",
+        {"run": run_id},
     ).fetchone()
-    median = None
+    median, fraction = None, 1.0
     if count:
-        median = conn.execute(
-            f"SELECT s FROM ({durations}) ORDER BY s LIMIT 1 OFFSET :mid",
-            {"run": run_id, "mid": (count - 1) // 2},
-        ).fetchone()[0]
-    return DurationStats(count, low, median, mean, high)
+        stride = sample_stride(count, MEDIAN_SAMPLE_TASKS)
+        sampled = durations.format(sample=f" AND {in_sample('t.task_id', stride)}")
+        kept = conn.execute(f"SELECT COUNT(*) FROM ({sampled})", {"run": run_id}).fetchone()[0]
+        if kept:
+            median = conn.execute(
+                f"SELECT s FROM ({sampled}) ORDER BY s LIMIT 1 OFFSET :mid",
+                {"run": run_id, "mid": (kept - 1) // 2},
+            ).fetchone()[0]
+            fraction = kept / count
+    return DurationStats(count, low, median, mean, high, median_fraction=fraction)
 
 
-def run_summary(conn: sqlite3.Connection, run_id: str) -> RunSummary | None:
-    """Details and task statistics of one run; None if the run is not in the database."""
+def run_summary(
+    conn: sqlite3.Connection, run_id: str, with_durations: bool = True
+) -> RunSummary | None:
+    """Details and task statistics of one run; None if the run is not in the database.
+    `with_durations=False` skips the duration statistics (a pass over every task) for a
+    caller that fetches them separately with `duration_stats`."""
     info = describe_database(conn)
     run = get_run(conn, run_id)
     if run is None:
@@ -273,7 +303,7 @@ def run_summary(conn: sqlite3.Connection, run_id: str) -> RunSummary | None:
         executors=executors,
         try_count=try_count,
         retry_count=max(0, try_count - tried_tasks),
-        duration=_duration_stats(conn, run_id),
+        duration=duration_stats(conn, run_id) if with_durations else None,
         last_activity=_last_activity(conn, run_id) if info.has("status") else None,
         timestamp_convention=info.timestamp_convention,
         python_version=extra[1] if extra else None,
@@ -287,43 +317,77 @@ def _split_executors(text: str) -> list[str]:
     return [part.strip().strip("\"'") for part in text.strip("[]").split(",")]
 
 
+APP_SAMPLE_TASKS = 15_000
+
+
 def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -> list[AppStats]:
-    """One row per app (or only `app`): invocations, completed and failed counts, durations."""
+    """One row per app (or only `app`): invocations, completed and failed counts (exact), tries
+    and mean durations (exact up to APP_SAMPLE_TASKS tasks, above that from a hashed sample of
+    about that many tasks, tries scaled up; `AppStats.sample_fraction` says which)."""
     info = describe_database(conn)
     if not (info.has("task") and info.has("status") and info.has("try")):
         return []
-    exec_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
+    counts = app_state_counts(conn, state_source(conn, info, run_id), app)
+    run_tasks = sum(sum(c.values()) for c in counts.values())
+    stride = sample_stride(run_tasks, APP_SAMPLE_TASKS)
+    params = {"run": run_id, "app": app}
     only_app = " AND t.task_func_name = :app" if app is not None else ""
-    rows = conn.execute(
-        f"""
-        SELECT x.task_func_name, COUNT(*),
-               SUM(x.state IN ('exec_done', 'memo_done')),
-               SUM(x.state IN ('failed', 'dep_fail')),
-               SUM(x.tries), AVG(x.duration), AVG(x.exec_s)
-        FROM (SELECT t.task_func_name, {LATEST_STATE_OF_TASK_SQL} AS state,
-                     {DURATION_SQL} AS duration,
-                     (SELECT COUNT(*) FROM try y WHERE y.run_id = t.run_id
-                      AND y.task_id = t.task_id) AS tries,
-                     (SELECT SUM({exec_s}) FROM try y WHERE y.run_id = t.run_id
-                      AND y.task_id = t.task_id) AS exec_s
-              FROM task t WHERE t.run_id = :run{only_app}) x
-        GROUP BY x.task_func_name ORDER BY x.task_func_name
-        """,
-        {"run": run_id, "app": app},
-    ).fetchall()
-    return [
-        AppStats(
-            app=name,
-            tasks=n,
-            completed=done or 0,
-            failed=failed or 0,
-            unfinished=n - (done or 0) - (failed or 0),
-            tries=tries or 0,
-            mean_duration_s=mean_d,
-            mean_exec_s=mean_e,
+    sampled = {
+        name: (n, mean_d)
+        for name, n, mean_d in conn.execute(
+            f"SELECT t.task_func_name, COUNT(*), AVG({DURATION_SQL}) FROM task t "
+            f"WHERE t.run_id = :run{only_app} AND {in_sample('t.task_id', stride)} "
+            "GROUP BY t.task_func_name",
+            params,
         )
-        for name, n, done, failed, tries, mean_d, mean_e in rows
-    ]
+    }
+    exec_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
+    tries = {
+        name: (n, total_exec, ran)
+        for name, n, total_exec, ran in conn.execute(
+            f"SELECT t.task_func_name, COUNT(*), SUM({exec_s}), "
+            f"COUNT(DISTINCT CASE WHEN {exec_s} IS NOT NULL THEN y.task_id END) "
+            # CROSS JOIN: walk the tries (sample test on index entries), then their tasks
+            f"FROM try y CROSS JOIN task t ON t.task_id = y.task_id AND t.run_id = y.run_id "
+            f"WHERE y.run_id = :run{only_app} AND {in_sample('y.task_id', stride)} "
+            "GROUP BY t.task_func_name",
+            params,
+        )
+    }
+    stats = []
+    for name in sorted(counts):
+        by_state = counts[name]
+        n = sum(by_state.values())
+        completed = by_state.get("exec_done", 0) + by_state.get("memo_done", 0)
+        failed = by_state.get("failed", 0) + by_state.get("dep_fail", 0)
+        sample_n, mean_d = sampled.get(name, (0, None))
+        try_count, total_exec, ran = tries.get(name, (0, None, 0))
+        scale = n / sample_n if stride > 1 and sample_n else 1.0
+        stats.append(
+            AppStats(
+                app=name,
+                tasks=n,
+                completed=completed,
+                failed=failed,
+                unfinished=n - completed - failed,
+                tries=round(try_count * scale),
+                mean_duration_s=mean_d,
+                # mean over the tasks that ran of each task's summed try time
+                mean_exec_s=(total_exec / ran) if total_exec is not None and ran else None,
+                sample_fraction=(sample_n / n) if stride > 1 and n else 1.0,
+            )
+        )
+    return stats
+
+
+def _state_filter(source: StateSource, state: str) -> tuple[str, str]:
+    """(join, condition) keeping the run's tasks whose current state is `state`; a task with
+    no status row yet counts as pending."""
+    states = f"({source.per_task()})" if not source.from_table else "taskscope_task_state"
+    on = "z.task_id = t.task_id" + (" AND z.run_id = t.run_id" if source.from_table else "")
+    if state == "pending":
+        return f" LEFT JOIN {states} z ON {on}", "(z.state IS NULL OR z.state = :state)"
+    return f" JOIN {states} z ON {on}", "z.state = :state"
 
 
 def list_tasks(
@@ -337,7 +401,11 @@ def list_tasks(
     limit: int = 50,
     offset: int = 0,
 ) -> Page[TaskRow]:
-    """A page of a run's tasks, optionally of one app and/or in one final state."""
+    """A page of a run's tasks, optionally of one app and/or in one final state.
+
+    The page's task ids are chosen first with only the columns the filter and order need;
+    the per-task details (state, tries, host) are then looked up for those rows alone, so a
+    late page costs no more than the first."""
     limit, offset = _bounded(limit, offset)
     info = describe_database(conn)
     if not info.has("task"):
@@ -347,13 +415,25 @@ def list_tasks(
         conditions.append("t.task_func_name = :app")
         params["app"] = app
     has_status = info.has("status")
-    source = "task t"
-    state_sql = f"COALESCE({LATEST_STATE_OF_TASK_SQL}, 'pending')" if has_status else "'pending'"
+    source = state_source(conn, info, run_id) if has_status else None
+    join = ""
     if state is not None:
-        conditions.append(f"{state_sql} = :state")
-        params["state"] = state
+        if source is None:
+            if state != "pending":
+                return Page([], 0, limit, offset)
+        else:
+            join, condition = _state_filter(source, state)
+            conditions.append(condition)
+            params["state"] = state
     where = " AND ".join(conditions)
-    total = conn.execute(f"SELECT COUNT(*) FROM {source} WHERE {where}", params).fetchone()[0]
+    total = conn.execute(f"SELECT COUNT(*) FROM task t{join} WHERE {where}", params).fetchone()[0]
+    order = TASK_SORTS.get(sort, "t.task_id")
+    direction = "DESC" if descending else "ASC"
+    chosen = (
+        f"SELECT t.task_id FROM task t{join} WHERE {where} "
+        f"ORDER BY {order} {direction}, t.task_id LIMIT :limit OFFSET :offset"
+    )
+    state_sql = f"COALESCE({source.of_task()}, 'pending')" if source else "'pending'"
     tries_sql = hostname_sql = "NULL"
     if info.has("try"):
         tries_sql = "(SELECT COUNT(*) FROM try y WHERE y.run_id = t.run_id AND y.task_id = t.task_id)"
@@ -361,15 +441,18 @@ def list_tasks(
             "(SELECT y.hostname FROM try y WHERE y.run_id = t.run_id AND y.task_id = t.task_id "
             "ORDER BY y.try_id DESC LIMIT 1)"
         )
-    order = TASK_SORTS.get(sort, "t.task_id")
-    direction = "DESC" if descending else "ASC"
+    ids = [row[0] for row in conn.execute(chosen, {**params, "limit": limit, "offset": offset})]
+    if not ids:
+        return Page([], total, limit, offset)
+    marks = ",".join("?" * len(ids))
     rows = conn.execute(
         f"SELECT t.task_id, t.task_func_name, {state_sql}, t.task_time_invoked, "
         f"t.task_time_returned, {DURATION_SQL}, COALESCE({tries_sql}, 0), {hostname_sql}, "
-        f"t.task_fail_count FROM {source} WHERE {where} "
-        f"ORDER BY {order} {direction}, t.task_id LIMIT :limit OFFSET :offset",
-        {**params, "limit": limit, "offset": offset},
+        f"t.task_fail_count FROM task t WHERE t.run_id = ? AND t.task_id IN ({marks})",
+        (run_id, *ids),
     ).fetchall()
+    position = {task_id: index for index, task_id in enumerate(ids)}
+    rows.sort(key=lambda row: position[row[0]])
     return Page([TaskRow(*row) for row in rows], total, limit, offset)
 
 

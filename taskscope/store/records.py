@@ -87,6 +87,7 @@ class DurationStats:
     median: float | None
     mean: float | None
     maximum: float | None
+    median_fraction: float = 1.0  # the median is of this fraction of the tasks (1.0: all)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class RunSummary:
     executors: list[str]
     try_count: int
     retry_count: int
-    duration: DurationStats
+    duration: DurationStats | None  # None when asked for without durations
     last_activity: str | None
     timestamp_convention: str
     python_version: str | None = None
@@ -114,6 +115,9 @@ class AppStats:
     tries: int
     mean_duration_s: float | None  # invoked -> returned
     mean_exec_s: float | None  # running -> returned, summed over the task's tries
+    # tries and the two means come from this fraction of the app's tasks (a hashed sample,
+    # tries scaled up); task counts by state are always exact
+    sample_fraction: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,9 @@ class UsageSeries:
     workers_busy: list[float]
     capacity: Capacity
     sample_count: int
+    # CPU and memory come from this fraction of the tasks (hashed sample), scaled up; 1.0 =
+    # every resource row was used.
+    sample_fraction: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -236,6 +243,8 @@ class AppDistribution:
     duration_s: BoxStats | None
     peak_memory_bytes: BoxStats | None
     cpu_time_s: BoxStats | None
+    # the statistics describe this fraction of the app's tasks (a hashed sample); 1.0 = all
+    sample_fraction: float = 1.0
 
 
 @dataclass(frozen=True)

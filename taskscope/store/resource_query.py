@@ -5,6 +5,11 @@ describes the period since the previous sample of its try (or since the try star
 memory and CPU rate are piecewise-constant over those periods, and each time bucket gets the
 time-weighted average of their sum. Workers busy is the same sum over try intervals. The
 "partial seconds counted as whole" and "sawtooth" artefacts of Parsl's plots cannot happen.
+
+On large runs CPU and memory use the samples of a hashed 1-in-k sample of tasks, scaled by k
+(`UsageSeries.sample_fraction` says so), and the per-app distributions describe a sample of
+tasks: pairing each sample with its predecessor needs a sort of every row, which is what makes
+an exact pass over millions of samples slow. Workers busy is always exact.
 """
 
 from __future__ import annotations
@@ -19,10 +24,17 @@ from taskscope.store.records import (
     ResourceSample,
     UsageSeries,
 )
+from taskscope.store.sampling import in_sample, sample_stride
 from taskscope.store.timestamps import format_timestamp, parse_timestamp, seconds_between_sql
 
 DEFAULT_BUCKETS = 200
 SERIES_LIMIT = 5000
+# Above these sizes the resource rows (run usage) and the tasks (per-app distributions) are
+# read for a hashed 1-in-k sample of tasks, so the cost stays bounded on any run; the result
+# says which fraction it used and the page shows it.
+USAGE_SAMPLE_ROWS = 40_000
+DIST_SAMPLE_TASKS = 15_000
+
 _CPU = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_system, 0))"
 
 
@@ -76,34 +88,50 @@ def _bucket_sums(
     conn: sqlite3.Connection, intervals_sql: str, params: dict, buckets: int, width: float
 ) -> tuple[list[float], list[float]]:
     """Time-weighted bucket averages of two weights over intervals (s, e, w1, w2) in seconds
-    since the run's start; a difference array handles intervals that span many buckets."""
+    since the run's start.
+
+    One grouped pass: intervals are grouped by their first and last bucket (bs, be), summing
+    w, w*s and w*e. An interval's share of a bucket is linear in those sums, so each group
+    expands exactly into its end buckets plus a constant run over the buckets between (a
+    difference array). At most buckets^2 groups come back, whatever the number of rows."""
+    # LIMIT -1 keeps SQLite from flattening the subqueries, which would copy the (julianday)
+    # expressions of s and e into every place they are used and evaluate them many times.
     sql = f"""
-    WITH iv AS ({intervals_sql}),
-    clipped AS (SELECT MAX(s, 0.0) AS s, MIN(e, :horizon) AS e, w1, w2 FROM iv),
-    ib AS (SELECT s, e, w1, w2, MIN(CAST(s / :width AS INTEGER), :last) AS bs,
-                  MIN(CAST(e / :width AS INTEGER), :last) AS be FROM clipped WHERE e > s),
-    contrib(b, p1, p2, d1, d2) AS (
-        SELECT bs, w1 * (MIN(e, (bs + 1) * :width) - s), w2 * (MIN(e, (bs + 1) * :width) - s),
-               0, 0 FROM ib
-        UNION ALL SELECT be, w1 * (e - be * :width), w2 * (e - be * :width), 0, 0
-               FROM ib WHERE be > bs
-        UNION ALL SELECT bs + 1, 0, 0, w1, w2 FROM ib WHERE be > bs + 1
-        UNION ALL SELECT be, 0, 0, -w1, -w2 FROM ib WHERE be > bs + 1)
-    SELECT b, SUM(p1), SUM(p2), SUM(d1), SUM(d2) FROM contrib GROUP BY b ORDER BY b
-    """
-    first, second = [0.0] * buckets, [0.0] * buckets
-    partial1, partial2, diff1, diff2 = ([0.0] * buckets for _ in range(4))
+    WITH clipped AS (SELECT MAX(s, 0.0) AS s, MIN(e, :horizon) AS e, w1, w2
+                     FROM ({intervals_sql} LIMIT -1) LIMIT -1)
+    SELECT MIN(CAST(s / :width AS INTEGER), :last) AS bs,
+           MIN(CAST(e / :width AS INTEGER), :last) AS be,
+           SUM(w1), SUM(w1 * s), SUM(w1 * e), SUM(w2), SUM(w2 * s), SUM(w2 * e)
+    FROM clipped WHERE e > s GROUP BY bs, be"""
     args = {**params, "width": width, "last": buckets - 1, "horizon": width * buckets}
-    for b, p1, p2, d1, d2 in conn.execute(sql, args):
-        if 0 <= b < buckets:
-            partial1[b], partial2[b], diff1[b], diff2[b] = p1 or 0, p2 or 0, d1 or 0, d2 or 0
-    full1 = full2 = 0.0
-    for b in range(buckets):
-        full1 += diff1[b]
-        full2 += diff2[b]
-        first[b] = (partial1[b] + full1 * width) / width
-        second[b] = (partial2[b] + full2 * width) / width
-    return first, second
+    partial = [[0.0] * buckets, [0.0] * buckets]
+    diff = [[0.0] * (buckets + 1), [0.0] * (buckets + 1)]
+    for bs, be, *sums in conn.execute(sql, args):
+        if not (0 <= bs <= be < buckets):
+            continue
+        for k in (0, 1):
+            w, ws, we = (v or 0.0 for v in sums[3 * k : 3 * k + 3])
+            if bs == be:
+                partial[k][bs] += we - ws
+                continue
+            partial[k][bs] += w * (bs + 1) * width - ws  # from s to the end of bucket bs
+            partial[k][be] += we - w * be * width  # from the start of bucket be to e
+            diff[k][bs + 1] += w  # every bucket strictly between is covered in full
+            diff[k][be] -= w
+    result = ([0.0] * buckets, [0.0] * buckets)
+    for k in (0, 1):
+        running = 0.0
+        for b in range(buckets):
+            running += diff[k][b]
+            result[k][b] = (partial[k][b] + running * width) / width
+    return result
+
+
+def resource_sample_count(conn: sqlite3.Connection, run_id: str) -> int:
+    """How many resource rows the run has (0 when the table does not exist)."""
+    if not describe_database(conn).has("resource"):
+        return 0
+    return conn.execute("SELECT COUNT(*) FROM resource WHERE run_id = ?", (run_id,)).fetchone()[0]
 
 
 def capacity(conn: sqlite3.Connection, run_id: str) -> Capacity:
@@ -131,10 +159,19 @@ def capacity(conn: sqlite3.Connection, run_id: str) -> Capacity:
     )
 
 
+USAGE_PARTS = ("workers", "samples")
+
+
 def run_usage(
-    conn: sqlite3.Connection, run_id: str, buckets: int = DEFAULT_BUCKETS
+    conn: sqlite3.Connection,
+    run_id: str,
+    buckets: int = DEFAULT_BUCKETS,
+    parts: tuple[str, ...] = USAGE_PARTS,
 ) -> UsageSeries | None:
-    """CPU cores and memory in use (summed over running tries) and workers busy, over time."""
+    """CPU cores and memory in use (summed over running tries) and workers busy, over time.
+
+    `parts` limits the work to workers busy ("workers", from the try table) and/or CPU and
+    memory ("samples", from the resource table); the series not asked for are zeros."""
     info = describe_database(conn)
     if not (info.has_runs and info.has("try")):
         return None
@@ -147,38 +184,42 @@ def run_usage(
     width = span / buckets
     params = {"run": run_id, "began": began, "ended": ended}
     rel = "((julianday({col}) - julianday(:began)) * 86400.0)"
-    workers_sql = (
-        f"SELECT {rel.format(col='task_try_time_running')} AS s, "
-        f"{rel.format(col='COALESCE(task_try_time_returned, :ended)')} AS e, 1.0 AS w1, "
-        "0.0 AS w2 FROM try WHERE run_id = :run AND task_try_time_running IS NOT NULL"
-    )
-    workers, _ = _bucket_sums(conn, workers_sql, params, buckets, width)
-    cpu = memory = [0.0] * buckets
+    cpu = memory = workers = [0.0] * buckets
     samples = 0
-    if info.has("resource"):
-        samples = conn.execute(
-            "SELECT COUNT(*) FROM resource WHERE run_id = ?", (run_id,)
-        ).fetchone()[0]
-    if samples:
+    if "workers" in parts:
+        workers_sql = (
+            f"SELECT {rel.format(col='task_try_time_running')} AS s, "
+            f"{rel.format(col='COALESCE(task_try_time_returned, :ended)')} AS e, 1.0 AS w1, "
+            "0.0 AS w2 FROM try WHERE run_id = :run AND task_try_time_running IS NOT NULL"
+        )
+        workers, _ = _bucket_sums(conn, workers_sql, params, buckets, width)
+    samples = resource_sample_count(conn, run_id) if "samples" in parts else 0
+    stride = sample_stride(samples, USAGE_SAMPLE_ROWS)
+    if samples and "samples" in parts:
         # taskscope reports CPU time since the try started; Parsl reports the worker
         # process's total, so only differences between a try's samples count there.
-        first_cpu = "0.0" if info.is_taskscope else _CPU
+        first_cpu = "0.0" if info.is_taskscope else "cpu"
+        # Relative seconds are computed once per row (LIMIT -1: not flattened), then the
+        # window pairs each sample with the previous one of its try.
         sampled = f"""
-            SELECT timestamp AS t, psutil_process_memory_resident AS rss, {_CPU} AS cpu,
-                   LAG(timestamp) OVER w AS prev_t, LAG({_CPU}, 1, {first_cpu}) OVER w AS prev_cpu,
+            SELECT e, rss, cpu, LAG(e) OVER w AS prev_e, LAG(cpu, 1, {first_cpu}) OVER w AS prev_cpu,
                    task_id, try_id
-            FROM resource WHERE run_id = :run
-            WINDOW w AS (PARTITION BY task_id, try_id ORDER BY timestamp)"""
+            FROM (SELECT {rel.format(col='timestamp')} AS e,
+                         COALESCE(psutil_process_memory_resident, 0) AS rss, {_CPU} AS cpu,
+                         task_id, try_id FROM resource WHERE run_id = :run
+                         AND {in_sample("task_id", stride)} LIMIT -1)
+            WINDOW w AS (PARTITION BY task_id, try_id ORDER BY e)"""
+        # A try's first sample covers the time since the try started running.
         start_of = (
-            "COALESCE(prev_t, (SELECT y.task_try_time_running FROM try y WHERE y.run_id = :run "
-            "AND y.task_id = x.task_id AND y.try_id = x.try_id), t)"
+            f"COALESCE(prev_e, {rel.format(col='(SELECT y.task_try_time_running FROM try y WHERE y.run_id = :run AND y.task_id = x.task_id AND y.try_id = x.try_id)')}, e)"
         )
         intervals = f"""
             SELECT s, e, rss AS w1, CASE WHEN e > s THEN MAX(cpu - prev_cpu, 0) / (e - s)
                    ELSE 0 END AS w2
-            FROM (SELECT {rel.format(col=start_of)} AS s, {rel.format(col='t')} AS e,
-                         COALESCE(rss, 0) AS rss, cpu, prev_cpu FROM ({sampled}) x)"""
+            FROM (SELECT {start_of} AS s, e, rss, cpu, prev_cpu FROM ({sampled}) x LIMIT -1)"""
         memory, cpu = _bucket_sums(conn, intervals, params, buckets, width)
+        memory = [m * stride for m in memory]  # the sample's share scaled to the whole run
+        cpu = [c * stride for c in cpu]
     times = [
         format_timestamp(start + (end - start) * (b / buckets)) for b in range(buckets)
     ]
@@ -190,6 +231,7 @@ def run_usage(
         workers_busy=workers,
         capacity=capacity(conn, run_id),
         sample_count=samples,
+        sample_fraction=1.0 / stride if "samples" in parts else 1.0,
     )
 
 
@@ -212,39 +254,45 @@ def _box_stats(conn: sqlite3.Connection, values_sql: str, params: dict) -> dict[
 
 
 def app_distributions(conn: sqlite3.Connection, run_id: str) -> list[AppDistribution]:
-    """Per app: run time of its tasks, their peak resident memory and their CPU time."""
+    """Per app: run time of its tasks, their peak resident memory and their CPU time.
+
+    On a large run the statistics come from a hashed sample of about DIST_SAMPLE_TASKS
+    tasks (the same tasks for all three), so the cost does not grow with the run."""
     info = describe_database(conn)
     if not (info.has("task") and info.has("try")):
         return []
+    tasks = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
+    stride = sample_stride(tasks, DIST_SAMPLE_TASKS)
     params = {"run": run_id}
     run_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
     durations = _box_stats(
         conn,
-        f"SELECT t.task_func_name AS app, SUM({run_s}) AS v FROM try y JOIN task t "
-        "ON t.run_id = y.run_id AND t.task_id = y.task_id WHERE y.run_id = :run "
-        "GROUP BY y.task_id",
+        f"SELECT t.task_func_name AS app, p.v FROM (SELECT y.task_id, SUM({run_s}) AS v "
+        f"FROM try y WHERE y.run_id = :run AND {in_sample('y.task_id', stride)} "
+        "GROUP BY y.task_id) p JOIN task t ON t.run_id = :run AND t.task_id = p.task_id",
         params,
     )
     memory: dict[str, BoxStats] = {}
     cpu: dict[str, BoxStats] = {}
     if info.has("resource"):
-        memory = _box_stats(
-            conn,
-            "SELECT t.task_func_name AS app, p.v FROM (SELECT task_id, "
-            "MAX(psutil_process_memory_resident) AS v FROM resource WHERE run_id = :run "
-            "GROUP BY task_id) p JOIN task t ON t.run_id = :run AND t.task_id = p.task_id",
-            params,
-        )
         floor = "0" if info.is_taskscope else f"MIN({_CPU})"
-        cpu = _box_stats(
-            conn,
-            f"SELECT t.task_func_name AS app, SUM(p.v) AS v FROM (SELECT task_id, "
-            f"MAX({_CPU}) - {floor} AS v FROM resource WHERE run_id = :run "
-            "GROUP BY task_id, try_id) p JOIN task t ON t.run_id = :run "
-            "AND t.task_id = p.task_id GROUP BY p.task_id",
-            params,
+        per_task = (
+            "SELECT task_id, MAX(peak) AS peak, SUM(cpu) AS cpu FROM (SELECT task_id, "
+            f"MAX(psutil_process_memory_resident) AS peak, MAX({_CPU}) - {floor} AS cpu "
+            f"FROM resource WHERE run_id = :run AND {in_sample('task_id', stride)} "
+            "GROUP BY task_id, try_id) GROUP BY task_id"
         )
+        for column, target in (("peak", memory), ("cpu", cpu)):
+            target.update(
+                _box_stats(
+                    conn,
+                    f"SELECT t.task_func_name AS app, p.{column} AS v FROM ({per_task}) p "
+                    "JOIN task t ON t.run_id = :run AND t.task_id = p.task_id",
+                    params,
+                )
+            )
     apps = sorted(set(durations) | set(memory) | set(cpu))
     return [
-        AppDistribution(app, durations.get(app), memory.get(app), cpu.get(app)) for app in apps
+        AppDistribution(app, durations.get(app), memory.get(app), cpu.get(app), 1.0 / stride)
+        for app in apps
     ]

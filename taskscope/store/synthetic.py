@@ -23,6 +23,7 @@ from taskscope.store.schema import (
     TASKSCOPE_TABLES,
     TIMESTAMP_CONVENTION,
 )
+from taskscope.store.task_state import STATE_TABLE, STATE_TABLE_DDL
 
 APPS = ("generate", "transform", "combine", "summarize")
 
@@ -85,6 +86,7 @@ class _Writer:
             "status": "INSERT OR IGNORE INTO status VALUES (?,?,?,?,?)",
             "resource": "INSERT OR IGNORE INTO resource VALUES (" + ",".join("?" * 18) + ")",
             "failure": "INSERT INTO taskscope_try_failure VALUES (?,?,?,?,?,?,?)",
+            "state": f"INSERT INTO {STATE_TABLE} VALUES (?,?,?,?,?)",
         }
 
     def add(self, table: str, row: tuple) -> None:
@@ -100,7 +102,7 @@ class _Writer:
                 self.rows[name] = []
 
 
-def _write_run(conn: sqlite3.Connection, run: SyntheticRun) -> None:
+def _write_run(conn: sqlite3.Connection, run: SyntheticRun, task_state: bool) -> None:
     rng = random.Random(run.seed)
     now = _utcnow()
     slots = max(1, run.workers * run.hosts)
@@ -181,9 +183,7 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun) -> None:
                         "failure",
                         (run.run_id, task_id, try_id, "RuntimeError",
                          (f"synthetic failure of task {task_id}"),
-                         "Traceback (most recent call last):\n  File \"workflow.py\", line 12, "
-                         f"in {app}\n    raise RuntimeError('synthetic failure of task "
-                         f"{task_id}')\nRuntimeError: synthetic failure of task {task_id}\n",
+                         _traceback(app, task_id),
                          1 if bash else None),
                     )
                     if last_try:
@@ -216,8 +216,19 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun) -> None:
         for state, moment, try_id in statuses:
             writer.add("status", (task_id, state, _ts(moment), run.run_id, try_id))
             last_event = max(last_event, moment)
+        if task_state:
+            state, moment, try_id = statuses[-1]  # statuses are in time order
+            writer.add("state", (run.run_id, task_id, try_id, state, _ts(moment)))
     writer.flush()
     _write_workflow(conn, run, began, last_event, completed, failed, now)
+
+
+def _traceback(app: str, task_id: int) -> str:
+    return (
+        'Traceback (most recent call last):\n  File "workflow.py", line 12, '
+        f"in {app}\n    raise RuntimeError('synthetic failure of task {task_id}')\n"
+        f"RuntimeError: synthetic failure of task {task_id}\n"
+    )
 
 
 def _samples(
@@ -281,20 +292,30 @@ def _write_workflow(
         )
 
 
-def create_database(path: Path | str, runs: list[SyntheticRun] | None = None) -> Path:
-    """Write a database at `path` holding `runs` (none: an empty taskscope database)."""
+def create_database(
+    path: Path | str, runs: list[SyntheticRun] | None = None, *, task_state: bool = True
+) -> Path:
+    """Write a database at `path` holding `runs` (none: an empty taskscope database).
+
+    `task_state` also writes taskscope_task_state (each task's latest state, as taskscope's
+    writer keeps it); without it the database is like one from a writer without that table."""
     path = Path(path)
     conn = sqlite3.connect(path)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = OFF")
         conn.executescript(PARSL_TABLES + TASKSCOPE_TABLES + INDEXES)
+        # The schema may define the table itself one day; "without" must then still mean
+        # without, as in a database from an older writer.
+        conn.execute(f"DROP TABLE IF EXISTS {STATE_TABLE}")
+        if task_state:
+            conn.executescript(STATE_TABLE_DDL)
         conn.execute(
             "INSERT INTO taskscope_schema VALUES (?,?,?)",
             (SCHEMA_VERSION, TIMESTAMP_CONVENTION, _ts(_utcnow())),
         )
         for run in runs or []:
-            _write_run(conn, run)
+            _write_run(conn, run, task_state)
         conn.commit()
         conn.execute("ANALYZE")
         conn.commit()

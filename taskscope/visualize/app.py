@@ -58,11 +58,14 @@ def make_templates() -> Jinja2Templates:
     return templates
 
 
-def create_app(database: Path | str, debug: bool = False) -> Starlette:
-    """The dashboard over one monitoring database (opened read-only on every request)."""
+def create_app(database: Path | str, debug: bool = False, show_files: bool = True) -> Starlette:
+    """The dashboard over one monitoring database (opened read-only on every request).
+
+    `show_files`: whether task pages show the last lines of the stdout/stderr files the
+    database names (the CLI turns it off when listening on a non-loopback address)."""
     source = DatabaseSource(database)
     templates = make_templates()
-    pages = Pages(source, templates)
+    pages = Pages(source, templates, show_files=show_files)
 
     def error_page(request: Request, status: int, heading: str, detail: str) -> Response:
         context = {"root": relative_root(request.url.path), "title": heading, "heading": heading,

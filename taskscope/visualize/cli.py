@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
 from pathlib import Path
 
@@ -26,8 +27,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", nargs="?", const=ALL_INTERFACES, default="127.0.0.1", metavar="ADDRESS",
         help="address to listen on (default 127.0.0.1; --listen alone means all interfaces)",
     )
+    parser.add_argument(
+        "--show-files", action="store_true",
+        help="on a non-loopback --listen address, still show the last lines of tasks' "
+             "stdout/stderr files (always shown when listening on loopback)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return parser
+
+
+def is_loopback(address: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if address.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to a network interface
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,11 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         print("taskscope-visualize: WARNING: listening on all interfaces; the dashboard has no "
               "authentication and is reachable from the network. Prefer the default 127.0.0.1 "
               "with an SSH tunnel (ssh -L 8080:127.0.0.1:8080 host).", file=sys.stderr)
+    show_files = args.show_files or is_loopback(args.listen)
+    if not show_files:
+        print("taskscope-visualize: task pages will not show the contents of stdout/stderr "
+              "files because the dashboard is reachable from the network; pass --show-files "
+              "to show them anyway.", file=sys.stderr)
     shown_host = "127.0.0.1" if args.listen in (ALL_INTERFACES, "::") else args.listen
     if ":" in shown_host:
         shown_host = f"[{shown_host}]"
     print(f"taskscope-visualize: open http://{shown_host}:{args.port}/ in a browser", flush=True)
-    app = create_app(located.path, debug=args.debug)
+    app = create_app(located.path, debug=args.debug, show_files=show_files)
     try:
         uvicorn.run(app, host=args.listen, port=args.port,
                     log_level="debug" if args.debug else "warning")

@@ -17,9 +17,21 @@ class FileTail:
     note: str
 
 
-def tail(path_text: str | None, base: Path | None = None) -> FileTail | None:
+WITHHELD_NOTE = (
+    "file contents are not shown: the dashboard listens on a network address; restart it "
+    "with --show-files to show the last lines of task output files"
+)
+
+
+def tail(
+    path_text: str | None, base: Path | None = None, *, allowed: bool = True
+) -> FileTail | None:
+    """The end of the file named `path_text` (relative paths against `base`); when `allowed`
+    is False (a dashboard reachable from the network), only the path, never the contents."""
     if not path_text:
         return None
+    if not allowed:
+        return FileTail(path_text, False, [], WITHHELD_NOTE)
     path = Path(path_text).expanduser()
     if not path.is_absolute() and base is not None:
         path = base / path

@@ -29,6 +29,12 @@ TASKS_PER_PAGE = 50
 GANTT_TASKS = 200
 DAG_TASK_LIMIT = 2000
 REFRESH_SECONDS = 5
+# The resource page's deferred parts and the usage series each one computes.
+RESOURCE_PARTS: dict[str, tuple[str, ...]] = {
+    "usage_workers": ("workers",),
+    "usage_samples": ("samples",),
+    "distributions": (),
+}
 
 
 @dataclass
@@ -44,14 +50,28 @@ class PageData:
     crumbs: list[tuple[str, str | None]] = field(default_factory=list)
 
 
+@dataclass
+class PartData:
+    """A part of a page that the browser loads after the page itself (``?part=NAME``): the
+    slow statistics, so that no single response waits for all of them."""
+
+    context: dict
+    figures: dict[str, dict] = field(default_factory=dict)
+
+
 def _not_found(what: str) -> HTTPException:
     return HTTPException(status_code=404, detail=what)
 
 
 class Pages:
-    def __init__(self, source: DatabaseSource, templates: Jinja2Templates) -> None:
+    def __init__(
+        self, source: DatabaseSource, templates: Jinja2Templates, show_files: bool = True
+    ) -> None:
         self.source = source
         self.templates = templates
+        # Whether the task page may show the contents of stdout/stderr files named in the
+        # database: off when the dashboard is reachable from the network unless asked for.
+        self.show_files = show_files
 
     # ---- rendering -------------------------------------------------------------------
     def respond(self, request: Request, page: PageData) -> Response:
@@ -82,6 +102,18 @@ class Pages:
                 }
             )
         return self.templates.TemplateResponse(request, page.template, context)
+
+    def respond_part(self, request: Request, name: str, part: PartData, live: bool) -> Response:
+        """The JSON of one deferred part: its section's HTML and its figures."""
+        context = {**part.context, "root": relative_root(request.url.path),
+                   "figures": part.figures}
+        html = self.templates.get_template(f"_part_{name}.html").render(context)
+        return JSONResponse({
+            "live": live,
+            "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "sections": {f"part_{name}": html},
+            "figures": part.figures,
+        })
 
     def _run(self, conn: sqlite3.Connection, run_id: str) -> RunRow:
         run = query.get_run(conn, run_id, with_counts=False)
@@ -127,12 +159,15 @@ class Pages:
     def workflow(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         gantt_page = int_param(request, "gantt_page", 1, 1)
+        part = choice_param(request, "part", ["apps", "durations"], "")
+        if part:
+            return self._workflow_part(request, run_id, part)
 
         def load(conn: sqlite3.Connection) -> dict:
-            summary = query.run_summary(conn, run_id)
+            summary = query.run_summary(conn, run_id, with_durations=False)
             if summary is None:
                 return {}
-            return {"summary": summary, "apps": query.app_summary(conn, run_id),
+            return {"summary": summary,
                     "timeline": query.timeline(conn, run_id, limit=GANTT_TASKS,
                                                offset=(gantt_page - 1) * GANTT_TASKS)}
 
@@ -147,9 +182,19 @@ class Pages:
                    "last_activity": summary.last_activity}
         figures = {"gantt": plots.gantt(timeline.items, label)} if timeline.items else {}
         return self.respond(request, PageData(
-            "workflow.html", context, sections=["run_details", "app_table"], figures=figures,
+            "workflow.html", context, sections=["run_details"], figures=figures,
             live=summary.run.status == "running", title=summary.run.workflow_name or run_id,
             crumbs=self._run_crumbs(summary.run)[:1] + [(summary.run.workflow_name or run_id, None)]))
+
+    def _workflow_part(self, request: Request, run_id: str, part: str) -> Response:
+        def load(conn: sqlite3.Connection) -> dict:
+            run = self._run(conn, run_id)
+            if part == "apps":
+                return {"run": run, "apps": query.app_summary(conn, run_id)}
+            return {"run": run, "duration": query.duration_stats(conn, run_id)}
+
+        data = self.source.cached(("workflow-part", run_id, part), load)
+        return self.respond_part(request, part, PartData(data), data["run"].status == "running")
 
     # ---- DAG ---------------------------------------------------------------------------
     def dag(self, request: Request) -> Response:
@@ -192,29 +237,49 @@ class Pages:
     # ---- resources -----------------------------------------------------------------------
     def resources(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
+        part = choice_param(request, "part", list(RESOURCE_PARTS), "")
+        if part:
+            return self._resources_part(request, run_id, part)
 
         def load(conn: sqlite3.Connection) -> dict:
             run = self._run(conn, run_id)
             info = query.describe_database(conn)
-            return {"run": run, "usage": query.run_usage(conn, run_id),
-                    "dists": query.app_distributions(conn, run_id),
+            return {"run": run, "capacity": query.capacity(conn, run_id),
+                    "sample_count": query.resource_sample_count(conn, run_id),
                     "convention": convention_label(info.timestamp_convention)}
 
         data = self.source.cached(("resources", run_id), load)
-        usage, dists, label = data["usage"], data["dists"], data["convention"]
+        context = {**data, "parts": RESOURCE_PARTS}
+        return self.respond(request, PageData(
+            "resources.html", context, sections=["capacity"],
+            live=data["run"].status == "running", title="Resource usage",
+            crumbs=self._run_crumbs(data["run"]) + [("Resource usage", None)]))
+
+    def _resources_part(self, request: Request, run_id: str, part: str) -> Response:
+        def load(conn: sqlite3.Connection) -> dict:
+            run = self._run(conn, run_id)
+            info = query.describe_database(conn)
+            data: dict = {"run": run, "convention": convention_label(info.timestamp_convention)}
+            if part == "distributions":
+                data["dists"] = query.app_distributions(conn, run_id)
+            else:
+                data["usage"] = query.run_usage(conn, run_id, parts=RESOURCE_PARTS[part])
+            return data
+
+        data = self.source.cached(("resources-part", run_id, part), load)
         figures = {}
-        if usage is not None:
-            for which in ("workers", "cpu", "memory"):
-                if which == "workers" or usage.sample_count:
-                    figures[f"usage_{which}"] = plots.usage_plot(usage, which, label)
+        usage, label = data.get("usage"), data["convention"]
+        if usage is not None and part == "usage_workers":
+            figures["usage_workers"] = plots.usage_plot(usage, "workers", label)
+        if usage is not None and part == "usage_samples" and usage.sample_count:
+            for which in ("cpu", "memory"):
+                figures[f"usage_{which}"] = plots.usage_plot(usage, which, label)
+        dists = data.get("dists") or []
         for which in ("duration_s", "peak_memory_bytes", "cpu_time_s"):
             if any(getattr(d, which) is not None for d in dists):
                 figures[f"dist_{which}"] = plots.distribution_plot(dists, which)
-        context = {**data, "figure_names": list(figures)}
-        return self.respond(request, PageData(
-            "resources.html", context, sections=["capacity"], figures=figures,
-            live=data["run"].status == "running", title="Resource usage",
-            crumbs=self._run_crumbs(data["run"]) + [("Resource usage", None)]))
+        return self.respond_part(request, part, PartData(data, figures),
+                                 data["run"].status == "running")
 
     # ---- app -------------------------------------------------------------------------------
     def app(self, request: Request) -> Response:
@@ -272,7 +337,8 @@ class Pages:
         if samples:
             figures = {"try_memory": plots.try_resource_plot(samples, "memory"),
                        "try_cpu": plots.try_resource_plot(samples, "cpu")}
-        context = {**data, "stdout": tail(detail.stdout, base), "stderr": tail(detail.stderr, base),
+        context = {**data, "stdout": tail(detail.stdout, base, allowed=self.show_files),
+                   "stderr": tail(detail.stderr, base, allowed=self.show_files),
                    "app_href": quote(detail.app, safe="")}
         live = data["run"].status == "running" and detail.state not in (
             "exec_done", "memo_done", "failed", "dep_fail")

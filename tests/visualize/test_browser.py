@@ -84,6 +84,11 @@ def test_every_page_draws_without_console_errors(page, server):
     for path in PAGES:
         page.goto(server + path)
         page.wait_for_load_state("load")
+        # deferred parts (app table, durations, resource plots) arrive after the page
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-part]')].every(e => e.dataset.loaded)",
+            timeout=20_000)
+        assert page.locator('[data-part][data-loaded="error"]').count() == 0, path
         plots = page.locator("[data-plot]")
         for i in range(plots.count()):
             plot = plots.nth(i)
@@ -98,7 +103,7 @@ def test_click_workflow_name_opens_summary(page, server):
     page.get_by_role("link", name="diamond-sample").first.click()
     page.wait_for_url(f"**/workflow/{PARSL_RUN}/")
     assert page.locator("h2", has_text="App summary").count() == 1
-    page.get_by_role("link", name="cpu_burn").first.click()
+    page.get_by_role("link", name="cpu_burn").first.click()  # in the deferred app table
     page.wait_for_url("**/app/cpu_burn")
     page.get_by_role("link", name="diamond-sample").click()  # breadcrumb back to the run
     page.wait_for_url(f"**/workflow/{PARSL_RUN}/")

@@ -32,11 +32,31 @@ def run_routes(run_id: str, app: str, task_id: int) -> list[str]:
     ]
 
 
+def with_param(path: str, param: str) -> str:
+    return path + ("&" if "?" in path else "?") + param
+
+
+def part_names(html: str) -> list[str]:
+    return re.findall(r'data-part="([^"]+)"', html)
+
+
+def full_page(client: TestClient, path: str) -> str:
+    """The page as a browser ends up showing it: the HTML plus each deferred part's HTML."""
+    response = client.get(path)
+    assert response.status_code == 200, (path, response.text[:500])
+    html = response.text
+    for name in part_names(html):
+        part = client.get(with_param(path, f"part={name}&format=json"))
+        assert part.status_code == 200, (path, name, part.text[:500])
+        html += "".join(part.json()["sections"].values())
+    return html
+
+
 def assert_all_ok(client: TestClient, paths: list[str]) -> None:
     for path in paths:
-        for suffix in ("", "&format=json" if "?" in path else "?format=json"):
-            response = client.get(path + suffix)
-            assert response.status_code == 200, (path + suffix, response.text[:500])
+        full_page(client, path)
+        response = client.get(with_param(path, "format=json"))
+        assert response.status_code == 200, (path, response.text[:500])
 
 
 def test_parsl_fixture_every_route(parsl_db: Path):
@@ -48,7 +68,7 @@ def test_parsl_fixture_every_route(parsl_db: Path):
 
 
 def test_parsl_summary_shows_app_table_and_local_time(parsl_db: Path):
-    page = client_for(parsl_db).get(f"/workflow/{PARSL_RUN}/").text
+    page = full_page(client_for(parsl_db), f"/workflow/{PARSL_RUN}/")
     for app in ("always_fail", "cpu_burn", "echo_bash", "memo_square", "fan_in"):
         assert f'href="app/{app}"' in page
     assert "local time" in page and "htex_local" in page

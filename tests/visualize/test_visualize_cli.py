@@ -80,5 +80,5 @@ def test_bare_listen_warns_about_the_network(tmp_path: Path, parsl_db: Path):
                 time.sleep(0.2)
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=15)
+        _, err = proc.communicate(timeout=15)
     assert "reachable from the network" in err

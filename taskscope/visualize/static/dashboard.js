@@ -1,5 +1,6 @@
 // taskscope dashboard: draws the figures embedded in the page, opens a task when one of its
-// marks is clicked, and refreshes a live page's sections and figures from ?format=json.
+// marks is clicked, loads the page's deferred parts (slow statistics, ?part=NAME) after the
+// page itself, and refreshes a live page's sections and figures from ?format=json.
 (function () {
   "use strict";
   var body = document.body;
@@ -31,6 +32,47 @@
   function drawAll() { Object.keys(figures).forEach(draw); }
   drawAll();
 
+  function jsonUrl(part) {
+    var url = new URL(window.location.href);
+    url.searchParams.set("format", "json");
+    if (part) url.searchParams.set("part", part);
+    return url.toString();
+  }
+  function getJson(url) {
+    return fetch(url, { headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); });
+  }
+  function applySections(sections) {
+    Object.keys(sections || {}).forEach(function (name) {
+      var el = document.querySelector('[data-section="' + name + '"]');
+      if (el) el.innerHTML = sections[name];
+    });
+  }
+
+  // Deferred parts: each is fetched on its own, so a slow one does not hold up the others.
+  function loadPart(el) {
+    var name = el.getAttribute("data-part");
+    return getJson(jsonUrl(name))
+      .then(function (data) {
+        applySections(data.sections);
+        Object.keys(data.figures || {}).forEach(function (key) {
+          figures[key] = data.figures[key];
+          draw(key);
+        });
+        el.dataset.loaded = "1";
+      })
+      .catch(function () {
+        el.innerHTML = '<p class="hint bad">This part could not be loaded; reload the page to try again.</p>';
+        el.dataset.loaded = "error";
+      });
+  }
+  function loadParts() {
+    // Looked up each time: a refreshed section (run details) brings its placeholders back.
+    var parts = document.querySelectorAll("[data-part]");
+    return Promise.all(Array.prototype.map.call(parts, loadPart));
+  }
+  loadParts();
+
   // Freshness: how long ago this page's data was read.
   var readAt = Date.now();
   var ageEl = document.getElementById("fresh-age");
@@ -45,17 +87,12 @@
   var every = (parseInt(body.dataset.refresh, 10) || 5) * 1000;
   var freshness = document.getElementById("freshness");
   function refresh() {
-    var url = new URL(window.location.href);
-    url.searchParams.set("format", "json");
-    fetch(url.toString(), { headers: { "Accept": "application/json" } })
-      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+    getJson(jsonUrl(null))
       .then(function (data) {
-        Object.keys(data.sections || {}).forEach(function (name) {
-          var el = document.querySelector('[data-section="' + name + '"]');
-          if (el) el.innerHTML = data.sections[name];
-        });
-        figures = data.figures || {};
+        applySections(data.sections);
+        Object.keys(data.figures || {}).forEach(function (key) { figures[key] = data.figures[key]; });
         drawAll();
+        loadParts();
         readAt = Date.now();
         showAge();
         if (freshness) freshness.classList.remove("stale");
