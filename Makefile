@@ -11,7 +11,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,dask]'
 	touch $@
 
 # Runs a sample workflow with monitoring, then serves the dashboard over its database.
@@ -30,6 +30,9 @@ soak: install
 
 bench: install
 	$(PY) bench/throughput.py
+	$(PY) bench/monitoring.py
+	$(PY) bench/dask_throughput.py
+	$(PY) bench/dashboard.py
 
 lint: install
 	$(VENV)/bin/ruff check taskscope tests bench

@@ -26,3 +26,7 @@ class SimpleLauncher(Launcher):
 
 class SingleNodeLauncher(Launcher):
     """Runs ``tasks_per_node`` copies of the command on one node (Parsl's default)."""
+
+
+# Slurm's job-step launcher lives with the batch providers that use it.
+from taskscope.cluster.launchers import SrunLauncher  # noqa: E402,F401

@@ -70,3 +70,10 @@ class LocalProvider:
             f"LocalProvider(init_blocks={self.init_blocks}, min_blocks={self.min_blocks}, "
             f"max_blocks={self.max_blocks}, nodes_per_block={self.nodes_per_block})"
         )
+
+
+# Batch schedulers run on dask-jobqueue clusters (taskscope/cluster/); importing them here
+# keeps Parsl's import path and does not import Dask.
+from taskscope.cluster import PBSProProvider, PBSProvider, SlurmProvider  # noqa: E402
+
+__all__ = ["LocalProvider", "PBSProProvider", "PBSProvider", "SlurmProvider"]

@@ -39,7 +39,7 @@ def kernel_launch(hub: MonitoringHub, run_id: str, task_id: int, try_id: int = 0
     now = time.time()
     hub.send(TaskInfo(run_id, task_id, "f", False, "x", now))
     hub.send(TaskStatus(run_id, task_id, try_id, "pending", now))
-    launched = now + 0.001  # strictly after pending, as in the kernel
+    launched = max(time.time(), now + 1e-5)  # after pending, before the worker starts
     hub.send(TryInfo(run_id, task_id, try_id, executor="x", time_launched=launched))
     hub.send(TaskStatus(run_id, task_id, try_id, "launched", launched))
 
