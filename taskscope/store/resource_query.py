@@ -33,7 +33,7 @@ SERIES_LIMIT = 5000
 # read for a hashed 1-in-k sample of tasks, so the cost stays bounded on any run; the result
 # says which fraction it used and the page shows it.
 USAGE_SAMPLE_ROWS = 40_000
-DIST_SAMPLE_TASKS = 15_000
+DIST_SAMPLE_TASKS = 8_000
 
 _CPU = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_system, 0))"
 
@@ -235,21 +235,23 @@ def run_usage(
     )
 
 
-def _box_stats(conn: sqlite3.Connection, values_sql: str, params: dict) -> dict[str, BoxStats]:
-    """Quartiles per app computed in SQL over (app, v) rows."""
+def _box_stats(
+    conn: sqlite3.Connection, values_sql: str, params: dict
+) -> dict[tuple[str, str], BoxStats]:
+    """Quartiles per (kind, app) computed in SQL over (kind, app, v) rows, in one statement."""
     sql = f"""
     WITH v AS ({values_sql}),
-    r AS (SELECT app, v, ROW_NUMBER() OVER (PARTITION BY app ORDER BY v) AS rn,
-                 COUNT(*) OVER (PARTITION BY app) AS n FROM v WHERE v IS NOT NULL)
-    SELECT app, MAX(n), MIN(v),
+    r AS (SELECT kind, app, v, ROW_NUMBER() OVER (PARTITION BY kind, app ORDER BY v) AS rn,
+                 COUNT(*) OVER (PARTITION BY kind, app) AS n FROM v WHERE v IS NOT NULL)
+    SELECT kind, app, MAX(n), MIN(v),
            MAX(CASE WHEN rn = CAST((n - 1) * 0.25 AS INTEGER) + 1 THEN v END),
            MAX(CASE WHEN rn = CAST((n - 1) * 0.5 AS INTEGER) + 1 THEN v END),
            MAX(CASE WHEN rn = CAST((n - 1) * 0.75 AS INTEGER) + 1 THEN v END),
            MAX(v), AVG(v)
-    FROM r GROUP BY app"""
+    FROM r GROUP BY kind, app"""
     return {
-        app: BoxStats(n, low, q1, median, q3, high, mean)
-        for app, n, low, q1, median, q3, high, mean in conn.execute(sql, params)
+        (kind, app): BoxStats(n, low, q1, median, q3, high, mean)
+        for kind, app, n, low, q1, median, q3, high, mean in conn.execute(sql, params)
     }
 
 
@@ -257,23 +259,20 @@ def app_distributions(conn: sqlite3.Connection, run_id: str) -> list[AppDistribu
     """Per app: run time of its tasks, their peak resident memory and their CPU time.
 
     On a large run the statistics come from a hashed sample of about DIST_SAMPLE_TASKS
-    tasks (the same tasks for all three), so the cost does not grow with the run."""
+    tasks (the same tasks for all three), so the cost does not grow with the run; all three
+    are computed in one statement."""
     info = describe_database(conn)
     if not (info.has("task") and info.has("try")):
         return []
     tasks = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
     stride = sample_stride(tasks, DIST_SAMPLE_TASKS)
-    params = {"run": run_id}
     run_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
-    durations = _box_stats(
-        conn,
-        f"SELECT t.task_func_name AS app, p.v FROM (SELECT y.task_id, SUM({run_s}) AS v "
-        f"FROM try y WHERE y.run_id = :run AND {in_sample('y.task_id', stride)} "
-        "GROUP BY y.task_id) p JOIN task t ON t.run_id = :run AND t.task_id = p.task_id",
-        params,
+    values = (
+        f"SELECT 'duration' AS kind, t.task_func_name AS app, p.v FROM (SELECT y.task_id, "
+        f"SUM({run_s}) AS v FROM try y WHERE y.run_id = :run "
+        f"AND {in_sample('y.task_id', stride)} GROUP BY y.task_id) p "
+        "JOIN task t ON t.run_id = :run AND t.task_id = p.task_id"
     )
-    memory: dict[str, BoxStats] = {}
-    cpu: dict[str, BoxStats] = {}
     if info.has("resource"):
         floor = "0" if info.is_taskscope else f"MIN({_CPU})"
         per_task = (
@@ -282,17 +281,21 @@ def app_distributions(conn: sqlite3.Connection, run_id: str) -> list[AppDistribu
             f"FROM resource WHERE run_id = :run AND {in_sample('task_id', stride)} "
             "GROUP BY task_id, try_id) GROUP BY task_id"
         )
-        for column, target in (("peak", memory), ("cpu", cpu)):
-            target.update(
-                _box_stats(
-                    conn,
-                    f"SELECT t.task_func_name AS app, p.{column} AS v FROM ({per_task}) p "
-                    "JOIN task t ON t.run_id = :run AND t.task_id = p.task_id",
-                    params,
-                )
-            )
-    apps = sorted(set(durations) | set(memory) | set(cpu))
+        values = (
+            f"WITH p AS MATERIALIZED (SELECT t.task_func_name AS app, p.peak, p.cpu "
+            f"FROM ({per_task}) p JOIN task t ON t.run_id = :run AND t.task_id = p.task_id) "
+            f"{values} UNION ALL SELECT 'peak', app, peak FROM p "
+            "UNION ALL SELECT 'cpu', app, cpu FROM p"
+        )
+    stats = _box_stats(conn, values, {"run": run_id})
+    apps = sorted({app for _, app in stats})
     return [
-        AppDistribution(app, durations.get(app), memory.get(app), cpu.get(app), 1.0 / stride)
+        AppDistribution(
+            app,
+            stats.get(("duration", app)),
+            stats.get(("peak", app)),
+            stats.get(("cpu", app)),
+            1.0 / stride,
+        )
         for app in apps
     ]

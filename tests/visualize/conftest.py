@@ -4,11 +4,17 @@ completed, a failed, a lost (crashed), a live and a resource-less run, and an em
 from __future__ import annotations
 
 import shutil
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from taskscope.store.synthetic import create_database, standard_runs
+from taskscope.store.task_state import STATE_TABLE, STATE_TABLE_DDL
+
+REAL_WORKFLOW = Path(__file__).with_name("real_workflow.py")
 
 PARSL_FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "parsl-sample-small.db"
 if not PARSL_FIXTURE.exists():
@@ -43,3 +49,51 @@ def blank_file_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("blank") / "monitoring.db"
     path.write_bytes(b"")
     return path
+
+
+@pytest.fixture(scope="session")
+def taskscope_db_without_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same runs as `taskscope_db` without taskscope_task_state: readers must fall back to
+    the status history, as on a database from a writer that does not keep the table."""
+    folder = tmp_path_factory.mktemp("taskscope-nostate")
+    outputs = folder / "outputs"
+    outputs.mkdir()
+    return create_database(folder / "monitoring.db", standard_runs(outputs), task_state=False)
+
+
+@pytest.fixture(scope="session")
+def real_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database written by taskscope's own monitoring: a small workflow run in a separate
+    process (tests/visualize/real_workflow.py) on a thread pool."""
+    folder = tmp_path_factory.mktemp("real")
+    db = folder / "monitoring.db"
+    result = subprocess.run(
+        [sys.executable, str(REAL_WORKFLOW), str(db), str(folder / "runinfo")],
+        check=False, cwd=folder, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert db.exists(), "the workflow did not write its monitoring database"
+    return db
+
+
+def add_state_table(source: Path, target: Path) -> Path:
+    """A copy of `source` with taskscope_task_state filled from the status history, as the
+    writer keeps it (each task's latest status row)."""
+    shutil.copy(source, target)
+    conn = sqlite3.connect(target)
+    try:
+        conn.executescript(f"DROP TABLE IF EXISTS {STATE_TABLE};" + STATE_TABLE_DDL)
+        conn.execute(
+            f"INSERT INTO {STATE_TABLE} (run_id, task_id, try_id, state, timestamp) "
+            "SELECT run_id, task_id, try_id, task_status_name, MAX(timestamp) FROM status "
+            "GROUP BY run_id, task_id"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    return target
+
+
+@pytest.fixture(scope="session")
+def real_db_with_state(real_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return add_state_table(real_db, tmp_path_factory.mktemp("real-state") / "monitoring.db")

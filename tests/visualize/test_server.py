@@ -184,3 +184,76 @@ def test_no_page_or_asset_references_an_external_url(parsl_db: Path, taskscope_d
         text = client.get(asset).text
         assert not re.findall(r"https?://", text), asset
     assert client.get("/static/plotly.min.js").status_code == 200
+
+
+def only_run_id(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT run_id FROM workflow").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def task_id_of(db: Path, app: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(
+            "SELECT MIN(task_id) FROM task WHERE task_func_name = ?", (app,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("db", ["real_db", "real_db_with_state"])
+def test_real_taskscope_database_every_route(db: str, request: pytest.FixtureRequest):
+    """A database written by taskscope's monitoring, as the writer leaves it (states from the
+    status history) and with taskscope_task_state filled in: same pages, same content."""
+    path = request.getfixturevalue(db)
+    run_id = only_run_id(path)
+    client = client_for(path)
+    home = client.get("/").text
+    assert "real-sample" in home and "failed" in home  # one task failed for good
+    assert_all_ok(client, run_routes(run_id, "combine", task_id_of(path, "combine")))
+    summary = full_page(client, f"/workflow/{run_id}/")
+    for app in ("generate", "combine", "flaky", "validate", "report", "square", "shout",
+                "refine"):
+        assert f'href="app/{app}"' in summary
+    assert "threads" in summary  # the executor
+    doomed = client.get(f"/workflow/{run_id}/task/{task_id_of(path, 'report')}").text
+    assert "dep_fail" in doomed
+    failed = client.get(f"/workflow/{run_id}/task/{task_id_of(path, 'validate')}").text
+    assert "value 13 does not validate" in failed
+    retried = client.get(f"/workflow/{run_id}/task/{task_id_of(path, 'flaky')}").text
+    assert "fail_retryable" in retried and "transient failure" in retried
+    shout = client.get(f"/workflow/{run_id}/task/{task_id_of(path, 'shout')}").text
+    assert "hello-dashboard" in shout and "to-stderr" in shout  # output tails
+    failed_list = client.get(f"/workflow/{run_id}/app/validate?state=failed").text
+    assert f'href="../task/{task_id_of(path, "validate")}"' in failed_list
+
+
+def test_state_table_and_fallback_show_the_same_counts(real_db: Path, real_db_with_state: Path,
+                                                        taskscope_db: Path,
+                                                        taskscope_db_without_state: Path):
+    def counts_section(db: Path, run_id: str) -> str:
+        """The Tasks card (counts by state, tries) and the app table, without times."""
+        client = client_for(db)
+        details = client.get(f"/workflow/{run_id}/?format=json").json()["sections"]
+        card = re.search(r"<h3>Tasks</h3>.*?</section>", details["run_details"], re.DOTALL).group(0)
+        apps = client.get(f"/workflow/{run_id}/?part=apps&format=json").json()["sections"]
+        table = re.sub(r"<td class=\"num\">[^<]*\d s</td>", "", apps["part_apps"])  # means
+        return re.sub(r"\s+", " ", card + table)
+
+    assert counts_section(real_db, only_run_id(real_db)) == counts_section(
+        real_db_with_state, only_run_id(real_db))
+    for run_id in ("run-failed", "run-live", "run-lost"):
+        assert counts_section(taskscope_db, run_id) == counts_section(
+            taskscope_db_without_state, run_id), run_id
+
+
+def test_network_listen_withholds_output_files_unless_asked(taskscope_db: Path):
+    page = "/workflow/run-completed/task/9"  # a task whose stdout file exists
+    hidden = TestClient(create_app(taskscope_db, show_files=False)).get(page).text
+    assert "line 29 of task 9" not in hidden and "synthetic stderr" not in hidden
+    assert "task-9.out" in hidden  # the path is still shown
+    assert "--show-files" in hidden  # and the page says why and how
+    shown = TestClient(create_app(taskscope_db, show_files=True)).get(page).text
+    assert "line 29 of task 9" in shown

@@ -11,7 +11,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from taskscope.visualize.cli import main
+import pytest
+
+from taskscope.visualize import app as app_module
+from taskscope.visualize.cli import is_loopback, main
 
 
 def free_port() -> int:
@@ -82,3 +85,35 @@ def test_bare_listen_warns_about_the_network(tmp_path: Path, parsl_db: Path):
         proc.terminate()
         _, err = proc.communicate(timeout=15)
     assert "reachable from the network" in err
+    assert "--show-files" in err  # output files withheld, and how to show them
+
+
+def test_loopback_addresses():
+    for address in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"):
+        assert is_loopback(address), address
+    for address in ("0.0.0.0", "::", "10.0.0.5", "192.168.1.2", "myhost.example"):
+        assert not is_loopback(address), address
+
+
+@pytest.mark.parametrize(
+    ("arguments", "shows_files"),
+    [([], True), (["--listen", "127.0.0.1"], True), (["--listen"], False),
+     (["--listen", "10.1.2.3"], False), (["--listen", "--show-files"], True)],
+)
+def test_output_files_are_shown_only_on_loopback_unless_asked(
+    arguments: list[str], shows_files: bool, parsl_db: Path, monkeypatch, capsys
+):
+    import uvicorn
+
+    made = {}
+
+    def fake_create_app(database, debug=False, show_files=True):
+        made["show_files"] = show_files
+        return object()
+
+    monkeypatch.setattr(app_module, "create_app", fake_create_app)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    assert main([str(parsl_db), *arguments]) == 0
+    assert made["show_files"] is shows_files
+    err = capsys.readouterr().err
+    assert ("--show-files" in err) is not shows_files

@@ -1,0 +1,94 @@
+"""A small monitored workflow that writes a real taskscope monitoring database.
+
+Run as a script (``python real_workflow.py DB RUN_DIR``) by the `real_db` fixture, in its own
+process so that the DataFlowKernel's and the hub's global state never touch the test session.
+It covers what the dashboard must show: a diamond, a retried task, a failure with a dependent
+in dep_fail, a bash app with stdout/stderr files, a memoized call and a join app.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import taskscope
+from taskscope import bash_app, join_app, python_app
+from taskscope.config import Config
+from taskscope.executors import ThreadPoolExecutor
+from taskscope.monitoring import MonitoringHub
+
+
+@python_app
+def generate(seed: int) -> int:
+    return seed * 7 % 11
+
+
+@python_app
+def combine(a: int, b: int) -> int:
+    return a + b
+
+
+@python_app
+def flaky(marker: str) -> str:
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("transient failure (first try)")
+    return "ok on retry"
+
+
+@python_app
+def validate(value: int) -> int:
+    raise ValueError(f"value {value} does not validate")
+
+
+@python_app
+def report(value: int) -> str:
+    return f"validated {value}"
+
+
+@python_app(cache=True)
+def square(x: int) -> int:
+    return x * x
+
+
+@bash_app
+def shout(word: str, stdout=None, stderr=None) -> str:
+    return f"echo line one; echo {word}; echo to-stderr 1>&2"
+
+
+@join_app
+def refine(n: int):
+    return [generate(i) for i in range(n)]
+
+
+def main(db_path: str, run_dir: str) -> None:
+    hub = MonitoringHub(
+        hub_address="127.0.0.1",
+        logging_endpoint=f"sqlite:///{db_path}",
+        resource_monitoring_interval=0.1,
+        workflow_name="real-sample",
+    )
+    config = Config(
+        executors=[ThreadPoolExecutor(label="threads", max_threads=4)],
+        retries=1,
+        run_dir=run_dir,
+        monitoring=hub,
+    )
+    with taskscope.load(config) as dfk:
+        top = generate(3)
+        diamond = combine(combine(top, 1), combine(top, 2))
+        retried = flaky(os.path.join(dfk.run_dir, "flaky.marker"))
+        doomed = report(validate(13))
+        square(4).result()
+        memo = square(4)
+        said = shout("hello-dashboard", stdout=os.path.join(dfk.run_dir, "shout.out"),
+                     stderr=os.path.join(dfk.run_dir, "shout.err"))
+        joined = refine(3)
+        taskscope.wait_for_current_tasks()
+        for future in (diamond, retried, memo, said, joined):
+            future.result()
+        doomed.exception()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
