@@ -30,20 +30,25 @@ def combine(a: int, b: int) -> int:
 
 @python_app
 def flaky(marker: str) -> str:
-    if not os.path.exists(marker):
-        open(marker, "w").close()
+    """Fails while its marker file is missing (so only its first try fails)."""
+    import pathlib
+
+    path = pathlib.Path(marker)
+    first_try = not path.exists()
+    path.touch()
+    if first_try:
         raise RuntimeError("transient failure (first try)")
     return "ok on retry"
 
 
 @python_app
-def validate(value: int) -> int:
-    raise ValueError(f"value {value} does not validate")
+def ratio(part: int, whole: int) -> float:
+    return part / whole  # whole=0: ZeroDivisionError, a failure for good
 
 
 @python_app
-def report(value: int) -> str:
-    return f"validated {value}"
+def percent(fraction: float) -> str:
+    return f"{fraction:.0%}"
 
 
 @python_app(cache=True)
@@ -78,7 +83,7 @@ def main(db_path: str, run_dir: str) -> None:
         top = generate(3)
         diamond = combine(combine(top, 1), combine(top, 2))
         retried = flaky(os.path.join(dfk.run_dir, "flaky.marker"))
-        doomed = report(validate(13))
+        doomed = percent(ratio(1, 0))
         square(4).result()
         memo = square(4)
         said = shout("hello-dashboard", stdout=os.path.join(dfk.run_dir, "shout.out"),

@@ -214,20 +214,20 @@ def test_real_taskscope_database_every_route(db: str, request: pytest.FixtureReq
     assert "real-sample" in home and "failed" in home  # one task failed for good
     assert_all_ok(client, run_routes(run_id, "combine", task_id_of(path, "combine")))
     summary = full_page(client, f"/workflow/{run_id}/")
-    for app in ("generate", "combine", "flaky", "validate", "report", "square", "shout",
+    for app in ("generate", "combine", "flaky", "ratio", "percent", "square", "shout",
                 "refine"):
         assert f'href="app/{app}"' in summary
     assert "threads" in summary  # the executor
-    doomed = client.get(f"/workflow/{run_id}/task/{task_id_of(path, 'report')}").text
+    doomed = client.get(f"/workflow/{run_id}/task/{task_id_of(path, 'percent')}").text
     assert "dep_fail" in doomed
-    failed = client.get(f"/workflow/{run_id}/task/{task_id_of(path, 'validate')}").text
-    assert "value 13 does not validate" in failed
+    failed = client.get(f"/workflow/{run_id}/task/{task_id_of(path, 'ratio')}").text
+    assert "ZeroDivisionError" in failed and "division by zero" in failed
     retried = client.get(f"/workflow/{run_id}/task/{task_id_of(path, 'flaky')}").text
     assert "fail_retryable" in retried and "transient failure" in retried
     shout = client.get(f"/workflow/{run_id}/task/{task_id_of(path, 'shout')}").text
     assert "hello-dashboard" in shout and "to-stderr" in shout  # output tails
-    failed_list = client.get(f"/workflow/{run_id}/app/validate?state=failed").text
-    assert f'href="../task/{task_id_of(path, "validate")}"' in failed_list
+    failed_list = client.get(f"/workflow/{run_id}/app/ratio?state=failed").text
+    assert f'href="../task/{task_id_of(path, "ratio")}"' in failed_list
 
 
 def test_state_table_and_fallback_show_the_same_counts(real_db: Path, real_db_with_state: Path,
