@@ -28,43 +28,60 @@ def machine() -> dict:
 # -- the writer alone ---------------------------------------------------------------------
 
 
-def bench_writer(tasks: int = 20_000) -> dict:
-    from taskscope.store.database import open_for_writing
+def _task_messages(run: str, i: int, t: float, fine_grained: bool) -> list:
+    """One no-op task's messages as the hub receives them (coalesced), or one per row change."""
     from taskscope.store.messages import (
         ResourceSample,
         TaskInfo,
         TaskStatus,
         TryInfo,
-        WorkflowStart,
-        decode_batch,
-        encode_batch,
+        TryRun,
     )
-    from taskscope.store.writer import DatabaseWriter
 
-    run = str(uuid.uuid4())
-    t0 = time.time()
-    messages = [WorkflowStart(run, "b", "1", t0, "h", "u", "/r", "3", "0", ["x"], 1, 2.0)]
-    for i in range(tasks):
-        t = t0 + i * 1e-3
-        messages += [
+    sample = ResourceSample(
+        run, i, 0, t + 3e-4, 1.0, 7, 0.1, 0, 0.01, 0.0, 1e8, 3e7, 0, 0, "running", "0", 1, 0
+    )
+    if fine_grained:  # the first design: 12 messages per task
+        return [
             TaskInfo(run, i, "f", False, "x", t),
             TaskStatus(run, i, 0, "pending", t),
             TryInfo(run, i, 0, executor="x", time_launched=t + 1e-4),
             TaskStatus(run, i, 0, "launched", t + 1e-4),
             TaskStatus(run, i, 0, "running", t + 2e-4),
             TryInfo(run, i, 0, hostname="w", block_id="0", time_running=t + 2e-4),
-            ResourceSample(
-                run, i, 0, t + 3e-4, 1.0, 7, 0.1, 0, 0.01, 0.0, 1e8, 3e7, 0, 0, "running", "0", 1, 0
-            ),
+            sample,
             TaskStatus(run, i, 0, "running_ended", t + 3e-4),
             TryInfo(run, i, 0, hostname="w", time_returned=t + 3e-4),
             TryInfo(run, i, 0, time_returned=t + 4e-4),
             TaskStatus(run, i, 0, "exec_done", t + 4e-4),
             TaskInfo(run, i, "f", False, "x", t, time_returned=t + 4e-4),
         ]
-    frames = [encode_batch(messages[i : i + 50]) for i in range(0, len(messages), 50)]
+    return [
+        TaskInfo(run, i, "f", False, "x", t, state="pending", timestamp=t),
+        TryInfo(
+            run, i, 0, executor="x", time_launched=t + 1e-4, state="launched", timestamp=t + 1e-4
+        ),
+        TryRun(run, i, 0, "w", "0", t + 2e-4, t + 3e-4, sample),
+        TryInfo(run, i, 0, time_returned=t + 4e-4, state="exec_done", timestamp=t + 4e-4),
+        TaskInfo(run, i, "f", False, "x", t, time_returned=t + 4e-4),
+    ]
+
+
+def bench_writer(tasks: int = 20_000, fine_grained: bool = False) -> dict:
+    """Decode + write frames as the hub gets them: DFK frames of ~50 ms and worker frames."""
+    from taskscope.store.database import open_for_writing
+    from taskscope.store.messages import WorkflowStart, decode_batch, encode_batch
+    from taskscope.store.writer import DatabaseWriter
+
+    run = str(uuid.uuid4())
+    t0 = time.time()
+    messages = [WorkflowStart(run, "b", "1", t0, "h", "u", "/r", "3", "0", ["x"], 1, 2.0)]
+    for i in range(tasks):
+        messages += _task_messages(run, i, t0 + i * 1e-3, fine_grained)
+    frames = [encode_batch(messages[i : i + 500]) for i in range(0, len(messages), 500)]
     with tempfile.TemporaryDirectory() as d:
         writer = DatabaseWriter(open_for_writing(Path(d) / "m.db"))
+        cpu0 = time.process_time()
         start = time.perf_counter()
         last_commit = start
         for frame in frames:
@@ -75,16 +92,24 @@ def bench_writer(tasks: int = 20_000) -> dict:
                 last_commit = now
         writer.close()
         elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu0
         conn = sqlite3.connect(Path(d) / "m.db")
         statuses = conn.execute("SELECT count(*) FROM status").fetchone()[0]
         done = conn.execute("SELECT tasks_completed_count FROM workflow").fetchone()[0]
+        rows = sum(
+            conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("task", "try", "status", "resource")
+        )
     return {
-        "section": "writer",
+        "section": "writer-fine" if fine_grained else "writer",
+        "tasks": tasks,
         "messages": len(messages),
         "seconds": round(elapsed, 3),
+        "cpu_seconds": round(cpu, 3),
         "messages_per_s": round(len(messages) / elapsed),
+        "tasks_per_s": round(tasks / elapsed),
+        "rows_per_s": round(rows / elapsed),
         "status_rows": statuses,
-        "status_rows_expected": 5 * tasks,
         "lost": 5 * tasks - statuses,
         "completed_count": done,
         "includes": "msgpack decode + SQLite upserts + commits every 100 ms + ANALYZE",
@@ -174,17 +199,21 @@ def bench_pair(kind: str, n: int) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    sections = argv or ["writer", "noop", "sleep"]
+    sections = argv or ["writer", "writer-fine", "noop", "sleep"]
     lines = []
     for section in sections:
         if section == "writer":
             line = bench_writer()
+        elif section == "writer-fine":
+            line = bench_writer(fine_grained=True)
         elif section == "noop":
             line = bench_pair("noop", 2000)
         elif section == "sleep":
             line = bench_pair("sleep", 500)
         else:
-            raise SystemExit(f"unknown section {section!r}; choose from writer, noop, sleep")
+            raise SystemExit(
+                f"unknown section {section!r}; choose from writer, writer-fine, noop, sleep"
+            )
         line["machine"] = machine()
         print(json.dumps(line), flush=True)
         lines.append(line)

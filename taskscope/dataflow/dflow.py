@@ -207,8 +207,7 @@ class DataFlowKernel:
         self._active[tid] = record
         ev = self._events
         if ev is not None:
-            ev.task_info(record)
-            ev.status(record, States.pending)
+            ev.submitted(record)
 
         if not deps:
             self._start(record)
@@ -311,8 +310,7 @@ class DataFlowKernel:
         ev = self._events
         if ev is not None:
             func = ev.wrap(func, record)
-            ev.status(record, States.launched)
-            ev.try_launched(record)
+            ev.launched(record)
         try:
             fu = self.executors[record.executor].submit(
                 func, record.resource_specification, *record.args, **record.kwargs
@@ -465,10 +463,7 @@ class DataFlowKernel:
             self.tasks.pop(record.id, None)
         ev = self._events
         if ev is not None:
-            ev.status(record, state)
-            if state is States.exec_done:
-                ev.try_ended(record)
-            ev.task_info(record)
+            ev.finished(record, state)
 
     # ----------------------------------------------------------------- waiting and ending
     def wait_for_current_tasks(self) -> None:

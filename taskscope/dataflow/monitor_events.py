@@ -2,6 +2,11 @@
 
 Only built when ``Config(monitoring=...)`` is set: with monitoring off the kernel holds
 ``None`` instead of this object and no message is ever constructed.
+
+With monitoring on, this runs for every task on the kernel's hot path, so it sends as few
+messages as it can (see ``taskscope.store.messages``): a task's row with its ``pending``
+state, a try's launch with its ``launched`` state, and at the end the try's return with the
+final state and the task's final row. Four messages for a task that succeeds first time.
 """
 
 from __future__ import annotations
@@ -86,28 +91,74 @@ class TaskEvents:
             )
         )
 
-    def task_info(self, r: TaskRecord) -> None:
+    def _task_row(self, r: TaskRecord, state: str | None, timestamp: float | None) -> m.TaskInfo:
         kw = r.kwargs
+        if kw:
+            inputs, outputs = _file_list(kw.get("inputs")), _file_list(kw.get("outputs"))
+            stdout, stderr = _std_name(kw.get("stdout")), _std_name(kw.get("stderr"))
+        else:
+            inputs = outputs = stdout = stderr = None
+        joins = [getattr(f, "tid", -1) for f in r.joins] if r.joins else None
+        return m.TaskInfo(
+            self.run_id,
+            r.id,
+            r.func_name,
+            r.memoize,
+            r.executor,
+            r.time_invoked,
+            r.depends_ids,
+            r.hashsum,
+            inputs,
+            outputs,
+            None,
+            stdout,
+            stderr,
+            r.time_returned,
+            r.fail_count,
+            float(r.fail_cost),
+            joins,
+            state,
+            r.try_id,
+            timestamp,
+        )
+
+    def submitted(self, r: TaskRecord) -> None:
+        """A new task: its row and its 'pending' state."""
+        self._send(self._task_row(r, "pending", r.time_invoked))
+
+    def launched(self, r: TaskRecord) -> None:
+        """A try handed to its executor: the try's row and the 'launched' state."""
+        t = r.try_time_launched
         self._send(
-            m.TaskInfo(
-                run_id=self.run_id,
-                task_id=r.id,
-                func_name=r.func_name,
-                memoize=r.memoize,
-                executor=r.executor,
-                time_invoked=r.time_invoked,
-                depends=r.depends_ids,
-                hashsum=r.hashsum,
-                inputs=_file_list(kw.get("inputs")),
-                outputs=_file_list(kw.get("outputs")),
-                stdout=_std_name(kw.get("stdout")),
-                stderr=_std_name(kw.get("stderr")),
-                time_returned=r.time_returned,
-                fail_count=r.fail_count,
-                fail_cost=float(r.fail_cost),
-                joins=[getattr(f, "tid", -1) for f in r.joins] if r.joins else None,
+            m.TryInfo(
+                self.run_id,
+                r.id,
+                r.try_id,
+                r.executor,
+                None,
+                None,
+                t,
+                None,
+                None,
+                None,
+                None,
+                "launched",
+                t,
             )
         )
+
+    def finished(self, r: TaskRecord, state: States) -> None:
+        """The task reached its final ``state``: the try's return (if this state ends a try
+        that has not been reported yet) and the task's final row."""
+        now = time.time()
+        if state is States.exec_done:
+            self.try_ended(r, state.name, now)
+            self._send(self._task_row(r, None, None))
+        else:
+            self._send(self._task_row(r, state.name, now))
+
+    def task_info(self, r: TaskRecord) -> None:
+        self._send(self._task_row(r, None, None))
 
     def status(self, r: TaskRecord, state: States) -> None:
         self._send(
@@ -120,27 +171,26 @@ class TaskEvents:
             )
         )
 
-    def try_launched(self, r: TaskRecord) -> None:
-        self._send(
-            m.TryInfo(
-                run_id=self.run_id,
-                task_id=r.id,
-                try_id=r.try_id,
-                executor=r.executor,
-                time_launched=r.try_time_launched,
-            )
-        )
-
-    def try_ended(self, r: TaskRecord) -> None:
+    def try_ended(
+        self, r: TaskRecord, state: str | None = None, timestamp: float | None = None
+    ) -> None:
+        """The try's result came back (with the state it led to, when known here)."""
         joins = str([getattr(f, "tid", None) for f in r.joins]) if r.joins else None
         self._send(
             m.TryInfo(
-                run_id=self.run_id,
-                task_id=r.id,
-                try_id=r.try_id,
-                time_returned=r.try_time_returned,
-                fail_history=",".join(r.fail_history) or None,
-                joins=joins,
+                self.run_id,
+                r.id,
+                r.try_id,
+                None,
+                None,
+                None,
+                None,
+                None,
+                r.try_time_returned,
+                ",".join(r.fail_history) or None,
+                joins,
+                state,
+                timestamp,
             )
         )
 

@@ -11,6 +11,7 @@ from taskscope.store.messages import (  # noqa: F401
     TaskStatus,
     TryFailure,
     TryInfo,
+    TryRun,
     WorkflowEnd,
     WorkflowStart,
     decode_batch,

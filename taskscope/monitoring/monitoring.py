@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -20,10 +19,12 @@ from typing import Any
 import psutil
 
 from taskscope.monitoring import wrapper
+from taskscope.monitoring.buffer import MessageBuffer
 from taskscope.monitoring.endpoint import database_path
 from taskscope.monitoring.errors import MonitoringError, MonitoringWarning
+from taskscope.monitoring.hubprocess import WriterProcess
 from taskscope.monitoring.messages import BlockInfo, Message, NodeInfo
-from taskscope.monitoring.receiver import HubService
+from taskscope.monitoring.receiver import resolve_bind_address
 
 logger = logging.getLogger("taskscope.monitoring")
 
@@ -95,8 +96,9 @@ class MonitoringHub:
         self.heartbeat_interval = HEARTBEAT_INTERVAL
 
         self.run_id: str | None = None
-        self._service: HubService | None = None
-        self._thread: threading.Thread | None = None
+        self._writer: WriterProcess | None = None
+        # Where send() puts messages; the writer's forwarder takes them from here.
+        self.buffer = MessageBuffer()
         self._target: wrapper.HubTarget | None = None
         self._token = secrets.token_hex(8)
         self._closed = False
@@ -116,18 +118,37 @@ class MonitoringHub:
 
     def start(self, run_id: str, run_dir: str) -> None:
         """Open the database, bind the port, start receiving. MonitoringError if impossible."""
-        if self._service is not None:
+        if self._writer is not None:
             raise MonitoringError("this MonitoringHub has already been started; make a new one")
         self.run_id = run_id
-        self._setup_logging(run_dir)
+        log_path = self._setup_logging(run_dir)
         address = self.hub_address or "127.0.0.1"
-        service = HubService(
-            str(self.db_path), run_id, address, self.hub_port, self.heartbeat_interval
+        bind = resolve_bind_address(address)
+        connect = "127.0.0.1" if bind == "*" else bind
+        writer = WriterProcess(
+            {
+                "db_path": str(self.db_path),
+                "run_id": run_id,
+                "bind_address": address,
+                "connect_address": connect,
+                "port": self.hub_port or 0,
+                "heartbeat_interval": self.heartbeat_interval,
+                "token": self._token,
+                "parent_pid": os.getpid(),
+                "log_level": "DEBUG" if self.monitoring_debug else "INFO",
+            },
+            log_path,
         )
-        port = service.open()
-        self._service = service
+        writer.buffer = self.buffer
+        try:
+            port = writer.start()
+        except MonitoringError:
+            self._teardown_logging()
+            raise
+        self._writer = writer
         self._target = wrapper.HubTarget(
-            address=address if address not in ("*", "0.0.0.0") else "127.0.0.1",
+            run_id=run_id,
+            address=connect,
             port=port,
             token=self._token,
             hub_pid=os.getpid(),
@@ -135,22 +156,18 @@ class MonitoringHub:
             resource_monitoring_interval=self.resource_monitoring_interval,
         )
         wrapper.register_local_hub(self._token, self)
-        self._thread = threading.Thread(
-            target=service.run, name="taskscope-monitoring-writer", daemon=True
-        )
-        self._thread.start()
         logger.info("monitoring run %s into %s, hub port %s", run_id, self.db_path, port)
 
     def send(self, message: Message) -> None:
         """Queue ``message`` for the writer. Thread-safe; never blocks."""
-        service = self._service
-        if service is None or service.error is not None or self._closed:
+        writer = self._writer
+        if writer is None or writer.error is not None or self._closed:
             self._warn_lost()
             return
-        service.inbox.append(message)
+        self.buffer.add(message)
 
-    def flush(self) -> None:
-        """Nothing to do: the writer drains the in-process queue itself (Sink protocol)."""
+    def kick(self) -> None:
+        """Nothing to do: the forwarder sends this process's messages every 50 ms (Sink)."""
 
     def wrap(
         self,
@@ -162,9 +179,12 @@ class MonitoringHub:
         executor_label: str,
     ) -> Callable[..., Any]:
         """A picklable callable that runs ``func`` and reports the try from the worker."""
-        if self._target is None:
+        target = self._target
+        if target is None:
             raise MonitoringError("MonitoringHub.wrap() called before start()")
-        return wrapper.MonitoredCall(func, self._target, run_id, task_id, try_id, executor_label)
+        if run_id != target.run_id:
+            raise MonitoringError(f"this hub records run {target.run_id}, not {run_id}")
+        return wrapper.MonitoredCall(func, target, task_id, try_id)
 
     def close(self) -> None:
         """Write everything received, ANALYZE, stop. Idempotent.
@@ -175,23 +195,19 @@ class MonitoringHub:
         if self._closed:
             return
         self._closed = True
-        service, thread = self._service, self._thread
+        writer = self._writer
         wrapper.unregister_local_hub(self._token)
-        if service is None or thread is None:
+        if writer is None:
             return
-        service.stop()
-        thread.join(CLOSE_TIMEOUT)
-        self._teardown_logging()
-        if thread.is_alive():
+        try:
+            writer.stop(self._token, CLOSE_TIMEOUT)
+        finally:
+            self._teardown_logging()
+        if writer.error is not None:
             raise MonitoringError(
-                f"the monitoring writer did not finish within {CLOSE_TIMEOUT:.0f} s; "
-                f"{self.db_path} may lack the end of the run"
-            )
-        if service.error is not None:
-            raise MonitoringError(
-                f"monitoring stopped recording during the run: {service.error!r}; "
+                f"monitoring stopped recording during the run: {writer.error}; "
                 f"{self.db_path} lacks what happened after that"
-            ) from service.error
+            )
 
     # -- helpers for executors -----------------------------------------------------------
 
@@ -201,12 +217,18 @@ class MonitoringHub:
 
     @property
     def writer_cpu_seconds(self) -> float:
-        """CPU time the receive-and-write thread used (known after close())."""
-        return self._service.cpu_seconds if self._service else 0.0
+        """CPU time the writer process's receive-and-write loop used (known after close())."""
+        return self._writer.cpu_seconds if self._writer else 0.0
 
     @property
     def messages_dropped(self) -> int:
-        return self._service.dropped if self._service else 0
+        """Frames the writer could not decode (known after close())."""
+        return self._writer.dropped if self._writer else 0
+
+    @property
+    def writer_pid(self) -> int | None:
+        proc = self._writer._proc if self._writer else None
+        return proc.pid if proc is not None else None
 
     def record_pool(
         self,
@@ -255,10 +277,10 @@ class MonitoringHub:
         if self._warned:
             return
         self._warned = True
-        if self._service is None:
+        if self._writer is None:
             why = "the hub was not started"
-        elif self._service.error is not None:
-            why = f"the monitoring writer failed: {self._service.error!r}"
+        elif self._writer.error is not None:
+            why = f"the monitoring writer failed: {self._writer.error}"
         else:
             why = "the hub is closed"
         warnings.warn(
@@ -267,21 +289,24 @@ class MonitoringHub:
             stacklevel=3,
         )
 
-    def _setup_logging(self, run_dir: str) -> None:
+    def _setup_logging(self, run_dir: str) -> str | None:
+        """Log to run_dir/monitoring.log (the writer process appends to it too)."""
         if not run_dir:
-            return
+            return None
+        path = os.path.join(run_dir, "monitoring.log")
         try:
             os.makedirs(run_dir, exist_ok=True)
-            handler = logging.FileHandler(os.path.join(run_dir, "monitoring.log"))
+            handler = logging.FileHandler(path)
         except OSError as e:
             logger.warning("cannot write the monitoring log in %s: %s", run_dir, e)
-            return
+            return None
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         handler.setLevel(logging.DEBUG if self.monitoring_debug else logging.INFO)
         logger.addHandler(handler)
         if logger.level == logging.NOTSET or logger.level > handler.level:
             logger.setLevel(handler.level)
         self._log_handler = handler
+        return path
 
     def _teardown_logging(self) -> None:
         if self._log_handler is not None:

@@ -1,10 +1,13 @@
-"""The hub's receive-and-write loop: one thread (or process) owns the database.
+"""The hub's receive-and-write loop: it owns the database, in the writer process.
 
-Messages come from two places: an in-process deque (the kernel's own messages, and tries run
-by threads of this process) and a ZeroMQ PULL socket (worker processes). Every ~50 ms the
-loop drains both, stages the messages in the writer's open transaction, and commits at least
+Every message arrives on one ZeroMQ PULL socket: batches from worker processes, and from the
+workflow process (the kernel's messages, and tries run by its threads). Every ~50 ms the loop
+drains the socket, stages the messages in the writer's open transaction, and commits at least
 every ``commit_interval`` seconds, so a reader sees changes well within a second and a killed
 process loses at most the last fraction of a second.
+
+The loop ends when the workflow process sends the close frame (after its last batch, on the
+same connection, so nothing it sent is left behind) or when that process dies.
 
 A frame that does not decode into messages is counted (``taskscope_run.messages_dropped``),
 logged and dropped; so is a single message the database rejects. Only a failure of the
@@ -14,7 +17,6 @@ report to the user.
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import resource
@@ -27,9 +29,9 @@ import msgspec
 import zmq
 
 from taskscope.monitoring.errors import MonitoringError
-from taskscope.monitoring.messages import Message, decode_batch
 from taskscope.store.database import open_for_writing
 from taskscope.store.errors import StoreError
+from taskscope.store.messages import Message, decode_batch
 from taskscope.store.writer import DatabaseWriter
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,13 @@ FINAL_QUIET_S = 0.03
 FINAL_MAX_S = 0.3
 # Draining at most this many frames per pass keeps commits regular under a flood.
 MAX_FRAMES_PER_PASS = 2000
+# The workflow process's last frame: this prefix and the hub's token. A msgpack batch is an
+# array, which never starts with a zero byte, so no batch can be mistaken for it.
+CLOSE_PREFIX = b"\x00close "
+
+
+def close_frame(token: str) -> bytes:
+    return CLOSE_PREFIX + token.encode()
 
 
 def resolve_bind_address(address: str) -> str:
@@ -64,6 +73,7 @@ class HubService:
         bind_address: str,
         port: int | None,
         heartbeat_interval: float,
+        token: str = "",
         commit_interval: float = 0.1,
     ) -> None:
         self.db_path = db_path
@@ -72,7 +82,8 @@ class HubService:
         self.requested_port = port or 0
         self.heartbeat_interval = heartbeat_interval
         self.commit_interval = commit_interval
-        self.inbox: collections.deque[Message] = collections.deque()
+        self._close_frame = close_frame(token)
+        self.closed_by_owner = False
         self.port: int | None = None
         self.error: BaseException | None = None
         self.dropped = 0
@@ -131,23 +142,25 @@ class HubService:
     def stop(self) -> None:
         self._stop.set()
 
-    def run(self, parent_pid: int | None = None, control: zmq.Socket | None = None) -> None:
-        """Receive and write until stop() (or the parent process dies); then finish up."""
+    def run(self, parent_pid: int | None = None, parent_pipe: int | None = None) -> None:
+        """Receive and write until the close frame, stop(), or the parent process's death
+        (``parent_pipe`` reads EOF, or ``parent_pid`` is no longer our parent)."""
         assert self._writer is not None and self._pull is not None
         poller = zmq.Poller()
         poller.register(self._pull, zmq.POLLIN)
         poller.register(self._monitor_socket, zmq.POLLIN)
-        if control is not None:
-            poller.register(control, zmq.POLLIN)
+        if parent_pipe is not None:
+            poller.register(parent_pipe, zmq.POLLIN)
         last_commit = last_beat = time.monotonic()
         try:
             while not self._stop.is_set():
                 events = dict(poller.poll(POLL_MS))
                 if self._monitor_socket in events:
                     self._count_handshake_failures()
-                if control is not None and control in events:
-                    control.recv()
-                    self._stop.set()
+                # The parent writes nothing after the configuration: readable means EOF.
+                if parent_pipe in events and not os.read(parent_pipe, 4096):
+                    logger.warning("workflow process died; closing the monitoring database")
+                    break
                 batch = self._drain()
                 if batch:
                     self._write(batch)
@@ -172,19 +185,21 @@ class HubService:
 
     def _drain(self) -> list[Message]:
         batch: list[Message] = []
-        inbox = self.inbox
-        while inbox:
-            batch.append(inbox.popleft())
         pull = self._pull
         for _ in range(MAX_FRAMES_PER_PASS):
             try:
                 frame = pull.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
+            data = frame.buffer
             try:
-                batch.extend(decode_batch(frame.buffer))
+                batch.extend(decode_batch(data))
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                self._drop(1, f"undecodable frame of {len(frame.buffer)} bytes: {e}")
+                if data[: len(CLOSE_PREFIX)] == CLOSE_PREFIX and bytes(data) == self._close_frame:
+                    self.closed_by_owner = True
+                    self._stop.set()
+                    break
+                self._drop(1, f"undecodable frame of {len(data)} bytes: {e}")
         return batch
 
     def _final_drain(self, poller: zmq.Poller) -> None:

@@ -7,8 +7,8 @@ per running try takes a full psutil sample of the process and its child processe
 Figures are per try, not per worker: CPU times, context switches and I/O are the try's own
 thread's counters minus their values when the try began (plus CPU of child processes the try
 waited for), so a worker that has run a thousand tasks still reports each task's own cost.
-The start and end of a try use only getrusage and pread (microseconds); psutil's process
-scans are kept to the periodic samples.
+The start and end of a try use only getrusage, one pread and one write (a few microseconds in
+all: they run for every task); /proc scans are kept to the periodic samples.
 """
 
 from __future__ import annotations
@@ -23,24 +23,31 @@ from typing import Protocol
 import psutil
 
 from taskscope.monitoring import procfs
+from taskscope.monitoring.buffer import MessageBuffer
 from taskscope.monitoring.messages import Message, ResourceSample
 
 logger = logging.getLogger(__name__)
 
-FLUSH_PERIOD = 0.1
+SAMPLE_CHECK_PERIOD = 0.1
 
 
 class Sink(Protocol):
+    """Where a process's monitoring messages go: the hub itself (same process) or a sender."""
+
+    buffer: MessageBuffer
+
     def send(self, message: Message) -> None: ...
-    def flush(self) -> None: ...
+    def kick(self) -> None: ...
 
 
 class TryProbe:
     """Baselines of one running try, taken in the thread that runs it."""
 
     __slots__ = (
+        "base_child_read",
         "base_child_system",
         "base_child_user",
+        "base_child_write",
         "base_invol",
         "base_read",
         "base_system",
@@ -73,7 +80,10 @@ class TryProbe:
         self.base_user, self.base_system = me.ru_utime, me.ru_stime
         self.base_vol, self.base_invol = me.ru_nvcsw, me.ru_nivcsw
         self.base_child_user, self.base_child_system = kids.ru_utime, kids.ru_stime
-        self.base_read, self.base_write = procfs.thread_io()
+        self.base_read = me.ru_inblock * procfs.BLOCK_BYTES
+        self.base_write = me.ru_oublock * procfs.BLOCK_BYTES
+        self.base_child_read = kids.ru_inblock * procfs.BLOCK_BYTES
+        self.base_child_write = kids.ru_oublock * procfs.BLOCK_BYTES
         # Only child processes started after this are the try's (a thread executor's process
         # may have other children, e.g. another executor's worker processes).
         self.begin_ticks = procfs.boot_ticks_now() - 1
@@ -92,15 +102,10 @@ class ProcessMonitor:
         self._children_file = True  # /proc/<pid>/task/<tid>/children, if the kernel has it
         self._lock = threading.Lock()
         self._active: dict[int, TryProbe] = {}  # id(probe) -> probe
-        self._sinks: dict[int, Sink] = {}
-        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="taskscope-monitor", daemon=True)
         self._thread.start()
 
     # -- called by the wrapper, in the thread running the try --------------------------
-
-    def add_sink(self, sink: Sink) -> None:
-        self._sinks.setdefault(id(sink), sink)
 
     def begin_try(
         self, run_id: str, task_id: int, try_id: int, interval: float, sink: Sink
@@ -117,7 +122,13 @@ class ProcessMonitor:
     def end_try(self, probe: TryProbe) -> ResourceSample:
         me = resource.getrusage(procfs.RUSAGE_THREAD)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        read, write = procfs.thread_io()
+        block = procfs.BLOCK_BYTES
+        read = max(0, me.ru_inblock * block - probe.base_read) + max(
+            0, kids.ru_inblock * block - probe.base_child_read
+        )
+        write = max(0, me.ru_oublock * block - probe.base_write) + max(
+            0, kids.ru_oublock * block - probe.base_child_write
+        )
         with self._lock:
             self._fold_peak()
             self._active.pop(id(probe), None)
@@ -138,10 +149,10 @@ class ProcessMonitor:
             + max(0.0, kids.ru_stime - probe.base_child_system),
             memory_virtual=float(virtual),
             memory_resident=float(peak),
-            disk_read=float(max(0, read - probe.base_read)),
-            disk_write=float(max(0, write - probe.base_write)),
+            disk_read=float(read),
+            disk_write=float(write),
             status="running",
-            cpu_num=procfs.thread_cpu_num(),
+            cpu_num=procfs.current_cpu(),
             ctx_switches_voluntary=float(me.ru_nvcsw - probe.base_vol),
             ctx_switches_involuntary=float(me.ru_nivcsw - probe.base_invol),
         )
@@ -160,18 +171,15 @@ class ProcessMonitor:
 
     def _loop(self) -> None:
         while True:
-            self._wake.wait(FLUSH_PERIOD)
+            time.sleep(SAMPLE_CHECK_PERIOD)
             if os.getpid() != self.pid:
                 return
+            if not self._active:
+                continue
             try:
                 self._sample_due(time.time())
             except Exception:
                 logger.exception("resource sampling failed")
-            for sink in list(self._sinks.values()):
-                try:
-                    sink.flush()
-                except Exception:
-                    logger.exception("monitoring flush failed")
 
     def _children(self) -> list[int]:
         pids = procfs.child_pids(self.pid) if self._children_file else None
@@ -244,8 +252,16 @@ class ProcessMonitor:
                 + child_system,
                 memory_virtual=float(vms),
                 memory_resident=float(rss),
-                disk_read=float(max(0, read - probe.base_read) + child_read),
-                disk_write=float(max(0, write - probe.base_write) + child_write),
+                disk_read=float(
+                    max(0, read - probe.base_read)
+                    + max(0, kids.ru_inblock * procfs.BLOCK_BYTES - probe.base_child_read)
+                    + child_read
+                ),
+                disk_write=float(
+                    max(0, write - probe.base_write)
+                    + max(0, kids.ru_oublock * procfs.BLOCK_BYTES - probe.base_child_write)
+                    + child_write
+                ),
                 status=status,
                 cpu_num=cpu_num,
                 ctx_switches_voluntary=float(max(0, vol - probe.base_vol)),

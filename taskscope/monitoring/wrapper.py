@@ -5,11 +5,13 @@ A ``MonitoredCall`` is a plain picklable object carrying the function and where 
 process skips the socket). On the worker it records the try's start, lets the process's
 monitor attribute samples to it, runs the function, and records the end and a final sample,
 whatever the function did. Exceptions pass through untouched.
+
+One message per short try: the start (a ``TryRun`` without an end) waits in the process's
+buffer, and when the try ends before it was sent, the complete ``TryRun`` takes its place.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import time
@@ -19,7 +21,7 @@ from typing import Any
 import msgspec
 
 from taskscope.monitoring import sampler, sender
-from taskscope.monitoring.messages import TaskStatus, TryInfo
+from taskscope.monitoring.messages import TryRun
 
 HOSTNAME = socket.gethostname()
 
@@ -36,9 +38,10 @@ def unregister_local_hub(token: str) -> None:
     _local_hubs.pop(token, None)
 
 
-class HubTarget(msgspec.Struct, frozen=True):
+class HubTarget(msgspec.Struct, frozen=True, array_like=True):
     """Where and how a wrapped try reports; travels with every task."""
 
+    run_id: str
     address: str
     port: int
     token: str
@@ -55,77 +58,68 @@ def _sink_for(target: HubTarget) -> sampler.Sink:
     return sender.sender_for(target.address, target.port)
 
 
+_block = ("", None)  # (pid, block id) of this process, read once per process
+
+
 def _block_id() -> str | None:
     # Set by executors that run blocks of workers (Parsl's name accepted too).
-    return os.environ.get("TASKSCOPE_BLOCK_ID") or os.environ.get("PARSL_WORKER_BLOCK_ID")
+    global _block
+    pid = os.getpid()
+    if _block[0] != pid:
+        _block = (
+            pid,
+            os.environ.get("TASKSCOPE_BLOCK_ID") or os.environ.get("PARSL_WORKER_BLOCK_ID"),
+        )
+    return _block[1]
 
 
 class MonitoredCall:
-    """``func`` wrapped to report one try (run_id, task_id, try_id) to the hub."""
+    """``func`` wrapped to report one try (task_id, try_id) of the target's run to the hub."""
 
-    def __init__(
-        self,
-        func: Callable[..., Any],
-        target: HubTarget,
-        run_id: str,
-        task_id: int,
-        try_id: int,
-        executor_label: str,
-    ) -> None:
+    __slots__ = ("func", "target", "task_id", "try_id")
+
+    def __init__(self, func: Callable[..., Any], target: HubTarget, task_id: int, try_id: int):
         self.func = func
         self.target = target
-        self.run_id = run_id
         self.task_id = task_id
         self.try_id = try_id
-        self.executor_label = executor_label
-        functools.update_wrapper(self, func)
+
+    # What code that inspects the function (names in logs, signatures in error messages)
+    # would otherwise find on a functools.update_wrapper copy, which costs every task µs.
+    @property
+    def __wrapped__(self) -> Callable[..., Any]:
+        return self.func
+
+    @property
+    def __name__(self) -> str:
+        return getattr(self.func, "__name__", "task")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         target = self.target
         sink = _sink_for(target)
-        monitor = sampler.process_monitor()
-        monitor.add_sink(sink)
-        run_id, task_id, try_id = self.run_id, self.task_id, self.try_id
+        buffer = sink.buffer
+        run_id, task_id, try_id = target.run_id, self.task_id, self.try_id
+        block = _block_id()
         started = time.time()
-        sink.send(TaskStatus(run_id, task_id, try_id, "running", started))
-        sink.send(
-            TryInfo(
-                run_id,
-                task_id,
-                try_id,
-                hostname=HOSTNAME,
-                block_id=_block_id(),
-                time_running=started,
-            )
-        )
-        probe = None
+        ticket = buffer.add_replaceable(TryRun(run_id, task_id, try_id, HOSTNAME, block, started))
+        probe = monitor = None
         if target.resource_monitoring_enabled:
+            monitor = sampler.process_monitor()
             probe = monitor.begin_try(
                 run_id, task_id, try_id, target.resource_monitoring_interval, sink
             )
         try:
             return self.func(*args, **kwargs)
         finally:
-            if probe is not None:
-                sink.send(monitor.end_try(probe))
-            ended = time.time()
-            sink.send(TaskStatus(run_id, task_id, try_id, "running_ended", ended))
-            sink.send(TryInfo(run_id, task_id, try_id, hostname=HOSTNAME, time_returned=ended))
-            # Send before the result travels back, so the hub has the try's end by the time
-            # the kernel sees the result (and close() has nothing left to wait for).
-            sink.flush()
+            sample = monitor.end_try(probe) if monitor is not None else None
+            done = TryRun(run_id, task_id, try_id, HOSTNAME, block, started, time.time(), sample)
+            if not buffer.replace(ticket, done):
+                buffer.add(done)
+            sink.kick()
 
     def __reduce__(self) -> tuple:
-        # Only what the worker needs: not the copied __doc__/__dict__/__wrapped__ attributes,
-        # which would add hundreds of bytes to every task's payload.
-        return (
-            _rebuild,
-            (self.func, self.target, self.run_id, self.task_id, self.try_id, self.executor_label),
-        )
+        # Only what the worker needs, positionally: this is pickled for every task.
+        return (MonitoredCall, (self.func, self.target, self.task_id, self.try_id))
 
     def __repr__(self) -> str:
         return f"<monitored {self.func!r} task {self.task_id} try {self.try_id}>"
-
-
-def _rebuild(*args: Any) -> MonitoredCall:
-    return MonitoredCall(*args)

@@ -10,9 +10,15 @@ and dropped by the hub.
 Times are float seconds since the epoch (``time.time()``), taken where the event happened;
 the writer turns them into UTC text in Parsl's format.
 
-Senders: the DataFlowKernel (WorkflowStart/End, Heartbeat, TaskInfo, TaskStatus, TryInfo,
-TryFailure), the worker-side wrapper (TaskStatus running/running_ended, TryInfo with host,
-ResourceSample), executors (NodeInfo, BlockInfo).
+Senders: the DataFlowKernel (WorkflowStart/End, TaskInfo, TryInfo, TaskStatus, TryFailure),
+the worker-side wrapper (TryRun, ResourceSample), executors (NodeInfo, BlockInfo).
+
+Few messages per task, on purpose: every message costs the workflow process CPU to build and
+the writer CPU to decode. So a TaskInfo or TryInfo may carry the state transition it came with
+(``state``/``timestamp``): the kernel sends a task's row with its ``pending`` state, a try's
+launch with ``launched``, its return with the final state. A worker sends one TryRun per short
+try (start, end and final sample together). The writer still makes every row: one ``status``
+row per transition, exactly as if each had been its own message.
 """
 
 from __future__ import annotations
@@ -55,7 +61,8 @@ class Heartbeat(Message, tag="heartbeat"):
 
 
 class TaskInfo(Message, tag="task"):
-    """A task's row; sent when it is created (pending) and again when it ends."""
+    """A task's row; sent when it is created (with ``state='pending'``) and again when it ends
+    (with its final state when that is not a try's: memo_done, dep_fail)."""
 
     run_id: str
     task_id: int
@@ -74,6 +81,9 @@ class TaskInfo(Message, tag="task"):
     fail_count: int = 0
     fail_cost: float = 0.0
     joins: list[int] | None = None
+    state: str | None = None  # a transition of try ``try_id`` at ``timestamp``, if any
+    try_id: int = 0
+    timestamp: float | None = None
 
 
 class TaskStatus(Message, tag="status"):
@@ -100,16 +110,8 @@ class TryInfo(Message, tag="try"):
     time_returned: float | None = None
     fail_history: str | None = None
     joins: str | None = None
-
-
-class TryFailure(Message, tag="try_failure"):
-    run_id: str
-    task_id: int
-    try_id: int
-    exception_type: str
-    message: str
-    traceback: str
-    exit_code: int | None = None
+    state: str | None = None  # a transition of this try at ``timestamp``, if any
+    timestamp: float | None = None
 
 
 class ResourceSample(Message, tag="resource"):
@@ -133,6 +135,31 @@ class ResourceSample(Message, tag="resource"):
     cpu_num: str
     ctx_switches_voluntary: float
     ctx_switches_involuntary: float
+
+
+class TryRun(Message, tag="try_run"):
+    """A try as its worker saw it: it started running; once over, when it ended (the
+    ``running_ended`` state) and its final resource sample. A try that outlasts the worker's
+    flush period is sent twice: start only, then complete (the writer makes no duplicates)."""
+
+    run_id: str
+    task_id: int
+    try_id: int
+    hostname: str
+    block_id: str | None
+    time_running: float
+    time_ended: float | None = None
+    sample: ResourceSample | None = None
+
+
+class TryFailure(Message, tag="try_failure"):
+    run_id: str
+    task_id: int
+    try_id: int
+    exception_type: str
+    message: str
+    traceback: str
+    exit_code: int | None = None
 
 
 class NodeInfo(Message, tag="node"):
@@ -166,6 +193,7 @@ AnyMessage = (
     | TaskInfo
     | TaskStatus
     | TryInfo
+    | TryRun
     | TryFailure
     | ResourceSample
     | NodeInfo

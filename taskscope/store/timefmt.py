@@ -13,11 +13,7 @@ _last_prefix = ""
 def utc_text(t: float) -> str:
     """Format ``t`` (seconds since the epoch) as ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC."""
     global _last_second, _last_prefix
-    second = int(t)
-    micro = int(round((t - second) * 1_000_000))
-    if micro >= 1_000_000:
-        second += 1
-        micro -= 1_000_000
+    second, micro = divmod(int(t * 1_000_000 + 0.5), 1_000_000)
     if second != _last_second:
         _last_prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
         _last_second = second

@@ -4,8 +4,8 @@ Messages from different processes arrive in any order (a worker's ``running`` ca
 kernel's ``launched``); every statement here is an upsert or an insert-if-absent so that the
 order of arrival never loses or overwrites information:
 
-- a try row is created by whichever message about it comes first; later partial TryInfo
-  messages fill in the columns they know (``COALESCE``). ``task_executor`` is NOT NULL, so a
+- a try row is created by whichever message about it comes first; later partial TryInfo and
+  TryRun messages fill in the columns they know (``COALESCE``). ``task_executor`` is NOT NULL, so a
   worker message that arrives first stores ``''`` until the kernel's message names it.
 - the kernel's ``time_returned`` wins over the worker's (the worker's arrives as a fallback).
 - ``status`` rows are inserted-if-absent: an identical transition sent twice is one row; two
@@ -31,13 +31,15 @@ from taskscope.store.messages import (
     TaskStatus,
     TryFailure,
     TryInfo,
+    TryRun,
     WorkflowEnd,
     WorkflowStart,
 )
-from taskscope.store.timefmt import utc_text, utc_text_or_none
+from taskscope.store.timefmt import utc_text
 
 COMPLETED_STATES = frozenset({"exec_done", "memo_done"})
 FAILED_STATES = frozenset({"failed", "dep_fail"})
+FINAL_STATES = COMPLETED_STATES | FAILED_STATES
 
 _INSERT_WORKFLOW = """
 INSERT OR IGNORE INTO workflow (run_id, workflow_name, workflow_version, time_began,
@@ -67,27 +69,22 @@ ON CONFLICT (task_id, run_id) DO UPDATE SET
     task_fail_count = MAX(task.task_fail_count, excluded.task_fail_count),
     task_fail_cost = MAX(task.task_fail_cost, excluded.task_fail_cost)"""
 
-# A TryInfo with a hostname comes from the worker; one without comes from the kernel.
+# Every update of a try, merged per batch: ?9 is the kernel's return time (it wins over what is
+# stored), ?10 the worker's (kept only when nothing else is known).
 _UPSERT_TRY = """
 INSERT INTO try (try_id, task_id, run_id, block_id, hostname, task_executor,
     task_try_time_launched, task_try_time_running, task_try_time_returned,
     task_fail_history, task_joins)
-VALUES (?, ?, ?, ?, ?, COALESCE(?, ''), ?, ?, ?, ?, ?)
+VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, ''), ?7, ?8, COALESCE(?9, ?10), ?11, ?12)
 ON CONFLICT (try_id, task_id, run_id) DO UPDATE SET
-    block_id = COALESCE(excluded.block_id, try.block_id),
-    hostname = COALESCE(excluded.hostname, try.hostname),
-    task_executor = CASE WHEN excluded.task_executor != '' THEN excluded.task_executor
-                         ELSE try.task_executor END,
-    task_try_time_launched = COALESCE(try.task_try_time_launched,
-                                      excluded.task_try_time_launched),
-    task_try_time_running = COALESCE(try.task_try_time_running,
-                                     excluded.task_try_time_running),
-    task_try_time_returned = CASE
-        WHEN excluded.hostname IS NULL
-            THEN COALESCE(excluded.task_try_time_returned, try.task_try_time_returned)
-        ELSE COALESCE(try.task_try_time_returned, excluded.task_try_time_returned) END,
-    task_fail_history = COALESCE(excluded.task_fail_history, try.task_fail_history),
-    task_joins = COALESCE(excluded.task_joins, try.task_joins)"""
+    block_id = COALESCE(?4, try.block_id),
+    hostname = COALESCE(?5, try.hostname),
+    task_executor = COALESCE(NULLIF(?6, ''), try.task_executor),
+    task_try_time_launched = COALESCE(try.task_try_time_launched, ?7),
+    task_try_time_running = COALESCE(try.task_try_time_running, ?8),
+    task_try_time_returned = COALESCE(?9, try.task_try_time_returned, ?10),
+    task_fail_history = COALESCE(?11, try.task_fail_history),
+    task_joins = COALESCE(?12, try.task_joins)"""
 
 _INSERT_STATUS = """
 INSERT OR IGNORE INTO status (task_id, task_status_name, timestamp, run_id, try_id)
@@ -121,39 +118,126 @@ def _joined(ids: list[int] | None) -> str | None:
     return None if ids is None else ",".join(str(i) for i in ids)
 
 
-def _merge_try(a: TryInfo, b: TryInfo) -> TryInfo:
-    """``b`` applied after ``a`` (same try, same source), with the upsert's own rules."""
-    from_worker = b.hostname is not None
-    return TryInfo(
-        a.run_id,
-        a.task_id,
-        a.try_id,
-        executor=b.executor or a.executor,
-        hostname=b.hostname or a.hostname,
-        block_id=b.block_id if b.block_id is not None else a.block_id,
-        time_launched=a.time_launched if a.time_launched is not None else b.time_launched,
-        time_running=a.time_running if a.time_running is not None else b.time_running,
-        time_returned=(a.time_returned if a.time_returned is not None else b.time_returned)
-        if from_worker
-        else (b.time_returned if b.time_returned is not None else a.time_returned),
-        fail_history=b.fail_history if b.fail_history is not None else a.fail_history,
-        joins=b.joins if b.joins is not None else a.joins,
+class _TryUpdate:
+    """Everything one batch says about one try, merged with the upsert's own rules."""
+
+    __slots__ = (
+        "block_id",
+        "executor",
+        "fail_history",
+        "hostname",
+        "joins",
+        "key",
+        "launched",
+        "returned_kernel",
+        "returned_worker",
+        "running",
     )
 
+    def __init__(self, key: tuple) -> None:
+        self.key = key
+        self.executor = self.hostname = self.block_id = None
+        self.launched = self.running = self.returned_kernel = self.returned_worker = None
+        self.fail_history = self.joins = None
 
-def _try_row(m: TryInfo) -> tuple:
+    def from_kernel(self, m: TryInfo) -> None:
+        if m.executor:
+            self.executor = m.executor
+        if m.hostname is not None:  # an old-style worker TryInfo
+            self.from_worker(m.hostname, m.block_id, m.time_running, m.time_returned)
+            return
+        if m.block_id is not None:
+            self.block_id = m.block_id
+        if self.launched is None:
+            self.launched = m.time_launched
+        if m.time_running is not None and self.running is None:
+            self.running = m.time_running
+        if m.time_returned is not None:
+            self.returned_kernel = m.time_returned
+        if m.fail_history is not None:
+            self.fail_history = m.fail_history
+        if m.joins is not None:
+            self.joins = m.joins
+
+    def from_worker(
+        self, hostname: str, block_id: str | None, running: float | None, ended: float | None
+    ) -> None:
+        self.hostname = hostname
+        if block_id is not None:
+            self.block_id = block_id
+        if self.running is None:
+            self.running = running
+        if self.returned_worker is None:
+            self.returned_worker = ended
+
+    def row(self) -> tuple:
+        try_id, task_id, run_id = self.key
+        return (
+            try_id,
+            task_id,
+            run_id,
+            self.block_id,
+            self.hostname,
+            self.executor,
+            None if self.launched is None else utc_text(self.launched),
+            None if self.running is None else utc_text(self.running),
+            None if self.returned_kernel is None else utc_text(self.returned_kernel),
+            None if self.returned_worker is None else utc_text(self.returned_worker),
+            self.fail_history,
+            self.joins,
+        )
+
+
+def _task_row(m: TaskInfo) -> list:
+    return [
+        m.task_id,
+        m.run_id,
+        _joined(m.depends),
+        m.func_name,
+        "1" if m.memoize else "0",
+        m.hashsum,
+        m.inputs,
+        m.outputs,
+        m.stdin,
+        m.stdout,
+        m.stderr,
+        utc_text(m.time_invoked),
+        None if m.time_returned is None else utc_text(m.time_returned),
+        m.fail_count,
+        m.fail_cost,
+    ]
+
+
+def _merge_task_row(earlier: list, later: list) -> list:
+    """``later`` applied after ``earlier`` (the same task), with the upsert's own rules."""
+    merged = [x if x is not None else y for x, y in zip(later, earlier, strict=True)]
+    merged[2] = earlier[2] if earlier[2] is not None else later[2]  # depends: first known
+    merged[11] = earlier[11]  # invoked: first
+    merged[13] = max(earlier[13], later[13])
+    merged[14] = max(earlier[14], later[14])
+    return merged
+
+
+def _resource_row(m: ResourceSample) -> tuple:
     return (
         m.try_id,
         m.task_id,
         m.run_id,
-        m.block_id,
-        m.hostname,
-        m.executor,
-        utc_text_or_none(m.time_launched),
-        utc_text_or_none(m.time_running),
-        utc_text_or_none(m.time_returned),
-        m.fail_history,
-        m.joins,
+        utc_text(m.timestamp),
+        m.interval,
+        m.pid,
+        m.memory_percent,
+        m.children_count,
+        m.time_user,
+        m.time_system,
+        m.memory_virtual,
+        m.memory_resident,
+        m.disk_read,
+        m.disk_write,
+        m.status,
+        m.cpu_num,
+        m.ctx_switches_voluntary,
+        m.ctx_switches_involuntary,
     )
 
 
@@ -183,77 +267,66 @@ class DatabaseWriter:
             self._in_txn = True
 
     def write(self, messages: list[Message]) -> None:
-        """Stage ``messages`` in the open transaction (opening one if needed)."""
+        """Stage ``messages`` in the open transaction (opening one if needed).
+
+        Everything a batch says about one task or one try becomes one upsert; every state
+        transition one status row.
+        """
         if not messages:
             return
-        starts, ends, tasks, statuses = [], [], [], []
-        tries: dict[tuple, TryInfo] = {}
+        starts, ends = [], []
+        tasks: dict[tuple, list] = {}
+        tries: dict[tuple, _TryUpdate] = {}
         failures, resources, nodes, blocks = [], [], [], []
+        statuses: list[tuple] = []
         status_keys: dict[tuple, int] = {}
         finals: list[tuple[str, str]] = []  # counted only once the batch is written
+
+        def transition(task_id: int, run_id: str, state: str, ts: float, try_id: int) -> None:
+            key = (task_id, run_id, state, ts)
+            while key in status_keys:
+                if status_keys[key] == try_id:  # the same transition sent twice
+                    return
+                ts += 1e-6  # another try, same microsecond: keep both
+                key = (task_id, run_id, state, ts)
+            status_keys[key] = try_id
+            statuses.append((task_id, state, utc_text(ts), run_id, try_id))
+            if state in FINAL_STATES:
+                finals.append((run_id, state))
+
+        def try_update(run_id: str, task_id: int, try_id: int) -> _TryUpdate:
+            key = (try_id, task_id, run_id)
+            update = tries.get(key)
+            if update is None:
+                update = tries[key] = _TryUpdate(key)
+            return update
+
         for m in messages:
             kind = type(m)
-            if kind is TaskStatus:
-                ts = m.timestamp
-                key = (m.task_id, m.run_id, m.state, ts)
-                while key in status_keys:
-                    if status_keys[key] == m.try_id:  # the same transition sent twice
-                        break
-                    ts += 1e-6
-                    key = (m.task_id, m.run_id, m.state, ts)
-                else:
-                    status_keys[key] = m.try_id
-                    statuses.append((m.task_id, m.state, utc_text(ts), m.run_id, m.try_id))
-                    if m.state in COMPLETED_STATES or m.state in FAILED_STATES:
-                        finals.append((m.run_id, m.state))
-            elif kind is TryInfo:
-                # Partial updates of one try from one source in one batch become one upsert.
-                key = (m.try_id, m.task_id, m.run_id, m.hostname is not None)
-                earlier = tries.get(key)
-                tries[key] = m if earlier is None else _merge_try(earlier, m)
-            elif kind is ResourceSample:
-                resources.append(
-                    (
-                        m.try_id,
-                        m.task_id,
-                        m.run_id,
-                        utc_text(m.timestamp),
-                        m.interval,
-                        m.pid,
-                        m.memory_percent,
-                        m.children_count,
-                        m.time_user,
-                        m.time_system,
-                        m.memory_virtual,
-                        m.memory_resident,
-                        m.disk_read,
-                        m.disk_write,
-                        m.status,
-                        m.cpu_num,
-                        m.ctx_switches_voluntary,
-                        m.ctx_switches_involuntary,
-                    )
+            if kind is TryInfo:
+                try_update(m.run_id, m.task_id, m.try_id).from_kernel(m)
+                if m.state is not None:
+                    transition(m.task_id, m.run_id, m.state, m.timestamp, m.try_id)
+            elif kind is TryRun:
+                try_update(m.run_id, m.task_id, m.try_id).from_worker(
+                    m.hostname, m.block_id, m.time_running, m.time_ended
                 )
+                transition(m.task_id, m.run_id, "running", m.time_running, m.try_id)
+                if m.time_ended is not None:
+                    transition(m.task_id, m.run_id, "running_ended", m.time_ended, m.try_id)
+                if m.sample is not None:
+                    resources.append(_resource_row(m.sample))
             elif kind is TaskInfo:
-                tasks.append(
-                    (
-                        m.task_id,
-                        m.run_id,
-                        _joined(m.depends),
-                        m.func_name,
-                        "1" if m.memoize else "0",
-                        m.hashsum,
-                        m.inputs,
-                        m.outputs,
-                        m.stdin,
-                        m.stdout,
-                        m.stderr,
-                        utc_text(m.time_invoked),
-                        utc_text_or_none(m.time_returned),
-                        m.fail_count,
-                        m.fail_cost,
-                    )
-                )
+                key = (m.task_id, m.run_id)
+                row = _task_row(m)
+                earlier = tasks.get(key)
+                tasks[key] = row if earlier is None else _merge_task_row(earlier, row)
+                if m.state is not None:
+                    transition(m.task_id, m.run_id, m.state, m.timestamp, m.try_id)
+            elif kind is TaskStatus:
+                transition(m.task_id, m.run_id, m.state, m.timestamp, m.try_id)
+            elif kind is ResourceSample:
+                resources.append(_resource_row(m))
             elif kind is Heartbeat:
                 self._heartbeats[m.run_id] = utc_text(m.timestamp)
             elif kind is TryFailure:
@@ -308,9 +381,9 @@ class DatabaseWriter:
         for s in starts:
             self._start_run(s)
         if tasks:
-            execute(_UPSERT_TASK, tasks)
+            execute(_UPSERT_TASK, tasks.values())
         if tries:
-            execute(_UPSERT_TRY, [_try_row(m) for m in tries.values()])
+            execute(_UPSERT_TRY, [u.row() for u in tries.values()])
         if statuses:
             execute(_INSERT_STATUS, statuses)
         if failures:

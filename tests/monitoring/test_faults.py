@@ -1,6 +1,8 @@
 """Junk on the hub port, a failing writer and a killed workflow process."""
 
 import os
+import re
+import resource
 import signal
 import socket
 import sqlite3
@@ -36,32 +38,43 @@ def test_junk_on_the_hub_port_is_counted_and_recording_goes_on(tmp_path):
     context.term()
     assert wait_for(lambda: query(tmp_path, "SELECT count(*) FROM status") == [(1,)])
     kernel_launch(hub, run_id, 8)
-    assert wait_for(lambda: hub.messages_dropped >= 3)
+    assert wait_for(
+        lambda: query(tmp_path, "SELECT messages_dropped FROM taskscope_run")[0][0] >= 3
+    )
     hub.send(WorkflowEnd(run_id, time.time(), "completed", 0, 0))
     hub.close()
+    assert hub.messages_dropped >= 3
     assert query(tmp_path, "SELECT count(*) FROM status") == [(3,)]
     dropped = query(tmp_path, "SELECT messages_dropped FROM taskscope_run")[0][0]
     assert dropped >= 3
     assert query(tmp_path, "SELECT status FROM taskscope_run") == [("completed",)]
 
 
-def test_writer_failure_is_reported_to_the_user(tmp_path, monkeypatch):
+def test_writer_failure_is_reported_to_the_user(tmp_path):
     hub, run_id = started_hub(tmp_path)
-    writer = hub._service._writer
-
-    def broken(messages):
-        raise sqlite3.OperationalError("disk I/O error")
-
-    monkeypatch.setattr(writer, "write", broken)
     kernel_launch(hub, run_id, 0)
-    assert wait_for(lambda: hub._service.error is not None)
-    with pytest.warns(MonitoringWarning, match="disk I/O error"):
-        hub.send(TaskStatus(run_id, 0, 0, "exec_done", time.time()))
+    assert wait_for(lambda: query(tmp_path, "SELECT count(*) FROM status") == [(2,)])
+    # The disk is full, as far as the writer process can tell: no file may grow any more.
+    wal = tmp_path / "monitoring.db-wal"
+    size = max(wal.stat().st_size, (tmp_path / "monitoring.db").stat().st_size)
+    resource.prlimit(hub.writer_pid, resource.RLIMIT_FSIZE, (size, size))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        deadline = time.monotonic() + 30
+        task_id = 1
+        while not caught and time.monotonic() < deadline:
+            kernel_launch(hub, run_id, task_id)
+            task_id += 1
+            time.sleep(0.001)
+    assert len(caught) == 1 and caught[0].category is MonitoringWarning
+    assert re.search("full|disk|I/O|too large", str(caught[0].message))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         hub.send(TaskStatus(run_id, 1, 0, "exec_done", time.time()))  # warned only once
     with pytest.raises(MonitoringError, match="stopped recording"):
         hub.close()
+    conn = sqlite3.connect(f"file:{tmp_path}/monitoring.db?mode=ro", uri=True)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 KILLED_SCRIPT = """
