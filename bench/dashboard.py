@@ -76,6 +76,8 @@ def pages(tasks: int) -> dict[str, str]:
         "dag_by_state_apps": f"{base}/dag?colour=state",
         "dag_tasks_2000": f"{base}/dag?view=tasks",
         "dag_one_app_2000": f"{base}/dag?view=tasks&app=summarize",
+        "dag_around_task": f"{base}/dag?view=around&task={middle - 4}",
+        "dag_around_task_deep": f"{base}/dag?view=around&task={middle - 4}&depth=20",
         "resources": f"{base}/resources",
         "resources_part_usage_workers": f"{base}/resources?part=usage_workers&format=json",
         "resources_part_usage_samples": f"{base}/resources?part=usage_samples&format=json",

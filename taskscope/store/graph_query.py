@@ -130,3 +130,124 @@ def app_graph(conn: sqlite3.Connection, run_id: str) -> AppGraph:
     nodes = [AppNode(app, sum(c.values()), c) for app, c in sorted(counts.items())]
     edges = [AppEdge(s, t, n) for (s, t), n in sorted(edge_counts.items())]
     return AppGraph(nodes, edges, sum(node.tasks for node in nodes))
+
+
+NEIGHBOURHOOD_DEPTH = 3
+NEIGHBOURHOOD_LIMIT = 400
+
+
+def _parents(conn: sqlite3.Connection, run_id: str, ids: list[int]) -> dict[int, set[int]]:
+    """task -> the tasks it depends on or joins, for `ids`."""
+    parents: dict[int, set[int]] = {}
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        for task_id, depends in conn.execute(
+            f"SELECT task_id, task_depends FROM task WHERE run_id = ? AND task_id IN ({marks})",
+            (run_id, *chunk),
+        ):
+            parents.setdefault(task_id, set()).update(_ids(depends))
+        for task_id, joins in conn.execute(
+            f"SELECT DISTINCT task_id, task_joins FROM try WHERE run_id = ? "
+            f"AND task_id IN ({marks}) AND task_joins IS NOT NULL AND task_joins != ''",
+            (run_id, *chunk),
+        ):
+            parents.setdefault(task_id, set()).update(_ids(joins))
+    return parents
+
+
+def _children(
+    conn: sqlite3.Connection, run_id: str, ids: list[int], joiners: dict[int, set[int]]
+) -> dict[int, set[int]]:
+    """task -> the tasks that depend on it, for `ids`.
+
+    A dependent is submitted after its dependencies, so it has a larger id: the search is a
+    range scan of the task primary key from the smallest id on (``+t.run_id`` keeps SQLite
+    from preferring the (run_id, app) index, which would read the whole run). Join edges go
+    the other way (a join app's inner tasks are submitted after it); they come from
+    `joiners`, read once."""
+    children: dict[int, set[int]] = {}
+    wanted = set(ids)
+    for chunk in _chunks(ids):
+        for child, parent in conn.execute(
+            f"SELECT t.task_id, j.value FROM task t, {_IDS.format(col='t.task_depends')} j "
+            "WHERE t.task_id > :low AND +t.run_id = :run AND t.task_depends != '' "
+            f"AND {_VALID.format(col='t.task_depends')} "
+            "AND j.value IN (SELECT value FROM json_each(:ids))",
+            {"run": run_id, "low": min(chunk), "ids": "[" + ",".join(map(str, chunk)) + "]"},
+        ):
+            children.setdefault(int(parent), set()).add(child)
+    for joiner, joined in joiners.items():
+        for parent in joined & wanted:
+            children.setdefault(parent, set()).add(joiner)
+    return children
+
+
+def _walk(start: int, step, depth: int, room: int) -> set[int]:
+    """Breadth-first from `start` through `step(frontier) -> {node: neighbours}`, at most
+    `depth` levels and `room` nodes (the nearest first)."""
+    seen: set[int] = set()
+    frontier = [start]
+    for _ in range(depth):
+        if not frontier or len(seen) >= room:
+            break
+        found = step(frontier)
+        fresh = sorted({n for node in frontier for n in found.get(node, ())} - seen - {start})
+        fresh = fresh[: room - len(seen)]
+        seen.update(fresh)
+        frontier = fresh
+    return seen
+
+
+def task_neighbourhood(
+    conn: sqlite3.Connection,
+    run_id: str,
+    task_id: int,
+    *,
+    depth: int = NEIGHBOURHOOD_DEPTH,
+    limit: int = NEIGHBOURHOOD_LIMIT,
+) -> TaskGraph | None:
+    """One task with its ancestors and descendants up to `depth` levels each and `limit`
+    tasks in all (half the room for each side, and what one side leaves to the other), with
+    the edges between them; None when the task does not exist."""
+    info = describe_database(conn)
+    if not (info.has("task") and info.has("status")):
+        return None
+    exists = conn.execute(
+        "SELECT 1 FROM task WHERE run_id = ? AND task_id = ?", (run_id, task_id)
+    ).fetchone()
+    if exists is None:
+        return None
+    depth = max(1, min(int(depth), 50))
+    limit = max(2, min(int(limit), 5000))
+    joiners: dict[int, set[int]] = {}
+    if info.has("try"):
+        for joiner, joins in conn.execute(
+            "SELECT DISTINCT task_id, task_joins FROM try WHERE run_id = ? "
+            "AND task_joins IS NOT NULL AND task_joins != '' LIMIT 100000",
+            (run_id,),
+        ):
+            joiners.setdefault(joiner, set()).update(_ids(joins))
+
+    def up(frontier: list[int]) -> dict[int, set[int]]:
+        return _parents(conn, run_id, frontier)
+
+    def down(frontier: list[int]) -> dict[int, set[int]]:
+        return _children(conn, run_id, frontier, joiners)
+
+    half = (limit - 1) // 2
+    ancestors = _walk(task_id, up, depth, half)
+    descendants = _walk(task_id, down, depth, limit - 1 - len(ancestors))
+    if len(ancestors) == half and len(ancestors) + len(descendants) < limit - 1:
+        ancestors = _walk(task_id, up, depth, limit - 1 - len(descendants))  # unused room
+    chosen = sorted({task_id} | ancestors | descendants)
+    source = state_source(conn, info, run_id)
+    rows = _fetch_nodes(conn, source, run_id, chosen)
+    present = {row[0] for row in rows}
+    edges = []
+    for child, parents in _parents(conn, run_id, chosen).items():
+        for parent in sorted(parents & present):
+            kind = "joins" if parent in joiners.get(child, ()) else "depends"
+            edges.append(DagEdge(parent, child, kind))
+    nodes = [DagNode(t, name, state, duration) for t, name, state, duration, _ in rows]
+    total = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
+    return TaskGraph(nodes, edges, total)

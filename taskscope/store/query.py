@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from taskscope.store.graph_query import app_graph, task_graph
+from taskscope.store.graph_query import app_graph, task_graph, task_neighbourhood
 from taskscope.store.readonly import describe_database, open_readonly
 from taskscope.store.records import (
     AppStats,
@@ -65,6 +65,7 @@ __all__ = [
     "state_history",
     "task_detail",
     "task_graph",
+    "task_neighbourhood",
     "timeline",
 ]
 

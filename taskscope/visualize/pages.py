@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
 from taskscope.store import query
+from taskscope.store.graph_query import NEIGHBOURHOOD_DEPTH, NEIGHBOURHOOD_LIMIT
 from taskscope.store.records import RunRow
 from taskscope.store.timestamps import convention_label
 from taskscope.visualize import plots
@@ -200,14 +201,24 @@ class Pages:
     def dag(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         colour = choice_param(request, "colour", ["app", "state"], "app")
-        requested_view = choice_param(request, "view", ["auto", "apps", "tasks"], "auto")
+        requested_view = choice_param(request, "view", ["auto", "apps", "tasks", "around"], "auto")
         app = text_param(request, "app")
         first = int_param(request, "first", 0, 0) if request.query_params.get("first") else None
         limit = int_param(request, "limit", DAG_TASK_LIMIT, 10, 20000)
+        centre = int_param(request, "task", -1, -1) if request.query_params.get("task") else None
+        depth = int_param(request, "depth", NEIGHBOURHOOD_DEPTH, 1, 50)
+        if requested_view == "around" and (centre is None or centre < 0):
+            requested_view = "auto"  # no task given: the usual view
 
         def load(conn: sqlite3.Connection) -> dict:
             run = self._run(conn, run_id)
             view = requested_view
+            if view == "around":
+                graph = query.task_neighbourhood(conn, run_id, centre, depth=depth,
+                                                 limit=min(limit, NEIGHBOURHOOD_LIMIT))
+                if graph is None:
+                    raise _not_found(f"Run {run_id!r} has no task {centre}.")
+                return {"run": run, "view": view, "graph": graph}
             if view == "auto":
                 view = "tasks" if run.task_count <= DAG_TASK_LIMIT or app or first is not None else "apps"
             if view == "apps":
@@ -215,20 +226,22 @@ class Pages:
             graph = query.task_graph(conn, run_id, app=app, first_task=first, limit=limit)
             return {"run": run, "view": view, "graph": graph}
 
-        data = self.source.cached(("dag", run_id, colour, requested_view, app, first, limit), load)
+        key = ("dag", run_id, colour, requested_view, app, first, limit, centre, depth)
+        data = self.source.cached(key, load)
         run, graph, view = data["run"], data["graph"], data["view"]
         if view == "apps":
             figure = plots.app_dag(graph, colour)
         else:
-            figure = plots.task_dag(graph, colour)
-        apps = sorted({n.app for n in graph.nodes}) if view == "tasks" else [n.app for n in graph.nodes]
+            figure = plots.task_dag(graph, colour, centre if view == "around" else None)
+        apps = sorted({n.app for n in graph.nodes}) if view != "apps" else [n.app for n in graph.nodes]
         shown = len(graph.nodes)
         context = {"run": run, "graph": graph, "view": view, "colour": colour, "app": app,
                    "first": first, "limit": limit, "shown": shown, "apps": apps,
+                   "centre": centre, "depth": depth,
                    "quote": lambda s: quote(s, safe=""),
-                   "webgl": view == "tasks" and shown > plots.WEBGL_ABOVE,
+                   "webgl": view != "apps" and shown > plots.WEBGL_ABOVE,
                    "next_first": (max(n.task_id for n in graph.nodes) + 1) if view == "tasks" and graph.nodes else None}
-        title = f"DAG by {colour}"
+        title = f"DAG by {colour}" if view != "around" else f"DAG around task {centre}"
         return self.respond(request, PageData(
             "dag.html", context, sections=["dag_info"], figures={"dag": figure} if graph.nodes else {},
             live=run.status == "running", title=title,

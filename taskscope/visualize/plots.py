@@ -116,8 +116,9 @@ def _edge_trace(points: dict, edges: Sequence[tuple], dash: str, name: str, gl: 
     }
 
 
-def task_dag(graph: TaskGraph, colour_by: str) -> Figure:
-    """Every task a node, coloured by app or by state, with dependency and join edges."""
+def task_dag(graph: TaskGraph, colour_by: str, centre: int | None = None) -> Figure:
+    """Every task a node, coloured by app or by state, with dependency and join edges;
+    `centre` (a task id) is ringed, for the neighbourhood of one task."""
     points = layered_positions(
         [n.task_id for n in graph.nodes], [(e.source, e.target) for e in graph.edges]
     )
@@ -154,6 +155,13 @@ def task_dag(graph: TaskGraph, colour_by: str) -> Figure:
                 "hovertemplate": "%{text}<extra></extra>",
             }
         )
+    if centre is not None and centre in points:
+        data.append({
+            "type": "scattergl" if gl else "scatter", "mode": "markers", "name": f"task {centre}",
+            "x": [points[centre][0]], "y": [points[centre][1]], "hoverinfo": "skip",
+            "marker": {"symbol": "circle-open", "size": 22, "color": "#111111",
+                       "line": {"width": 3}},
+        })
     height = max(420, min(1600, 24 * _widest_layer(points)))
     return {
         "data": data,

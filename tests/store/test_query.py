@@ -233,3 +233,19 @@ def test_locate_database_forms(tmp_path: Path, parsl_db: Path):
     assert locate_database("sqlite:///monitoring.db", tmp_path).path == tmp_path / "monitoring.db"
     with pytest.raises(DatabaseNotFound):
         locate_database("nope.db", tmp_path)
+
+
+def test_neighbourhood_of_one_task(parsl):
+    one_level = query.task_neighbourhood(parsl, PARSL_RUN, 3, depth=1)
+    assert sorted(n.task_id for n in one_level.nodes) == [1, 2, 3, 4]
+    assert {(e.source, e.target) for e in one_level.edges} == {(1, 3), (2, 3), (3, 4)}
+    deeper = query.task_neighbourhood(parsl, PARSL_RUN, 3, depth=3)
+    assert sorted(n.task_id for n in deeper.nodes) == [0, 1, 2, 3, 4]
+    joined = query.task_neighbourhood(parsl, PARSL_RUN, 269, depth=1)
+    assert {e.source for e in joined.edges if e.kind == "joins"} == {270, 271, 272, 273, 274}
+    # a join app's inner task finds the join app among its descendants
+    inner = query.task_neighbourhood(parsl, PARSL_RUN, 272, depth=1)
+    assert 269 in {n.task_id for n in inner.nodes}
+    bounded = query.task_neighbourhood(parsl, PARSL_RUN, 269, depth=1, limit=3)
+    assert len(bounded.nodes) == 3 and 269 in {n.task_id for n in bounded.nodes}
+    assert query.task_neighbourhood(parsl, PARSL_RUN, 99999) is None

@@ -75,6 +75,7 @@ def page(browser, server):
 
 
 PAGES = ["/", f"/workflow/{PARSL_RUN}/", f"/workflow/{PARSL_RUN}/dag",
+         f"/workflow/{PARSL_RUN}/dag?view=around&task=269",
          f"/workflow/{PARSL_RUN}/dag?colour=state", f"/workflow/{PARSL_RUN}/dag?view=apps",
          f"/workflow/{PARSL_RUN}/resources", f"/workflow/{PARSL_RUN}/app/join",
          f"/workflow/{PARSL_RUN}/task/1"]
@@ -138,4 +139,20 @@ def test_hover_dag_node_shows_tooltip_and_click_opens_task(page, server):
     page.mouse.click(x, y)
     page.wait_for_url("**/task/*")
     assert page.locator("h1", has_text="Task").count() == 1
+    assert page.errors == []
+
+
+def test_task_page_opens_its_dag_neighbourhood(page, server):
+    page.goto(server + f"/workflow/{PARSL_RUN}/task/3")
+    page.get_by_role("link", name="neighbourhood of this task").click()
+    page.wait_for_url("**/dag?view=around&task=3")
+    page.locator('[data-plot="dag"] .main-svg').first.wait_for()
+    names = page.evaluate(
+        """() => document.querySelector('[data-plot="dag"]')._fullData.map(t => t.name)""")
+    assert "task 3" in names  # the ringed centre
+    tasks = page.evaluate(
+        """() => document.querySelector('[data-plot="dag"]')._fullData
+              .filter(t => t.mode === 'markers' && t.customdata)
+              .flatMap(t => t.customdata)""")
+    assert sorted(tasks) == sorted(f"task/{i}" for i in (0, 1, 2, 3, 4))
     assert page.errors == []

@@ -27,6 +27,7 @@ def run_routes(run_id: str, app: str, task_id: int) -> list[str]:
         f"{base}/", f"{base}/?gantt_page=2", f"{base}/dag", f"{base}/dag?colour=state",
         f"{base}/dag?view=apps", f"{base}/dag?view=apps&colour=state",
         f"{base}/dag?view=tasks&app={app}", f"{base}/dag?view=tasks&first=5&limit=20",
+        f"{base}/dag?view=around&task={task_id}", f"{base}/dag?view=around&task={task_id}&depth=1",
         f"{base}/resources", f"{base}/app/{app}", f"{base}/app/{app}?state=exec_done&page=2",
         f"{base}/app/{app}?sort=duration&order=desc", f"{base}/task/{task_id}",
     ]
@@ -135,11 +136,14 @@ def test_unknown_ids_and_malformed_params(parsl_db: Path):
                  "/no/such/page"):
         response = client.get(path)
         assert response.status_code == 404 and "Back to the list" in response.text
+    assert client.get(f"/workflow/{PARSL_RUN}/dag?view=around&task=999999").status_code == 404
     for path in ("/?page=-3&sort=DROP%20TABLE&order=sideways",
                  f"/workflow/{PARSL_RUN}/?gantt_page=zz",
                  f"/workflow/{PARSL_RUN}/dag?view=bogus&colour=1&first=x&limit=-5",
                  f"/workflow/{PARSL_RUN}/app/join?page=1e9&state=%27;--&sort=x",
-                 f"/workflow/{PARSL_RUN}/app/join?page=99999"):
+                 f"/workflow/{PARSL_RUN}/app/join?page=99999",
+                 f"/workflow/{PARSL_RUN}/dag?view=around&task=x&depth=-4",
+                 f"/workflow/{PARSL_RUN}/dag?view=around&task=3&depth=zz&limit=1"):
         assert client.get(path).status_code == 200, path
 
 
