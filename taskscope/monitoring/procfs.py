@@ -80,24 +80,29 @@ def thread_cpu_num() -> str:
 class ProcessMemory:
     """Resident peak and virtual size of this process, with a resettable peak on Linux.
 
-    Writing '5' to /proc/self/clear_refs resets the kernel's peak-RSS mark; afterwards
-    getrusage(RUSAGE_SELF).ru_maxrss reports the peak since the reset, which is exactly the
-    "most memory this try held" figure, even if the try freed it before returning.
+    Writing '5' to /proc/self/clear_refs resets the kernel's peak-RSS mark (VmHWM), which is
+    exactly the "most memory this try held" figure, even if the try freed it before
+    returning. getrusage's ru_maxrss reads that mark cheaply, but it is also at least the
+    peak of the process image before exec: a worker forked from a big workflow process and
+    exec'ed starts with that figure for good. Then VmHWM is read from /proc/self/status.
     """
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        try:
-            self._clear_fd = os.open("/proc/self/clear_refs", os.O_WRONLY)
-            os.write(self._clear_fd, b"5")
-            self.resettable = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
-        except OSError:
-            self._clear_fd = -1
-            self.resettable = False
-        try:
-            self._statm_fd = os.open("/proc/self/statm", os.O_RDONLY)
-        except OSError:
-            self._statm_fd = -1
+        self._status_fd = _open_or_minus_one("/proc/self/status", os.O_RDONLY)
+        self._statm_fd = _open_or_minus_one("/proc/self/statm", os.O_RDONLY)
+        self._clear_fd = _open_or_minus_one("/proc/self/clear_refs", os.O_WRONLY)
+        self.resettable = False
+        self._rusage_ok = False
+        if self._clear_fd >= 0:
+            try:
+                os.write(self._clear_fd, b"5")
+                self.resettable = self._vm_hwm() > 0
+            except OSError:
+                pass
+        if self.resettable:
+            rusage_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            self._rusage_ok = rusage_peak <= self._vm_hwm() + (4 << 20)
 
     def reset_peak(self) -> None:
         if self.resettable:
@@ -105,7 +110,18 @@ class ProcessMemory:
 
     def peak_resident(self) -> int:
         """Peak RSS in bytes since the last reset (or since the process began)."""
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        if self._rusage_ok:
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return self._vm_hwm()
+
+    def _vm_hwm(self) -> int:
+        if self._status_fd < 0:
+            return 0
+        text = os.pread(self._status_fd, 4096, 0)
+        at = text.find(b"VmHWM:")
+        if at < 0:
+            return 0
+        return int(text[at + 6 : text.index(b"kB", at)]) * 1024
 
     def current(self) -> tuple[int, int]:
         """(resident, virtual) bytes now."""
@@ -113,6 +129,13 @@ class ProcessMemory:
             return 0, 0
         fields = os.pread(self._statm_fd, 256, 0).split()
         return int(fields[1]) * PAGE_SIZE, int(fields[0]) * PAGE_SIZE
+
+
+def _open_or_minus_one(path: str, flags: int) -> int:
+    try:
+        return os.open(path, flags)
+    except OSError:
+        return -1
 
 
 def thread_times_of(tid: int) -> tuple[float, float, int, int] | None:

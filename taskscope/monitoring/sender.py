@@ -129,7 +129,9 @@ def flush_all() -> None:
 
 
 @atexit.register
-def _close_all() -> None:
+def close_all() -> None:
+    """Send what is buffered and close every sender of this process (waits for delivery up
+    to LINGER_MS). Runs at exit; executors whose workers leave with os._exit call it."""
     if _senders_pid != os.getpid():
         return
     for sender in list(_senders.values()):

@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> None:
             stream.flush()
         except Exception:  # noqa: BLE001, S110
             pass
+    # os._exit skips atexit: send the monitoring messages of the last tries first.
+    monitoring_sender = sys.modules.get("taskscope.monitoring.sender")
+    if monitoring_sender is not None:
+        monitoring_sender.close_all()
     os._exit(0)  # skip interpreter teardown: daemon threads may hold the outbox lock
 
 
