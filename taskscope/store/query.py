@@ -39,6 +39,7 @@ from taskscope.store.resource_query import (
 from taskscope.store.runstatus import parsl_run_status, taskscope_run_status
 from taskscope.store.sampling import in_sample, sample_stride
 from taskscope.store.task_state import (
+    STATE_TABLE,
     StateSource,
     app_state_counts,
     state_counts_sql,
@@ -343,13 +344,15 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
         )
     }
     exec_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
+    # The whole run: walk the tries (the sample test runs on index entries), then their
+    # tasks. One app: walk that app's tasks, then their tries.
+    tries_join = "task t JOIN try y" if app is not None else "try y CROSS JOIN task t"
     tries = {
         name: (n, total_exec, ran)
         for name, n, total_exec, ran in conn.execute(
             f"SELECT t.task_func_name, COUNT(*), SUM({exec_s}), "
             f"COUNT(DISTINCT CASE WHEN {exec_s} IS NOT NULL THEN y.task_id END) "
-            # CROSS JOIN: walk the tries (sample test on index entries), then their tasks
-            f"FROM try y CROSS JOIN task t ON t.task_id = y.task_id AND t.run_id = y.run_id "
+            f"FROM {tries_join} ON t.task_id = y.task_id AND t.run_id = y.run_id "
             f"WHERE y.run_id = :run{only_app} AND {in_sample('y.task_id', stride)} "
             "GROUP BY t.task_func_name",
             params,
@@ -381,14 +384,23 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
     return stats
 
 
-def _state_filter(source: StateSource, state: str) -> tuple[str, str]:
-    """(join, condition) keeping the run's tasks whose current state is `state`; a task with
-    no status row yet counts as pending."""
-    states = f"({source.per_task()})" if not source.from_table else "taskscope_task_state"
-    on = "z.task_id = t.task_id" + (" AND z.run_id = t.run_id" if source.from_table else "")
-    if state == "pending":
-        return f" LEFT JOIN {states} z ON {on}", "(z.state IS NULL OR z.state = :state)"
-    return f" JOIN {states} z ON {on}", "z.state = :state"
+def _state_filter(source: StateSource, state: str, one_app: bool) -> tuple[str, str]:
+    """(from clause, condition) keeping the run's tasks whose current state is `state`; a
+    task with no status row yet counts as pending.
+
+    From the state table: a join through its (run_id, state) index. From the status history:
+    for one app, a per-task lookup (cost grows with the app); for the whole run, one pass
+    over the history joined to the tasks by primary key."""
+    if source.from_table:
+        join = "LEFT JOIN" if state == "pending" else "JOIN"
+        condition = "(z.state IS NULL OR z.state = :state)" if state == "pending" else (
+            "z.state = :state")
+        return (f"task t {join} {STATE_TABLE} z ON z.run_id = t.run_id "
+                "AND z.task_id = t.task_id"), condition
+    if one_app or state == "pending":
+        return "task t", f"COALESCE({source.of_task()}, 'pending') = :state"
+    return (f"({source.per_task()} LIMIT -1) z CROSS JOIN task t ON t.task_id = z.task_id "
+            "AND t.run_id = :run"), "z.state = :state"
 
 
 def list_tasks(
@@ -417,23 +429,33 @@ def list_tasks(
         params["app"] = app
     has_status = info.has("status")
     source = state_source(conn, info, run_id) if has_status else None
-    join = ""
+    tables = "task t"
     if state is not None:
         if source is None:
             if state != "pending":
                 return Page([], 0, limit, offset)
         else:
-            join, condition = _state_filter(source, state)
+            tables, condition = _state_filter(source, state, one_app=app is not None)
             conditions.append(condition)
             params["state"] = state
     where = " AND ".join(conditions)
-    total = conn.execute(f"SELECT COUNT(*) FROM task t{join} WHERE {where}", params).fetchone()[0]
     order = TASK_SORTS.get(sort, "t.task_id")
     direction = "DESC" if descending else "ASC"
     chosen = (
-        f"SELECT t.task_id FROM task t{join} WHERE {where} "
+        f"SELECT t.task_id{{total}} FROM {tables} WHERE {where} "
         f"ORDER BY {order} {direction}, t.task_id LIMIT :limit OFFSET :offset"
     )
+    page_params = {**params, "limit": limit, "offset": offset}
+    total = None
+    if state is not None and source is not None and not source.from_table:
+        # The state filter reads the whole status history: count in the same pass.
+        rows = conn.execute(chosen.format(total=", COUNT(*) OVER ()"), page_params).fetchall()
+        ids = [row[0] for row in rows]
+        total = rows[0][1] if rows else None
+    else:
+        ids = [row[0] for row in conn.execute(chosen.format(total=""), page_params)]
+    if total is None:
+        total = conn.execute(f"SELECT COUNT(*) FROM {tables} WHERE {where}", params).fetchone()[0]
     state_sql = f"COALESCE({source.of_task()}, 'pending')" if source else "'pending'"
     tries_sql = hostname_sql = "NULL"
     if info.has("try"):
@@ -442,7 +464,6 @@ def list_tasks(
             "(SELECT y.hostname FROM try y WHERE y.run_id = t.run_id AND y.task_id = t.task_id "
             "ORDER BY y.try_id DESC LIMIT 1)"
         )
-    ids = [row[0] for row in conn.execute(chosen, {**params, "limit": limit, "offset": offset})]
     if not ids:
         return Page([], total, limit, offset)
     marks = ",".join("?" * len(ids))
@@ -511,17 +532,20 @@ def _tries(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: i
 
 
 def _dependents(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: int) -> list[int]:
-    """Tasks that depend on or join `task_id` (a text match, since the ids are stored as CSV)."""
+    """Tasks that depend on or join `task_id` (a text match, since the ids are stored as CSV).
+    Join apps are found whatever their id: their inner tasks are submitted after them."""
     key = str(task_id)
     params = {"run": run_id, "exact": key, "first": f"{key},%", "last": f"%,{key}",
               "middle": f"%,{key},%"}
     match = "({col} = :exact OR {col} LIKE :first OR {col} LIKE :last OR {col} LIKE :middle)"
+    # A dependent is submitted after its dependencies, so only larger ids can match: a range
+    # scan of the primary key (+run_id keeps SQLite off the (run_id, app) index).
     found = {
         row[0]
         for row in conn.execute(
-            f"SELECT task_id FROM task WHERE run_id = :run AND "
+            f"SELECT task_id FROM task WHERE task_id > :id AND +run_id = :run AND "
             f"{match.format(col='task_depends')} LIMIT 1000",
-            params,
+            {**params, "id": task_id},
         )
     }
     if info.has("try"):

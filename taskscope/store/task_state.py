@@ -152,6 +152,14 @@ def app_state_counts(
         )
         params.update({f"s{i}": s for i, s in enumerate(others)})
         rows = conn.execute(sql, params).fetchall() if others else []
+    elif not source.from_table and app is not None:
+        # One app from the status history: a lookup per task of the app, not a whole pass.
+        rest_state = "pending"
+        rows = conn.execute(
+            f"SELECT t.task_func_name, {source.of_task()} AS state, COUNT(*) FROM task t "
+            f"WHERE t.run_id = :run{only_app} AND state IS NOT NULL GROUP BY 1, 2",
+            params,
+        ).fetchall()
     else:
         rest_state = "pending"
         # CROSS JOIN and LIMIT -1: the states are computed once, in task order, and each is

@@ -302,6 +302,9 @@ class Pages:
         sort = choice_param(request, "sort", list(query.TASK_SORTS), "task_id")
         order = choice_param(request, "order", ["asc", "desc"], "asc")
 
+        if request.query_params.get("part") == "stats":
+            return self._app_stats_part(request, run_id, app)
+
         def load(conn: sqlite3.Connection) -> dict:
             run = self._run(conn, run_id)
             tasks = query.list_tasks(conn, run_id, app=app, state=state, sort=sort,
@@ -309,8 +312,7 @@ class Pages:
                                      offset=(page_no - 1) * TASKS_PER_PAGE)
             if tasks.total == 0 and state is None:
                 raise _not_found(f"Run {run_id!r} has no app {app!r}.")
-            stats = next(iter(query.app_summary(conn, run_id, app=app)), None)
-            return {"run": run, "tasks": tasks, "stats": stats}
+            return {"run": run, "tasks": tasks}
 
         data = self.source.cached(("app", run_id, app, page_no, state, sort, order), load)
         tasks = data["tasks"]
@@ -327,6 +329,14 @@ class Pages:
         return self.respond(request, PageData(
             "app.html", context, sections=["task_table"], live=data["run"].status == "running",
             title=f"App {app}", crumbs=self._run_crumbs(data["run"]) + [(f"app {app}", None)]))
+
+    def _app_stats_part(self, request: Request, run_id: str, app: str) -> Response:
+        def load(conn: sqlite3.Connection) -> dict:
+            run = self._run(conn, run_id)
+            return {"run": run, "stats": next(iter(query.app_summary(conn, run_id, app=app)), None)}
+
+        data = self.source.cached(("app-stats", run_id, app), load)
+        return self.respond_part(request, "stats", PartData(data), data["run"].status == "running")
 
     # ---- task ------------------------------------------------------------------------------
     def task(self, request: Request) -> Response:
