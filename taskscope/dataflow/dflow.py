@@ -112,6 +112,9 @@ class DataFlowKernel:
         try:
             for ex in [*config.executors, internal]:
                 ex.run_dir = self.run_dir
+                if hasattr(ex, "adaptive"):
+                    # Config(strategy='none') fixes the blocks at init_blocks, as in Parsl.
+                    ex.adaptive = config.strategy not in (None, "none")
                 if self._events is not None:
                     ex.run_id = self.run_id
                     ex.monitoring_send = self.monitoring.send
