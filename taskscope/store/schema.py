@@ -154,6 +154,17 @@ CREATE TABLE IF NOT EXISTS taskscope_try_failure (
 	exit_code INTEGER,
 	PRIMARY KEY (run_id, task_id, try_id)
 );
+-- Each task's latest state, kept by the writer so the dashboard can count and filter tasks
+-- by state without scanning the whole status history (about ten rows per task).
+CREATE TABLE IF NOT EXISTS taskscope_task_state (
+	run_id TEXT NOT NULL,
+	task_id INTEGER NOT NULL,
+	try_id INTEGER NOT NULL,
+	state TEXT NOT NULL,
+	timestamp DATETIME NOT NULL,
+	PRIMARY KEY (run_id, task_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_task_state_run_state ON taskscope_task_state (run_id, state);
 """
 
 # Indexes for the dashboard's lookups. The primary keys already cover lookups by run_id on

@@ -90,6 +90,14 @@ _INSERT_STATUS = """
 INSERT OR IGNORE INTO status (task_id, task_status_name, timestamp, run_id, try_id)
 VALUES (?, ?, ?, ?, ?)"""
 
+# Only a newer transition replaces a task's state: batches may arrive out of order.
+_UPSERT_TASK_STATE = """
+INSERT INTO taskscope_task_state (run_id, task_id, try_id, state, timestamp)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (run_id, task_id) DO UPDATE SET
+    try_id = excluded.try_id, state = excluded.state, timestamp = excluded.timestamp
+WHERE excluded.timestamp >= taskscope_task_state.timestamp"""
+
 _INSERT_FAILURE = """
 INSERT OR REPLACE INTO taskscope_try_failure (run_id, task_id, try_id, exception_type,
     message, traceback, exit_code)
@@ -281,6 +289,7 @@ class DatabaseWriter:
         statuses: list[tuple] = []
         status_keys: dict[tuple, int] = {}
         finals: list[tuple[str, str]] = []  # counted only once the batch is written
+        latest_states: dict[tuple, tuple] = {}  # (run_id, task_id) -> taskscope_task_state row
 
         def transition(task_id: int, run_id: str, state: str, ts: float, try_id: int) -> None:
             key = (task_id, run_id, state, ts)
@@ -290,7 +299,12 @@ class DatabaseWriter:
                 ts += 1e-6  # another try, same microsecond: keep both
                 key = (task_id, run_id, state, ts)
             status_keys[key] = try_id
-            statuses.append((task_id, state, utc_text(ts), run_id, try_id))
+            text = utc_text(ts)
+            statuses.append((task_id, state, text, run_id, try_id))
+            latest_key = (run_id, task_id)
+            latest = latest_states.get(latest_key)
+            if latest is None or text >= latest[4]:
+                latest_states[latest_key] = (run_id, task_id, try_id, state, text)
             if state in FINAL_STATES:
                 finals.append((run_id, state))
 
@@ -386,6 +400,7 @@ class DatabaseWriter:
             execute(_UPSERT_TRY, [u.row() for u in tries.values()])
         if statuses:
             execute(_INSERT_STATUS, statuses)
+            execute(_UPSERT_TASK_STATE, latest_states.values())
         if failures:
             execute(_INSERT_FAILURE, failures)
         if resources:
