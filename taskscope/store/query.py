@@ -269,13 +269,14 @@ def duration_stats(conn: sqlite3.Connection, run_id: str) -> DurationStats:
 
 
 def run_summary(
-    conn: sqlite3.Connection, run_id: str, with_durations: bool = True
+    conn: sqlite3.Connection, run_id: str, with_durations: bool = True, with_counts: bool = True
 ) -> RunSummary | None:
     """Details and task statistics of one run; None if the run is not in the database.
     `with_durations=False` skips the duration statistics (a pass over every task) for a
-    caller that fetches them separately with `duration_stats`."""
+    caller that fetches them separately with `duration_stats`; `with_counts=False` leaves
+    `run.state_counts` empty for one that calls `state_counts` itself."""
     info = describe_database(conn)
-    run = get_run(conn, run_id)
+    run = get_run(conn, run_id, with_counts=with_counts)
     if run is None:
         return None
     try_count, tried_tasks = (0, 0)
@@ -320,53 +321,71 @@ def _split_executors(text: str) -> list[str]:
 
 
 APP_SAMPLE_TASKS = 15_000
+# Apps this small are always measured exactly: a sample of them would be a handful of tasks.
+SMALL_APP_TASKS = 2_000
 
 
-def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -> list[AppStats]:
-    """One row per app (or only `app`): invocations, completed and failed counts (exact), tries
-    and mean durations (exact up to APP_SAMPLE_TASKS tasks, above that from a hashed sample of
-    about that many tasks, tries scaled up; `AppStats.sample_fraction` says which)."""
-    info = describe_database(conn)
-    if not (info.has("task") and info.has("status") and info.has("try")):
-        return []
-    counts = app_state_counts(conn, state_source(conn, info, run_id), app)
-    run_tasks = sum(sum(c.values()) for c in counts.values())
-    stride = sample_stride(run_tasks, APP_SAMPLE_TASKS)
-    params = {"run": run_id, "app": app}
-    only_app = " AND t.task_func_name = :app" if app is not None else ""
-    sampled = {
+def _app_means(
+    conn: sqlite3.Connection, run_id: str, stride: int, apps: list[str] | None
+) -> dict[str, tuple[int, float | None, int, float | None, int]]:
+    """app -> (tasks measured, mean duration, tries, summed run time, tasks that ran), over
+    the 1-in-`stride` sample of tasks, for `apps` (None: every app of the run)."""
+    params: dict = {"run": run_id}
+    only_apps = ""
+    if apps is not None:
+        params.update({f"a{i}": name for i, name in enumerate(apps)})
+        only_apps = " AND t.task_func_name IN (" + ",".join(f":a{i}" for i in range(len(apps))) + ")"
+    means = {
         name: (n, mean_d)
         for name, n, mean_d in conn.execute(
             f"SELECT t.task_func_name, COUNT(*), AVG({DURATION_SQL}) FROM task t "
-            f"WHERE t.run_id = :run{only_app} AND {in_sample('t.task_id', stride)} "
+            f"WHERE t.run_id = :run{only_apps} AND {in_sample('t.task_id', stride)} "
             "GROUP BY t.task_func_name",
             params,
         )
     }
     exec_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
     # The whole run: walk the tries (the sample test runs on index entries), then their
-    # tasks. One app: walk that app's tasks, then their tries.
-    tries_join = "task t JOIN try y" if app is not None else "try y CROSS JOIN task t"
-    tries = {
-        name: (n, total_exec, ran)
-        for name, n, total_exec, ran in conn.execute(
-            f"SELECT t.task_func_name, COUNT(*), SUM({exec_s}), "
-            f"COUNT(DISTINCT CASE WHEN {exec_s} IS NOT NULL THEN y.task_id END) "
-            f"FROM {tries_join} ON t.task_id = y.task_id AND t.run_id = y.run_id "
-            f"WHERE y.run_id = :run{only_app} AND {in_sample('y.task_id', stride)} "
-            "GROUP BY t.task_func_name",
-            params,
-        )
-    }
+    # tasks. Some apps: walk those apps' tasks, then their tries.
+    tries_join = "task t JOIN try y" if apps is not None else "try y CROSS JOIN task t"
+    result = {}
+    for name, n, total_exec, ran in conn.execute(
+        f"SELECT t.task_func_name, COUNT(*), SUM({exec_s}), "
+        f"COUNT(DISTINCT CASE WHEN {exec_s} IS NOT NULL THEN y.task_id END) "
+        f"FROM {tries_join} ON t.task_id = y.task_id AND t.run_id = y.run_id "
+        f"WHERE y.run_id = :run{only_apps} AND {in_sample('y.task_id', stride)} "
+        "GROUP BY t.task_func_name",
+        params,
+    ):
+        result[name] = (*means.get(name, (0, None)), n, total_exec, ran)
+    for name, (n, mean_d) in means.items():
+        result.setdefault(name, (n, mean_d, 0, None, 0))
+    return result
+
+
+def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -> list[AppStats]:
+    """One row per app (or only `app`): invocations, completed and failed counts (exact), tries
+    and mean durations: exact up to APP_SAMPLE_TASKS tasks in the run and for apps of at most
+    SMALL_APP_TASKS tasks, otherwise from a hashed sample of about APP_SAMPLE_TASKS tasks,
+    tries scaled up (`AppStats.sample_fraction` says which)."""
+    info = describe_database(conn)
+    if not (info.has("task") and info.has("status") and info.has("try")):
+        return []
+    counts = app_state_counts(conn, state_source(conn, info, run_id), app)
+    sizes = {name: sum(by_state.values()) for name, by_state in counts.items()}
+    stride = sample_stride(sum(sizes.values()), APP_SAMPLE_TASKS)
+    means = _app_means(conn, run_id, stride, [app] if app is not None else None)
+    small = [name for name, n in sizes.items() if n <= SMALL_APP_TASKS]
+    if stride > 1 and small:
+        means.update(_app_means(conn, run_id, 1, small))
     stats = []
     for name in sorted(counts):
-        by_state = counts[name]
-        n = sum(by_state.values())
+        by_state, n = counts[name], sizes[name]
         completed = by_state.get("exec_done", 0) + by_state.get("memo_done", 0)
         failed = by_state.get("failed", 0) + by_state.get("dep_fail", 0)
-        sample_n, mean_d = sampled.get(name, (0, None))
-        try_count, total_exec, ran = tries.get(name, (0, None, 0))
-        scale = n / sample_n if stride > 1 and sample_n else 1.0
+        measured, mean_d, try_count, total_exec, ran = means.get(name, (0, None, 0, None, 0))
+        exact = stride == 1 or name in small
+        scale = n / measured if not exact and measured else 1.0
         stats.append(
             AppStats(
                 app=name,
@@ -378,7 +397,7 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
                 mean_duration_s=mean_d,
                 # mean over the tasks that ran of each task's summed try time
                 mean_exec_s=(total_exec / ran) if total_exec is not None and ran else None,
-                sample_fraction=(sample_n / n) if stride > 1 and n else 1.0,
+                sample_fraction=1.0 if exact or not n else measured / n,
             )
         )
     return stats

@@ -21,6 +21,7 @@ from taskscope.store.records import (
     AppDistribution,
     BoxStats,
     Capacity,
+    DatabaseInfo,
     ResourceSample,
     UsageSeries,
 )
@@ -255,47 +256,73 @@ def _box_stats(
     }
 
 
-def app_distributions(conn: sqlite3.Connection, run_id: str) -> list[AppDistribution]:
-    """Per app: run time of its tasks, their peak resident memory and their CPU time.
+SMALL_APP_TASKS = 2_000  # apps this small are always measured exactly
 
-    On a large run the statistics come from a hashed sample of about DIST_SAMPLE_TASKS
-    tasks (the same tasks for all three), so the cost does not grow with the run; all three
-    are computed in one statement."""
-    info = describe_database(conn)
-    if not (info.has("task") and info.has("try")):
-        return []
-    tasks = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
-    stride = sample_stride(tasks, DIST_SAMPLE_TASKS)
+
+def _distribution_values(info: DatabaseInfo, keep: str) -> str:
+    """(kind, app, v) rows: each kept task's run time, peak memory and CPU time. `keep` is
+    SQL over a column named `task_id` choosing the tasks."""
     run_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
     values = (
         f"SELECT 'duration' AS kind, t.task_func_name AS app, p.v FROM (SELECT y.task_id, "
         f"SUM({run_s}) AS v FROM try y WHERE y.run_id = :run "
-        f"AND {in_sample('y.task_id', stride)} GROUP BY y.task_id) p "
+        f"AND {keep.format(task_id='y.task_id')} GROUP BY y.task_id) p "
         "JOIN task t ON t.run_id = :run AND t.task_id = p.task_id"
     )
-    if info.has("resource"):
-        floor = "0" if info.is_taskscope else f"MIN({_CPU})"
-        per_task = (
-            "SELECT task_id, MAX(peak) AS peak, SUM(cpu) AS cpu FROM (SELECT task_id, "
-            f"MAX(psutil_process_memory_resident) AS peak, MAX({_CPU}) - {floor} AS cpu "
-            f"FROM resource WHERE run_id = :run AND {in_sample('task_id', stride)} "
-            "GROUP BY task_id, try_id) GROUP BY task_id"
+    if not info.has("resource"):
+        return values
+    floor = "0" if info.is_taskscope else f"MIN({_CPU})"
+    per_task = (
+        "SELECT task_id, MAX(peak) AS peak, SUM(cpu) AS cpu FROM (SELECT task_id, "
+        f"MAX(psutil_process_memory_resident) AS peak, MAX({_CPU}) - {floor} AS cpu "
+        f"FROM resource WHERE run_id = :run AND {keep.format(task_id='task_id')} "
+        "GROUP BY task_id, try_id) GROUP BY task_id"
+    )
+    return (
+        f"WITH p AS MATERIALIZED (SELECT t.task_func_name AS app, p.peak, p.cpu "
+        f"FROM ({per_task}) p JOIN task t ON t.run_id = :run AND t.task_id = p.task_id) "
+        f"{values} UNION ALL SELECT 'peak', app, peak FROM p "
+        "UNION ALL SELECT 'cpu', app, cpu FROM p"
+    )
+
+
+def app_distributions(conn: sqlite3.Connection, run_id: str) -> list[AppDistribution]:
+    """Per app: run time of its tasks, their peak resident memory and their CPU time.
+
+    On a large run the statistics come from a hashed sample of about DIST_SAMPLE_TASKS
+    tasks (the same tasks for all three), so the cost does not grow with the run; apps of at
+    most SMALL_APP_TASKS tasks are measured exactly all the same."""
+    info = describe_database(conn)
+    if not (info.has("task") and info.has("try")):
+        return []
+    sizes = dict(
+        conn.execute(
+            "SELECT task_func_name, COUNT(*) FROM task WHERE run_id = ? GROUP BY 1", (run_id,)
+        ).fetchall()
+    )
+    stride = sample_stride(sum(sizes.values()), DIST_SAMPLE_TASKS)
+    params: dict = {"run": run_id}
+    stats = _box_stats(conn, _distribution_values(info, in_sample("{task_id}", stride)), params)
+    small = sorted(name for name, n in sizes.items() if n <= SMALL_APP_TASKS)
+    if stride > 1 and small:
+        marks = ",".join(f":a{i}" for i in range(len(small)))
+        of_small_apps = (
+            "{task_id} IN (SELECT task_id FROM task WHERE run_id = :run "
+            f"AND task_func_name IN ({marks}))"
         )
-        values = (
-            f"WITH p AS MATERIALIZED (SELECT t.task_func_name AS app, p.peak, p.cpu "
-            f"FROM ({per_task}) p JOIN task t ON t.run_id = :run AND t.task_id = p.task_id) "
-            f"{values} UNION ALL SELECT 'peak', app, peak FROM p "
-            "UNION ALL SELECT 'cpu', app, cpu FROM p"
+        exact = _box_stats(
+            conn,
+            _distribution_values(info, of_small_apps),
+            {**params, **{f"a{i}": name for i, name in enumerate(small)}},
         )
-    stats = _box_stats(conn, values, {"run": run_id})
-    apps = sorted({app for _, app in stats})
+        stats = {key: box for key, box in stats.items() if key[1] not in small} | exact
     return [
         AppDistribution(
             app,
             stats.get(("duration", app)),
             stats.get(("peak", app)),
             stats.get(("cpu", app)),
-            1.0 / stride,
+            1.0 if stride == 1 or app in small else 1.0 / stride,
         )
-        for app in apps
+        for app in sorted({app for _, app in stats})
     ]

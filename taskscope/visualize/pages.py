@@ -160,12 +160,12 @@ class Pages:
     def workflow(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         gantt_page = int_param(request, "gantt_page", 1, 1)
-        part = choice_param(request, "part", ["apps", "durations"], "")
+        part = choice_param(request, "part", ["apps", "durations", "states"], "")
         if part:
             return self._workflow_part(request, run_id, part)
 
         def load(conn: sqlite3.Connection) -> dict:
-            summary = query.run_summary(conn, run_id, with_durations=False)
+            summary = query.run_summary(conn, run_id, with_durations=False, with_counts=False)
             if summary is None:
                 return {}
             return {"summary": summary,
@@ -192,6 +192,8 @@ class Pages:
             run = self._run(conn, run_id)
             if part == "apps":
                 return {"run": run, "apps": query.app_summary(conn, run_id)}
+            if part == "states":
+                return {"run": run, "counts": query.state_counts(conn, run_id)}
             return {"run": run, "duration": query.duration_stats(conn, run_id)}
 
         data = self.source.cached(("workflow-part", run_id, part), load)

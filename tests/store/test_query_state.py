@@ -94,11 +94,14 @@ def test_samples_stay_close_to_exact(pair, monkeypatch: pytest.MonkeyPatch):
     exact_apps = {a.app: a for a in query.app_summary(with_table, run_id)}
     exact_durations = query.duration_stats(with_table, run_id)
     monkeypatch.setattr(query, "APP_SAMPLE_TASKS", 50)
+    monkeypatch.setattr(query, "SMALL_APP_TASKS", 10)
     monkeypatch.setattr(query, "MEDIAN_SAMPLE_TASKS", 50)
     monkeypatch.setattr(resource_query, "DIST_SAMPLE_TASKS", 50)
     sampled = {a.app: a for a in query.app_summary(with_table, run_id)}
     for app, exact in exact_apps.items():
         assert sampled[app].tasks == exact.tasks and sampled[app].failed == exact.failed
+    tiny = sampled["join_all"]  # one task: measured exactly, never a sample of nothing
+    assert tiny.sample_fraction == 1.0 and tiny == exact_apps["join_all"]
     big = sampled["generate"]
     assert big.sample_fraction < 1
     assert big.mean_duration_s == pytest.approx(exact_apps["generate"].mean_duration_s, rel=0.15)
@@ -107,6 +110,7 @@ def test_samples_stay_close_to_exact(pair, monkeypatch: pytest.MonkeyPatch):
     assert durations.median_fraction < 1
     assert (durations.count, durations.maximum) == (exact_durations.count, exact_durations.maximum)
     assert durations.minimum <= durations.median <= durations.maximum
+    monkeypatch.setattr(resource_query, "SMALL_APP_TASKS", 0)
     dists = query.app_distributions(with_table, run_id)
     assert dists and all(d.sample_fraction < 1 for d in dists)
 
@@ -163,3 +167,17 @@ def test_run_without_status_rows_counts_its_tasks_as_pending(tmp_path: Path):
     pending = query.list_tasks(conn, "r", state="pending", limit=100)
     assert {t.task_id for t in pending.items} >= set(range(20, 30))
     conn.close()
+
+
+def test_sampled_distributions_keep_small_apps_exact(pair, monkeypatch: pytest.MonkeyPatch):
+    with_table, _ = pair
+    exact = {d.app: d for d in query.app_distributions(with_table, "run-failed")}
+    monkeypatch.setattr(resource_query, "DIST_SAMPLE_TASKS", 50)
+    monkeypatch.setattr(resource_query, "SMALL_APP_TASKS", 10)
+    sampled = {d.app: d for d in query.app_distributions(with_table, "run-failed")}
+    assert set(sampled) == set(exact)  # no app vanishes for lack of sampled tasks
+    assert sampled["join_all"] == exact["join_all"] and sampled["join_all"].sample_fraction == 1
+    generate = sampled["generate"]
+    assert generate.sample_fraction < 1
+    assert generate.duration_s.count < exact["generate"].duration_s.count
+    assert generate.duration_s.median == pytest.approx(exact["generate"].duration_s.median, rel=0.3)
