@@ -25,14 +25,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(parsl_db: Path):
+def serve(db: Path):
     import uvicorn
 
     from taskscope.visualize.app import create_app
 
     port = free_port()
-    config = uvicorn.Config(create_app(parsl_db), host="127.0.0.1", port=port, log_level="error")
+    config = uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="error")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -43,6 +42,16 @@ def server(parsl_db: Path):
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(parsl_db: Path):
+    yield from serve(parsl_db)
+
+
+@pytest.fixture(scope="module")
+def taskscope_server(taskscope_db: Path):
+    yield from serve(taskscope_db)
 
 
 @pytest.fixture(scope="module")
@@ -155,4 +164,24 @@ def test_task_page_opens_its_dag_neighbourhood(page, server):
               .filter(t => t.mode === 'markers' && t.customdata)
               .flatMap(t => t.customdata)""")
     assert sorted(tasks) == sorted(f"task/{i}" for i in (0, 1, 2, 3, 4))
+    assert page.errors == []
+
+
+def test_live_page_refreshes_itself_and_its_parts(page, taskscope_server):
+    page.goto(taskscope_server + "/workflow/run-live/")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-part]')].every(e => e.dataset.loaded)",
+        timeout=20_000)
+    assert page.locator("[data-part='states'] .chip").count() >= 2
+    # the page asks for its live sections, then for its parts again, by itself
+    with page.expect_request(lambda r: "format=json" in r.url and "part=" not in r.url,
+                             timeout=15_000):
+        pass
+    with page.expect_response(lambda r: "part=states" in r.url, timeout=15_000) as part:
+        pass
+    assert part.value.ok
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-part]')].every(e => e.dataset.loaded === '1')",
+        timeout=10_000)
+    assert page.locator("[data-part='states'] .chip").count() >= 2
     assert page.errors == []

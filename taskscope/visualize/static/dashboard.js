@@ -42,10 +42,21 @@
     return fetch(url, { headers: { "Accept": "application/json" } })
       .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); });
   }
+  // Replaces sections; a loaded part inside a refreshed section keeps showing its last content
+  // (instead of "Loading…") until loadParts brings the new one.
   function applySections(sections) {
     Object.keys(sections || {}).forEach(function (name) {
       var el = document.querySelector('[data-section="' + name + '"]');
-      if (el) el.innerHTML = sections[name];
+      if (!el) return;
+      var kept = {};
+      el.querySelectorAll('[data-part][data-loaded="1"]').forEach(function (part) {
+        kept[part.getAttribute("data-part")] = part.innerHTML;
+      });
+      el.innerHTML = sections[name];
+      el.querySelectorAll("[data-part]").forEach(function (part) {
+        var old = kept[part.getAttribute("data-part")];
+        if (old !== undefined) part.innerHTML = old;
+      });
     });
   }
 
