@@ -23,7 +23,7 @@ from taskscope.store.schema import (
     TASKSCOPE_TABLES,
     TIMESTAMP_CONVENTION,
 )
-from taskscope.store.task_state import STATE_TABLE, STATE_TABLE_DDL
+from taskscope.store.task_state import STATE_TABLE
 
 APPS = ("generate", "transform", "combine", "summarize")
 
@@ -305,11 +305,8 @@ def create_database(
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = OFF")
         conn.executescript(PARSL_TABLES + TASKSCOPE_TABLES + INDEXES)
-        # The schema may define the table itself one day; "without" must then still mean
-        # without, as in a database from an older writer.
-        conn.execute(f"DROP TABLE IF EXISTS {STATE_TABLE}")
-        if task_state:
-            conn.executescript(STATE_TABLE_DDL)
+        if not task_state:  # as in a database from a writer that did not keep the table
+            conn.execute(f"DROP TABLE IF EXISTS {STATE_TABLE}")
         conn.execute(
             "INSERT INTO taskscope_schema VALUES (?,?,?)",
             (SCHEMA_VERSION, TIMESTAMP_CONVENTION, _ts(_utcnow())),

@@ -18,20 +18,6 @@ from taskscope.store.records import DatabaseInfo
 
 STATE_TABLE = "taskscope_task_state"
 
-# The DDL the writer uses (owned by taskscope/store/schema.py); repeated here only so that
-# synthetic databases and tests can build the table when the schema does not define it yet.
-STATE_TABLE_DDL = """
-CREATE TABLE IF NOT EXISTS taskscope_task_state (
-	run_id TEXT NOT NULL,
-	task_id INTEGER NOT NULL,
-	try_id INTEGER NOT NULL,
-	state TEXT NOT NULL,
-	timestamp DATETIME NOT NULL,
-	PRIMARY KEY (run_id, task_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_task_state_run_state ON taskscope_task_state (run_id, state);
-"""
-
 # Parsl's status primary key (task_id, run_id, task_status_name, timestamp) gives SQLite an
 # automatic index that holds every column the fallback needs, so scanning it is a covering
 # scan in task order: about three times faster than the (run_id, task_id, timestamp) index,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from taskscope.store.synthetic import create_database, standard_runs
-from taskscope.store.task_state import STATE_TABLE, STATE_TABLE_DDL
+from taskscope.store.task_state import STATE_TABLE
 
 REAL_WORKFLOW = Path(__file__).with_name("real_workflow.py")
 
@@ -73,21 +73,21 @@ def real_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert db.exists(), "the workflow did not write its monitoring database"
+    conn = sqlite3.connect(db)
+    try:  # the writer keeps each task's latest state: the dashboard's fast path
+        assert conn.execute(f"SELECT COUNT(*) FROM {STATE_TABLE}").fetchone()[0] > 0
+    finally:
+        conn.close()
     return db
 
 
-def add_state_table(source: Path, target: Path) -> Path:
-    """A copy of `source` with taskscope_task_state filled from the status history, as the
-    writer keeps it (each task's latest status row)."""
+def drop_state_table(source: Path, target: Path) -> Path:
+    """A copy of `source` without taskscope_task_state, as a writer that did not keep it
+    would leave it: readers must fall back to the status history."""
     shutil.copy(source, target)
     conn = sqlite3.connect(target)
     try:
-        conn.executescript(f"DROP TABLE IF EXISTS {STATE_TABLE};" + STATE_TABLE_DDL)
-        conn.execute(
-            f"INSERT INTO {STATE_TABLE} (run_id, task_id, try_id, state, timestamp) "
-            "SELECT run_id, task_id, try_id, task_status_name, MAX(timestamp) FROM status "
-            "GROUP BY run_id, task_id"
-        )
+        conn.execute(f"DROP TABLE IF EXISTS {STATE_TABLE}")
         conn.commit()
     finally:
         conn.close()
@@ -95,5 +95,5 @@ def add_state_table(source: Path, target: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_db_with_state(real_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return add_state_table(real_db, tmp_path_factory.mktemp("real-state") / "monitoring.db")
+def real_db_without_state(real_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return drop_state_table(real_db, tmp_path_factory.mktemp("real-nostate") / "monitoring.db")

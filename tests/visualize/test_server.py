@@ -207,10 +207,10 @@ def task_id_of(db: Path, app: str) -> int:
         conn.close()
 
 
-@pytest.mark.parametrize("db", ["real_db", "real_db_with_state"])
+@pytest.mark.parametrize("db", ["real_db", "real_db_without_state"])
 def test_real_taskscope_database_every_route(db: str, request: pytest.FixtureRequest):
-    """A database written by taskscope's monitoring, as the writer leaves it (states from the
-    status history) and with taskscope_task_state filled in: same pages, same content."""
+    """A database written by taskscope's monitoring, as the writer leaves it (with
+    taskscope_task_state) and without that table (states from the status history)."""
     path = request.getfixturevalue(db)
     run_id = only_run_id(path)
     client = client_for(path)
@@ -234,7 +234,7 @@ def test_real_taskscope_database_every_route(db: str, request: pytest.FixtureReq
     assert f'href="../task/{task_id_of(path, "ratio")}"' in failed_list
 
 
-def test_state_table_and_fallback_show_the_same_counts(real_db: Path, real_db_with_state: Path,
+def test_state_table_and_fallback_show_the_same_counts(real_db: Path, real_db_without_state: Path,
                                                         taskscope_db: Path,
                                                         taskscope_db_without_state: Path):
     def counts_section(db: Path, run_id: str) -> str:
@@ -249,7 +249,7 @@ def test_state_table_and_fallback_show_the_same_counts(real_db: Path, real_db_wi
         return re.sub(r"\s+", " ", card + table + states["part_states"])
 
     assert counts_section(real_db, only_run_id(real_db)) == counts_section(
-        real_db_with_state, only_run_id(real_db))
+        real_db_without_state, only_run_id(real_db))
     for run_id in ("run-failed", "run-live", "run-lost"):
         assert counts_section(taskscope_db, run_id) == counts_section(
             taskscope_db_without_state, run_id), run_id
