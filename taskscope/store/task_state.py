@@ -19,12 +19,10 @@ from taskscope.store.records import DatabaseInfo
 STATE_TABLE = "taskscope_task_state"
 
 # Parsl's status primary key (task_id, run_id, task_status_name, timestamp) gives SQLite an
-# automatic index that holds every column the fallback needs, so scanning it is a covering
-# scan in task order: about three times faster than the (run_id, task_id, timestamp) index,
-# which needs a table lookup per row for the state name.
+# automatic index that holds every column the fallback needs. For a run that is most of the
+# database, one covering scan of it in task order is about twice as fast as a seek per task
+# (measured at 100,000 tasks: 220 ms against 510 ms); for a small run the seeks win.
 _STATUS_PK_INDEX = "sqlite_autoindex_status_1"
-
-FINAL_STATES = ("exec_done", "memo_done", "failed", "dep_fail")
 
 
 @dataclass(frozen=True)
@@ -51,14 +49,23 @@ class StateSource:
     def per_task(self, param: str = ":run") -> str:
         """A subquery of (task_id, state) rows, one per task of the run that has a state.
 
-        The fallback uses SQLite's bare-column rule: with MAX(timestamp) in a GROUP BY, the
-        other columns come from the row holding the maximum."""
+        For a run that is most of the database the fallback scans status's primary-key index
+        with SQLite's bare-column rule (with MAX(timestamp) in a GROUP BY, the other columns
+        come from the row holding the maximum); for a smaller run it seeks each task."""
         if self.from_table:
             return f"SELECT task_id, state FROM {STATE_TABLE} WHERE run_id = {param}"
-        hint = f" INDEXED BY {_STATUS_PK_INDEX}" if self.covering_index else ""
+        if self.covering_index:
+            return (
+                "SELECT task_id, state FROM (SELECT task_id, task_status_name AS state, "
+                f"MAX(timestamp) FROM status INDEXED BY {_STATUS_PK_INDEX} "
+                f"WHERE run_id = {param} GROUP BY task_id)"
+            )
+        # A run that is a small part of the database: one seek per task into the status
+        # primary key (task_id, run_id, ...) instead of a pass over every run's history.
+        # LIMIT -1 keeps the subquery from being flattened, which would evaluate it twice.
         return (
-            "SELECT task_id, state FROM (SELECT task_id, task_status_name AS state, "
-            f"MAX(timestamp) FROM status{hint} WHERE run_id = {param} GROUP BY task_id)"
+            f"SELECT task_id, state FROM (SELECT t.task_id, {self.of_task('t')} AS state "
+            f"FROM task t WHERE t.run_id = {param} LIMIT -1) WHERE state IS NOT NULL"
         )
 
 

@@ -181,3 +181,23 @@ def test_sampled_distributions_keep_small_apps_exact(pair, monkeypatch: pytest.M
     assert generate.sample_fraction < 1
     assert generate.duration_s.count < exact["generate"].duration_s.count
     assert generate.duration_s.median == pytest.approx(exact["generate"].duration_s.median, rel=0.3)
+
+
+def test_fallback_for_a_run_that_is_most_of_the_database(tmp_path: Path):
+    """Such a run takes the covering scan of status's primary key; it must agree too."""
+    runs = [SyntheticRun("big", tasks=1200, fail_fraction=0.05, seed=7),
+            SyntheticRun("small", tasks=50, seed=8)]
+    with_table = open_readonly(create_database(tmp_path / "with.db", runs))
+    without = open_readonly(create_database(tmp_path / "without.db", runs, task_state=False))
+    info = query.describe_database(without)
+    assert state_source(without, info, "big").covering_index
+    assert not state_source(without, info, "small").covering_index
+    for run_id in ("big", "small"):
+        assert query.state_counts(with_table, run_id) == query.state_counts(without, run_id)
+        assert query.app_graph(with_table, run_id) == query.app_graph(without, run_id)
+        for state in ("failed", "dep_fail", "exec_done"):
+            a = query.list_tasks(with_table, run_id, state=state, limit=1000)
+            b = query.list_tasks(without, run_id, state=state, limit=1000)
+            assert [t.task_id for t in a.items] == [t.task_id for t in b.items] and a.total == b.total
+    with_table.close()
+    without.close()
