@@ -108,15 +108,33 @@ def _int_list(text: str | None) -> list[int]:
     return ids
 
 
-def state_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
-    """Number of tasks in each final state; tasks without any status row count as pending."""
+def run_task_counts(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, int]:
+    """Number of tasks of each of `run_ids`, in one grouped pass (a Parsl database has no
+    index on task.run_id, so a count per run would read the task index once per run)."""
+    if not run_ids or not describe_database(conn).has("task"):
+        return {}
+    marks = ",".join("?" * len(run_ids))
+    return dict(
+        conn.execute(
+            f"SELECT run_id, COUNT(*) FROM task WHERE run_id IN ({marks}) GROUP BY run_id",
+            run_ids,
+        ).fetchall()
+    )
+
+
+def state_counts(
+    conn: sqlite3.Connection, run_id: str, task_count: int | None = None
+) -> dict[str, int]:
+    """Number of tasks in each final state; tasks without any status row count as pending.
+    `task_count`: the run's number of tasks when the caller knows it already."""
     info = describe_database(conn)
     if not (info.has("task") and info.has("status")):
         return {}
-    source = state_source(conn, info, run_id)
+    if task_count is None:
+        task_count = run_task_counts(conn, [run_id]).get(run_id, 0)
+    source = state_source(conn, info, run_id, run_tasks=task_count)
     counts = dict(conn.execute(state_counts_sql(source), {"run": run_id}).fetchall())
-    tasks = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
-    stateless = tasks - sum(counts.values())
+    stateless = task_count - sum(counts.values())
     if stateless > 0:
         counts["pending"] = counts.get("pending", 0) + stateless
     return counts
@@ -129,9 +147,10 @@ def _last_activity(conn: sqlite3.Connection, run_id: str) -> str | None:
 
 
 def _run_from_row(
-    conn: sqlite3.Connection, info: DatabaseInfo, row: sqlite3.Row, with_counts: bool
+    conn: sqlite3.Connection, info: DatabaseInfo, row: sqlite3.Row, with_counts: bool,
+    task_count: int,
 ) -> RunRow:
-    counts = state_counts(conn, row["run_id"]) if with_counts else {}
+    counts = state_counts(conn, row["run_id"], task_count) if with_counts else {}
     if row["ts_status"] is not None:
         status = taskscope_run_status(
             row["ts_status"], row["last_heartbeat"], row["heartbeat_interval"],
@@ -159,7 +178,7 @@ def _run_from_row(
         rundir=row["rundir"],
         status=status,
         duration_s=duration,
-        task_count=row["task_count"],
+        task_count=task_count,
         state_counts=counts,
         last_heartbeat=row["last_heartbeat"],
     )
@@ -176,7 +195,6 @@ def _runs_select(info: DatabaseInfo) -> str:
         "SELECT w.run_id, w.workflow_name, w.workflow_version, w.time_began, w.time_completed, "
         "w.host, w.user, w.rundir, w.tasks_failed_count, w.tasks_completed_count, "
         f"{seconds_between_sql('w.time_began', 'w.time_completed')} AS duration_s, "
-        "(SELECT COUNT(*) FROM task t WHERE t.run_id = w.run_id) AS task_count, "
         f"{run_cols}, "
         "COALESCE(" + ("r.status" if join else "NULL") + ", CASE WHEN w.time_completed IS NULL "
         "THEN 'running' WHEN w.tasks_failed_count > 0 THEN 'failed' ELSE 'completed' END) "
@@ -211,7 +229,10 @@ def list_runs(
         "LIMIT :limit OFFSET :offset",
         {**params, "limit": limit, "offset": offset},
     )
-    runs = [_run_from_row(conn, info, row, with_counts) for row in rows]
+    tasks = run_task_counts(conn, [row["run_id"] for row in rows])
+    runs = [
+        _run_from_row(conn, info, row, with_counts, tasks.get(row["run_id"], 0)) for row in rows
+    ]
     return Page(runs, total, limit, offset)
 
 
@@ -220,7 +241,10 @@ def get_run(conn: sqlite3.Connection, run_id: str, with_counts: bool = True) -> 
     if not info.has_runs:
         return None
     rows = _named_rows(conn, f"{_runs_select(info)} WHERE w.run_id = :run", {"run": run_id})
-    return _run_from_row(conn, info, rows[0], with_counts) if rows else None
+    if not rows:
+        return None
+    tasks = run_task_counts(conn, [run_id]).get(run_id, 0)
+    return _run_from_row(conn, info, rows[0], with_counts, tasks)
 
 
 def workflow_names(conn: sqlite3.Connection, limit: int = 200) -> list[tuple[str | None, int]]:
@@ -638,7 +662,13 @@ def timeline(
     if not tasks:
         return Page([], total, limit, offset)
     apps = dict(tasks)
-    end_of_run = _last_activity(conn, run_id)
+    end_of_run: list[str | None] = []  # read only if a task is still in an open state
+
+    def run_end() -> str | None:
+        if not end_of_run:  # without an index on status.run_id this is a full pass
+            end_of_run.append(_last_activity(conn, run_id))
+        return end_of_run[0]
+
     events: dict[int, list[tuple[str, str]]] = {task_id: [] for task_id in apps}
     for task_id, state, stamp in conn.execute(
         "SELECT task_id, task_status_name, timestamp FROM status WHERE run_id = ? "
@@ -657,7 +687,7 @@ def timeline(
             elif state in ("exec_done", "memo_done", "failed", "dep_fail"):
                 continue  # a final state has no duration
             else:
-                end = end_of_run or start
+                end = run_end() or start
             segments.append(TimelineSegment(state, start, end))
         items.append(TimelineTask(task_id, app, segments))
     return Page(items, total, limit, offset)

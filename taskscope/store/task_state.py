@@ -69,8 +69,11 @@ class StateSource:
         )
 
 
-def state_source(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str) -> StateSource:
-    """The fastest correct source of task states for `run_id` in this database."""
+def state_source(
+    conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, run_tasks: int | None = None
+) -> StateSource:
+    """The fastest correct source of task states for `run_id` in this database
+    (`run_tasks`: the run's number of tasks, when the caller knows it)."""
     from_table = False
     if info.has(STATE_TABLE):
         from_table = (
@@ -80,7 +83,7 @@ def state_source(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str) -> S
             is not None
         )
     covering = False
-    if not from_table and info.has("status") and _is_most_of_the_database(conn, run_id):
+    if not from_table and info.has("status") and _is_most_of_the_database(conn, run_id, run_tasks):
         covering = any(
             row[1] == _STATUS_PK_INDEX for row in conn.execute("PRAGMA index_list(status)")
         )
@@ -90,10 +93,15 @@ def state_source(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str) -> S
     return StateSource(run_id, from_table, covering)
 
 
-def _is_most_of_the_database(conn: sqlite3.Connection, run_id: str) -> bool:
+def _is_most_of_the_database(
+    conn: sqlite3.Connection, run_id: str, run_tasks: int | None
+) -> bool:
     """The covering scan reads every run's history, so it only pays off for a run that holds
     a large share of the database; a small run is cheaper through its (run_id, ...) index."""
-    run_tasks = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
+    if run_tasks is None:
+        run_tasks = conn.execute(
+            "SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)
+        ).fetchone()[0]
     # The largest rowid stands in for the table's size: one b-tree descent, not a count.
     all_tasks = conn.execute("SELECT MAX(rowid) FROM task").fetchone()[0] or 0
     return run_tasks >= 1000 and run_tasks * 4 >= all_tasks
