@@ -131,6 +131,7 @@ def napper(seconds):
 
 
 def run_workflow(kind: str, n: int, monitored: bool, workdir: Path) -> dict:
+    """One fresh load() ... cleanup(); times first submit -> last result (hub start apart)."""
     import taskscope
     from taskscope.config import Config
     from taskscope.executors import HighThroughputExecutor
@@ -149,20 +150,42 @@ def run_workflow(kind: str, n: int, monitored: bool, workdir: Path) -> dict:
         strategy="none",
         app_cache=False,
     )
+    loading = time.perf_counter()
     dfk = taskscope.load(config)
+    load_s = time.perf_counter() - loading
     app = taskscope.python_app(noop if kind == "noop" else napper, executors=["htex"])
     # warm the workers up so both variants time the same steady state
     [app().result() if kind == "noop" else app(0).result() for _ in range(4)]
+    cpu0 = time.process_time()
+    children0 = _children_cpu()
     start = time.perf_counter()
     futures = [app() if kind == "noop" else app(0.1) for _ in range(n)]
     for f in futures:
         f.result()
     last_result = time.perf_counter()
+    cpu = time.process_time() - cpu0
+    children = _children_cpu()
     dfk.cleanup()
     cleaned = time.perf_counter()
     taskscope.clear()
     out = {
         "tasks_per_s": round(n / (last_result - start), 1),
+        "seconds": round(last_result - start, 4),
+        "workflow_cpu_us_per_task": round(1e6 * cpu / n, 1),
+        **{
+            f"{role}_cpu_us_per_task": round(
+                1e6
+                * sum(
+                    v - children0.get(pid, (role, 0.0))[1]
+                    for pid, (r, v) in children.items()
+                    if r == role
+                )
+                / n,
+                1,
+            )
+            for role in ("workers", "writer")
+        },
+        "load_s": round(load_s, 3),
         "cleanup_s": round(cleaned - last_result, 3),
     }
     if monitored:
@@ -176,30 +199,69 @@ def run_workflow(kind: str, n: int, monitored: bool, workdir: Path) -> dict:
             rows_task=tasks,
             rows_status=conn.execute("SELECT count(*) FROM status").fetchone()[0],
             rows_resource=conn.execute("SELECT count(*) FROM resource").fetchone()[0],
-            writer_thread_cpu_s=round(hub.writer_cpu_seconds, 3),
+            writer_cpu_s=round(hub.writer_cpu_seconds, 3),
         )
+        conn.close()
     return out
 
 
-def bench_pair(kind: str, n: int) -> dict:
-    results = {}
-    for monitored in (False, True):
-        with tempfile.TemporaryDirectory() as d:
-            results["monitored" if monitored else "unmonitored"] = run_workflow(
-                kind, n, monitored, Path(d)
-            )
-    line = {"section": kind, "tasks": n, "workers": 2, **results}
-    ratio = results["monitored"]["tasks_per_s"] / results["unmonitored"]["tasks_per_s"]
-    line["monitored_over_unmonitored"] = round(ratio, 3)
+def _children_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of each child process, by pid, with its role."""
+    import psutil
+
+    out = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+            role = "workers" if "high_throughput.worker" in " ".join(child.cmdline()) else "writer"
+            out[child.pid] = (role, t.user + t.system)
+        except psutil.Error:
+            pass
+    return out
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def bench_pair(kind: str, n: int, rounds: int) -> dict:
+    """Alternate unmonitored and monitored rounds (so a load change hits both alike)."""
+    runs: dict[str, list[dict]] = {"unmonitored": [], "monitored": []}
+    ratios = []
+    load_before = os.getloadavg()
+    for _ in range(rounds):
+        for monitored in (False, True):
+            with tempfile.TemporaryDirectory() as d:
+                name = "monitored" if monitored else "unmonitored"
+                runs[name].append(run_workflow(kind, n, monitored, Path(d)))
+        ratios.append(runs["monitored"][-1]["tasks_per_s"] / runs["unmonitored"][-1]["tasks_per_s"])
+    line: dict = {"section": kind, "tasks": n, "workers": 2, "rounds": rounds}
+    for name, results in runs.items():
+        summary = {
+            key: round(_median([r[key] for r in results]), 3)
+            for key in results[0]
+            if isinstance(results[0][key], (int, float))
+        }
+        summary["tasks_per_s_rounds"] = [r["tasks_per_s"] for r in results]
+        summary["cleanup_s_max"] = max(r["cleanup_s"] for r in results)
+        line[name] = summary
+    line["monitored_over_unmonitored"] = round(
+        line["monitored"]["tasks_per_s"] / line["unmonitored"]["tasks_per_s"], 3
+    )
+    line["ratio_rounds"] = [round(r, 3) for r in ratios]
     if kind == "sleep":
         line["monitored_fraction_of_ideal_20_per_s"] = round(
-            results["monitored"]["tasks_per_s"] / 20.0, 3
+            line["monitored"]["tasks_per_s"] / 20.0, 3
         )
+    line["loadavg_before"] = [round(x, 2) for x in load_before]
+    line["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return line
 
 
 def main(argv: list[str]) -> None:
-    sections = argv or ["writer", "writer-fine", "noop", "sleep"]
+    sections = argv or ["writer", "writer-fine", "noop", "noop-10k", "sleep"]
     lines = []
     for section in sections:
         if section == "writer":
@@ -207,12 +269,15 @@ def main(argv: list[str]) -> None:
         elif section == "writer-fine":
             line = bench_writer(fine_grained=True)
         elif section == "noop":
-            line = bench_pair("noop", 2000)
+            line = bench_pair("noop", 2000, rounds=7)
+        elif section == "noop-10k":
+            line = bench_pair("noop", 10_000, rounds=3)
+            line["section"] = "noop-10k"
         elif section == "sleep":
-            line = bench_pair("sleep", 500)
+            line = bench_pair("sleep", 500, rounds=1)
         else:
             raise SystemExit(
-                f"unknown section {section!r}; choose from writer, writer-fine, noop, sleep"
+                f"unknown section {section!r}; choose from writer, writer-fine, noop, noop-10k, sleep"
             )
         line["machine"] = machine()
         print(json.dumps(line), flush=True)

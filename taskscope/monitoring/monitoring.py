@@ -166,7 +166,7 @@ class MonitoringHub:
             return
         self.buffer.add(message)
 
-    def kick(self) -> None:
+    def try_ended(self) -> None:
         """Nothing to do: the forwarder sends this process's messages every 50 ms (Sink)."""
 
     def wrap(

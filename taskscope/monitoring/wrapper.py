@@ -38,8 +38,11 @@ def unregister_local_hub(token: str) -> None:
     _local_hubs.pop(token, None)
 
 
-class HubTarget(msgspec.Struct, frozen=True, array_like=True):
-    """Where and how a wrapped try reports; travels with every task."""
+class HubTarget(msgspec.Struct, frozen=True, array_like=True, weakref=True, eq=False):
+    """Where and how a wrapped try reports. HighThroughputExecutor sends it to each worker
+    once and then refers to it by a small key (``__taskscope_ship_once__``)."""
+
+    __taskscope_ship_once__ = True
 
     run_id: str
     address: str
@@ -115,11 +118,17 @@ class MonitoredCall:
             done = TryRun(run_id, task_id, try_id, HOSTNAME, block, started, time.time(), sample)
             if not buffer.replace(ticket, done):
                 buffer.add(done)
-            sink.kick()
+            sink.try_ended()
 
     def __reduce__(self) -> tuple:
-        # Only what the worker needs, positionally: this is pickled for every task.
-        return (MonitoredCall, (self.func, self.target, self.task_id, self.try_id))
+        # Pickled for every task, so only what the worker needs, positionally. Rebuilt by a
+        # plain function rather than the class: HighThroughputExecutor sends functions (and
+        # the target) to each worker once, so a task carries small keys, not their names.
+        return (_rebuild, (self.func, self.target, self.task_id, self.try_id))
 
     def __repr__(self) -> str:
         return f"<monitored {self.func!r} task {self.task_id} try {self.try_id}>"
+
+
+def _rebuild(func: Callable[..., Any], target: HubTarget, task_id: int, try_id: int) -> Any:
+    return MonitoredCall(func, target, task_id, try_id)

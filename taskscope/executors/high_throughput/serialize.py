@@ -7,6 +7,11 @@ Each function is cloudpickled once and shipped to each worker once: the call pic
 every function object for a small integer key (pickle's ``persistent_id``), and the worker
 keeps a table of keys to functions. A per-task wrapper object holding the app function
 therefore costs only its own few bytes per task.
+
+Other objects that many calls share can travel the same way: a class that sets
+``__taskscope_ship_once__ = True`` (immutable, hashable, weak-referenceable instances) is
+sent to each worker once too. The monitoring wrapper's hub target (address, port, run id,
+settings) uses this: pickled with every task it cost ~6 µs and ~165 bytes per task.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ class FunctionRegistry:
         self._lock = threading.Lock()
         self._local = threading.local()
 
-    def key_for(self, func: types.FunctionType) -> int:
+    def key_for(self, func: Any) -> int:
         key = self._keys.get(func)
         if key is not None:
             return key
@@ -88,6 +93,17 @@ class FunctionRegistry:
         return buf.getvalue(), pickler.keys
 
 
+_ship_once_types: dict[type, bool] = {types.FunctionType: True}
+
+
+def _ships_once(cls: type) -> bool:
+    """Whether instances of ``cls`` are sent once per worker and referenced by key."""
+    flag = _ship_once_types.get(cls)
+    if flag is None:
+        flag = _ship_once_types[cls] = bool(getattr(cls, "__taskscope_ship_once__", False))
+    return flag
+
+
 def _make_pickler(base: type) -> type:
     class CallPickler(base):  # type: ignore[valid-type, misc]
         def __init__(self, file: io.BytesIO, registry: FunctionRegistry, strict_main: bool):
@@ -97,7 +113,7 @@ def _make_pickler(base: type) -> type:
             self.strict_main = strict_main
 
         def persistent_id(self, obj: Any) -> Any:
-            if type(obj) is types.FunctionType:
+            if _ships_once(type(obj)):
                 key = self.registry.key_for(obj)
                 self.keys.append(key)
                 return key
