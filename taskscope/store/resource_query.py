@@ -161,6 +161,7 @@ def capacity(conn: sqlite3.Connection, run_id: str) -> Capacity:
 
 
 USAGE_PARTS = ("workers", "samples")
+INTERNAL_EXECUTORS = "('_taskscope_internal', '_parsl_internal')"
 
 
 def run_usage(
@@ -191,7 +192,9 @@ def run_usage(
         workers_sql = (
             f"SELECT {rel.format(col='task_try_time_running')} AS s, "
             f"{rel.format(col='COALESCE(task_try_time_returned, :ended)')} AS e, 1.0 AS w1, "
-            "0.0 AS w2 FROM try WHERE run_id = :run AND task_try_time_running IS NOT NULL"
+            "0.0 AS w2 FROM try WHERE run_id = :run AND task_try_time_running IS NOT NULL "
+            # Join apps wait on the kernel's internal thread pool, not on a worker.
+            f"AND task_executor NOT IN {INTERNAL_EXECUTORS}"
         )
         workers, _ = _bucket_sums(conn, workers_sql, params, buckets, width)
     samples = resource_sample_count(conn, run_id) if "samples" in parts else 0
