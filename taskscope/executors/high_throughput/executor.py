@@ -505,11 +505,16 @@ class HighThroughputExecutor(Executor):
                 for key, mask in selector.select(timeout=1.0):
                     w = key.data
                     if w is None:
-                        self._wake_pending = False
+                        # Empty the pipe first, then clear the flag. The other order loses
+                        # wake-ups: a submit() between the two sees the flag still set and
+                        # writes nothing, while its earlier wake byte has just been read, so
+                        # the flag stays set with an empty pipe and later submits wait for
+                        # the select() timeout (1 s stalls at the end of a burst).
                         try:
                             os.read(self._wake_r, 4096)
                         except BlockingIOError:
                             pass
+                        self._wake_pending = False
                     elif key.fd == w.from_fd:
                         self._on_readable(w)
                     else:
