@@ -29,6 +29,7 @@ from taskscope.monitoring.messages import Message, ResourceSample
 logger = logging.getLogger(__name__)
 
 SAMPLE_CHECK_PERIOD = 0.1
+BLOCK_BYTES = procfs.BLOCK_BYTES
 
 
 class Sink(Protocol):
@@ -41,22 +42,17 @@ class Sink(Protocol):
 
 
 class TryProbe:
-    """Baselines of one running try, taken in the thread that runs it."""
+    """Baselines of one running try, taken in the thread that runs it.
+
+    The two getrusage results are kept whole: unpacking them into fields at every try's start
+    cost more than the few reads of them that a try's end and its periodic samples make."""
 
     __slots__ = (
-        "base_child_read",
-        "base_child_system",
-        "base_child_user",
-        "base_child_write",
-        "base_invol",
-        "base_read",
-        "base_system",
-        "base_user",
-        "base_vol",
-        "base_write",
         "begin_ticks",
         "children_count",
         "interval",
+        "kids",
+        "me",
         "next_sample",
         "peak_rss",
         "run_id",
@@ -75,20 +71,12 @@ class TryProbe:
         self.tid = threading.get_native_id()
         self.peak_rss = 0
         self.children_count = 0
-        me = resource.getrusage(procfs.RUSAGE_THREAD)
-        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.base_user, self.base_system = me.ru_utime, me.ru_stime
-        self.base_vol, self.base_invol = me.ru_nvcsw, me.ru_nivcsw
-        self.base_child_user, self.base_child_system = kids.ru_utime, kids.ru_stime
-        self.base_read = me.ru_inblock * procfs.BLOCK_BYTES
-        self.base_write = me.ru_oublock * procfs.BLOCK_BYTES
-        self.base_child_read = kids.ru_inblock * procfs.BLOCK_BYTES
-        self.base_child_write = kids.ru_oublock * procfs.BLOCK_BYTES
+        self.me = resource.getrusage(procfs.RUSAGE_THREAD)
+        self.kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         # Only child processes started after this are the try's (a thread executor's process
         # may have other children, e.g. another executor's worker processes).
         self.begin_ticks = procfs.boot_ticks_now() - 1
-        now = time.time()
-        self.next_sample = now + interval if interval > 0 else float("inf")
+        self.next_sample = time.time() + interval if interval > 0 else float("inf")
 
 
 class ProcessMonitor:
@@ -122,39 +110,44 @@ class ProcessMonitor:
     def end_try(self, probe: TryProbe) -> ResourceSample:
         me = resource.getrusage(procfs.RUSAGE_THREAD)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        block = procfs.BLOCK_BYTES
-        read = max(0, me.ru_inblock * block - probe.base_read) + max(
-            0, kids.ru_inblock * block - probe.base_child_read
-        )
-        write = max(0, me.ru_oublock * block - probe.base_write) + max(
-            0, kids.ru_oublock * block - probe.base_child_write
-        )
+        me0, kids0 = probe.me, probe.kids
         with self._lock:
             self._fold_peak()
             self._active.pop(id(probe), None)
         resident_now, virtual = self.memory.current()
         peak = max(probe.peak_rss, resident_now)
+        # Counters only grow; max() guards against a clock or accounting hiccup.
         return ResourceSample(
-            run_id=probe.run_id,
-            task_id=probe.task_id,
-            try_id=probe.try_id,
-            timestamp=time.time(),
-            interval=probe.interval,
-            pid=self.pid,
-            memory_percent=100.0 * peak / self.total_memory,
-            children_count=probe.children_count,
-            time_user=max(0.0, me.ru_utime - probe.base_user)
-            + max(0.0, kids.ru_utime - probe.base_child_user),
-            time_system=max(0.0, me.ru_stime - probe.base_system)
-            + max(0.0, kids.ru_stime - probe.base_child_system),
-            memory_virtual=float(virtual),
-            memory_resident=float(peak),
-            disk_read=float(read),
-            disk_write=float(write),
-            status="running",
-            cpu_num=procfs.current_cpu(),
-            ctx_switches_voluntary=float(me.ru_nvcsw - probe.base_vol),
-            ctx_switches_involuntary=float(me.ru_nivcsw - probe.base_invol),
+            probe.run_id,
+            probe.task_id,
+            probe.try_id,
+            time.time(),
+            probe.interval,
+            self.pid,
+            100.0 * peak / self.total_memory,
+            probe.children_count,
+            max(0.0, me.ru_utime - me0.ru_utime) + max(0.0, kids.ru_utime - kids0.ru_utime),
+            max(0.0, me.ru_stime - me0.ru_stime) + max(0.0, kids.ru_stime - kids0.ru_stime),
+            float(virtual),
+            float(peak),
+            float(
+                BLOCK_BYTES
+                * (
+                    max(0, me.ru_inblock - me0.ru_inblock)
+                    + max(0, kids.ru_inblock - kids0.ru_inblock)
+                )
+            ),
+            float(
+                BLOCK_BYTES
+                * (
+                    max(0, me.ru_oublock - me0.ru_oublock)
+                    + max(0, kids.ru_oublock - kids0.ru_oublock)
+                )
+            ),
+            "running",
+            procfs.current_cpu(),
+            float(me.ru_nvcsw - me0.ru_nvcsw),
+            float(me.ru_nivcsw - me0.ru_nivcsw),
         )
 
     def _fold_peak(self) -> None:
@@ -232,6 +225,7 @@ class ProcessMonitor:
             if times is None:
                 continue
             user, system, vol, invol = times
+            me0, kids0 = probe.me, probe.kids
             read, write = procfs.thread_io_of(probe.tid)
             probe.peak_rss = max(probe.peak_rss, rss)
             probe.children_count = len(children)
@@ -244,28 +238,28 @@ class ProcessMonitor:
                 pid=self.pid,
                 memory_percent=100.0 * rss / self.total_memory,
                 children_count=len(children),
-                time_user=max(0.0, user - probe.base_user)
-                + max(0.0, kids.ru_utime - probe.base_child_user)
+                time_user=max(0.0, user - me0.ru_utime)
+                + max(0.0, kids.ru_utime - kids0.ru_utime)
                 + child_user,
-                time_system=max(0.0, system - probe.base_system)
-                + max(0.0, kids.ru_stime - probe.base_child_system)
+                time_system=max(0.0, system - me0.ru_stime)
+                + max(0.0, kids.ru_stime - kids0.ru_stime)
                 + child_system,
                 memory_virtual=float(vms),
                 memory_resident=float(rss),
                 disk_read=float(
-                    max(0, read - probe.base_read)
-                    + max(0, kids.ru_inblock * procfs.BLOCK_BYTES - probe.base_child_read)
+                    max(0, read - me0.ru_inblock * BLOCK_BYTES)
+                    + max(0, kids.ru_inblock - kids0.ru_inblock) * BLOCK_BYTES
                     + child_read
                 ),
                 disk_write=float(
-                    max(0, write - probe.base_write)
-                    + max(0, kids.ru_oublock * procfs.BLOCK_BYTES - probe.base_child_write)
+                    max(0, write - me0.ru_oublock * BLOCK_BYTES)
+                    + max(0, kids.ru_oublock - kids0.ru_oublock) * BLOCK_BYTES
                     + child_write
                 ),
                 status=status,
                 cpu_num=cpu_num,
-                ctx_switches_voluntary=float(max(0, vol - probe.base_vol)),
-                ctx_switches_involuntary=float(max(0, invol - probe.base_invol)),
+                ctx_switches_voluntary=float(max(0, vol - me0.ru_nvcsw)),
+                ctx_switches_involuntary=float(max(0, invol - me0.ru_nivcsw)),
             )
             with self._lock:
                 if id(probe) not in self._active:  # the try ended meanwhile: its final
