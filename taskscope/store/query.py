@@ -151,22 +151,21 @@ def _run_from_row(
     task_count: int,
 ) -> RunRow:
     counts = state_counts(conn, row["run_id"], task_count) if with_counts else {}
+    # Runs with a taskscope_run row are taskscope's (UTC); others are Parsl's (local time).
+    convention = "utc" if row["ts_status"] is not None else "local"
     if row["ts_status"] is not None:
         status = taskscope_run_status(
-            row["ts_status"], row["last_heartbeat"], row["heartbeat_interval"],
-            info.timestamp_convention,
+            row["ts_status"], row["last_heartbeat"], row["heartbeat_interval"], convention
         )
     else:
         failed = counts.get("failed", 0) + counts.get("dep_fail", 0)
         if not with_counts:
             failed = row["tasks_failed_count"] or 0
         last = None if row["time_completed"] else _last_activity(conn, row["run_id"])
-        status = parsl_run_status(
-            row["time_completed"], failed, last, info.timestamp_convention
-        )
+        status = parsl_run_status(row["time_completed"], failed, last, convention)
     duration = row["duration_s"]
     if duration is None and status == "running":
-        duration = age_seconds(row["time_began"], info.timestamp_convention)
+        duration = age_seconds(row["time_began"], convention)
     return RunRow(
         run_id=row["run_id"],
         workflow_name=row["workflow_name"],
@@ -181,6 +180,7 @@ def _run_from_row(
         task_count=task_count,
         state_counts=counts,
         last_heartbeat=row["last_heartbeat"],
+        timestamp_convention=convention,
     )
 
 
@@ -332,7 +332,7 @@ def run_summary(
         retry_count=max(0, try_count - tried_tasks),
         duration=duration_stats(conn, run_id) if with_durations else None,
         last_activity=_last_activity(conn, run_id) if info.has("status") else None,
-        timestamp_convention=info.timestamp_convention,
+        timestamp_convention=run.timestamp_convention,
         python_version=extra[1] if extra else None,
         taskscope_version=extra[2] if extra else None,
         messages_dropped=(extra[3] or 0) if extra else 0,

@@ -100,6 +100,23 @@ def retry_busy(action: Callable[[], T], attempts: int = BUSY_ATTEMPTS) -> T:
     raise AssertionError("unreachable")
 
 
+def written_by_taskscope(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str) -> bool:
+    """Whether taskscope wrote this run (it has a taskscope_run row).
+
+    A database can hold both kinds: taskscope appends its runs to a Parsl database. The two
+    differ in timestamps (taskscope: UTC, Parsl: the host's local time) and in CPU figures
+    (taskscope: per try, Parsl: the worker's total), so readers decide per run."""
+    if not info.has("taskscope_run"):
+        return False
+    row = conn.execute("SELECT 1 FROM taskscope_run WHERE run_id = ?", (run_id,)).fetchone()
+    return row is not None
+
+
+def run_convention(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str) -> str:
+    """The timestamp convention of one run's rows: "utc" or "local"."""
+    return "utc" if written_by_taskscope(conn, info, run_id) else "local"
+
+
 def describe_database(conn: sqlite3.Connection) -> DatabaseInfo:
     """Which tables exist and which timestamp convention the rows use."""
     tables = frozenset(

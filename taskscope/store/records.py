@@ -78,6 +78,7 @@ class RunRow:
     # final state -> number of tasks in it ("pending" also holds tasks with no status row)
     state_counts: dict[str, int] = field(default_factory=dict)
     last_heartbeat: str | None = None
+    timestamp_convention: str = "local"  # "utc" for taskscope's runs, "local" for Parsl's
 
 
 @dataclass(frozen=True)

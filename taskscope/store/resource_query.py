@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from taskscope.store.readonly import describe_database
+from taskscope.store.readonly import describe_database, written_by_taskscope
 from taskscope.store.records import (
     AppDistribution,
     BoxStats,
@@ -202,7 +202,7 @@ def run_usage(
     if samples and "samples" in parts:
         # taskscope reports CPU time since the try started; Parsl reports the worker
         # process's total, so only differences between a try's samples count there.
-        first_cpu = "0.0" if info.is_taskscope else "cpu"
+        first_cpu = "0.0" if written_by_taskscope(conn, info, run_id) else "cpu"
         # Relative seconds are computed once per row (LIMIT -1: not flattened), then the
         # window pairs each sample with the previous one of its try.
         sampled = f"""
@@ -262,9 +262,10 @@ def _box_stats(
 SMALL_APP_TASKS = 2_000  # apps this small are always measured exactly
 
 
-def _distribution_values(info: DatabaseInfo, keep: str) -> str:
+def _distribution_values(info: DatabaseInfo, keep: str, per_try_cpu: bool) -> str:
     """(kind, app, v) rows: each kept task's run time, peak memory and CPU time. `keep` is
-    SQL over a column named `task_id` choosing the tasks."""
+    SQL over a column named `task_id` choosing the tasks; `per_try_cpu` says the run's CPU
+    figures start at zero with each try (taskscope) rather than at the worker's total (Parsl)."""
     run_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
     values = (
         f"SELECT 'duration' AS kind, t.task_func_name AS app, p.v FROM (SELECT y.task_id, "
@@ -274,7 +275,7 @@ def _distribution_values(info: DatabaseInfo, keep: str) -> str:
     )
     if not info.has("resource"):
         return values
-    floor = "0" if info.is_taskscope else f"MIN({_CPU})"
+    floor = "0" if per_try_cpu else f"MIN({_CPU})"
     per_task = (
         "SELECT task_id, MAX(peak) AS peak, SUM(cpu) AS cpu FROM (SELECT task_id, "
         f"MAX(psutil_process_memory_resident) AS peak, MAX({_CPU}) - {floor} AS cpu "
@@ -305,7 +306,10 @@ def app_distributions(conn: sqlite3.Connection, run_id: str) -> list[AppDistribu
     )
     stride = sample_stride(sum(sizes.values()), DIST_SAMPLE_TASKS)
     params: dict = {"run": run_id}
-    stats = _box_stats(conn, _distribution_values(info, in_sample("{task_id}", stride)), params)
+    per_try = written_by_taskscope(conn, info, run_id)
+    stats = _box_stats(
+        conn, _distribution_values(info, in_sample("{task_id}", stride), per_try), params
+    )
     small = sorted(name for name, n in sizes.items() if n <= SMALL_APP_TASKS)
     if stride > 1 and small:
         marks = ",".join(f":a{i}" for i in range(len(small)))
@@ -315,7 +319,7 @@ def app_distributions(conn: sqlite3.Connection, run_id: str) -> list[AppDistribu
         )
         exact = _box_stats(
             conn,
-            _distribution_values(info, of_small_apps),
+            _distribution_values(info, of_small_apps, per_try),
             {**params, **{f"a{i}": name for i, name in enumerate(small)}},
         )
         stats = {key: box for key, box in stats.items() if key[1] not in small} | exact

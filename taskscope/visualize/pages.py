@@ -137,9 +137,12 @@ class Pages:
                                    limit=RUNS_PER_PAGE, offset=(page_no - 1) * RUNS_PER_PAGE,
                                    workflow_name=name)
             info = query.describe_database(conn)
+            # A database can mix taskscope's runs (UTC) with Parsl's (local time).
+            conventions = {run.timestamp_convention for run in runs.items} or {"utc"}
+            label = (convention_label(conventions.pop()) if len(conventions) == 1 else
+                     "UTC for taskscope's runs, the host's local time for Parsl's")
             return {"runs": runs, "names": query.workflow_names(conn),
-                    "convention": convention_label(info.timestamp_convention),
-                    "has_tables": info.has_runs}
+                    "convention": label, "has_tables": info.has_runs}
 
         data = self.source.cached(("workflows", sort, order, page_no, name), load)
         runs = data["runs"]
@@ -258,10 +261,9 @@ class Pages:
 
         def load(conn: sqlite3.Connection) -> dict:
             run = self._run(conn, run_id)
-            info = query.describe_database(conn)
             return {"run": run, "capacity": query.capacity(conn, run_id),
                     "sample_count": query.resource_sample_count(conn, run_id),
-                    "convention": convention_label(info.timestamp_convention)}
+                    "convention": convention_label(run.timestamp_convention)}
 
         data = self.source.cached(("resources", run_id), load)
         context = {**data, "parts": RESOURCE_PARTS}
@@ -273,8 +275,7 @@ class Pages:
     def _resources_part(self, request: Request, run_id: str, part: str) -> Response:
         def load(conn: sqlite3.Connection) -> dict:
             run = self._run(conn, run_id)
-            info = query.describe_database(conn)
-            data: dict = {"run": run, "convention": convention_label(info.timestamp_convention)}
+            data: dict = {"run": run, "convention": convention_label(run.timestamp_convention)}
             if part == "distributions":
                 data["dists"] = query.app_distributions(conn, run_id)
             else:
@@ -350,10 +351,9 @@ class Pages:
             detail = query.task_detail(conn, run_id, task_id)
             if detail is None:
                 raise _not_found(f"Run {run_id!r} has no task {task_id}.")
-            info = query.describe_database(conn)
             return {"run": run, "task": detail,
                     "samples": query.resource_series(conn, run_id, task_id),
-                    "convention": convention_label(info.timestamp_convention)}
+                    "convention": convention_label(run.timestamp_convention)}
 
         data = self.source.cached(("task", run_id, task_id), load)
         detail, samples = data["task"], data["samples"]
