@@ -84,6 +84,10 @@ class DataFlowKernel:
         self._starting = threading.local()
         self._n_done = 0
         self._n_failed = 0
+        # Parsl's workflow counts: tasks that ran to exec_done, tasks that ended failed
+        # (memo_done and dep_fail are in neither).
+        self._n_exec_done = 0
+        self._n_failed_final = 0
         self.memoizer = Memoizer(config.app_cache)
         self._cleanup_called = False
         self._abort_reason: str | None = None
@@ -418,6 +422,7 @@ class DataFlowKernel:
             if ev is not None:
                 ev.status(record, States.fail_retryable)
             record.try_id += 1
+            record.fail_history = []  # as in Parsl: each try row holds its own failure
             self._launch_try(record)
             return
         logger.info(
@@ -459,8 +464,10 @@ class DataFlowKernel:
         with self._lock:
             if failed:
                 self._n_failed += 1
+                self._n_failed_final += state is States.failed
             else:
                 self._n_done += 1
+                self._n_exec_done += state is States.exec_done
         self._active.pop(record.id, None)
         if self.config.garbage_collect:
             self.tasks.pop(record.id, None)
@@ -513,7 +520,7 @@ class DataFlowKernel:
         if self.monitoring is not None:
             try:
                 if self._events is not None:
-                    self._events.workflow_end(status, self._n_done, self._n_failed)
+                    self._events.workflow_end(status, self._n_exec_done, self._n_failed_final)
             finally:
                 self.monitoring.close()
         self._restore_hooks()

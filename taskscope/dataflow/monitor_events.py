@@ -23,19 +23,22 @@ from taskscope.dataflow.states import States
 from taskscope.dataflow.taskrecord import TaskRecord, TryFailureRecord
 from taskscope.monitoring import messages as m
 
+# Column formats follow what Parsl writes, so tools written for Parsl's database (and
+# parsl-visualize) read ours: '' for no stdout/stderr, str() of the inputs/outputs argument
+# ('None' when absent), ids joined by commas.
 
-def _std_name(spec: Any) -> str | None:
+
+def _std_name(spec: Any) -> str:
     if spec is None:
-        return None
+        return ""
     if isinstance(spec, tuple):
         return str(spec[0])
     return str(spec)
 
 
-def _file_list(value: Any) -> str | None:
-    if not value:
-        return None
-    return str([getattr(v, "url", None) or str(v) for v in value])
+def _joined_ids(futures: Any) -> str | None:
+    ids = [str(f.tid) for f in futures if hasattr(f, "tid")]
+    return ",".join(ids) or None
 
 
 def default_workflow_name() -> str:
@@ -94,10 +97,11 @@ class TaskEvents:
     def _task_row(self, r: TaskRecord, state: str | None, timestamp: float | None) -> m.TaskInfo:
         kw = r.kwargs
         if kw:
-            inputs, outputs = _file_list(kw.get("inputs")), _file_list(kw.get("outputs"))
+            inputs, outputs = str(kw.get("inputs")), str(kw.get("outputs"))
             stdout, stderr = _std_name(kw.get("stdout")), _std_name(kw.get("stderr"))
         else:
-            inputs = outputs = stdout = stderr = None
+            inputs = outputs = "None"
+            stdout = stderr = ""
         joins = [getattr(f, "tid", -1) for f in r.joins] if r.joins else None
         return m.TaskInfo(
             self.run_id,
@@ -175,7 +179,7 @@ class TaskEvents:
         self, r: TaskRecord, state: str | None = None, timestamp: float | None = None
     ) -> None:
         """The try's result came back (with the state it led to, when known here)."""
-        joins = str([getattr(f, "tid", None) for f in r.joins]) if r.joins else None
+        joins = _joined_ids(r.joins) if r.joins else None
         self._send(
             m.TryInfo(
                 self.run_id,

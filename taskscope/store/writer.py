@@ -37,9 +37,11 @@ from taskscope.store.messages import (
 )
 from taskscope.store.timefmt import utc_text
 
-COMPLETED_STATES = frozenset({"exec_done", "memo_done"})
-FAILED_STATES = frozenset({"failed", "dep_fail"})
-FINAL_STATES = COMPLETED_STATES | FAILED_STATES
+# workflow.tasks_completed_count / tasks_failed_count mean what they mean in Parsl: tasks
+# that ended exec_done / failed (memo_done and dep_fail are final but in neither count).
+COMPLETED_STATES = frozenset({"exec_done"})
+FAILED_STATES = frozenset({"failed"})
+FINAL_STATES = frozenset({"exec_done", "memo_done", "failed", "dep_fail"})
 
 _INSERT_WORKFLOW = """
 INSERT OR IGNORE INTO workflow (run_id, workflow_name, workflow_version, time_began,

@@ -4,10 +4,6 @@ Parsl's dashboard (``parsl-visualize``) and any tool written for Parsl's schema 
 columns as Parsl writes them, so a taskscope database must use the same text formats: the
 fixture ``parsl-sample-small.db`` (written by Parsl's MonitoringHub) is the reference. One small
 monitored workflow is run once for the module; Parsl itself is never run here.
-
-Tests marked ``xfail(strict=True)`` record a known difference from Parsl's format (the reason
-names the code to change). When the code is fixed they pass, the strict mark fails the run,
-and the mark is to be removed.
 """
 
 from __future__ import annotations
@@ -181,11 +177,6 @@ def test_task_depends_is_a_comma_separated_id_list_like_parsls(ours, parsl):
     assert ID_LIST.match(joined_deps) and len(joined_deps.split(",")) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="taskscope/dataflow/monitor_events.py TaskEvents.try_ended writes "
-    "str([18, 19, 20]) ('[18, 19, 20]') instead of Parsl's ','.join(...) ('18,19,20')",
-)
 def test_try_task_joins_is_a_comma_separated_id_list_like_parsls(ours, parsl):
     parsl_joins = [v for (v,) in parsl.rows("SELECT task_joins FROM try WHERE task_joins != ''")]
     assert parsl_joins and all(ID_LIST.match(v) for v in parsl_joins)
@@ -246,12 +237,6 @@ def test_node_rows_have_what_parsls_capacity_plots_sum(ours):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="taskscope/dataflow/monitor_events.py _file_list/_task_row: Parsl writes "
-    "str(kwargs.get('inputs', None)) ('None' when absent, '[0, 1, 2]' with the futures' results), "
-    "taskscope writes NULL and \"['0', '1', '2']\"",
-)
 def test_task_inputs_and_outputs_are_parsls_str_of_the_list(ours, parsl):
     assert parsl.rows("SELECT DISTINCT task_inputs, task_outputs FROM task") == [("None", "None")]
     assert ours.rows(
@@ -262,11 +247,6 @@ def test_task_inputs_and_outputs_are_parsls_str_of_the_list(ours, parsl):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="taskscope/dataflow/monitor_events.py _std_name returns None for no stdout/stderr; "
-    "Parsl writes '' (its std_spec_to_name)",
-)
 def test_task_stdout_stderr_are_empty_text_when_absent(ours, parsl):
     assert parsl.rows("SELECT count(*) FROM task WHERE task_stdout IS NULL") == [(0,)]
     assert parsl.rows("SELECT count(*) FROM task WHERE task_stdout = ''")[0][0] > 0
@@ -278,11 +258,6 @@ def test_task_stdout_stderr_are_empty_text_when_absent(ours, parsl):
     ) == [("", "")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="taskscope/dataflow/dflow.py _try_failed keeps record.fail_history across tries; "
-    "Parsl empties it when a retry starts, so each try row holds only its own failure",
-)
 def test_try_fail_history_holds_only_that_tries_failure(ours, parsl):
     # Parsl: the retried task's second, successful try has an empty history.
     parsl_ok_retries = parsl.rows(
@@ -302,12 +277,6 @@ def test_try_fail_history_holds_only_that_tries_failure(ours, parsl):
     assert [h.count("ValueError") for (h,) in doomed] == [1, 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="taskscope/store/writer.py COMPLETED_STATES/FAILED_STATES count memo_done and "
-    "dep_fail; Parsl's workflow counts are exec_done only and failed only "
-    "(tests/monitoring/test_end_to_end.py asserts taskscope's counts and would change too)",
-)
 def test_workflow_counts_are_parsls(ours, parsl):
     def final_counts(db: Recorded) -> dict[str, int]:
         rows = db.rows(
