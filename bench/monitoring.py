@@ -154,6 +154,12 @@ def run_workflow(kind: str, n: int, monitored: bool, workdir: Path) -> dict:
     dfk = taskscope.load(config)
     load_s = time.perf_counter() - loading
     app = taskscope.python_app(noop if kind == "noop" else napper, executors=["htex"])
+    # Both workers up before the first task: otherwise the tasks of a burst can all be
+    # prefetched by the one worker that started first (the sleep case then ran at 10/s).
+    executor = dfk.executors["htex"]
+    deadline = time.monotonic() + 30
+    while executor.connected_workers < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     # warm the workers up so both variants time the same steady state
     [app().result() if kind == "noop" else app(0).result() for _ in range(4)]
     cpu0 = time.process_time()
