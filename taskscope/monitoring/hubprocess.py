@@ -2,8 +2,9 @@
 
 Why a process of its own: writing SQLite rows costs ~50-100 µs per task, and in the workflow
 process that CPU (and the GIL) is taken from the kernel, which on a 2-core machine is what
-limits a stream of short tasks. In its own process, at a lower priority (``WRITER_NICE``),
-the writer uses the spare core and lags behind a burst rather than slowing it.
+limits a stream of short tasks. In its own process, at a lower priority while it keeps up
+(``priority.WriterPriority``), the writer uses the spare core and lags behind a burst rather
+than slowing it.
 
 Parent side (``WriterProcess``, in the workflow process): starts the child and waits until it
 has opened the database and bound the hub port (so mistakes are errors at ``load()``), then
@@ -39,7 +40,6 @@ from taskscope.store.messages import encode_batch
 logger = logging.getLogger("taskscope.monitoring")
 
 FORWARD_PERIOD = 0.05
-WRITER_NICE = 19
 START_TIMEOUT = 60.0
 # The child imports only the store and ZeroMQ, not the workflow engine: a stand-in for the
 # top-level packages keeps their __init__ modules (and their imports) from running.
@@ -258,29 +258,9 @@ def _reply(**fields: Any) -> None:
     sys.stdout.flush()
 
 
-def _lower_priority() -> None:
-    """Nice the writer, and its scheduler autogroup too.
-
-    The child runs in a session of its own (so Ctrl-C does not kill it before the run's end
-    is written). With autogroup scheduling (``/proc/sys/kernel/sched_autogroup_enabled``, on
-    by default in most distributions) every session is a group that gets an equal share of
-    the CPU whatever its processes' nice values: ``os.nice`` alone then only ranks the writer
-    against itself, and it took as much CPU as the workflow (0.6 of a core in a 2,000-task
-    burst on 2 cores). The group's own nice value is what ranks it against the workflow.
-    """
-    try:
-        os.nice(WRITER_NICE)
-    except OSError:
-        pass
-    try:
-        with open("/proc/self/autogroup", "w") as f:
-            f.write(str(WRITER_NICE))
-    except OSError:
-        pass  # no autogroups (not Linux, or disabled): the process nice value is enough
-
-
 def main() -> None:
     """Entry point of the writer process (see the module docstring)."""
+    from taskscope.monitoring.priority import WriterPriority
     from taskscope.monitoring.receiver import HubService
 
     config = json.loads(sys.stdin.readline())
@@ -288,7 +268,8 @@ def main() -> None:
         logging.basicConfig(
             level=config["log_level"], format="%(asctime)s %(name)s %(levelname)s %(message)s"
         )
-    _lower_priority()
+    priority = WriterPriority()
+    priority.start()
     service = HubService(
         config["db_path"],
         config["run_id"],
@@ -296,6 +277,7 @@ def main() -> None:
         config["port"],
         config["heartbeat_interval"],
         token=config["token"],
+        lag_observer=priority.observe,
     )
     try:
         port = service.open()

@@ -24,11 +24,13 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 
 import msgspec
 import zmq
 
 from taskscope.monitoring.errors import MonitoringError
+from taskscope.monitoring.priority import message_time
 from taskscope.store.database import open_for_writing
 from taskscope.store.errors import StoreError
 from taskscope.store.messages import Message, decode_batch
@@ -75,6 +77,7 @@ class HubService:
         heartbeat_interval: float,
         token: str = "",
         commit_interval: float = 0.1,
+        lag_observer: Callable[[float], None] | None = None,
     ) -> None:
         self.db_path = db_path
         self.run_id = run_id
@@ -82,6 +85,8 @@ class HubService:
         self.requested_port = port or 0
         self.heartbeat_interval = heartbeat_interval
         self.commit_interval = commit_interval
+        # Told how old the newest message of each written batch is (the writer's priority).
+        self.lag_observer = lag_observer
         self._close_frame = close_frame(token)
         self.closed_by_owner = False
         self.port: int | None = None
@@ -164,6 +169,8 @@ class HubService:
                 batch = self._drain()
                 if batch:
                     self._write(batch)
+                    if self.lag_observer is not None:
+                        self._observe_lag(batch)
                 now = time.monotonic()
                 if now - last_beat >= self.heartbeat_interval:
                     self._writer.heartbeat(self.run_id)
@@ -201,6 +208,13 @@ class HubService:
                     break
                 self._drop(1, f"undecodable frame of {len(data)} bytes: {e}")
         return batch
+
+    def _observe_lag(self, batch: list[Message]) -> None:
+        for message in reversed(batch[-8:]):
+            when = message_time(message)
+            if when is not None:
+                self.lag_observer(time.time() - when)
+                return
 
     def _final_drain(self, poller: zmq.Poller) -> None:
         deadline = time.monotonic() + FINAL_MAX_S
