@@ -2,6 +2,7 @@
 
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 from storehelp import PARSL_FIXTURE_DB, PARSL_FIXTURE_SQL
@@ -13,7 +14,7 @@ from taskscope.store.errors import SchemaMismatchError, StoreError
 
 def _parsl_columns(table):
     conn = sqlite3.connect(":memory:")
-    conn.executescript(open(PARSL_FIXTURE_SQL).read())
+    conn.executescript(Path(PARSL_FIXTURE_SQL).read_text())
     return table_columns(conn, table)
 
 
@@ -68,7 +69,7 @@ def test_other_schema_version_is_refused(tmp_path):
 def test_old_parsl_schema_missing_a_column_is_refused(tmp_path):
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db)
-    sql = open(PARSL_FIXTURE_SQL).read().replace("\ttask_time_returned DATETIME, \n", "")
+    sql = Path(PARSL_FIXTURE_SQL).read_text().replace("\ttask_time_returned DATETIME, \n", "")
     conn.executescript(sql)
     conn.close()
     with pytest.raises(SchemaMismatchError, match="task_time_returned"):

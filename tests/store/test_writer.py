@@ -23,22 +23,22 @@ T0 = 1_700_000_000.25  # 2023-11-14 22:13:20.250000 UTC
 
 
 def sample(run_id, task_id, try_id, t, **kw):
-    values = dict(
-        interval=1.0,
-        pid=42,
-        memory_percent=1.5,
-        children_count=1,
-        time_user=2.0,
-        time_system=0.5,
-        memory_virtual=1e9,
-        memory_resident=5e8,
-        disk_read=10.0,
-        disk_write=20.0,
-        status="running",
-        cpu_num="1",
-        ctx_switches_voluntary=3.0,
-        ctx_switches_involuntary=4.0,
-    )
+    values = {
+        "interval": 1.0,
+        "pid": 42,
+        "memory_percent": 1.5,
+        "children_count": 1,
+        "time_user": 2.0,
+        "time_system": 0.5,
+        "memory_virtual": 1e9,
+        "memory_resident": 5e8,
+        "disk_read": 10.0,
+        "disk_write": 20.0,
+        "status": "running",
+        "cpu_num": "1",
+        "ctx_switches_voluntary": 3.0,
+        "ctx_switches_involuntary": 4.0,
+    }
     values.update(kw)
     return ResourceSample(run_id, task_id, try_id, t, **values)
 
