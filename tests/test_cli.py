@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fixture_paths import PARSL_FIXTURE_DB
+
 from taskscope.cli import main
 
-FIXTURE = Path("/work/shared/fixtures/parsl-sample-small.db")
+FIXTURE = PARSL_FIXTURE_DB
 RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
 
 

@@ -3,10 +3,9 @@
 import os
 import time
 
-from taskscope.monitoring.messages import WorkflowStart
+from fixture_paths import PARSL_FIXTURE_DB, PARSL_FIXTURE_SQL  # noqa: F401 (re-exported)
 
-PARSL_FIXTURE_DB = "/work/shared/fixtures/parsl-sample-small.db"
-PARSL_FIXTURE_SQL = "/work/shared/fixtures/parsl-schema.sql"
+from taskscope.monitoring.messages import WorkflowStart
 
 
 def workflow_start(run_id: str, t: float | None = None) -> WorkflowStart:

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from fixture_paths import PARSL_FIXTURE_DB
 
 import taskscope
 from taskscope import bash_app, join_app, python_app
@@ -22,7 +23,7 @@ from taskscope.config import Config
 from taskscope.executors import HighThroughputExecutor
 from taskscope.monitoring.monitoring import MonitoringHub
 
-PARSL_FIXTURE = Path("/work/shared/fixtures/parsl-sample-small.db")
+PARSL_FIXTURE = PARSL_FIXTURE_DB
 PARSL_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy writes and Parsl's readers parse
 ID_LIST = re.compile(r"^\d+(,\d+)*$")  # Parsl's "270,271": comma-joined task ids, no spaces
 PARSL_STATES = {

@@ -3,12 +3,11 @@
 import shutil
 import sqlite3
 
+from fixture_paths import PARSL_FIXTURE_DB, PARSL_RUN
+
 from taskscope.store import query
 from taskscope.store.readonly import run_convention
 from taskscope.store.synthetic import SyntheticRun, create_database
-
-PARSL_FIXTURE_DB = "/work/shared/fixtures/parsl-sample-small.db"
-PARSL_RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"  # the fixture's one run
 
 
 def test_parsl_runs_stay_local_time_beside_taskscope_runs(tmp_path):

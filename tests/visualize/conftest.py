@@ -10,16 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixture_paths import PARSL_FIXTURE_DB
 
 from taskscope.store.synthetic import create_database, standard_runs
 from taskscope.store.task_state import STATE_TABLE
 
 REAL_WORKFLOW = Path(__file__).with_name("real_workflow.py")
 
-PARSL_FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "parsl-sample-small.db"
-if not PARSL_FIXTURE.exists():
-    PARSL_FIXTURE = Path("/work/shared/fixtures/parsl-sample-small.db")
-PARSL_RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
+PARSL_FIXTURE = PARSL_FIXTURE_DB
 
 
 @pytest.fixture(scope="session")
