@@ -2,7 +2,9 @@
 
 Parsl stores a task's dependencies as comma-separated ids in ``task.task_depends`` and the
 tasks a join app waited for in ``try.task_joins``; SQLite's ``json_each`` over ``[ids]`` turns
-them into rows without loading the task table into Python.
+them into rows without loading the task table into Python. taskscope's writer also keeps the
+app-level edge counts in ``taskscope_app_edge``; the app graph reads them when the run has
+any, and falls back to the SQL over every task (Parsl's databases, older taskscope ones).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from taskscope.store.records import AppEdge, AppGraph, AppNode, DagEdge, DagNode
 from taskscope.store.task_state import StateSource, app_state_counts, state_source
 from taskscope.store.timestamps import seconds_between_sql
 
+APP_EDGE_TABLE = "taskscope_app_edge"
 CHUNK = 500
 DEFAULT_NODE_LIMIT = 2000
 _DURATION = seconds_between_sql("t.task_time_invoked", "t.task_time_returned")
@@ -100,12 +103,23 @@ def task_graph(
     return TaskGraph(nodes, edges, total)
 
 
-def app_graph(conn: sqlite3.Connection, run_id: str) -> AppGraph:
-    """The graph collapsed to one node per app, with task counts by state and edge counts."""
-    info = describe_database(conn)
-    if not (info.has("task") and info.has("status")):
-        return AppGraph([], [], 0)
-    counts = app_state_counts(conn, state_source(conn, info, run_id))
+def _stored_app_edges(conn: sqlite3.Connection, run_id: str) -> dict[tuple[str, str], int]:
+    """(source app, target app) -> edges of both kinds, as the writer counted them."""
+    return {
+        (source, target): n
+        for source, target, n in conn.execute(
+            f"SELECT source_app, target_app, SUM(count) FROM {APP_EDGE_TABLE} "
+            "WHERE run_id = ? GROUP BY 1, 2",
+            (run_id,),
+        )
+    }
+
+
+def _scanned_app_edges(
+    conn: sqlite3.Connection, run_id: str, has_try: bool
+) -> dict[tuple[str, str], int]:
+    """(source app, target app) -> edges of both kinds, from every task's dependencies and
+    every join app's joins: one pass over the run's tasks."""
     edge_counts: dict[tuple[str, str], int] = {}
     dep_sql = (
         f"SELECT d.task_func_name, t.task_func_name, COUNT(*) FROM task t, "
@@ -114,7 +128,7 @@ def app_graph(conn: sqlite3.Connection, run_id: str) -> AppGraph:
         f"AND {_VALID.format(col='t.task_depends')} GROUP BY 1, 2"
     )
     queries = [dep_sql]
-    if info.has("try"):
+    if has_try:
         queries.append(
             f"SELECT d.task_func_name, t.task_func_name, COUNT(*) FROM "
             f"(SELECT DISTINCT task_id, task_joins FROM try WHERE run_id = :run "
@@ -127,6 +141,18 @@ def app_graph(conn: sqlite3.Connection, run_id: str) -> AppGraph:
     for sql in queries:
         for source, target, n in conn.execute(sql, {"run": run_id}):
             edge_counts[(source, target)] = edge_counts.get((source, target), 0) + n
+    return edge_counts
+
+
+def app_graph(conn: sqlite3.Connection, run_id: str) -> AppGraph:
+    """The graph collapsed to one node per app, with task counts by state and edge counts."""
+    info = describe_database(conn)
+    if not (info.has("task") and info.has("status")):
+        return AppGraph([], [], 0)
+    counts = app_state_counts(conn, state_source(conn, info, run_id))
+    edge_counts = _stored_app_edges(conn, run_id) if info.has(APP_EDGE_TABLE) else {}
+    if not edge_counts:  # not kept by this database's writer (or a run without edges)
+        edge_counts = _scanned_app_edges(conn, run_id, info.has("try"))
     nodes = [AppNode(app, sum(c.values()), c) for app, c in sorted(counts.items())]
     edges = [AppEdge(s, t, n) for (s, t), n in sorted(edge_counts.items())]
     return AppGraph(nodes, edges, sum(node.tasks for node in nodes))

@@ -165,6 +165,17 @@ CREATE TABLE IF NOT EXISTS taskscope_task_state (
 	PRIMARY KEY (run_id, task_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_task_state_run_state ON taskscope_task_state (run_id, state);
+-- How many dependency ('depends') and join ('join') edges go from one app's tasks to
+-- another's, kept by the writer as tasks arrive so the app-level graph is one small read
+-- instead of a pass over every task's dependencies.
+CREATE TABLE IF NOT EXISTS taskscope_app_edge (
+	run_id TEXT NOT NULL,
+	source_app TEXT NOT NULL,
+	target_app TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	count INTEGER NOT NULL,
+	PRIMARY KEY (run_id, source_app, target_app, kind)
+) WITHOUT ROWID;
 """
 
 # Indexes for the dashboard's lookups. The primary keys already cover lookups by run_id on

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from taskscope.store.graph_query import APP_EDGE_TABLE
 from taskscope.store.schema import (
     INDEXES,
     PARSL_TABLES,
@@ -44,6 +45,10 @@ class SyntheticRun:
     began: datetime | None = None  # UTC; default: long enough ago for the run to be over
     seed: int = 1
     stdout_dir: Path | None = None  # when given, bash-like tasks get stdout/stderr files here
+    # Seconds between the run's heartbeats. A running run's database is written once, so its
+    # one heartbeat must stay fresh for as long as a reader is to see it alive: readers call a
+    # run lost after three intervals without one.
+    heartbeat_interval: float = 5.0
 
 
 def _ts(moment: datetime) -> str:
@@ -87,6 +92,7 @@ class _Writer:
             "resource": "INSERT OR IGNORE INTO resource VALUES (" + ",".join("?" * 18) + ")",
             "failure": "INSERT INTO taskscope_try_failure VALUES (?,?,?,?,?,?,?)",
             "state": f"INSERT INTO {STATE_TABLE} VALUES (?,?,?,?,?)",
+            "app_edge": f"INSERT INTO {APP_EDGE_TABLE} VALUES (?,?,?,?,?)",
         }
 
     def add(self, table: str, row: tuple) -> None:
@@ -119,6 +125,8 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun, task_state: bool) ->
     cutoff = began + timedelta(seconds=makespan * 0.7) if unfinished_run else None
     writer = _Writer(conn)
     failed_ids: set[int] = set()
+    # (source app, target app, kind) -> edges, as taskscope's writer counts them.
+    app_edges: dict[tuple[str, str, str], int] = {}
     completed = failed = 0
     last_event = began
     for task_id in range(run.tasks):
@@ -205,6 +213,11 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun, task_state: bool) ->
              len(tries) - (1 if final == "exec_done" else 0) if tries else 0,
              float(max(0, len(tries) - 1))),
         )
+        kind = "join" if app == "join_all" else "depends"
+        if deps and (tries or kind == "depends"):  # joins are known from a try only
+            for dep in deps:
+                key = (_app_of(dep, run.tasks), app, kind)
+                app_edges[key] = app_edges.get(key, 0) + 1
         for try_id, launched, running, returned, history, host_name in tries:
             joins = ",".join(map(str, deps)) if app == "join_all" else ""
             writer.add(
@@ -219,6 +232,9 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun, task_state: bool) ->
         if task_state:
             state, moment, try_id = statuses[-1]  # statuses are in time order
             writer.add("state", (run.run_id, task_id, try_id, state, _ts(moment)))
+    if task_state:
+        for (source, target, kind), n in sorted(app_edges.items()):
+            writer.add("app_edge", (run.run_id, source, target, kind, n))
     writer.flush()
     _write_workflow(conn, run, began, last_event, completed, failed, now)
 
@@ -272,7 +288,8 @@ def _write_workflow(
         heartbeat = ended or now
     conn.execute(
         "INSERT INTO taskscope_run VALUES (?,?,?,?,?,?,?,?,?)",
-        (run.run_id, "running" if run.status == "lost" else status, _ts(heartbeat), 5.0,
+        (run.run_id, "running" if run.status == "lost" else status, _ts(heartbeat),
+         run.heartbeat_interval,
          "htex", 4242, "3.11.7", "0.1.0", 0),
     )
     node_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM node").fetchone()[0]
@@ -305,8 +322,9 @@ def create_database(
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = OFF")
         conn.executescript(PARSL_TABLES + TASKSCOPE_TABLES + INDEXES)
-        if not task_state:  # as in a database from a writer that did not keep the table
+        if not task_state:  # as in a database from a writer that did not keep the tables
             conn.execute(f"DROP TABLE IF EXISTS {STATE_TABLE}")
+            conn.execute(f"DROP TABLE IF EXISTS {APP_EDGE_TABLE}")
         conn.execute(
             "INSERT INTO taskscope_schema VALUES (?,?,?)",
             (SCHEMA_VERSION, TIMESTAMP_CONVENTION, _ts(_utcnow())),
@@ -329,7 +347,9 @@ def standard_runs(stdout_dir: Path | None = None) -> list[SyntheticRun]:
         SyntheticRun("run-failed", tasks=150, status="completed", fail_fraction=0.05,
                      workflow_name="pipeline", seed=2),
         SyntheticRun("run-lost", tasks=80, status="lost", workflow_name="crashy", seed=3),
-        SyntheticRun("run-live", tasks=100, status="running", workflow_name="live", seed=4),
+        # Live for an hour: long enough for a whole test session or a benchmark to read it.
+        SyntheticRun("run-live", tasks=100, status="running", workflow_name="live", seed=4,
+                     heartbeat_interval=1200.0),
         SyntheticRun("run-noresources", tasks=40, status="completed", with_resources=False,
                      workflow_name="quiet", seed=5),
     ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -11,38 +10,8 @@ from fixture_paths import PARSL_FIXTURE_DB, PARSL_RUN
 
 from taskscope.store import query
 from taskscope.store.readonly import DatabaseNotFound, locate_database, open_readonly
-from taskscope.store.synthetic import create_database, standard_runs
 
 PARSL_FIXTURE = PARSL_FIXTURE_DB
-
-
-@pytest.fixture(scope="session")
-def parsl_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # A copy, so nothing can touch the shared fixture.
-    target = tmp_path_factory.mktemp("parsl") / "monitoring.db"
-    shutil.copy(PARSL_FIXTURE, target)
-    return target
-
-
-@pytest.fixture(scope="session")
-def taskscope_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("taskscope")
-    outputs = folder / "outputs"
-    outputs.mkdir()
-    return create_database(folder / "monitoring.db", standard_runs(outputs))
-
-
-@pytest.fixture(scope="session")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return create_database(tmp_path_factory.mktemp("empty") / "monitoring.db", [])
-
-
-@pytest.fixture(scope="session")
-def blank_file_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A zero-byte file: what an unrelated tool may leave behind; it has no tables at all."""
-    path = tmp_path_factory.mktemp("blank") / "monitoring.db"
-    path.write_bytes(b"")
-    return path
 
 
 @pytest.fixture

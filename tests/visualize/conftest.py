@@ -21,35 +21,6 @@ PARSL_FIXTURE = PARSL_FIXTURE_DB
 
 
 @pytest.fixture(scope="session")
-def parsl_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # A copy, so nothing can touch the shared fixture.
-    target = tmp_path_factory.mktemp("parsl") / "monitoring.db"
-    shutil.copy(PARSL_FIXTURE, target)
-    return target
-
-
-@pytest.fixture(scope="session")
-def taskscope_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("taskscope")
-    outputs = folder / "outputs"
-    outputs.mkdir()
-    return create_database(folder / "monitoring.db", standard_runs(outputs))
-
-
-@pytest.fixture(scope="session")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return create_database(tmp_path_factory.mktemp("empty") / "monitoring.db", [])
-
-
-@pytest.fixture(scope="session")
-def blank_file_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A zero-byte file: what an unrelated tool may leave behind; it has no tables at all."""
-    path = tmp_path_factory.mktemp("blank") / "monitoring.db"
-    path.write_bytes(b"")
-    return path
-
-
-@pytest.fixture(scope="session")
 def taskscope_db_without_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same runs as `taskscope_db` without taskscope_task_state: readers must fall back to
     the status history, as on a database from a writer that does not keep the table."""
