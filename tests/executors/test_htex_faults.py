@@ -36,6 +36,15 @@ def pid_of_worker():
 
 
 @python_app
+def pid_after_sleep(seconds):
+    import os
+    import time
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@python_app
 def exit_hard():
     import os
 
@@ -117,7 +126,14 @@ def test_os_exit_fails_the_task_and_the_worker_is_replaced(load_workflow):
     assert fut.task_record.status is States.failed
     results = [identity(i) for i in range(200)]
     assert [f.result(timeout=30) for f in results] == list(range(200))
-    after = {pid_of_worker().result() for _ in range(20)}
+    # The survivor may run everything while the replacement still imports; once it has said
+    # hello, two tasks that overlap in time must run on two workers, one of them new.
+    executor = taskscope.dfk().executors["htex"]
+    deadline = time.monotonic() + 30
+    while executor.connected_workers < 2:
+        assert time.monotonic() < deadline, "the lost worker was never replaced"
+        time.sleep(0.05)
+    after = {f.result(timeout=30) for f in [pid_after_sleep(0.5) for _ in range(2)]}
     assert after - before, "no replacement worker ran tasks"
 
 
