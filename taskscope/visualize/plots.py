@@ -27,12 +27,16 @@ Figure = dict
 def _layout(title: str, **extra: object) -> dict:
     layout = {
         "title": {"text": title, "font": {"size": 15}},
-        "margin": {"l": 60, "r": 20, "t": 40, "b": 45},
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 90},
         "hovermode": "closest",
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#fbfcfd",
-        "legend": {"orientation": "h", "y": -0.15},
+        # At the foot of the figure, not at a fraction of the plot's height below it: there
+        # it landed on the x-axis title of short plots.
+        "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},
     }
+    if extra.get("showlegend") is False:
+        layout["margin"] = {**layout["margin"], "b": 45}  # no legend to leave room for
     layout.update(extra)
     return layout
 
@@ -70,6 +74,7 @@ def gantt(tasks: Sequence[TimelineTask], convention_label: str) -> Figure:
             "name": state,
             "marker": {"color": state_color(state)},
             "hovertemplate": "%{text}<br>from %{base}<extra></extra>",
+            "textposition": "none",  # the text is for the tooltip, not drawn on the bars
             **values,
         }
         for state, values in by_state.items()
@@ -82,7 +87,8 @@ def gantt(tasks: Sequence[TimelineTask], convention_label: str) -> Figure:
             barmode="overlay",
             height=min(1400, 160 + rows * 9),
             xaxis={"type": "date", "title": {"text": f"time ({convention_label})"}},
-            yaxis={"autorange": "reversed", "showticklabels": rows <= 60, "type": "category"},
+            yaxis={"autorange": "reversed", "showticklabels": rows <= 60, "type": "category",
+                   "automargin": True},
         ),
     }
 
