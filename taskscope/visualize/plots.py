@@ -176,7 +176,7 @@ def task_dag(graph: TaskGraph, colour_by: str, centre: int | None = None) -> Fig
             height=height,
             showlegend=True,
             legend={"orientation": "v", "x": 1.01, "y": 1},
-            xaxis={"title": {"text": "dependency depth"}, "zeroline": False},
+            xaxis={"title": {"text": "dependency depth"}, "zeroline": False, "dtick": 1},
             yaxis={"visible": False},
             margin={"l": 20, "r": 20, "t": 20, "b": 45},
         ),
@@ -239,7 +239,7 @@ def app_dag(graph: AppGraph, colour_by: str) -> Figure:
     return {
         "data": data,
         "layout": _layout("", height=max(420, 120 * _widest_layer(points)),
-                          xaxis={"title": {"text": "dependency depth"}, "zeroline": False},
+                          xaxis={"title": {"text": "dependency depth"}, "zeroline": False, "dtick": 1},
                           yaxis={"visible": False}, margin={"l": 20, "r": 20, "t": 20, "b": 45},
                           legend={"orientation": "v", "x": 1.01, "y": 1}),
     }
