@@ -60,6 +60,9 @@ class PartData:
     figures: dict[str, dict] = field(default_factory=dict)
 
 
+SQLITE_MAX_INTEGER = 2**63 - 1
+
+
 def _not_found(what: str) -> HTTPException:
     return HTTPException(status_code=404, detail=what)
 
@@ -345,6 +348,8 @@ class Pages:
     def task(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         task_id = request.path_params["task_id"]
+        if task_id > SQLITE_MAX_INTEGER:  # no such row, and SQLite could not even bind it
+            raise _not_found(f"Run {run_id!r} has no task {task_id}.")
 
         def load(conn: sqlite3.Connection) -> dict:
             run = self._run(conn, run_id)

@@ -133,17 +133,23 @@ def test_unknown_ids_and_malformed_params(parsl_db: Path):
     client = client_for(parsl_db)
     for path in ("/workflow/nope/", f"/workflow/{PARSL_RUN}/task/999999",
                  f"/workflow/{PARSL_RUN}/task/abc", f"/workflow/{PARSL_RUN}/app/no_such_app",
+                 f"/workflow/{PARSL_RUN}/task/{2**63}", f"/workflow/{PARSL_RUN}/task/{10**30}",
                  "/no/such/page"):
         response = client.get(path)
         assert response.status_code == 404 and "Back to the list" in response.text
     assert client.get(f"/workflow/{PARSL_RUN}/dag?view=around&task=999999").status_code == 404
+    assert client.get(f"/workflow/{PARSL_RUN}/dag?view=around&task={10**30}").status_code == 404
     for path in ("/?page=-3&sort=DROP%20TABLE&order=sideways",
                  f"/workflow/{PARSL_RUN}/?gantt_page=zz",
                  f"/workflow/{PARSL_RUN}/dag?view=bogus&colour=1&first=x&limit=-5",
                  f"/workflow/{PARSL_RUN}/app/join?page=1e9&state=%27;--&sort=x",
                  f"/workflow/{PARSL_RUN}/app/join?page=99999",
                  f"/workflow/{PARSL_RUN}/dag?view=around&task=x&depth=-4",
-                 f"/workflow/{PARSL_RUN}/dag?view=around&task=3&depth=zz&limit=1"):
+                 f"/workflow/{PARSL_RUN}/dag?view=around&task=3&depth=zz&limit=1",
+                 f"/?page={10**30}&per_page={10**30}",
+                 f"/workflow/{PARSL_RUN}/app/join?page={10**30}",
+                 f"/workflow/{PARSL_RUN}/dag?view=around&task=3&depth={10**30}",
+                 f"/workflow/{PARSL_RUN}/dag?view=tasks&first={10**30}&limit={10**30}"):
         assert client.get(path).status_code == 200, path
 
 
