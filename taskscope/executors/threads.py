@@ -35,10 +35,15 @@ class ThreadPoolExecutor(Executor):
         self.storage_access = storage_access
         self.working_dir = working_dir
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._commands = commands.CommandOwner()
 
     def start(self) -> None:
+        self._commands = commands.CommandOwner()
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.max_threads, thread_name_prefix=self.thread_name_prefix
+            max_workers=self.max_threads,
+            thread_name_prefix=self.thread_name_prefix,
+            initializer=commands.adopt_thread,
+            initargs=(self._commands,),
         )
 
     def submit(
@@ -58,6 +63,6 @@ class ThreadPoolExecutor(Executor):
             # Queued tasks are cancelled and shell commands of running bash apps killed;
             # running Python tasks are waited for (a thread cannot be killed).
             pool.shutdown(wait=False, cancel_futures=True)
-            commands.kill_all()
+            commands.close(self._commands)
             if wait:
                 pool.shutdown(wait=True)
