@@ -114,10 +114,11 @@ class DaskClusterWatch:
         self.poll()
         self._thread.start()
 
-    def stop(self, end_blocks: bool) -> None:
-        """One last poll, then every node inactive (this run no longer uses it) and, with
-        ``end_blocks`` (the executor owned the cluster and shut it down), every block
-        ``CANCELLED``. Blocks of a cluster the user owns keep running after the run."""
+    def stop_polling(self) -> None:
+        """Stop the thread after one last poll. Called while the cluster still runs: a short
+        run can end before the thread's first poll saw a worker, and once the cluster is
+        scaled down the workers are leaving and their blocks gone from ``cluster.workers``
+        (the block's RUNNING row was then missing)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
@@ -125,6 +126,14 @@ class DaskClusterWatch:
             self.poll()
         except Exception as e:  # noqa: BLE001 - the scheduler may already be gone
             logger.debug("last cluster poll failed: %s", e)
+
+    def stop(self, end_blocks: bool) -> None:
+        """Every node inactive (this run no longer uses it) and, with ``end_blocks`` (the
+        executor owned the cluster and shut it down), every block ``CANCELLED``. Blocks of a
+        cluster the user owns keep running after the run. Polls one last time first unless
+        ``stop_polling`` did."""
+        if not self._stop.is_set():
+            self.stop_polling()
         now = time.time()
         for addr in list(self._nodes):
             self._node_left(addr, now)

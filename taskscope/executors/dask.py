@@ -333,6 +333,8 @@ class DaskExecutor(Executor):
             self._collector.join(timeout=10)
             self._collector = None
         watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop_polling()
         if self._owns_cluster and self.cluster is not None:
             # Ask for no more blocks before the final rows, so they say "CANCELLED".
             try:

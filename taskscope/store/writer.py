@@ -352,6 +352,8 @@ class DatabaseWriter:
         # For taskscope_app_edge: run_id -> {task_id: app}, and the joining tasks counted.
         self._task_apps: dict[str, dict[int, str]] = {}
         self._joins_counted: dict[str, set[int]] = {}
+        # (run_id, executor_label, block_id) -> {microseconds: status} of the block's rows.
+        self._block_stamps: dict[tuple[str, str, str], dict[int, str]] = {}
 
     # -- writing -------------------------------------------------------------------------
 
@@ -378,6 +380,24 @@ class DatabaseWriter:
         finals: list[tuple[str, str]] = []  # counted only once the batch is written
         latest_states: dict[tuple, tuple] = {}  # (run_id, task_id) -> taskscope_task_state row
         edges = _AppEdgeBatch(self._task_apps, self._joins_counted)
+        new_block_stamps: dict[tuple[str, str, str], dict[int, str]] = {}
+
+        def block_stamp(m: BlockInfo) -> int:
+            """The row's time in microseconds, moved on past the block's other rows: they
+            are keyed by timestamp (Parsl's primary key), so a second change within one
+            microsecond (submitted and running, seen in one poll) would be ignored. The
+            same change sent twice keeps its time, and is written once."""
+            key = (m.run_id, m.executor_label, m.block_id)
+            kept = self._block_stamps.get(key, {})
+            new = new_block_stamps.setdefault(key, {})
+            micros = int(m.timestamp * 1_000_000 + 0.5)
+            while True:
+                status = new.get(micros) or kept.get(micros)
+                if status is None or status == m.status:
+                    break
+                micros += 1
+            new[micros] = m.status
+            return micros
 
         def transition(task_id: int, run_id: str, state: str, ts: float, try_id: int) -> None:
             key = (task_id, run_id, state, ts)
@@ -470,7 +490,7 @@ class DatabaseWriter:
                         m.executor_label,
                         m.block_id,
                         m.job_id,
-                        utc_text(m.timestamp),
+                        utc_text(block_stamp(m) / 1_000_000),
                         m.status,
                     )
                 )
@@ -507,6 +527,8 @@ class DatabaseWriter:
         for e in ends:
             self._end_run(e)
         edges.keep()
+        for key, stamps in new_block_stamps.items():
+            self._block_stamps.setdefault(key, {}).update(stamps)
         self.messages_written += len(messages)
 
     def _count_state(self, run_id: str, state: str) -> None:

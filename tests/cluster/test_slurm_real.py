@@ -89,7 +89,11 @@ def rows(db: Path, sql: str) -> list[tuple]:
         conn.close()
 
 
-def test_workflow_runs_in_a_slurm_job_and_monitoring_names_it(tmp_path):
+# 3600 s: the watcher's thread never polls after its first look, when the job had no worker
+# yet; the RUNNING row must then come from the last poll at cleanup, before the job is
+# cancelled (it was once taken after, when the worker was already leaving).
+@pytest.mark.parametrize("watch_interval", [1.0, 3600.0])
+def test_workflow_runs_in_a_slurm_job_and_monitoring_names_it(tmp_path, watch_interval):
     provider = SlurmProvider(
         partition="debug",
         cores_per_node=2,
@@ -104,6 +108,7 @@ def test_workflow_runs_in_a_slurm_job_and_monitoring_names_it(tmp_path):
     # What a Parsl user writes, with HighThroughputExecutor(...) in place of for_htex(...)
     # once the core routes batch providers here.
     executor = DaskExecutor.for_htex(label="slurm_htex", provider=provider, max_workers_per_node=2)
+    executor.watch_interval = watch_interval
     db = tmp_path / "monitoring.db"
     config = Config(
         executors=[executor],

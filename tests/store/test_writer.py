@@ -296,3 +296,28 @@ def test_long_reader_neither_blocks_the_writer_nor_loses_rows(tmp_path, run_id):
     check = sqlite3.connect(path)
     assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert check.execute("SELECT count(*) FROM status").fetchone() == (10_000,)
+
+
+def test_block_changes_within_one_microsecond_are_all_kept(writer, run_id):
+    """A cluster poll can see a job submitted and running at once; the block table's key
+    includes the timestamp, so the second row must not be ignored as a duplicate."""
+    writer.write(
+        [
+            workflow_start(run_id, T0),
+            BlockInfo(run_id, "dask", "b-0", "PENDING", T0 + 1, job_id="5"),
+            BlockInfo(run_id, "dask", "b-0", "RUNNING", T0 + 1, job_id="5"),
+            BlockInfo(run_id, "dask", "b-0", "RUNNING", T0 + 1, job_id="5"),  # sent again
+            BlockInfo(run_id, "dask", "b-1", "PENDING", T0 + 1, job_id="6"),  # another block
+        ]
+    )
+    writer.commit()
+    writer.write([BlockInfo(run_id, "dask", "b-0", "CANCELLED", T0 + 1, job_id="5")])
+    writer.commit()
+    assert rows(
+        writer, "SELECT block_id, status, timestamp FROM block ORDER BY block_id, timestamp"
+    ) == [
+        ("b-0", "PENDING", "2023-11-14 22:13:21.250000"),
+        ("b-0", "RUNNING", "2023-11-14 22:13:21.250001"),
+        ("b-0", "CANCELLED", "2023-11-14 22:13:21.250002"),
+        ("b-1", "PENDING", "2023-11-14 22:13:21.250000"),
+    ]
