@@ -62,6 +62,37 @@ def _version() -> str:
         return "0.1.0"
 
 
+class _WhenAllDone:
+    """The done-callback a task gives each future it waits for (its dependencies, or the
+    futures its join app returned): when the last is done, ``then(record)``.
+
+    It forgets the record then. Futures keep their callbacks for ever, and the record refers
+    to those futures (``depends``, ``joins``): a callback holding the record would make every
+    finished task a reference cycle, freed only by a full garbage collection, which then
+    walks every task still waiting to be freed (in bursts of short tasks that was most of
+    the workflow process's CPU)."""
+
+    __slots__ = ("lock", "record", "then")
+
+    def __init__(
+        self, record: TaskRecord, then: Callable[[TaskRecord], None], lock: threading.Lock
+    ) -> None:
+        self.record: TaskRecord | None = record
+        self.then = then
+        self.lock = lock
+
+    def __call__(self, _future: Future | None) -> None:
+        with self.lock:
+            record = self.record
+            if record is None:
+                return
+            record.deps_remaining -= 1
+            if record.deps_remaining:
+                return
+            self.record = None
+        self.then(record)
+
+
 class DataFlowKernel:
     """Runs app calls as tasks once their dependencies are done, on the chosen executors."""
 
@@ -220,7 +251,7 @@ class DataFlowKernel:
             self._start(record)
         else:
             record.deps_remaining = len(deps) + 1
-            release = partial(self._dependency_done, record)
+            release = _WhenAllDone(record, self._start_soon, self._lock)
             for d in deps:
                 d.add_done_callback(release)
             release(None)
@@ -246,13 +277,6 @@ class DataFlowKernel:
         for stream in ("stdout", "stderr"):
             if kwargs.get(stream) is AUTO_LOGNAME:
                 kwargs[stream] = os.path.join(folder, f"task_{tid:04d}_{name}.{stream}")
-
-    def _dependency_done(self, record: TaskRecord, _fut: Future | None) -> None:
-        with self._lock:
-            record.deps_remaining -= 1
-            ready = record.deps_remaining == 0
-        if ready:
-            self._start_soon(record)
 
     def _start_soon(self, record: TaskRecord) -> None:
         """Start ``record`` now, or after the start already running on this thread.
@@ -330,7 +354,9 @@ class DataFlowKernel:
         fu.add_done_callback(self._try_done)
 
     def _try_done(self, fu: Future) -> None:
-        record: TaskRecord = fu._taskscope_record  # type: ignore[attr-defined]
+        # Taken off the future: the record keeps its exec_fu, and the pair would otherwise
+        # be a cycle that only a full garbage collection frees.
+        record: TaskRecord = fu.__dict__.pop("_taskscope_record")
         record.try_time_returned = time.time()
         try:
             exc = fu.exception()
@@ -364,16 +390,13 @@ class DataFlowKernel:
         if ev is not None:
             ev.status(record, States.joining)
         record.deps_remaining = len(inner) + 1
-        release = partial(self._join_part_done, record, isinstance(returned, Future))
+        single = isinstance(returned, Future)
+        release = _WhenAllDone(record, partial(self._joins_done, single=single), self._lock)
         for f in inner:
             f.add_done_callback(release)
         release(None)
 
-    def _join_part_done(self, record: TaskRecord, single: bool, _fut: Future | None) -> None:
-        with self._lock:
-            record.deps_remaining -= 1
-            if record.deps_remaining:
-                return
+    def _joins_done(self, record: TaskRecord, single: bool) -> None:
         inner = record.joins or []
         failed = [
             (f.exception(), getattr(f, "tid", None)) for f in inner if f.exception() is not None
@@ -453,10 +476,12 @@ class DataFlowKernel:
         record.app_fu.set_result(result)  # type: ignore[union-attr]
         if state is States.exec_done and record.hashsum is not None:
             self.memoizer.record(record.hashsum, record.app_fu)  # type: ignore[arg-type]
+        record.let_go_of_app_fu()
 
     def _finish_failed(self, record: TaskRecord, exc: BaseException, state: States) -> None:
         self._finalize(record, state, True)
         record.app_fu.set_exception(exc)  # type: ignore[union-attr]
+        record.let_go_of_app_fu()
 
     def _finalize(self, record: TaskRecord, state: States, failed: bool) -> None:
         record.status = state

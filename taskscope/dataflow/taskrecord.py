@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -39,7 +40,8 @@ class TaskRecord:
     resource_specification: dict = field(default_factory=dict)
     status: States = States.unsched
     depends: list[Future] = field(default_factory=list)
-    app_fu: AppFuture | None = None
+    # The AppFuture, or once the task is final a weak reference to it (see ``app_fu``).
+    _app_fu: Any = field(default=None, repr=False)
     exec_fu: Future | None = None
     try_id: int = 0
     fail_count: int = 0
@@ -61,6 +63,23 @@ class TaskRecord:
             return getattr(self, name)
         except AttributeError:
             raise KeyError(name) from None
+
+    @property
+    def app_fu(self) -> AppFuture | None:
+        held = self._app_fu
+        return held() if type(held) is weakref.ref else held
+
+    @app_fu.setter
+    def app_fu(self, future: AppFuture | None) -> None:
+        self._app_fu = future
+
+    def let_go_of_app_fu(self) -> None:
+        """Once the task is final its record needs its future no more, and the future
+        refers to its record (``task_record``): holding it weakly from here on lets both go
+        when the user drops the future, instead of at the next full garbage collection, whose
+        cost grows with every finished task waiting for it."""
+        if self._app_fu is not None and type(self._app_fu) is not weakref.ref:
+            self._app_fu = weakref.ref(self._app_fu)
 
     @property
     def depends_ids(self) -> list[int]:
