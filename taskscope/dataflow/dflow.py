@@ -476,12 +476,18 @@ class DataFlowKernel:
         record.app_fu.set_result(result)  # type: ignore[union-attr]
         if state is States.exec_done and record.hashsum is not None:
             self.memoizer.record(record.hashsum, record.app_fu)  # type: ignore[arg-type]
-        record.let_go_of_app_fu()
+        self._release_future(record)
 
     def _finish_failed(self, record: TaskRecord, exc: BaseException, state: States) -> None:
         self._finalize(record, state, True)
         record.app_fu.set_exception(exc)  # type: ignore[union-attr]
-        record.let_go_of_app_fu()
+        self._release_future(record)
+
+    def _release_future(self, record: TaskRecord) -> None:
+        # With Config(garbage_collect=False) dfk.tasks keeps every record, and a user may
+        # find a task's future there after dropping it (as in Parsl): keep it then.
+        if self.config.garbage_collect:
+            record.let_go_of_app_fu()
 
     def _finalize(self, record: TaskRecord, state: States, failed: bool) -> None:
         record.status = state

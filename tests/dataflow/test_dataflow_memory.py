@@ -57,3 +57,15 @@ def test_finished_tasks_are_freed_without_the_cyclic_collector(load_workflow, no
     del first, second, joined, failed, after_failure, futures
     alive = [ref() for ref in refs if ref() is not None]
     assert alive == [], f"freed only by the cyclic collector: {alive}"
+
+
+def test_without_garbage_collect_dfk_tasks_keeps_every_future(load_workflow):
+    """Config(garbage_collect=False): as in Parsl, dfk.tasks keeps each record with its
+    future, even after the user dropped the future."""
+    dfk = load_workflow(garbage_collect=False)
+    future = add(1, 2)
+    assert future.result(timeout=30) == 3
+    tid = future.tid
+    del future
+    gc.collect()
+    assert dfk.tasks[tid]["app_fu"].result() == 3
