@@ -66,12 +66,12 @@ class BatchSender:
         if time.monotonic() - self._last_send >= FLUSH_PERIOD:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, copy: bool = False) -> None:
         with self._send_lock:
             self._last_send = time.monotonic()
             batch = self.buffer.take()
             if batch and not self._closed:
-                self._socket.send(encode_batch(batch), copy=False)
+                self._socket.send(encode_batch(batch), copy=copy)
 
     def _flusher(self) -> None:
         while not self._stop.wait(FLUSH_PERIOD):
@@ -89,7 +89,10 @@ class BatchSender:
         if self._closed:
             return
         self._stop.set()
-        self.flush()
+        # Copied, not zero-copy: at interpreter exit pyzmq's own atexit hook has already
+        # stopped the thread that frees zero-copy frames, and a zero-copy send then raises
+        # (the last tries' messages were lost, with a traceback on stderr).
+        self.flush(copy=True)
         with self._send_lock:
             self._closed = True
             self._socket.close()
