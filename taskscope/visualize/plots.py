@@ -293,6 +293,7 @@ def distribution_plot(dists: Sequence[AppDistribution], which: str) -> Figure:
             "hovertemplate": f"{app} (n={stats.count:,})<extra></extra>",
         })
     return {"data": data, "layout": _layout(title, height=320, showlegend=False,
+                                             xaxis={"automargin": True},  # tilted app names
                                              yaxis={"title": {"text": unit}, "rangemode": "tozero"})}
 
 
