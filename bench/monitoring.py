@@ -2,9 +2,11 @@
 
 Prints one JSON line per section, each run in a fresh interpreter, and saves them all to
 bench/results/monitoring.json (sections not run keep their last figures).
-Sections: writer (the writer alone), noop (2,000 no-op tasks, resource_monitoring_interval=1,
-HTEX with 2 workers), sleep (500 tasks of 0.1 s on 2 workers) and cleanup (time from the last
-result to cleanup() returning). Run: .venv/bin/python bench/monitoring.py [section ...]
+Sections: writer and writer-fine (the writer alone, taskscope's coalesced messages and one
+message per event), noop and noop-10k (2,000 and 10,000 no-op tasks,
+resource_monitoring_interval=1, HTEX with 2 workers) and sleep (500 tasks of 0.1 s on 2
+workers); each workload section also reports the time from the last result to cleanup()
+returning. Run: .venv/bin/python bench/monitoring.py [section ...]
 """
 
 from __future__ import annotations

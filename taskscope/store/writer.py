@@ -21,6 +21,7 @@ import sqlite3
 import time
 from collections import defaultdict
 
+from taskscope.store.app_edges import UPSERT_APP_EDGE, AppEdgeBatch, TaskApps
 from taskscope.store.messages import (
     BlockInfo,
     Heartbeat,
@@ -99,12 +100,6 @@ VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (run_id, task_id) DO UPDATE SET
     try_id = excluded.try_id, state = excluded.state, timestamp = excluded.timestamp
 WHERE excluded.timestamp >= taskscope_task_state.timestamp"""
-
-_UPSERT_APP_EDGE = """
-INSERT INTO taskscope_app_edge (run_id, source_app, target_app, kind, count)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (run_id, source_app, target_app, kind) DO UPDATE SET
-    count = taskscope_app_edge.count + excluded.count"""
 
 _INSERT_FAILURE = """
 INSERT OR REPLACE INTO taskscope_try_failure (run_id, task_id, try_id, exception_type,
@@ -204,82 +199,6 @@ class _TryUpdate:
         )
 
 
-class _AppEdgeBatch:
-    """One batch's contribution to taskscope_app_edge: edges between apps, counted once per
-    task from what the kernel says about it.
-
-    The task -> app map of earlier batches (``apps``) and the joining tasks already counted
-    (``joined``) are only extended by ``keep``, after the batch is written: a batch the
-    database rejects is replayed message by message, and must count its edges again."""
-
-    __slots__ = ("apps", "counts", "joined", "new_apps", "new_joined")
-
-    def __init__(self, apps: dict[str, dict[int, str]], joined: dict[str, set[int]]) -> None:
-        self.apps = apps
-        self.joined = joined
-        self.new_apps: dict[tuple[str, int], str] = {}
-        self.new_joined: set[tuple[str, int]] = set()
-        self.counts: dict[tuple[str, str, str, str], int] = {}
-
-    def _app(self, run_id: str, task_id: int) -> str | None:
-        app = self.new_apps.get((run_id, task_id))
-        if app is None:
-            known = self.apps.get(run_id)
-            if known is not None:
-                app = known.get(task_id)
-        return app
-
-    def _add(self, run_id: str, source: str, target: str, kind: str) -> None:
-        key = (run_id, source, target, kind)
-        self.counts[key] = self.counts.get(key, 0) + 1
-
-    def task(self, m: TaskInfo) -> None:
-        """The first TaskInfo of a task names its app and its dependencies (the task row keeps
-        the first ``task_depends`` too); later ones for the same task add nothing."""
-        run_id = m.run_id
-        if self._app(run_id, m.task_id) is not None:
-            return
-        self.new_apps[(run_id, m.task_id)] = m.func_name
-        for dep in m.depends:
-            source = self._app(run_id, dep)
-            # A dependency is submitted, and its TaskInfo sent on the same ordered stream,
-            # before its dependent, so it is known; one that is not has no task row either,
-            # and the SQL that reads task_depends would not count it: skip it the same way.
-            if source is not None:
-                self._add(run_id, source, m.func_name, "depends")
-
-    def joins(self, m: TryInfo) -> None:
-        """The tasks a join app waited for, counted once per joining task."""
-        run_id, task_id = m.run_id, m.task_id
-        if (run_id, task_id) in self.new_joined or task_id in self.joined.get(run_id, ()):
-            return
-        try:
-            ids = [int(part) for part in m.joins.split(",")]
-        except ValueError:  # not a list of ids: the SQL fallback skips it as well
-            return
-        target = self._app(run_id, task_id)
-        if target is None:  # the kernel sends a task's TaskInfo before any TryInfo of it
-            return
-        self.new_joined.add((run_id, task_id))
-        for joined in ids:
-            source = self._app(run_id, joined)
-            if source is not None:  # as for dependencies: an unknown task has no row
-                self._add(run_id, source, target, "join")
-
-    def rows(self) -> list[tuple]:
-        return [(*key, n) for key, n in self.counts.items()]
-
-    def keep(self) -> None:
-        """The batch is written: remember its tasks for the batches that follow."""
-        for (run_id, task_id), app in self.new_apps.items():
-            known = self.apps.get(run_id)
-            if known is None:
-                known = self.apps[run_id] = {}
-            known[task_id] = app
-        for run_id, task_id in self.new_joined:
-            self.joined.setdefault(run_id, set()).add(task_id)
-
-
 def _task_row(m: TaskInfo) -> list:
     return [
         m.task_id,
@@ -349,8 +268,8 @@ class DatabaseWriter:
         self._pending_dropped: dict[str, int] = defaultdict(int)
         self._heartbeats: dict[str, str] = {}
         self._in_txn = False
-        # For taskscope_app_edge: run_id -> {task_id: app}, and the joining tasks counted.
-        self._task_apps: dict[str, dict[int, str]] = {}
+        # For taskscope_app_edge: each run's task -> app map, and the joining tasks counted.
+        self._task_apps: dict[str, TaskApps] = {}
         self._joins_counted: dict[str, set[int]] = {}
         # (run_id, executor_label, block_id) -> {microseconds: status} of the block's rows.
         self._block_stamps: dict[tuple[str, str, str], dict[int, str]] = {}
@@ -379,7 +298,7 @@ class DatabaseWriter:
         status_keys: dict[tuple, int] = {}
         finals: list[tuple[str, str]] = []  # counted only once the batch is written
         latest_states: dict[tuple, tuple] = {}  # (run_id, task_id) -> taskscope_task_state row
-        edges = _AppEdgeBatch(self._task_apps, self._joins_counted)
+        edges = AppEdgeBatch(self._task_apps, self._joins_counted)
         new_block_stamps: dict[tuple[str, str, str], dict[int, str]] = {}
 
         def block_stamp(m: BlockInfo) -> int:
@@ -513,7 +432,7 @@ class DatabaseWriter:
             execute(_INSERT_STATUS, statuses)
             execute(_UPSERT_TASK_STATE, latest_states.values())
         if edges.counts:
-            execute(_UPSERT_APP_EDGE, edges.rows())
+            execute(UPSERT_APP_EDGE, edges.rows())
         if failures:
             execute(_INSERT_FAILURE, failures)
         if resources:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from taskscope import join_app, python_app
 from taskscope.config import Config
 from taskscope.executors import ThreadPoolExecutor
 from taskscope.monitoring.monitoring import MonitoringHub
+from taskscope.store.app_edges import TaskApps
 from taskscope.store.graph_query import APP_EDGE_TABLE, app_graph
 from taskscope.store.messages import TaskInfo, TryInfo, WorkflowEnd
 from taskscope.store.records import AppGraph
@@ -177,3 +179,27 @@ def test_writer_counts_a_replayed_batch_again(writer, run_id):
     writer.write([task(run_id, 1, "fit", [0])])
     writer.commit()
     assert edge_rows(writer) == [("load", "fit", "depends", 1)]
+
+
+def test_task_apps_remember_dense_and_stray_ids():
+    apps = TaskApps()
+    for task_id in range(1000):
+        apps.set(task_id, ("load", "fit")[task_id % 2])
+    apps.set(10**12, "stray")  # a far id (a foreign message) must not grow the dense array
+    apps.set(-3, "negative")
+    assert [apps.get(i) for i in (0, 1, 998, 999)] == ["load", "fit", "load", "fit"]
+    assert apps.get(1000) is None and apps.get(5000) is None
+    assert apps.get(10**12) == "stray" and apps.get(-3) == "negative"
+
+
+def test_task_apps_cost_a_few_bytes_per_task():
+    tracemalloc.start()
+    try:
+        apps = TaskApps()
+        for task_id in range(200_000):
+            apps.set(task_id, f"transform{task_id % 1 or ''}")  # a fresh string, as decoded
+        used = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert apps.get(199_999) == "transform"
+    assert used < 16 * 200_000  # a dict of id -> name took about 130 bytes a task
