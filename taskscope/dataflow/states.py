@@ -22,6 +22,9 @@ class States(IntEnum):
     joining = 10
     running_ended = 11
 
+    def __str__(self) -> str:  # Parsl's form, e.g. in "Tasks in state States.exec_done: 1"
+        return f"{type(self).__name__}.{self.name}"
+
 
 FINAL_STATES = frozenset({States.exec_done, States.memo_done, States.failed, States.dep_fail})
 FINAL_FAILURE_STATES = frozenset({States.failed, States.dep_fail})
