@@ -69,7 +69,7 @@ def test_each_hostile_path_shows_the_path_and_a_reason(tmp_path: Path):
     cases = hostile_paths(tmp_path)
     names = list(cases)
     shown = tails_within([cases[name][0] for name in names])
-    for name, tail in zip(names, shown):
+    for name, tail in zip(names, shown, strict=True):
         path, reason = cases[name]
         assert tail is not None and tail.path == path, name
         assert not tail.readable and tail.lines == [], (name, tail)
@@ -106,7 +106,7 @@ def hostile_database(folder: Path, paths: list[str]) -> tuple[Path, list[int]]:
         ids = [row[0] for row in conn.execute(
             "SELECT task_id FROM task WHERE run_id = 'run-completed' ORDER BY task_id LIMIT ?",
             (len(paths),))]
-        for task_id, path in zip(ids, paths):
+        for task_id, path in zip(ids, paths, strict=True):
             conn.execute("UPDATE task SET task_stdout = ?, task_stderr = ? WHERE run_id = "
                          "'run-completed' AND task_id = ?", (path, path, task_id))
         conn.commit()
@@ -121,7 +121,7 @@ def test_task_pages_show_hostile_paths_with_their_reason(tmp_path: Path):
     cases = hostile_paths(files)
     db, ids = hostile_database(tmp_path / "db", [path for path, _ in cases.values()])
     client = TestClient(create_app(db))
-    for task_id, (name, (path, reason)) in zip(ids, cases.items()):
+    for task_id, (name, (path, reason)) in zip(ids, cases.items(), strict=True):
         response = client.get(f"/workflow/run-completed/task/{task_id}")
         assert response.status_code == 200, name
         assert path in response.text and reason in response.text, name
