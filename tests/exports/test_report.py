@@ -46,7 +46,7 @@ def test_parsl_report_shows_the_run_and_every_app(tmp_path: Path):
     figures = figures_in(html)
     assert {"states", "timeline", "workers", "cpu", "memory", "dist_duration"} <= set(figures)
     states = figures["states"]["data"][0]
-    assert dict(zip(states["y"], states["x"]))["failed"] == 4
+    assert dict(zip(states["y"], states["x"], strict=True))["failed"] == 4
 
 
 def test_report_has_no_external_reference(tmp_path: Path):
