@@ -22,7 +22,7 @@ from taskscope.store.records import RunRow
 from taskscope.store.states import is_final
 from taskscope.store.timestamps import convention_label
 from taskscope.visualize import plots
-from taskscope.visualize.filetail import tail
+from taskscope.visualize.filetail import tails
 from taskscope.visualize.params import choice_param, int_param, relative_root, text_param
 from taskscope.visualize.source import DatabaseSource
 
@@ -368,8 +368,8 @@ class Pages:
         if samples:
             figures = {"try_memory": plots.try_resource_plot(samples, "memory"),
                        "try_cpu": plots.try_resource_plot(samples, "cpu")}
-        context = {**data, "stdout": tail(detail.stdout, base, allowed=self.show_files),
-                   "stderr": tail(detail.stderr, base, allowed=self.show_files),
+        stdout, stderr = tails([detail.stdout, detail.stderr], base, allowed=self.show_files)
+        context = {**data, "stdout": stdout, "stderr": stderr,
                    "app_href": quote(detail.app, safe="")}
         live = data["run"].status == "running" and not is_final(detail.state)
         return self.respond(request, PageData(
