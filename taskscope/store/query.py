@@ -26,7 +26,7 @@ from taskscope.store.records import (
     TaskRow,
     TimelineSegment,
     TimelineTask,
-    TryFailure,
+    TryFailureRow,
     TryRecord,
 )
 from taskscope.store.resource_query import (
@@ -38,6 +38,7 @@ from taskscope.store.resource_query import (
 )
 from taskscope.store.runstatus import parsl_run_status, taskscope_run_status
 from taskscope.store.sampling import in_sample, sample_stride
+from taskscope.store.states import FAILED_FINAL_STATES, FINAL_STATES, SUCCEEDED_FINAL_STATES
 from taskscope.store.task_state import (
     STATE_TABLE,
     StateSource,
@@ -159,7 +160,7 @@ def _run_from_row(
             row["ts_status"], row["last_heartbeat"], row["heartbeat_interval"], convention
         )
     else:
-        failed = counts.get("failed", 0) + counts.get("dep_fail", 0)
+        failed = sum(counts.get(state, 0) for state in FAILED_FINAL_STATES)
         if not with_counts:
             failed = row["tasks_failed_count"] or 0
         last = None if row["time_completed"] else _last_activity(conn, row["run_id"])
@@ -407,8 +408,8 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
     stats = []
     for name in sorted(counts):
         by_state, n = counts[name], sizes[name]
-        completed = by_state.get("exec_done", 0) + by_state.get("memo_done", 0)
-        failed = by_state.get("failed", 0) + by_state.get("dep_fail", 0)
+        completed = sum(by_state.get(state, 0) for state in SUCCEEDED_FINAL_STATES)
+        failed = sum(by_state.get(state, 0) for state in FAILED_FINAL_STATES)
         measured, mean_d, try_count, total_exec, ran = means.get(name, (0, None, 0, None, 0))
         exact = stride == 1 or name in small
         scale = n / measured if not exact and measured else 1.0
@@ -541,14 +542,14 @@ def state_history(conn: sqlite3.Connection, run_id: str, task_id: int) -> list[S
 def _tries(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: int) -> list[TryRecord]:
     if not info.has("try"):
         return []
-    failures: dict[int, TryFailure] = {}
+    failures: dict[int, TryFailureRow] = {}
     if info.has("taskscope_try_failure"):
         for try_id, etype, message, tb, code in conn.execute(
             "SELECT try_id, exception_type, message, traceback, exit_code "
             "FROM taskscope_try_failure WHERE run_id = ? AND task_id = ?",
             (run_id, task_id),
         ):
-            failures[try_id] = TryFailure(etype, message, tb, code)
+            failures[try_id] = TryFailureRow(etype, message, tb, code)
     wait = seconds_between_sql("y.task_try_time_launched", "y.task_try_time_running")
     ended = (
         "(SELECT MIN(s.timestamp) FROM status s WHERE s.task_id = y.task_id AND s.run_id = "
@@ -697,7 +698,7 @@ def timeline(
         for index, (state, start) in enumerate(rows):
             if index + 1 < len(rows):
                 end = rows[index + 1][1]
-            elif state in ("exec_done", "memo_done", "failed", "dep_fail"):
+            elif state in FINAL_STATES:
                 continue  # a final state has no duration
             else:
                 end = run_end() or start

@@ -8,23 +8,7 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-# States after which a task never changes again.
-TERMINAL_STATES = ("exec_done", "memo_done", "failed", "dep_fail")
-# Every state the DataFlowKernel (Parsl's or taskscope's) records, in lifecycle order.
-ALL_STATES = (
-    "unsched",
-    "pending",
-    "launched",
-    "running",
-    "running_ended",
-    "joining",
-    "fail_retryable",
-    "exec_done",
-    "memo_done",
-    "failed",
-    "dep_fail",
-)
-RUN_STATUSES = ("running", "completed", "failed", "aborted", "lost")
+# The state and run-status vocabulary is in taskscope.store.states.
 
 
 @dataclass(frozen=True)
@@ -72,7 +56,7 @@ class RunRow:
     host: str | None
     user: str | None
     rundir: str | None
-    status: str  # one of RUN_STATUSES
+    status: str  # one of store.states.RUN_STATUSES
     duration_s: float | None
     task_count: int
     # final state -> number of tasks in it ("pending" also holds tasks with no status row)
@@ -110,8 +94,8 @@ class RunSummary:
 class AppStats:
     app: str
     tasks: int
-    completed: int  # exec_done + memo_done
-    failed: int  # failed + dep_fail
+    completed: int  # store.states.SUCCEEDED_FINAL_STATES: exec_done + memo_done
+    failed: int  # store.states.FAILED_FINAL_STATES: failed + dep_fail
     unfinished: int
     tries: int
     mean_duration_s: float | None  # invoked -> returned
@@ -142,7 +126,10 @@ class StatusEvent:
 
 
 @dataclass(frozen=True)
-class TryFailure:
+class TryFailureRow:
+    """A failed try as read from the database (the message is ``store.messages.TryFailure``);
+    Parsl's databases may lack any field."""
+
     exception_type: str
     message: str | None
     traceback: str | None
@@ -160,7 +147,7 @@ class TryRecord:
     time_returned: str | None
     fail_history: str | None
     joins: list[int]
-    failure: TryFailure | None
+    failure: TryFailureRow | None
     wait_s: float | None  # launched -> running
     run_s: float | None  # running -> running_ended, on the worker's clock
     worker: str | None = None  # which worker ran it (taskscope's runs)
@@ -194,7 +181,9 @@ class TaskDetail:
 
 
 @dataclass(frozen=True)
-class ResourceSample:
+class ResourceSampleRow:
+    """One resource row as the pages plot it (the message is ``store.messages.ResourceSample``)."""
+
     try_id: int
     timestamp: str
     seconds: float  # since the try started running (or since its first sample)

@@ -24,7 +24,7 @@ from taskscope.store.records import (
     BoxStats,
     Capacity,
     DatabaseInfo,
-    ResourceSample,
+    ResourceSampleRow,
     UsageSeries,
 )
 from taskscope.store.sampling import in_sample, sample_stride
@@ -44,7 +44,7 @@ _CPU = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_sy
 
 def resource_series(
     conn: sqlite3.Connection, run_id: str, task_id: int, limit: int = SERIES_LIMIT
-) -> list[ResourceSample]:
+) -> list[ResourceSampleRow]:
     """The resource samples of every try of one task, in time order."""
     if not describe_database(conn).has("resource"):
         return []
@@ -62,7 +62,7 @@ def resource_series(
         "LIMIT ?",
         (run_id, task_id, max(1, int(limit))),
     ).fetchall()
-    return [ResourceSample(*row) for row in rows]
+    return [ResourceSampleRow(*row) for row in rows]
 
 
 def _span(conn: sqlite3.Connection, run_id: str) -> tuple[str | None, str | None]:

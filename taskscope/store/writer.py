@@ -36,14 +36,11 @@ from taskscope.store.messages import (
     WorkflowEnd,
     WorkflowStart,
 )
+from taskscope.store.states import FINAL_STATES
+from taskscope.store.states import PARSL_COMPLETED_COUNT_STATES as COMPLETED_STATES
+from taskscope.store.states import PARSL_FAILED_COUNT_STATES as FAILED_STATES
 from taskscope.store.timefmt import utc_text
 from taskscope.store.worker_rollup import UPSERT_LAUNCH_DIR, EndedTries, WorkerRollupBatch
-
-# workflow.tasks_completed_count / tasks_failed_count mean what they mean in Parsl: tasks
-# that ended exec_done / failed (memo_done and dep_fail are final but in neither count).
-COMPLETED_STATES = frozenset({"exec_done"})
-FAILED_STATES = frozenset({"failed"})
-FINAL_STATES = frozenset({"exec_done", "memo_done", "failed", "dep_fail"})
 
 _INSERT_WORKFLOW = """
 INSERT OR IGNORE INTO workflow (run_id, workflow_name, workflow_version, time_began,

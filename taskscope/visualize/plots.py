@@ -12,7 +12,7 @@ from taskscope.store.records import (
     AppDistribution,
     AppGraph,
     BoxStats,
-    ResourceSample,
+    ResourceSampleRow,
     TaskGraph,
     TimelineTask,
     UsageSeries,
@@ -315,9 +315,9 @@ def distribution_plot(dists: Sequence[AppDistribution], which: str) -> Figure:
                                              yaxis={"title": {"text": unit}, "rangemode": "tozero"})}
 
 
-def try_resource_plot(samples: Sequence[ResourceSample], which: str) -> Figure:
+def try_resource_plot(samples: Sequence[ResourceSampleRow], which: str) -> Figure:
     """Per-try lines over seconds since the try started: memory (MiB) or CPU time (s)."""
-    tries: dict[int, list[ResourceSample]] = {}
+    tries: dict[int, list[ResourceSampleRow]] = {}
     for sample in samples:
         tries.setdefault(sample.try_id, []).append(sample)
     data = []
