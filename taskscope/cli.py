@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
+from taskscope.commands.support import run_handler
 from taskscope.store import query
-from taskscope.store.readonly import DatabaseNotFound, locate_database, open_readonly
+from taskscope.store.readonly import locate_database, open_readonly
+
+# Commands that live in their own module under taskscope/commands/, each with register()
+# (see taskscope/commands/__init__.py); one line per module.
+COMMAND_MODULES: tuple[str, ...] = (
+    "taskscope.commands.analyze",
+    "taskscope.commands.report",
+)
 
 
 def _version() -> str:
@@ -75,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument("--app", help="only tasks of this app")
     tasks.add_argument("--limit", type=int, default=100)
     tasks.set_defaults(handler=cmd_tasks)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
     return parser
 
 
@@ -84,11 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
-    try:
-        return args.handler(args)
-    except DatabaseNotFound as exc:
-        print(f"taskscope: {exc}", file=sys.stderr)
-        return 1
+    return run_handler(args.handler, args)
 
 
 if __name__ == "__main__":

@@ -41,15 +41,10 @@ logger = logging.getLogger("taskscope.monitoring")
 
 FORWARD_PERIOD = 0.05
 START_TIMEOUT = 60.0
-# The child imports only the store and ZeroMQ, not the workflow engine: a stand-in for the
-# top-level packages keeps their __init__ modules (and their imports) from running.
-_BOOTSTRAP = (
-    "import sys, types\n"
-    "for name, path in {packages!r}:\n"
-    "    module = types.ModuleType(name); module.__path__ = [path]; sys.modules[name] = module\n"
-    "from taskscope.monitoring.hubprocess import main\n"
-    "main()\n"
-)
+# The child imports only the store, ZeroMQ and this package's writer-side modules: the package
+# roots load their names lazily (``taskscope/__init__.py``), so no stand-in modules are needed
+# to keep the workflow engine out (``tests/test_import_boundaries.py`` checks it).
+_CHILD_MAIN = "from taskscope.monitoring.hubprocess import main; main()"
 
 
 class WriterProcess:
@@ -76,10 +71,6 @@ class WriterProcess:
     def start(self) -> int:
         """Start the child; returns the hub port. MonitoringError with the child's reason."""
         package_dir = Path(__file__).resolve().parent.parent
-        packages = [
-            ("taskscope", str(package_dir)),
-            ("taskscope.monitoring", str(package_dir / "monitoring")),
-        ]
         stderr: Any = subprocess.DEVNULL
         if self.log_path:
             try:
@@ -92,7 +83,7 @@ class WriterProcess:
         )
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", _BOOTSTRAP.format(packages=packages)],
+                [sys.executable, "-c", _CHILD_MAIN],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,

@@ -19,9 +19,10 @@ from starlette.templating import Jinja2Templates
 from taskscope.store import query
 from taskscope.store.graph_query import NEIGHBOURHOOD_DEPTH, NEIGHBOURHOOD_LIMIT
 from taskscope.store.records import RunRow
+from taskscope.store.states import is_final
 from taskscope.store.timestamps import convention_label
 from taskscope.visualize import plots
-from taskscope.visualize.filetail import tail
+from taskscope.visualize.filetail import tails
 from taskscope.visualize.params import choice_param, int_param, relative_root, text_param
 from taskscope.visualize.source import DatabaseSource
 
@@ -367,11 +368,10 @@ class Pages:
         if samples:
             figures = {"try_memory": plots.try_resource_plot(samples, "memory"),
                        "try_cpu": plots.try_resource_plot(samples, "cpu")}
-        context = {**data, "stdout": tail(detail.stdout, base, allowed=self.show_files),
-                   "stderr": tail(detail.stderr, base, allowed=self.show_files),
+        stdout, stderr = tails([detail.stdout, detail.stderr], base, allowed=self.show_files)
+        context = {**data, "stdout": stdout, "stderr": stderr,
                    "app_href": quote(detail.app, safe="")}
-        live = data["run"].status == "running" and detail.state not in (
-            "exec_done", "memo_done", "failed", "dep_fail")
+        live = data["run"].status == "running" and not is_final(detail.state)
         return self.respond(request, PageData(
             "task.html", context, sections=["task_body"], figures=figures, live=live,
             title=f"Task {task_id}",
