@@ -47,6 +47,7 @@ from taskscope.store.task_state import (
     state_source,
 )
 from taskscope.store.timestamps import age_seconds, seconds_between_sql
+from taskscope.store.worker_query import app_run_times, run_time_sql, task_worker_tries
 
 __all__ = [
     "app_distributions",
@@ -369,17 +370,17 @@ def _app_means(
             params,
         )
     }
-    exec_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
+    # Run time on the worker's clock (running -> running_ended), not the kernel's returned.
+    exec_s = run_time_sql("y")
     # The whole run: walk the tries (the sample test runs on index entries), then their
     # tasks. Some apps: walk those apps' tasks, then their tries.
     tries_join = "task t JOIN try y" if apps is not None else "try y CROSS JOIN task t"
     result = {}
     for name, n, total_exec, ran in conn.execute(
-        f"SELECT t.task_func_name, COUNT(*), SUM({exec_s}), "
-        f"COUNT(DISTINCT CASE WHEN {exec_s} IS NOT NULL THEN y.task_id END) "
-        f"FROM {tries_join} ON t.task_id = y.task_id AND t.run_id = y.run_id "
-        f"WHERE y.run_id = :run{only_apps} AND {in_sample('y.task_id', stride)} "
-        "GROUP BY t.task_func_name",
+        f"SELECT task_func_name, COUNT(*), SUM(x), COUNT(x) FROM (SELECT t.task_func_name, "
+        f"{exec_s} AS x FROM {tries_join} ON t.task_id = y.task_id AND t.run_id = y.run_id "
+        f"WHERE y.run_id = :run{only_apps} AND {in_sample('y.task_id', stride)} LIMIT -1) "
+        "GROUP BY task_func_name",
         params,
     ):
         result[name] = (*means.get(name, (0, None)), n, total_exec, ran)
@@ -403,6 +404,7 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
     small = [name for name, n in sizes.items() if n <= SMALL_APP_TASKS]
     if stride > 1 and small:
         means.update(_app_means(conn, run_id, 1, small))
+    worker_means = app_run_times(conn, run_id)  # exact, from the writer's rollup
     stats = []
     for name in sorted(counts):
         by_state, n = counts[name], sizes[name]
@@ -420,8 +422,9 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
                 unfinished=n - completed - failed,
                 tries=round(try_count * scale),
                 mean_duration_s=mean_d,
-                # mean over the tasks that ran of each task's summed try time
-                mean_exec_s=(total_exec / ran) if total_exec is not None and ran else None,
+                # mean run time of a try on its worker's clock
+                mean_exec_s=worker_means[name][1] if name in worker_means else (
+                    (total_exec / ran) if total_exec is not None and ran else None),
                 sample_fraction=1.0 if exact or not n else measured / n,
             )
         )
@@ -547,15 +550,22 @@ def _tries(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: i
             (run_id, task_id),
         ):
             failures[try_id] = TryFailureRow(etype, message, tb, code)
-    wait = seconds_between_sql("task_try_time_launched", "task_try_time_running")
-    run = seconds_between_sql("task_try_time_running", "task_try_time_returned")
+    wait = seconds_between_sql("y.task_try_time_launched", "y.task_try_time_running")
+    ended = (
+        "(SELECT MIN(s.timestamp) FROM status s WHERE s.task_id = y.task_id AND s.run_id = "
+        "y.run_id AND s.task_status_name = 'running_ended' AND s.try_id = y.try_id)"
+    )
+    workers = task_worker_tries(conn, run_id, task_id)
     tries = []
     for row in conn.execute(
         "SELECT try_id, task_executor, hostname, block_id, task_try_time_launched, "
         f"task_try_time_running, task_try_time_returned, task_fail_history, task_joins, {wait}, "
-        f"{run} FROM try WHERE run_id = ? AND task_id = ? ORDER BY try_id LIMIT 1000",
+        f"{run_time_sql('y')}, {ended}, "
+        f"{seconds_between_sql(ended, 'y.task_try_time_returned')} "
+        "FROM try y WHERE run_id = ? AND task_id = ? ORDER BY try_id LIMIT 1000",
         (run_id, task_id),
     ):
+        worker = workers.get(row[0])
         tries.append(
             TryRecord(
                 try_id=row[0],
@@ -570,6 +580,9 @@ def _tries(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: i
                 failure=failures.get(row[0]),
                 wait_s=row[9],
                 run_s=row[10],
+                worker=worker.worker if worker else None,
+                time_ended=row[11],
+                return_delay_s=row[12],
             )
         )
     return tries

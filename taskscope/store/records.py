@@ -99,7 +99,7 @@ class AppStats:
     unfinished: int
     tries: int
     mean_duration_s: float | None  # invoked -> returned
-    mean_exec_s: float | None  # running -> returned, summed over the task's tries
+    mean_exec_s: float | None  # per try, running -> running_ended on the worker's clock
     # tries and the two means come from this fraction of the app's tasks (a hashed sample,
     # tries scaled up); task counts by state are always exact
     sample_fraction: float = 1.0
@@ -149,7 +149,10 @@ class TryRecord:
     joins: list[int]
     failure: TryFailureRow | None
     wait_s: float | None  # launched -> running
-    run_s: float | None  # running -> returned
+    run_s: float | None  # running -> running_ended, on the worker's clock
+    worker: str | None = None  # which worker ran it (taskscope's runs)
+    time_ended: str | None = None  # running_ended, on the worker's clock
+    return_delay_s: float | None = None  # running_ended -> the kernel's returned
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,10 @@ class UsageSeries:
     # CPU and memory come from this fraction of the tasks (hashed sample), scaled up; 1.0 =
     # every resource row was used.
     sample_fraction: float = 1.0
+    # The kernel's view: tries launched and not yet returned (run time plus the queue before
+    # a worker took the try and the result's trip back); not bounded by the workers.
+    in_flight: list[float] = field(default_factory=list)
+    in_flight_fraction: float = 1.0  # in_flight is from this hashed sample of tries, scaled
 
 
 @dataclass(frozen=True)
