@@ -1,0 +1,84 @@
+"""`taskscope analyze DB [--run RUN] [--json]`: why a run failed and why it was slow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from taskscope.commands.support import (
+    EXIT_OK,
+    CliError,
+    add_database_argument,
+    add_run_option,
+    command_parser,
+    open_run,
+)
+from taskscope.store.analysis.context import RunNotFound
+from taskscope.store.analysis.report import RunAnalysis, analyze, as_json
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = command_parser(
+        commands, "analyze", "explain a run: failure groups, critical path, stragglers, hosts, "
+        "efficiency advice and a forecast for a live run",
+        "taskscope analyze runinfo/monitoring.db",
+        "taskscope analyze monitoring.db --run 85029df9 --json > analysis.json",
+    )
+    add_database_argument(parser)
+    add_run_option(parser)
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document (see docs/analysis.md)")
+    parser.set_defaults(handler=cmd_analyze)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    with open_run(args.database, args.run) as (_located, conn, selected):
+        try:
+            result = analyze(conn, selected.run_id)
+        except RunNotFound as exc:
+            raise CliError(str(exc)) from exc
+    if args.json:
+        json.dump(as_json(result), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        print_text(result)
+    return EXIT_OK
+
+
+def _tasks(ids: list[int], shown: int = 8) -> str:
+    text = ", ".join(str(i) for i in ids[:shown])
+    return text + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+
+
+def print_text(result: RunAnalysis) -> None:
+    print(f"run {result.run_id} ({result.workflow_name or 'unnamed'}), {result.status}; "
+          f"times in {'UTC' if result.timestamp_convention == 'utc' else 'local time'}")
+    print()
+    current = [g for g in result.failures if g.history != "gone"]
+    gone = [g for g in result.failures if g.history == "gone"]
+    if not current:
+        print("Failures: none")
+    else:
+        print(f"Failures: {len(current)} groups")
+    for g in current:
+        outcome = []
+        if g.permanent:
+            outcome.append(f"{g.permanent} failed for good")
+        if g.retried_then_succeeded:
+            outcome.append(f"{g.retried_then_succeeded} succeeded on retry")
+        if g.unfinished:
+            outcome.append(f"{g.unfinished} still retrying")
+        history = f" [{g.history}]" if g.history else ""
+        print(f"  {g.cause}{history}: {g.signature}")
+        unit = "tasks did not run" if g.cause == "dependency" else "failed tries"
+        print(f"    {g.count} {unit}; tasks {_tasks(g.tasks)}; apps {', '.join(g.apps)}"
+              + (f"; {'; '.join(outcome)}" if outcome else ""))
+        if g.concentration:
+            print(f"    {g.concentration}")
+        if g.cpu_s_failed >= 0.05:
+            print(f"    {g.cpu_s_failed:.1f} CPU s spent on the failed tries")
+        if g.example is not None and g.example.stderr_tail:
+            print(f"    stderr of task {g.example.task_id}: {g.example.stderr_tail[-1]}")
+    for g in gone:
+        print(f"  gone since {g.since_run}: {g.cause}: {g.signature} ({g.previous_count} before)")
