@@ -24,6 +24,9 @@ class States(IntEnum):
     joining = 10
     running_ended = 11
 
+    def __str__(self) -> str:  # Parsl's form, e.g. in "Tasks in state States.exec_done: 1"
+        return f"{type(self).__name__}.{self.name}"
+
 
 # The sets are the store's vocabulary (``taskscope.store.states``), as enum members.
 FINAL_STATES = frozenset(States[name] for name in vocabulary.FINAL_STATES)
