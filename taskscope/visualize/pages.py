@@ -19,6 +19,7 @@ from starlette.templating import Jinja2Templates
 from taskscope.store import query
 from taskscope.store.graph_query import NEIGHBOURHOOD_DEPTH, NEIGHBOURHOOD_LIMIT
 from taskscope.store.records import RunRow
+from taskscope.store.states import is_final
 from taskscope.store.timestamps import convention_label
 from taskscope.visualize import plots
 from taskscope.visualize.filetail import tails
@@ -370,8 +371,7 @@ class Pages:
         stdout, stderr = tails([detail.stdout, detail.stderr], base, allowed=self.show_files)
         context = {**data, "stdout": stdout, "stderr": stderr,
                    "app_href": quote(detail.app, safe="")}
-        live = data["run"].status == "running" and detail.state not in (
-            "exec_done", "memo_done", "failed", "dep_fail")
+        live = data["run"].status == "running" and not is_final(detail.state)
         return self.respond(request, PageData(
             "task.html", context, sections=["task_body"], figures=figures, live=live,
             title=f"Task {task_id}",
