@@ -51,6 +51,9 @@ class HubTarget(msgspec.Struct, frozen=True, array_like=True, weakref=True, eq=F
     hub_pid: int
     resource_monitoring_enabled: bool
     resource_monitoring_interval: float
+    # The run's secret: workers seal their frames with it (monitoring/auth.py). It travels
+    # with the tasks, once per worker, never on a command line.
+    secret: str = ""
 
 
 ShipOnce.register(HubTarget)
@@ -61,7 +64,7 @@ def _sink_for(target: HubTarget) -> sampler.Sink:
         hub = _local_hubs.get(target.token)
         if hub is not None:
             return hub
-    return sender.sender_for(target.address, target.port)
+    return sender.sender_for(target.address, target.port, target.run_id, target.secret)
 
 
 _block = ("", None)  # (pid, block id) of this process, read once per process
