@@ -8,7 +8,6 @@ import math
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from starlette.exceptions import HTTPException
@@ -16,13 +15,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
-from taskscope.store import query
+from taskscope.store import query, run_extra
 from taskscope.store.graph_query import NEIGHBOURHOOD_DEPTH, NEIGHBOURHOOD_LIMIT
 from taskscope.store.records import RunRow
 from taskscope.store.states import is_final
 from taskscope.store.timestamps import convention_label
 from taskscope.visualize import plots
 from taskscope.visualize.filetail import tails
+from taskscope.visualize.output_paths import output_base
 from taskscope.visualize.params import choice_param, int_param, relative_root, text_param
 from taskscope.visualize.plot_text import plain_figures
 from taskscope.visualize.source import DatabaseSource
@@ -359,12 +359,13 @@ class Pages:
             if detail is None:
                 raise _not_found(f"Run {run_id!r} has no task {task_id}.")
             return {"run": run, "task": detail,
+                    "launch_dir": run_extra.launch_dir(conn, run_id),
                     "samples": query.resource_series(conn, run_id, task_id),
                     "convention": convention_label(run.timestamp_convention)}
 
         data = self.source.cached(("task", run_id, task_id), load)
         detail, samples = data["task"], data["samples"]
-        base = Path(data["run"].rundir) if data["run"].rundir else None
+        base = output_base(data["launch_dir"], data["run"].rundir)
         figures = {}
         if samples:
             figures = {"try_memory": plots.try_resource_plot(samples, "memory"),
