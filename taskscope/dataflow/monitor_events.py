@@ -80,6 +80,7 @@ class TaskEvents:
                 executors=executor_labels,
                 pid=os.getpid(),
                 heartbeat_interval=float(getattr(self.hub, "heartbeat_interval", 10.0) or 10.0),
+                launch_dir=os.getcwd(),
             )
         )
 

@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 
 from taskscope.monitoring import wrapper
+from taskscope.monitoring.auth import new_secret
 from taskscope.monitoring.buffer import MessageBuffer
 from taskscope.monitoring.endpoint import database_path
 from taskscope.monitoring.errors import MonitoringError, MonitoringWarning
@@ -122,6 +123,7 @@ class MonitoringHub:
             raise MonitoringError("this MonitoringHub has already been started; make a new one")
         self.run_id = run_id
         log_path = self._setup_logging(run_dir)
+        secret = new_secret()  # this run's only: authenticates its frames (monitoring/auth.py)
         address = self.hub_address or "127.0.0.1"
         bind = resolve_bind_address(address)
         connect = "127.0.0.1" if bind == "*" else bind
@@ -134,6 +136,7 @@ class MonitoringHub:
                 "port": self.hub_port or 0,
                 "heartbeat_interval": self.heartbeat_interval,
                 "token": self._token,
+                "secret": secret,
                 "parent_pid": os.getpid(),
                 "log_level": "DEBUG" if self.monitoring_debug else "INFO",
             },
@@ -154,6 +157,7 @@ class MonitoringHub:
             hub_pid=os.getpid(),
             resource_monitoring_enabled=self.resource_monitoring_enabled,
             resource_monitoring_interval=self.resource_monitoring_interval,
+            secret=secret,
         )
         wrapper.register_local_hub(self._token, self)
         logger.info("monitoring run %s into %s, hub port %s", run_id, self.db_path, port)

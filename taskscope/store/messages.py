@@ -47,6 +47,8 @@ class WorkflowStart(Message, tag="workflow_start"):
     executors: list[str]
     pid: int
     heartbeat_interval: float
+    # The workflow's working directory: relative stdout/stderr paths are relative to it.
+    launch_dir: str | None = None
 
 
 class WorkflowEnd(Message, tag="workflow_end"):
@@ -154,6 +156,7 @@ class TryRun(Message, tag="try_run"):
     time_running: float
     time_ended: float | None = None
     sample: ResourceSample | None = None
+    worker: str | None = None  # which worker ran it (an executor's worker id, or host:pid)
 
 
 class TryFailure(Message, tag="try_failure"):

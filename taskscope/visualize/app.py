@@ -18,7 +18,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from taskscope.store.readonly import DatabaseNotFound
-from taskscope.visualize.colors import RUN_STATUS_COLORS, STATE_COLORS, state_color
+from taskscope.store.states import FINAL_ORDER, LIFECYCLE_ORDER
+from taskscope.visualize.colors import STATE_COLORS, run_status_color, state_color
 from taskscope.visualize.pages import Pages
 from taskscope.visualize.params import relative_root
 from taskscope.visualize.plots import fmt_seconds
@@ -54,8 +55,9 @@ def make_templates() -> Jinja2Templates:
         seconds=fmt_seconds, bytes=fmt_bytes, number=fmt_number, seg=lambda s: quote(str(s), safe="")
     )
     env.globals.update(
-        state_color=state_color, run_status_color=lambda s: RUN_STATUS_COLORS.get(s, "#555"),
+        state_color=state_color, run_status_color=run_status_color,
         state_colors=STATE_COLORS, version=taskscope_version(),
+        lifecycle_order=LIFECYCLE_ORDER, final_order=FINAL_ORDER,
     )
     return templates
 

@@ -36,6 +36,7 @@ from taskscope.store.analysis.signature import (
     signature,
     user_frame,
 )
+from taskscope.store.states import FINAL_STATES, SUCCEEDED_FINAL_STATES
 from taskscope.store.timestamps import parse_timestamp
 
 MEMORY_NEAR_FRACTION = 0.8
@@ -458,10 +459,10 @@ def _group_from_tries(ctx: RunContext, cause: str, sig: str, bucket: _Bucket,
     tries = bucket.tries
     key = (cause, sig)
     tasks = sorted({a.task_id for a in tries})
-    succeeded = sum(1 for t in tasks if states.get(t) in ("exec_done", "memo_done"))
+    succeeded = sum(1 for t in tasks if states.get(t) in SUCCEEDED_FINAL_STATES)
     permanent = sum(1 for t in tasks if states.get(t) == "failed" and failed_tasks.get(t) == key)
     unfinished = sum(1 for t in tasks
-                     if states.get(t) not in ("exec_done", "memo_done", "failed", "dep_fail"))
+                     if states.get(t) not in FINAL_STATES)
     hosts = _shares(Counter(a.hostname for a in tries if a.hostname))
     blocks = _shares(Counter(a.block_id for a in tries if a.block_id not in (None, "")))
     moments = sorted(a.returned for a in tries if a.returned)

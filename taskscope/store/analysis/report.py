@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskscope.store.analysis.context import RunContext, run_context
+from taskscope.store.analysis.critical_path import CriticalPath, critical_path
 from taskscope.store.analysis.failures import FailureGroup, failure_groups
+from taskscope.store.analysis.hosts import HostHealth, host_health
+from taskscope.store.analysis.stragglers import Straggler, cohorts, stragglers
 
 
 @dataclass
@@ -18,6 +21,9 @@ class RunAnalysis:
     status: str
     timestamp_convention: str  # "utc" (taskscope) or "local" (Parsl): how times are written
     failures: list[FailureGroup]
+    critical_path: CriticalPath
+    stragglers: list[Straggler]
+    hosts: list[HostHealth]
 
 
 def analyze(conn: sqlite3.Connection, run_id: str, *, read_files: bool = True) -> RunAnalysis:
@@ -29,6 +35,9 @@ def analyze(conn: sqlite3.Connection, run_id: str, *, read_files: bool = True) -
         status=ctx.run.status,
         timestamp_convention=ctx.run.timestamp_convention,
         failures=failure_groups(ctx, read_files=read_files),
+        critical_path=critical_path(ctx),
+        stragglers=stragglers(ctx, cohorts(ctx)),
+        hosts=host_health(ctx),
     )
 
 
