@@ -16,6 +16,7 @@ from taskscope.store.readonly import locate_database, open_readonly
 COMMAND_MODULES: tuple[str, ...] = (
     "taskscope.commands.analyze",
     "taskscope.commands.report",
+    "taskscope.commands.export",
 )
 
 
