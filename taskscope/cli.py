@@ -15,6 +15,7 @@ from taskscope.store.readonly import locate_database, open_readonly
 # (see taskscope/commands/__init__.py); one line per module.
 COMMAND_MODULES: tuple[str, ...] = (
     "taskscope.commands.analyze",
+    "taskscope.commands.diff",
     "taskscope.commands.report",
 )
 
