@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "taskscope.commands.analyze",
     "taskscope.commands.diff",
     "taskscope.commands.report",
+    "taskscope.commands.export",
 )
 
 

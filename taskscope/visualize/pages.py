@@ -8,7 +8,6 @@ import math
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from starlette.exceptions import HTTPException
@@ -16,14 +15,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
-from taskscope.store import query
+from taskscope.store import query, run_extra
 from taskscope.store.graph_query import NEIGHBOURHOOD_DEPTH, NEIGHBOURHOOD_LIMIT
 from taskscope.store.records import RunRow
 from taskscope.store.states import is_final
 from taskscope.store.timestamps import convention_label
 from taskscope.visualize import plots
 from taskscope.visualize.filetail import tails
+from taskscope.visualize.output_paths import output_base
 from taskscope.visualize.params import choice_param, int_param, relative_root, text_param
+from taskscope.visualize.plot_text import plain_figures
 from taskscope.visualize.source import DatabaseSource
 
 RUNS_PER_PAGE = 25
@@ -88,7 +89,7 @@ class Pages:
             "crumbs": page.crumbs,
             "live": page.live,
             "refresh_seconds": REFRESH_SECONDS,
-            "figures": page.figures,
+            "figures": plain_figures(page.figures),
             "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
             "database": str(self.source.path),
         }
@@ -103,7 +104,7 @@ class Pages:
                     "generated_at": context["generated_at"],
                     "last_activity": context.get("last_activity"),
                     "sections": sections,
-                    "figures": page.figures,
+                    "figures": context["figures"],
                 }
             )
         return self.templates.TemplateResponse(request, page.template, context)
@@ -111,13 +112,13 @@ class Pages:
     def respond_part(self, request: Request, name: str, part: PartData, live: bool) -> Response:
         """The JSON of one deferred part: its section's HTML and its figures."""
         context = {**part.context, "root": relative_root(request.url.path),
-                   "figures": part.figures}
+                   "figures": plain_figures(part.figures)}
         html = self.templates.get_template(f"_part_{name}.html").render(context)
         return JSONResponse({
             "live": live,
             "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
             "sections": {f"part_{name}": html},
-            "figures": part.figures,
+            "figures": context["figures"],
         })
 
     def _run(self, conn: sqlite3.Connection, run_id: str) -> RunRow:
@@ -358,12 +359,13 @@ class Pages:
             if detail is None:
                 raise _not_found(f"Run {run_id!r} has no task {task_id}.")
             return {"run": run, "task": detail,
+                    "launch_dir": run_extra.launch_dir(conn, run_id),
                     "samples": query.resource_series(conn, run_id, task_id),
                     "convention": convention_label(run.timestamp_convention)}
 
         data = self.source.cached(("task", run_id, task_id), load)
         detail, samples = data["task"], data["samples"]
-        base = Path(data["run"].rundir) if data["run"].rundir else None
+        base = output_base(data["launch_dir"], data["run"].rundir)
         figures = {}
         if samples:
             figures = {"try_memory": plots.try_resource_plot(samples, "memory"),

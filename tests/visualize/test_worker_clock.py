@@ -8,35 +8,15 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
-
-import pytest
 
 from taskscope.store import query, worker_query
 from taskscope.store.readonly import open_readonly
 
-SCRIPT = Path(__file__).with_name("htex_short_tasks.py")
 SLEEP_S = 0.2
 # Text timestamps are differenced through SQLite's julianday (a double counting days), which
 # resolves about 40 µs: a 0.2 s sleep may read a few µs short.
 CLOCK_SLACK = 1e-3
-
-
-@pytest.fixture(scope="module")
-def htex_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    folder = tmp_path_factory.mktemp("htex-short")
-    db = folder / "monitoring.db"
-    result = subprocess.run([sys.executable, str(SCRIPT), str(db), "runinfo"], cwd=folder,
-                            capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    conn = sqlite3.connect(db)
-    try:
-        (run_id,) = conn.execute("SELECT run_id FROM workflow").fetchone()
-    finally:
-        conn.close()
-    return db, run_id
 
 
 def without_worker_tables(db: Path, target: Path) -> Path:
