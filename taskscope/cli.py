@@ -16,7 +16,9 @@ from taskscope.store.states import LIFECYCLE_ORDER
 # (see taskscope/commands/__init__.py); one line per module.
 COMMAND_MODULES: tuple[str, ...] = (
     "taskscope.commands.analyze",
+    "taskscope.commands.diff",
     "taskscope.commands.report",
+    "taskscope.commands.export",
 )
 
 

@@ -47,7 +47,7 @@ from taskscope.errors import (
     TaskscopeError,
     remote_traceback,
 )
-from taskscope.executors.base import Executor
+from taskscope.executors.base import Executor, ScalingExecutor
 from taskscope.executors.threads import ThreadPoolExecutor
 
 logger = logging.getLogger(__name__)
@@ -166,13 +166,13 @@ class DataFlowKernel:
         )
         try:
             for ex in [*config.executors, internal]:
-                ex.run_dir = self.run_dir
-                if hasattr(ex, "adaptive"):
+                if isinstance(ex, ScalingExecutor):
                     # Config(strategy='none') fixes the blocks at init_blocks, as in Parsl.
-                    ex.adaptive = config.strategy not in (None, "none")
+                    ex.set_adaptive(config.strategy not in (None, "none"))
                 if self._events is not None:
-                    ex.run_id = self.run_id
-                    ex.monitoring_send = self.monitoring.send
+                    ex.prepare(self.run_dir, self.run_id, self.monitoring.send)
+                else:
+                    ex.prepare(self.run_dir)
                 ex.start()
                 self.executors[ex.label] = ex
         except BaseException:

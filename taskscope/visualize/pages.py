@@ -24,6 +24,7 @@ from taskscope.visualize import plots
 from taskscope.visualize.filetail import tails
 from taskscope.visualize.output_paths import output_base
 from taskscope.visualize.params import choice_param, int_param, relative_root, text_param
+from taskscope.visualize.plot_text import plain_figures
 from taskscope.visualize.source import DatabaseSource
 
 RUNS_PER_PAGE = 25
@@ -88,7 +89,7 @@ class Pages:
             "crumbs": page.crumbs,
             "live": page.live,
             "refresh_seconds": REFRESH_SECONDS,
-            "figures": page.figures,
+            "figures": plain_figures(page.figures),
             "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
             "database": str(self.source.path),
         }
@@ -103,7 +104,7 @@ class Pages:
                     "generated_at": context["generated_at"],
                     "last_activity": context.get("last_activity"),
                     "sections": sections,
-                    "figures": page.figures,
+                    "figures": context["figures"],
                 }
             )
         return self.templates.TemplateResponse(request, page.template, context)
@@ -111,13 +112,13 @@ class Pages:
     def respond_part(self, request: Request, name: str, part: PartData, live: bool) -> Response:
         """The JSON of one deferred part: its section's HTML and its figures."""
         context = {**part.context, "root": relative_root(request.url.path),
-                   "figures": part.figures}
+                   "figures": plain_figures(part.figures)}
         html = self.templates.get_template(f"_part_{name}.html").render(context)
         return JSONResponse({
             "live": live,
             "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
             "sections": {f"part_{name}": html},
-            "figures": part.figures,
+            "figures": context["figures"],
         })
 
     def _run(self, conn: sqlite3.Connection, run_id: str) -> RunRow:
