@@ -19,7 +19,13 @@ from starlette.templating import Jinja2Templates
 
 from taskscope.store.readonly import DatabaseNotFound
 from taskscope.store.states import FINAL_ORDER, LIFECYCLE_ORDER
-from taskscope.visualize.colors import STATE_COLORS, run_status_color, state_color
+from taskscope.visualize.colors import (
+    STATE_COLORS,
+    run_status_chip_color,
+    run_status_color,
+    run_status_label,
+    state_color,
+)
 from taskscope.visualize.pages import Pages
 from taskscope.visualize.params import relative_root
 from taskscope.visualize.plots import fmt_seconds
@@ -56,6 +62,7 @@ def make_templates() -> Jinja2Templates:
     )
     env.globals.update(
         state_color=state_color, run_status_color=run_status_color,
+        run_status_chip_color=run_status_chip_color, run_status_label=run_status_label,
         state_colors=STATE_COLORS, version=taskscope_version(),
         lifecycle_order=LIFECYCLE_ORDER, final_order=FINAL_ORDER,
     )
