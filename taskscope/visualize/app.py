@@ -19,6 +19,7 @@ from starlette.templating import Jinja2Templates
 
 from taskscope.store.readonly import DatabaseNotFound
 from taskscope.store.states import FINAL_ORDER, LIFECYCLE_ORDER
+from taskscope.visualize.analysis_view import AnalysisViews
 from taskscope.visualize.colors import (
     STATE_COLORS,
     run_status_chip_color,
@@ -26,7 +27,6 @@ from taskscope.visualize.colors import (
     run_status_label,
     state_color,
 )
-from taskscope.visualize.analysis_view import AnalysisViews
 from taskscope.visualize.pages import Pages
 from taskscope.visualize.params import relative_root
 from taskscope.visualize.plots import fmt_seconds

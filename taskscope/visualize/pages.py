@@ -5,8 +5,8 @@ running workflow's page refreshes itself without a reload."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote, urlencode
