@@ -16,7 +16,7 @@ from taskscope.commands.support import (
 )
 from taskscope.store.analysis.context import RunNotFound
 from taskscope.store.analysis.critical_path import PARTS
-from taskscope.store.analysis.report import RunAnalysis, analyze, as_json
+from taskscope.store.analysis.report import RunAnalysis, analyze, as_json, keep_forecast
 from taskscope.store.analysis.stragglers import K
 
 
@@ -31,15 +31,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_run_option(parser)
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document (see docs/analysis.md)")
+    parser.add_argument("--no-record", action="store_true",
+                        help="do not store a live run's forecast in the database (stored "
+                        "forecasts let the run's end say how far off they were)")
     parser.set_defaults(handler=cmd_analyze)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    with open_run(args.database, args.run) as (_located, conn, selected):
+    with open_run(args.database, args.run) as (located, conn, selected):
         try:
             result = analyze(conn, selected.run_id)
         except RunNotFound as exc:
             raise CliError(str(exc)) from exc
+    if not args.no_record:
+        keep_forecast(located.path, result)
     if args.json:
         json.dump(as_json(result), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
@@ -127,3 +132,33 @@ def print_text(result: RunAnalysis) -> None:
     print(f"Hosts: {len(hosts)}, {len(flagged)} flagged")
     for h in flagged:
         print(f"  {h.kind} {h.name}: " + "; ".join(h.reasons))
+
+    print()
+    print("Apps:")
+    for app in result.apps:
+        figures = [f"{app.tries} tries"]
+        if app.run_s_median is not None:
+            figures.append(f"run median {app.run_s_median:.2f}s, p99 {app.run_s_p99:.2f}s")
+        if app.cpu_efficiency is not None:
+            figures.append(f"CPU efficiency {app.cpu_efficiency:.0%}")
+        if app.peak_rss_p99 is not None:
+            figures.append(f"p99 peak memory {app.peak_rss_p99 / 2**20:.0f} MiB")
+        print(f"  {app.app}: " + ", ".join(figures))
+    if result.advice:
+        print()
+        print("Advice:")
+        for advice in result.advice:
+            print(f"  {advice.text}")
+    f = result.forecast
+    print()
+    if f.live and f.p50_s is not None:
+        print(f"Forecast: {f.tasks_left} tasks left on {f.workers} workers: finishes in "
+              f"{f.p50_s:.0f}s (P50, {f.p50_finish}) to {f.p90_s:.0f}s (P90, {f.p90_finish}) "
+              f"[{f.method}]")
+    elif f.live:
+        print(f"Forecast: {f.note}")
+    for check in f.checks:
+        late = "later" if check.error_s > 0 else "earlier"
+        print(f"  forecast made at {check.made_at} ({check.tasks_left} tasks left): the run "
+              f"ended {abs(check.error_s):.0f}s {late} than its P50"
+              + ("" if check.within_p90 else ", after its P90"))

@@ -35,6 +35,7 @@ from taskscope.dataflow.memoization import BasicMemoizer, Memoizer
 from taskscope.dataflow.rundir import attach_run_log, detach_run_log, make_run_dir
 from taskscope.dataflow.states import FINAL_STATES, States
 from taskscope.dataflow.taskrecord import TaskRecord, TryFailureRecord
+from taskscope.dataflow.user_traceback import user_traceback
 from taskscope.errors import (
     BashExitFailure,
     ConfigurationError,
@@ -497,6 +498,7 @@ class DataFlowKernel:
         tb = remote_traceback(exc)
         if tb is None:
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        tb = user_traceback(tb, record.func)
         exit_code = exc.exitcode if isinstance(exc, BashExitFailure) else None
         failure = TryFailureRecord(record.try_id, exc, tb, exit_code, time.time())
         record.try_failures.append(failure)

@@ -75,6 +75,8 @@ class MonitoringHub:
         _check_type("workflow_version", workflow_version, (str,), True)
         if hub_address is not None and not hub_address.strip():
             raise ValueError("MonitoringHub(hub_address=...) must not be empty")
+        if hub_address is not None and "\0" in hub_address:
+            raise ValueError(f"MonitoringHub(hub_address={hub_address!r}) contains a NUL byte")
         if hub_port is not None and not 0 <= hub_port <= 65535:
             raise ValueError(f"MonitoringHub(hub_port={hub_port}) must be between 0 and 65535")
         if not resource_monitoring_interval >= 0 or resource_monitoring_interval == float("inf"):

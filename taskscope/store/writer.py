@@ -557,8 +557,11 @@ class DatabaseWriter:
 
     def rollback(self) -> None:
         if self._in_txn:
-            self.conn.execute("ROLLBACK")
             self._in_txn = False
+            # After disk full or an I/O error SQLite has often rolled back already; a second
+            # ROLLBACK would only add a "no transaction is active" traceback to the log.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
 
     def close(self, analyze: bool = True) -> None:
         """Commit, refresh the query planner's statistics, and close the connection."""

@@ -79,6 +79,8 @@ def test_writer_failure_is_reported_to_the_user(tmp_path):
         hub.close()
     conn = sqlite3.connect(f"file:{tmp_path}/monitoring.db?mode=ro", uri=True)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    log = (tmp_path / "run" / "monitoring.log").read_text()
+    assert "cannot rollback" not in log  # one failure, reported once, no follow-on traceback
 
 
 KILLED_SCRIPT = """
