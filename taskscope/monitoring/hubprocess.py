@@ -33,6 +33,7 @@ from typing import Any
 
 import zmq
 
+from taskscope.monitoring.auth import FrameSealer
 from taskscope.monitoring.buffer import MessageBuffer
 from taskscope.monitoring.errors import MonitoringError
 from taskscope.store.messages import encode_batch
@@ -41,15 +42,10 @@ logger = logging.getLogger("taskscope.monitoring")
 
 FORWARD_PERIOD = 0.05
 START_TIMEOUT = 60.0
-# The child imports only the store and ZeroMQ, not the workflow engine: a stand-in for the
-# top-level packages keeps their __init__ modules (and their imports) from running.
-_BOOTSTRAP = (
-    "import sys, types\n"
-    "for name, path in {packages!r}:\n"
-    "    module = types.ModuleType(name); module.__path__ = [path]; sys.modules[name] = module\n"
-    "from taskscope.monitoring.hubprocess import main\n"
-    "main()\n"
-)
+# The child imports only the store, ZeroMQ and this package's writer-side modules: the package
+# roots load their names lazily (``taskscope/__init__.py``), so no stand-in modules are needed
+# to keep the workflow engine out (``tests/test_import_boundaries.py`` checks it).
+_CHILD_MAIN = "from taskscope.monitoring.hubprocess import main; main()"
 
 
 class WriterProcess:
@@ -76,10 +72,6 @@ class WriterProcess:
     def start(self) -> int:
         """Start the child; returns the hub port. MonitoringError with the child's reason."""
         package_dir = Path(__file__).resolve().parent.parent
-        packages = [
-            ("taskscope", str(package_dir)),
-            ("taskscope.monitoring", str(package_dir / "monitoring")),
-        ]
         stderr: Any = subprocess.DEVNULL
         if self.log_path:
             try:
@@ -92,7 +84,7 @@ class WriterProcess:
         )
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", _BOOTSTRAP.format(packages=packages)],
+                [sys.executable, "-c", _CHILD_MAIN],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -113,6 +105,7 @@ class WriterProcess:
             self._kill()
             raise MonitoringError(why or "the monitoring writer process did not start")
         self.port = int(reply["port"])
+        self._sealer = FrameSealer(self.config["secret"], self.config["run_id"])
         self._context = zmq.Context()
         self._push = self._context.socket(zmq.PUSH)
         self._push.setsockopt(zmq.SNDHWM, 0)
@@ -135,7 +128,7 @@ class WriterProcess:
         with self._send_lock:
             batch = self.buffer.take()
             if batch and self._push is not None and self.error is None:
-                self._push.send(encode_batch(batch), copy=False)
+                self._push.send(self._sealer.seal(encode_batch(batch)), copy=False)
 
     def _check_child(self) -> None:
         if self.error is not None or self._proc is None:
@@ -165,7 +158,7 @@ class WriterProcess:
         try:
             self._forward()
             if self._push is not None:
-                self._push.send(close_frame(token))
+                self._push.send(self._sealer.seal(close_frame(token)))
         except zmq.ZMQError as e:
             self.error = self.error or f"cannot reach the monitoring writer: {e}"
         deadline = time.monotonic() + timeout
@@ -277,6 +270,7 @@ def main() -> None:
         config["port"],
         config["heartbeat_interval"],
         token=config["token"],
+        secret=config["secret"],
         lag_observer=priority.observe,
     )
     try:

@@ -153,21 +153,6 @@ class HighThroughputExecutor(Executor):
     workers talk to the executor over pipes, not the network.
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        # A Parsl config with a batch-scheduler provider (SlurmProvider, ...) runs on
-        # dask-jobqueue: hand the same arguments to the Dask executor's HTEX spelling.
-        provider = kwargs.get("provider", args[1] if len(args) > 1 else None)
-        if provider is not None and not isinstance(provider, LocalProvider):
-            try:
-                from taskscope.cluster.base import BatchProvider
-            except ImportError:
-                BatchProvider = None
-            if BatchProvider is not None and isinstance(provider, BatchProvider):
-                from taskscope.executors.dask import DaskExecutor
-
-                return DaskExecutor.for_htex(*args, **kwargs)
-        return super().__new__(cls)
-
     def __init__(
         self,
         label: str = "HighThroughputExecutor",
