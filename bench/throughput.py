@@ -66,7 +66,7 @@ def one_round(n: int) -> float:
 
 
 def ideal_seconds(durations: list[float], workers: int) -> float:
-    return max(sum(durations) / workers, max(durations))
+    return max(sum(durations) / workers, *durations)
 
 
 def timed_spins(durations: list[float]) -> tuple[float, collections.Counter]:
