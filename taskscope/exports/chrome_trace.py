@@ -2,14 +2,16 @@
 
 - One complete event (``"ph": "X"``, ``ts`` and ``dur`` in microseconds since the run began)
   per try that ran, named after its app, on its worker's lane: the trace's process is the host
-  (and block), its thread is the worker process that ran the try (the pid of the resource
-  samples, which taskscope and Parsl take in the worker). When a process ran tries at the
-  same time (thread executors share one pid) or no pid is recorded, tries are packed into
-  numbered lanes so that no two slices on one thread overlap.
+  (and block), its thread is the worker that ran the try. Times are the worker's own
+  (running -> running_ended): from the writer's ``taskscope_try_run`` for taskscope's runs
+  (which also names the worker), else from the status history, with the pid of the try's
+  resource samples as the worker (Parsl's databases). Should one worker still show two tries
+  at once, or no worker be recorded (a thread pool), tries are packed into numbered lanes so
+  that no two slices on one thread overlap.
 - Flow events (``s`` -> ``f``) from the end of each dependency's last try to the start of the
   dependent task's first try.
-- Counter events for workers busy, CPU cores and memory in use (the store's exact
-  time-weighted series over `COUNTER_BUCKETS` intervals) on a "run" process.
+- Counter events on a "run" process: workers busy (summed from the slices themselves), CPU
+  cores and memory in use (the store's time-weighted series), over `COUNTER_BUCKETS` intervals.
 
 The trace is written as the tries are read, in start order: memory holds the lanes open at one
 moment and about 12 bytes per task (the lane and end of each task's last try, for the flows),
@@ -18,6 +20,7 @@ never the events.
 
 from __future__ import annotations
 
+import calendar
 import heapq
 import json
 import sqlite3
@@ -29,10 +32,12 @@ from typing import TextIO
 
 from taskscope.store import query
 from taskscope.store.readonly import describe_database
+from taskscope.store.records import DatabaseInfo
 from taskscope.store.resource_query import _span
 from taskscope.store.timestamps import convention_label
 
 COUNTER_BUCKETS = 1000
+INTERNAL_EXECUTOR_LABELS = frozenset({"_taskscope_internal", "_parsl_internal"})
 RUN_PROCESS = 0  # trace pid of the counters
 FETCH = 1000
 _DENSE_SLACK = 1 << 16
@@ -143,22 +148,89 @@ def _depends(text: str | None) -> list[int]:
     return ids
 
 
-def _tries_sql(info_has_failures: bool, info_has_resource: bool) -> str:
-    pid = ("(SELECT r.psutil_process_pid FROM resource r WHERE r.run_id = y.run_id "
+def _failure_sql(info: DatabaseInfo, alias: str) -> str:
+    if not info.has("taskscope_try_failure"):
+        return "NULL"
+    return (f"(SELECT f.exception_type FROM taskscope_try_failure f WHERE f.run_id = {alias}.run_id "
+            f"AND f.task_id = {alias}.task_id AND f.try_id = {alias}.try_id)")
+
+
+def _worker_clock_sql(info: DatabaseInfo) -> str:
+    """Tries from the writer's record of them on their workers' clocks (taskscope's runs):
+    start and end as epoch seconds, and the worker that ran each."""
+    return (
+        "SELECT r.task_id, r.try_id, t.task_func_name, COALESCE(y.task_executor, ''), "
+        "COALESCE(y.hostname, ''), COALESCE(y.block_id, ''), y.task_try_time_launched, "
+        "r.time_running, r.time_ended, y.task_fail_history, t.task_depends, r.worker, "
+        f"{_failure_sql(info, 'r')} "
+        "FROM taskscope_try_run r JOIN task t ON t.run_id = r.run_id AND t.task_id = r.task_id "
+        "LEFT JOIN try y ON y.run_id = r.run_id AND y.task_id = r.task_id AND y.try_id = r.try_id "
+        "WHERE r.run_id = ? ORDER BY r.time_running, r.task_id, r.try_id"
+    )
+
+
+def _status_clock_sql(info: DatabaseInfo) -> str:
+    """Tries from the try table (Parsl's databases, older taskscope ones): from running to
+    the worker's running_ended status when there is one (Parsl records it too), else to the
+    kernel's return; the worker is the pid of the try's resource samples."""
+    pid = ("(SELECT 'worker pid ' || r.psutil_process_pid FROM resource r WHERE r.run_id = y.run_id "
            "AND r.task_id = y.task_id AND r.try_id = y.try_id LIMIT 1)"
-           if info_has_resource else "NULL")
-    failure = ("(SELECT f.exception_type FROM taskscope_try_failure f WHERE f.run_id = y.run_id "
-               "AND f.task_id = y.task_id AND f.try_id = y.try_id)"
-               if info_has_failures else "NULL")
+           if info.has("resource") else "NULL")
+    ended = "y.task_try_time_returned"
+    if info.has("status"):
+        ended = ("COALESCE((SELECT MIN(s.timestamp) FROM status s WHERE s.task_id = y.task_id "
+                 "AND s.run_id = y.run_id AND s.task_status_name = 'running_ended' "
+                 "AND s.try_id = y.try_id), y.task_try_time_returned)")
     return (
         "SELECT y.task_id, y.try_id, t.task_func_name, y.task_executor, "
         "COALESCE(y.hostname, ''), COALESCE(y.block_id, ''), y.task_try_time_launched, "
-        "y.task_try_time_running, y.task_try_time_returned, y.task_fail_history, "
-        f"t.task_depends, {pid}, {failure} "
+        f"y.task_try_time_running, {ended}, y.task_fail_history, t.task_depends, {pid}, "
+        f"{_failure_sql(info, 'y')} "
         "FROM try y JOIN task t ON t.run_id = y.run_id AND t.task_id = y.task_id "
         "WHERE y.run_id = ? AND y.task_try_time_running IS NOT NULL "
         "ORDER BY y.task_try_time_running, y.task_id, y.try_id"
     )
+
+
+def _on_worker_clock(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str) -> bool:
+    if not info.has("taskscope_try_run"):
+        return False
+    return conn.execute("SELECT 1 FROM taskscope_try_run WHERE run_id = ? LIMIT 1",
+                        (run_id,)).fetchone() is not None
+
+
+class BusyBuckets:
+    """Workers busy, averaged over equal buckets of the run, summed from the slices as they
+    are written (O(1) a slice: partial end buckets plus a difference array between)."""
+
+    def __init__(self, span_us: int, buckets: int) -> None:
+        self.n = buckets
+        self.width = max(span_us, 1) / buckets
+        self.partial = [0.0] * buckets
+        self.diff = [0.0] * (buckets + 1)
+
+    def add(self, start: int, end: int) -> None:
+        horizon = self.width * self.n
+        s, e = max(float(start), 0.0), min(float(end), horizon)
+        if e <= s:
+            return
+        w = self.width
+        first, last = min(int(s // w), self.n - 1), min(int(e // w), self.n - 1)
+        if first == last:
+            self.partial[first] += e - s
+            return
+        self.partial[first] += (first + 1) * w - s
+        self.partial[last] += e - last * w
+        self.diff[first + 1] += 1
+        self.diff[last] -= 1
+
+    def series(self) -> list[tuple[int, float]]:
+        """(bucket start in µs, average busy) for every bucket."""
+        running, result = 0.0, []
+        for b in range(self.n):
+            running += self.diff[b]
+            result.append((round(b * self.width), (self.partial[b] + running * self.width) / self.width))
+        return result
 
 
 def try_count(conn: sqlite3.Connection, run_id: str) -> int:
@@ -212,20 +284,26 @@ def write_chrome_trace(
           "args": {"sort_index": -1}})
     lanes = LaneMap(emit)
     ends = TaskEnds()
+    busy = BusyBuckets(run_end, COUNTER_BUCKETS)
     done = 0
     if info.has("try") and info.has("task"):
-        sql = _tries_sql(info.has("taskscope_try_failure"), info.has("resource"))
-        for (task_id, try_id, app, executor, host, block, launched, running, returned,
-             history, depends, pid, failure) in _rows(conn, sql, (run_id,)):
-            start = _micros(running, began)
+        worker_clock = _on_worker_clock(conn, info, run_id)
+        sql = _worker_clock_sql(info) if worker_clock else _status_clock_sql(info)
+        began_epoch = calendar.timegm(began.timetuple()) + began.microsecond / 1e6
+        for (task_id, try_id, app, executor, host, block, launched, running, ended,
+             history, depends, worker, failure) in _rows(conn, sql, (run_id,)):
+            if worker_clock:
+                start = round((running - began_epoch) * 1e6)
+                end = None if ended is None else round((ended - began_epoch) * 1e6)
+            else:
+                start, end = _micros(running, began), _micros(ended, began)
             if start is None:
                 continue
-            end = _micros(returned, began)
             unfinished = end is None
             end = max(start, run_end if end is None else end)
-            # no sampled pid: the executor's name (join apps run on the kernel's own pool)
-            worker = f"worker pid {pid}" if pid is not None else executor
-            lane = lanes.lane(host or "unknown host", block, worker, start, end)
+            # no worker recorded: the executor's name (join apps run on the kernel's own pool)
+            lane = lanes.lane(host or "unknown host", block, worker or executor or "worker",
+                              start, end)
             trace_pid, tid = lanes.lanes[lane]
             args: dict = {"task_id": task_id, "try_id": try_id, "executor": executor}
             wait = _micros(launched, began)
@@ -237,6 +315,8 @@ def write_chrome_trace(
                 args["unfinished"] = True
             emit({"ph": "X", "name": app, "cat": "try", "pid": trace_pid, "tid": tid,
                   "ts": start, "dur": end - start, "args": args})
+            if executor not in INTERNAL_EXECUTOR_LABELS:
+                busy.add(start, end)
             if ends.get(task_id) is None:  # the task's first try to run: its flows arrive
                 for dep in _depends(depends):
                     source = ends.get(dep)
@@ -253,19 +333,19 @@ def write_chrome_trace(
             done += 1
             if done % 10_000 == 0:
                 progress(done)
-    usage = query.run_usage(conn, run_id, buckets=COUNTER_BUCKETS)
-    if usage is not None:
+        for ts, value in busy.series():
+            emit({"ph": "C", "name": "workers busy", "pid": RUN_PROCESS, "tid": 0, "ts": ts,
+                  "args": {"busy": round(value, 3)}})
+    usage = query.run_usage(conn, run_id, buckets=COUNTER_BUCKETS, parts=("samples",))
+    if usage is not None and usage.sample_count:
         for index, moment in enumerate(usage.times):
             ts = _micros(moment, began)
             if ts is None:
                 continue
-            emit({"ph": "C", "name": "workers busy", "pid": RUN_PROCESS, "tid": 0, "ts": ts,
-                  "args": {"busy": round(usage.workers_busy[index], 3)}})
-            if usage.sample_count:
-                emit({"ph": "C", "name": "memory in use (MiB)", "pid": RUN_PROCESS, "tid": 0,
-                      "ts": ts, "args": {"resident": round(usage.memory_bytes[index] / 2**20, 1)}})
-                emit({"ph": "C", "name": "CPU cores in use", "pid": RUN_PROCESS, "tid": 0,
-                      "ts": ts, "args": {"cores": round(usage.cpu_cores[index], 3)}})
+            emit({"ph": "C", "name": "memory in use (MiB)", "pid": RUN_PROCESS, "tid": 0,
+                  "ts": ts, "args": {"resident": round(usage.memory_bytes[index] / 2**20, 1)}})
+            emit({"ph": "C", "name": "CPU cores in use", "pid": RUN_PROCESS, "tid": 0,
+                  "ts": ts, "args": {"cores": round(usage.cpu_cores[index], 3)}})
     out.write("\n]}\n")
     progress(done)
     return counts

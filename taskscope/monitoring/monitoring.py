@@ -10,13 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 from taskscope.monitoring import wrapper
 from taskscope.monitoring.auth import new_secret
@@ -24,7 +21,7 @@ from taskscope.monitoring.buffer import MessageBuffer
 from taskscope.monitoring.endpoint import database_path
 from taskscope.monitoring.errors import MonitoringError, MonitoringWarning
 from taskscope.monitoring.hubprocess import WriterProcess
-from taskscope.monitoring.messages import BlockInfo, Message, NodeInfo
+from taskscope.monitoring.messages import Message
 from taskscope.monitoring.receiver import resolve_bind_address
 
 logger = logging.getLogger("taskscope.monitoring")
@@ -235,49 +232,6 @@ class MonitoringHub:
     def writer_pid(self) -> int | None:
         proc = self._writer._proc if self._writer else None
         return proc.pid if proc is not None else None
-
-    def record_pool(
-        self,
-        executor_label: str,
-        worker_count: int,
-        block_id: str = "0",
-        active: bool = True,
-        hostname: str | None = None,
-    ) -> None:
-        """Record a pool of workers on this host joining (active) or leaving (not active).
-
-        One ``node`` row and one ``block`` row per call; call it when a pool starts and
-        when it stops, never per task.
-        """
-        if self.run_id is None:
-            raise MonitoringError("MonitoringHub.record_pool() called before start()")
-        now = time.time()
-        host = hostname or wrapper.HOSTNAME
-        self.send(
-            BlockInfo(
-                run_id=self.run_id,
-                executor_label=executor_label,
-                block_id=block_id,
-                status="RUNNING" if active else "SCALED_IN",
-                timestamp=now,
-            )
-        )
-        self.send(
-            NodeInfo(
-                run_id=self.run_id,
-                hostname=host,
-                uid=f"{executor_label}-{block_id}-{host}",
-                block_id=block_id,
-                cpu_count=psutil.cpu_count(logical=False) or os.cpu_count() or 1,
-                total_memory=psutil.virtual_memory().total,
-                active=active,
-                worker_count=worker_count,
-                python_v=".".join(str(v) for v in os.sys.version_info[:3]),
-                timestamp=now,
-            )
-        )
-
-    # -- internals -----------------------------------------------------------------------
 
     def _warn_lost(self) -> None:
         if self._warned:

@@ -125,17 +125,6 @@ def sender_for(address: str, port: int, run_id: str, secret: str) -> BatchSender
         return sender
 
 
-def flush_all() -> None:
-    """Send everything buffered in this process now (for executors about to exit)."""
-    if _senders_pid != os.getpid():
-        return
-    for sender in list(_senders.values()):
-        try:
-            sender.flush()
-        except zmq.ZMQError as e:
-            logger.debug("monitoring flush failed: %s", e)
-
-
 @atexit.register
 def close_all() -> None:
     """Send what is buffered and close every sender of this process (waits for delivery up

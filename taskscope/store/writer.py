@@ -24,7 +24,6 @@ from collections import defaultdict
 from taskscope.store.app_edges import UPSERT_APP_EDGE, AppEdgeBatch, TaskApps
 from taskscope.store.messages import (
     BlockInfo,
-    Heartbeat,
     Message,
     NodeInfo,
     ResourceSample,
@@ -156,9 +155,6 @@ class _TryUpdate:
     def from_kernel(self, m: TryInfo) -> None:
         if m.executor:
             self.executor = m.executor
-        if m.hostname is not None:  # an old-style worker TryInfo
-            self.from_worker(m.hostname, m.block_id, m.time_running, m.time_returned)
-            return
         if m.block_id is not None:
             self.block_id = m.block_id
         if self.launched is None:
@@ -389,8 +385,6 @@ class DatabaseWriter:
                 transition(m.task_id, m.run_id, m.state, m.timestamp, m.try_id)
             elif kind is ResourceSample:
                 resources.append(_resource_row(m))
-            elif kind is Heartbeat:
-                self._heartbeats[m.run_id] = utc_text(m.timestamp)
             elif kind is TryFailure:
                 failures.append(
                     (

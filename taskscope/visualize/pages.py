@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote, urlencode
@@ -78,6 +79,11 @@ class Pages:
         # Whether the task page may show the contents of stdout/stderr files named in the
         # database: off when the dashboard is reachable from the network unless asked for.
         self.show_files = show_files
+        # Hooks other view modules add (taskscope.visualize.analysis_view): more deferred
+        # parts of the workflow page, and overlays on the task DAG and the timeline.
+        self.workflow_parts: dict[str, Callable[[Request, str], Response]] = {}
+        self.decorate_dag: Callable[[str, dict], dict] | None = None
+        self.decorate_gantt: Callable[[str, dict], dict] | None = None
 
     # ---- rendering -------------------------------------------------------------------
     def respond(self, request: Request, page: PageData) -> Response:
@@ -168,7 +174,10 @@ class Pages:
     def workflow(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         gantt_page = int_param(request, "gantt_page", 1, 1)
-        part = choice_param(request, "part", ["apps", "durations", "states"], "")
+        part = choice_param(request, "part", ["apps", "durations", "states",
+                                               *self.workflow_parts], "")
+        if part in self.workflow_parts:
+            return self.workflow_parts[part](request, run_id)
         if part:
             return self._workflow_part(request, run_id, part)
 
@@ -190,6 +199,8 @@ class Pages:
                    "gantt_pages": max(1, math.ceil(timeline.total / GANTT_TASKS)),
                    "last_activity": summary.last_activity}
         figures = {"gantt": plots.gantt(timeline.items, label)} if timeline.items else {}
+        if figures and self.decorate_gantt is not None:
+            figures["gantt"] = self.decorate_gantt(run_id, figures["gantt"])
         return self.respond(request, PageData(
             "workflow.html", context, sections=["run_details"], figures=figures,
             live=summary.run.status == "running", title=summary.run.workflow_name or run_id,
@@ -243,6 +254,8 @@ class Pages:
             figure = plots.app_dag(graph, colour)
         else:
             figure = plots.task_dag(graph, colour, centre if view == "around" else None)
+            if self.decorate_dag is not None:
+                figure = self.decorate_dag(run_id, figure)
         apps = sorted({n.app for n in graph.nodes}) if view != "apps" else [n.app for n in graph.nodes]
         shown = len(graph.nodes)
         context = {"run": run, "graph": graph, "view": view, "colour": colour, "app": app,

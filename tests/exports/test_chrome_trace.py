@@ -140,3 +140,28 @@ def test_stdout_and_bad_arguments(tmp_path: Path, capsys):
         main(["export", str(PARSL_FIXTURE_DB), "--format", "svg"])
     assert raised.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_real_htex_run_has_one_lane_per_worker(tmp_path, htex_db):
+    conn = sqlite3.connect(htex_db)
+    run = conn.execute("SELECT run_id FROM workflow").fetchone()[0]
+    workers = {(t, y): w for t, y, w in conn.execute(
+        "SELECT task_id, try_id, worker FROM taskscope_try_run WHERE run_id = ?", (run,))}
+    failed = {(t, y) for t, y in conn.execute(
+        "SELECT task_id, try_id FROM taskscope_try_failure WHERE run_id = ?", (run,))}
+    conn.close()
+    events = export(tmp_path, htex_db, run)["traceEvents"]
+    slices = [e for e in events if e["ph"] == "X"]
+    threads = names(events, "thread_name")
+    assert len(slices) == len(workers) and failed
+    worker_names = {w for w in workers.values() if w}
+    for event in slices:
+        key = (event["args"]["task_id"], event["args"]["try_id"])
+        if workers[key]:
+            # on its worker's own lane: the workers' clocks never overlap two tries
+            assert threads[(event["pid"], event["tid"])] == workers[key]
+        assert ("failed" in event["args"]) == (key in failed)
+    assert {threads[(e["pid"], e["tid"])] for e in slices} >= worker_names
+    assert len(worker_names) == 2
+    busy = [e["args"]["busy"] for e in events if e["ph"] == "C" and e["name"] == "workers busy"]
+    assert 0 < max(busy) <= 2.0 + 1e-6
