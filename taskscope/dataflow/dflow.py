@@ -35,6 +35,7 @@ from taskscope.dataflow.memoization import BasicMemoizer, Memoizer
 from taskscope.dataflow.rundir import attach_run_log, detach_run_log, make_run_dir
 from taskscope.dataflow.states import FINAL_STATES, States
 from taskscope.dataflow.taskrecord import TaskRecord, TryFailureRecord
+from taskscope.dataflow.user_traceback import user_traceback
 from taskscope.errors import (
     BashExitFailure,
     ConfigurationError,
@@ -46,7 +47,7 @@ from taskscope.errors import (
     TaskscopeError,
     remote_traceback,
 )
-from taskscope.executors.base import Executor
+from taskscope.executors.base import Executor, ScalingExecutor
 from taskscope.executors.threads import ThreadPoolExecutor
 
 logger = logging.getLogger(__name__)
@@ -168,13 +169,13 @@ class DataFlowKernel:
         )
         try:
             for ex in [*config.executors, internal]:
-                ex.run_dir = self.run_dir
-                if hasattr(ex, "adaptive"):
+                if isinstance(ex, ScalingExecutor):
                     # Config(strategy='none') fixes the blocks at init_blocks, as in Parsl.
-                    ex.adaptive = config.strategy not in (None, "none")
+                    ex.set_adaptive(config.strategy not in (None, "none"))
                 if self._events is not None:
-                    ex.run_id = self.run_id
-                    ex.monitoring_send = self.monitoring.send
+                    ex.prepare(self.run_dir, self.run_id, self.monitoring.send)
+                else:
+                    ex.prepare(self.run_dir)
                 ex.start()
                 self.executors[ex.label] = ex
         except BaseException:
@@ -509,6 +510,7 @@ class DataFlowKernel:
         tb = remote_traceback(exc)
         if tb is None:
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        tb = user_traceback(tb, record.func)
         exit_code = exc.exitcode if isinstance(exc, BashExitFailure) else None
         failure = TryFailureRecord(record.try_id, exc, tb, exit_code, time.time())
         record.try_failures.append(failure)

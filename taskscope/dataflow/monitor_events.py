@@ -171,9 +171,6 @@ class TaskEvents:
         else:
             self._send(self._task_row(r, state.name, now))
 
-    def task_info(self, r: TaskRecord) -> None:
-        self._send(self._task_row(r, None, None))
-
     def status(self, r: TaskRecord, state: States) -> None:
         self._send(
             m.TaskStatus(

@@ -33,6 +33,7 @@ from typing import Any
 
 import zmq
 
+from taskscope.monitoring.auth import FrameSealer
 from taskscope.monitoring.buffer import MessageBuffer
 from taskscope.monitoring.errors import MonitoringError
 from taskscope.store.messages import encode_batch
@@ -104,6 +105,7 @@ class WriterProcess:
             self._kill()
             raise MonitoringError(why or "the monitoring writer process did not start")
         self.port = int(reply["port"])
+        self._sealer = FrameSealer(self.config["secret"], self.config["run_id"])
         self._context = zmq.Context()
         self._push = self._context.socket(zmq.PUSH)
         self._push.setsockopt(zmq.SNDHWM, 0)
@@ -126,7 +128,7 @@ class WriterProcess:
         with self._send_lock:
             batch = self.buffer.take()
             if batch and self._push is not None and self.error is None:
-                self._push.send(encode_batch(batch), copy=False)
+                self._push.send(self._sealer.seal(encode_batch(batch)), copy=False)
 
     def _check_child(self) -> None:
         if self.error is not None or self._proc is None:
@@ -156,7 +158,7 @@ class WriterProcess:
         try:
             self._forward()
             if self._push is not None:
-                self._push.send(close_frame(token))
+                self._push.send(self._sealer.seal(close_frame(token)))
         except zmq.ZMQError as e:
             self.error = self.error or f"cannot reach the monitoring writer: {e}"
         deadline = time.monotonic() + timeout
@@ -268,6 +270,7 @@ def main() -> None:
         config["port"],
         config["heartbeat_interval"],
         token=config["token"],
+        secret=config["secret"],
         lag_observer=priority.observe,
     )
     try:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import msgspec
 import zmq
 
+from taskscope.monitoring.auth import FrameGate, new_secret
 from taskscope.monitoring.errors import MonitoringError
 from taskscope.monitoring.priority import message_time
 from taskscope.store.database import open_for_writing
@@ -77,6 +78,7 @@ class HubService:
         heartbeat_interval: float,
         token: str = "",
         commit_interval: float = 0.1,
+        secret: str = "",
         lag_observer: Callable[[float], None] | None = None,
     ) -> None:
         self.db_path = db_path
@@ -88,6 +90,8 @@ class HubService:
         # Told how old the newest message of each written batch is (the writer's priority).
         self.lag_observer = lag_observer
         self._close_frame = close_frame(token)
+        # Every frame must carry the run's MAC (monitoring/auth.py); checked before decoding.
+        self._gate = FrameGate(secret or new_secret(), run_id)
         self.closed_by_owner = False
         self.port: int | None = None
         self.error: BaseException | None = None
@@ -198,7 +202,9 @@ class HubService:
                 frame = pull.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            data = frame.buffer
+            data = self._gate.open(frame)
+            if data is None:
+                continue
             try:
                 batch.extend(decode_batch(data))
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
@@ -207,6 +213,10 @@ class HubService:
                     self._stop.set()
                     break
                 self._drop(1, f"undecodable frame of {len(data)} bytes: {e}")
+        refused = self._gate.take_refused()  # counted, logged by the gate (once per peer)
+        if refused:
+            self.dropped += refused
+            self._writer.note_dropped(self.run_id, refused)
         return batch
 
     def _observe_lag(self, batch: list[Message]) -> None:

@@ -23,6 +23,7 @@ import msgspec
 
 from taskscope.monitoring import sampler, sender
 from taskscope.monitoring.messages import TryRun
+from taskscope.ship_once import ShipOnce
 
 HOSTNAME = socket.gethostname()
 
@@ -41,9 +42,7 @@ def unregister_local_hub(token: str) -> None:
 
 class HubTarget(msgspec.Struct, frozen=True, array_like=True, weakref=True, eq=False):
     """Where and how a wrapped try reports. HighThroughputExecutor sends it to each worker
-    once and then refers to it by a small key (``__taskscope_ship_once__``)."""
-
-    __taskscope_ship_once__ = True
+    once and then refers to it by a small key (it is a ``ShipOnce`` type, registered below)."""
 
     run_id: str
     address: str
@@ -52,6 +51,12 @@ class HubTarget(msgspec.Struct, frozen=True, array_like=True, weakref=True, eq=F
     hub_pid: int
     resource_monitoring_enabled: bool
     resource_monitoring_interval: float
+    # The run's secret: workers seal their frames with it (monitoring/auth.py). It travels
+    # with the tasks, once per worker, never on a command line.
+    secret: str = ""
+
+
+ShipOnce.register(HubTarget)
 
 
 def _sink_for(target: HubTarget) -> sampler.Sink:
@@ -59,7 +64,7 @@ def _sink_for(target: HubTarget) -> sampler.Sink:
         hub = _local_hubs.get(target.token)
         if hub is not None:
             return hub
-    return sender.sender_for(target.address, target.port)
+    return sender.sender_for(target.address, target.port, target.run_id, target.secret)
 
 
 _block = ("", None)  # (pid, block id) of this process, read once per process

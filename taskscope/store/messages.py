@@ -59,13 +59,6 @@ class WorkflowEnd(Message, tag="workflow_end"):
     tasks_failed_count: int
 
 
-class Heartbeat(Message, tag="heartbeat"):
-    run_id: str
-    timestamp: float
-    tasks_completed_count: int
-    tasks_failed_count: int
-
-
 class TaskInfo(Message, tag="task"):
     """A task's row; sent when it is created (with ``state='pending'``) and again when it ends
     (with its final state when that is not a try's: memo_done, dep_fail)."""
@@ -196,7 +189,6 @@ class BlockInfo(Message, tag="block"):
 AnyMessage = (
     WorkflowStart
     | WorkflowEnd
-    | Heartbeat
     | TaskInfo
     | TaskStatus
     | TryInfo

@@ -48,6 +48,7 @@ from taskscope.store.task_state import (
 )
 from taskscope.store.timestamps import age_seconds, seconds_between_sql
 from taskscope.store.worker_query import app_run_times, run_time_sql, task_worker_tries
+from taskscope.store.worker_rollup import INTERNAL_EXECUTOR_LABELS
 
 __all__ = [
     "app_distributions",
@@ -183,6 +184,7 @@ def _run_from_row(
         state_counts=counts,
         last_heartbeat=row["last_heartbeat"],
         timestamp_convention=convention,
+        tasks_failed=row["tasks_failed_count"],
     )
 
 
@@ -327,6 +329,8 @@ def run_summary(
     if extra is not None and extra[0]:
         recorded = [e for e in _split_executors(extra[0]) if e]
         executors = recorded + [e for e in executors if e not in recorded]
+    # The kernel's own pool for join apps is no executor the user configured.
+    executors = [e for e in executors if e not in INTERNAL_EXECUTOR_LABELS]
     return RunSummary(
         run=run,
         executors=executors,

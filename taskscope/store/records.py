@@ -63,6 +63,7 @@ class RunRow:
     state_counts: dict[str, int] = field(default_factory=dict)
     last_heartbeat: str | None = None
     timestamp_convention: str = "local"  # "utc" for taskscope's runs, "local" for Parsl's
+    tasks_failed: int | None = None  # workflow.tasks_failed_count
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,16 @@ from starlette.templating import Jinja2Templates
 
 from taskscope.store.readonly import DatabaseNotFound
 from taskscope.store.states import FINAL_ORDER, LIFECYCLE_ORDER
-from taskscope.visualize.colors import STATE_COLORS, run_status_color, state_color
+from taskscope.visualize.analysis_view import AnalysisViews
+from taskscope.visualize.api import create_api
+from taskscope.visualize.colors import (
+    STATE_COLORS,
+    run_status_chip_color,
+    run_status_color,
+    run_status_label,
+    state_color,
+)
+from taskscope.visualize.metrics import metrics_endpoint
 from taskscope.visualize.pages import Pages
 from taskscope.visualize.params import relative_root
 from taskscope.visualize.plots import fmt_seconds
@@ -56,6 +65,7 @@ def make_templates() -> Jinja2Templates:
     )
     env.globals.update(
         state_color=state_color, run_status_color=run_status_color,
+        run_status_chip_color=run_status_chip_color, run_status_label=run_status_label,
         state_colors=STATE_COLORS, version=taskscope_version(),
         lifecycle_order=LIFECYCLE_ORDER, final_order=FINAL_ORDER,
     )
@@ -74,6 +84,9 @@ def create_app(
     source = DatabaseSource(database)
     templates = make_templates()
     pages = Pages(source, templates, show_files=show_files)
+    analysis = AnalysisViews(source, pages)
+    pages.workflow_parts["analysis"] = analysis.workflow_part
+    pages.decorate_dag, pages.decorate_gantt = analysis.decorate_dag, analysis.decorate_gantt
 
     def error_page(request: Request, status: int, heading: str, detail: str) -> Response:
         context = {"root": relative_root(request.url.path), "title": heading, "heading": heading,
@@ -103,8 +116,13 @@ def create_app(
         Route("/workflow/{run_id}/", pages.workflow),
         Route("/workflow/{run_id}/dag", pages.dag),
         Route("/workflow/{run_id}/resources", pages.resources),
+        Route("/workflow/{run_id}/analysis", analysis.page),
+        Route("/workflow/{run_id}/diff", analysis.diff),
         Route("/workflow/{run_id}/app/{app}", pages.app),
         Route("/workflow/{run_id}/task/{task_id:int}", pages.task),
+        # Data for other tools (docs/api.md, docs/exports.md), behind the same middleware.
+        Route("/metrics", metrics_endpoint(source)),
+        Mount("/api", create_api(source)),
         Route("/static/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

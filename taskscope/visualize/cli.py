@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="sqlite:///relative.db, sqlite:////absolute/path.db or a path (default: "
              "./monitoring.db, else ./runinfo/monitoring.db)",
     )
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.add_argument("--port", type=int, default=8080,
+                        help="port to listen on (default 8080; 0 picks a free port)")
     parser.add_argument(
         "--listen", nargs="?", const=ALL_INTERFACES, default="127.0.0.1", metavar="ADDRESS",
         help="address to listen on (default 127.0.0.1; --listen alone means all interfaces)",
@@ -64,9 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"taskscope-visualize: {exc}", file=sys.stderr)
         return 1
     from taskscope.visualize.app import create_app
+    from taskscope.visualize.listen import ListenError, bind_listener, bound_port
     from taskscope.visualize.serve import serve
     from taskscope.visualize.token import new_token
 
+    try:  # before any address is printed: a taken port must not send the user elsewhere
+        sock = bind_listener(args.listen, args.port)
+    except ListenError as exc:
+        print(f"taskscope-visualize: {exc}", file=sys.stderr)
+        return 1
+    args.port = bound_port(sock)
     print(f"taskscope-visualize: {located.how} (read-only)")
     if args.listen in (ALL_INTERFACES, "::"):
         print("taskscope-visualize: WARNING: listening on all interfaces; the dashboard is "
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(located.path, debug=args.debug, show_files=show_files, token=token)
     try:
         serve(app, host=args.listen, port=args.port,
-              log_level="debug" if args.debug else "warning")
+              log_level="debug" if args.debug else "warning", sock=sock)
     except (OSError, SystemExit) as exc:
         if isinstance(exc, SystemExit) and not exc.code:
             return 0

@@ -20,5 +20,29 @@ APP_PALETTE = (
 )
 
 
+# How a run's status reads on the dashboard. "failed" is taskscope's (and the derived Parsl)
+# status of a run that ran to its end with some tasks failed: it must not read like a crash,
+# which is "aborted" (the script stopped early) or "lost" (the process died).
+_FINISHED_WITH_FAILURES_COLOR = "#b8860b"
+
+
+def run_status_label(status: str, failed_tasks: int | None = None) -> str:
+    if status == "failed":
+        if failed_tasks:
+            return f"completed with {failed_tasks:,} failed task{'s' if failed_tasks != 1 else ''}"
+        return "completed with failed tasks"
+    if status == "aborted":
+        return "aborted (stopped early)"
+    return status
+
+
+def run_status_chip_color(status: str) -> str:
+    if status == "failed":
+        return _FINISHED_WITH_FAILURES_COLOR
+    if status == "aborted":
+        return STATE_COLORS["failed"]
+    return run_status_color(status)
+
+
 def app_colors(apps: list[str]) -> dict[str, str]:
     return {app: APP_PALETTE[i % len(APP_PALETTE)] for i, app in enumerate(sorted(set(apps)))}

@@ -308,7 +308,8 @@ def distribution_plot(dists: Sequence[AppDistribution], which: str) -> Figure:
             "q1": [stats.q1 * scale], "median": [stats.median * scale], "q3": [stats.q3 * scale],
             "lowerfence": [stats.minimum * scale], "upperfence": [stats.maximum * scale],
             "mean": [stats.mean * scale], "marker": {"color": colors[app]},
-            "hovertemplate": f"{app} (n={stats.count:,})<extra></extra>",
+            # The app name comes in through %{x}, escaped; never into the template itself.
+            "hovertemplate": f"%{{x}} (n={stats.count:,})<extra></extra>",
         })
     return {"data": data, "layout": _layout(title, height=320, showlegend=False,
                                              xaxis={"automargin": True},  # tilted app names

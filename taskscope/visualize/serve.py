@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 from types import FrameType
 
@@ -102,9 +103,12 @@ def _end_process(sig: int) -> None:
     os.kill(os.getpid(), sig)
 
 
-def serve(app, host: str, port: int, log_level: str = "warning") -> None:
+def serve(
+    app, host: str, port: int, log_level: str = "warning", sock: socket.socket | None = None
+) -> None:
+    """Serve `app`; on `sock` when given (already bound and listening, see visualize/listen)."""
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, http=BoundedH11Protocol,
         h11_max_incomplete_event_size=MAX_HEAD_BYTES, timeout_graceful_shutdown=1,
     )
-    DashboardServer(config).run()
+    DashboardServer(config).run(sockets=[sock] if sock is not None else None)

@@ -35,3 +35,22 @@ def offline_page(offline_browser):
     page.on("request", lambda r: page.requests.append(r.url))
     yield page
     context.close()
+
+
+HTEX_WORKFLOW = Path(__file__).with_name("htex_workflow.py")
+
+
+@pytest.fixture(scope="session")
+def htex_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database written by taskscope's monitoring of a real run on two HTEX workers."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("exports-htex")
+    db = folder / "monitoring.db"
+    result = subprocess.run(
+        [sys.executable, str(HTEX_WORKFLOW), str(db), str(folder / "runinfo")],
+        check=False, cwd=folder, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return db

@@ -146,6 +146,12 @@ def test_loopback_addresses():
         assert not is_loopback(address), address
 
 
+def _loopback_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 @pytest.mark.parametrize(
     ("arguments", "shows_files"),
     [([], True), (["--listen", "127.0.0.1"], True), (["--listen"], False),
@@ -154,6 +160,7 @@ def test_loopback_addresses():
 def test_output_files_are_shown_only_on_loopback_unless_asked(
     arguments: list[str], shows_files: bool, parsl_db: Path, monkeypatch, capsys
 ):
+    from taskscope.visualize import listen as listen_module
     from taskscope.visualize import serve as serve_module
 
     made = {}
@@ -164,6 +171,8 @@ def test_output_files_are_shown_only_on_loopback_unless_asked(
 
     monkeypatch.setattr(app_module, "create_app", fake_create_app)
     monkeypatch.setattr(serve_module, "serve", lambda app, **kwargs: None)
+    # No real port (10.1.2.3 is not this machine's, 8080 may be taken on a shared host).
+    monkeypatch.setattr(listen_module, "bind_listener", lambda host, port: _loopback_socket())
     assert main([str(parsl_db), *arguments]) == 0
     assert made["show_files"] is shows_files
     err = capsys.readouterr().err
