@@ -1,4 +1,5 @@
-"""1,000 fuzzed URLs on each kind of database: no 5xx, whatever the path and query hold."""
+"""1,000 fuzzed URLs on each kind of database, and on one being written: no 5xx, whatever
+the path and query hold."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -139,3 +141,42 @@ def test_fuzzed_urls_never_get_a_server_error(kind: str, databases: dict[str, Pa
                 failures.append((joined, response.status_code, response.text[:200]))
     assert failures == [], (len(failures), failures[:5])
     assert time.monotonic() - started < 600  # a hang would show here, not a figure
+
+
+def test_fuzzed_urls_on_a_database_being_written(tmp_path: Path):
+    """The same, while a real MonitoringHub writes a run into the database."""
+    from taskscope.monitoring import MonitoringHub
+    from taskscope.monitoring.messages import TaskInfo, TaskStatus, WorkflowStart
+
+    db = tmp_path / "monitoring.db"
+    hub = MonitoringHub(logging_endpoint=f"sqlite:///{db}")
+    run_id = "live-run"
+    hub.start(run_id, str(tmp_path / "run"))
+    hub.send(WorkflowStart(run_id, "live", "1", time.time(), "h", "u", str(tmp_path), "3", "0",
+                           ["x"], os.getpid(), hub.heartbeat_interval))
+    stop = False
+
+    def write() -> None:
+        task_id = 0
+        while not stop:
+            now = time.time()
+            hub.send(TaskInfo(run_id, task_id, "live_app", False, "x", now))
+            hub.send(TaskStatus(run_id, task_id, 0, "pending", now))
+            task_id += 1
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not db.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client = TestClient(create_app(db), raise_server_exceptions=False)
+        urls = fuzzed_urls([run_id], ["live_app"], [0, 1, 2, 50], seed=11)
+        failures = [(url, r.status_code) for url in urls
+                    if (r := client.get(url)).status_code >= 500]
+        assert failures == [], (len(failures), failures[:5])
+    finally:
+        stop = True
+        writer.join(timeout=10)
+        hub.close()
