@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 from taskscope.store.readonly import DatabaseNotFound
 from taskscope.store.states import FINAL_ORDER, LIFECYCLE_ORDER
 from taskscope.visualize.analysis_view import AnalysisViews
+from taskscope.visualize.api import create_api
 from taskscope.visualize.colors import (
     STATE_COLORS,
     run_status_chip_color,
@@ -27,6 +28,7 @@ from taskscope.visualize.colors import (
     run_status_label,
     state_color,
 )
+from taskscope.visualize.metrics import metrics_endpoint
 from taskscope.visualize.pages import Pages
 from taskscope.visualize.params import relative_root
 from taskscope.visualize.plots import fmt_seconds
@@ -118,6 +120,9 @@ def create_app(
         Route("/workflow/{run_id}/diff", analysis.diff),
         Route("/workflow/{run_id}/app/{app}", pages.app),
         Route("/workflow/{run_id}/task/{task_id:int}", pages.task),
+        # Data for other tools (docs/api.md, docs/exports.md), behind the same middleware.
+        Route("/metrics", metrics_endpoint(source)),
+        Mount("/api", create_api(source)),
         Route("/static/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
