@@ -14,6 +14,7 @@ from taskscope.store.readonly import locate_database, open_readonly
 # Commands that live in their own module under taskscope/commands/, each with register()
 # (see taskscope/commands/__init__.py); one line per module.
 COMMAND_MODULES: tuple[str, ...] = (
+    "taskscope.commands.recover",
 )
 
 
