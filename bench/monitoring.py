@@ -52,10 +52,11 @@ def _task_messages(run: str, i: int, t: float, fine_grained: bool) -> list:
             TryInfo(run, i, 0, executor="x", time_launched=t + 1e-4),
             TaskStatus(run, i, 0, "launched", t + 1e-4),
             TaskStatus(run, i, 0, "running", t + 2e-4),
-            TryInfo(run, i, 0, hostname="w", block_id="0", time_running=t + 2e-4),
+            # (the first design's worker TryInfo messages are TryRun now, start then end)
+            TryRun(run, i, 0, "w", "0", t + 2e-4),
             sample,
             TaskStatus(run, i, 0, "running_ended", t + 3e-4),
-            TryInfo(run, i, 0, hostname="w", time_returned=t + 3e-4),
+            TryRun(run, i, 0, "w", "0", t + 2e-4, t + 3e-4),
             TryInfo(run, i, 0, time_returned=t + 4e-4),
             TaskStatus(run, i, 0, "exec_done", t + 4e-4),
             TaskInfo(run, i, "f", False, "x", t, time_returned=t + 4e-4),

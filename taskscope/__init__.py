@@ -15,7 +15,6 @@ with taskscope.load(Config()):
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -35,6 +34,10 @@ _LAZY: dict[str, tuple[str, str]] = {
     "AUTO_LOGNAME": ("taskscope.dataflow.dflow", "AUTO_LOGNAME"),
     "DataFlowKernel": ("taskscope.dataflow.dflow", "DataFlowKernel"),
     "States": ("taskscope.dataflow.states", "States"),
+    "HighThroughputExecutor": ("taskscope.executors", "HighThroughputExecutor"),
+    "ThreadPoolExecutor": ("taskscope.executors", "ThreadPoolExecutor"),
+    "set_file_logger": ("taskscope.log_utils", "set_file_logger"),
+    "set_stream_logger": ("taskscope.log_utils", "set_stream_logger"),
 }
 # The loader's static methods, as ``parsl.load`` / ``parsl.dfk`` / ``parsl.clear``.
 _LOADER_METHODS = ("load", "dfk", "clear", "wait_for_current_tasks")
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
     from taskscope.data_provider.files import File
     from taskscope.dataflow.dflow import AUTO_LOGNAME, DataFlowKernel, DataFlowKernelLoader
     from taskscope.dataflow.states import States
+    from taskscope.executors import HighThroughputExecutor, ThreadPoolExecutor
+    from taskscope.log_utils import set_file_logger, set_stream_logger
 
     load = DataFlowKernelLoader.load
     dfk = DataFlowKernelLoader.dfk
@@ -76,39 +81,14 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-def _log_to(handler: logging.Handler, name: str, level: int, fmt: str | None) -> logging.Logger:
-    handler.setFormatter(
-        logging.Formatter(fmt or "%(asctime)s %(name)s:%(lineno)d %(levelname)s: %(message)s")
-    )
-    logger = logging.getLogger(name)
-    logger.setLevel(level)
-    logger.addHandler(handler)
-    return logger
-
-
-def set_stream_logger(
-    name: str = "taskscope", level: int = logging.DEBUG, format_string: str | None = None
-) -> logging.Logger:
-    """Log ``name`` to stderr at ``level`` (as ``parsl.set_stream_logger``)."""
-    return _log_to(logging.StreamHandler(), name, level, format_string)
-
-
-def set_file_logger(
-    filename: str,
-    name: str = "taskscope",
-    level: int = logging.DEBUG,
-    format_string: str | None = None,
-) -> logging.Logger:
-    """Log ``name`` to ``filename`` at ``level`` (as ``parsl.set_file_logger``)."""
-    return _log_to(logging.FileHandler(filename), name, level, format_string)
-
-
 __all__ = [
     "AUTO_LOGNAME",
     "Config",
     "DataFlowKernel",
     "File",
+    "HighThroughputExecutor",
     "States",
+    "ThreadPoolExecutor",
     "bash_app",
     "clear",
     "dfk",

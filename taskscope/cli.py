@@ -7,13 +7,18 @@ import importlib
 import sys
 from pathlib import Path
 
-from taskscope.commands.support import run_handler
+from taskscope.commands.support import EXIT_USAGE, CliError, run_handler, select_run
 from taskscope.store import query
 from taskscope.store.readonly import locate_database, open_readonly
+from taskscope.store.states import LIFECYCLE_ORDER
 
 # Commands that live in their own module under taskscope/commands/, each with register()
 # (see taskscope/commands/__init__.py); one line per module.
 COMMAND_MODULES: tuple[str, ...] = (
+    "taskscope.commands.analyze",
+    "taskscope.commands.diff",
+    "taskscope.commands.report",
+    "taskscope.commands.export",
     "taskscope.commands.recover",
 )
 
@@ -51,13 +56,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    if args.state is not None and args.state not in LIFECYCLE_ORDER:
+        raise CliError(f"unknown state {args.state!r}; states are: {', '.join(LIFECYCLE_ORDER)}",
+                       EXIT_USAGE)
     located = locate_database(args.database, Path.cwd())
     conn = open_readonly(located.path)
     try:
-        if query.get_run(conn, args.run, with_counts=False) is None:
-            print(f"taskscope: no run {args.run!r} in {located.path}", file=sys.stderr)
-            return 1
-        page = query.list_tasks(conn, args.run, app=args.app, state=args.state, limit=args.limit)
+        run_id = select_run(conn, args.run, str(located.path)).run_id  # a unique prefix will do
+        page = query.list_tasks(conn, run_id, app=args.app, state=args.state, limit=args.limit)
     finally:
         conn.close()
     print(f"{'task':>7} {'app':24} {'state':14} {'duration':>10} {'tries':>5} host")
@@ -78,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs.set_defaults(handler=cmd_runs)
     tasks = commands.add_parser("tasks", help="list the tasks of a run")
     tasks.add_argument("database", help="database path or sqlite:/// URL")
-    tasks.add_argument("run", help="run id")
-    tasks.add_argument("--state", help="only tasks in this final state (e.g. failed)")
+    tasks.add_argument("run", help="run id, or any unique prefix of one")
+    tasks.add_argument("--state", help="only tasks whose current state is this (e.g. failed)")
     tasks.add_argument("--app", help="only tasks of this app")
     tasks.add_argument("--limit", type=int, default=100)
     tasks.set_defaults(handler=cmd_tasks)

@@ -21,6 +21,49 @@ def _check_int(name: str, value: Any, minimum: int = 0) -> int:
     return value
 
 
+def _check_usage_tracking(level: Any) -> int | bool:
+    # Parsl: an int (bools are ints) from 0 (off) to 3; taskscope sends no usage data at
+    # any level (docs/compatibility.md), but a value Parsl refuses is refused here too.
+    if not isinstance(level, int):
+        raise TypeError(f"Config(usage_tracking=...) must be an int, got {type(level).__name__}")
+    if not 0 <= level <= 3:
+        raise ConfigurationError(f"Usage Tracking values must be 0, 1, 2, or 3 and not {level}")
+    return level
+
+
+def _check_initialize_logging(value: Any) -> Any:
+    from taskscope.logconfigs.base import LogConfig
+
+    if not isinstance(value, (bool, LogConfig)):
+        raise TypeError(
+            "Config(initialize_logging=...) must be True, False or a LogConfig such as "
+            f"FileLogging(), got {type(value).__name__}"
+        )
+    return value
+
+
+def _check_memoizer(memoizer: Any) -> Any:
+    from taskscope.dataflow.memoization import Memoizer
+
+    if memoizer is not None and not isinstance(memoizer, Memoizer):
+        raise TypeError(
+            "Config(memoizer=...) must be a Memoizer such as BasicMemoizer(), "
+            f"got {type(memoizer).__name__}"
+        )
+    return memoizer
+
+
+def _check_resolver(resolver: Any) -> Any:
+    from taskscope.dataflow.dependency_resolvers import DependencyResolver
+
+    if resolver is not None and not isinstance(resolver, DependencyResolver):
+        raise TypeError(
+            "Config(dependency_resolver=...) must be a DependencyResolver such as "
+            f"DEEP_DEPENDENCY_RESOLVER, got {type(resolver).__name__}"
+        )
+    return resolver
+
+
 class Config:
     """Everything ``taskscope.load()`` needs.
 
@@ -51,6 +94,8 @@ class Config:
         exit_mode: str = "cleanup",
         std_autopath: Callable[..., str] | None = None,
         project_name: str | None = None,
+        memoizer: Any = None,
+        dependency_resolver: Any = None,
     ):
         if executors is None:
             from taskscope.executors.threads import ThreadPoolExecutor
@@ -117,15 +162,24 @@ class Config:
         self.internal_tasks_max_threads = _check_int(
             "internal_tasks_max_threads", internal_tasks_max_threads, minimum=1
         )
-        self.initialize_logging = initialize_logging
-        self.usage_tracking = usage_tracking
-        if exit_mode not in ("cleanup", "skip", "wait"):
-            raise ValueError(
+        self.initialize_logging = _check_initialize_logging(initialize_logging)
+        self.usage_tracking = _check_usage_tracking(usage_tracking)
+        if not isinstance(exit_mode, str) or exit_mode not in ("cleanup", "skip", "wait"):
+            # TypeError, as Parsl's type check of the Literal raises.
+            raise TypeError(
                 f"Config(exit_mode=...) must be 'cleanup', 'skip' or 'wait', got {exit_mode!r}"
             )
         self.exit_mode = exit_mode
+        if std_autopath is not None and not callable(std_autopath):
+            raise TypeError("Config(std_autopath=...) must be callable(task_record, 'stdout')")
         self.std_autopath = std_autopath
+        if project_name is not None and not isinstance(project_name, str):
+            raise TypeError(
+                f"Config(project_name=...) must be a str, got {type(project_name).__name__}"
+            )
         self.project_name = project_name
+        self.memoizer = _check_memoizer(memoizer)
+        self.dependency_resolver = _check_resolver(dependency_resolver)
 
     @property
     def executor_labels(self) -> list[str]:

@@ -77,39 +77,80 @@ class MissingOutputs(AppException):
         return f"{self.reason}: {', '.join(str(o) for o in self.outputs)}"
 
 
-class _FailedFutures(TaskscopeError):
-    """Futures a task waited on failed; keeps each one's exception and task id."""
+class DataFlowException(TaskscopeError):
+    """Base of the errors the DataFlowKernel raises about a task (``parsl.dataflow.errors``)."""
 
-    def __init__(
-        self, dependent_exceptions_tids: list[tuple[BaseException, int | None]], task_id: int
-    ):
-        super().__init__(dependent_exceptions_tids, task_id)
-        self.dependent_exceptions_tids, self.task_id = dependent_exceptions_tids, task_id
 
-    def _failed_tids(self) -> str:
-        return ", ".join(
-            str(t) if t is not None else "?" for _, t in self.dependent_exceptions_tids
+class BadCheckpoint(DataFlowException):
+    """A checkpoint could not be loaded (kept for Parsl's name; taskscope does not checkpoint)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class PropagatedException(DataFlowException):
+    """A task failed because tasks it depends on (or joined) failed.
+
+    ``dependent_exceptions_tids`` holds ``(exception, description)`` pairs, the description
+    being ``"task N"`` for an AppFuture of this run (or the future's repr), as in Parsl.
+    ``__cause__`` is the first root exception that is not itself propagated, so a traceback
+    shows the real failure; the message names the chain of tasks leading to it.
+    """
+
+    _failure_description = "Propagated failure"
+
+    def __init__(self, dependent_exceptions_tids: Sequence[tuple[BaseException, str]], task_id: int):
+        super().__init__(list(dependent_exceptions_tids), task_id)
+        self.dependent_exceptions_tids = list(dependent_exceptions_tids)
+        self.task_id = task_id
+        self._root = self._find_root_cause()
+        self.__cause__ = self._root
+
+    def _find_root_cause(self) -> BaseException | None:
+        # The first dependency's own root, found when it failed: O(1) per task, so a long
+        # dep_fail chain does not cost its length squared.
+        if not self.dependent_exceptions_tids:
+            return None
+        first = self.dependent_exceptions_tids[0][0]
+        if isinstance(first, PropagatedException):
+            return first._root
+        return first
+
+    def _cause_sequence(self) -> list[str]:
+        e: BaseException = self
+        sequence: list[str] = []
+        while isinstance(e, PropagatedException) and e.dependent_exceptions_tids:
+            first_exc, description = e.dependent_exceptions_tids[0]
+            if len(e.dependent_exceptions_tids) > 1:
+                description = f"{description} (+ others)"
+            sequence.append(str(description))
+            e = first_exc
+        return sequence
+
+    def __str__(self) -> str:
+        chain = " <- ".join(self._cause_sequence())
+        root = self._root
+        because = f": {type(root).__name__}: {root}" if root is not None else ""
+        return (
+            f"{self._failure_description} for task {self.task_id}. "
+            f"The representative cause is via {chain}{because}"
         )
 
 
-class DependencyError(_FailedFutures):
+class DependencyError(PropagatedException):
     """A task did not run because tasks it depends on failed."""
 
-    def __str__(self) -> str:
-        return (
-            f"task {self.task_id} did not run: its dependencies failed "
-            f"(tasks {self._failed_tids()})"
-        )
+    _failure_description = "Dependency failure"
 
 
-class JoinError(_FailedFutures):
+class JoinError(PropagatedException):
     """Futures returned by a join app failed."""
 
-    def __str__(self) -> str:
-        return (
-            f"join app task {self.task_id} failed: the futures it joined failed "
-            f"(tasks {self._failed_tids()})"
-        )
+    _failure_description = "Join failure"
 
 
 class SerializationError(TaskscopeError):

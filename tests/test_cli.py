@@ -38,3 +38,14 @@ def test_missing_database_and_run_are_clear_errors(tmp_path: Path, capsys):
     assert not (tmp_path / "nope.db").exists()
     assert main(["tasks", str(FIXTURE), "no-such-run"]) == 1
     assert "no run" in capsys.readouterr().err
+
+
+def test_tasks_takes_a_unique_run_id_prefix(capsys):
+    assert main(["tasks", str(FIXTURE), RUN[:8], "--state", "failed"]) == 0
+    assert "4 of 4 tasks" in capsys.readouterr().out
+
+
+def test_tasks_refuses_an_unknown_state(capsys):
+    assert main(["tasks", str(FIXTURE), RUN, "--state", "finished"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown state 'finished'" in err and "exec_done" in err

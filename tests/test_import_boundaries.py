@@ -123,43 +123,25 @@ def test_package_root_keeps_parsl_names_lazily() -> None:
     assert "AttributeError module 'taskscope' has no attribute 'no_such_name'" in out.stdout
 
 
-def test_writer_child_starts_without_the_kernel(tmp_path: Path) -> None:
-    """The real writer child: its entry point, a real configuration, then EOF on stdin."""
-    from taskscope.monitoring import hubprocess
+def test_writer_child_starts_without_the_kernel(tmp_path: Path, monkeypatch) -> None:
+    """The real writer child of a real MonitoringHub: a ``sitecustomize`` on its PYTHONPATH
+    writes the modules it loaded when it exits."""
+    from taskscope.monitoring import MonitoringHub
 
+    hook = tmp_path / "hook"
+    hook.mkdir()
     dump = tmp_path / "modules.json"
-    script = (
-        "import atexit, json, sys\n"
-        f"dump = open({str(dump)!r}, 'w')\n"
-        "atexit.register(lambda: dump.write(json.dumps(sorted(sys.modules))))\n"
-        + hubprocess._CHILD_MAIN
+    (hook / "sitecustomize.py").write_text(
+        "import atexit, json, os, sys\n"
+        "path = os.environ.get('TASKSCOPE_TEST_MODULES_DUMP')\n"
+        "if path:\n"
+        "    atexit.register(lambda: open(path, 'w').write(json.dumps(sorted(sys.modules))))\n"
     )
-    config = {
-        "db_path": str(tmp_path / "monitoring.db"),
-        "run_id": "boundary-test",
-        "bind_address": "127.0.0.1",
-        "port": 0,
-        "heartbeat_interval": 1.0,
-        "token": "t",
-        "parent_pid": os.getpid(),
-        "log_level": None,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_env(),
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps(config).encode() + b"\n")
-    proc.stdin.flush()
-    ready = json.loads(proc.stdout.readline())
-    assert ready["event"] == "ready", ready
-    proc.stdin.close()  # the parent "dies": the child finishes and exits
-    proc.stdin = None  # (communicate() would flush it)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err.decode()
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(hook)]))
+    monkeypatch.setenv("TASKSCOPE_TEST_MODULES_DUMP", str(dump))
+    hub = MonitoringHub(logging_endpoint=f"sqlite:///{tmp_path / 'monitoring.db'}")
+    hub.start("boundary-test", str(tmp_path))
+    hub.close()
     modules = json.loads(dump.read_text())
     assert "taskscope.store.writer" in modules and "zmq" in modules  # it is the writer
     assert _offenders(modules, KERNEL_ONLY) == []

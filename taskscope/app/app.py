@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from taskscope.dataflow.dflow import DataFlowKernel, DataFlowKernelLoader
 from taskscope.dataflow.futures import AppFuture
 from taskscope.errors import ExecutorLabelError
+
+# Keyword arguments taskscope interprets itself; a default for one in the app's signature
+# applies to every call (as in Parsl's AppBase), e.g. ``def f(inputs=[fut], walltime=5)``.
+SPECIAL_KWARGS = ("stdout", "stderr", "walltime", "parsl_resource_specification", "outputs", "inputs")
+
+
+def _special_defaults(func: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {
+        name: params[name].default
+        for name in SPECIAL_KWARGS
+        if name in params and params[name].default is not inspect.Parameter.empty
+    }
 
 
 class AppBase:
@@ -43,6 +60,7 @@ class AppBase:
         self.cache = cache
         self.ignore_for_cache = list(ignore_for_cache or ())
         functools.update_wrapper(self, func)
+        self.kwargs = _special_defaults(func)
         loaded = data_flow_kernel or DataFlowKernelLoader._dfk
         if loaded is not None and executors != "all":
             # Catch a typo at decoration time when a config is already loaded.

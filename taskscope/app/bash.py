@@ -118,20 +118,11 @@ def remote_side_bash_executor(func: Callable[..., Any], *args: Any, **kwargs: An
 class BashApp(AppBase):
     def __init__(self, func: Callable[..., Any], **options: Any):
         super().__init__(func, **options)
-        # Defaults declared in the signature (e.g. stdout='x.out') apply to every call.
-        try:
-            self._defaults = {
-                k: p.default
-                for k, p in inspect.signature(func).parameters.items()
-                if p.default is not inspect.Parameter.empty
-            }
-        except (TypeError, ValueError):
-            self._defaults = {}
         # One partial per app, so executors that cache functions see the same object.
         self._remote = functools.partial(remote_side_bash_executor, func)
 
     def __call__(self, *args: Any, **kwargs: Any) -> AppFuture:
-        self._check_walltime(kwargs.get("walltime", self._defaults.get("walltime")))
-        invocation = {k: v for k, v in self._defaults.items() if k in _SPECIAL}
-        invocation.update(kwargs)
+        # Defaults declared in the signature (e.g. stdout='x.out') apply to every call.
+        invocation = {**self.kwargs, **kwargs}
+        self._check_walltime(invocation.get("walltime"))
         return self._submit(self._remote, args, invocation)

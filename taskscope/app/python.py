@@ -64,13 +64,15 @@ def run_with_walltime(func: Callable[..., Any], limit: float, /, *args: Any, **k
 class PythonApp(AppBase):
     def __call__(self, *args: Any, **kwargs: Any) -> AppFuture:
         func = self.func
-        walltime = kwargs.get("walltime")
+        invocation = {**self.kwargs, **kwargs} if self.kwargs else kwargs
+        walltime = invocation.get("walltime")
         if walltime is not None:
             self._check_walltime(walltime)
             func = functools.partial(run_with_walltime, self.func, walltime)
-        return self._submit(func, args, kwargs)
+        return self._submit(func, args, invocation)
 
 
 class JoinApp(AppBase):
     def __call__(self, *args: Any, **kwargs: Any) -> AppFuture:
-        return self._submit(self.func, args, kwargs, join=True)
+        invocation = {**self.kwargs, **kwargs} if self.kwargs else kwargs
+        return self._submit(self.func, args, invocation, join=True)

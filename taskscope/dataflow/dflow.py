@@ -13,6 +13,7 @@ import concurrent.futures
 import itertools
 import logging
 import os
+import pathlib
 import random
 import signal
 import sys
@@ -28,11 +29,13 @@ from typing import Any
 
 from taskscope.config import INTERNAL_EXECUTOR_LABEL, Config
 from taskscope.data_provider.files import File
+from taskscope.dataflow import task_log
 from taskscope.dataflow.futures import AppFuture, DataFuture
-from taskscope.dataflow.memoization import Memoizer, NotMemoizable
+from taskscope.dataflow.memoization import BasicMemoizer, Memoizer
 from taskscope.dataflow.rundir import attach_run_log, detach_run_log, make_run_dir
 from taskscope.dataflow.states import FINAL_STATES, States
 from taskscope.dataflow.taskrecord import TaskRecord, TryFailureRecord
+from taskscope.dataflow.user_traceback import user_traceback
 from taskscope.errors import (
     BashExitFailure,
     ConfigurationError,
@@ -44,7 +47,7 @@ from taskscope.errors import (
     TaskscopeError,
     remote_traceback,
 )
-from taskscope.executors.base import Executor
+from taskscope.executors.base import Executor, ScalingExecutor
 from taskscope.executors.threads import ThreadPoolExecutor
 
 logger = logging.getLogger(__name__)
@@ -105,7 +108,17 @@ class DataFlowKernel:
         self.run_id = str(uuid.uuid4())
         self.time_began = time.time()
         self.run_dir = make_run_dir(config.run_dir)
-        self._log_handler = attach_run_log(self.run_dir) if config.initialize_logging else None
+        self._log_handler = None
+        self._log_config = None
+        if config.initialize_logging is True:
+            self._log_handler = attach_run_log(self.run_dir)
+        elif config.initialize_logging is not False:  # a LogConfig (taskscope.logconfigs)
+            from taskscope.logconfigs.base import oneshot_initialize_logging
+
+            self._log_config = config.initialize_logging
+            oneshot_initialize_logging(
+                log_config=self._log_config, log_dir=pathlib.Path(self.run_dir), log_name="taskscope"
+            )
         logger.info("taskscope run %s starting in %s", self.run_id, self.run_dir)
 
         self.tasks: dict[int, TaskRecord] = {}
@@ -119,7 +132,14 @@ class DataFlowKernel:
         # (memo_done and dep_fail are in neither).
         self._n_exec_done = 0
         self._n_failed_final = 0
-        self.memoizer = Memoizer(config.app_cache)
+        self.memoizer: Memoizer = (
+            config.memoizer if config.memoizer is not None else BasicMemoizer(memoize=config.app_cache)
+        )
+        # The default memoizer has nothing to do for a task without cache=True: skip the calls.
+        self._memo_every_task = type(self.memoizer) is not BasicMemoizer
+        self.memoizer.start(run_dir=self.run_dir, config_run_dir=config.run_dir)
+        # None: the built-in shallow scan (the fast path); else Config(dependency_resolver=).
+        self._resolver = config.dependency_resolver
         self._cleanup_called = False
         self._abort_reason: str | None = None
 
@@ -146,13 +166,13 @@ class DataFlowKernel:
         )
         try:
             for ex in [*config.executors, internal]:
-                ex.run_dir = self.run_dir
-                if hasattr(ex, "adaptive"):
+                if isinstance(ex, ScalingExecutor):
                     # Config(strategy='none') fixes the blocks at init_blocks, as in Parsl.
-                    ex.adaptive = config.strategy not in (None, "none")
+                    ex.set_adaptive(config.strategy not in (None, "none"))
                 if self._events is not None:
-                    ex.run_id = self.run_id
-                    ex.monitoring_send = self.monitoring.send
+                    ex.prepare(self.run_dir, self.run_id, self.monitoring.send)
+                else:
+                    ex.prepare(self.run_dir)
                 ex.start()
                 self.executors[ex.label] = ex
         except BaseException:
@@ -213,8 +233,6 @@ class DataFlowKernel:
                         f"app {name!r}: outputs[{i}] must be a File, got {type(o).__name__}"
                     )
         tid = next(self._task_ids)
-        if kwargs.get("stdout") is AUTO_LOGNAME or kwargs.get("stderr") is AUTO_LOGNAME:
-            self._auto_lognames(tid, name, kwargs)
         record = TaskRecord(
             id=tid,
             func=func,
@@ -229,23 +247,33 @@ class DataFlowKernel:
             resource_specification=kwargs.get("parsl_resource_specification") or {},
             status=States.pending,
         )
+        if kwargs.get("stdout") is AUTO_LOGNAME or kwargs.get("stderr") is AUTO_LOGNAME:
+            self._auto_lognames(record)
         app_fu = AppFuture(record)
         record.app_fu = app_fu
         if outputs:
             app_fu._outputs = [DataFuture(app_fu, o, tid) for o in outputs]
 
-        deps = [a for a in app_args if isinstance(a, Future)]
-        if kwargs:
-            deps.extend(v for v in kwargs.values() if isinstance(v, Future))
-            inputs = kwargs.get("inputs")
-            if inputs:
-                deps.extend(v for v in inputs if isinstance(v, Future))
+        if self._resolver is None:
+            deps = [a for a in app_args if isinstance(a, Future)]
+            if kwargs:
+                deps.extend(v for v in kwargs.values() if isinstance(v, Future))
+                inputs = kwargs.get("inputs")
+                if inputs:
+                    deps.extend(v for v in inputs if isinstance(v, Future))
+        else:
+            deps = self._gather_with_resolver(app_args, kwargs)
         record.depends = deps
         self.tasks[tid] = record
         self._active[tid] = record
         ev = self._events
         if ev is not None:
             ev.submitted(record)
+        if task_log.enabled():
+            task_log.state_changed(self.run_id, record, None, States.pending)
+            task_log.submitted(
+                self.run_id, record, [self.render_future_description(d) for d in deps]
+            )
 
         if not deps:
             self._start(record)
@@ -271,12 +299,28 @@ class DataFlowKernel:
             choices = list(executors)
         return choices[0] if len(choices) == 1 else random.choice(choices)
 
-    def _auto_lognames(self, tid: int, name: str, kwargs: dict[str, Any]) -> None:
-        folder = os.path.join(self.run_dir, "task_logs", f"{tid // 10000:04d}")
-        os.makedirs(folder, exist_ok=True)
+    def _auto_lognames(self, record: TaskRecord) -> None:
+        """Name the files of ``stdout=AUTO_LOGNAME``/``stderr=AUTO_LOGNAME``: with
+        ``Config(std_autopath=f)``, ``f(task_record, 'stdout')``; else Parsl's layout
+        ``<run_dir>/task_logs/0000/task_0007_<app>[_<label>].stdout``. The generated name
+        is not part of the memo key (it differs per task), as in Parsl."""
+        kwargs = record.kwargs
         for stream in ("stdout", "stderr"):
-            if kwargs.get(stream) is AUTO_LOGNAME:
-                kwargs[stream] = os.path.join(folder, f"task_{tid:04d}_{name}.{stream}")
+            if kwargs.get(stream) is not AUTO_LOGNAME:
+                continue
+            if stream not in record.ignore_for_cache:
+                record.ignore_for_cache.append(stream)
+            if self.config.std_autopath is not None:
+                kwargs[stream] = self.config.std_autopath(record, stream)
+            else:
+                kwargs[stream] = self.default_std_autopath(record, stream)
+
+    def default_std_autopath(self, record: TaskRecord, stream: str) -> str:
+        label = record.kwargs.get("label")
+        folder = os.path.join(self.run_dir, "task_logs", f"{record.id // 10000:04d}")
+        os.makedirs(folder, exist_ok=True)
+        suffix = "" if label is None else f"_{label}"
+        return os.path.join(folder, f"task_{record.id:04d}_{record.func_name}{suffix}.{stream}")
 
     def _start_soon(self, record: TaskRecord) -> None:
         """Start ``record`` now, or after the start already running on this thread.
@@ -307,35 +351,69 @@ class DataFlowKernel:
                 except concurrent.futures.CancelledError as e:
                     exc = e
                 if exc is not None:
-                    failed.append((exc, getattr(d, "tid", None)))
+                    failed.append((exc, self.render_future_description(d)))
             if failed:
                 self._dep_fail(record, failed)
                 return
-            record.args = tuple(a.result() if isinstance(a, Future) else a for a in record.args)
-            kw = {k: (v.result() if isinstance(v, Future) else v) for k, v in record.kwargs.items()}
-            if kw.get("inputs"):
-                kw["inputs"] = [v.result() if isinstance(v, Future) else v for v in kw["inputs"]]
-            record.kwargs = kw
-        if record.memoize:
-            try:
-                record.hashsum = self.memoizer.make_hash(
-                    record.func, record.args, record.kwargs, record.ignore_for_cache
+            if self._resolver is None:
+                record.args = tuple(
+                    a.result() if isinstance(a, Future) else a for a in record.args
                 )
-            except NotMemoizable as e:
-                logger.info(
-                    "task %s (%s) runs without memoization: %s", record.id, record.func_name, e
-                )
+                kw = {
+                    k: (v.result() if isinstance(v, Future) else v) for k, v in record.kwargs.items()
+                }
+                if kw.get("inputs"):
+                    kw["inputs"] = [v.result() if isinstance(v, Future) else v for v in kw["inputs"]]
+                record.kwargs = kw
             else:
-                earlier = self.memoizer.lookup(record.hashsum)
-                if earlier is not None:
-                    record.from_memo = True
-                    self._finish_ok(record, earlier.result(), States.memo_done)
-                    return
+                self._unwrap_with_resolver(record)
+        if record.memoize or self._memo_every_task:
+            try:
+                memo_fu = self.memoizer.check_memo(record)
+            except Exception as e:  # noqa: BLE001 - e.g. an argument id_for_memo cannot identify
+                logger.info("task %s (%s) memo check failed: %s", record.id, record.func_name, e)
+                self._try_failed(record, e, retryable=False)
+                return
+            if memo_fu is not None:
+                record.from_memo = True
+                if memo_fu.done():
+                    self._finish_from_memo(record, memo_fu)
+                else:
+                    memo_fu.add_done_callback(lambda f, r=record: self._finish_from_memo(r, f))
+                return
         self._launch_try(record)
+
+    def _finish_from_memo(self, record: TaskRecord, memo_fu: Future) -> None:
+        exc = memo_fu.exception()
+        if exc is None:
+            self._finish_ok(record, memo_fu.result(), States.memo_done)
+        else:  # a memoized failure (Parsl memoizes exceptions too); the task fails again
+            self._finish_failed(record, exc, States.failed)
+
+    def _gather_with_resolver(self, args: tuple, kwargs: dict[str, Any]) -> list[Future]:
+        gather = self._resolver.traverse_to_gather  # type: ignore[union-attr]
+        deps: list[Future] = []
+        for a in args:
+            deps.extend(gather(a))
+        for v in kwargs.values():
+            deps.extend(gather(v))
+        for v in kwargs.get("inputs") or ():
+            deps.extend(gather(v))
+        return deps
+
+    def _unwrap_with_resolver(self, record: TaskRecord) -> None:
+        unwrap = self._resolver.traverse_to_unwrap  # type: ignore[union-attr]
+        record.args = tuple(unwrap(a) for a in record.args)
+        kw = {k: unwrap(v) for k, v in record.kwargs.items()}
+        if kw.get("inputs"):
+            kw["inputs"] = [unwrap(v) for v in kw["inputs"]]
+        record.kwargs = kw
 
     def _launch_try(self, record: TaskRecord) -> None:
         record.try_time_launched = time.time()
         record.try_time_returned = None
+        if task_log.enabled():
+            task_log.state_changed(self.run_id, record, record.status, States.launched)
         record.status = States.launched
         func = record.func
         ev = self._events
@@ -350,6 +428,8 @@ class DataFlowKernel:
             fu = Future()
             fu.set_exception(e)
         record.exec_fu = fu
+        if task_log.enabled():
+            task_log.launched(self.run_id, record, getattr(fu, "parsl_executor_task_id", None))
         fu._taskscope_record = record  # type: ignore[attr-defined]
         fu.add_done_callback(self._try_done)
 
@@ -385,6 +465,8 @@ class DataFlowKernel:
             )
             return
         record.joins = inner
+        if task_log.enabled():
+            task_log.state_changed(self.run_id, record, record.status, States.joining)
         record.status = States.joining
         ev = self._events
         if ev is not None:
@@ -399,35 +481,48 @@ class DataFlowKernel:
     def _joins_done(self, record: TaskRecord, single: bool) -> None:
         inner = record.joins or []
         failed = [
-            (f.exception(), getattr(f, "tid", None)) for f in inner if f.exception() is not None
+            (f.exception(), self.render_future_description(f))
+            for f in inner
+            if f.exception() is not None
         ]
         record.try_time_returned = time.time()
-        if single and failed:
-            self._try_failed(record, failed[0][0])
-        elif failed:
-            self._try_failed(record, JoinError(failed, record.id))
+        if failed:
+            # As in Parsl: a join app is not retried (its inner apps retry themselves).
+            self._try_failed(record, JoinError(failed, record.id), retryable=False)
         else:
             result = inner[0].result() if single else [f.result() for f in inner]
             self._finish_ok(record, result, States.exec_done)
 
     # ----------------------------------------------------------------- outcomes
-    def _try_failed(self, record: TaskRecord, exc: BaseException) -> None:
+    def _try_failed(self, record: TaskRecord, exc: BaseException, retryable: bool = True) -> None:
         tb = remote_traceback(exc)
         if tb is None:
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        tb = user_traceback(tb, record.func)
         exit_code = exc.exitcode if isinstance(exc, BashExitFailure) else None
         failure = TryFailureRecord(record.try_id, exc, tb, exit_code, time.time())
         record.try_failures.append(failure)
         record.fail_history.append(repr(exc))
         record.fail_count += 1
         cost: float = 1
-        if self.config.retry_handler is not None:
+        give_up = not retryable
+        if give_up:
+            pass
+        elif self.config.retry_handler is not None:
             try:
                 cost = float(self.config.retry_handler(exc, record))
-            except Exception:
+            except Exception as handler_exc:
                 logger.exception("retry_handler raised for task %s; not retrying", record.id)
-                cost = float("inf")
-        record.fail_cost += cost
+                give_up = True
+                # As in Parsl: the task fails with the handler's exception (it is the
+                # newest problem), chained to the try's own exception.
+                if handler_exc.__context__ is None:
+                    handler_exc.__context__ = exc
+                exc = handler_exc
+        if give_up:  # as in Parsl: a cost past the retries stops any further try
+            record.fail_cost = self.config.retries + 1
+        else:
+            record.fail_cost += cost
         ev = self._events
         if ev is not None:
             ev.try_failed(record, failure)
@@ -441,6 +536,8 @@ class DataFlowKernel:
                 type(exc).__name__,
                 exc,
             )
+            if task_log.enabled():
+                task_log.state_changed(self.run_id, record, record.status, States.fail_retryable)
             record.status = States.fail_retryable
             if ev is not None:
                 ev.status(record, States.fail_retryable)
@@ -462,7 +559,16 @@ class DataFlowKernel:
             exc._taskscope_noted = True  # type: ignore[attr-defined]
         self._finish_failed(record, exc, States.failed)
 
-    def _dep_fail(self, record: TaskRecord, failed: list[tuple[BaseException, int | None]]) -> None:
+    def render_future_description(self, dep: Future) -> str:
+        """How a failed dependency is named in errors: ``task N`` for an AppFuture of this
+        run, as in Parsl."""
+        if isinstance(dep, AppFuture) and getattr(dep.task_record, "dfk", self) is self:
+            return f"task {dep.tid}"
+        if isinstance(dep, DataFuture):
+            return f"DataFuture from task {dep.tid}"
+        return repr(dep)
+
+    def _dep_fail(self, record: TaskRecord, failed: list[tuple[BaseException, str]]) -> None:
         logger.info(
             "task %s (%s) dep_fail: dependencies %s failed",
             record.id,
@@ -473,15 +579,26 @@ class DataFlowKernel:
 
     def _finish_ok(self, record: TaskRecord, result: Any, state: States) -> None:
         self._finalize(record, state, False)
+        # Before the future completes (as in Parsl): an equal call made by whoever waits on
+        # it finds the memo entry.
+        if record.hashsum is not None or self._memo_every_task:
+            self._memo_update(self.memoizer.update_memo_result, record, result)
         record.app_fu.set_result(result)  # type: ignore[union-attr]
-        if state is States.exec_done and record.hashsum is not None:
-            self.memoizer.record(record.hashsum, record.app_fu)  # type: ignore[arg-type]
         self._release_future(record)
 
     def _finish_failed(self, record: TaskRecord, exc: BaseException, state: States) -> None:
         self._finalize(record, state, True)
+        if record.hashsum is not None or self._memo_every_task:
+            self._memo_update(self.memoizer.update_memo_exception, record, exc)
         record.app_fu.set_exception(exc)  # type: ignore[union-attr]
         self._release_future(record)
+
+    @staticmethod
+    def _memo_update(update: Callable[[TaskRecord, Any], None], record: TaskRecord, outcome: Any) -> None:
+        try:
+            update(record, outcome)
+        except Exception:  # a plugin's bug must not leave the task's future unfinished
+            logger.exception("memoizer failed to record task %s", record.id)
 
     def _release_future(self, record: TaskRecord) -> None:
         # With Config(garbage_collect=False) dfk.tasks keeps every record, and a user may
@@ -490,6 +607,8 @@ class DataFlowKernel:
             record.let_go_of_app_fu()
 
     def _finalize(self, record: TaskRecord, state: States, failed: bool) -> None:
+        if task_log.enabled():
+            task_log.state_changed(self.run_id, record, record.status, state)
         record.status = state
         record.time_returned = time.time()
         with self._lock:
@@ -542,12 +661,17 @@ class DataFlowKernel:
             self._n_failed,
             len(self._active),
         )
+        self.log_task_states()
         for ex in self.executors.values():
             try:
                 ex.shutdown()
             except Exception:
                 logger.exception("executor %s did not shut down cleanly", ex.label)
         self._fail_unfinished()
+        try:
+            self.memoizer.close()
+        except Exception:
+            logger.exception("memoizer did not close cleanly")
         if self.monitoring is not None:
             try:
                 if self._events is not None:
@@ -560,6 +684,43 @@ class DataFlowKernel:
         if self._log_handler is not None:
             detach_run_log(self._log_handler)
             self._log_handler = None
+        if self._log_config is not None:
+            from taskscope.logconfigs.base import oneshot_uninitialize_logging
+
+            oneshot_uninitialize_logging(log_config=self._log_config)
+            self._log_config = None
+
+    @property
+    def cleanup_called(self) -> bool:
+        """True once ``cleanup()`` has started (Parsl's attribute)."""
+        return self._cleanup_called
+
+    @property
+    def task_state_counts(self) -> dict[States, int]:
+        """How many tasks of this run are in each state now (Parsl's ``task_state_counts``).
+
+        Computed when asked: final states from the kernel's counters, the others from the
+        tasks still active, so the hot path keeps no per-state counters.
+        """
+        counts = dict.fromkeys(States, 0)
+        for record in list(self._active.values()):
+            if record.status not in FINAL_STATES:  # a final one is in the counters below
+                counts[record.status] += 1
+        with self._lock:
+            n_done, n_failed = self._n_done, self._n_failed
+            n_exec_done, n_failed_final = self._n_exec_done, self._n_failed_final
+        counts[States.exec_done] += n_exec_done
+        counts[States.memo_done] += n_done - n_exec_done
+        counts[States.failed] += n_failed_final
+        counts[States.dep_fail] += n_failed - n_failed_final
+        return counts
+
+    def log_task_states(self) -> None:
+        """Log how many tasks are in each state, in Parsl's words (at cleanup)."""
+        logger.info("Summary of tasks in DFK:")
+        for state, count in self.task_state_counts.items():
+            logger.info("Tasks in state %s: %s", state, count)
+        logger.info("End of summary")
 
     def _fail_unfinished(self) -> None:
         """Tasks that can no longer run fail, so nobody waits on them forever."""
@@ -632,7 +793,7 @@ class DataFlowKernelLoader:
     def dfk(cls) -> DataFlowKernel:
         if cls._dfk is None:
             raise NoDataFlowKernelError(
-                "no config loaded: call taskscope.load(config) before calling an app"
+                "Must first load config: call taskscope.load(config) before calling an app"
             )
         return cls._dfk
 

@@ -1,85 +1,210 @@
-"""Memoization: equal calls of a ``cache=True`` app within a run reuse the first result.
+"""Memoization: equal calls of a ``cache=True`` app reuse the outcome of the first.
 
-The key hashes the function (module, name and source) and the resolved arguments.
-Arguments are reduced to a canonical form first so that equal values hash equally
-(dict order, File objects, tuples vs lists stay distinct as in Python equality).
+The plugin API is Parsl's (``parsl.dataflow.memoization``): ``Config(memoizer=...)`` takes a
+``Memoizer``; the DataFlowKernel calls ``start`` once, ``check_memo(task_record)`` when a
+task's arguments are resolved (a Future returned there is the task's outcome, the task is
+not run), and ``update_memo_result`` / ``update_memo_exception`` when a task ends.
+``BasicMemoizer`` is the default: a table from call hash to the first call's AppFuture, kept
+for the run (results and exceptions both, as in Parsl).
+
+``id_for_memo`` turns one argument into bytes that are equal for "the same" value; register
+an implementation for your own types with ``@id_for_memo.register(MyType)``. A type with no
+implementation makes a ``cache=True`` call fail with ValueError, as in Parsl: hashing its
+pickle would call two objects the same whenever their attributes match, whatever their
+``__eq__`` says.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
+import logging
 import pickle
-import threading
-from collections.abc import Callable
+import types
+from abc import ABCMeta, abstractmethod
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskscope.data_provider.files import File
+from taskscope.errors import ConfigurationError
 
-_SPECIAL_KWARGS = ("stdout", "stderr")
+if TYPE_CHECKING:
+    from taskscope.dataflow.taskrecord import TaskRecord
+
+logger = logging.getLogger(__name__)
 
 
-class NotMemoizable(Exception):
-    """An argument has no stable identity, so the call is run instead of looked up."""
+@functools.singledispatch
+def id_for_memo(obj: object, output_ref: bool = False) -> bytes:
+    """Bytes identifying ``obj`` for memoization; ``output_ref`` is True for items of
+    ``outputs=[...]`` (a File there is a name, not content)."""
+    raise ValueError(
+        f"unknown type for memoization: {type(obj).__qualname__}; register one with "
+        "@taskscope.dataflow.memoization.id_for_memo.register"
+    )
 
 
-def _canonical(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
-        return value
-    if isinstance(value, File):
-        return ("__file__", value.url)
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_canonical(v) for v in value))
-    if isinstance(value, (set, frozenset)):
-        return ("set", tuple(sorted(repr(_canonical(v)) for v in value)))
-    if isinstance(value, dict):
-        return ("dict", tuple(sorted((repr(k), _canonical(v)) for k, v in value.items())))
+@id_for_memo.register(str)
+@id_for_memo.register(int)
+@id_for_memo.register(float)
+@id_for_memo.register(bytes)
+@id_for_memo.register(complex)
+@id_for_memo.register(type(None))
+def _id_plain(obj: object, output_ref: bool = False) -> bytes:
+    # The type is part of the identity: 1, 1.0 and True are equal in Python, but an app
+    # may well return different things for them.
+    return pickle.dumps((type(obj).__name__, obj), protocol=4)
+
+
+@id_for_memo.register(list)
+@id_for_memo.register(tuple)
+def _id_sequence(seq: list | tuple, output_ref: bool = False) -> bytes:
+    if type(seq) not in (list, tuple):
+        raise ValueError(f"unknown type for memoization: {type(seq).__qualname__} (a subclass)")
+    return pickle.dumps(
+        (type(seq).__name__, [id_for_memo(e, output_ref=output_ref) for e in seq]), protocol=4
+    )
+
+
+@id_for_memo.register(set)
+@id_for_memo.register(frozenset)
+def _id_set(items: set | frozenset, output_ref: bool = False) -> bytes:
+    return pickle.dumps(("set", sorted(id_for_memo(e, output_ref=output_ref) for e in items)))
+
+
+@id_for_memo.register(dict)
+def _id_dict(mapping: dict, output_ref: bool = False) -> bytes:
+    if type(mapping) is not dict:
+        raise ValueError(f"unknown type for memoization: {type(mapping).__qualname__} (a subclass)")
+    # Sorted by each key's identity, so insertion order does not matter (and keys of
+    # mixed types, which sorted() would refuse, are fine).
+    pairs = sorted(
+        (id_for_memo(k), id_for_memo(v, output_ref=output_ref)) for k, v in mapping.items()
+    )
+    return pickle.dumps(("dict", pairs), protocol=4)
+
+
+@id_for_memo.register(File)
+def _id_file(file: File, output_ref: bool = False) -> bytes:
+    return pickle.dumps(("File", file.url), protocol=4)
+
+
+@functools.lru_cache(maxsize=4096)
+def _function_identity(func: types.FunctionType) -> bytes:
+    """Module, qualified name and a hash of the source: two lambdas of one module differ."""
     try:
-        return ("pickle", type(value).__qualname__, pickle.dumps(value, protocol=4))
-    except Exception as e:  # noqa: BLE001
-        raise NotMemoizable(f"{type(value).__name__} argument cannot be hashed: {e}") from None
-
-
-def function_identity(func: Callable[..., Any]) -> str:
-    """A stable string for a function: its name plus a hash of its source if available."""
-    name = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
-    try:
-        source = inspect.getsource(func)
+        source = inspect.getsource(func).encode()
     except (OSError, TypeError):
-        code = getattr(func, "__code__", None)
-        source = code.co_code.hex() if code is not None else ""
-    return name + ":" + hashlib.sha256(source.encode()).hexdigest()
+        source = func.__code__.co_code
+    return pickle.dumps(
+        ("function", func.__module__, func.__qualname__, hashlib.sha256(source).hexdigest())
+    )
 
 
-class Memoizer:
-    """Maps call hashes to the future of the first successful call in this run."""
+@id_for_memo.register(types.FunctionType)
+def _id_function(func: types.FunctionType, output_ref: bool = False) -> bytes:
+    return _function_identity(func)
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._table: dict[str, Future] = {}
-        self._lock = threading.Lock()
-        self._func_ids: dict[int, tuple[Callable[..., Any], str]] = {}
 
-    def make_hash(
-        self, func: Callable[..., Any], args: tuple, kwargs: dict, ignore_for_cache: list[str]
-    ) -> str:
-        entry = self._func_ids.get(id(func))
-        if entry is None or entry[0] is not func:
-            entry = (func, function_identity(func))
-            self._func_ids[id(func)] = entry
-        kw = {
-            k: v
-            for k, v in kwargs.items()
-            if k not in ignore_for_cache and k not in _SPECIAL_KWARGS
-        }
-        blob = pickle.dumps((entry[1], _canonical(args), _canonical(kw)), protocol=4)
-        return hashlib.md5(blob).hexdigest()
+@id_for_memo.register(functools.partial)
+def _id_partial(p: functools.partial, output_ref: bool = False) -> bytes:
+    # Bash apps and apps with a walltime run as partials of the user's function.
+    return pickle.dumps(
+        ("partial", id_for_memo(p.func), id_for_memo(p.args), id_for_memo(p.keywords))
+    )
 
-    def lookup(self, hashsum: str) -> Future | None:
-        return self._table.get(hashsum)
 
-    def record(self, hashsum: str, future: Future) -> None:
-        """Remember a successful call (failures are not memoized, as in Parsl)."""
-        with self._lock:
-            self._table.setdefault(hashsum, future)
+def make_hash(task: TaskRecord) -> str:
+    """The memo key of a task: its function, arguments and keyword arguments (minus those
+    in ``ignore_for_cache``), with ``outputs`` hashed as output references."""
+    kwargs = dict(task.kwargs)
+    for name in task.ignore_for_cache:
+        kwargs.pop(name, None)
+    parts = []
+    if "outputs" in kwargs:
+        parts.append(id_for_memo(kwargs.pop("outputs"), output_ref=True))
+    parts.append(id_for_memo(kwargs))
+    parts.append(id_for_memo(task.func))
+    parts.append(id_for_memo(tuple(task.args)))
+    return hashlib.md5(b"".join(parts)).hexdigest()
+
+
+class Memoizer(metaclass=ABCMeta):
+    """What the DataFlowKernel asks of a memoization plugin (see the module docstring)."""
+
+    @abstractmethod
+    def start(self, *, run_dir: str, config_run_dir: str) -> None: ...
+
+    @abstractmethod
+    def check_memo(self, task: TaskRecord) -> Future | None: ...
+
+    @abstractmethod
+    def update_memo_result(self, task: TaskRecord, r: Any) -> None: ...
+
+    @abstractmethod
+    def update_memo_exception(self, task: TaskRecord, e: BaseException) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class BasicMemoizer(Memoizer):
+    """Reuses the outcome of an earlier equal call of a ``cache=True`` app in this run.
+
+    Calls are not collapsed while the first is running: only an outcome that exists when
+    the equal call is ready is reused. ``memoize=False`` turns memoization off for every
+    app (``Config(app_cache=False)`` does the same). Checkpointing (``checkpoint_mode``,
+    ``checkpoint_files``) is not supported: see docs/compatibility.md.
+    """
+
+    def __init__(
+        self,
+        *,
+        checkpoint_files: Any = None,
+        checkpoint_period: str | None = None,
+        checkpoint_mode: str | None = None,
+        memoize: bool = True,
+    ):
+        if checkpoint_mode is not None or checkpoint_files:
+            raise ConfigurationError(
+                "checkpointing (checkpoint_mode/checkpoint_files) is not supported by "
+                "taskscope; memoization works within a run"
+            )
+        if not isinstance(memoize, bool):
+            raise TypeError(f"BasicMemoizer(memoize=...) must be a bool, got {memoize!r}")
+        self.checkpoint_files = checkpoint_files
+        self.checkpoint_period = checkpoint_period
+        self.checkpoint_mode = checkpoint_mode
+        self.memoize = memoize
+        self.memo_lookup_table: dict[str, Future] = {}
+        self.run_dir: str | None = None
+
+    def start(self, *, run_dir: str, config_run_dir: str) -> None:
+        self.run_dir = run_dir
+        self.config_run_dir = config_run_dir
+
+    def check_memo(self, task: TaskRecord) -> Future | None:
+        if not self.memoize or not task.memoize:
+            task.hashsum = None
+            return None
+        hashsum = make_hash(task)
+        task.hashsum = hashsum
+        return self.memo_lookup_table.get(hashsum)
+
+    def update_memo_result(self, task: TaskRecord, r: Any) -> None:
+        self._update_memo(task)
+
+    def update_memo_exception(self, task: TaskRecord, e: BaseException) -> None:
+        self._update_memo(task)
+
+    def _update_memo(self, task: TaskRecord) -> None:
+        if not self.memoize or not task.memoize or not isinstance(task.hashsum, str):
+            return
+        future = task.app_fu
+        if future is not None:
+            # A dict store is atomic under the GIL; the last outcome wins, as in Parsl.
+            self.memo_lookup_table[task.hashsum] = future
+
+    def close(self) -> None:
+        """Nothing to flush: the table lives as long as this memoizer."""

@@ -80,6 +80,7 @@ class TaskEvents:
                 executors=executor_labels,
                 pid=os.getpid(),
                 heartbeat_interval=float(getattr(self.hub, "heartbeat_interval", 10.0) or 10.0),
+                launch_dir=os.getcwd(),
             )
         )
 
@@ -160,9 +161,6 @@ class TaskEvents:
             self._send(self._task_row(r, None, None))
         else:
             self._send(self._task_row(r, state.name, now))
-
-    def task_info(self, r: TaskRecord) -> None:
-        self._send(self._task_row(r, None, None))
 
     def status(self, r: TaskRecord, state: States) -> None:
         self._send(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from taskscope.store import states as vocabulary
+
 
 class States(IntEnum):
     unsched = -1
@@ -22,6 +24,10 @@ class States(IntEnum):
     joining = 10
     running_ended = 11
 
+    def __str__(self) -> str:  # Parsl's form, e.g. in "Tasks in state States.exec_done: 1"
+        return f"{type(self).__name__}.{self.name}"
 
-FINAL_STATES = frozenset({States.exec_done, States.memo_done, States.failed, States.dep_fail})
-FINAL_FAILURE_STATES = frozenset({States.failed, States.dep_fail})
+
+# The sets are the store's vocabulary (``taskscope.store.states``), as enum members.
+FINAL_STATES = frozenset(States[name] for name in vocabulary.FINAL_STATES)
+FINAL_FAILURE_STATES = frozenset(States[name] for name in vocabulary.FAILED_FINAL_STATES)

@@ -64,6 +64,15 @@ class TaskRecord:
         except AttributeError:
             raise KeyError(name) from None
 
+    def __setitem__(self, name: str, value: Any) -> None:
+        """``record['hashsum'] = ...``, as Parsl memoizer plugins write it."""
+        if name not in self.__slots__ and name != "app_fu":  # type: ignore[attr-defined]
+            raise KeyError(name)
+        setattr(self, name, value)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and hasattr(self, name)
+
     @property
     def app_fu(self) -> AppFuture | None:
         held = self._app_fu

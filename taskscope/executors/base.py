@@ -1,4 +1,11 @@
-"""The executor interface the DataFlowKernel uses (the shape of Parsl's ``ParslExecutor``)."""
+"""The executor interface the DataFlowKernel uses (the shape of Parsl's ``ParslExecutor``).
+
+What the kernel needs from an executor, and nothing more: ``label``; ``prepare()`` with the
+run's directory and monitoring channel, then ``start()``; ``submit()`` for each ready task;
+``outstanding`` for status displays; ``shutdown()`` once. An executor whose blocks can scale
+with the load is a ``ScalingExecutor``: the kernel tells it whether ``Config(strategy=...)``
+allows scaling. A new executor subclasses one of these two (see CONTRIBUTING.md).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,8 @@ from typing import Any
 class Executor(ABC):
     """Runs ready tasks somewhere and reports each through a ``concurrent.futures.Future``.
 
-    The DataFlowKernel sets ``run_dir`` and, when monitoring is on, ``monitoring_send`` and
-    ``run_id`` before calling ``start()``; executors use them for logs and for node/block
+    The DataFlowKernel calls ``prepare()`` before ``start()``: executors use ``run_dir`` for
+    their logs and, when monitoring is on, ``run_id`` and ``monitoring_send`` for node/block
     messages.
     """
 
@@ -28,6 +35,19 @@ class Executor(ABC):
         self.run_id: str | None = None
         # Set by the DFK when monitoring is on: hub.send, for NodeInfo/BlockInfo messages.
         self.monitoring_send: Callable[[Any], None] | None = None
+
+    def prepare(
+        self,
+        run_dir: str,
+        run_id: str | None = None,
+        monitoring_send: Callable[[Any], None] | None = None,
+    ) -> None:
+        """The run this executor serves (called by the kernel before ``start()``).
+
+        ``run_id`` and ``monitoring_send`` are None when monitoring is off."""
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.monitoring_send = monitoring_send
 
     @abstractmethod
     def start(self) -> None:
@@ -54,3 +74,17 @@ class Executor(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(label={self.label!r})"
+
+
+class ScalingExecutor(Executor):
+    """An executor whose blocks a provider scales between ``min_blocks`` and ``max_blocks``.
+
+    The kernel calls ``set_adaptive()`` before ``start()`` from ``Config(strategy=...)``:
+    ``'none'`` (or None) fixes the blocks at ``init_blocks``, as in Parsl; any other strategy
+    lets them scale."""
+
+    adaptive: bool
+
+    def set_adaptive(self, enabled: bool) -> None:
+        """Whether blocks may scale with the load (called before ``start()``)."""
+        self.adaptive = enabled

@@ -27,7 +27,7 @@ from typing import Any
 from taskscope.cluster.base import BatchProvider
 from taskscope.cluster.dask_watch import DaskClusterWatch
 from taskscope.errors import ConfigurationError, ExecutorError, SerializationError, WorkerLost
-from taskscope.executors.base import Executor
+from taskscope.executors.base import ScalingExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _same_default(value: Any, default: Any) -> bool:
     return value == default or (not value and not default)
 
 
-class DaskExecutor(Executor):
+class DaskExecutor(ScalingExecutor):
     """Runs each task as one Dask task on a worker of a Dask cluster.
 
     ``threads_per_worker`` (for the LocalCluster it starts) defaults to 1, so that a worker

@@ -451,6 +451,7 @@ def main() -> None:
         lag_observer=priority.observe,
         on_event=lambda event, **fields: _reply(event=event, **fields),
         reconnect_grace_s=RECONNECT_GRACE_S if config.get("restart") else 0.0,
+        secret=config["secret"],
     )
     try:
         port = service.open()

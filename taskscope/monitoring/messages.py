@@ -3,7 +3,6 @@
 from taskscope.store.messages import (  # noqa: F401
     AnyMessage,
     BlockInfo,
-    Heartbeat,
     Message,
     NodeInfo,
     ResourceSample,

@@ -10,20 +10,18 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from taskscope.monitoring import wrapper
+from taskscope.monitoring.auth import new_secret
 from taskscope.monitoring.buffer import MessageBuffer
 from taskscope.monitoring.endpoint import database_path
 from taskscope.monitoring.errors import MonitoringError, MonitoringWarning
 from taskscope.monitoring.hubprocess import WriterProcess
-from taskscope.monitoring.messages import BlockInfo, Message, NodeInfo
+from taskscope.monitoring.messages import Message
 from taskscope.monitoring.receiver import resolve_bind_address
 from taskscope.store.spool import spool_dir
 
@@ -77,6 +75,8 @@ class MonitoringHub:
         _check_type("workflow_version", workflow_version, (str,), True)
         if hub_address is not None and not hub_address.strip():
             raise ValueError("MonitoringHub(hub_address=...) must not be empty")
+        if hub_address is not None and "\0" in hub_address:
+            raise ValueError(f"MonitoringHub(hub_address={hub_address!r}) contains a NUL byte")
         if hub_port is not None and not 0 <= hub_port <= 65535:
             raise ValueError(f"MonitoringHub(hub_port={hub_port}) must be between 0 and 65535")
         if not resource_monitoring_interval >= 0 or resource_monitoring_interval == float("inf"):
@@ -122,6 +122,7 @@ class MonitoringHub:
             raise MonitoringError("this MonitoringHub has already been started; make a new one")
         self.run_id = run_id
         log_path = self._setup_logging(run_dir)
+        secret = new_secret()  # this run's only: authenticates its frames (monitoring/auth.py)
         address = self.hub_address or "127.0.0.1"
         bind = resolve_bind_address(address)
         connect = "127.0.0.1" if bind == "*" else bind
@@ -134,6 +135,7 @@ class MonitoringHub:
                 "port": self.hub_port or 0,
                 "heartbeat_interval": self.heartbeat_interval,
                 "token": self._token,
+                "secret": secret,
                 "parent_pid": os.getpid(),
                 "log_level": "DEBUG" if self.monitoring_debug else "INFO",
             },
@@ -154,6 +156,7 @@ class MonitoringHub:
             hub_pid=os.getpid(),
             resource_monitoring_enabled=self.resource_monitoring_enabled,
             resource_monitoring_interval=self.resource_monitoring_interval,
+            secret=secret,
         )
         wrapper.register_local_hub(self._token, self)
         logger.info("monitoring run %s into %s, hub port %s", run_id, self.db_path, port)
@@ -232,49 +235,6 @@ class MonitoringHub:
     def writer_pid(self) -> int | None:
         proc = self._writer._proc if self._writer else None
         return proc.pid if proc is not None else None
-
-    def record_pool(
-        self,
-        executor_label: str,
-        worker_count: int,
-        block_id: str = "0",
-        active: bool = True,
-        hostname: str | None = None,
-    ) -> None:
-        """Record a pool of workers on this host joining (active) or leaving (not active).
-
-        One ``node`` row and one ``block`` row per call; call it when a pool starts and
-        when it stops, never per task.
-        """
-        if self.run_id is None:
-            raise MonitoringError("MonitoringHub.record_pool() called before start()")
-        now = time.time()
-        host = hostname or wrapper.HOSTNAME
-        self.send(
-            BlockInfo(
-                run_id=self.run_id,
-                executor_label=executor_label,
-                block_id=block_id,
-                status="RUNNING" if active else "SCALED_IN",
-                timestamp=now,
-            )
-        )
-        self.send(
-            NodeInfo(
-                run_id=self.run_id,
-                hostname=host,
-                uid=f"{executor_label}-{block_id}-{host}",
-                block_id=block_id,
-                cpu_count=psutil.cpu_count(logical=False) or os.cpu_count() or 1,
-                total_memory=psutil.virtual_memory().total,
-                active=active,
-                worker_count=worker_count,
-                python_v=".".join(str(v) for v in os.sys.version_info[:3]),
-                timestamp=now,
-            )
-        )
-
-    # -- internals -----------------------------------------------------------------------
 
     def _warn_lost(self) -> None:
         if self._warned:

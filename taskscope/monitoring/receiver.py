@@ -38,6 +38,7 @@ from pathlib import Path
 
 import zmq
 
+from taskscope.monitoring.auth import FrameGate, new_secret
 from taskscope.monitoring.errors import MonitoringError
 from taskscope.monitoring.priority import message_time
 from taskscope.store.database import open_for_writing
@@ -97,6 +98,7 @@ class HubService:
         lag_observer: Callable[[float], None] | None = None,
         on_event: EventCallback | None = None,
         reconnect_grace_s: float = 0.0,
+        secret: str = "",
     ) -> None:
         self.db_path = db_path
         self.run_id = run_id
@@ -111,6 +113,8 @@ class HubService:
         # ("progress", applied=..., left=...).
         self.on_event: EventCallback = on_event or (lambda event, **fields: None)
         self.reconnect_grace_s = reconnect_grace_s
+        # Every frame must carry the run's MAC (monitoring/auth.py); checked before spooling.
+        self._gate = FrameGate(secret or new_secret(), run_id)
         self._started = time.monotonic()
         self.closed_by_owner = False
         self.parent_gone = False
@@ -271,20 +275,26 @@ class HubService:
                 frame = pull.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            self._accept_frame(frame.buffer)
-            count += 1
+            if self._accept_frame(frame):
+                count += 1
+        refused = self._gate.take_refused()  # counted, logged by the gate (once per peer)
+        if refused:
+            self._receive_dropped += refused
         if count:
             self._frame_spooled.set()
         return count
 
-    def _accept_frame(self, data: memoryview) -> None:
-        """Every frame received on the hub port passes here once, before it is spooled.
-
-        This is the one place to authenticate a frame: one rejected here must be counted
-        (``self._receive_dropped += 1``), logged, and not spooled. Decoding happens in the
-        apply loop, so a frame that passes here costs the receiver only the append."""
-        self._spool.append(data)
+    def _accept_frame(self, frame: zmq.Frame) -> bool:
+        """Every frame received on the hub port passes here once, before it is spooled:
+        only a genuine frame of this run (its MAC checked, not a replay) is spooled, without
+        its seal. Decoding happens in the apply loop, so a frame costs the receiver one hash
+        and one append."""
+        payload = self._gate.open(frame)
+        if payload is None:
+            return False
+        self._spool.append(payload)
         self.frames_received += 1
+        return True
 
     def _final_drain(self, poller: zmq.Poller) -> None:
         """Take the frames still arriving: a worker's last batch may trail the owner's close."""

@@ -27,6 +27,7 @@ import time
 
 import zmq
 
+from taskscope.monitoring.auth import FrameSealer
 from taskscope.monitoring.buffer import MessageBuffer
 from taskscope.store.messages import encode_batch
 
@@ -40,9 +41,10 @@ FLUSH_PERIOD = 0.02
 class BatchSender:
     """Buffers messages of this process and pushes them to one hub as batches."""
 
-    def __init__(self, address: str, port: int) -> None:
+    def __init__(self, address: str, port: int, run_id: str, secret: str) -> None:
         self.address = address
         self.port = port
+        self._sealer = FrameSealer(secret, run_id)  # the hub refuses unsealed frames
         self.pid = os.getpid()
         self.buffer = MessageBuffer()
         self._send_lock = threading.Lock()  # one frame at a time on the socket
@@ -71,7 +73,7 @@ class BatchSender:
             self._last_send = time.monotonic()
             batch = self.buffer.take()
             if batch and not self._closed:
-                self._socket.send(encode_batch(batch), copy=copy)
+                self._socket.send(self._sealer.seal(encode_batch(batch)), copy=copy)
 
     def _flusher(self) -> None:
         while not self._stop.wait(FLUSH_PERIOD):
@@ -99,15 +101,16 @@ class BatchSender:
             self._context.term()
 
 
-_senders: dict[tuple[str, int], BatchSender] = {}
+_senders: dict[tuple[str, int, str], BatchSender] = {}
 _senders_lock = threading.Lock()
 _senders_pid = os.getpid()
 
 
-def sender_for(address: str, port: int) -> BatchSender:
-    """This process's sender to ``address:port`` (made on first use, remade after fork)."""
+def sender_for(address: str, port: int, run_id: str, secret: str) -> BatchSender:
+    """This process's sender to ``address:port`` for run ``run_id`` (made on first use,
+    remade after fork)."""
     global _senders_pid
-    key = (address, port)
+    key = (address, port, run_id)
     sender = _senders.get(key)
     if sender is not None and sender.pid == os.getpid():
         return sender
@@ -118,19 +121,8 @@ def sender_for(address: str, port: int) -> BatchSender:
             _senders_pid = os.getpid()
         sender = _senders.get(key)
         if sender is None:
-            sender = _senders[key] = BatchSender(address, port)
+            sender = _senders[key] = BatchSender(address, port, run_id, secret)
         return sender
-
-
-def flush_all() -> None:
-    """Send everything buffered in this process now (for executors about to exit)."""
-    if _senders_pid != os.getpid():
-        return
-    for sender in list(_senders.values()):
-        try:
-            sender.flush()
-        except zmq.ZMQError as e:
-            logger.debug("monitoring flush failed: %s", e)
 
 
 @atexit.register

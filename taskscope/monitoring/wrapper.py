@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,7 @@ import msgspec
 
 from taskscope.monitoring import sampler, sender
 from taskscope.monitoring.messages import TryRun
+from taskscope.ship_once import ShipOnce
 
 HOSTNAME = socket.gethostname()
 
@@ -40,9 +42,7 @@ def unregister_local_hub(token: str) -> None:
 
 class HubTarget(msgspec.Struct, frozen=True, array_like=True, weakref=True, eq=False):
     """Where and how a wrapped try reports. HighThroughputExecutor sends it to each worker
-    once and then refers to it by a small key (``__taskscope_ship_once__``)."""
-
-    __taskscope_ship_once__ = True
+    once and then refers to it by a small key (it is a ``ShipOnce`` type, registered below)."""
 
     run_id: str
     address: str
@@ -51,6 +51,12 @@ class HubTarget(msgspec.Struct, frozen=True, array_like=True, weakref=True, eq=F
     hub_pid: int
     resource_monitoring_enabled: bool
     resource_monitoring_interval: float
+    # The run's secret: workers seal their frames with it (monitoring/auth.py). It travels
+    # with the tasks, once per worker, never on a command line.
+    secret: str = ""
+
+
+ShipOnce.register(HubTarget)
 
 
 def _sink_for(target: HubTarget) -> sampler.Sink:
@@ -58,7 +64,7 @@ def _sink_for(target: HubTarget) -> sampler.Sink:
         hub = _local_hubs.get(target.token)
         if hub is not None:
             return hub
-    return sender.sender_for(target.address, target.port)
+    return sender.sender_for(target.address, target.port, target.run_id, target.secret)
 
 
 _block = ("", None)  # (pid, block id) of this process, read once per process
@@ -74,6 +80,27 @@ def _block_id() -> str | None:
             os.environ.get("TASKSCOPE_BLOCK_ID") or os.environ.get("PARSL_WORKER_BLOCK_ID"),
         )
     return _block[1]
+
+
+_worker = ("", None)  # (pid, worker id) of this process, read once per process
+
+
+def _worker_id() -> str:
+    """Which worker runs this try: the executor's worker id when it names one (a
+    HighThroughputExecutor worker process), else host:pid, plus the thread when tries run on
+    threads of one process (a thread pool, a Dask worker), so that one id never runs two
+    tries at once."""
+    global _worker
+    pid = os.getpid()
+    if _worker[0] != pid:
+        _worker = (pid, os.environ.get("TASKSCOPE_WORKER_ID"))
+    named = _worker[1]
+    if named:
+        return named
+    thread = threading.current_thread()
+    if thread is threading.main_thread():
+        return f"{HOSTNAME}:{pid}"
+    return f"{HOSTNAME}:{pid}/{thread.name}"
 
 
 class MonitoredCall:
@@ -103,8 +130,11 @@ class MonitoredCall:
         buffer = sink.buffer
         run_id, task_id, try_id = target.run_id, self.task_id, self.try_id
         block = _block_id()
+        worker = _worker_id()
         started = time.time()
-        ticket = buffer.add_replaceable(TryRun(run_id, task_id, try_id, HOSTNAME, block, started))
+        ticket = buffer.add_replaceable(
+            TryRun(run_id, task_id, try_id, HOSTNAME, block, started, worker=worker)
+        )
         probe = monitor = None
         if target.resource_monitoring_enabled:
             monitor = sampler.process_monitor()
@@ -115,7 +145,9 @@ class MonitoredCall:
             return self.func(*args, **kwargs)
         finally:
             sample = monitor.end_try(probe) if monitor is not None else None
-            done = TryRun(run_id, task_id, try_id, HOSTNAME, block, started, time.time(), sample)
+            done = TryRun(
+                run_id, task_id, try_id, HOSTNAME, block, started, time.time(), sample, worker
+            )
             if not buffer.replace(ticket, done):
                 buffer.add(done)
             sink.try_ended()

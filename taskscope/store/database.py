@@ -165,3 +165,26 @@ def open_for_writing(path: str | os.PathLike) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def open_side_writer(path: str | os.PathLike) -> sqlite3.Connection:
+    """A short-lived write connection for a reader's own bookkeeping table (such as the
+    analysis's stored forecasts) in a database that taskscope already writes: never creates
+    the file, never adopts a Parsl database, and waits politely for the run's writer.
+
+    Raises StoreError when the file is missing, is not taskscope's, or is read-only."""
+    p = Path(path)
+    if not p.is_file():
+        raise StoreError(f"no monitoring database at {p}")
+    if not os.access(p, os.W_OK):
+        raise StoreError(f"{p} is not writable")
+    try:
+        conn = sqlite3.connect(str(p), timeout=2.0, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 2000")
+        tables = _existing_tables(conn)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"cannot open {p} for writing: {e}") from e
+    if "taskscope_schema" not in tables:
+        conn.close()
+        raise StoreError(f"{p} is not a taskscope database; it is left untouched")
+    return conn

@@ -47,19 +47,14 @@ class WorkflowStart(Message, tag="workflow_start"):
     executors: list[str]
     pid: int
     heartbeat_interval: float
+    # The workflow's working directory: relative stdout/stderr paths are relative to it.
+    launch_dir: str | None = None
 
 
 class WorkflowEnd(Message, tag="workflow_end"):
     run_id: str
     time_completed: float
     status: str  # completed | failed | aborted
-    tasks_completed_count: int
-    tasks_failed_count: int
-
-
-class Heartbeat(Message, tag="heartbeat"):
-    run_id: str
-    timestamp: float
     tasks_completed_count: int
     tasks_failed_count: int
 
@@ -154,6 +149,7 @@ class TryRun(Message, tag="try_run"):
     time_running: float
     time_ended: float | None = None
     sample: ResourceSample | None = None
+    worker: str | None = None  # which worker ran it (an executor's worker id, or host:pid)
 
 
 class TryFailure(Message, tag="try_failure"):
@@ -193,7 +189,6 @@ class BlockInfo(Message, tag="block"):
 AnyMessage = (
     WorkflowStart
     | WorkflowEnd
-    | Heartbeat
     | TaskInfo
     | TaskStatus
     | TryInfo

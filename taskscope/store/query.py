@@ -26,7 +26,7 @@ from taskscope.store.records import (
     TaskRow,
     TimelineSegment,
     TimelineTask,
-    TryFailure,
+    TryFailureRow,
     TryRecord,
 )
 from taskscope.store.resource_query import (
@@ -38,6 +38,7 @@ from taskscope.store.resource_query import (
 )
 from taskscope.store.runstatus import parsl_run_status, taskscope_run_status
 from taskscope.store.sampling import in_sample, sample_stride
+from taskscope.store.states import FAILED_FINAL_STATES, FINAL_STATES, SUCCEEDED_FINAL_STATES
 from taskscope.store.task_state import (
     STATE_TABLE,
     StateSource,
@@ -46,6 +47,8 @@ from taskscope.store.task_state import (
     state_source,
 )
 from taskscope.store.timestamps import age_seconds, seconds_between_sql
+from taskscope.store.worker_query import app_run_times, run_time_sql, task_worker_tries
+from taskscope.store.worker_rollup import INTERNAL_EXECUTOR_LABELS
 
 __all__ = [
     "app_distributions",
@@ -158,7 +161,7 @@ def _run_from_row(
             row["ts_status"], row["last_heartbeat"], row["heartbeat_interval"], convention
         )
     else:
-        failed = counts.get("failed", 0) + counts.get("dep_fail", 0)
+        failed = sum(counts.get(state, 0) for state in FAILED_FINAL_STATES)
         if not with_counts:
             failed = row["tasks_failed_count"] or 0
         last = None if row["time_completed"] else _last_activity(conn, row["run_id"])
@@ -181,6 +184,7 @@ def _run_from_row(
         state_counts=counts,
         last_heartbeat=row["last_heartbeat"],
         timestamp_convention=convention,
+        tasks_failed=row["tasks_failed_count"],
     )
 
 
@@ -325,6 +329,8 @@ def run_summary(
     if extra is not None and extra[0]:
         recorded = [e for e in _split_executors(extra[0]) if e]
         executors = recorded + [e for e in executors if e not in recorded]
+    # The kernel's own pool for join apps is no executor the user configured.
+    executors = [e for e in executors if e not in INTERNAL_EXECUTOR_LABELS]
     return RunSummary(
         run=run,
         executors=executors,
@@ -368,17 +374,17 @@ def _app_means(
             params,
         )
     }
-    exec_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
+    # Run time on the worker's clock (running -> running_ended), not the kernel's returned.
+    exec_s = run_time_sql("y")
     # The whole run: walk the tries (the sample test runs on index entries), then their
     # tasks. Some apps: walk those apps' tasks, then their tries.
     tries_join = "task t JOIN try y" if apps is not None else "try y CROSS JOIN task t"
     result = {}
     for name, n, total_exec, ran in conn.execute(
-        f"SELECT t.task_func_name, COUNT(*), SUM({exec_s}), "
-        f"COUNT(DISTINCT CASE WHEN {exec_s} IS NOT NULL THEN y.task_id END) "
-        f"FROM {tries_join} ON t.task_id = y.task_id AND t.run_id = y.run_id "
-        f"WHERE y.run_id = :run{only_apps} AND {in_sample('y.task_id', stride)} "
-        "GROUP BY t.task_func_name",
+        f"SELECT task_func_name, COUNT(*), SUM(x), COUNT(x) FROM (SELECT t.task_func_name, "
+        f"{exec_s} AS x FROM {tries_join} ON t.task_id = y.task_id AND t.run_id = y.run_id "
+        f"WHERE y.run_id = :run{only_apps} AND {in_sample('y.task_id', stride)} LIMIT -1) "
+        "GROUP BY task_func_name",
         params,
     ):
         result[name] = (*means.get(name, (0, None)), n, total_exec, ran)
@@ -402,11 +408,12 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
     small = [name for name, n in sizes.items() if n <= SMALL_APP_TASKS]
     if stride > 1 and small:
         means.update(_app_means(conn, run_id, 1, small))
+    worker_means = app_run_times(conn, run_id)  # exact, from the writer's rollup
     stats = []
     for name in sorted(counts):
         by_state, n = counts[name], sizes[name]
-        completed = by_state.get("exec_done", 0) + by_state.get("memo_done", 0)
-        failed = by_state.get("failed", 0) + by_state.get("dep_fail", 0)
+        completed = sum(by_state.get(state, 0) for state in SUCCEEDED_FINAL_STATES)
+        failed = sum(by_state.get(state, 0) for state in FAILED_FINAL_STATES)
         measured, mean_d, try_count, total_exec, ran = means.get(name, (0, None, 0, None, 0))
         exact = stride == 1 or name in small
         scale = n / measured if not exact and measured else 1.0
@@ -419,8 +426,9 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
                 unfinished=n - completed - failed,
                 tries=round(try_count * scale),
                 mean_duration_s=mean_d,
-                # mean over the tasks that ran of each task's summed try time
-                mean_exec_s=(total_exec / ran) if total_exec is not None and ran else None,
+                # mean run time of a try on its worker's clock
+                mean_exec_s=worker_means[name][1] if name in worker_means else (
+                    (total_exec / ran) if total_exec is not None and ran else None),
                 sample_fraction=1.0 if exact or not n else measured / n,
             )
         )
@@ -538,23 +546,30 @@ def state_history(conn: sqlite3.Connection, run_id: str, task_id: int) -> list[S
 def _tries(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: int) -> list[TryRecord]:
     if not info.has("try"):
         return []
-    failures: dict[int, TryFailure] = {}
+    failures: dict[int, TryFailureRow] = {}
     if info.has("taskscope_try_failure"):
         for try_id, etype, message, tb, code in conn.execute(
             "SELECT try_id, exception_type, message, traceback, exit_code "
             "FROM taskscope_try_failure WHERE run_id = ? AND task_id = ?",
             (run_id, task_id),
         ):
-            failures[try_id] = TryFailure(etype, message, tb, code)
-    wait = seconds_between_sql("task_try_time_launched", "task_try_time_running")
-    run = seconds_between_sql("task_try_time_running", "task_try_time_returned")
+            failures[try_id] = TryFailureRow(etype, message, tb, code)
+    wait = seconds_between_sql("y.task_try_time_launched", "y.task_try_time_running")
+    ended = (
+        "(SELECT MIN(s.timestamp) FROM status s WHERE s.task_id = y.task_id AND s.run_id = "
+        "y.run_id AND s.task_status_name = 'running_ended' AND s.try_id = y.try_id)"
+    )
+    workers = task_worker_tries(conn, run_id, task_id)
     tries = []
     for row in conn.execute(
         "SELECT try_id, task_executor, hostname, block_id, task_try_time_launched, "
         f"task_try_time_running, task_try_time_returned, task_fail_history, task_joins, {wait}, "
-        f"{run} FROM try WHERE run_id = ? AND task_id = ? ORDER BY try_id LIMIT 1000",
+        f"{run_time_sql('y')}, {ended}, "
+        f"{seconds_between_sql(ended, 'y.task_try_time_returned')} "
+        "FROM try y WHERE run_id = ? AND task_id = ? ORDER BY try_id LIMIT 1000",
         (run_id, task_id),
     ):
+        worker = workers.get(row[0])
         tries.append(
             TryRecord(
                 try_id=row[0],
@@ -569,6 +584,9 @@ def _tries(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: i
                 failure=failures.get(row[0]),
                 wait_s=row[9],
                 run_s=row[10],
+                worker=worker.worker if worker else None,
+                time_ended=row[11],
+                return_delay_s=row[12],
             )
         )
     return tries
@@ -684,7 +702,7 @@ def timeline(
         for index, (state, start) in enumerate(rows):
             if index + 1 < len(rows):
                 end = rows[index + 1][1]
-            elif state in ("exec_done", "memo_done", "failed", "dep_fail"):
+            elif state in FINAL_STATES:
                 continue  # a final state has no duration
             else:
                 end = run_end() or start

@@ -7,6 +7,7 @@ with ``mode=ro``, so a wrong path is an error instead of a new empty file, and a
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import urllib.parse
@@ -74,6 +75,10 @@ def open_readonly(path: Path | str, timeout_s: float = 5.0) -> sqlite3.Connectio
     if not path.is_file():
         raise DatabaseNotFound(f"no monitoring database at {path}")
     uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+    if nothing_to_recover(path):
+        # No writer's log to read: open the file as it is, creating nothing beside it (a
+        # plain read-only open of a WAL database leaves empty -wal and -shm files behind).
+        uri += "&immutable=1"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=timeout_s, check_same_thread=False)
         conn.execute("PRAGMA query_only = 1")
@@ -81,6 +86,20 @@ def open_readonly(path: Path | str, timeout_s: float = 5.0) -> sqlite3.Connectio
     except sqlite3.DatabaseError as exc:
         raise DatabaseNotFound(f"{path} is not a readable SQLite database ({exc})") from exc
     return conn
+
+
+def nothing_to_recover(path: Path) -> bool:
+    """True when the database file alone is the whole database: no write-ahead log with
+    content (a live or killed writer's) and no rollback journal (a hot one after a crash)."""
+    for suffix in ("-wal", "-journal"):
+        try:
+            if os.stat(str(path) + suffix).st_size:
+                return False
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return True
 
 
 def is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -8,23 +8,7 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-# States after which a task never changes again.
-TERMINAL_STATES = ("exec_done", "memo_done", "failed", "dep_fail")
-# Every state the DataFlowKernel (Parsl's or taskscope's) records, in lifecycle order.
-ALL_STATES = (
-    "unsched",
-    "pending",
-    "launched",
-    "running",
-    "running_ended",
-    "joining",
-    "fail_retryable",
-    "exec_done",
-    "memo_done",
-    "failed",
-    "dep_fail",
-)
-RUN_STATUSES = ("running", "completed", "failed", "aborted", "lost")
+# The state and run-status vocabulary is in taskscope.store.states.
 
 
 @dataclass(frozen=True)
@@ -72,13 +56,14 @@ class RunRow:
     host: str | None
     user: str | None
     rundir: str | None
-    status: str  # one of RUN_STATUSES
+    status: str  # one of store.states.RUN_STATUSES
     duration_s: float | None
     task_count: int
     # final state -> number of tasks in it ("pending" also holds tasks with no status row)
     state_counts: dict[str, int] = field(default_factory=dict)
     last_heartbeat: str | None = None
     timestamp_convention: str = "local"  # "utc" for taskscope's runs, "local" for Parsl's
+    tasks_failed: int | None = None  # workflow.tasks_failed_count
 
 
 @dataclass(frozen=True)
@@ -110,12 +95,12 @@ class RunSummary:
 class AppStats:
     app: str
     tasks: int
-    completed: int  # exec_done + memo_done
-    failed: int  # failed + dep_fail
+    completed: int  # store.states.SUCCEEDED_FINAL_STATES: exec_done + memo_done
+    failed: int  # store.states.FAILED_FINAL_STATES: failed + dep_fail
     unfinished: int
     tries: int
     mean_duration_s: float | None  # invoked -> returned
-    mean_exec_s: float | None  # running -> returned, summed over the task's tries
+    mean_exec_s: float | None  # per try, running -> running_ended on the worker's clock
     # tries and the two means come from this fraction of the app's tasks (a hashed sample,
     # tries scaled up); task counts by state are always exact
     sample_fraction: float = 1.0
@@ -142,7 +127,10 @@ class StatusEvent:
 
 
 @dataclass(frozen=True)
-class TryFailure:
+class TryFailureRow:
+    """A failed try as read from the database (the message is ``store.messages.TryFailure``);
+    Parsl's databases may lack any field."""
+
     exception_type: str
     message: str | None
     traceback: str | None
@@ -160,9 +148,12 @@ class TryRecord:
     time_returned: str | None
     fail_history: str | None
     joins: list[int]
-    failure: TryFailure | None
+    failure: TryFailureRow | None
     wait_s: float | None  # launched -> running
-    run_s: float | None  # running -> returned
+    run_s: float | None  # running -> running_ended, on the worker's clock
+    worker: str | None = None  # which worker ran it (taskscope's runs)
+    time_ended: str | None = None  # running_ended, on the worker's clock
+    return_delay_s: float | None = None  # running_ended -> the kernel's returned
 
 
 @dataclass(frozen=True)
@@ -191,7 +182,9 @@ class TaskDetail:
 
 
 @dataclass(frozen=True)
-class ResourceSample:
+class ResourceSampleRow:
+    """One resource row as the pages plot it (the message is ``store.messages.ResourceSample``)."""
+
     try_id: int
     timestamp: str
     seconds: float  # since the try started running (or since its first sample)
@@ -225,6 +218,10 @@ class UsageSeries:
     # CPU and memory come from this fraction of the tasks (hashed sample), scaled up; 1.0 =
     # every resource row was used.
     sample_fraction: float = 1.0
+    # The kernel's view: tries launched and not yet returned (run time plus the queue before
+    # a worker took the try and the result's trip back); not bounded by the workers.
+    in_flight: list[float] = field(default_factory=list)
+    in_flight_fraction: float = 1.0  # in_flight is from this hashed sample of tries, scaled
 
 
 @dataclass(frozen=True)

@@ -3,17 +3,19 @@
 Run-wide usage is computed exactly rather than by counting point samples: every sample
 describes the period since the previous sample of its try (or since the try started), so
 memory and CPU rate are piecewise-constant over those periods, and each time bucket gets the
-time-weighted average of their sum. Workers busy is the same sum over try intervals. The
+time-weighted average of their sum. Workers busy is the same sum over the tries' intervals on
+their workers' clocks (`taskscope.store.worker_query`). The
 "partial seconds counted as whole" and "sawtooth" artefacts of Parsl's plots cannot happen.
 
 On large runs CPU and memory use the samples of a hashed 1-in-k sample of tasks, scaled by k
 (`UsageSeries.sample_fraction` says so), and the per-app distributions describe a sample of
 tasks: pairing each sample with its predecessor needs a sort of every row, which is what makes
-an exact pass over millions of samples slow. Workers busy is always exact.
+an exact pass over millions of samples slow. Workers busy is exact (to the second at scale).
 """
 
 from __future__ import annotations
 
+import calendar
 import sqlite3
 
 from taskscope.store.readonly import describe_database, written_by_taskscope
@@ -22,11 +24,12 @@ from taskscope.store.records import (
     BoxStats,
     Capacity,
     DatabaseInfo,
-    ResourceSample,
+    ResourceSampleRow,
     UsageSeries,
 )
 from taskscope.store.sampling import in_sample, sample_stride
 from taskscope.store.timestamps import format_timestamp, parse_timestamp, seconds_between_sql
+from taskscope.store.worker_query import busy_series
 
 DEFAULT_BUCKETS = 200
 SERIES_LIMIT = 5000
@@ -41,7 +44,7 @@ _CPU = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_sy
 
 def resource_series(
     conn: sqlite3.Connection, run_id: str, task_id: int, limit: int = SERIES_LIMIT
-) -> list[ResourceSample]:
+) -> list[ResourceSampleRow]:
     """The resource samples of every try of one task, in time order."""
     if not describe_database(conn).has("resource"):
         return []
@@ -59,7 +62,7 @@ def resource_series(
         "LIMIT ?",
         (run_id, task_id, max(1, int(limit))),
     ).fetchall()
-    return [ResourceSample(*row) for row in rows]
+    return [ResourceSampleRow(*row) for row in rows]
 
 
 def _span(conn: sqlite3.Connection, run_id: str) -> tuple[str | None, str | None]:
@@ -188,15 +191,24 @@ def run_usage(
     rel = "((julianday({col}) - julianday(:began)) * 86400.0)"
     cpu = memory = workers = [0.0] * buckets
     samples = 0
+    in_flight: list[float] = []
+    flight_stride = 1
     if "workers" in parts:
-        workers_sql = (
-            f"SELECT {rel.format(col='task_try_time_running')} AS s, "
+        # Busy from the workers' own clocks (running -> running_ended): never above capacity.
+        epoch = calendar.timegm(start.timetuple()) + start.microsecond / 1e6
+        workers = busy_series(conn, run_id, epoch, epoch + span, buckets)
+        # The kernel's view, launched -> returned, on a hashed sample of tries at scale.
+        flight_stride = sample_stride(_try_rows_estimate(conn, run_id), USAGE_SAMPLE_ROWS)
+        flight_sql = (
+            f"SELECT {rel.format(col='task_try_time_launched')} AS s, "
             f"{rel.format(col='COALESCE(task_try_time_returned, :ended)')} AS e, 1.0 AS w1, "
-            "0.0 AS w2 FROM try WHERE run_id = :run AND task_try_time_running IS NOT NULL "
+            "0.0 AS w2 FROM try WHERE run_id = :run AND task_try_time_launched IS NOT NULL "
             # Join apps wait on the kernel's internal thread pool, not on a worker.
-            f"AND task_executor NOT IN {INTERNAL_EXECUTORS}"
+            f"AND task_executor NOT IN {INTERNAL_EXECUTORS} "
+            f"AND {in_sample('task_id', flight_stride)}"
         )
-        workers, _ = _bucket_sums(conn, workers_sql, params, buckets, width)
+        in_flight, _ = _bucket_sums(conn, flight_sql, params, buckets, width)
+        in_flight = [v * flight_stride for v in in_flight]
     samples = resource_sample_count(conn, run_id) if "samples" in parts else 0
     stride = sample_stride(samples, USAGE_SAMPLE_ROWS)
     if samples and "samples" in parts:
@@ -236,7 +248,17 @@ def run_usage(
         capacity=capacity(conn, run_id),
         sample_count=samples,
         sample_fraction=1.0 / stride if "samples" in parts else 1.0,
+        in_flight=in_flight,
+        in_flight_fraction=1.0 / flight_stride,
     )
+
+
+def _try_rows_estimate(conn: sqlite3.Connection, run_id: str) -> int:
+    """About how many tries the run has, without counting them all: the run's task count
+    (an index count, or the writer's rollup) is close, since most tasks have one try."""
+    return conn.execute(
+        "SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)
+    ).fetchone()[0]
 
 
 def _box_stats(

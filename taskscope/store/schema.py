@@ -176,6 +176,40 @@ CREATE TABLE IF NOT EXISTS taskscope_app_edge (
 	count INTEGER NOT NULL,
 	PRIMARY KEY (run_id, source_app, target_app, kind)
 ) WITHOUT ROWID;
+-- Each try as its worker saw it (store/worker_rollup.py): which worker ran it and the
+-- worker's own start and end, in epoch seconds. Run time and workers busy come from these,
+-- not from the kernel's launched/returned times (which add queueing and the trip back).
+CREATE TABLE IF NOT EXISTS taskscope_try_run (
+	run_id TEXT NOT NULL,
+	task_id INTEGER NOT NULL,
+	try_id INTEGER NOT NULL,
+	worker TEXT,
+	app TEXT,
+	time_running FLOAT NOT NULL,
+	time_ended FLOAT,
+	PRIMARY KEY (run_id, task_id, try_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_try_run_time ON taskscope_try_run (run_id, time_running);
+-- Worker seconds busy per (1 s bucket of epoch time, worker, app), from the ended tries,
+-- kept by the writer so that workers busy, per-app run time and the task stream of a run
+-- of any size are a read of a few thousand rows.
+CREATE TABLE IF NOT EXISTS taskscope_occupancy (
+	run_id TEXT NOT NULL,
+	bucket INTEGER NOT NULL,
+	worker TEXT NOT NULL,
+	app TEXT NOT NULL,
+	busy_s FLOAT NOT NULL,
+	tries_ended INTEGER NOT NULL,
+	PRIMARY KEY (run_id, bucket, worker, app)
+) WITHOUT ROWID;
+-- What else a run's pages need that Parsl's workflow row cannot say: the directory the
+-- workflow was launched from (relative stdout/stderr paths resolve against it) and the
+-- longest try so far (how far back a time window's bars may start).
+CREATE TABLE IF NOT EXISTS taskscope_run_extra (
+	run_id TEXT NOT NULL PRIMARY KEY,
+	launch_dir TEXT,
+	longest_try_s FLOAT NOT NULL DEFAULT 0
+);
 """
 
 # Indexes for the dashboard's lookups. The primary keys already cover lookups by run_id on

@@ -24,6 +24,7 @@ from taskscope.store.schema import (
     TASKSCOPE_TABLES,
     TIMESTAMP_CONVENTION,
 )
+from taskscope.store.states import is_failed
 from taskscope.store.task_state import STATE_TABLE
 
 APPS = ("generate", "transform", "combine", "summarize")
@@ -197,7 +198,7 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun, task_state: bool) ->
                     if last_try:
                         final = "failed"
                 moment = end + timedelta(seconds=0.01)
-        if final in ("failed", "dep_fail"):
+        if is_failed(final):
             failed_ids.add(task_id)
             failed += 1
         elif final == "exec_done":

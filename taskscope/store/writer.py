@@ -24,7 +24,6 @@ from collections import defaultdict
 from taskscope.store.app_edges import UPSERT_APP_EDGE, AppEdgeBatch, TaskApps
 from taskscope.store.messages import (
     BlockInfo,
-    Heartbeat,
     Message,
     NodeInfo,
     ResourceSample,
@@ -36,13 +35,11 @@ from taskscope.store.messages import (
     WorkflowEnd,
     WorkflowStart,
 )
+from taskscope.store.states import FINAL_STATES
+from taskscope.store.states import PARSL_COMPLETED_COUNT_STATES as COMPLETED_STATES
+from taskscope.store.states import PARSL_FAILED_COUNT_STATES as FAILED_STATES
 from taskscope.store.timefmt import utc_text
-
-# workflow.tasks_completed_count / tasks_failed_count mean what they mean in Parsl: tasks
-# that ended exec_done / failed (memo_done and dep_fail are final but in neither count).
-COMPLETED_STATES = frozenset({"exec_done"})
-FAILED_STATES = frozenset({"failed"})
-FINAL_STATES = frozenset({"exec_done", "memo_done", "failed", "dep_fail"})
+from taskscope.store.worker_rollup import UPSERT_LAUNCH_DIR, EndedTries, WorkerRollupBatch
 
 _INSERT_WORKFLOW = """
 INSERT OR IGNORE INTO workflow (run_id, workflow_name, workflow_version, time_began,
@@ -154,9 +151,6 @@ class _TryUpdate:
     def from_kernel(self, m: TryInfo) -> None:
         if m.executor:
             self.executor = m.executor
-        if m.hostname is not None:  # an old-style worker TryInfo
-            self.from_worker(m.hostname, m.block_id, m.time_running, m.time_returned)
-            return
         if m.block_id is not None:
             self.block_id = m.block_id
         if self.launched is None:
@@ -271,6 +265,9 @@ class DatabaseWriter:
         # For taskscope_app_edge: each run's task -> app map, and the joining tasks counted.
         self._task_apps: dict[str, TaskApps] = {}
         self._joins_counted: dict[str, set[int]] = {}
+        # For taskscope_occupancy: each run's tries whose end has been counted.
+        self._ended_tries: dict[str, EndedTries] = {}
+        self._internal_tasks: dict[str, set[int]] = {}  # join apps' tasks, per run
         # (run_id, executor_label, block_id) -> {microseconds: status} of the block's rows.
         self._block_stamps: dict[tuple[str, str, str], dict[int, str]] = {}
 
@@ -302,6 +299,10 @@ class DatabaseWriter:
         latest_states: dict[tuple, tuple] = {}  # (run_id, task_id) -> taskscope_task_state row
         edges = AppEdgeBatch(self._task_apps, self._joins_counted)
         new_block_stamps: dict[tuple[str, str, str], dict[int, str]] = {}
+        # Worker times, rolled up after the loop (when every app of the batch is known).
+        rollup = WorkerRollupBatch(
+            self.conn, self._task_apps, self._ended_tries, self._internal_tasks
+        )
 
         def block_stamp(m: BlockInfo) -> int:
             """The row's time in microseconds, moved on past the block's other rows: they
@@ -348,6 +349,8 @@ class DatabaseWriter:
             kind = type(m)
             if kind is TryInfo:
                 try_update(m.run_id, m.task_id, m.try_id).from_kernel(m)
+                if m.executor:
+                    rollup.note_launch(m)
                 if m.joins:
                     edges.joins(m)
                 if m.state is not None:
@@ -361,6 +364,7 @@ class DatabaseWriter:
                     transition(m.task_id, m.run_id, "running_ended", m.time_ended, m.try_id)
                 if m.sample is not None:
                     resources.append(_resource_row(m.sample))
+                rollup.collect(m)
             elif kind is TaskInfo:
                 key = (m.task_id, m.run_id)
                 row = _task_row(m)
@@ -373,8 +377,6 @@ class DatabaseWriter:
                 transition(m.task_id, m.run_id, m.state, m.timestamp, m.try_id)
             elif kind is ResourceSample:
                 resources.append(_resource_row(m))
-            elif kind is Heartbeat:
-                self._heartbeats[m.run_id] = utc_text(m.timestamp)
             elif kind is TryFailure:
                 failures.append(
                     (
@@ -422,6 +424,7 @@ class DatabaseWriter:
             else:
                 raise TypeError(f"not a monitoring message: {m!r}")
 
+        rollup.resolve(edges.new_apps)
         self.begin()
         execute = self.conn.executemany
         for s in starts:
@@ -443,11 +446,13 @@ class DatabaseWriter:
             execute(_INSERT_NODE, nodes)
         if blocks:
             execute(_INSERT_BLOCK, blocks)
+        rollup.write()
         for run_id, state in finals:
             self._count_state(run_id, state)
         for e in ends:
             self._end_run(e)
         edges.keep()
+        rollup.keep()
         for key, stamps in new_block_stamps.items():
             self._block_stamps.setdefault(key, {}).update(stamps)
         self.messages_written += len(messages)
@@ -490,6 +495,8 @@ class DatabaseWriter:
                 m.taskscope_version,
             ),
         )
+        if m.launch_dir:
+            self.conn.execute(UPSERT_LAUNCH_DIR, (m.run_id, m.launch_dir))
 
     def _end_run(self, m: WorkflowEnd) -> None:
         counts = self._counts.setdefault(m.run_id, self._load_counts(m.run_id))
@@ -552,8 +559,11 @@ class DatabaseWriter:
 
     def rollback(self) -> None:
         if self._in_txn:
-            self.conn.execute("ROLLBACK")
             self._in_txn = False
+            # After disk full or an I/O error SQLite has often rolled back already; a second
+            # ROLLBACK would only add a "no transaction is active" traceback to the log.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
 
     def close(self, analyze: bool = True) -> None:
         """Commit, refresh the query planner's statistics, and close the connection."""

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import plotly
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
@@ -17,11 +18,22 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from taskscope.store.readonly import DatabaseNotFound
-from taskscope.visualize.colors import RUN_STATUS_COLORS, STATE_COLORS, state_color
+from taskscope.store.states import FINAL_ORDER, LIFECYCLE_ORDER
+from taskscope.visualize.analysis_view import AnalysisViews
+from taskscope.visualize.api import create_api
+from taskscope.visualize.colors import (
+    STATE_COLORS,
+    run_status_chip_color,
+    run_status_color,
+    run_status_label,
+    state_color,
+)
+from taskscope.visualize.metrics import metrics_endpoint
 from taskscope.visualize.pages import Pages
 from taskscope.visualize.params import relative_root
 from taskscope.visualize.plots import fmt_seconds
 from taskscope.visualize.source import DatabaseSource
+from taskscope.visualize.token import TokenGate
 from taskscope.visualize.version import taskscope_version
 
 HERE = Path(__file__).parent
@@ -52,20 +64,29 @@ def make_templates() -> Jinja2Templates:
         seconds=fmt_seconds, bytes=fmt_bytes, number=fmt_number, seg=lambda s: quote(str(s), safe="")
     )
     env.globals.update(
-        state_color=state_color, run_status_color=lambda s: RUN_STATUS_COLORS.get(s, "#555"),
+        state_color=state_color, run_status_color=run_status_color,
+        run_status_chip_color=run_status_chip_color, run_status_label=run_status_label,
         state_colors=STATE_COLORS, version=taskscope_version(),
+        lifecycle_order=LIFECYCLE_ORDER, final_order=FINAL_ORDER,
     )
     return templates
 
 
-def create_app(database: Path | str, debug: bool = False, show_files: bool = True) -> Starlette:
+def create_app(
+    database: Path | str, debug: bool = False, show_files: bool = True, token: str | None = None
+) -> Starlette:
     """The dashboard over one monitoring database (opened read-only on every request).
 
     `show_files`: whether task pages show the last lines of the stdout/stderr files the
-    database names (the CLI turns it off when listening on a non-loopback address)."""
+    database names (the CLI turns it off when listening on a non-loopback address).
+    `token`: every request must carry it (`visualize/token.py`); None serves anyone (tests;
+    the CLI's --no-token)."""
     source = DatabaseSource(database)
     templates = make_templates()
     pages = Pages(source, templates, show_files=show_files)
+    analysis = AnalysisViews(source, pages)
+    pages.workflow_parts["analysis"] = analysis.workflow_part
+    pages.decorate_dag, pages.decorate_gantt = analysis.decorate_dag, analysis.decorate_gantt
 
     def error_page(request: Request, status: int, heading: str, detail: str) -> Response:
         context = {"root": relative_root(request.url.path), "title": heading, "heading": heading,
@@ -95,8 +116,13 @@ def create_app(database: Path | str, debug: bool = False, show_files: bool = Tru
         Route("/workflow/{run_id}/", pages.workflow),
         Route("/workflow/{run_id}/dag", pages.dag),
         Route("/workflow/{run_id}/resources", pages.resources),
+        Route("/workflow/{run_id}/analysis", analysis.page),
+        Route("/workflow/{run_id}/diff", analysis.diff),
         Route("/workflow/{run_id}/app/{app}", pages.app),
         Route("/workflow/{run_id}/task/{task_id:int}", pages.task),
+        # Data for other tools (docs/api.md, docs/exports.md), behind the same middleware.
+        Route("/metrics", metrics_endpoint(source)),
+        Mount("/api", create_api(source)),
         Route("/static/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
@@ -105,4 +131,6 @@ def create_app(database: Path | str, debug: bool = False, show_files: bool = Tru
         sqlite3.Error: database_error,
         DatabaseNotFound: database_error,
     }
-    return Starlette(debug=debug, routes=routes, exception_handlers=handlers)
+    middleware = [Middleware(TokenGate, token=token)] if token is not None else []
+    return Starlette(debug=debug, routes=routes, exception_handlers=handlers,
+                     middleware=middleware)

@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="sqlite:///relative.db, sqlite:////absolute/path.db or a path (default: "
              "./monitoring.db, else ./runinfo/monitoring.db)",
     )
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.add_argument("--port", type=int, default=8080,
+                        help="port to listen on (default 8080; 0 picks a free port)")
     parser.add_argument(
         "--listen", nargs="?", const=ALL_INTERFACES, default="127.0.0.1", metavar="ADDRESS",
         help="address to listen on (default 127.0.0.1; --listen alone means all interfaces)",
@@ -31,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-files", action="store_true",
         help="on a non-loopback --listen address, still show the last lines of tasks' "
              "stdout/stderr files (always shown when listening on loopback)",
+    )
+    parser.add_argument(
+        "--no-token", action="store_true",
+        help="serve without the access token (anyone who reaches the address can read the "
+             "dashboard, including every user of this machine on 127.0.0.1)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return parser
@@ -58,15 +64,27 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseNotFound as exc:
         print(f"taskscope-visualize: {exc}", file=sys.stderr)
         return 1
-    import uvicorn
-
     from taskscope.visualize.app import create_app
+    from taskscope.visualize.listen import ListenError, bind_listener, bound_port
+    from taskscope.visualize.serve import serve
+    from taskscope.visualize.token import new_token
 
+    try:  # before any address is printed: a taken port must not send the user elsewhere
+        sock = bind_listener(args.listen, args.port)
+    except ListenError as exc:
+        print(f"taskscope-visualize: {exc}", file=sys.stderr)
+        return 1
+    args.port = bound_port(sock)
     print(f"taskscope-visualize: {located.how} (read-only)")
     if args.listen in (ALL_INTERFACES, "::"):
-        print("taskscope-visualize: WARNING: listening on all interfaces; the dashboard has no "
-              "authentication and is reachable from the network. Prefer the default 127.0.0.1 "
-              "with an SSH tunnel (ssh -L 8080:127.0.0.1:8080 host).", file=sys.stderr)
+        print("taskscope-visualize: WARNING: listening on all interfaces; the dashboard is "
+              "reachable from the network. Prefer the default 127.0.0.1 with an SSH tunnel "
+              "(ssh -L 8080:127.0.0.1:8080 host).", file=sys.stderr)
+    token = None if args.no_token else new_token()
+    if token is None:
+        print("taskscope-visualize: WARNING: --no-token: anyone who can reach "
+              f"{args.listen}:{args.port} can read this dashboard (on 127.0.0.1 that is every "
+              "user of this machine).", file=sys.stderr)
     show_files = args.show_files or is_loopback(args.listen)
     if not show_files:
         print("taskscope-visualize: task pages will not show the contents of stdout/stderr "
@@ -75,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     shown_host = "127.0.0.1" if args.listen in (ALL_INTERFACES, "::") else args.listen
     if ":" in shown_host:
         shown_host = f"[{shown_host}]"
-    print(f"taskscope-visualize: open http://{shown_host}:{args.port}/ in a browser", flush=True)
-    app = create_app(located.path, debug=args.debug, show_files=show_files)
+    query = f"?token={token}" if token else ""
+    print(f"taskscope-visualize: open http://{shown_host}:{args.port}/{query} in a browser",
+          flush=True)
+    app = create_app(located.path, debug=args.debug, show_files=show_files, token=token)
     try:
-        uvicorn.run(app, host=args.listen, port=args.port,
-                    log_level="debug" if args.debug else "warning")
+        serve(app, host=args.listen, port=args.port,
+              log_level="debug" if args.debug else "warning", sock=sock)
     except (OSError, SystemExit) as exc:
         if isinstance(exc, SystemExit) and not exc.code:
             return 0

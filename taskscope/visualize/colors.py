@@ -1,29 +1,17 @@
-"""Colours shared by the DAG, the plots and the state chips, so they always agree."""
+"""Colours shared by the DAG, the plots and the state chips, so they always agree.
+
+State and run-status colours are part of the state vocabulary (``taskscope.store.states``);
+the app palette is the dashboard's own."""
 
 from __future__ import annotations
 
-STATE_COLORS = {
-    "exec_done": "#2e9e44",
-    "memo_done": "#7cc47f",
-    "failed": "#d62728",
-    "dep_fail": "#ff7f0e",
-    "fail_retryable": "#e377c2",
-    "pending": "#9aa5b1",
-    "unsched": "#c7ccd1",
-    "launched": "#17becf",
-    "running": "#1f77b4",
-    "running_ended": "#6baed6",
-    "joining": "#9467bd",
-}
-UNKNOWN_STATE_COLOR = "#555555"
-
-RUN_STATUS_COLORS = {
-    "completed": STATE_COLORS["exec_done"],
-    "failed": STATE_COLORS["failed"],
-    "running": STATE_COLORS["running"],
-    "aborted": STATE_COLORS["dep_fail"],
-    "lost": "#8c564b",
-}
+from taskscope.store.states import (  # noqa: F401 - the dashboard's names for them
+    RUN_STATUS_COLORS,
+    STATE_COLORS,
+    UNKNOWN_STATE_COLOR,
+    run_status_color,
+    state_color,
+)
 
 # Apps get colours from this list in name order; more apps than colours cycle.
 APP_PALETTE = (
@@ -32,8 +20,28 @@ APP_PALETTE = (
 )
 
 
-def state_color(state: str) -> str:
-    return STATE_COLORS.get(state, UNKNOWN_STATE_COLOR)
+# How a run's status reads on the dashboard. "failed" is taskscope's (and the derived Parsl)
+# status of a run that ran to its end with some tasks failed: it must not read like a crash,
+# which is "aborted" (the script stopped early) or "lost" (the process died).
+_FINISHED_WITH_FAILURES_COLOR = "#b8860b"
+
+
+def run_status_label(status: str, failed_tasks: int | None = None) -> str:
+    if status == "failed":
+        if failed_tasks:
+            return f"completed with {failed_tasks:,} failed task{'s' if failed_tasks != 1 else ''}"
+        return "completed with failed tasks"
+    if status == "aborted":
+        return "aborted (stopped early)"
+    return status
+
+
+def run_status_chip_color(status: str) -> str:
+    if status == "failed":
+        return _FINISHED_WITH_FAILURES_COLOR
+    if status == "aborted":
+        return STATE_COLORS["failed"]
+    return run_status_color(status)
 
 
 def app_colors(apps: list[str]) -> dict[str, str]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from starlette.exceptions import HTTPException
@@ -16,13 +16,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
-from taskscope.store import query
+from taskscope.store import query, run_extra
 from taskscope.store.graph_query import NEIGHBOURHOOD_DEPTH, NEIGHBOURHOOD_LIMIT
 from taskscope.store.records import RunRow
+from taskscope.store.states import is_final
 from taskscope.store.timestamps import convention_label
 from taskscope.visualize import plots
-from taskscope.visualize.filetail import tail
+from taskscope.visualize.filetail import tails
+from taskscope.visualize.output_paths import output_base
 from taskscope.visualize.params import choice_param, int_param, relative_root, text_param
+from taskscope.visualize.plot_text import plain_figures
 from taskscope.visualize.source import DatabaseSource
 
 RUNS_PER_PAGE = 25
@@ -76,6 +79,11 @@ class Pages:
         # Whether the task page may show the contents of stdout/stderr files named in the
         # database: off when the dashboard is reachable from the network unless asked for.
         self.show_files = show_files
+        # Hooks other view modules add (taskscope.visualize.analysis_view): more deferred
+        # parts of the workflow page, and overlays on the task DAG and the timeline.
+        self.workflow_parts: dict[str, Callable[[Request, str], Response]] = {}
+        self.decorate_dag: Callable[[str, dict], dict] | None = None
+        self.decorate_gantt: Callable[[str, dict], dict] | None = None
 
     # ---- rendering -------------------------------------------------------------------
     def respond(self, request: Request, page: PageData) -> Response:
@@ -87,7 +95,7 @@ class Pages:
             "crumbs": page.crumbs,
             "live": page.live,
             "refresh_seconds": REFRESH_SECONDS,
-            "figures": page.figures,
+            "figures": plain_figures(page.figures),
             "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
             "database": str(self.source.path),
         }
@@ -102,7 +110,7 @@ class Pages:
                     "generated_at": context["generated_at"],
                     "last_activity": context.get("last_activity"),
                     "sections": sections,
-                    "figures": page.figures,
+                    "figures": context["figures"],
                 }
             )
         return self.templates.TemplateResponse(request, page.template, context)
@@ -110,13 +118,13 @@ class Pages:
     def respond_part(self, request: Request, name: str, part: PartData, live: bool) -> Response:
         """The JSON of one deferred part: its section's HTML and its figures."""
         context = {**part.context, "root": relative_root(request.url.path),
-                   "figures": part.figures}
+                   "figures": plain_figures(part.figures)}
         html = self.templates.get_template(f"_part_{name}.html").render(context)
         return JSONResponse({
             "live": live,
             "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
             "sections": {f"part_{name}": html},
-            "figures": part.figures,
+            "figures": context["figures"],
         })
 
     def _run(self, conn: sqlite3.Connection, run_id: str) -> RunRow:
@@ -166,7 +174,10 @@ class Pages:
     def workflow(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         gantt_page = int_param(request, "gantt_page", 1, 1)
-        part = choice_param(request, "part", ["apps", "durations", "states"], "")
+        part = choice_param(request, "part", ["apps", "durations", "states",
+                                               *self.workflow_parts], "")
+        if part in self.workflow_parts:
+            return self.workflow_parts[part](request, run_id)
         if part:
             return self._workflow_part(request, run_id, part)
 
@@ -188,6 +199,8 @@ class Pages:
                    "gantt_pages": max(1, math.ceil(timeline.total / GANTT_TASKS)),
                    "last_activity": summary.last_activity}
         figures = {"gantt": plots.gantt(timeline.items, label)} if timeline.items else {}
+        if figures and self.decorate_gantt is not None:
+            figures["gantt"] = self.decorate_gantt(run_id, figures["gantt"])
         return self.respond(request, PageData(
             "workflow.html", context, sections=["run_details"], figures=figures,
             live=summary.run.status == "running", title=summary.run.workflow_name or run_id,
@@ -241,6 +254,8 @@ class Pages:
             figure = plots.app_dag(graph, colour)
         else:
             figure = plots.task_dag(graph, colour, centre if view == "around" else None)
+            if self.decorate_dag is not None:
+                figure = self.decorate_dag(run_id, figure)
         apps = sorted({n.app for n in graph.nodes}) if view != "apps" else [n.app for n in graph.nodes]
         shown = len(graph.nodes)
         context = {"run": run, "graph": graph, "view": view, "colour": colour, "app": app,
@@ -357,21 +372,21 @@ class Pages:
             if detail is None:
                 raise _not_found(f"Run {run_id!r} has no task {task_id}.")
             return {"run": run, "task": detail,
+                    "launch_dir": run_extra.launch_dir(conn, run_id),
                     "samples": query.resource_series(conn, run_id, task_id),
                     "convention": convention_label(run.timestamp_convention)}
 
         data = self.source.cached(("task", run_id, task_id), load)
         detail, samples = data["task"], data["samples"]
-        base = Path(data["run"].rundir) if data["run"].rundir else None
+        base = output_base(data["launch_dir"], data["run"].rundir)
         figures = {}
         if samples:
             figures = {"try_memory": plots.try_resource_plot(samples, "memory"),
                        "try_cpu": plots.try_resource_plot(samples, "cpu")}
-        context = {**data, "stdout": tail(detail.stdout, base, allowed=self.show_files),
-                   "stderr": tail(detail.stderr, base, allowed=self.show_files),
+        stdout, stderr = tails([detail.stdout, detail.stderr], base, allowed=self.show_files)
+        context = {**data, "stdout": stdout, "stderr": stderr,
                    "app_href": quote(detail.app, safe="")}
-        live = data["run"].status == "running" and detail.state not in (
-            "exec_done", "memo_done", "failed", "dep_fail")
+        live = data["run"].status == "running" and not is_final(detail.state)
         return self.respond(request, PageData(
             "task.html", context, sections=["task_body"], figures=figures, live=live,
             title=f"Task {task_id}",

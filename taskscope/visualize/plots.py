@@ -12,7 +12,7 @@ from taskscope.store.records import (
     AppDistribution,
     AppGraph,
     BoxStats,
-    ResourceSample,
+    ResourceSampleRow,
     TaskGraph,
     TimelineTask,
     UsageSeries,
@@ -265,13 +265,31 @@ def usage_plot(series: UsageSeries, which: str, convention_label: str) -> Figure
     data = [{"type": "scatter", "mode": "lines", "x": series.times, "y": values,
              "name": f"in use ({unit})", "line": {"shape": "hv", "color": "#1f77b4"},
              "fill": "tozeroy", "hovertemplate": f"%{{y:.2f}} {unit}<extra></extra>"}]
+    if which == "workers":
+        data[0]["name"] = "busy (running → running_ended, workers' clocks)"
+        if any(series.in_flight):
+            sampled = "" if series.in_flight_fraction >= 1 else (
+                f", from {series.in_flight_fraction:.1%} of tries")
+            # Off by default: it is not bounded by the workers, and would set the axis.
+            data.append({"type": "scatter", "mode": "lines", "x": series.times,
+                         "y": series.in_flight, "visible": "legendonly",
+                         "name": f"launched, not returned (kernel's view: + queue and return delay{sampled})",
+                         "line": {"shape": "hv", "color": "#999", "dash": "dot"},
+                         "hovertemplate": "%{y:.2f} tries<extra></extra>"})
     if capacity:
         data.append({"type": "scatter", "mode": "lines", "x": [series.times[0], series.times[-1]],
                      "y": [capacity, capacity], "name": f"capacity ({capacity:,.1f} {unit})",
                      "line": {"dash": "dash", "color": "#d62728"}, "hoverinfo": "skip"})
+    # The axis shows what is used (with room for the capacity line when it is near), not a
+    # flat line at the bottom of a machine's total memory.
+    top = max(values, default=0.0)
+    yaxis: dict = {"title": {"text": unit}, "rangemode": "tozero"}
+    if capacity and top > 0 and capacity > top * 1.5:
+        yaxis["range"] = [0, top * 1.15]
+        title += f" (capacity {capacity:,.1f} {unit}, above the axis)"
     return {"data": data, "layout": _layout(
         title, height=300, xaxis={"type": "date", "title": {"text": convention_label}},
-        yaxis={"title": {"text": unit}, "rangemode": "tozero"})}
+        yaxis=yaxis)}
 
 
 def distribution_plot(dists: Sequence[AppDistribution], which: str) -> Figure:
@@ -290,16 +308,17 @@ def distribution_plot(dists: Sequence[AppDistribution], which: str) -> Figure:
             "q1": [stats.q1 * scale], "median": [stats.median * scale], "q3": [stats.q3 * scale],
             "lowerfence": [stats.minimum * scale], "upperfence": [stats.maximum * scale],
             "mean": [stats.mean * scale], "marker": {"color": colors[app]},
-            "hovertemplate": f"{app} (n={stats.count:,})<extra></extra>",
+            # The app name comes in through %{x}, escaped; never into the template itself.
+            "hovertemplate": f"%{{x}} (n={stats.count:,})<extra></extra>",
         })
     return {"data": data, "layout": _layout(title, height=320, showlegend=False,
                                              xaxis={"automargin": True},  # tilted app names
                                              yaxis={"title": {"text": unit}, "rangemode": "tozero"})}
 
 
-def try_resource_plot(samples: Sequence[ResourceSample], which: str) -> Figure:
+def try_resource_plot(samples: Sequence[ResourceSampleRow], which: str) -> Figure:
     """Per-try lines over seconds since the try started: memory (MiB) or CPU time (s)."""
-    tries: dict[int, list[ResourceSample]] = {}
+    tries: dict[int, list[ResourceSampleRow]] = {}
     for sample in samples:
         tries.setdefault(sample.try_id, []).append(sample)
     data = []

@@ -91,8 +91,9 @@ task_id = 0
 while True:
     one_task(hub, run_id, task_id)
     hub._writer.flush()  # spooled: from here on it survives any kill
-    with open({progress!r}, "w") as f:
+    with open({progress!r} + ".tmp", "w") as f:  # replaced whole: never read half-written
         f.write(str(task_id))
+    os.replace({progress!r} + ".tmp", {progress!r})
     task_id += 1
     time.sleep(0.002)
 """

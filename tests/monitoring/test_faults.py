@@ -18,6 +18,7 @@ import zmq
 from monhelp import kernel_launch, nap, query, started_hub, wait_for
 
 from taskscope.monitoring import MonitoringError, MonitoringWarning
+from taskscope.monitoring.auth import FrameSealer
 from taskscope.monitoring.messages import TaskStatus, WorkflowEnd, encode_batch
 
 
@@ -30,7 +31,10 @@ def test_junk_on_the_hub_port_is_counted_and_recording_goes_on(tmp_path):
     push.send(b"\x00\xffjunk")  # not msgpack at all
     push.send(msgspec.msgpack.encode([["status", "run", "not-an-int"]]))  # wrong types
     push.send(msgspec.msgpack.encode({"kind": "pickle?"}))  # msgpack, wrong shape
-    push.send(encode_batch([TaskStatus(run_id, 7, 0, "pending", time.time())]))  # valid
+    sealer = FrameSealer(hub._target.secret, run_id)  # what a worker of the run sends
+    push.send(encode_batch([TaskStatus(run_id, 7, 0, "pending", time.time())]))  # unsealed
+    push.send(sealer.seal(b"\x00\xffjunk"))  # sealed, not msgpack
+    push.send(sealer.seal(encode_batch([TaskStatus(run_id, 7, 0, "pending", time.time())])))
     raw = socket.create_connection(("127.0.0.1", hub.port))
     raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(512))  # not ZeroMQ
     raw.close()
@@ -39,14 +43,14 @@ def test_junk_on_the_hub_port_is_counted_and_recording_goes_on(tmp_path):
     assert wait_for(lambda: query(tmp_path, "SELECT count(*) FROM status") == [(1,)])
     kernel_launch(hub, run_id, 8)
     assert wait_for(
-        lambda: query(tmp_path, "SELECT messages_dropped FROM taskscope_run")[0][0] >= 3
+        lambda: query(tmp_path, "SELECT messages_dropped FROM taskscope_run")[0][0] >= 5
     )
     hub.send(WorkflowEnd(run_id, time.time(), "completed", 0, 0))
     hub.close()
-    assert hub.messages_dropped >= 3
+    assert hub.messages_dropped >= 5
     assert query(tmp_path, "SELECT count(*) FROM status") == [(3,)]
     dropped = query(tmp_path, "SELECT messages_dropped FROM taskscope_run")[0][0]
-    assert dropped >= 3
+    assert dropped >= 5
     assert query(tmp_path, "SELECT status FROM taskscope_run") == [("completed",)]
 
 
@@ -75,6 +79,8 @@ def test_writer_failure_is_reported_to_the_user(tmp_path):
         hub.close()
     conn = sqlite3.connect(f"file:{tmp_path}/monitoring.db?mode=ro", uri=True)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    log = (tmp_path / "run" / "monitoring.log").read_text()
+    assert "cannot rollback" not in log  # one failure, reported once, no follow-on traceback
 
 
 KILLED_SCRIPT = """
@@ -93,8 +99,9 @@ while True:
     call = hub.wrap(nap, run_id=run_id, task_id=task_id, try_id=0, executor_label="x")
     pool.submit(call, 0.05).result()
     hub.send(TaskStatus(run_id, task_id, 0, "exec_done", time.time()))
-    with open({progress!r}, "w") as f:
+    with open({progress!r} + ".tmp", "w") as f:  # replaced whole: never read half-written
         f.write(str(task_id))
+    os.replace({progress!r} + ".tmp", {progress!r})
     task_id += 1
 """
 

@@ -25,6 +25,8 @@ from taskscope.monitoring.endpoint import database_path
         ({"logging_endpoint": 5}, TypeError, "logging_endpoint"),
         ({"workflow_name": 3}, TypeError, "workflow_name"),
         ({"hub_address": ""}, ValueError, "hub_address"),
+        ({"logging_endpoint": "sqlite:///mon\0itoring.db"}, ValueError, "NUL byte"),
+        ({"hub_address": "127.0.0.1\0"}, ValueError, "NUL byte"),
     ],
 )
 def test_bad_arguments_fail_at_construction(kwargs, error, text):

@@ -163,18 +163,3 @@ def test_a_running_try_is_visible_within_a_second(tmp_path, spawn_pool):
     finally:
         future.result(timeout=30)
         finish(hub, run_id, [0])
-
-
-def test_record_pool_writes_one_node_and_block_row_per_change(tmp_path):
-    hub, run_id = started_hub(tmp_path)
-    hub.record_pool("htex", worker_count=2)
-    hub.record_pool("htex", worker_count=2, active=False)
-    finish(hub, run_id, [])
-    nodes = query(
-        tmp_path, "SELECT active, worker_count, cpu_count > 0, total_memory > 0 FROM node"
-    )
-    assert nodes == [(1, 2, 1, 1), (0, 2, 1, 1)]
-    assert [b[0] for b in query(tmp_path, "SELECT status FROM block ORDER BY timestamp")] == [
-        "RUNNING",
-        "SCALED_IN",
-    ]

@@ -9,6 +9,7 @@ import textwrap
 
 import zmq
 
+from taskscope.monitoring.auth import FrameGate, new_secret
 from taskscope.store.messages import TaskStatus, decode_batch
 
 CHILD = textwrap.dedent(
@@ -17,8 +18,8 @@ CHILD = textwrap.dedent(
     from taskscope.monitoring import sender
     from taskscope.store.messages import TaskStatus
 
-    port = int(sys.argv[1])
-    s = sender.sender_for("127.0.0.1", port)
+    port, secret = int(sys.argv[1]), sys.stdin.read()
+    s = sender.sender_for("127.0.0.1", port, "run", secret)
     # A large first frame goes zero-copy and starts pyzmq's frame-freeing thread, whose exit
     # hook (registered now, after the sender's) then runs first at exit.
     for i in range(20000):
@@ -38,17 +39,21 @@ CHILD = textwrap.dedent(
 def test_buffered_messages_are_sent_at_normal_exit():
     context = zmq.Context()
     pull = context.socket(zmq.PULL)
+    secret = new_secret()
+    gate = FrameGate(secret, "run")
     try:
         port = pull.bind_to_random_port("tcp://127.0.0.1")
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(port)],
+            [sys.executable, "-c", CHILD, str(port)], input=secret,
             capture_output=True, text=True, timeout=60, check=False,
         )
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr, done.stderr
         received = []
         while pull.poll(2000):
-            received.extend(decode_batch(pull.recv()))
+            payload = gate.open(pull.recv())
+            assert payload is not None, "the sender's frame is not sealed for the run"
+            received.extend(decode_batch(payload))
         last = [m for m in received if isinstance(m, TaskStatus) and m.task_id == -1]
         assert len(received) == 40001 and len(last) == 1
     finally:

@@ -8,13 +8,13 @@ from storehelp import workflow_start
 from taskscope.store.database import open_for_writing
 from taskscope.store.messages import (
     BlockInfo,
-    Heartbeat,
     NodeInfo,
     ResourceSample,
     TaskInfo,
     TaskStatus,
     TryFailure,
     TryInfo,
+    TryRun,
     WorkflowEnd,
 )
 from taskscope.store.writer import DatabaseWriter
@@ -69,13 +69,12 @@ def test_every_message_type_round_trips(writer, run_id):
             TaskStatus(run_id, 1, 0, "pending", T0 + 1),
             TryInfo(run_id, 1, 0, executor="htex", time_launched=T0 + 2),
             TaskStatus(run_id, 1, 0, "launched", T0 + 2),
-            TryInfo(run_id, 1, 0, hostname="node1", block_id="0", time_running=T0 + 3),
+            TryRun(run_id, 1, 0, "node1", "0", T0 + 3),
             sample(run_id, 1, 0, T0 + 4),
             TryFailure(run_id, 1, 0, "ValueError", "bad", "Traceback...", exit_code=3),
             TaskStatus(run_id, 1, 0, "failed", T0 + 5),
             NodeInfo(run_id, "node1", "pool-1", "0", 2, 8 << 30, True, 2, "3.11.7", T0 + 1),
             BlockInfo(run_id, "htex", "0", "RUNNING", T0 + 1, job_id="77"),
-            Heartbeat(run_id, T0 + 6, 0, 1),
             TaskInfo(
                 run_id, 1, "f", True, "htex", T0, time_returned=T0 + 5, fail_count=1, fail_cost=1.0
             ),
@@ -111,7 +110,7 @@ def test_every_message_type_round_trips(writer, run_id):
     ) == [("0", "node1", "htex", "2023-11-14 22:13:22.250000", "2023-11-14 22:13:23.250000")]
     assert [
         r[0] for r in rows(writer, "SELECT task_status_name FROM status ORDER BY timestamp")
-    ] == ["pending", "launched", "failed"]
+    ] == ["pending", "launched", "running", "failed"]
     assert rows(
         writer,
         "SELECT psutil_process_time_user, psutil_process_memory_resident, "
@@ -134,9 +133,7 @@ def test_worker_messages_before_the_kernels_are_reconciled(writer, run_id):
     # The worker's running and host info arrive before the kernel's launched TryInfo.
     writer.write(
         [
-            TaskStatus(run_id, 5, 0, "running", T0 + 2),
-            TryInfo(run_id, 5, 0, hostname="w1", block_id="3", time_running=T0 + 2),
-            TryInfo(run_id, 5, 0, hostname="w1", time_returned=T0 + 3),
+            TryRun(run_id, 5, 0, "w1", "3", T0 + 2, time_ended=T0 + 3),
         ]
     )
     writer.commit()
@@ -166,14 +163,14 @@ def test_worker_messages_before_the_kernels_are_reconciled(writer, run_id):
         )
     ]
     states = [r[0] for r in rows(writer, "SELECT task_status_name FROM status ORDER BY timestamp")]
-    assert states == ["launched", "running", "exec_done"]
+    assert states == ["launched", "running", "running_ended", "exec_done"]
 
 
 def test_kernel_return_time_is_kept_when_the_worker_reports_later(writer, run_id):
     writer.write(
         [workflow_start(run_id, T0), TryInfo(run_id, 1, 0, executor="x", time_returned=T0 + 9)]
     )
-    writer.write([TryInfo(run_id, 1, 0, hostname="w", time_returned=T0 + 8)])
+    writer.write([TryRun(run_id, 1, 0, "w", None, T0 + 7, time_ended=T0 + 8)])
     writer.commit()
     assert rows(writer, "SELECT task_try_time_returned FROM try") == [
         ("2023-11-14 22:13:29.250000",)

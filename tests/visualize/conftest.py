@@ -16,6 +16,8 @@ from taskscope.store.synthetic import create_database, standard_runs
 from taskscope.store.task_state import STATE_TABLE
 
 REAL_WORKFLOW = Path(__file__).with_name("real_workflow.py")
+HTEX_SHORT_TASKS = Path(__file__).with_name("htex_short_tasks.py")
+DEMO = Path(__file__).parents[2] / "examples" / "demo.py"
 
 PARSL_FIXTURE = PARSL_FIXTURE_DB
 
@@ -66,3 +68,37 @@ def drop_state_table(source: Path, target: Path) -> Path:
 @pytest.fixture(scope="session")
 def real_db_without_state(real_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return drop_state_table(real_db, tmp_path_factory.mktemp("real-nostate") / "monitoring.db")
+
+
+def _only_run(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        (run_id,) = conn.execute("SELECT run_id FROM workflow").fetchone()
+    finally:
+        conn.close()
+    return run_id
+
+
+@pytest.fixture(scope="session")
+def htex_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(database, run id) of tests/visualize/htex_short_tasks.py: 1,500 no-ops and four 0.2 s
+    sleeps on HTEX with two workers, and bash apps with relative and AUTO_LOGNAME output
+    paths, run from a scratch directory with a relative run_dir."""
+    folder = tmp_path_factory.mktemp("htex-short")
+    db = folder / "monitoring.db"
+    result = subprocess.run([sys.executable, str(HTEX_SHORT_TASKS), str(db), "runinfo"],
+                            cwd=folder, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return db, _only_run(db)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(database, run id) of examples/demo.py, run as its docstring says, from a scratch
+    directory (it writes runinfo/ there)."""
+    folder = tmp_path_factory.mktemp("demo")
+    result = subprocess.run([sys.executable, str(DEMO)], cwd=folder, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    db = folder / "runinfo" / "monitoring.db"
+    return db, _only_run(db)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -38,7 +40,38 @@ def test_no_argument_and_no_default_database(tmp_path: Path, capsys, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
-def test_serves_runinfo_database_and_prints_url(tmp_path: Path, parsl_db: Path):
+def printed_url(proc: subprocess.Popen, seen: list[str] | None = None) -> str:
+    """The address the CLI prints for the browser (read from its stdout as it starts); the
+    lines read are appended to `seen`."""
+    for line in proc.stdout:
+        if seen is not None:
+            seen.append(line)
+        found = re.search(r"open (http://\S+) in a browser", line)
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no URL printed; stderr: {proc.stderr.read()}")
+
+
+def wait_listening(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def status_of(url: str, opener=None) -> tuple[int, str]:
+    try:
+        with (opener or urllib.request.build_opener()).open(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_serves_runinfo_database_with_a_token_in_the_printed_url(tmp_path: Path, parsl_db: Path):
     (tmp_path / "runinfo").mkdir()
     shutil.copy(parsl_db, tmp_path / "runinfo" / "monitoring.db")
     port = free_port()
@@ -47,22 +80,46 @@ def test_serves_runinfo_database_and_prints_url(tmp_path: Path, parsl_db: Path):
         [sys.executable, "-m", "taskscope.visualize.cli", "--port", str(port)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
+    printed: list[str] = []
     try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 30
-        body = None
-        while time.monotonic() < deadline and body is None:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    body = response.read().decode()
-            except OSError:
-                time.sleep(0.2)
-        assert body is not None and "diamond-sample" in body
+        url = printed_url(proc, printed)
+        wait_listening(port)
+        base = f"http://127.0.0.1:{port}/"
+        assert url.startswith(base + "?token=") and len(url) > len(base) + 40
+        status, body = status_of(base)  # another user, without the token
+        assert status == 401 and "token" in body and "diamond-sample" not in body
+        assert status_of(base + "?token=wrong")[0] == 403
+        assert status_of(base + "static/plotly.min.js")[0] == 401
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        status, body = status_of(url, browser)  # redirected, the token kept in a cookie
+        assert status == 200 and "diamond-sample" in body
+        status, body = status_of(base + "workflow/85029df9-5f8e-4ab7-810a-f8db9f552f59/", browser)
+        assert status == 200 and "diamond-sample" in body
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=15)
-    assert "runinfo/monitoring.db" in out and url in out
+    assert "runinfo/monitoring.db" in "".join(printed) + out
     assert "WARNING" not in err
+
+
+def test_no_token_serves_anyone_and_warns(tmp_path: Path, parsl_db: Path):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taskscope.visualize.cli", str(parsl_db), "--no-token",
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        url = printed_url(proc)
+        wait_listening(port)
+        assert "token" not in url
+        status, body = status_of(url)
+        assert status == 200 and "diamond-sample" in body
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert "WARNING: --no-token" in err and "every user of this machine" in err
 
 
 def test_bare_listen_warns_about_the_network(tmp_path: Path, parsl_db: Path):
@@ -74,13 +131,7 @@ def test_bare_listen_warns_about_the_network(tmp_path: Path, parsl_db: Path):
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.2)
+        wait_listening(port)
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=15)
@@ -95,6 +146,12 @@ def test_loopback_addresses():
         assert not is_loopback(address), address
 
 
+def _loopback_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 @pytest.mark.parametrize(
     ("arguments", "shows_files"),
     [([], True), (["--listen", "127.0.0.1"], True), (["--listen"], False),
@@ -103,16 +160,19 @@ def test_loopback_addresses():
 def test_output_files_are_shown_only_on_loopback_unless_asked(
     arguments: list[str], shows_files: bool, parsl_db: Path, monkeypatch, capsys
 ):
-    import uvicorn
+    from taskscope.visualize import listen as listen_module
+    from taskscope.visualize import serve as serve_module
 
     made = {}
 
-    def fake_create_app(database, debug=False, show_files=True):
+    def fake_create_app(database, debug=False, show_files=True, token=None):
         made["show_files"] = show_files
         return object()
 
     monkeypatch.setattr(app_module, "create_app", fake_create_app)
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    monkeypatch.setattr(serve_module, "serve", lambda app, **kwargs: None)
+    # No real port (10.1.2.3 is not this machine's, 8080 may be taken on a shared host).
+    monkeypatch.setattr(listen_module, "bind_listener", lambda host, port: _loopback_socket())
     assert main([str(parsl_db), *arguments]) == 0
     assert made["show_files"] is shows_files
     err = capsys.readouterr().err

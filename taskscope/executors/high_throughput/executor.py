@@ -6,9 +6,13 @@ with room, reads batches of results, completes futures, and replaces workers tha
 most once per batch), so the per-task cost in the workflow process stays small: the machine's
 cores are shared with the workers.
 
-How many calls a worker may hold adapts to task length: enough to cover ~50 ms of work for
-tiny tasks (so pipes carry big batches), one at a time for long ones (so a slow task does
-not sit in front of queued work while another worker idles).
+How many calls a worker may hold adapts to task length: enough to cover ~10 ms of work for
+tiny tasks (so pipes carry big batches), one at a time for long ones. When the estimate is
+wrong (tiny tasks, then long ones), a worker whose task has run past ``GIVE_BACK_AFTER``
+gives back the calls it has not started; they go to whichever worker is free, and the
+executor sends that worker nothing more until its long task ends. So a queued call never
+waits behind a long task while another worker idles (``docs/architecture.md``, decision
+"HTEX dispatch").
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from taskscope.providers import LocalProvider
 
 logger = logging.getLogger(__name__)
 
-QUEUED_SECONDS_PER_WORKER = 0.05
+QUEUED_SECONDS_PER_WORKER = 0.01
 MAX_OUTSTANDING = 1024
 STARTUP_FAILURE_LIMIT = 3
 PIPE_SIZE = 1 << 20
@@ -82,6 +86,9 @@ class _WorkerProcess:
     outbuf: bytearray = field(default_factory=bytearray)
     ready: bool = False
     hostname: str = ""
+    # The task this worker said runs long (it gave back its queue): send it nothing more
+    # until that task's result arrives.
+    long_task: int | None = None
 
 
 def _load(w: _WorkerProcess) -> int:
@@ -145,21 +152,6 @@ class HighThroughputExecutor(Executor):
     shell snippet runs before each worker. ``address`` is accepted for Parsl configs; local
     workers talk to the executor over pipes, not the network.
     """
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        # A Parsl config with a batch-scheduler provider (SlurmProvider, ...) runs on
-        # dask-jobqueue: hand the same arguments to the Dask executor's HTEX spelling.
-        provider = kwargs.get("provider", args[1] if len(args) > 1 else None)
-        if provider is not None and not isinstance(provider, LocalProvider):
-            try:
-                from taskscope.cluster.base import BatchProvider
-            except ImportError:
-                BatchProvider = None
-            if BatchProvider is not None and isinstance(provider, BatchProvider):
-                from taskscope.executors.dask import DaskExecutor
-
-                return DaskExecutor.for_htex(*args, **kwargs)
-        return super().__new__(cls)
 
     def __init__(
         self,
@@ -295,7 +287,8 @@ class HighThroughputExecutor(Executor):
         self._startup_failures = 0
         self._nodes_announced: dict[str, str] = {}
         self._generation = 0
-        self._avg_duration: float | None = None
+        self._log_duration: float | None = None  # log of the typical task's seconds
+        self.tasks_given_back = 0  # calls workers returned because a long task held them
         self._capacity = 1 + self.prefetch_capacity
         self._io_thread: threading.Thread | None = None
         self._io_ident: int | None = None
@@ -539,7 +532,9 @@ class HighThroughputExecutor(Executor):
         queue = self._queue
         capacity = self._capacity
         ready = [
-            w for w in self._workers if w is not None and w.ready and len(w.outstanding) < capacity
+            w
+            for w in self._workers
+            if w is not None and w.ready and w.long_task is None and len(w.outstanding) < capacity
         ]
         # Least loaded first: tasks submitted one at a time are dispatched one at a time, and
         # in a fixed order they all went to the first worker with room (500 tasks of 0.1 s on
@@ -614,17 +609,30 @@ class HighThroughputExecutor(Executor):
             message = pickle.loads(payload)
             if message[0] == "R":
                 self._on_results(w, message[1])
+            elif message[0] == "B":
+                self._on_given_back(w, message[1], message[2])
             elif message[0] == "H":
                 w.ready = True
                 w.hostname = message[2]
                 self._startup_failures = 0
                 self._send_node(w.block_id, w.hostname, active=True)
 
+    def _on_given_back(self, w: _WorkerProcess, running: int, returned: list[int]) -> None:
+        """``w`` runs a long task and handed back the calls queued behind it."""
+        # Results come before this message on the pipe: if ``running`` is already done, the
+        # worker is free again.
+        if running in w.outstanding:
+            w.long_task = running
+        back = [w.outstanding.pop(tid) for tid in returned if tid in w.outstanding]
+        self.tasks_given_back += len(back)
+        self._queue.extendleft(reversed(back))  # they were first in line: keep their turn
+
     def _on_results(self, w: _WorkerProcess, items: list[tuple]) -> None:
         outstanding = w.outstanding
-        total = 0.0
-        for tid, ok, data, duration in items:
-            total += duration
+        long_task = w.long_task
+        for tid, ok, data, _duration in items:
+            if tid == long_task:
+                w.long_task = None
             t = outstanding.pop(tid, None)
             if t is None:
                 continue
@@ -641,10 +649,19 @@ class HighThroughputExecutor(Executor):
                 t.future.set_result(value)
             else:
                 t.future.set_exception(load_exception(data))
-        mean = total / len(items)
-        avg = mean if self._avg_duration is None else 0.8 * self._avg_duration + 0.2 * mean
-        self._avg_duration = avg
-        fit = int(QUEUED_SECONDS_PER_WORKER / avg) if avg > 0 else MAX_OUTSTANDING
+        self._update_capacity(items)
+
+    def _update_capacity(self, items: list[tuple]) -> None:
+        """Size batches from the typical task: the median of this batch, averaged in log
+        space. A mean let one long task among tiny ones shrink batches to one call for many
+        round trips; long tasks need no room in the estimate, they give their queue back."""
+        durations = sorted(item[3] for item in items)
+        typical = max(durations[len(durations) // 2], 1e-7)
+        log_typical = math.log(typical)
+        if self._log_duration is not None:
+            log_typical = 0.8 * self._log_duration + 0.2 * log_typical
+        self._log_duration = log_typical
+        fit = int(QUEUED_SECONDS_PER_WORKER / math.exp(log_typical))
         self._capacity = self.prefetch_capacity + max(1, min(MAX_OUTSTANDING, fit))
 
     def _worker_lost(self, w: _WorkerProcess) -> None:

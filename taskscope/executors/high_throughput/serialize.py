@@ -8,10 +8,10 @@ every function object for a small integer key (pickle's ``persistent_id``), and 
 keeps a table of keys to functions. A per-task wrapper object holding the app function
 therefore costs only its own few bytes per task.
 
-Other objects that many calls share can travel the same way: a class that sets
-``__taskscope_ship_once__ = True`` (immutable, hashable, weak-referenceable instances) is
-sent to each worker once too. The monitoring wrapper's hub target (address, port, run id,
-settings) uses this: pickled with every task it cost ~6 µs and ~165 bytes per task.
+Other objects that many calls share can travel the same way: instances of a ``ShipOnce``
+type (``taskscope/ship_once.py``: immutable, hashable, weak-referenceable) are sent to each
+worker once too. The monitoring wrapper's hub target (address, port, run id, settings) is
+one: pickled with every task it cost ~6 µs and ~165 bytes per task.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 import cloudpickle
 
 from taskscope.errors import RemoteExceptionWrapper, SerializationError
+from taskscope.ship_once import ShipOnce
 
 PROTOCOL = 5
 
@@ -100,7 +101,7 @@ def _ships_once(cls: type) -> bool:
     """Whether instances of ``cls`` are sent once per worker and referenced by key."""
     flag = _ship_once_types.get(cls)
     if flag is None:
-        flag = _ship_once_types[cls] = bool(getattr(cls, "__taskscope_ship_once__", False))
+        flag = _ship_once_types[cls] = issubclass(cls, ShipOnce)
     return flag
 
 

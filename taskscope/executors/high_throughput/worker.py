@@ -4,6 +4,11 @@ Started by HighThroughputExecutor as ``python -m taskscope.executors.high_throug
 Before each task it writes the task id into its slot of a shared memory page, so that if
 the process dies (os._exit, a signal, the OOM killer) the executor knows which task was
 running and fails only that one.
+
+The executor sends a worker a few milliseconds' worth of tiny tasks at a time (one pipe write
+for many calls). When a task turns out long, the worker gives the calls it has not started
+back to the executor (a ``"B"`` message), which hands them to whichever worker is free: no
+call waits behind a long task while another worker idles.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import argparse
 import mmap
 import os
 import pickle
+import select
 import signal
 import socket
 import sys
@@ -31,6 +37,10 @@ from taskscope.executors.high_throughput.serialize import (
 
 FLUSH_COUNT = 256  # results per frame at most
 FLUSH_DELAY = 0.005  # a finished result waits at most this long while others run
+# A task running longer than this gives back the calls queued behind it. Short enough that a
+# free worker hardly waits, long enough that tasks of a few ms (sent in batches) never pay it.
+GIVE_BACK_AFTER = 0.01
+GIVE_BACK_CHECK = 0.004  # how often the watcher looks while a task runs
 
 
 class Outbox:
@@ -44,8 +54,14 @@ class Outbox:
         threading.Thread(target=self._flusher, name="flusher", daemon=True).start()
 
     def send(self, message: tuple) -> None:
+        """Send ``message`` after every result added before it (the executor relies on
+        the order)."""
         with self.lock:
-            write_all(self.fd, frame(pickle.dumps(message, protocol=PROTOCOL)))
+            items, self.items = self.items, []
+            data = frame(pickle.dumps(message, protocol=PROTOCOL))
+            if items:
+                data = frame(pickle.dumps(("R", items), protocol=PROTOCOL)) + data
+            write_all(self.fd, data)
 
     def add(self, item: tuple) -> None:
         with self.lock:
@@ -81,12 +97,22 @@ def _watch_parent(parent_pid: int) -> None:
 class Worker:
     def __init__(self, in_fd: int, out_fd: int, slot_fd: int, slot: int):
         self.in_fd = in_fd
+        os.set_blocking(in_fd, False)  # the watcher drains it while the main thread runs a task
         self.outbox = Outbox(out_fd)
         self.slot_map = mmap.mmap(slot_fd, 0)
         self.slot_offset = slot * SLOT.size
         self.functions: dict[int, Any] = {}
         self.local: deque[tuple[int, bytes]] = deque()
         self.reader = FrameReader()
+        # ``local`` is shared with the watcher without a lock: each popleft (main thread) and
+        # pop (watcher) is atomic, so every call is either run or given back, never both.
+        # ``read_lock`` keeps the two from reading the pipe at once. ``running`` is
+        # (task id, start time) of the task being run, or None.
+        self.read_lock = threading.Lock()
+        self.running: tuple[int, float] | None = None
+        self.busy = threading.Event()
+        self.closed = False
+        threading.Thread(target=self._watch, name="give-back", daemon=True).start()
 
     def _accept(self, payload: bytes) -> None:
         definitions, tasks = pickle.loads(payload)
@@ -94,15 +120,61 @@ class Worker:
             self.functions[key] = load_function(blob)
         self.local.extend(tasks)
 
+    def _read_available(self) -> None:
+        """Move every call waiting in the pipe into ``local``."""
+        with self.read_lock:
+            while True:
+                try:
+                    data = os.read(self.in_fd, 1 << 22)
+                except BlockingIOError:
+                    return
+                if not data:
+                    self.closed = True  # the executor closed the pipe: stop when idle
+                    return
+                for payload in self.reader.feed(data):
+                    self._accept(payload)
+
+    def _watch(self) -> None:
+        local = self.local
+        busy = self.busy
+        while True:
+            busy.wait()
+            time.sleep(GIVE_BACK_CHECK)
+            running = self.running
+            if running is None:
+                busy.clear()
+                # The main thread sets ``running`` before it looks at ``busy``: look again
+                # after clearing, or a task started just now would go unwatched.
+                if self.running is not None:
+                    busy.set()
+                continue
+            tid, since = running
+            if time.perf_counter() - since < GIVE_BACK_AFTER:
+                continue
+            self._read_available()
+            returned = []
+            while True:
+                try:
+                    returned.append(local.pop()[0])
+                except IndexError:
+                    break
+            if returned:
+                returned.reverse()
+                self.outbox.send(("B", tid, returned))
+
     def _run_one(self, tid: int, payload: bytes) -> None:
         SLOT.pack_into(self.slot_map, self.slot_offset, tid)
         start = time.perf_counter()
+        self.running = (tid, start)
+        if not self.busy.is_set():
+            self.busy.set()
         try:
             func, args, kwargs = load_call(payload, self.functions)
             value = func(*args, **kwargs)
             item = (tid, True, dump_result(value), time.perf_counter() - start)
         except BaseException as e:  # SystemExit from a task fails the task, not the worker  # noqa: BLE001
             item = (tid, False, dump_exception(e), time.perf_counter() - start)
+        self.running = None
         SLOT.pack_into(self.slot_map, self.slot_offset, IDLE)
         self.outbox.add(item)
 
@@ -110,16 +182,17 @@ class Worker:
         self.outbox.send(("H", os.getpid(), socket.gethostname()))
         local = self.local
         while True:
-            if not local:
-                self.outbox.flush()
-                data = os.read(self.in_fd, 1 << 22)
-                if not data:
-                    return  # the executor closed the pipe: shut down
-                for payload in self.reader.feed(data):
-                    self._accept(payload)
-            while local:
+            try:
                 tid, payload = local.popleft()
-                self._run_one(tid, payload)
+            except IndexError:
+                self.outbox.flush()  # out of work: send every result before waiting for more
+                self._read_available()
+                if not local:
+                    if self.closed:
+                        return
+                    select.select([self.in_fd], [], [])
+                continue
+            self._run_one(tid, payload)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -106,6 +106,10 @@
         loadParts();
         readAt = Date.now();
         showAge();
+        var latest = document.getElementById("latest-event");
+        if (latest && data.last_activity) {
+          latest.textContent = "· latest event " + String(data.last_activity).slice(0, 19);
+        }
         if (freshness) freshness.classList.remove("stale");
         if (!data.live) {
           body.dataset.live = "0";

@@ -1,0 +1,201 @@
+"""What authenticating the hub's frames costs (monitoring/auth.py), and what a flood costs.
+
+Prints one JSON line per section and saves them to bench/results/auth.json.
+Sections:
+- per-batch: sealing (worker side) and checking (hub side) a frame of 1, 50 and 500
+  messages, next to decoding the same frame, in µs per frame;
+- refuse: what the hub spends refusing a junk frame, an unsealed batch, and a frame with a
+  wrong MAC, in µs per frame;
+- flood: a live run (MonitoringHub + the real worker-side sender) recording 2,000 tasks,
+  alone and while another process's socket sends 100,000 hostile frames: the time until the
+  last real row is in the database, and how many hostile frames were counted.
+Run: .venv/bin/python bench/auth.py [section ...]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import timeit
+import uuid
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "auth.json"
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "load": round(os.getloadavg()[0], 2)}
+
+
+def _messages(run: str, count: int) -> list:
+    from taskscope.store.messages import TaskStatus, TryRun
+
+    now = time.time()
+    out: list = []
+    for i in range(count):
+        out.append(TryRun(run, i, 0, "host", "0", now, now + 1e-3) if i % 2 else
+                   TaskStatus(run, i, 0, "exec_done", now))
+    return out
+
+
+def _per_call_us(action, number: int) -> float:
+    best = min(timeit.repeat(action, number=number, repeat=5))
+    return round(best / number * 1e6, 2)
+
+
+def per_batch() -> dict:
+    from taskscope.monitoring.auth import FrameGate, FrameSealer, new_secret
+    from taskscope.store.messages import decode_batch, encode_batch
+
+    run, secret = str(uuid.uuid4()), new_secret()
+    sealer, gate = FrameSealer(secret, run), FrameGate(secret, run)
+    figures = {}
+    for count in (1, 50, 500):
+        payload = encode_batch(_messages(run, count))
+        frames = [sealer.seal(payload) for _ in range(20_000 if count < 500 else 2_000)]
+        it = iter(frames)
+        number = len(frames) // 5
+        figures[f"{count}_messages"] = {
+            "frame_bytes": len(frames[0]),
+            "seal_us": _per_call_us(lambda payload=payload: sealer.seal(payload), number),
+            "check_us": _per_call_us(lambda it=it: gate.open(next(it)), number),
+            "decode_us": _per_call_us(lambda payload=payload: decode_batch(payload), number),
+        }
+    return {"section": "per-batch", "machine": machine(), **figures,
+            "note": "check = MAC + replay check on the hub before decoding; best of 5"}
+
+
+def refuse() -> dict:
+    import logging
+
+    from taskscope.monitoring.auth import FrameGate, FrameSealer, new_secret
+    from taskscope.store.messages import encode_batch
+
+    logging.disable(logging.WARNING)  # the gate logs once per reason; keep the output clean
+    run, secret = str(uuid.uuid4()), new_secret()
+    gate = FrameGate(secret, run)
+    rng = random.Random(1)
+    junk = rng.randbytes(200)
+    unsealed = encode_batch(_messages(run, 50))
+    wrong_mac = FrameSealer(new_secret(), run).seal(encode_batch(_messages(run, 50)))
+    figures = {name: _per_call_us(lambda frame=frame: gate.open(frame), 20_000)
+               for name, frame in (("junk_200_bytes_us", junk), ("unsealed_batch_us", unsealed),
+                                   ("wrong_mac_us", wrong_mac))}
+    return {"section": "refuse", "machine": machine(), **figures,
+            "wrong_mac_frame_bytes": len(wrong_mac)}
+
+
+def _run_with_flood(folder: Path, hostile: int) -> dict:
+    import msgspec
+    import zmq
+
+    from taskscope.monitoring import MonitoringHub, wrapper
+    from taskscope.monitoring.auth import FrameSealer, new_secret
+    from taskscope.monitoring.messages import TaskInfo, TaskStatus, WorkflowEnd, WorkflowStart
+    from taskscope.store.messages import encode_batch
+
+    tasks = 2_000
+    db = folder / "monitoring.db"
+    hub = MonitoringHub(logging_endpoint=f"sqlite:///{db}")
+    run = str(uuid.uuid4())
+    hub.start(run, str(folder / "run"))
+    now = time.time()
+    hub.send(WorkflowStart(run, "bench", "1", now, "h", "u", str(folder), "3", "0", [],
+                           os.getpid(), hub.heartbeat_interval))
+    forged = encode_batch([TaskInfo(run, 999_999, "forged", False, "x", now)])
+    other = FrameSealer(new_secret(), run).seal(forged)
+    rng = random.Random(3)
+    frames = [rng.choice((forged, other, rng.randbytes(120))) for _ in range(hostile)]
+    context = zmq.Context()
+    sent = threading.Event()
+
+    def attack() -> None:
+        push = context.socket(zmq.PUSH)
+        push.setsockopt(zmq.SNDHWM, 0)
+        push.setsockopt(zmq.LINGER, 60_000)
+        push.connect(f"tcp://127.0.0.1:{hub.port}")
+        for frame in frames:
+            push.send(frame)
+        push.close()
+        sent.set()
+
+    attacker = threading.Thread(target=attack, daemon=True)
+    start = time.perf_counter()
+    if hostile:
+        attacker.start()
+    else:
+        sent.set()
+    target = msgspec.structs.replace(hub._target, hub_pid=-1)  # report over the socket
+    for task_id in range(tasks):
+        hub.send(TaskInfo(run, task_id, "f", False, "x", time.time()))
+        wrapper.MonitoredCall(lambda: None, target, task_id, 0)()
+        hub.send(TaskStatus(run, task_id, 0, "exec_done", time.time()))
+    wrapper.sender.flush_all()
+
+    def real_rows() -> int:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT count(*) FROM try WHERE task_try_time_returned IS NOT "
+                                "NULL").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+        finally:
+            conn.close()
+
+    while real_rows() < tasks:
+        time.sleep(0.01)
+    recorded_s = time.perf_counter() - start
+    sent.wait(120)
+    hub.send(WorkflowEnd(run, time.time(), "completed", tasks, 0))
+    deadline = time.monotonic() + 120
+    while hub._writer and time.monotonic() < deadline:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        dropped = conn.execute("SELECT messages_dropped FROM taskscope_run").fetchone()[0]
+        conn.close()
+        if dropped >= hostile:
+            break
+        time.sleep(0.05)
+    hub.close()
+    context.term()
+    conn = sqlite3.connect(db)
+    forged_rows = conn.execute("SELECT count(*) FROM task WHERE task_id = 999999").fetchone()[0]
+    conn.close()
+    return {"tasks": tasks, "hostile_frames": hostile, "all_real_rows_in_s": round(recorded_s, 3),
+            "dropped_counted": hub.messages_dropped, "forged_rows": forged_rows,
+            "writer_cpu_s": round(hub.writer_cpu_seconds, 3)}
+
+
+def flood() -> dict:
+    import logging
+
+    logging.disable(logging.WARNING)
+    with tempfile.TemporaryDirectory() as quiet, tempfile.TemporaryDirectory() as loud:
+        alone = _run_with_flood(Path(quiet), 0)
+        flooded = _run_with_flood(Path(loud), 100_000)
+    return {"section": "flood", "machine": machine(), "alone": alone, "flooded": flooded}
+
+
+SECTIONS = {"per-batch": per_batch, "refuse": refuse, "flood": flood}
+
+
+def main(argv: list[str]) -> None:
+    names = argv or list(SECTIONS)
+    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    for name in names:
+        line = SECTIONS[name]()
+        print(json.dumps(line), flush=True)
+        saved[name] = line
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(saved, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

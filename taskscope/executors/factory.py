@@ -1,0 +1,39 @@
+"""``HighThroughputExecutor(...)`` as Parsl users write it: an explicit factory.
+
+Parsl's configs name one executor for every machine: ``HighThroughputExecutor(provider=...)``.
+taskscope runs it on local worker processes with a ``LocalProvider`` (or none), and on
+dask-jobqueue with a batch-scheduler provider (``SlurmProvider``, ``PBSProProvider``, ...):
+this function chooses, with the same arguments, and returns the executor that will run. The
+local executor class is ``taskscope.executors.high_throughput.executor.HighThroughputExecutor``;
+the batch one is ``DaskExecutor`` (``DaskExecutor.for_htex`` maps the arguments;
+docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskscope.executors.base import Executor
+from taskscope.executors.high_throughput.executor import (
+    HighThroughputExecutor as LocalHighThroughputExecutor,
+)
+
+
+def _runs_on_batch_scheduler(provider: Any) -> bool:
+    try:
+        from taskscope.cluster.base import BatchProvider
+    except ImportError:  # the cluster extras are optional
+        return False
+    return isinstance(provider, BatchProvider)
+
+
+def HighThroughputExecutor(*args: Any, **kwargs: Any) -> Executor:  # Parsl's spelling
+    """The executor for these ``HighThroughputExecutor`` arguments (see the module docstring).
+
+    ``provider`` is the second positional argument, after ``label``, as in Parsl."""
+    provider = kwargs.get("provider", args[1] if len(args) > 1 else None)
+    if provider is not None and _runs_on_batch_scheduler(provider):
+        from taskscope.executors.dask import DaskExecutor
+
+        return DaskExecutor.for_htex(*args, **kwargs)
+    return LocalHighThroughputExecutor(*args, **kwargs)

@@ -1,0 +1,1 @@
+"""Parsl's ``parsl.jobs`` package path: the states a block (batch job) can be in."""

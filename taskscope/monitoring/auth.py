@@ -1,0 +1,126 @@
+"""Authenticated frames on the hub port: only the run's own processes can add to its rows.
+
+The hub's port is reachable by every process on the machine (and, with ``hub_address`` set,
+the network). So each run gets a random secret (`new_secret`), handed to the writer process
+on its stdin and to workers inside the hub target that travels with the tasks (never on a
+command line or in a file), and every frame on the port is sealed with it:
+
+    b"T" | sender id (8 bytes) | sequence number (8 bytes, big-endian) | payload | MAC (32)
+
+The MAC is HMAC-SHA256, keyed by a per-run key derived from the secret and the run id, over
+everything before it. The hub checks the MAC before it decodes anything, so junk costs one
+hash; then it checks that the sequence number is above the last one it accepted from that
+sender (each sender process draws a random id and counts from 1), so a frame captured and
+sent again is refused, as is a frame of another run (another key). A sender's frames travel
+on one ZeroMQ connection, in order, so a genuine frame is never refused as a replay.
+
+Refused frames are counted and logged once per peer and reason, then summarised at most
+every LOG_EVERY_S seconds: a flood costs the hub microseconds per frame, not a log line.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import struct
+import threading
+import time
+
+logger = logging.getLogger(__name__)
+
+MAGIC = b"T"
+SENDER_BYTES = 8
+HEADER = struct.Struct(">c8sQ")  # magic, sender id, sequence number
+MAC_BYTES = 32
+OVERHEAD = HEADER.size + MAC_BYTES
+LOG_EVERY_S = 10.0
+MAX_PEERS_LOGGED = 64  # distinct peers whose first refusal gets its own log line
+
+
+def new_secret() -> str:
+    """A run's secret, as text (it travels in JSON to the writer process)."""
+    return secrets.token_hex(32)
+
+
+def run_key(secret: str, run_id: str) -> bytes:
+    """The MAC key of one run: frames sealed for another run, or with another secret, fail."""
+    if not secret:
+        raise ValueError("a monitoring run needs a secret to authenticate its frames")
+    return hmac.digest(bytes.fromhex(secret), b"taskscope-hub-frame\0" + run_id.encode(),
+                       "sha256")
+
+
+class FrameSealer:
+    """Seals the frames of one sender process (thread-safe)."""
+
+    def __init__(self, secret: str, run_id: str) -> None:
+        self._key = run_key(secret, run_id)
+        self._sender = os.urandom(SENDER_BYTES)
+        self._sequence = 0
+        self._lock = threading.Lock()
+
+    def seal(self, payload: bytes) -> bytes:
+        with self._lock:  # callers usually hold a send lock too; this keeps seal() safe alone
+            self._sequence += 1
+            sequence = self._sequence
+        body = HEADER.pack(MAGIC, self._sender, sequence) + payload
+        return body + hmac.digest(self._key, body, "sha256")
+
+
+class FrameGate:
+    """The hub's check of every frame: the payload of a genuine, fresh frame, else None.
+
+    Single-threaded (the receive loop's)."""
+
+    def __init__(self, secret: str, run_id: str) -> None:
+        self._key = run_key(secret, run_id)
+        self._last_sequence: dict[bytes, int] = {}
+        self.refused = 0  # since the counter was last taken (take_refused)
+        self.refused_total = 0
+        self._by_reason: dict[str, int] = {}
+        self._logged: set[tuple[str, str]] = set()
+        self._last_summary = time.monotonic()
+
+    def open(self, frame) -> memoryview | None:
+        """`frame`: bytes, a memoryview or a zmq.Frame (its peer is named in the log)."""
+        data = memoryview(frame.buffer if hasattr(frame, "buffer") else frame)
+        if len(data) < OVERHEAD or data[:1] != MAGIC:
+            return self._refuse(frame, "not a sealed frame")
+        body = data[:-MAC_BYTES]
+        if not hmac.compare_digest(hmac.digest(self._key, body, "sha256"), data[-MAC_BYTES:]):
+            return self._refuse(frame, "wrong MAC (another run, another secret, or altered)")
+        _, sender, sequence = HEADER.unpack_from(data)
+        if sequence <= self._last_sequence.get(sender, 0):
+            return self._refuse(frame, "replayed (sequence number already seen)")
+        self._last_sequence[sender] = sequence
+        return body[HEADER.size:]
+
+    def take_refused(self) -> int:
+        """Frames refused since the last call (for the run's messages_dropped counter)."""
+        count, self.refused = self.refused, 0
+        return count
+
+    def _refuse(self, frame, reason: str) -> None:
+        self.refused += 1
+        self.refused_total += 1
+        self._by_reason[reason] = self._by_reason.get(reason, 0) + 1
+        peer = _peer(frame)
+        if (peer, reason) not in self._logged and len(self._logged) < MAX_PEERS_LOGGED:
+            self._logged.add((peer, reason))
+            logger.warning("monitoring frame refused from %s: %s (further refusals are "
+                           "counted and summarised)", peer, reason)
+        now = time.monotonic()
+        if now - self._last_summary >= LOG_EVERY_S:
+            self._last_summary = now
+            summary = ", ".join(f"{count} {reason}" for reason, count in self._by_reason.items())
+            logger.warning("monitoring frames refused so far: %s", summary)
+        return
+
+
+def _peer(frame) -> str:
+    try:
+        return frame.get("Peer-Address") or "an unknown peer"
+    except Exception:  # noqa: BLE001 - bytes, or a libzmq without the property
+        return "an unknown peer"

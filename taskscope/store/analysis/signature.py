@@ -1,0 +1,103 @@
+"""Failure signatures: what stays the same when the same fault hits many tasks.
+
+A signature is the exception type, its message with the parts that vary from task to task
+masked (quoted values, paths, hex ids, numbers), and the frame in user code nearest to where
+the exception was raised. Ten thousand ``KeyError('sample-<i>')`` raised on the same line are
+one signature; a ``KeyError`` raised on another line is another.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+# One alternation, applied in a single pass: the first branch that matches at a position wins,
+# so a quoted path is masked as a quoted value and the digits inside a hex id are not masked
+# again as numbers.
+_MASK = re.compile(
+    r"""(?P<str>'(?:[^'\\\n]|\\.){0,400}'|"(?:[^"\\\n]|\\.){0,400}")"""
+    r"""|(?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)"""
+    r"""|(?P<hex>\b0[xX][0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b)"""
+    r"""|(?P<path>(?<![\w.<>])(?:~|\.{1,2})?/[^\s'",;:()\[\]{}<>]+|\b[A-Za-z]:\\[^\s'",;:()]+)"""
+    r"""|(?P<num>\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"""
+)
+_PLACEHOLDER = {"str": "<str>", "uuid": "<uuid>", "hex": "<hex>", "path": "<path>", "num": "<n>"}
+MESSAGE_CHARS = 300  # a masked message is cut here: a signature is a name, not a dump
+
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+?)\s*$', re.MULTILINE)
+# Frames in these places are the machinery around the user's code, not the user's code.
+_FRAMEWORK = re.compile(
+    r"([/\\](taskscope|parsl|site-packages|dist-packages)[/\\])|"
+    r"([/\\]lib[/\\]python\d+(\.\d+)?[/\\])|^<frozen |^<string>$"
+)
+
+
+def mask_message(message: str) -> str:
+    """`message` with its varying parts replaced by <str>, <path>, <hex>, <uuid>, <n>."""
+    masked = _MASK.sub(lambda m: _PLACEHOLDER[m.lastgroup or "num"], message.strip())
+    masked = " ".join(masked.split())
+    return masked if len(masked) <= MESSAGE_CHARS else masked[: MESSAGE_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Frame:
+    file: str
+    line: int
+    function: str
+
+    @property
+    def short(self) -> str:
+        """``function (file)`` without the directory and line: stable across edits elsewhere."""
+        name = self.file.replace("\\", "/").rsplit("/", 1)[-1]
+        return f"{self.function} ({name})"
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line} in {self.function}"
+
+
+def user_frame(traceback: str | None) -> Frame | None:
+    """The frame in user code nearest to the raise: reading the traceback from its last frame
+    up, the first that is not taskscope's, Parsl's, the standard library's or a package's."""
+    if not traceback:
+        return None
+    frames = list(_FRAME.finditer(traceback))
+    for match in reversed(frames):
+        if not _FRAMEWORK.search(match["file"]):
+            return Frame(match["file"], int(match["line"]), match["func"])
+    return None
+
+
+@dataclass(frozen=True)
+class ParsedRepr:
+    exception_type: str
+    message: str
+
+
+_REPR = re.compile(r"^\s*(?P<type>[A-Za-z_][\w.]*)\((?P<args>.*)\)\s*$", re.DOTALL)
+
+
+def parse_exception_repr(text: str) -> ParsedRepr:
+    """Parsl keeps only ``repr(exception)`` (``try.task_fail_history``): its type and message.
+    ``ValueError('bad input 3')`` -> ("ValueError", "bad input 3"); arguments that are not one
+    string literal are kept as written."""
+    text = text.strip()
+    match = _REPR.match(text)
+    if match is None:
+        return ParsedRepr("Exception", text)
+    args = match["args"].strip()
+    message = args
+    try:
+        value = ast.literal_eval(args) if args else ""
+        if isinstance(value, str):
+            message = value
+        elif isinstance(value, tuple) and all(isinstance(v, (str, int, float)) for v in value):
+            message = ", ".join(str(v) for v in value)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        pass
+    return ParsedRepr(match["type"].rsplit(".", 1)[-1], message)
+
+
+def signature(exception_type: str, masked_message: str, where: str | None) -> str:
+    text = f"{exception_type}: {masked_message}" if masked_message else exception_type
+    return f"{text} @ {where}" if where else text

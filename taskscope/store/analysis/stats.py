@@ -1,0 +1,96 @@
+"""The few statistics the analyses need, with the standard library only (no SciPy).
+
+- `fisher_greater`: one-sided Fisher exact test that a group's failure rate exceeds the rest's.
+- `mann_whitney_greater`: one-sided Mann-Whitney U test (normal approximation with tie and
+  continuity correction) that one sample tends to be larger than another.
+- `welch_t`: Welch's unequal-variance t test, two-sided, with a normal approximation of the t
+  distribution for the p-value when there are enough degrees of freedom.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def median(values: Sequence[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def quantile(ordered: Sequence[float], q: float) -> float | None:
+    """The q-quantile of already sorted values (linear interpolation)."""
+    if not ordered:
+        return None
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _log_choose(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+
+def fisher_greater(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
+    """P(a group of n_a drawn from all n_a + n_b tries holds >= hits_a of the hits_a + hits_b
+    hits): small when group a's rate is higher than chance allows."""
+    hits, total = hits_a + hits_b, n_a + n_b
+    if n_a <= 0 or hits <= 0 or total <= 0:
+        return 1.0
+    denominator = _log_choose(total, n_a)
+    top = min(hits, n_a)
+    terms = [
+        _log_choose(hits, k) + _log_choose(total - hits, n_a - k) - denominator
+        for k in range(hits_a, top + 1)
+        if n_a - k <= total - hits
+    ]
+    if not terms:
+        return 1.0
+    peak = max(terms)
+    return min(1.0, math.exp(peak) * sum(math.exp(t - peak) for t in terms))
+
+
+def _normal_sf(z: float) -> float:
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def mann_whitney_greater(a: Sequence[float], b: Sequence[float]) -> float:
+    """One-sided p-value that values in `a` tend to be larger than values in `b`."""
+    n1, n2 = len(a), len(b)
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    combined = sorted([(v, 0) for v in a] + [(v, 1) for v in b])
+    rank_sum_a = 0.0
+    tie_term = 0.0
+    i = 0
+    while i < len(combined):
+        j = i
+        while j + 1 < len(combined) and combined[j + 1][0] == combined[i][0]:
+            j += 1
+        average_rank = (i + j) / 2 + 1
+        size = j - i + 1
+        if size > 1:
+            tie_term += size**3 - size
+        rank_sum_a += average_rank * sum(1 for k in range(i, j + 1) if combined[k][1] == 0)
+        i = j + 1
+    u = rank_sum_a - n1 * (n1 + 1) / 2
+    n = n1 + n2
+    variance = n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1)))
+    if variance <= 0:
+        return 1.0
+    z = (u - n1 * n2 / 2 - 0.5) / math.sqrt(variance)
+    return _normal_sf(z)
+
+
+def mann_whitney_two_sided(a: Sequence[float], b: Sequence[float]) -> float:
+    return min(1.0, 2 * min(mann_whitney_greater(a, b), mann_whitney_greater(b, a)))
+
+
+def two_proportions(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
+    """Two-sided p-value that two failure rates differ: Fisher's test both ways, doubled."""
+    return min(1.0, 2 * min(fisher_greater(hits_a, n_a, hits_b, n_b),
+                            fisher_greater(hits_b, n_b, hits_a, n_a)))

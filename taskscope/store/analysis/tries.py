@@ -1,0 +1,50 @@
+"""Reading tries for the statistics: run time, app, host and block of each finished try,
+over the whole run or over a bounded hashed sample of its tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from taskscope.store.analysis.context import RunContext
+from taskscope.store.sampling import in_sample
+from taskscope.store.timestamps import seconds_between_sql
+
+RUN_S = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
+INTERNAL_EXECUTORS = ("_taskscope_internal", "_parsl_internal")
+
+
+@dataclass(frozen=True)
+class TryTime:
+    task_id: int
+    try_id: int
+    app: str
+    hostname: str | None
+    block_id: str | None
+    run_s: float
+    failed: bool
+
+
+def failed_try_sql(ctx: RunContext) -> str:
+    """SQL true for a failed try row `y` (taskscope: a failure row; Parsl: a fail history)."""
+    if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
+        return ("EXISTS (SELECT 1 FROM taskscope_try_failure f WHERE f.run_id = y.run_id "
+                "AND f.task_id = y.task_id AND f.try_id = y.try_id)")
+    return "(y.task_fail_history IS NOT NULL AND y.task_fail_history != '')"
+
+
+def finished_tries(ctx: RunContext, stride: int = 1) -> list[TryTime]:
+    """Tries with a run time (running and returned recorded), of a 1-in-`stride` hashed
+    sample of the run's tasks; join apps' waits on the kernel are left out."""
+    rows = ctx.conn.execute(
+        f"SELECT y.task_id, y.try_id, t.task_func_name, y.hostname, y.block_id, {RUN_S}, "
+        f"{failed_try_sql(ctx)} FROM try y JOIN task t ON t.run_id = y.run_id "
+        "AND t.task_id = y.task_id WHERE y.run_id = ? "
+        f"AND {in_sample('y.task_id', stride)} AND y.task_try_time_running IS NOT NULL "
+        "AND y.task_try_time_returned IS NOT NULL AND y.task_executor NOT IN (?, ?)",
+        (ctx.run_id, *INTERNAL_EXECUTORS),
+    )
+    return [
+        TryTime(task_id, try_id, app, host or None, None if block in (None, "") else str(block),
+                max(0.0, run_s or 0.0), bool(failed))
+        for task_id, try_id, app, host, block, run_s, failed in rows
+    ]

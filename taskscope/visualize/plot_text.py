@@ -1,0 +1,39 @@
+"""Text from the database drawn by Plotly as text, never as markup.
+
+Plotly.js renders a subset of HTML in every label it draws (trace names, tick labels,
+hover text, titles, annotations): `<a href=...>` becomes a clickable link, `<b>` bold. App
+names, task labels and run names come from the monitoring database, which anyone who could
+write to it controls. So every string of a figure is entity-escaped before it leaves the
+server (Plotly decodes `&lt;` back to `<` when it draws), except the templates the dashboard
+writes itself, whose `%{...}` placeholders are filled from the escaped values, and the
+relative links our own script follows on click.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+OWN_MARKUP_KEYS = frozenset({"hovertemplate", "texttemplate"})
+LINK_KEYS = frozenset({"customdata"})  # relative URLs, quoted when built; never drawn
+
+
+def plain(text: str) -> str:
+    if "<" not in text and ">" not in text and "&" not in text:
+        return text
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _walk(value: Any) -> Any:
+    if isinstance(value, str):
+        return plain(value)
+    if isinstance(value, dict):
+        return {key: item if key in OWN_MARKUP_KEYS or key in LINK_KEYS else _walk(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_walk(item) for item in value]
+    return value
+
+
+def plain_figures(figures: dict[str, dict]) -> dict[str, dict]:
+    """`figures` with every string Plotly would draw escaped."""
+    return {name: _walk(figure) for name, figure in figures.items()}

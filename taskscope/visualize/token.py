@@ -1,0 +1,125 @@
+"""The dashboard's access token: only whoever holds it (the user who started the dashboard)
+can read the pages, as with Jupyter.
+
+Listening on loopback does not make a dashboard private: on a shared login node every local
+user reaches 127.0.0.1. So the CLI makes a random token at start and prints it in the URL
+(`?token=...`). A request carrying the right token gets it back as an HttpOnly, SameSite
+cookie and is redirected to the same URL without it (so it leaves the address bar and the
+browser history); later requests send the cookie. Scripts may send `Authorization: token
+<token>` instead. Anything else gets 401 (no token) or 403 (a wrong one) with a page that
+says what to do.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import secrets
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import parse_qsl, quote, urlencode
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+TOKEN_PARAM = "token"
+TOKEN_BYTES = 32
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def cookie_name(scope: Scope) -> str:
+    """Browsers share cookies between the ports of a host: one name per dashboard port, so
+    two dashboards on one machine do not overwrite each other's token."""
+    server = scope.get("server") or (None, None)
+    return f"taskscope-token-{server[1] or 0}"
+
+
+def _page(status: int, heading: str, detail: str) -> bytes:
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>"
+        f"{html.escape(heading)} · taskscope</title></head><body style='font-family:sans-serif;"
+        f"max-width:40em;margin:3em auto'><h1>{status} {html.escape(heading)}</h1>"
+        f"<p>{html.escape(detail)}</p></body></html>"
+    ).encode()
+
+
+HOW_TO = ("This dashboard is private to the user who started it. Open the address that "
+          "taskscope-visualize printed when it started (it ends in ?token=...), or restart "
+          "it to get a new one.")
+
+
+def _same_page(scope: Scope, query: str) -> bytes:
+    """A relative reference to the requested page with `query` (relative, so that it works
+    behind a tunnel or a proxy that serves the dashboard under a prefix)."""
+    raw = scope.get("raw_path") or quote(scope["path"]).encode()
+    last = raw.split(b"?", 1)[0].rsplit(b"/", 1)[-1]
+    return b"./" + last + (b"?" + query.encode() if query else b"")
+
+
+class TokenGate:
+    """ASGI middleware: every HTTP request must carry the token (query, cookie or header)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    def _matches(self, candidate: str | None) -> bool:
+        return candidate is not None and hmac.compare_digest(candidate.encode(), self.token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {}
+        for key, value in scope.get("headers", []):
+            headers.setdefault(key.decode("latin-1").lower(), value.decode("latin-1"))
+        name = cookie_name(scope)
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                          keep_blank_values=True)
+        given = [value for key, value in query if key == TOKEN_PARAM]
+        if given and self._matches(given[-1]):
+            rest = urlencode([(k, v) for k, v in query if k != TOKEN_PARAM])
+            await self._redirect(send, _same_page(scope, rest), name, given[-1])
+            return
+        cookie = self._cookie(headers.get("cookie", ""), name)
+        authorization = headers.get("authorization", "")
+        header_token = authorization[6:].strip() if authorization[:6].lower() == "token " else None
+        if self._matches(cookie) or self._matches(header_token):
+            await self.app(scope, receive, send)
+            return
+        wrong = bool(given) or cookie is not None or header_token is not None
+        if wrong:
+            await self._refuse(send, 403, "Wrong token",
+                               "The token this request carries is not this dashboard's. " + HOW_TO)
+        else:
+            await self._refuse(send, 401, "Token required", HOW_TO)
+
+    @staticmethod
+    def _cookie(header: str, name: str) -> str | None:
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(header)
+        except CookieError:  # a malformed Cookie header is the same as none
+            return None
+        morsel = jar.get(name)
+        return morsel.value if morsel is not None else None
+
+    @staticmethod
+    async def _redirect(send: Send, target: bytes, name: str, token: str) -> None:
+        cookie = f"{name}={token}; Path=/; HttpOnly; SameSite=Strict"
+        await send({"type": "http.response.start", "status": 303, "headers": [
+            (b"location", target),
+            (b"set-cookie", cookie.encode()), (b"cache-control", b"no-store"),
+            (b"content-length", b"0"),
+        ]})
+        await send({"type": "http.response.body", "body": b""})
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, heading: str, detail: str) -> None:
+        body = _page(status, heading, detail)
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store"),
+        ]})
+        await send({"type": "http.response.body", "body": body})

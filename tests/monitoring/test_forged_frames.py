@@ -1,0 +1,156 @@
+"""10^5 hostile frames on the hub port of a live run: junk, truncated, oversized, forged
+(unsealed, another secret, another run) and replayed. The run's real rows are complete and
+untouched, and every hostile frame is counted in messages_dropped."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+
+import msgspec
+import pytest
+import zmq
+from monhelp import kernel_launch, query, started_hub, wait_for
+
+from taskscope.monitoring import wrapper
+from taskscope.monitoring.auth import FrameGate, FrameSealer, new_secret
+from taskscope.monitoring.messages import TaskInfo, TaskStatus, WorkflowEnd, WorkflowStart
+from taskscope.monitoring.receiver import MAX_FRAME_BYTES
+from taskscope.store.messages import encode_batch
+
+pytestmark = pytest.mark.attack
+
+REAL_TASKS = 400
+HOSTILE_FRAMES = 100_000
+
+
+def forged_rows(run_id: str) -> bytes:
+    """What an attacker would like in the run: a fake task, a huge count, /etc/shadow."""
+    now = time.time()
+    return encode_batch([
+        TaskInfo(run_id, 999_999, "forged", False, "x", now, stdout="/etc/shadow"),
+        TaskStatus(run_id, 999_999, 0, "exec_done", now),
+        TaskInfo(run_id, 1, "forged", False, "x", now, stdout="/etc/shadow"),
+    ])
+
+
+def hostile_frames(run_id: str, secret: str, count: int, seed: int = 7) -> list[bytes]:
+    rng = random.Random(seed)
+    genuine = FrameSealer(secret, run_id)  # stands for a worker whose frames were captured
+    captured = [genuine.seal(encode_batch([TaskStatus(run_id, 10_000 + i, 0, "pending", 1.0)]))
+                for i in range(8)]
+    other_secret = FrameSealer(new_secret(), run_id)
+    other_run = FrameSealer(secret, "another-run")
+    payload = forged_rows(run_id)
+    makers = [
+        lambda: rng.randbytes(rng.randint(0, 300)),  # junk
+        lambda: b"T" + rng.randbytes(rng.randint(0, 200)),  # junk with the right first byte
+        lambda: (f := rng.choice(captured))[: rng.randint(1, len(f) - 1)],  # truncated
+        lambda: rng.choice(captured)[:-1] + b"\x00",  # altered MAC
+        lambda: payload,  # forged rows, unsealed
+        lambda: other_secret.seal(payload),  # sealed with another secret
+        lambda: other_run.seal(payload),  # sealed for another run
+        lambda: rng.choice(captured),  # replayed
+    ]
+    return [rng.choice(makers)() for _ in range(count)]
+
+
+def test_hostile_frames_inject_nothing_lose_nothing_and_are_counted(tmp_path):
+    hub, run_id = started_hub(tmp_path)
+    secret = hub._target.secret
+    frames = hostile_frames(run_id, secret, HOSTILE_FRAMES)
+    # The captured genuine frames reach the hub once, as a worker sent them: their rows are
+    # real; every later copy is a replay.
+    first_copies = FrameGate(secret, run_id)
+    replays_accepted_once = sum(first_copies.open(f) is not None for f in frames)
+    assert replays_accepted_once <= 8
+
+    context = zmq.Context()
+    attack_done = threading.Event()
+
+    def attack() -> None:
+        push = context.socket(zmq.PUSH)
+        push.setsockopt(zmq.SNDHWM, 0)
+        push.setsockopt(zmq.LINGER, 30_000)
+        push.connect(f"tcp://127.0.0.1:{hub.port}")
+        for frame in frames:
+            push.send(frame, copy=True)
+        oversized = context.socket(zmq.PUSH)  # the hub drops this peer without reading it
+        oversized.setsockopt(zmq.LINGER, 0)
+        oversized.connect(f"tcp://127.0.0.1:{hub.port}")
+        oversized.send(b"T" * (MAX_FRAME_BYTES + 1))
+        push.close()
+        time.sleep(0.5)
+        oversized.close()
+        attack_done.set()
+
+    attacker = threading.Thread(target=attack, daemon=True)
+    attacker.start()
+    # Meanwhile the real run goes on: kernel messages, and tries reported over the socket
+    # by the real worker-side wrapper and sender.
+    worker_target = msgspec.structs.replace(hub._target, hub_pid=-1)
+    for task_id in range(REAL_TASKS):
+        kernel_launch(hub, run_id, task_id)
+        result = wrapper.MonitoredCall(lambda x: x + 1, worker_target, task_id, 0)(task_id)
+        assert result == task_id + 1
+        hub.send(TaskStatus(run_id, task_id, 0, "exec_done", time.time()))
+    for batch_sender in list(wrapper.sender._senders.values()):
+        batch_sender.flush()  # what this process's wrapper buffered, sent now
+    assert attack_done.wait(300), "the attacker could not send its frames"
+    # Every hostile frame except the oversized one (the hub drops that connection unread)
+    # and the first copy of each captured frame is refused and counted.
+    expected_dropped = HOSTILE_FRAMES - replays_accepted_once
+    assert wait_for(lambda: query(tmp_path, "SELECT messages_dropped FROM taskscope_run")[0][0]
+                    >= expected_dropped, timeout=300)
+    hub.send(WorkflowEnd(run_id, time.time(), "completed", REAL_TASKS, 0))
+    hub.close()
+
+    assert hub.messages_dropped == expected_dropped
+    # Each captured frame's one status row went in once, whatever the number of replays.
+    assert query(tmp_path, "SELECT count(*) FROM status WHERE task_id >= 10000") == [
+        (replays_accepted_once,)]
+    real = query(tmp_path, "SELECT task_id, task_func_name, task_stdout FROM task WHERE run_id = ? "
+                 "AND task_id < ? ORDER BY task_id", run_id, REAL_TASKS)
+    assert real == [(i, "f", None) for i in range(REAL_TASKS)]
+    assert query(tmp_path, "SELECT count(*) FROM task WHERE task_id = 999999 OR "
+                 "task_func_name = 'forged' OR task_stdout = '/etc/shadow'") == [(0,)]
+    assert query(tmp_path, "SELECT DISTINCT run_id FROM workflow") == [(run_id,)]
+    states = dict(query(tmp_path, "SELECT task_status_name, count(*) FROM status WHERE "
+                        "task_id < ? GROUP BY 1", REAL_TASKS))
+    assert states == {"pending": REAL_TASKS, "launched": REAL_TASKS, "running": REAL_TASKS,
+                      "running_ended": REAL_TASKS, "exec_done": REAL_TASKS}, states
+    tries = query(tmp_path, "SELECT count(*) FROM try WHERE task_id < ? AND "
+                  "task_try_time_running IS NOT NULL AND task_try_time_returned IS NOT NULL",
+                  REAL_TASKS)
+    assert tries == [(REAL_TASKS,)]
+    completed = query(tmp_path, "SELECT tasks_completed_count FROM workflow")[0][0]
+    assert completed == REAL_TASKS
+    context.term()
+
+
+def test_a_run_refuses_frames_sealed_for_another_run(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, first_run = started_hub(tmp_path / "a")
+    second, second_run = started_hub(tmp_path / "b")
+    try:
+        context = zmq.Context()
+        push = context.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 5000)
+        push.connect(f"tcp://127.0.0.1:{first.port}")
+        # A worker of the second run, pointed at the first run's port (its frames are genuine
+        # for its own run, and carry a start of the first run's id).
+        sealer = FrameSealer(second._target.secret, second_run)
+        push.send(sealer.seal(encode_batch([WorkflowStart(
+            first_run, "forged", "1", time.time(), "h", "u", "/", "3", "0", [], os.getpid(),
+            1.0)])))
+        push.close()
+        context.term()
+        assert wait_for(lambda: query(tmp_path / "a", "SELECT messages_dropped FROM "
+                                      "taskscope_run")[0][0] == 1, timeout=30)
+    finally:
+        first.close()
+        second.close()
+    assert query(tmp_path / "a", "SELECT workflow_name FROM workflow") == [("test",)]

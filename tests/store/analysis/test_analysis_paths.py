@@ -1,0 +1,130 @@
+"""Critical path, stragglers and sick hosts: on the planted workflow, on Parsl's database,
+and on synthetic runs with a planted slow host and a planted failing host."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from fixture_paths import PARSL_FIXTURE_DB, PARSL_RUN
+
+from taskscope.store.analysis.context import run_context
+from taskscope.store.analysis.critical_path import PARTS, critical_path
+from taskscope.store.analysis.hosts import host_health
+from taskscope.store.analysis.stragglers import stragglers
+from taskscope.store.readonly import open_readonly
+from taskscope.store.synthetic import SyntheticRun, create_database
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _with_run(path, run_id, analysis):
+    conn = open_readonly(path)
+    try:
+        return analysis(run_context(conn, run_id))
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("which", ["first_run", "second_run"])
+def test_the_planted_chain_is_the_critical_path(planted, which):
+    path = _with_run(planted.path, getattr(planted, which), critical_path)
+    assert [(s.task_id, s.app) for s in path.tasks] == [(0, "stage"), (1, "stage"),
+                                                        (2, "stage"), (3, "stage")]
+    # The steps tile the makespan: each begins where the previous ended, parts add up.
+    assert path.tasks[0].start <= path.tasks[0].end
+    for before, after in zip(path.tasks, path.tasks[1:], strict=False):
+        assert after.start == before.end
+    assert sum(s.total_s for s in path.tasks) == pytest.approx(path.makespan_s, abs=1e-3)
+    assert sum(path.totals[p] for p in PARTS) == pytest.approx(path.makespan_s, abs=1e-3)
+    for step in path.tasks:
+        assert step.run_s >= 1.45  # each stage sleeps 1.5 s
+    # The floor is at least the chain's run time and at most what the run took.
+    assert 6.0 - 0.1 <= path.floor_s <= path.makespan_s
+    assert path.verdict.split(":")[0] in ("dependency-bound", "worker-bound", "overhead-bound")
+
+
+def test_critical_path_on_parsl_database_tiles_its_makespan():
+    path = _with_run(PARSL_FIXTURE_DB, PARSL_RUN, critical_path)
+    assert path.tasks and path.makespan_s > 0
+    assert sum(s.total_s for s in path.tasks) == pytest.approx(path.makespan_s, abs=1e-3)
+    conn = sqlite3.connect(PARSL_FIXTURE_DB)
+    last = conn.execute("SELECT task_id FROM task ORDER BY task_time_returned DESC LIMIT 1"
+                        ).fetchone()[0]
+    conn.close()
+    assert path.tasks[-1].task_id == last
+
+
+@pytest.mark.parametrize("which", ["first_run", "second_run"])
+def test_exactly_the_planted_stragglers_are_flagged(planted, which):
+    found = _with_run(planted.path, getattr(planted, which), stragglers)
+    assert sorted(s.task_id for s in found) == [16, 17]  # steady(100), steady(101): 1.0 s
+    for straggler in found:
+        assert straggler.app == "steady" and straggler.cohort_size == 14
+        assert straggler.cohort_median_s == pytest.approx(0.1, abs=0.05)
+        assert not straggler.running
+
+
+def test_no_stragglers_in_small_cohorts_of_parsl_run():
+    # Parsl's sample: cpu_burn (4 tries) runs 3 s against ~0.05 s for the rest, but it is
+    # its own app with a cohort too small to judge.
+    found = _with_run(PARSL_FIXTURE_DB, PARSL_RUN, stragglers)
+    assert all(s.app != "cpu_burn" for s in found)
+
+
+def _sick_database(tmp_path):
+    db = create_database(tmp_path / "hosts.db", [SyntheticRun(
+        "hosts", tasks=1200, hosts=4, workers=2, fail_fraction=0.0, retry_fraction=0.0,
+        with_resources=False, seed=7)])
+    conn = sqlite3.connect(db)
+    # node3: every try runs 3x as long; node1: one try in four fails.
+    conn.execute(
+        "UPDATE try SET task_try_time_returned = strftime('%Y-%m-%d %H:%M:%f', "
+        "julianday(task_try_time_running) + 3 * (julianday(task_try_time_returned) - "
+        "julianday(task_try_time_running))) WHERE hostname = 'node3'")
+    conn.execute(
+        "INSERT INTO taskscope_try_failure SELECT run_id, task_id, try_id, 'OSError', "
+        "'disk error on /local', NULL, NULL FROM try WHERE hostname = 'node1' AND task_id % 16 = 1")
+    conn.commit()
+    conn.close()
+    return db
+
+
+def test_only_the_planted_sick_hosts_are_flagged(tmp_path):
+    db = _sick_database(tmp_path)
+    health = _with_run(db, "hosts", host_health)
+    hosts = {h.name: h for h in health if h.kind == "host"}
+    assert set(hosts) == {"node0", "node1", "node2", "node3"}
+    assert {h.name for h in health if h.flagged} == {"node1", "node3"}
+    assert health[0].flagged and health[1].flagged  # flagged first
+    assert any("failed" in r for r in hosts["node1"].reasons)
+    assert hosts["node3"].slowdown == pytest.approx(3.0, rel=0.3)
+    assert any("as long" in r for r in hosts["node3"].reasons)
+    assert not hosts["node0"].flagged and not hosts["node2"].flagged
+
+
+def test_a_healthy_cluster_flags_nothing(tmp_path):
+    db = create_database(tmp_path / "fine.db", [SyntheticRun(
+        "fine", tasks=1200, hosts=4, workers=2, fail_fraction=0.02, retry_fraction=0.05,
+        with_resources=False, seed=11)])
+    assert not [h for h in _with_run(db, "fine", host_health) if h.flagged]
+
+
+def test_a_try_still_running_far_too_long_is_a_live_straggler(tmp_path):
+    db = create_database(tmp_path / "live.db", [SyntheticRun(
+        "live", tasks=400, status="running", workers=4, seed=3, heartbeat_interval=1200.0)])
+    conn = sqlite3.connect(db)
+    running = conn.execute(
+        "SELECT y.task_id, t.task_func_name FROM try y JOIN task t USING (run_id, task_id) "
+        "WHERE y.task_try_time_returned IS NOT NULL AND t.task_func_name = 'generate' "
+        "ORDER BY y.task_id DESC LIMIT 1").fetchone()
+    # Started an hour ago and still running: far beyond 3x the ~1.5 s its app's tries take.
+    conn.execute("UPDATE try SET task_try_time_returned = NULL, task_try_time_running = "
+                 "strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 hour') WHERE run_id = 'live' "
+                 "AND task_id = ?", (running[0],))
+    conn.commit()
+    conn.close()
+    found = _with_run(db, "live", stragglers)
+    live = [s for s in found if s.running]
+    assert [(s.task_id, s.app) for s in live] == [running]
+    assert live[0].run_s > 3000

@@ -1,0 +1,213 @@
+"""Hostile stdout/stderr paths in a database: the dashboard shows the path and why it does
+not show the contents, never blocks on them, and a signal still stops the server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from taskscope.store.synthetic import create_database, standard_runs
+from taskscope.visualize.app import create_app
+from taskscope.visualize.filetail import READ_TIMEOUT_S, FileTail, tails
+
+pytestmark = pytest.mark.attack
+
+TEN_GB = 10 * 2**30
+
+
+def hostile_paths(folder: Path) -> dict[str, tuple[str, str]]:
+    """name -> (path as the database names it, what the reason must say)."""
+    fifo = folder / "stdout.fifo"
+    os.mkfifo(fifo)
+    sparse = folder / "sparse.out"
+    with open(sparse, "wb") as handle:
+        handle.truncate(TEN_GB)
+    directory = folder / "a-directory"
+    directory.mkdir()
+    (folder / "dangling").symlink_to(folder / "no-such-file")
+    (folder / "to-environ").symlink_to("/proc/self/environ")
+    (folder / "to-zero").symlink_to("/dev/zero")
+    (folder / "to-fifo").symlink_to(fifo)
+    return {
+        "fifo": (str(fifo), "FIFO"),
+        "fifo via symlink": (str(folder / "to-fifo"), "FIFO"),
+        "dev zero": ("/dev/zero", "under /dev"),
+        "dev zero via symlink": (str(folder / "to-zero"), "under /dev"),
+        "proc environ": ("/proc/self/environ", "under /proc"),
+        "proc environ via symlink": (str(folder / "to-environ"), "under /proc"),
+        "sys": ("/sys/kernel/mm/transparent_hugepage/enabled", "under /sys"),
+        "sparse 10 GB": (str(sparse), "binary"),
+        "directory": (str(directory), "directory"),
+        "dangling symlink": (str(folder / "dangling"), "does not exist"),
+        "missing": (str(folder / "never-written.out"), "does not exist"),
+    }
+
+
+def tails_within(paths: list[str], limit_s: float = 60.0) -> list[FileTail | None]:
+    """`tails`, failing the test instead of hanging it if the call blocks."""
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(tails(paths)), daemon=True)
+    worker.start()
+    worker.join(limit_s)
+    assert result, f"tails({paths}) did not return within {limit_s} s"
+    return result[0]
+
+
+def test_each_hostile_path_shows_the_path_and_a_reason(tmp_path: Path):
+    cases = hostile_paths(tmp_path)
+    names = list(cases)
+    shown = tails_within([cases[name][0] for name in names])
+    for name, tail in zip(names, shown, strict=True):
+        path, reason = cases[name]
+        assert tail is not None and tail.path == path, name
+        assert not tail.readable and tail.lines == [], (name, tail)
+        assert reason in tail.note, (name, tail.note)
+    environ = tails_within(["/proc/self/environ"])[0]
+    assert "PATH=" not in environ.note
+
+
+def test_regular_files_and_symlinks_to_them_are_shown(tmp_path: Path):
+    out = tmp_path / "task.out"
+    out.write_text("".join(f"line {i}\n" for i in range(100)))
+    (tmp_path / "link.out").symlink_to(out)
+    big = tmp_path / "big.out"
+    big.write_text("x" * 100 + "\n" + "".join(f"tail {i}\n" for i in range(5000)))
+    plain, linked, large = tails_within([str(out), str(tmp_path / "link.out"), str(big)])
+    assert plain.readable and plain.lines[-1] == "line 99" and len(plain.lines) == 40
+    assert linked.readable and linked.lines == plain.lines
+    assert large.readable and large.lines[-1] == "tail 4999" and "x" * 100 not in large.lines
+
+
+def test_relative_path_is_read_against_the_run_directory(tmp_path: Path):
+    (tmp_path / "rel.out").write_text("relative output\n")
+    shown = tails(["rel.out"], base=tmp_path)[0]
+    assert shown.readable and shown.lines == ["relative output"]
+
+
+def hostile_database(folder: Path, paths: list[str]) -> tuple[Path, list[int]]:
+    """A taskscope database whose completed run's first tasks name `paths` as stdout."""
+    outputs = folder / "outputs"
+    outputs.mkdir(parents=True)
+    db = create_database(folder / "monitoring.db", standard_runs(outputs))
+    conn = sqlite3.connect(db)
+    try:
+        ids = [row[0] for row in conn.execute(
+            "SELECT task_id FROM task WHERE run_id = 'run-completed' ORDER BY task_id LIMIT ?",
+            (len(paths),))]
+        for task_id, path in zip(ids, paths, strict=True):
+            conn.execute("UPDATE task SET task_stdout = ?, task_stderr = ? WHERE run_id = "
+                         "'run-completed' AND task_id = ?", (path, path, task_id))
+        conn.commit()
+    finally:
+        conn.close()
+    return db, ids
+
+
+def test_task_pages_show_hostile_paths_with_their_reason(tmp_path: Path):
+    files = tmp_path / "files"
+    files.mkdir()
+    cases = hostile_paths(files)
+    db, ids = hostile_database(tmp_path / "db", [path for path, _ in cases.values()])
+    client = TestClient(create_app(db))
+    for task_id, (name, (path, reason)) in zip(ids, cases.items(), strict=True):
+        response = client.get(f"/workflow/run-completed/task/{task_id}")
+        assert response.status_code == 200, name
+        assert path in response.text and reason in response.text, name
+    environ = client.get(f"/workflow/run-completed/task/{ids[list(cases).index('proc environ')]}")
+    assert "PATH=" not in environ.text
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(db: Path, port: int, *extra: str) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taskscope.visualize.cli", str(db), "--port", str(port), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(proc.communicate()[1])
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the dashboard did not start listening")
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_fifo_viewed_50_times_blocks_nothing_and_sigterm_stops_the_server(tmp_path: Path):
+    fifo = tmp_path / "stdout.fifo"
+    os.mkfifo(fifo)
+    db, (task_id,) = hostile_database(tmp_path / "db", [str(fifo)])
+    port = free_port()
+    proc = start_server(db, port, "--no-token")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with ThreadPoolExecutor(10) as pool:
+            views = list(pool.map(get, [f"{base}/workflow/run-completed/task/{task_id}"] * 50))
+        assert all(status == 200 and "FIFO" in body for status, body in views), [
+            (status, body[:300]) for status, body in views if status != 200 or "FIFO" not in body]
+        status, body = get(f"{base}/")  # every other page still answers
+        assert status == 200 and "run-completed" in body
+        # A view in flight when the signal arrives must not keep the server up either.
+        in_flight = threading.Thread(
+            target=get, args=(f"{base}/workflow/run-completed/task/{task_id}",), daemon=True)
+        in_flight.start()
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        stopped_after = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    # The promise is 2 s; the bound is looser only because the test machine may be loaded.
+    assert stopped_after < 2 + READ_TIMEOUT_S, stopped_after
+
+
+def test_oversized_request_line_gets_414_not_a_reset(tmp_path: Path, parsl_db: Path):
+    port = free_port()
+    proc = start_server(parsl_db, port, "--no-token")
+    try:
+        for path_bytes, expected in ((140 * 1024, b"414"), (200, b"200")):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                request = b"GET /" + b"a" * path_bytes + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+                if expected == b"200":
+                    request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                sock.sendall(request)
+                answer = b""
+                while chunk := sock.recv(65536):  # a reset would raise here
+                    answer += chunk
+            assert answer.split(b" ", 2)[1] == expected, answer[:200]
+        status, _ = get(f"http://127.0.0.1:{port}/")
+        assert status == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

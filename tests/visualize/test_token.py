@@ -1,0 +1,49 @@
+"""The dashboard's access token: without it no page, asset or JSON is served."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from taskscope.visualize.app import create_app
+
+TOKEN = "a-test-token-0123456789"
+RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
+
+
+def test_no_token_no_page(parsl_db: Path):
+    client = TestClient(create_app(parsl_db, token=TOKEN))
+    for path in ("/", f"/workflow/{RUN}/", f"/workflow/{RUN}/?format=json",
+                 "/static/plotly.min.js", "/static/style.css", "/no/such/page"):
+        response = client.get(path)
+        assert response.status_code == 401, path
+        assert "?token=" in response.text and "diamond-sample" not in response.text
+    for bad in ("?token=wrong", "?token=", f"?token={TOKEN}x"):
+        assert client.get("/" + bad).status_code == 403
+    assert client.get("/", headers={"cookie": "taskscope-token-80=wrong"}).status_code == 403
+    assert client.get("/", headers={"cookie": "%%%;;;=\x7f"}).status_code == 401
+
+
+def test_token_in_url_becomes_a_cookie_and_leaves_the_url(parsl_db: Path):
+    client = TestClient(create_app(parsl_db, token=TOKEN))
+    first = client.get(f"/workflow/{RUN}/?token={TOKEN}&gantt_page=2", follow_redirects=False)
+    assert first.status_code == 303
+    assert first.headers["location"] == "./?gantt_page=2"
+    cookie = first.headers["set-cookie"]
+    assert f"={TOKEN}" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    page = client.get(f"/workflow/{RUN}/?gantt_page=2")  # the cookie jar sends it now
+    assert page.status_code == 200 and "diamond-sample" in page.text
+    task = client.get(f"/workflow/{RUN}/task/1?token={TOKEN}", follow_redirects=False)
+    assert task.headers["location"] == "./1"
+
+
+def test_scripts_may_send_the_token_in_a_header(parsl_db: Path):
+    client = TestClient(create_app(parsl_db, token=TOKEN))
+    response = client.get("/?format=json", headers={"authorization": f"token {TOKEN}"})
+    assert response.status_code == 200 and response.json()["sections"] is not None
+    assert client.get("/", headers={"authorization": "token nope"}).status_code == 403
+
+
+def test_token_none_serves_anyone(parsl_db: Path):
+    assert TestClient(create_app(parsl_db, token=None)).get("/").status_code == 200
