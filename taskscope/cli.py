@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "taskscope.commands.diff",
     "taskscope.commands.report",
     "taskscope.commands.export",
+    "taskscope.commands.top",
     "taskscope.commands.recover",
 )
 

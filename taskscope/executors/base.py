@@ -88,3 +88,8 @@ class ScalingExecutor(Executor):
     def set_adaptive(self, enabled: bool) -> None:
         """Whether blocks may scale with the load (called before ``start()``)."""
         self.adaptive = enabled
+
+
+# Parsl's name for the executor interface (``parsl.executors.base.ParslExecutor``): a Parsl
+# executor subclass written against it implements the same start/submit/shutdown.
+ParslExecutor = Executor

@@ -89,14 +89,13 @@ class MonitoringHub:
         self.resource_monitoring_enabled = resource_monitoring_enabled
         self.resource_monitoring_interval = float(resource_monitoring_interval)
         self.monitoring_debug = monitoring_debug
-        self.logging_endpoint = logging_endpoint
+        self._writer: WriterProcess | None = None
+        self.logging_endpoint = logging_endpoint  # checked, and db_path set, by the setter
         self.workflow_name = workflow_name
         self.workflow_version = workflow_version
-        self.db_path: Path = database_path(logging_endpoint)
         self.heartbeat_interval = HEARTBEAT_INTERVAL
 
         self.run_id: str | None = None
-        self._writer: WriterProcess | None = None
         # Where send() puts messages; the writer's forwarder takes them from here.
         self.buffer = MessageBuffer()
         self._target: wrapper.HubTarget | None = None
@@ -113,6 +112,21 @@ class MonitoringHub:
             f"logging_endpoint={self.logging_endpoint!r}, "
             f"workflow_name={self.workflow_name!r}, workflow_version={self.workflow_version!r})"
         )
+
+    @property
+    def logging_endpoint(self) -> str | None:
+        return self._logging_endpoint
+
+    @logging_endpoint.setter
+    def logging_endpoint(self, endpoint: str | None) -> None:
+        # Settable until the hub starts, as in Parsl (whose tests point a constructed
+        # hub at a per-test database): the path is checked and resolved here.
+        if self._writer is not None:
+            raise MonitoringError(
+                "logging_endpoint cannot change once the hub has started; make a new hub"
+            )
+        self.db_path: Path = database_path(endpoint)
+        self._logging_endpoint = endpoint
 
     # -- the kernel's four calls ---------------------------------------------------------
 

@@ -16,7 +16,7 @@ from taskscope.store import query
 from taskscope.store.readonly import describe_database, written_by_taskscope
 from taskscope.store.records import RunRow
 from taskscope.store.task_state import app_state_counts, state_source
-from taskscope.store.timestamps import age_seconds
+from taskscope.store.timestamps import age_seconds, format_timestamp, now_in_convention
 
 RECENT_RUNS = 5  # finished runs reported besides every running one
 MAX_RUNNING_RUNS = 50
@@ -120,3 +120,27 @@ def run_metrics(conn: sqlite3.Connection, run: RunRow) -> RunMetrics:
     else:
         metrics.cpu_cores = metrics.memory_bytes = 0.0
     return metrics
+
+
+FINAL_STATES_SQL = "('exec_done', 'memo_done', 'failed', 'dep_fail')"
+
+
+def finish_rate(conn: sqlite3.Connection, run: RunRow, window_s: float = 60.0) -> float | None:
+    """Tasks that reached a final state per second over the last `window_s` seconds (up to
+    now for a running run, up to its newest event otherwise): a range read of the status
+    index on (run_id, timestamp), whatever the run's size."""
+    if not describe_database(conn).has("status"):
+        return None
+    newest = conn.execute("SELECT MAX(timestamp) FROM status WHERE run_id = ?",
+                          (run.run_id,)).fetchone()[0]
+    if newest is None:
+        return 0.0
+    end = newest
+    if run.status == "running":
+        end = format_timestamp(now_in_convention(run.timestamp_convention))
+    count = conn.execute(
+        "SELECT COUNT(*) FROM status WHERE run_id = ? AND timestamp >= "
+        f"strftime('%Y-%m-%d %H:%M:%f', ?, ?) AND task_status_name IN {FINAL_STATES_SQL}",
+        (run.run_id, end, f"-{window_s} seconds"),
+    ).fetchone()[0]
+    return count / window_s

@@ -202,6 +202,17 @@ CREATE TABLE IF NOT EXISTS taskscope_occupancy (
 	tries_ended INTEGER NOT NULL,
 	PRIMARY KEY (run_id, bucket, worker, app)
 ) WITHOUT ROWID;
+-- How many tasks of each app entered each state in each 1 s bucket of epoch time, kept by
+-- the writer (store/state_flow.py): the run's state counts, per-app counts and the whole-run
+-- timeline (tasks in each state over time) are sums over these rows at any size.
+CREATE TABLE IF NOT EXISTS taskscope_state_flow (
+	run_id TEXT NOT NULL,
+	bucket INTEGER NOT NULL,
+	app TEXT NOT NULL,
+	state TEXT NOT NULL,
+	entered INTEGER NOT NULL,
+	PRIMARY KEY (run_id, bucket, app, state)
+) WITHOUT ROWID;
 -- What else a run's pages need that Parsl's workflow row cannot say: the directory the
 -- workflow was launched from (relative stdout/stderr paths resolve against it) and the
 -- longest try so far (how far back a time window's bars may start).

@@ -96,13 +96,31 @@ def spread(start: float, end: float) -> list[tuple[int, float]]:
     return parts
 
 
+def app_of(
+    conn: sqlite3.Connection, apps: dict[str, TaskApps],
+    batch_apps: dict[tuple[str, int], str], run_id: str, task_id: int,
+) -> str:
+    """A task's app: from this batch, the writer's map or the task table; None while the
+    task's row has not reached this writer (a worker's report can overtake the kernel's)."""
+    app = batch_apps.get((run_id, task_id))
+    if app is None:
+        known = apps.get(run_id)
+        app = known.get(task_id) if known is not None else None
+    if app is None:
+        row = conn.execute(
+            "SELECT task_func_name FROM task WHERE task_id = ? AND run_id = ?", (task_id, run_id)
+        ).fetchone()
+        app = row[0] if row else None
+    return app
+
+
 class WorkerRollupBatch:
     """One batch's contribution: try rows, occupancy increments and longest tries. The record
     of counted ends (``ended``, per run) is only extended by ``keep``, once the batch is
     written, so a batch that is rolled back and replayed counts its ends again."""
 
     __slots__ = ("apps", "conn", "ended", "internal", "longest", "new_ended", "occupancy",
-                 "pending", "try_rows")
+                 "pending", "try_rows", "waiting")
 
     def __init__(
         self,
@@ -116,23 +134,11 @@ class WorkerRollupBatch:
         self.ended = ended
         self.internal = internal
         self.pending: list[TryRun] = []
+        self.waiting: list[TryRun] = []  # tries whose task's app is not known yet
         self.try_rows: dict[tuple[str, int, int], list] = {}
         self.occupancy: dict[tuple[str, int, str, str], list[float]] = {}
         self.longest: dict[str, float] = {}
         self.new_ended: set[tuple[str, int, int]] = set()
-
-    def _app(self, run_id: str, task_id: int, batch_apps: dict[tuple[str, int], str]) -> str:
-        app = batch_apps.get((run_id, task_id))
-        if app is None:
-            known = self.apps.get(run_id)
-            app = known.get(task_id) if known is not None else None
-        if app is None:  # a try reported before its task's row reached this writer
-            row = self.conn.execute(
-                "SELECT task_func_name FROM task WHERE task_id = ? AND run_id = ?",
-                (task_id, run_id),
-            ).fetchone()
-            app = row[0] if row else None
-        return app or UNKNOWN_APP
 
     def _ended_before(self, run_id: str, task_id: int, try_id: int) -> bool:
         if (run_id, task_id, try_id) in self.new_ended:
@@ -151,14 +157,21 @@ class WorkerRollupBatch:
         if m.executor in INTERNAL_EXECUTOR_LABELS:
             self.internal.setdefault(m.run_id, set()).add(m.task_id)
 
-    def resolve(self, batch_apps: dict[tuple[str, int], str]) -> None:
-        """Roll up the collected tries, once the batch's task rows (and apps) are known."""
-        for m in self.pending:
-            self._add(m, batch_apps)
+    def resolve(
+        self, batch_apps: dict[tuple[str, int], str], waiting: list[TryRun], give_up: bool
+    ) -> None:
+        """Roll up the collected tries and those `waiting` from earlier batches, once the
+        batch's task rows (and apps) are known; tries of a task still unknown wait for a later
+        batch (``self.waiting``), unless `give_up` (then their app is unknown for good)."""
+        for m in waiting + self.pending:
+            app = app_of(self.conn, self.apps, batch_apps, m.run_id, m.task_id)
+            if app is None and not give_up:
+                self.waiting.append(m)
+                continue
+            self._add(m, app or UNKNOWN_APP)
 
-    def _add(self, m: TryRun, batch_apps: dict[tuple[str, int], str]) -> None:
+    def _add(self, m: TryRun, app: str) -> None:
         key = (m.run_id, m.task_id, m.try_id)
-        app = self._app(m.run_id, m.task_id, batch_apps)
         worker = m.worker or (f"{m.hostname}" if m.hostname else UNKNOWN_WORKER)
         row = self.try_rows.get(key)
         if row is None:

@@ -35,11 +35,15 @@ from taskscope.store.messages import (
     WorkflowEnd,
     WorkflowStart,
 )
+from taskscope.store.state_flow import SeenTransitions, StateFlowBatch
 from taskscope.store.states import FINAL_STATES
 from taskscope.store.states import PARSL_COMPLETED_COUNT_STATES as COMPLETED_STATES
 from taskscope.store.states import PARSL_FAILED_COUNT_STATES as FAILED_STATES
 from taskscope.store.timefmt import utc_text
 from taskscope.store.worker_rollup import UPSERT_LAUNCH_DIR, EndedTries, WorkerRollupBatch
+
+# Batches a worker's report waits for its task's row before its app is counted as unknown.
+WAIT_FOR_TASK_BATCHES = 50
 
 _INSERT_WORKFLOW = """
 INSERT OR IGNORE INTO workflow (run_id, workflow_name, workflow_version, time_began,
@@ -268,6 +272,10 @@ class DatabaseWriter:
         # For taskscope_occupancy: each run's tries whose end has been counted.
         self._ended_tries: dict[str, EndedTries] = {}
         self._internal_tasks: dict[str, set[int]] = {}  # join apps' tasks, per run
+        self._seen_transitions: dict[str, SeenTransitions] = {}  # for taskscope_state_flow
+        self._waiting_tries: list[TryRun] = []
+        self._waiting_transitions: list[tuple] = []
+        self._waited = 0  # batches the oldest waiting report has waited
         # (run_id, executor_label, block_id) -> {microseconds: status} of the block's rows.
         self._block_stamps: dict[tuple[str, str, str], dict[int, str]] = {}
 
@@ -303,6 +311,7 @@ class DatabaseWriter:
         rollup = WorkerRollupBatch(
             self.conn, self._task_apps, self._ended_tries, self._internal_tasks
         )
+        flow = StateFlowBatch(self.conn, self._task_apps, self._seen_transitions)
 
         def block_stamp(m: BlockInfo) -> int:
             """The row's time in microseconds, moved on past the block's other rows: they
@@ -329,6 +338,7 @@ class DatabaseWriter:
                 ts += 1e-6  # another try, same microsecond: keep both
                 key = (task_id, run_id, state, ts)
             status_keys[key] = try_id
+            flow.collect(run_id, task_id, try_id, state, ts)
             text = utc_text(ts)
             statuses.append((task_id, state, text, run_id, try_id))
             latest_key = (run_id, task_id)
@@ -424,7 +434,10 @@ class DatabaseWriter:
             else:
                 raise TypeError(f"not a monitoring message: {m!r}")
 
-        rollup.resolve(edges.new_apps)
+        # Reports about tasks whose row has not arrived wait a few batches for it.
+        give_up = self._waited >= WAIT_FOR_TASK_BATCHES
+        rollup.resolve(edges.new_apps, self._waiting_tries, give_up)
+        flow.resolve(edges.new_apps, self._waiting_transitions, give_up)
         self.begin()
         execute = self.conn.executemany
         for s in starts:
@@ -447,12 +460,16 @@ class DatabaseWriter:
         if blocks:
             execute(_INSERT_BLOCK, blocks)
         rollup.write()
+        flow.write()
         for run_id, state in finals:
             self._count_state(run_id, state)
         for e in ends:
             self._end_run(e)
         edges.keep()
         rollup.keep()
+        flow.keep()
+        self._waiting_tries, self._waiting_transitions = rollup.waiting, flow.waiting
+        self._waited = self._waited + 1 if rollup.waiting or flow.waiting else 0
         for key, stamps in new_block_stamps.items():
             self._block_stamps.setdefault(key, {}).update(stamps)
         self.messages_written += len(messages)
@@ -565,9 +582,27 @@ class DatabaseWriter:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
 
+    def _count_waiting(self) -> None:
+        """At close: reports still waiting for their task's row are counted, app unknown."""
+        if not (self._waiting_tries or self._waiting_transitions):
+            return
+        rollup = WorkerRollupBatch(
+            self.conn, self._task_apps, self._ended_tries, self._internal_tasks
+        )
+        flow = StateFlowBatch(self.conn, self._task_apps, self._seen_transitions)
+        rollup.resolve({}, self._waiting_tries, give_up=True)
+        flow.resolve({}, self._waiting_transitions, give_up=True)
+        self.begin()
+        rollup.write()
+        flow.write()
+        rollup.keep()
+        flow.keep()
+        self._waiting_tries, self._waiting_transitions = [], []
+
     def close(self, analyze: bool = True) -> None:
         """Commit, refresh the query planner's statistics, and close the connection."""
         try:
+            self._count_waiting()
             self.commit()
             if analyze:
                 # A bounded ANALYZE: good statistics in milliseconds even on huge databases.

@@ -20,7 +20,7 @@ from taskscope.monitoring.messages import TaskInfo, TaskStatus, WorkflowEnd, Wor
 from taskscope.monitoring.receiver import MAX_FRAME_BYTES
 from taskscope.store.messages import encode_batch
 
-pytestmark = pytest.mark.attack
+pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]  # slow only on a loaded machine
 
 REAL_TASKS = 400
 HOSTILE_FRAMES = 100_000
