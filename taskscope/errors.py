@@ -168,6 +168,10 @@ class ExecutorError(TaskscopeError):
         self.executor_label, self.reason = label, reason
         self.executor = executor_label
 
+    def __reduce__(self) -> tuple:
+        state = {k: v for k, v in self.__dict__.items() if k != "executor"}
+        return (type(self), self.args, state)
+
     def __str__(self) -> str:
         return f"executor {self.executor_label!r}: {self.reason}"
 

@@ -321,3 +321,8 @@ def output_file(path: str | Path) -> Iterator[TextIO]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def seconds_text(value: float | None) -> str:
+    """A duration for a terminal table: ``12.34s``, or ``-`` when unknown."""
+    return "-" if value is None else f"{value:.2f}s"

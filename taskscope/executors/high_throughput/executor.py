@@ -42,7 +42,7 @@ import psutil
 
 import taskscope
 from taskscope.errors import ExecutorError, SerializationError, WorkerLost
-from taskscope.executors.base import Executor
+from taskscope.executors.base import Executor, TaskCount
 from taskscope.executors.errors import BadStateException
 from taskscope.executors.high_throughput import launch, placement
 from taskscope.executors.high_throughput.framing import IDLE, SLOT, FrameReader, frame
@@ -332,7 +332,7 @@ class HighThroughputExecutor(Executor):
 
     @property
     def outstanding(self) -> int:
-        return len(self._queue) + sum(len(w.outstanding) for w in self._workers if w)
+        return TaskCount(len(self._queue) + sum(len(w.outstanding) for w in self._workers if w))
 
     # ------------------------------------------------------------------ Parsl's views
     def manager_id(self, block: int | str) -> str:
