@@ -22,11 +22,13 @@ each task's run time (all its tries): the makespan with unlimited workers and no
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from taskscope.store.analysis.context import RunContext, chunks, id_list
+from taskscope.store.analysis.tries import try_table
 from taskscope.store.sampling import in_sample, sample_stride
 from taskscope.store.timestamps import parse_timestamp, seconds_between_sql
 
@@ -222,31 +224,54 @@ def _verdict(makespan: float, floor: float | None, totals: dict[str, float]) -> 
 
 def longest_run_weighted_path(ctx: RunContext) -> float | None:
     """The longest path through dependencies and joins, each task weighted by the run time of
-    all its tries (running -> returned): the makespan with unlimited workers."""
+    all its tries (running -> returned; a join app's own wait for what it joined is not work):
+    the makespan with unlimited workers."""
     if not (ctx.has("task") and ctx.has("try")):
         return None
     conn, run_id = ctx.conn, ctx.run_id
-    run_s = seconds_between_sql("task_try_time_running", "task_try_time_returned")
-    weight: dict[int, float] = {
-        task_id: total or 0.0
-        for task_id, total in conn.execute(
-            f"SELECT task_id, SUM({run_s}) FROM try WHERE run_id = ? GROUP BY task_id", (run_id,))
-    }
+    table = try_table(ctx)
+    if not len(table):
+        return None
     depends: dict[int, list[int]] = {}
     for task_id, text in conn.execute(
         "SELECT task_id, task_depends FROM task WHERE run_id = ? AND task_depends IS NOT NULL "
         "AND task_depends != ''", (run_id,)):
-        depends[task_id] = id_list(text)
+        try:  # the common form, "3,4": parsed directly; anything else the careful way
+            depends[task_id] = [int(part) for part in text.split(",")]
+        except ValueError:
+            depends[task_id] = id_list(text)
     for task_id, text in conn.execute(
         "SELECT task_id, task_joins FROM try WHERE run_id = ? AND task_joins IS NOT NULL "
         "AND task_joins != ''", (run_id,)):
         depends.setdefault(task_id, []).extend(id_list(text))
-    if not weight:
-        return None
-    best: dict[int, float] = {}
+    ids = set(table.task_ids) | set(depends)
+    low, high = min(ids), max(ids)
+    in_order = all(d < task_id for task_id, deps in depends.items() for d in deps)
+    if low >= 0 and high < 4 * len(ids) + 1000 and in_order:
+        # The usual case: ids are dense and a task depends only on tasks submitted before
+        # it, so arrays indexed by id and one pass in id order over the tasks that have
+        # dependencies (everything else's path is its own weight).
+        best = array("d", bytes(8 * (high + 1)))
+        for task_id, seconds in zip(table.task_ids, table.run_s, strict=True):
+            if seconds > 0:  # False for NaN (no run time) too
+                best[task_id] += seconds
+        for task_id in sorted(depends):
+            deps = depends[task_id]
+            best[task_id] += max(best[d] for d in deps) if deps else 0.0
+        return max(best)
+    weight: dict[int, float] = dict.fromkeys(ids, 0.0)
+    for task_id, seconds in zip(table.task_ids, table.run_s, strict=True):
+        if seconds > 0:
+            weight[task_id] += seconds
+    return _longest_path_any_order(sorted(ids), weight, depends)
 
-    # Iterative depth-first evaluation: chains can be far deeper than Python's recursion limit.
-    for root in list(weight) + [t for t in depends if t not in weight]:
+
+def _longest_path_any_order(ordered: list[int], weight: dict[int, float],
+                            depends: dict[int, list[int]]) -> float | None:
+    """Join apps join tasks submitted after them: an iterative depth-first evaluation (chains
+    can be far deeper than Python's recursion limit)."""
+    best: dict[int, float] = {}
+    for root in ordered:
         if root in best:
             continue
         stack = [(root, False)]
