@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "taskscope.commands.export",
     "taskscope.commands.top",
     "taskscope.commands.diff",
+    "taskscope.commands.recover",
 )
 
 OVERVIEW = """\
@@ -40,6 +41,7 @@ EXAMPLES = (
     "taskscope export monitoring.db --format chrome-trace -o trace.json",
     "taskscope top monitoring.db",
     "taskscope diff monitoring.db 85029df9 4be1",
+    "taskscope recover monitoring.db",
 )
 
 
