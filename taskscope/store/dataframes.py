@@ -309,14 +309,14 @@ def _connection(db: DB) -> Iterator[sqlite3.Connection]:
         "(Parsl's eight queries take any connection pandas.read_sql_query takes)")
 
 
-def _sql(sql: str, db: DB, params: tuple) -> pd.DataFrame:
+def _sql(sql: str, db: DB, params: tuple[Any, ...]) -> pd.DataFrame:
     if isinstance(db, (str, Path)):
         with _connection(db) as conn:
             return pd.read_sql_query(sql, conn, params=params)
     return pd.read_sql_query(sql, db, params=params)
 
 
-def _records(items: list, record_type: type, drop: tuple[str, ...] = ()) -> pd.DataFrame:
+def _records(items: list[Any], record_type: type, drop: tuple[str, ...] = ()) -> pd.DataFrame:
     """One row per dataclass record; the columns are the record's fields even with no rows."""
     names = [f.name for f in dataclasses.fields(record_type) if f.name not in drop]
     return pd.DataFrame([{name: getattr(item, name) for name in names} for item in items],

@@ -79,7 +79,7 @@ def _choice(request: Request, name: str, choices: tuple[str, ...], default: str 
     return raw
 
 
-def _page(request: Request, page: Page, key: str) -> dict:
+def _page(request: Request, page: Page[Any], key: str) -> dict[str, Any]:
     """A page of records with the relative links to its neighbours (None at either end)."""
 
     def link(offset: int) -> str:
@@ -144,7 +144,7 @@ class Api:
     def apps(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
 
-        def load(conn: sqlite3.Connection) -> list:
+        def load(conn: sqlite3.Connection) -> list[Any]:
             self._run(conn, run_id)
             return query.app_summary(conn, run_id)
 
@@ -159,7 +159,7 @@ class Api:
         order = _choice(request, "order", ("asc", "desc"), "asc")
         app = request.query_params.get("app") or None
 
-        def load(conn: sqlite3.Connection) -> Page:
+        def load(conn: sqlite3.Connection) -> Page[Any]:
             self._run(conn, run_id)
             return query.list_tasks(conn, run_id, app=app, state=state, sort=sort,
                                     descending=order == "desc", limit=limit, offset=offset)
@@ -189,7 +189,7 @@ class Api:
     def task_resources(self, request: Request) -> Response:
         run_id, task_id = request.path_params["run_id"], self._task_id(request)
 
-        def load(conn: sqlite3.Connection) -> list:
+        def load(conn: sqlite3.Connection) -> list[Any]:
             self._run(conn, run_id)
             if query.task_detail(conn, run_id, task_id) is None:
                 raise _not_found(f"run {run_id!r} has no task {task_id}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,7 +38,7 @@ class Exposition:
         self.lines: list[str] = []
 
     def family(self, name: str, kind: str, help_text: str,
-               samples: Iterable[tuple[dict, float | None]]) -> None:
+               samples: Iterable[tuple[dict[str, Any], float | None]]) -> None:
         rows = [(labels, value) for labels, value in samples if value is not None]
         # Text format 0.0.4 names a counter with its _total suffix in HELP and TYPE too.
         sample_name = f"{name}_total" if kind == "counter" else name
@@ -53,7 +54,7 @@ class Exposition:
 def render(metrics: list[RunMetrics], unwritten: int | None, seconds: float) -> str:
     out = Exposition()
 
-    def per_run(get: Callable[[RunMetrics], float | None]) -> list[tuple[dict, float | None]]:
+    def per_run(get: Callable[[RunMetrics], float | None]) -> list[tuple[dict[str, Any], float | None]]:
         return [({"run": m.run.run_id}, get(m)) for m in metrics]
 
     out.family("taskscope_run_info", "gauge",
