@@ -25,7 +25,9 @@ SLOW_EVERY_S = 10.0
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = command_parser(
-        commands, "top", "watch a run in the terminal: tasks by state, rate, forecast, "
+        commands,
+        "top",
+        "watch a run in the terminal: tasks by state, rate, forecast, "
         "failure groups, busiest apps, stragglers",
         "taskscope top runinfo/monitoring.db",
         "taskscope top monitoring.db --run 85029df9 --once   # one frame, for scripts",
@@ -33,8 +35,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_database_argument(parser)
     add_run_option(parser)
     parser.add_argument("--once", action="store_true", help="print one frame and exit")
-    parser.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
-                        help="seconds between refreshes (default 2)")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between refreshes (default 2)",
+    )
     parser.set_defaults(handler=cmd_top)
 
 
@@ -64,8 +71,9 @@ def cmd_top(args: argparse.Namespace) -> int:
             console.print(render(frame))
             return EXIT_OK
         try:
-            with live_type(render(frame), console=console, screen=False,
-                           auto_refresh=False, transient=False) as live:
+            with live_type(
+                render(frame), console=console, screen=False, auto_refresh=False, transient=False
+            ) as live:
                 while True:
                     time.sleep(args.interval)
                     if time.monotonic() - slow.read_at >= SLOW_EVERY_S:

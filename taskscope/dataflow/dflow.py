@@ -164,6 +164,9 @@ class DataFlowKernel:
 
         self.executors: dict[str, Executor] = {}
         self._user_labels = config.executor_labels
+        # Set before any executor starts: a failed start runs cleanup(), which restores these.
+        self._previous_excepthook = sys.excepthook
+        self._previous_sigterm: Any = None
         internal = ThreadPoolExecutor(
             label=INTERNAL_EXECUTOR_LABEL, max_threads=config.internal_tasks_max_threads
         )
@@ -184,9 +187,7 @@ class DataFlowKernel:
             raise
 
         atexit.register(self.atexit_cleanup)
-        self._previous_excepthook = sys.excepthook
         sys.excepthook = self._excepthook
-        self._previous_sigterm: Any = None
         if threading.current_thread() is threading.main_thread():
             self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
 

@@ -442,8 +442,10 @@ class DaskExecutor(ScalingExecutor):
 
     @property
     def outstanding(self) -> int:
+        from taskscope.executors.base import TaskCount
+
         with self._lock:
-            return len(self._pending)
+            return TaskCount(len(self._pending))
 
     def __repr__(self) -> str:
         where = (

@@ -23,11 +23,11 @@ from taskscope.monitoring.errors import MonitoringError, MonitoringWarning
 from taskscope.monitoring.hubprocess import WriterProcess
 from taskscope.monitoring.messages import Message
 from taskscope.monitoring.receiver import resolve_bind_address
+from taskscope.store.spool import spool_dir
 
 logger = logging.getLogger("taskscope.monitoring")
 
 HEARTBEAT_INTERVAL = 2.0
-CLOSE_TIMEOUT = 30.0
 
 
 def _check_type(name: str, value: Any, types: tuple[type, ...], allow_none: bool) -> None:
@@ -217,13 +217,16 @@ class MonitoringHub:
         if writer is None:
             return
         try:
-            writer.stop(self._token, CLOSE_TIMEOUT)
+            # No time limit: the writer is waited for while it makes progress (see stop()).
+            writer.stop()
         finally:
             self._teardown_logging()
         if writer.error is not None:
             raise MonitoringError(
                 f"monitoring stopped recording during the run: {writer.error}; "
-                f"{self.db_path} lacks what happened after that"
+                f"{self.db_path} lacks what happened after that (what was sent is kept in "
+                f"{spool_dir(self.db_path)}: `taskscope recover {self.db_path}` writes it "
+                "once the cause is fixed)"
             )
 
     # -- helpers for executors -----------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 try:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]  # pandas ships no stubs of its own
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "taskscope's DataFrame queries need pandas: pip install 'taskscope[pandas]'"
@@ -74,8 +74,12 @@ __all__ = [
 
 def app_counts_for_workflow(workflow_id: Any, db: DB) -> pd.DataFrame:
     """task_func_name, frequency: how many tasks of each app the run has."""
-    return _sql("SELECT task_func_name, count(*) AS 'frequency' FROM task WHERE run_id = ? "
-                "GROUP BY task_func_name", db, (workflow_id,))
+    return _sql(
+        "SELECT task_func_name, count(*) AS 'frequency' FROM task WHERE run_id = ? "
+        "GROUP BY task_func_name",
+        db,
+        (workflow_id,),
+    )
 
 
 def nodes_for_workflow(workflow_id: Any, db: DB) -> pd.DataFrame:
@@ -90,20 +94,27 @@ def resources_for_workflow(workflow_id: Any, db: DB) -> pd.DataFrame:
 
 def resources_for_task(workflow_id: Any, task_id: Any, db: DB) -> pd.DataFrame:
     """Every resource sample of one task."""
-    return _sql("SELECT * FROM resource WHERE run_id = ? AND task_id = ?", db,
-                (workflow_id, task_id))
+    return _sql(
+        "SELECT * FROM resource WHERE run_id = ? AND task_id = ?", db, (workflow_id, task_id)
+    )
 
 
 def status_for_workflow(workflow_id: Any, db: DB) -> pd.DataFrame:
     """run_id, task_id, task_status_name, timestamp: every state change of the run."""
-    return _sql("SELECT run_id, task_id, task_status_name, timestamp FROM status "
-                "WHERE run_id = ?", db, (workflow_id,))
+    return _sql(
+        "SELECT run_id, task_id, task_status_name, timestamp FROM status WHERE run_id = ?",
+        db,
+        (workflow_id,),
+    )
 
 
 def completion_times_for_workflow(workflow_id: Any, db: DB) -> pd.DataFrame:
     """task_id, task_func_name, task_time_returned of every task."""
-    return _sql("SELECT task_id, task_func_name, task_time_returned FROM task WHERE run_id = ?",
-                db, (workflow_id,))
+    return _sql(
+        "SELECT task_id, task_func_name, task_time_returned FROM task WHERE run_id = ?",
+        db,
+        (workflow_id,),
+    )
 
 
 def tasks_for_workflow(workflow_id: Any, db: DB) -> pd.DataFrame:
@@ -117,7 +128,10 @@ def tries_for_workflow(workflow_id: Any, db: DB) -> pd.DataFrame:
     return _sql(
         "SELECT task.task_id, task_func_name, task_time_returned, task_try_time_running, "
         "task_try_time_returned FROM task, try WHERE task.task_id = try.task_id "
-        "AND task.run_id = ? AND try.run_id = ?", db, (workflow_id, workflow_id))
+        "AND task.run_id = ? AND try.run_id = ?",
+        db,
+        (workflow_id, workflow_id),
+    )
 
 
 # ---- taskscope's own -----------------------------------------------------------------------
@@ -155,7 +169,9 @@ def task_states(workflow_id: str, db: DB) -> pd.DataFrame:
             "(julianday(t.task_time_returned) - julianday(t.task_time_invoked)) * 86400.0 "
             "AS duration_s, t.task_fail_count AS fail_count, t.task_depends AS depends "
             f"FROM task t {join} WHERE t.run_id = :run ORDER BY t.task_id",
-            conn, params={"run": workflow_id})
+            conn,
+            params={"run": workflow_id},
+        )
     frame["depends"] = [_ids(text) for text in frame["depends"]]
     return _times(frame, "time_invoked", "time_returned")
 
@@ -172,37 +188,60 @@ def worker_tries(workflow_id: str, db: DB) -> pd.DataFrame:
     time_ended (on the worker's clock: running -> running_ended), run_s."""
     with _connection(db) as conn:
         info = describe_database(conn)
-        if info.has("taskscope_try_run") and conn.execute(
-            "SELECT 1 FROM taskscope_try_run WHERE run_id = ? LIMIT 1", (workflow_id,)
-        ).fetchone():
+        if (
+            info.has("taskscope_try_run")
+            and conn.execute(
+                "SELECT 1 FROM taskscope_try_run WHERE run_id = ? LIMIT 1", (workflow_id,)
+            ).fetchone()
+        ):
             frame = pd.read_sql_query(
                 "SELECT r.task_id, r.try_id, r.app, r.worker, y.hostname, r.time_running, "
                 "r.time_ended, r.time_ended - r.time_running AS run_s "
                 "FROM taskscope_try_run r LEFT JOIN try y ON y.run_id = r.run_id "
                 "AND y.task_id = r.task_id AND y.try_id = r.try_id WHERE r.run_id = ? "
-                "ORDER BY r.time_running", conn, params=(workflow_id,))
+                "ORDER BY r.time_running",
+                conn,
+                params=(workflow_id,),
+            )
             for column in ("time_running", "time_ended"):  # epoch seconds, UTC
                 frame[column] = pd.to_datetime(frame[column], unit="s")
             return frame
         if not info.has("try"):
-            return pd.DataFrame(columns=["task_id", "try_id", "app", "worker", "hostname",
-                                         "time_running", "time_ended", "run_s"])
+            return pd.DataFrame(
+                columns=[
+                    "task_id",
+                    "try_id",
+                    "app",
+                    "worker",
+                    "hostname",
+                    "time_running",
+                    "time_ended",
+                    "run_s",
+                ]
+            )
         ended = "y.task_try_time_returned"
         if info.has("status"):
-            ended = ("COALESCE((SELECT MIN(s.timestamp) FROM status s WHERE s.task_id = "
-                     "y.task_id AND s.run_id = y.run_id AND s.try_id = y.try_id AND "
-                     "s.task_status_name = 'running_ended'), y.task_try_time_returned)")
+            ended = (
+                "COALESCE((SELECT MIN(s.timestamp) FROM status s WHERE s.task_id = "
+                "y.task_id AND s.run_id = y.run_id AND s.try_id = y.try_id AND "
+                "s.task_status_name = 'running_ended'), y.task_try_time_returned)"
+            )
         worker = "NULL"
         if info.has("resource"):
-            worker = ("(SELECT 'pid ' || r.psutil_process_pid FROM resource r WHERE "
-                      "r.run_id = y.run_id AND r.task_id = y.task_id AND r.try_id = y.try_id "
-                      "LIMIT 1)")
+            worker = (
+                "(SELECT 'pid ' || r.psutil_process_pid FROM resource r WHERE "
+                "r.run_id = y.run_id AND r.task_id = y.task_id AND r.try_id = y.try_id "
+                "LIMIT 1)"
+            )
         frame = pd.read_sql_query(
             f"SELECT y.task_id, y.try_id, t.task_func_name AS app, {worker} AS worker, "
             f"y.hostname, y.task_try_time_running AS time_running, {ended} AS time_ended "
             "FROM try y JOIN task t ON t.run_id = y.run_id AND t.task_id = y.task_id "
             "WHERE y.run_id = ? AND y.task_try_time_running IS NOT NULL "
-            "ORDER BY y.task_try_time_running", conn, params=(workflow_id,))
+            "ORDER BY y.task_try_time_running",
+            conn,
+            params=(workflow_id,),
+        )
     frame = _times(frame, "time_running", "time_ended")
     frame["run_s"] = (frame["time_ended"] - frame["time_running"]).dt.total_seconds()
     return frame
@@ -216,10 +255,14 @@ def usage(workflow_id: str, db: DB, buckets: int = 200) -> pd.DataFrame:
         series = query.run_usage(conn, workflow_id, buckets=buckets)
     if series is None:
         return pd.DataFrame(columns=["cpu_cores", "memory_bytes", "workers_busy"])
-    frame = pd.DataFrame({
-        "cpu_cores": series.cpu_cores, "memory_bytes": series.memory_bytes,
-        "workers_busy": series.workers_busy,
-    }, index=pd.to_datetime(pd.Series(series.times, name="time"), format=TIME_FORMAT))
+    frame = pd.DataFrame(
+        {
+            "cpu_cores": series.cpu_cores,
+            "memory_bytes": series.memory_bytes,
+            "workers_busy": series.workers_busy,
+        },
+        index=pd.to_datetime(pd.Series(series.times, name="time"), format=TIME_FORMAT),
+    )
     frame["cpus"] = series.capacity.cpus
     frame["memory_capacity_bytes"] = series.capacity.memory_bytes
     frame["workers"] = series.capacity.workers
@@ -238,16 +281,23 @@ def failures(workflow_id: str, db: DB) -> pd.DataFrame:
                 "SELECT f.task_id, f.try_id, t.task_func_name AS app, f.exception_type, "
                 "f.message, f.exit_code FROM taskscope_try_failure f JOIN task t ON "
                 "t.run_id = f.run_id AND t.task_id = f.task_id WHERE f.run_id = ? "
-                "ORDER BY f.task_id, f.try_id", conn, params=(workflow_id,))
+                "ORDER BY f.task_id, f.try_id",
+                conn,
+                params=(workflow_id,),
+            )
         if not info.has("try"):
-            return pd.DataFrame(columns=["task_id", "try_id", "app", "exception_type",
-                                         "message", "exit_code"])
+            return pd.DataFrame(
+                columns=["task_id", "try_id", "app", "exception_type", "message", "exit_code"]
+            )
         return pd.read_sql_query(
             "SELECT y.task_id, y.try_id, t.task_func_name AS app, NULL AS exception_type, "
             "y.task_fail_history AS message, NULL AS exit_code FROM try y JOIN task t ON "
             "t.run_id = y.run_id AND t.task_id = y.task_id WHERE y.run_id = ? AND "
             "y.task_fail_history IS NOT NULL AND y.task_fail_history != '' "
-            "ORDER BY y.task_id, y.try_id", conn, params=(workflow_id,))
+            "ORDER BY y.task_id, y.try_id",
+            conn,
+            params=(workflow_id,),
+        )
 
 
 def _analysis(workflow_id: str, db: DB) -> RunAnalysis:
@@ -260,16 +310,43 @@ def failure_groups(workflow_id: str, db: DB) -> pd.DataFrame:
     tries; tasks that did not run, for dependency groups), tasks, apps, permanent,
     retried_then_succeeded, concentration (docs/analysis.md explains the grouping)."""
     groups = _analysis(workflow_id, db).failures
-    return pd.DataFrame([{
-        "cause": g.cause, "signature": g.signature, "exception_type": g.exception_type,
-        "where": g.where, "count": g.count, "tasks": list(g.tasks), "apps": list(g.apps),
-        "permanent": g.permanent, "retried_then_succeeded": g.retried_then_succeeded,
-        "unfinished": g.unfinished, "concentration": g.concentration,
-        "cpu_s_failed": g.cpu_s_failed, "first": g.first, "last": g.last,
-    } for g in groups], columns=["cause", "signature", "exception_type", "where", "count",
-                                 "tasks", "apps", "permanent", "retried_then_succeeded",
-                                 "unfinished", "concentration", "cpu_s_failed", "first",
-                                 "last"])
+    return pd.DataFrame(
+        [
+            {
+                "cause": g.cause,
+                "signature": g.signature,
+                "exception_type": g.exception_type,
+                "where": g.where,
+                "count": g.count,
+                "tasks": list(g.tasks),
+                "apps": list(g.apps),
+                "permanent": g.permanent,
+                "retried_then_succeeded": g.retried_then_succeeded,
+                "unfinished": g.unfinished,
+                "concentration": g.concentration,
+                "cpu_s_failed": g.cpu_s_failed,
+                "first": g.first,
+                "last": g.last,
+            }
+            for g in groups
+        ],
+        columns=[
+            "cause",
+            "signature",
+            "exception_type",
+            "where",
+            "count",
+            "tasks",
+            "apps",
+            "permanent",
+            "retried_then_succeeded",
+            "unfinished",
+            "concentration",
+            "cpu_s_failed",
+            "first",
+            "last",
+        ],
+    )
 
 
 def critical_path(workflow_id: str, db: DB) -> pd.DataFrame:
@@ -278,8 +355,14 @@ def critical_path(workflow_id: str, db: DB) -> pd.DataFrame:
     ``attrs`` hold the makespan, the floor (unlimited workers) and the verdict."""
     path = _analysis(workflow_id, db).critical_path
     frame = _records(path.tasks, PathStep)
-    frame.attrs.update({"makespan_s": path.makespan_s, "floor_s": path.floor_s,
-                        "verdict": path.verdict, "truncated": path.truncated})
+    frame.attrs.update(
+        {
+            "makespan_s": path.makespan_s,
+            "floor_s": path.floor_s,
+            "verdict": path.verdict,
+            "truncated": path.truncated,
+        }
+    )
     return frame
 
 
@@ -306,21 +389,23 @@ def _connection(db: DB) -> Iterator[sqlite3.Connection]:
         return
     raise TypeError(
         f"taskscope's own queries take an sqlite3 connection or a database path, not {db!r} "
-        "(Parsl's eight queries take any connection pandas.read_sql_query takes)")
+        "(Parsl's eight queries take any connection pandas.read_sql_query takes)"
+    )
 
 
-def _sql(sql: str, db: DB, params: tuple) -> pd.DataFrame:
+def _sql(sql: str, db: DB, params: tuple[Any, ...]) -> pd.DataFrame:
     if isinstance(db, (str, Path)):
         with _connection(db) as conn:
             return pd.read_sql_query(sql, conn, params=params)
     return pd.read_sql_query(sql, db, params=params)
 
 
-def _records(items: list, record_type: type, drop: tuple[str, ...] = ()) -> pd.DataFrame:
+def _records(items: list[Any], record_type: type, drop: tuple[str, ...] = ()) -> pd.DataFrame:
     """One row per dataclass record; the columns are the record's fields even with no rows."""
     names = [f.name for f in dataclasses.fields(record_type) if f.name not in drop]
-    return pd.DataFrame([{name: getattr(item, name) for name in names} for item in items],
-                        columns=names)
+    return pd.DataFrame(
+        [{name: getattr(item, name) for name in names} for item in items], columns=names
+    )
 
 
 def _times(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:

@@ -33,8 +33,12 @@ def test_one_frame_of_a_live_run(taskscope_db: Path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "160")
     out = once(taskscope_db, "--run", "run-live", capsys=capsys)
     conn = sqlite3.connect(taskscope_db)
-    states = dict(conn.execute("SELECT state, COUNT(*) FROM taskscope_task_state "
-                               "WHERE run_id = 'run-live' GROUP BY state"))
+    states = dict(
+        conn.execute(
+            "SELECT state, COUNT(*) FROM taskscope_task_state "
+            "WHERE run_id = 'run-live' GROUP BY state"
+        )
+    )
     tasks = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = 'run-live'").fetchone()[0]
     conn.close()
     states["pending"] = states.get("pending", 0) + tasks - sum(states.values())
@@ -57,8 +61,11 @@ def test_live_view_redraws_in_place_until_ctrl_c(taskscope_db: Path, monkeypatch
     from rich.live import Live
 
     screen = io.StringIO()
-    monkeypatch.setattr(top, "_rich", lambda: (
-        lambda: rich_console.Console(file=screen, force_terminal=True, width=140), Live))
+    monkeypatch.setattr(
+        top,
+        "_rich",
+        lambda: (lambda: rich_console.Console(file=screen, force_terminal=True, width=140), Live),
+    )
     naps = []
 
     def sleep(seconds: float) -> None:

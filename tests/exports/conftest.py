@@ -7,8 +7,13 @@ from pathlib import Path
 import pytest
 from browser_support import chromium_or_skip
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +54,11 @@ def htex_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = folder / "monitoring.db"
     result = subprocess.run(
         [sys.executable, str(HTEX_WORKFLOW), str(db), str(folder / "runinfo")],
-        check=False, cwd=folder, capture_output=True, text=True, timeout=180,
+        check=False,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return db

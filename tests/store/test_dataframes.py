@@ -14,20 +14,45 @@ q = pytest.importorskip("taskscope.monitoring.queries.pandas")
 
 # (function, extra arguments, the columns Parsl's function returns, SQL for its rows)
 PARSL = [
-    ("app_counts_for_workflow", (), ["task_func_name", "frequency"],
-     "SELECT COUNT(DISTINCT task_func_name) FROM task WHERE run_id = ?"),
+    (
+        "app_counts_for_workflow",
+        (),
+        ["task_func_name", "frequency"],
+        "SELECT COUNT(DISTINCT task_func_name) FROM task WHERE run_id = ?",
+    ),
     ("nodes_for_workflow", (), None, "SELECT COUNT(*) FROM node WHERE run_id = ?"),
     ("resources_for_workflow", (), None, "SELECT COUNT(*) FROM resource WHERE run_id = ?"),
-    ("resources_for_task", (1,), None,
-     "SELECT COUNT(*) FROM resource WHERE run_id = ? AND task_id = 1"),
-    ("status_for_workflow", (), ["run_id", "task_id", "task_status_name", "timestamp"],
-     "SELECT COUNT(*) FROM status WHERE run_id = ?"),
-    ("completion_times_for_workflow", (), ["task_id", "task_func_name", "task_time_returned"],
-     "SELECT COUNT(*) FROM task WHERE run_id = ?"),
+    (
+        "resources_for_task",
+        (1,),
+        None,
+        "SELECT COUNT(*) FROM resource WHERE run_id = ? AND task_id = 1",
+    ),
+    (
+        "status_for_workflow",
+        (),
+        ["run_id", "task_id", "task_status_name", "timestamp"],
+        "SELECT COUNT(*) FROM status WHERE run_id = ?",
+    ),
+    (
+        "completion_times_for_workflow",
+        (),
+        ["task_id", "task_func_name", "task_time_returned"],
+        "SELECT COUNT(*) FROM task WHERE run_id = ?",
+    ),
     ("tasks_for_workflow", (), None, "SELECT COUNT(*) FROM task WHERE run_id = ?"),
-    ("tries_for_workflow", (), ["task_id", "task_func_name", "task_time_returned",
-                                "task_try_time_running", "task_try_time_returned"],
-     "SELECT COUNT(*) FROM try WHERE run_id = ?"),
+    (
+        "tries_for_workflow",
+        (),
+        [
+            "task_id",
+            "task_func_name",
+            "task_time_returned",
+            "task_try_time_running",
+            "task_try_time_returned",
+        ],
+        "SELECT COUNT(*) FROM try WHERE run_id = ?",
+    ),
 ]
 
 
@@ -65,11 +90,16 @@ def test_runs_and_task_states(taskscope_db: Path):
     assert dict(zip(runs.run_id, runs.status, strict=True))["run-lost"] == "lost"
     assert pd.api.types.is_datetime64_any_dtype(runs.time_began)
     states = q.task_states("run-failed", conn)
-    truth = dict(conn.execute("SELECT state, COUNT(*) FROM taskscope_task_state "
-                              "WHERE run_id = 'run-failed' GROUP BY state"))
+    truth = dict(
+        conn.execute(
+            "SELECT state, COUNT(*) FROM taskscope_task_state "
+            "WHERE run_id = 'run-failed' GROUP BY state"
+        )
+    )
     assert states.state.value_counts().to_dict() == truth
-    depends = conn.execute("SELECT task_depends FROM task WHERE run_id = 'run-failed' "
-                           "AND task_id = 7").fetchone()[0]
+    depends = conn.execute(
+        "SELECT task_depends FROM task WHERE run_id = 'run-failed' AND task_id = 7"
+    ).fetchone()[0]
     conn.close()
     row = states.set_index("task_id").loc[7]
     assert row.depends == [int(d) for d in depends.split(",")]
@@ -80,8 +110,9 @@ def test_app_summary_failures_and_usage(taskscope_db: Path):
     apps = q.app_summary("run-failed", taskscope_db)
     conn = sqlite3.connect(taskscope_db)
     tasks = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = 'run-failed'").fetchone()[0]
-    failed_tries = conn.execute("SELECT COUNT(*) FROM taskscope_try_failure "
-                                "WHERE run_id = 'run-failed'").fetchone()[0]
+    failed_tries = conn.execute(
+        "SELECT COUNT(*) FROM taskscope_try_failure WHERE run_id = 'run-failed'"
+    ).fetchone()[0]
     conn.close()
     assert apps.tasks.sum() == tasks
     failures = q.failures("run-failed", taskscope_db)
@@ -94,14 +125,20 @@ def test_app_summary_failures_and_usage(taskscope_db: Path):
 def test_worker_tries_on_parsl_and_taskscope(taskscope_db: Path):
     parsl = q.worker_tries(PARSL_RUN, PARSL_FIXTURE_DB)
     conn = sqlite3.connect(PARSL_FIXTURE_DB)
-    ran = conn.execute("SELECT COUNT(*) FROM try WHERE run_id = ? AND task_try_time_running "
-                       "IS NOT NULL", (PARSL_RUN,)).fetchone()[0]
+    ran = conn.execute(
+        "SELECT COUNT(*) FROM try WHERE run_id = ? AND task_try_time_running IS NOT NULL",
+        (PARSL_RUN,),
+    ).fetchone()[0]
     conn.close()
     assert len(parsl) == ran and (parsl.run_s.dropna() >= 0).all()
     assert parsl.worker.dropna().str.startswith("pid ").all()
     synthetic = q.worker_tries("run-completed", taskscope_db)
-    assert len(synthetic) > 0 and list(synthetic.columns)[:4] == ["task_id", "try_id", "app",
-                                                                   "worker"]
+    assert len(synthetic) > 0 and list(synthetic.columns)[:4] == [
+        "task_id",
+        "try_id",
+        "app",
+        "worker",
+    ]
 
 
 def test_analysis_frames():
@@ -110,8 +147,11 @@ def test_analysis_frames():
     path = q.critical_path(PARSL_RUN, PARSL_FIXTURE_DB)
     assert len(path) > 0 and path.attrs["makespan_s"] > 0
     assert path.total_s.sum() == pytest.approx(path.attrs["makespan_s"], rel=0.05)
-    assert list(q.stragglers(PARSL_RUN, PARSL_FIXTURE_DB).columns)[:3] == ["task_id", "try_id",
-                                                                            "app"]
+    assert list(q.stragglers(PARSL_RUN, PARSL_FIXTURE_DB).columns)[:3] == [
+        "task_id",
+        "try_id",
+        "app",
+    ]
 
 
 def test_not_a_connection_is_a_clear_error():

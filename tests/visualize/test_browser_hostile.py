@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from hostile_db import APP_NAMES, RUN_ID, create_hostile_database
 
-pytestmark = [pytest.mark.browser, pytest.mark.attack]
+pytestmark = [pytest.mark.browser, pytest.mark.attack, pytest.mark.timeout(600)]
 pytest.importorskip("playwright.sync_api")
 
 from test_browser import browser, serve  # noqa: E402,F401 - the shared Chromium fixture

@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 from taskscope.store.synthetic import SyntheticRun, create_database
 from taskscope.visualize.app import create_app
 
-pytestmark = pytest.mark.attack
+pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]  # slow only on a loaded machine
 
 URLS_PER_DATABASE = 1000
 PARSL_RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
@@ -129,7 +129,6 @@ def test_fuzzed_urls_never_get_a_server_error(kind: str, databases: dict[str, Pa
         runs, apps = runs + [RUN_ID], apps + list(APP_NAMES.values())
     client = TestClient(create_app(db), raise_server_exceptions=False)
     failures = []
-    started = time.monotonic()
     for seed_offset, url in enumerate(fuzzed_urls(runs, apps, tasks, seed=hash(kind) % 1000)):
         response = client.get(url)
         if response.status_code >= 500:
@@ -140,7 +139,6 @@ def test_fuzzed_urls_never_get_a_server_error(kind: str, databases: dict[str, Pa
             if response.status_code >= 500:
                 failures.append((joined, response.status_code, response.text[:200]))
     assert failures == [], (len(failures), failures[:5])
-    assert time.monotonic() - started < 600  # a hang would show here, not a figure
 
 
 def test_fuzzed_urls_on_a_database_being_written(tmp_path: Path):
@@ -157,13 +155,18 @@ def test_fuzzed_urls_on_a_database_being_written(tmp_path: Path):
     stop = False
 
     def write() -> None:
+        # New tasks up to a bound (the pages' cost stays that of a 2,000-task run whatever
+        # the machine's speed), then state changes of those tasks, until the fuzzing ends.
         task_id = 0
         while not stop:
             now = time.time()
-            hub.send(TaskInfo(run_id, task_id, "live_app", False, "x", now))
-            hub.send(TaskStatus(run_id, task_id, 0, "pending", now))
+            if task_id < 2000:
+                hub.send(TaskInfo(run_id, task_id, "live_app", False, "x", now))
+                hub.send(TaskStatus(run_id, task_id, 0, "pending", now))
+            else:
+                hub.send(TaskStatus(run_id, task_id % 2000, 0, "launched", now))
             task_id += 1
-            time.sleep(0.002)
+            time.sleep(0.005)
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()

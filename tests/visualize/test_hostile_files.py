@@ -22,7 +22,7 @@ from taskscope.store.synthetic import create_database, standard_runs
 from taskscope.visualize.app import create_app
 from taskscope.visualize.filetail import READ_TIMEOUT_S, FileTail, tails
 
-pytestmark = pytest.mark.attack
+pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]  # slow only on a loaded machine
 
 TEN_GB = 10 * 2**30
 

@@ -37,20 +37,26 @@ def test_live_run_figures_are_the_database_s(taskscope_db: Path):
     conn = sqlite3.connect(taskscope_db)
     by_app_state = conn.execute(
         "SELECT t.task_func_name, z.state, COUNT(*) FROM taskscope_task_state z JOIN task t "
-        "USING (run_id, task_id) WHERE run_id = 'run-live' GROUP BY 1, 2").fetchall()
+        "USING (run_id, task_id) WHERE run_id = 'run-live' GROUP BY 1, 2"
+    ).fetchall()
     stateless = conn.execute(
         "SELECT t.task_func_name, COUNT(*) FROM task t WHERE run_id = 'run-live' AND NOT EXISTS "
         "(SELECT 1 FROM taskscope_task_state z WHERE z.run_id = t.run_id AND z.task_id = t.task_id)"
-        " GROUP BY 1").fetchall()
+        " GROUP BY 1"
+    ).fetchall()
     tries = conn.execute("SELECT COUNT(*) FROM try WHERE run_id = 'run-live'").fetchone()[0]
-    failed = conn.execute("SELECT COUNT(*) FROM taskscope_try_failure WHERE run_id = 'run-live'"
-                          ).fetchone()[0]
+    failed = conn.execute(
+        "SELECT COUNT(*) FROM taskscope_try_failure WHERE run_id = 'run-live'"
+    ).fetchone()[0]
     conn.close()
     truth = {(app, state): n for app, state, n in by_app_state}
     for app, n in stateless:
         truth[(app, "pending")] = truth.get((app, "pending"), 0) + n
-    tasks = {dict(k)["app"] + "/" + dict(k)["state"]: v
-             for k, v in families["taskscope_tasks"].items() if dict(k)["run"] == "run-live"}
+    tasks = {
+        dict(k)["app"] + "/" + dict(k)["state"]: v
+        for k, v in families["taskscope_tasks"].items()
+        if dict(k)["run"] == "run-live"
+    }
     assert tasks == {f"{app}/{state}": n for (app, state), n in truth.items()}
     assert one(families["taskscope_tries"], run="run-live") == tries
     assert one(families["taskscope_failed_tries"], run="run-live") == failed
