@@ -17,7 +17,12 @@ from taskscope.store.analysis.forecast import Forecast
 from taskscope.store.analysis.stragglers import Straggler
 from taskscope.store.live_metrics import finish_rate
 from taskscope.store.records import RunRow
-from taskscope.store.states import LIFECYCLE_ORDER
+from taskscope.store.states import (
+    FAILED_FINAL_STATES,
+    FINAL_STATES,
+    LIFECYCLE_ORDER,
+    SUCCEEDED_FINAL_STATES,
+)
 from taskscope.store.task_state import app_state_counts, state_source
 from taskscope.store.timestamps import age_seconds, convention_label
 
@@ -149,7 +154,7 @@ def render(frame: TopFrame):  # noqa: ANN201 - a rich renderable
     from rich.text import Text
 
     run = frame.run
-    done = sum(frame.states.get(s, 0) for s in ("exec_done", "memo_done", "failed", "dep_fail"))
+    done = sum(frame.states.get(s, 0) for s in FINAL_STATES)
     header = Text()
     header.append(f"{run.workflow_name or 'workflow'} ", style="bold")
     header.append(f"run {run.run_id}  ", style="dim")
@@ -187,12 +192,12 @@ def render(frame: TopFrame):  # noqa: ANN201 - a rich renderable
     for column in ("app", "running", "pending", "done", "failed", "tasks"):
         apps.add_column(column, justify="left" if column == "app" else "right")
     for app, by_state in frame.apps:
-        failed = by_state.get("failed", 0) + by_state.get("dep_fail", 0)
+        failed = sum(by_state.get(s, 0) for s in FAILED_FINAL_STATES)
         apps.add_row(
             app,
             f"{by_state.get('running', 0):,}",
             f"{by_state.get('pending', 0) + by_state.get('launched', 0):,}",
-            f"{by_state.get('exec_done', 0) + by_state.get('memo_done', 0):,}",
+            f"{sum(by_state.get(s, 0) for s in SUCCEEDED_FINAL_STATES):,}",
             Text(f"{failed:,}", style="red" if failed else ""),
             f"{sum(by_state.values()):,}",
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from taskscope.store import query
 from taskscope.store.readonly import describe_database, written_by_taskscope
 from taskscope.store.records import RunRow
+from taskscope.store.states import FINAL_STATES_SQL
 from taskscope.store.task_state import app_state_counts, state_source
 from taskscope.store.timestamps import age_seconds, format_timestamp, now_in_convention
 
@@ -131,9 +132,6 @@ def run_metrics(conn: sqlite3.Connection, run: RunRow) -> RunMetrics:
     else:
         metrics.cpu_cores = metrics.memory_bytes = 0.0
     return metrics
-
-
-FINAL_STATES_SQL = "('exec_done', 'memo_done', 'failed', 'dep_fail')"
 
 
 def finish_rate(conn: sqlite3.Connection, run: RunRow, window_s: float = 60.0) -> float | None:

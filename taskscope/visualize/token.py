@@ -15,7 +15,6 @@ from __future__ import annotations
 import hmac
 import html
 import secrets
-from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -97,13 +96,13 @@ class TokenGate:
 
     @staticmethod
     def _cookie(header: str, name: str) -> str | None:
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(header)
-        except CookieError:  # a malformed Cookie header is the same as none
-            return None
-        morsel = jar.get(name)
-        return morsel.value if morsel is not None else None
+        # Split by hand: http.cookies gives up on the whole header at the first cookie it
+        # finds malformed (another local app's JSON cookie, say), which would lock the user out.
+        for part in header.split(";"):
+            key, sep, value = part.strip().partition("=")
+            if sep and key == name:
+                return value.strip().strip('"')
+        return None
 
     @staticmethod
     async def _redirect(send: Send, target: bytes, name: str, token: str) -> None:

@@ -296,3 +296,35 @@ def test_system_exit_in_a_task_is_worker_lost(loaded):
         with pytest.raises(WorkerLost, match="SystemExit"):
             kill_worker().result(timeout=60)
     assert dummy().result(timeout=60) is None
+
+
+@python_app
+def finished_at(parsl_resource_specification=None):
+    import time
+
+    return time.perf_counter_ns()  # one worker: one process's clock orders its tasks
+
+
+def test_priority_orders_waiting_tasks_and_bad_keys_fail(loaded):
+    from taskscope.executors.errors import InvalidResourceSpecification
+
+    htex = HighThroughputExecutor(label="htex_local", max_workers_per_node=1)
+    loaded(Config(executors=[htex]))
+    assert htex.validate_resource_spec({}) is None
+    assert htex.validate_resource_spec({"priority": 2}) is None
+    with pytest.raises(InvalidResourceSpecification, match="num_nodes"):
+        htex.validate_resource_spec({"num_nodes": 2})
+    blocker = worker_facts(1.0)  # the only worker is busy while the others queue up
+    wait_until(lambda: htex.outstanding == 1, what="the blocker to be sent")
+    priorities = [10, 5, 7, 2, 9, 1, 10, 1, None, 3]
+    futures = [
+        (p, i, finished_at(parsl_resource_specification={} if p is None else {"priority": p}))
+        for i, p in enumerate(priorities)
+    ]
+    blocker.result(timeout=60)
+    done = sorted(futures, key=lambda item: item[2].result(timeout=60))
+    order = [(p, i) for p, i, _ in done]
+    # lower priority first, submission order among equals, no priority last
+    assert order == sorted(order, key=lambda pi: (float("inf") if pi[0] is None else pi[0], pi[1]))
+    with pytest.raises(InvalidResourceSpecification):
+        finished_at(parsl_resource_specification={"cores": 2}).result(timeout=60)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import threading
 import time
 
@@ -158,3 +159,20 @@ def test_a_run_refuses_frames_sealed_for_another_run(tmp_path):
         first.close()
         second.close()
     assert query(tmp_path / "a", "SELECT workflow_name FROM workflow") == [("test",)]
+
+
+def test_junk_connections_are_counted_and_logged_once(tmp_path, caplog):
+    hub, run_id = started_hub(tmp_path)
+    connections = 300
+    for index in range(connections):
+        with socket.create_connection(("127.0.0.1", hub.port)) as raw:
+            raw.sendall(b"GET / HTTP/1.1\r\n\r\n" + bytes([index % 256]) * 64)
+    kernel_launch(hub, run_id, 1)
+    assert wait_for(lambda: dropped(tmp_path) >= connections, timeout=120)
+    hub.send(WorkflowEnd(run_id, time.time(), "completed", 0, 0))
+    hub.close()
+    # ZeroMQ reports one or two handshake failures per junk connection.
+    assert connections <= hub.messages_dropped <= 2 * connections
+    assert query(tmp_path, "SELECT count(*) FROM status") == [(2,)]  # the real task's
+    log = (tmp_path / "run" / "monitoring.log").read_text()
+    assert log.count("failed the ZeroMQ handshake") == 1

@@ -38,6 +38,13 @@ def test_token_in_url_becomes_a_cookie_and_leaves_the_url(parsl_db: Path):
     assert task.headers["location"] == "./1"
 
 
+def test_other_apps_malformed_cookies_do_not_lock_the_user_out(parsl_db: Path):
+    client = TestClient(create_app(parsl_db, token=TOKEN))
+    header = ('prefs={"a": [1, 2]}; bad cookie=\\x; taskscope-token-80=' + TOKEN
+              + "; _xsrf=2|abc|def")
+    assert client.get("/", headers={"cookie": header}).status_code == 200
+
+
 def test_scripts_may_send_the_token_in_a_header(parsl_db: Path):
     client = TestClient(create_app(parsl_db, token=TOKEN))
     response = client.get("/?format=json", headers={"authorization": f"token {TOKEN}"})

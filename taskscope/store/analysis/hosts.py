@@ -18,12 +18,12 @@ failure counts are exact.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 
 from taskscope.store.analysis.context import RunContext
 from taskscope.store.analysis.stats import fisher_greater, mann_whitney_greater, median
-from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, sampled_finished_tries, try_table
+from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, sampled_finished_tries
 
 ALPHA = 0.01
 MIN_SLOWDOWN = 1.25
@@ -46,10 +46,16 @@ class HostHealth:
 
 
 def _counts(ctx: RunContext) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
-    """(host -> (tries, failed tries), block -> (tries, failed tries)), exact: from the run's
-    shared try table, and one pass over its failed tries."""
-    table = try_table(ctx)
-    tries = {table.places[p]: n for p, n in Counter(table.place).items()}
+    """(host -> (tries, failed tries), block -> (tries, failed tries)), exact: one grouped
+    pass over the run's tries and one over its failed tries."""
+    tries: dict[tuple[str | None, str | None], int] = {}
+    for host, block, n in ctx.conn.execute(
+        "SELECT hostname, block_id, COUNT(*) FROM try WHERE run_id = ? "
+        "AND task_executor NOT IN (?, ?) GROUP BY hostname, block_id",
+        (ctx.run_id, *INTERNAL_EXECUTORS),
+    ):
+        key = (host or None, None if block in (None, "") else str(block))
+        tries[key] = tries.get(key, 0) + n
     if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
         failed_sql = (
             "SELECT y.hostname, y.block_id, COUNT(*) FROM taskscope_try_failure f CROSS JOIN "
