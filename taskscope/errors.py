@@ -160,9 +160,17 @@ class SerializationError(TaskscopeError):
 class ExecutorError(TaskscopeError):
     """An executor cannot run tasks (it is shut down, or its workers cannot start)."""
 
-    def __init__(self, executor_label: str, reason: str):
-        super().__init__(executor_label, reason)
-        self.executor_label, self.reason = executor_label, reason
+    def __init__(self, executor_label: Any, reason: str):
+        # Parsl passes the executor itself: keep it, but only its label goes in ``args``
+        # (an executor does not pickle).
+        label = getattr(executor_label, "label", executor_label)
+        super().__init__(label, reason)
+        self.executor_label, self.reason = label, reason
+        self.executor = executor_label
+
+    def __reduce__(self) -> tuple:
+        state = {k: v for k, v in self.__dict__.items() if k != "executor"}
+        return (type(self), self.args, state)
 
     def __str__(self) -> str:
         return f"executor {self.executor_label!r}: {self.reason}"
@@ -171,7 +179,7 @@ class ExecutorError(TaskscopeError):
 class WorkerLost(TaskscopeError):
     """The worker process running a task died (os._exit, a signal, the OOM killer)."""
 
-    def __init__(self, worker_id: str, hostname: str, reason: str):
+    def __init__(self, worker_id: str, hostname: str, reason: str = "the worker process died"):
         super().__init__(worker_id, hostname, reason)
         self.worker_id, self.hostname, self.reason = worker_id, hostname, reason
 

@@ -29,6 +29,7 @@ def _attach(name: str, level: int, handler: logging.Handler, fmt: str) -> Callab
     logger = logging.getLogger(name)
     logger.setLevel(logging.DEBUG)
     logger.addHandler(handler)
+
     # Exceptions escaping a future's done-callback are logged here and otherwise lost.
     futures_logger = logging.getLogger("concurrent.futures")
     futures_logger.addHandler(handler)

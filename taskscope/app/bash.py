@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from taskscope.app.app import AppBase
+from taskscope.data_provider.files import File
 from taskscope.dataflow.futures import AppFuture
 from taskscope.errors import (
     AppBadFormatting,
@@ -26,26 +27,45 @@ from taskscope.executors import commands
 _SPECIAL = ("stdout", "stderr", "walltime", "inputs", "outputs", "parsl_resource_specification")
 
 
+def std_fname_mode(name: str, spec: Any) -> tuple[str, str]:
+    """The file and open() mode of a ``stdout=``/``stderr=`` spec, as Parsl reads them.
+
+    A path (str, PathLike or File) appends (mode ``a+``; Parsl's default); ``(path, mode)``
+    opens with that mode, e.g. ``'w'`` to truncate. A spec of the wrong type raises
+    TypeError, a tuple of the wrong length BadStdStreamFile (both as in Parsl).
+    """
+    if isinstance(spec, File):
+        try:
+            return spec.filepath, "w"  # Parsl writes a File target afresh
+        except ValueError as e:  # a scheme taskscope does not stage (zip:, https:)
+            raise BadStdStreamFile(f"{name}: {e}") from None
+    if isinstance(spec, (str, os.PathLike)):
+        return os.fspath(spec), "a+"
+    if isinstance(spec, tuple):
+        if len(spec) != 2:
+            raise BadStdStreamFile(
+                f"std descriptor {name} has incorrect tuple length {len(spec)}: {spec!r}"
+            )
+        path, mode = spec
+        if not isinstance(path, (str, os.PathLike)) or not isinstance(mode, str):
+            raise TypeError(f"{name}=(path, mode) needs a str path and a str mode, got {spec!r}")
+        return os.fspath(path), mode
+    raise TypeError(
+        f"{name}= must be a path, a File or a (path, mode) tuple, got {type(spec).__name__}"
+    )
+
+
 def _open_std_stream(name: str, spec: Any) -> Any:
-    """Parsl's stdout=/stderr= forms: a path (truncate) or a (path, mode) tuple."""
     if spec is None:
         return None
-    if isinstance(spec, tuple):
-        if len(spec) != 2 or spec[1] not in ("w", "a"):
-            raise BadStdStreamFile(f"{name}={spec!r}: a tuple must be (path, 'w' or 'a')")
-        path, mode = spec
-    elif isinstance(spec, (str, os.PathLike)):
-        path, mode = spec, "w"
-    else:
-        raise BadStdStreamFile(f"{name}= must be a path or (path, mode), got {type(spec).__name__}")
-    path = os.fspath(path)
+    path, mode = std_fname_mode(name, spec)
     try:
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        return open(path, mode)
-    except OSError as e:
-        raise BadStdStreamFile(f"cannot open {name} file {path!r}: {e}") from None
+        return open(path, mode)  # noqa: SIM115 - closed when the command ends
+    except (OSError, ValueError) as e:  # ValueError: a mode open() does not know
+        raise BadStdStreamFile(f"cannot open {name} file {path!r} (mode {mode!r}): {e}") from e
 
 
 def remote_side_bash_executor(func: Callable[..., Any], *args: Any, **kwargs: Any) -> int:

@@ -61,6 +61,17 @@ def run_with_walltime(func: Callable[..., Any], limit: float, /, *args: Any, **k
         ) from None
 
 
+def timeout(func: Callable[..., Any], seconds: float) -> Callable[..., Any]:
+    """``func`` interrupted with AppTimeout after ``seconds`` (Parsl's
+    ``parsl.app.python.timeout``); the timer is cancelled when ``func`` returns or raises."""
+
+    @functools.wraps(func)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        return _call_until(func, seconds, args, kwargs)
+
+    return limited
+
+
 class PythonApp(AppBase):
     def __call__(self, *args: Any, **kwargs: Any) -> AppFuture:
         func = self.func
@@ -68,7 +79,10 @@ class PythonApp(AppBase):
         walltime = invocation.get("walltime")
         if walltime is not None:
             self._check_walltime(walltime)
-            func = functools.partial(run_with_walltime, self.func, walltime)
+            # Named like the app (Parsl wraps it too): task_record.func.__name__ stays the app's.
+            func = functools.update_wrapper(
+                functools.partial(run_with_walltime, self.func, walltime), self.func
+            )
         return self._submit(func, args, invocation)
 
 

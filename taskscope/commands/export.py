@@ -29,7 +29,9 @@ DEFAULT_OUTPUT = {
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = command_parser(
-        commands, "export", "export a run as a Chrome/Perfetto trace, CSV or Parquet tables, "
+        commands,
+        "export",
+        "export a run as a Chrome/Perfetto trace, CSV or Parquet tables, "
         "or a WfCommons WfFormat instance",
         "taskscope export monitoring.db --format chrome-trace -o trace.json  "
         "# open in ui.perfetto.dev",
@@ -39,15 +41,26 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_database_argument(parser)
     add_run_option(parser)
-    parser.add_argument("--format", "-f", required=True, choices=FORMATS,
-                        help="chrome-trace: one JSON file of trace events; csv, parquet: a "
-                        "directory with one file per table; wfformat: one JSON file")
-    parser.add_argument("-o", "--output", metavar="PATH",
-                        help="file (chrome-trace, wfformat; - for stdout) or directory (csv, "
-                        "parquet); default: " + ", ".join(
-                            f"{v} for {k}" for k, v in DEFAULT_OUTPUT.items()))
-    parser.add_argument("--all-runs", action="store_true",
-                        help="csv and parquet: every run's rows, not only the selected run's")
+    parser.add_argument(
+        "--format",
+        "-f",
+        required=True,
+        choices=FORMATS,
+        help="chrome-trace: one JSON file of trace events; csv, parquet: a "
+        "directory with one file per table; wfformat: one JSON file",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="file (chrome-trace, wfformat; - for stdout) or directory (csv, "
+        "parquet); default: " + ", ".join(f"{v} for {k}" for k, v in DEFAULT_OUTPUT.items()),
+    )
+    parser.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="csv and parquet: every run's rows, not only the selected run's",
+    )
     parser.set_defaults(handler=cmd_export)
 
 
@@ -60,16 +73,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.format == "chrome-trace":
             from taskscope.exports.chrome_trace import try_count, write_chrome_trace
 
-            with Progress("tries written", try_count(conn, run_id)) as progress, \
-                    output_file(output) as out:
+            with (
+                Progress("tries written", try_count(conn, run_id)) as progress,
+                output_file(output) as out,
+            ):
                 counts = write_chrome_trace(conn, run_id, out, progress.update)
-            summary = (f"{counts['X']:,} tries, {counts['flow'] // 2:,} dependency flows, "
-                       f"{counts['C']:,} counter samples")
+            summary = (
+                f"{counts['X']:,} tries, {counts['flow'] // 2:,} dependency flows, "
+                f"{counts['C']:,} counter samples"
+            )
         elif args.format == "wfformat":
             from taskscope.exports.wfformat import EmptyRun, write_wfformat
 
-            total = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?",
-                                 (run_id,)).fetchone()[0]
+            total = conn.execute(
+                "SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
             try:
                 with Progress("tasks written", total) as progress, output_file(output) as out:
                     tasks = write_wfformat(conn, run_id, out, progress.update)
@@ -80,15 +98,21 @@ def cmd_export(args: argparse.Namespace) -> int:
             from taskscope.exports import tables
 
             only = None if args.all_runs else run_id
-            total = sum(tables.row_count(conn, name, columns, only)
-                        for name, columns in tables.tables_of(conn))
-            with Progress("rows written", total) as progress:
-                if args.format == "csv":
-                    written = tables.export_csv(conn, Path(output), only, progress.update)
-                else:
-                    convention = run_convention(conn, describe_database(conn), run_id)
-                    written = tables.export_parquet(conn, Path(output), only, convention,
-                                                    progress.update)
+            total = sum(
+                tables.row_count(conn, name, columns, only)
+                for name, columns in tables.tables_of(conn)
+            )
+            try:
+                with Progress("rows written", total) as progress:
+                    if args.format == "csv":
+                        written = tables.export_csv(conn, Path(output), only, progress.update)
+                    else:
+                        convention = run_convention(conn, describe_database(conn), run_id)
+                        written = tables.export_parquet(
+                            conn, Path(output), only, convention, progress.update
+                        )
+            except tables.ExportError as exc:
+                raise CliError(str(exc)) from exc
             summary = f"{len(written)} tables, {sum(t.rows for t in written):,} rows"
     if output != "-":
         scope = "every run" if args.all_runs else f"run {run_id}"

@@ -125,7 +125,9 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def select_run(conn: sqlite3.Connection, run: str | None, where: str = "the database") -> SelectedRun:
+def select_run(
+    conn: sqlite3.Connection, run: str | None, where: str = "the database"
+) -> SelectedRun:
     """The run a command works on: `run` exactly, else the one run id starting with `run`,
     else (run None) the run that began last. Raises CliError when there is no such run or the
     prefix matches several."""
@@ -296,7 +298,7 @@ def run_handler(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
 
 
 @contextmanager
-def output_file(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
+def output_file(path: str | Path) -> Iterator[TextIO]:
     """Write `path` through a temporary file beside it, renamed into place on success, so a
     failed or interrupted export never leaves a half-written file under the final name.
     ``-`` writes to stdout. An unwritable location is a CliError."""
@@ -309,7 +311,7 @@ def output_file(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
         raise CliError(f"{target} is a directory; give a file name")
     partial = target.with_name(f".{target.name}.partial")
     try:
-        stream = open(partial, mode, encoding=None if "b" in mode else "utf-8")  # noqa: SIM115
+        stream: TextIO = open(partial, "w", encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
         raise CliError(f"cannot write {target}: {exc.strerror or exc}") from exc
     try:
@@ -319,3 +321,8 @@ def output_file(path: str | Path, mode: str = "w") -> Iterator[TextIO]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def seconds_text(value: float | None) -> str:
+    """A duration for a terminal table: ``12.34s``, or ``-`` when unknown."""
+    return "-" if value is None else f"{value:.2f}s"

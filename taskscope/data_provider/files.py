@@ -33,7 +33,7 @@ class File:
             return self.local_path
         if self.scheme != "file":
             raise ValueError(
-                f"File {self.url!r}: scheme {self.scheme!r} is not staged by "
+                f"No local_path set for {self!r}: scheme {self.scheme!r} is not staged by "
                 "taskscope; only local paths and file:// URLs are supported"
             )
         return self.path
@@ -48,7 +48,19 @@ class File:
         return self.filepath
 
     def __repr__(self) -> str:
-        return f"<File {self.url}>"
+        # Parsl's form: every field, so a log line shows how the URL was read.
+        fields = [
+            f"{type(self).__name__}",
+            f"at 0x{id(self):x}",
+            f"url={self.url}",
+            f"scheme={self.scheme}",
+            f"netloc={self.netloc}",
+            f"path={self.path}",
+            f"filename={self.filename}",
+        ]
+        if self.local_path is not None:
+            fields.append(f"local_path={self.local_path}")
+        return f"<{' '.join(fields)}>"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, File) and other.url == self.url

@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 # Parsl's sentinel for "name the stdout/stderr file for me" (parsl.AUTO_LOGNAME).
 AUTO_LOGNAME = -1
+# ``submit(executors=INTERNAL_ONLY)``: run in the kernel's own thread pool (lifted
+# ``fut[key]`` / ``fut.attr`` tasks); not a label an app can name.
+INTERNAL_ONLY: tuple[str, ...] = (INTERNAL_EXECUTOR_LABEL,)
 
 
 def _version() -> str:
@@ -161,6 +164,9 @@ class DataFlowKernel:
 
         self.executors: dict[str, Executor] = {}
         self._user_labels = config.executor_labels
+        # Set before any executor starts: a failed start runs cleanup(), which restores these.
+        self._previous_excepthook = sys.excepthook
+        self._previous_sigterm: Any = None
         internal = ThreadPoolExecutor(
             label=INTERNAL_EXECUTOR_LABEL, max_threads=config.internal_tasks_max_threads
         )
@@ -181,9 +187,7 @@ class DataFlowKernel:
             raise
 
         atexit.register(self.atexit_cleanup)
-        self._previous_excepthook = sys.excepthook
         sys.excepthook = self._excepthook
-        self._previous_sigterm: Any = None
         if threading.current_thread() is threading.main_thread():
             self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
 
@@ -224,7 +228,10 @@ class DataFlowKernel:
             )
         name = func_name or getattr(func, "__name__", repr(func))
         kwargs = {} if app_kwargs is None else app_kwargs
-        label = INTERNAL_EXECUTOR_LABEL if join else self._choose_executor(executors, name)
+        if join or executors is INTERNAL_ONLY:
+            label = INTERNAL_EXECUTOR_LABEL
+        else:
+            label = self._choose_executor(executors, name)
         outputs = kwargs.get("outputs")
         if outputs:
             for i, o in enumerate(outputs):
@@ -246,6 +253,7 @@ class DataFlowKernel:
             ignore_for_cache=list(ignore_for_cache or ()),
             resource_specification=kwargs.get("parsl_resource_specification") or {},
             status=States.pending,
+            dfk=self,
         )
         if kwargs.get("stdout") is AUTO_LOGNAME or kwargs.get("stderr") is AUTO_LOGNAME:
             self._auto_lognames(record)
@@ -253,6 +261,11 @@ class DataFlowKernel:
         record.app_fu = app_fu
         if outputs:
             app_fu._outputs = [DataFuture(app_fu, o, tid) for o in outputs]
+        # stdout=File(...): the future of that file (Parsl's app_fu.stdout is a DataFuture then).
+        if isinstance(kwargs.get("stdout"), File):
+            app_fu._stdout_future = DataFuture(app_fu, kwargs["stdout"], tid)
+        if isinstance(kwargs.get("stderr"), File):
+            app_fu._stderr_future = DataFuture(app_fu, kwargs["stderr"], tid)
 
         if self._resolver is None:
             deps = [a for a in app_args if isinstance(a, Future)]
@@ -793,7 +806,7 @@ class DataFlowKernelLoader:
     def dfk(cls) -> DataFlowKernel:
         if cls._dfk is None:
             raise NoDataFlowKernelError(
-                "Must first load config: call taskscope.load(config) before calling an app"
+                "Must first load config"
             )
         return cls._dfk
 

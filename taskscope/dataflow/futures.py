@@ -22,6 +22,8 @@ class AppFuture(Future):
         super().__init__()
         self.task_record = task_record
         self._outputs: list[DataFuture] = []
+        self._stdout_future: DataFuture | None = None
+        self._stderr_future: DataFuture | None = None
 
     @property
     def tid(self) -> int:
@@ -37,11 +39,27 @@ class AppFuture(Future):
 
     @property
     def stdout(self) -> Any:
-        return self.task_record.kwargs.get("stdout")
+        """The ``stdout=`` argument, or for ``stdout=File(...)`` that file's DataFuture."""
+        return self._stdout_future or self.task_record.kwargs.get("stdout")
 
     @property
     def stderr(self) -> Any:
-        return self.task_record.kwargs.get("stderr")
+        """The ``stderr=`` argument, or for ``stderr=File(...)`` that file's DataFuture."""
+        return self._stderr_future or self.task_record.kwargs.get("stderr")
+
+    def __getitem__(self, key: Any) -> AppFuture:
+        """``fut[key]``: a future of ``fut.result()[key]``, without waiting (Parsl's lifting).
+
+        It is a task of its own in the kernel's internal thread pool, depending on this one.
+        """
+        return _lift(self, _deferred_getitem, key)
+
+    def __getattr__(self, name: str) -> AppFuture:
+        """``fut.attr``: a future of ``fut.result().attr``. Names starting with ``_`` are
+        not lifted (they are Python's protocols and private attributes)."""
+        if name.startswith("_"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return _lift(self, _deferred_getattr, name)
 
     def task_status(self) -> str:
         """The task's current state name, e.g. ``'launched'``."""
@@ -55,6 +73,26 @@ class AppFuture(Future):
             f"<AppFuture task {self.tid} {self.task_record.func_name} "
             f"state={self.task_record.status.name}>"
         )
+
+
+def _deferred_getitem(o: Any, key: Any) -> Any:
+    return o[key]
+
+
+def _deferred_getattr(o: Any, name: str) -> Any:
+    return getattr(o, name)
+
+
+def _lift(parent: AppFuture, func: Any, key: Any) -> AppFuture:
+    record = parent.__dict__.get("task_record")
+    dfk = getattr(record, "dfk", None) if record is not None else None
+    if dfk is None:
+        raise AttributeError("this AppFuture belongs to no DataFlowKernel; nothing to lift")
+    from taskscope.dataflow.dflow import INTERNAL_ONLY
+
+    return dfk.submit(
+        func, (parent, key), executors=INTERNAL_ONLY, func_name=func.__name__.lstrip("_")
+    )
 
 
 class DataFuture(Future):

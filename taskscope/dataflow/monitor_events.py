@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Any
 
+from taskscope.data_provider.files import File
 from taskscope.dataflow.states import States
 from taskscope.dataflow.taskrecord import TaskRecord, TryFailureRecord
 from taskscope.monitoring import messages as m
@@ -29,11 +30,19 @@ from taskscope.monitoring import messages as m
 
 
 def _std_name(spec: Any) -> str:
+    """The task table's stdout/stderr text, as Parsl writes it: a File's URL, a path's
+    ``os.fspath``, the path of a ``(path, mode)`` tuple; '' for none or a bad spec."""
     if spec is None:
         return ""
-    if isinstance(spec, tuple):
-        return str(spec[0])
-    return str(spec)
+    if isinstance(spec, File):
+        return spec.url
+    if isinstance(spec, tuple) and spec:
+        spec = spec[0]
+    try:
+        name = os.fspath(spec)
+    except TypeError:  # not a path: the bash app fails it; the column stays readable
+        return str(spec)
+    return name.decode(errors="replace") if isinstance(name, bytes) else name
 
 
 def _joined_ids(futures: Any) -> str | None:

@@ -33,10 +33,15 @@ def attach_run_log(run_dir: str) -> logging.Handler:
     logger = logging.getLogger("taskscope")
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
+        handler._taskscope_set_level = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     return handler
 
 
 def detach_run_log(handler: logging.Handler) -> None:
-    logging.getLogger("taskscope").removeHandler(handler)
+    logger = logging.getLogger("taskscope")
+    logger.removeHandler(handler)
+    if getattr(handler, "_taskscope_set_level", False):
+        # Put back the level found, so a later run's (or a LogConfig's) DEBUG is not hidden.
+        logger.setLevel(logging.NOTSET)
     handler.close()

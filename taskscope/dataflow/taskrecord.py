@@ -56,6 +56,9 @@ class TaskRecord:
     joins: list[Future] | None = None
     # Dependencies still running, plus one held by submit() until all callbacks are added.
     deps_remaining: int = 1
+    # The DataFlowKernel the task belongs to (Parsl's ``task_record['dfk']``): lifted
+    # ``fut[key]`` / ``fut.attr`` tasks go to the same kernel.
+    dfk: Any = field(default=None, repr=False)
 
     def __getitem__(self, name: str) -> Any:
         """Parsl's task record is a dict; ``record['status']`` keeps ported code working."""

@@ -15,6 +15,14 @@ from concurrent.futures import Future
 from typing import Any
 
 
+class TaskCount(int):
+    """A count of tasks that is also callable: ``ex.outstanding`` (taskscope's property) and
+    ``ex.outstanding()`` (Parsl's method) both give it."""
+
+    def __call__(self) -> int:
+        return int(self)
+
+
 class Executor(ABC):
     """Runs ready tasks somewhere and reports each through a ``concurrent.futures.Future``.
 
@@ -69,8 +77,22 @@ class Executor(ABC):
 
     @property
     def outstanding(self) -> int:
-        """Tasks submitted and not yet finished (for status displays)."""
-        return 0
+        """Tasks submitted and not yet finished (for status displays). A ``TaskCount``: an
+        int that can also be called, as Parsl's ``outstanding()`` method is."""
+        return TaskCount(0)
+
+    def monitor_resources(self) -> bool:
+        """Parsl's hook: whether tasks on this executor get resource samples. taskscope
+        samples on every executor (one sampler per worker process, or per thread pool)."""
+        return True
+
+    def __enter__(self) -> Executor:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc_info: object) -> bool:
+        # Parsl's executors are context managers that shut down on exit.
+        self.shutdown()
+        return False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(label={self.label!r})"
@@ -88,3 +110,8 @@ class ScalingExecutor(Executor):
     def set_adaptive(self, enabled: bool) -> None:
         """Whether blocks may scale with the load (called before ``start()``)."""
         self.adaptive = enabled
+
+
+# Parsl's name for the executor interface (``parsl.executors.base.ParslExecutor``): a Parsl
+# executor subclass written against it implements the same start/submit/shutdown.
+ParslExecutor = Executor

@@ -27,13 +27,28 @@ def _runs_on_batch_scheduler(provider: Any) -> bool:
     return isinstance(provider, BatchProvider)
 
 
-def HighThroughputExecutor(*args: Any, **kwargs: Any) -> Executor:  # Parsl's spelling
+class _FactoryMeta(type):
+    """Makes the factory answer ``isinstance``/``issubclass`` like the class it builds:
+    Parsl programs and tests check ``isinstance(ex, parsl.HighThroughputExecutor)``."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Executor:
+        provider = kwargs.get("provider", args[1] if len(args) > 1 else None)
+        if provider is not None and _runs_on_batch_scheduler(provider):
+            from taskscope.executors.dask import DaskExecutor
+
+            return DaskExecutor.for_htex(*args, **kwargs)
+        return LocalHighThroughputExecutor(*args, **kwargs)
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        return isinstance(instance, LocalHighThroughputExecutor)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, LocalHighThroughputExecutor)
+
+
+class HighThroughputExecutor(metaclass=_FactoryMeta):  # Parsl's spelling
     """The executor for these ``HighThroughputExecutor`` arguments (see the module docstring).
 
-    ``provider`` is the second positional argument, after ``label``, as in Parsl."""
-    provider = kwargs.get("provider", args[1] if len(args) > 1 else None)
-    if provider is not None and _runs_on_batch_scheduler(provider):
-        from taskscope.executors.dask import DaskExecutor
-
-        return DaskExecutor.for_htex(*args, **kwargs)
-    return LocalHighThroughputExecutor(*args, **kwargs)
+    ``provider`` is the second positional argument, after ``label``, as in Parsl. Calling it
+    returns the local executor or a ``DaskExecutor``; ``isinstance(x, HighThroughputExecutor)``
+    is true of the local one."""

@@ -107,10 +107,18 @@ class LaneMap:
             pid = len(self.processes) + 1
             label = host if not block else f"{host} (block {block})"
             found = self.processes[key] = _Process(pid, label, {})
-            self.emit({"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
-                       "args": {"name": label}})
-            self.emit({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0,
-                       "args": {"sort_index": pid}})
+            self.emit(
+                {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": label}}
+            )
+            self.emit(
+                {
+                    "ph": "M",
+                    "name": "process_sort_index",
+                    "pid": pid,
+                    "tid": 0,
+                    "args": {"sort_index": pid},
+                }
+            )
         return found
 
     def lane(self, host: str, block: str, worker: str, start: int, end: int) -> int:
@@ -131,10 +139,24 @@ class LaneMap:
             self.next_tid += 1
             self.lanes.append((proc.pid, tid))
             name = worker if number == 0 else f"{worker} #{number + 1}"
-            self.emit({"ph": "M", "name": "thread_name", "pid": proc.pid, "tid": tid,
-                       "args": {"name": name}})
-            self.emit({"ph": "M", "name": "thread_sort_index", "pid": proc.pid, "tid": tid,
-                       "args": {"sort_index": tid}})
+            self.emit(
+                {
+                    "ph": "M",
+                    "name": "thread_name",
+                    "pid": proc.pid,
+                    "tid": tid,
+                    "args": {"name": name},
+                }
+            )
+            self.emit(
+                {
+                    "ph": "M",
+                    "name": "thread_sort_index",
+                    "pid": proc.pid,
+                    "tid": tid,
+                    "args": {"sort_index": tid},
+                }
+            )
         heapq.heappush(busy, (end, lane))
         return lane
 
@@ -151,8 +173,10 @@ def _depends(text: str | None) -> list[int]:
 def _failure_sql(info: DatabaseInfo, alias: str) -> str:
     if not info.has("taskscope_try_failure"):
         return "NULL"
-    return (f"(SELECT f.exception_type FROM taskscope_try_failure f WHERE f.run_id = {alias}.run_id "
-            f"AND f.task_id = {alias}.task_id AND f.try_id = {alias}.try_id)")
+    return (
+        f"(SELECT f.exception_type FROM taskscope_try_failure f WHERE f.run_id = {alias}.run_id "
+        f"AND f.task_id = {alias}.task_id AND f.try_id = {alias}.try_id)"
+    )
 
 
 def _worker_clock_sql(info: DatabaseInfo) -> str:
@@ -173,14 +197,19 @@ def _status_clock_sql(info: DatabaseInfo) -> str:
     """Tries from the try table (Parsl's databases, older taskscope ones): from running to
     the worker's running_ended status when there is one (Parsl records it too), else to the
     kernel's return; the worker is the pid of the try's resource samples."""
-    pid = ("(SELECT 'worker pid ' || r.psutil_process_pid FROM resource r WHERE r.run_id = y.run_id "
-           "AND r.task_id = y.task_id AND r.try_id = y.try_id LIMIT 1)"
-           if info.has("resource") else "NULL")
+    pid = (
+        "(SELECT 'worker pid ' || r.psutil_process_pid FROM resource r WHERE r.run_id = y.run_id "
+        "AND r.task_id = y.task_id AND r.try_id = y.try_id LIMIT 1)"
+        if info.has("resource")
+        else "NULL"
+    )
     ended = "y.task_try_time_returned"
     if info.has("status"):
-        ended = ("COALESCE((SELECT MIN(s.timestamp) FROM status s WHERE s.task_id = y.task_id "
-                 "AND s.run_id = y.run_id AND s.task_status_name = 'running_ended' "
-                 "AND s.try_id = y.try_id), y.task_try_time_returned)")
+        ended = (
+            "COALESCE((SELECT MIN(s.timestamp) FROM status s WHERE s.task_id = y.task_id "
+            "AND s.run_id = y.run_id AND s.task_status_name = 'running_ended' "
+            "AND s.try_id = y.try_id), y.task_try_time_returned)"
+        )
     return (
         "SELECT y.task_id, y.try_id, t.task_func_name, y.task_executor, "
         "COALESCE(y.hostname, ''), COALESCE(y.block_id, ''), y.task_try_time_launched, "
@@ -195,8 +224,12 @@ def _status_clock_sql(info: DatabaseInfo) -> str:
 def _on_worker_clock(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str) -> bool:
     if not info.has("taskscope_try_run"):
         return False
-    return conn.execute("SELECT 1 FROM taskscope_try_run WHERE run_id = ? LIMIT 1",
-                        (run_id,)).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM taskscope_try_run WHERE run_id = ? LIMIT 1", (run_id,)
+        ).fetchone()
+        is not None
+    )
 
 
 class BusyBuckets:
@@ -229,7 +262,9 @@ class BusyBuckets:
         running, result = 0.0, []
         for b in range(self.n):
             running += self.diff[b]
-            result.append((round(b * self.width), (self.partial[b] + running * self.width) / self.width))
+            result.append(
+                (round(b * self.width), (self.partial[b] + running * self.width) / self.width)
+            )
         return result
 
 
@@ -250,7 +285,9 @@ def _rows(conn: sqlite3.Connection, sql: str, params: tuple) -> Iterator[tuple]:
 
 
 def write_chrome_trace(
-    conn: sqlite3.Connection, run_id: str, out: TextIO,
+    conn: sqlite3.Connection,
+    run_id: str,
+    out: TextIO,
     progress: Callable[[int], None] = lambda done: None,
 ) -> dict[str, int]:
     """Write the trace of `run_id` to `out`; returns how many events of each kind."""
@@ -272,26 +309,61 @@ def write_chrome_trace(
         counts["flow" if kind in ("s", "f") else kind] += 1
 
     out.write('{"displayTimeUnit":"ms","otherData":')
-    out.write(json.dumps({
-        "run_id": run_id, "workflow_name": run.workflow_name, "time_began": began_text,
-        "timestamps": convention_label(run.timestamp_convention),
-        "ts": "microseconds since time_began", "generator": "taskscope export",
-    }))
+    out.write(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "workflow_name": run.workflow_name,
+                "time_began": began_text,
+                "timestamps": convention_label(run.timestamp_convention),
+                "ts": "microseconds since time_began",
+                "generator": "taskscope export",
+            }
+        )
+    )
     out.write(',"traceEvents":[')
-    emit({"ph": "M", "name": "process_name", "pid": RUN_PROCESS, "tid": 0,
-          "args": {"name": f"run {run_id}"}})
-    emit({"ph": "M", "name": "process_sort_index", "pid": RUN_PROCESS, "tid": 0,
-          "args": {"sort_index": -1}})
+    emit(
+        {
+            "ph": "M",
+            "name": "process_name",
+            "pid": RUN_PROCESS,
+            "tid": 0,
+            "args": {"name": f"run {run_id}"},
+        }
+    )
+    emit(
+        {
+            "ph": "M",
+            "name": "process_sort_index",
+            "pid": RUN_PROCESS,
+            "tid": 0,
+            "args": {"sort_index": -1},
+        }
+    )
     lanes = LaneMap(emit)
     ends = TaskEnds()
+    flows = 0
     busy = BusyBuckets(run_end, COUNTER_BUCKETS)
     done = 0
     if info.has("try") and info.has("task"):
         worker_clock = _on_worker_clock(conn, info, run_id)
         sql = _worker_clock_sql(info) if worker_clock else _status_clock_sql(info)
         began_epoch = calendar.timegm(began.timetuple()) + began.microsecond / 1e6
-        for (task_id, try_id, app, executor, host, block, launched, running, ended,
-             history, depends, worker, failure) in _rows(conn, sql, (run_id,)):
+        for (
+            task_id,
+            try_id,
+            app,
+            executor,
+            host,
+            block,
+            launched,
+            running,
+            ended,
+            history,
+            depends,
+            worker,
+            failure,
+        ) in _rows(conn, sql, (run_id,)):
             if worker_clock:
                 start = round((running - began_epoch) * 1e6)
                 end = None if ended is None else round((ended - began_epoch) * 1e6)
@@ -302,8 +374,9 @@ def write_chrome_trace(
             unfinished = end is None
             end = max(start, run_end if end is None else end)
             # no worker recorded: the executor's name (join apps run on the kernel's own pool)
-            lane = lanes.lane(host or "unknown host", block, worker or executor or "worker",
-                              start, end)
+            lane = lanes.lane(
+                host or "unknown host", block, worker or executor or "worker", start, end
+            )
             trace_pid, tid = lanes.lanes[lane]
             args: dict = {"task_id": task_id, "try_id": try_id, "executor": executor}
             wait = _micros(launched, began)
@@ -313,8 +386,18 @@ def write_chrome_trace(
                 args["failed"] = failure or str(history)[:300]
             if unfinished:
                 args["unfinished"] = True
-            emit({"ph": "X", "name": app, "cat": "try", "pid": trace_pid, "tid": tid,
-                  "ts": start, "dur": end - start, "args": args})
+            emit(
+                {
+                    "ph": "X",
+                    "name": app,
+                    "cat": "try",
+                    "pid": trace_pid,
+                    "tid": tid,
+                    "ts": start,
+                    "dur": end - start,
+                    "args": args,
+                }
+            )
             if executor not in INTERNAL_EXECUTOR_LABELS:
                 busy.add(start, end)
             if ends.get(task_id) is None:  # the task's first try to run: its flows arrive
@@ -324,28 +407,74 @@ def write_chrome_trace(
                         continue
                     source_lane, source_end = source
                     source_pid, source_tid = lanes.lanes[source_lane]
-                    flow_id = f"{dep}->{task_id}"
-                    emit({"ph": "s", "name": "dependency", "cat": "dependency", "id": flow_id,
-                          "pid": source_pid, "tid": source_tid, "ts": max(0, source_end - 1)})
-                    emit({"ph": "f", "bp": "e", "name": "dependency", "cat": "dependency",
-                          "id": flow_id, "pid": trace_pid, "tid": tid, "ts": start})
+                    # integer ids (what every trace viewer takes), one per edge
+                    flows += 1
+                    flow_id = flows
+                    emit(
+                        {
+                            "ph": "s",
+                            "name": "dependency",
+                            "cat": "dependency",
+                            "id": flow_id,
+                            "pid": source_pid,
+                            "tid": source_tid,
+                            "ts": max(0, source_end - 1),
+                            "args": {"from_task": dep, "to_task": task_id},
+                        }
+                    )
+                    emit(
+                        {
+                            "ph": "f",
+                            "bp": "e",
+                            "name": "dependency",
+                            "cat": "dependency",
+                            "id": flow_id,
+                            "pid": trace_pid,
+                            "tid": tid,
+                            "ts": start,
+                        }
+                    )
             ends.set(task_id, lane, end)
             done += 1
             if done % 10_000 == 0:
                 progress(done)
         for ts, value in busy.series():
-            emit({"ph": "C", "name": "workers busy", "pid": RUN_PROCESS, "tid": 0, "ts": ts,
-                  "args": {"busy": round(value, 3)}})
+            emit(
+                {
+                    "ph": "C",
+                    "name": "workers busy",
+                    "pid": RUN_PROCESS,
+                    "tid": 0,
+                    "ts": ts,
+                    "args": {"busy": round(value, 3)},
+                }
+            )
     usage = query.run_usage(conn, run_id, buckets=COUNTER_BUCKETS, parts=("samples",))
     if usage is not None and usage.sample_count:
         for index, moment in enumerate(usage.times):
-            ts = _micros(moment, began)
-            if ts is None:
+            at = _micros(moment, began)
+            if at is None:
                 continue
-            emit({"ph": "C", "name": "memory in use (MiB)", "pid": RUN_PROCESS, "tid": 0,
-                  "ts": ts, "args": {"resident": round(usage.memory_bytes[index] / 2**20, 1)}})
-            emit({"ph": "C", "name": "CPU cores in use", "pid": RUN_PROCESS, "tid": 0,
-                  "ts": ts, "args": {"cores": round(usage.cpu_cores[index], 3)}})
+            emit(
+                {
+                    "ph": "C",
+                    "name": "memory in use (MiB)",
+                    "pid": RUN_PROCESS,
+                    "tid": 0,
+                    "ts": at,
+                    "args": {"resident": round(usage.memory_bytes[index] / 2**20, 1)},
+                }
+            )
+            emit(
+                {
+                    "ph": "C",
+                    "name": "CPU cores in use",
+                    "pid": RUN_PROCESS,
+                    "tid": 0,
+                    "ts": at,
+                    "args": {"cores": round(usage.cpu_cores[index], 3)},
+                }
+            )
     out.write("\n]}\n")
     progress(done)
     return counts

@@ -23,12 +23,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from taskscope.store import query
 from taskscope.store.activity import RunActivity, run_activity
-from taskscope.store.readonly import describe_database
+from taskscope.store.analysis.context import run_context
+from taskscope.store.analysis.critical_path import CriticalPath, critical_path
+from taskscope.store.analysis.failures import FailureGroup, failure_groups
 from taskscope.store.records import AppDistribution, AppStats, RunSummary, UsageSeries
+from taskscope.store.states import RUN_STATUS_COLORS, STATE_COLORS, state_color
 from taskscope.store.timestamps import convention_label
 from taskscope.visualize import plots
 from taskscope.visualize.app import PLOTLY_JS, fmt_bytes, fmt_number
-from taskscope.visualize.colors import RUN_STATUS_COLORS, STATE_COLORS, app_colors, state_color
+from taskscope.visualize.colors import app_colors
 from taskscope.visualize.version import taskscope_version
 
 TIMELINE_BUCKETS = 200
@@ -38,17 +41,16 @@ MAX_FAILURE_ROWS = 25
 TEMPLATES = Path(__file__).with_name("templates")
 BUNDLE_MARKER = "/*__PLOTLY_BUNDLE__*/"
 # The parts `collect` reads, in order (it reports each one to its `step` callback).
-REPORT_PARTS = ("summary", "apps", "timeline", "resource usage", "distributions", "failures")
-
-
-@dataclass(frozen=True)
-class FailureRow:
-    app: str
-    exception_type: str
-    tries: int
-    tasks: int
-    example_task: int
-    example_message: str | None
+REPORT_PARTS = (
+    "summary",
+    "apps",
+    "timeline",
+    "resource usage",
+    "distributions",
+    "failures",
+    "critical path",
+)
+MAX_PATH_STEPS = 60  # critical path steps listed (the longest chains are summed, not listed)
 
 
 @dataclass
@@ -62,32 +64,11 @@ class ReportData:
     activity: RunActivity | None
     usage: UsageSeries | None
     distributions: list[AppDistribution]
-    failures: list[FailureRow]
+    failures: list[FailureGroup]  # the analysis' failure groups, largest first
+    critical_path: CriticalPath | None
     database: str
     generated_at: str
     extra_sections: list[tuple[str, str]] = field(default_factory=list)  # (title, html)
-
-
-def failure_rows(conn: sqlite3.Connection, run_id: str, limit: int = MAX_FAILURE_ROWS) -> list[FailureRow]:
-    """Failed tries grouped by app and exception type, largest groups first."""
-    if not describe_database(conn).has("taskscope_try_failure"):
-        return []
-    rows = conn.execute(
-        "SELECT t.task_func_name, f.exception_type, COUNT(*), COUNT(DISTINCT f.task_id), "
-        "MIN(f.task_id) FROM taskscope_try_failure f JOIN task t ON t.run_id = f.run_id "
-        "AND t.task_id = f.task_id WHERE f.run_id = ? GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 "
-        "LIMIT ?",
-        (run_id, limit),
-    ).fetchall()
-    result = []
-    for app, etype, tries, tasks, example in rows:
-        message = conn.execute(
-            "SELECT message FROM taskscope_try_failure WHERE run_id = ? AND task_id = ? "
-            "AND exception_type = ? ORDER BY try_id LIMIT 1",
-            (run_id, example, etype),
-        ).fetchone()
-        result.append(FailureRow(app, etype, tries, tasks, example, message[0] if message else None))
-    return result
 
 
 def collect(
@@ -111,7 +92,11 @@ def collect(
     step("distributions")
     distributions = query.app_distributions(conn, run_id)
     step("failures")
-    failures = failure_rows(conn, run_id)
+    ctx = run_context(conn, run_id)
+    # No files are read: a report must not embed the contents of files the database names.
+    failures = failure_groups(ctx, read_files=False)[:MAX_FAILURE_ROWS]
+    step("critical path")
+    path = critical_path(ctx)
     return ReportData(
         summary=summary,
         state_counts=states,
@@ -121,6 +106,7 @@ def collect(
         usage=usage,
         distributions=distributions[:MAX_APPS],
         failures=failures,
+        critical_path=path,
         database=database,
         generated_at=datetime.now().astimezone().isoformat(timespec="seconds"),
     )
@@ -136,19 +122,34 @@ def timeline_figure(activity: RunActivity, label: str) -> dict:
     colors = app_colors(list(activity.busy_by_app))
     data: list[dict] = []
     for app, series in activity.busy_by_app.items():
-        data.append({
-            "type": "scatter", "mode": "lines", "stackgroup": "busy", "name": app,
-            "x": activity.times, "y": _rounded(series), "line": {"width": 0.5, "shape": "hv"},
-            "fillcolor": colors.get(app, "#bab0ac"), "marker": {"color": colors.get(app)},
-            "hovertemplate": f"{app}: %{{y:.2f}} running<extra></extra>",
-        })
-    data.append({
-        "type": "bar", "name": "tasks finished", "x": activity.times, "y": activity.finished,
-        "yaxis": "y2", "marker": {"color": "rgba(60,60,60,0.35)"},
-        "hovertemplate": "%{y} tasks finished<extra></extra>",
-    })
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "stackgroup": "busy",
+                "name": app,
+                "x": activity.times,
+                "y": _rounded(series),
+                "line": {"width": 0.5, "shape": "hv"},
+                "fillcolor": colors.get(app, "#bab0ac"),
+                "marker": {"color": colors.get(app)},
+                "hovertemplate": f"{app}: %{{y:.2f}} running<extra></extra>",
+            }
+        )
+    data.append(
+        {
+            "type": "bar",
+            "name": "tasks finished",
+            "x": activity.times,
+            "y": activity.finished,
+            "yaxis": "y2",
+            "marker": {"color": "rgba(60,60,60,0.35)"},
+            "hovertemplate": "%{y} tasks finished<extra></extra>",
+        }
+    )
     layout = plots._layout(
-        "Workers busy by app, and tasks finished", height=380,
+        "Workers busy by app, and tasks finished",
+        height=380,
         # anchored to the lower plot, so the time axis sits at the foot of both
         xaxis={"type": "date", "title": {"text": label}, "anchor": "y2"},
         yaxis={"title": {"text": "tries running"}, "rangemode": "tozero", "domain": [0.32, 1]},
@@ -160,14 +161,27 @@ def timeline_figure(activity: RunActivity, label: str) -> dict:
 
 def state_figure(state_counts: dict[str, int]) -> dict:
     states = [s for s in STATE_COLORS if state_counts.get(s)] + sorted(
-        s for s in state_counts if s not in STATE_COLORS and state_counts[s])
-    return {"data": [{"type": "bar", "orientation": "h", "y": states,
-                      "x": [state_counts[s] for s in states],
-                      "marker": {"color": [state_color(s) for s in states]},
-                      "hovertemplate": "%{y}: %{x:,}<extra></extra>"}],
-            "layout": plots._layout("Tasks by state", height=60 + 28 * max(1, len(states)),
-                                    showlegend=False, margin={"l": 110, "r": 20, "t": 40, "b": 30},
-                                    yaxis={"autorange": "reversed"})}
+        s for s in state_counts if s not in STATE_COLORS and state_counts[s]
+    )
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "y": states,
+                "x": [state_counts[s] for s in states],
+                "marker": {"color": [state_color(s) for s in states]},
+                "hovertemplate": "%{y}: %{x:,}<extra></extra>",
+            }
+        ],
+        "layout": plots._layout(
+            "Tasks by state",
+            height=60 + 28 * max(1, len(states)),
+            showlegend=False,
+            margin={"l": 110, "r": 20, "t": 40, "b": 30},
+            yaxis={"autorange": "reversed"},
+        ),
+    }
 
 
 def figures(data: ReportData) -> dict[str, dict]:
@@ -179,26 +193,38 @@ def figures(data: ReportData) -> dict[str, dict]:
         result["timeline"] = timeline_figure(data.activity, label)
     if data.usage is not None:
         usage = UsageSeries(
-            data.usage.bucket_seconds, data.usage.times, _rounded(data.usage.cpu_cores),
-            [round(v) for v in data.usage.memory_bytes], _rounded(data.usage.workers_busy),
-            data.usage.capacity, data.usage.sample_count, data.usage.sample_fraction)
+            data.usage.bucket_seconds,
+            data.usage.times,
+            _rounded(data.usage.cpu_cores),
+            [round(v) for v in data.usage.memory_bytes],
+            _rounded(data.usage.workers_busy),
+            data.usage.capacity,
+            data.usage.sample_count,
+            data.usage.sample_fraction,
+        )
         result["workers"] = plots.usage_plot(usage, "workers", label)
         if usage.sample_count:
             result["cpu"] = plots.usage_plot(usage, "cpu", label)
             result["memory"] = plots.usage_plot(usage, "memory", label)
-    for which, name in (("duration_s", "dist_duration"), ("peak_memory_bytes", "dist_memory"),
-                        ("cpu_time_s", "dist_cpu")):
+    for which, name in (
+        ("duration_s", "dist_duration"),
+        ("peak_memory_bytes", "dist_memory"),
+        ("cpu_time_s", "dist_cpu"),
+    ):
         if any(getattr(d, which) is not None for d in data.distributions):
             result[name] = plots.distribution_plot(data.distributions, which)
     return result
 
 
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
-                      autoescape=select_autoescape(["html"]))
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"])
+    )
     env.filters.update(seconds=plots.fmt_seconds, bytes=fmt_bytes, number=fmt_number)
-    env.globals.update(state_color=state_color,
-                       run_status_color=lambda status: RUN_STATUS_COLORS.get(status, "#555"))
+    env.globals.update(
+        state_color=state_color,
+        run_status_color=lambda status: RUN_STATUS_COLORS.get(status, "#555"),
+    )
     return env
 
 
@@ -217,9 +243,15 @@ def write_report(
     `compress=False`, as plain JavaScript for older browsers."""
     template = _environment().get_template("report.html")
     page = template.render(
-        data=data, run=data.summary.run, summary=data.summary, figures=figures(data),
+        data=data,
+        run=data.summary.run,
+        summary=data.summary,
+        figures=figures(data),
         convention=convention_label(data.summary.timestamp_convention),
-        version=taskscope_version(), bundle_marker=BUNDLE_MARKER, compressed=compress,
+        version=taskscope_version(),
+        max_path_steps=MAX_PATH_STEPS,
+        bundle_marker=BUNDLE_MARKER,
+        compressed=compress,
     )
     head, _, tail = page.partition(BUNDLE_MARKER)
     out.write(head)

@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from taskscope.commands.support import CliError
-
 BATCH_ROWS = 20_000
+
+
+class ExportError(Exception):
+    """The tables cannot be written where asked (the message says why)."""
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,18 @@ class TableExport:
 
 
 def tables_of(conn: sqlite3.Connection) -> list[tuple[str, list[Column]]]:
-    names = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-        "ORDER BY name")]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name"
+        )
+    ]
     result = []
     for name in names:
-        columns = [Column(r[1], (r[2] or "").upper())
-                   for r in conn.execute(f'PRAGMA table_info("{name}")')]
+        columns = [
+            Column(r[1], (r[2] or "").upper()) for r in conn.execute(f'PRAGMA table_info("{name}")')
+        ]
         result.append((name, columns))
     return result
 
@@ -54,7 +61,9 @@ def _selection(table: str, columns: list[Column], run_id: str | None) -> tuple[s
     return f'SELECT {names} FROM "{table}"', ()
 
 
-def row_count(conn: sqlite3.Connection, table: str, columns: list[Column], run_id: str | None) -> int:
+def row_count(
+    conn: sqlite3.Connection, table: str, columns: list[Column], run_id: str | None
+) -> int:
     sql, params = _selection(table, columns, run_id)
     return conn.execute(f"SELECT COUNT(*) FROM ({sql})", params).fetchone()[0]
 
@@ -67,11 +76,11 @@ def _batches(conn: sqlite3.Connection, sql: str, params: tuple) -> Iterator[list
 
 def _prepare(directory: Path) -> None:
     if directory.exists() and not directory.is_dir():
-        raise CliError(f"{directory} exists and is not a directory")
+        raise ExportError(f"{directory} exists and is not a directory")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CliError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+        raise ExportError(f"cannot create {directory}: {exc.strerror or exc}") from exc
 
 
 def _partial(path: Path) -> Path:
@@ -79,7 +88,9 @@ def _partial(path: Path) -> Path:
 
 
 def export_csv(
-    conn: sqlite3.Connection, directory: Path, run_id: str | None,
+    conn: sqlite3.Connection,
+    directory: Path,
+    run_id: str | None,
     progress: Callable[[int], None] = lambda rows: None,
 ) -> list[TableExport]:
     """One ``TABLE.csv`` per table with a header row; NULL is an empty field."""
@@ -108,7 +119,7 @@ def export_csv(
 
 
 def _arrow_type(declared: str):  # noqa: ANN202 - a pyarrow DataType
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 
     if declared in ("INTEGER", "BIGINT", "BOOLEAN", "INT"):
         return pa.int64()
@@ -134,15 +145,20 @@ def _arrow_column(values: list, declared: str):  # noqa: ANN202 - a pyarrow Arra
 
 
 def export_parquet(
-    conn: sqlite3.Connection, directory: Path, run_id: str | None, convention: str,
+    conn: sqlite3.Connection,
+    directory: Path,
+    run_id: str | None,
+    convention: str,
     progress: Callable[[int], None] = lambda rows: None,
 ) -> list[TableExport]:
     """One ``TABLE.parquet`` per table, written in row groups of `BATCH_ROWS`."""
     try:
         import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
     except ImportError as exc:
-        raise CliError("--format parquet needs pyarrow: pip install 'taskscope[parquet]'") from exc
+        raise ExportError(
+            "--format parquet needs pyarrow: pip install 'taskscope[parquet]'"
+        ) from exc
     _prepare(directory)
     written, done = [], 0
     for table, columns in tables_of(conn):
@@ -150,16 +166,21 @@ def export_parquet(
         partial = _partial(path)
         schema = pa.schema(
             [pa.field(c.name, _arrow_type(c.declared)) for c in columns],
-            metadata={"taskscope.table": table, "taskscope.timestamps": convention,
-                      "taskscope.run_id": run_id or ""},
+            metadata={
+                "taskscope.table": table,
+                "taskscope.timestamps": convention,
+                "taskscope.run_id": run_id or "",
+            },
         )
         sql, params = _selection(table, columns, run_id)
         rows = 0
         try:
             with pq.ParquetWriter(partial, schema) as writer:
                 for batch in _batches(conn, sql, params):
-                    arrays = [_arrow_column([row[i] for row in batch], c.declared)
-                              for i, c in enumerate(columns)]
+                    arrays = [
+                        _arrow_column([row[i] for row in batch], c.declared)
+                        for i, c in enumerate(columns)
+                    ]
                     writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
                     rows += len(batch)
                     done += len(batch)
@@ -167,7 +188,9 @@ def export_parquet(
             partial.replace(path)
         except pa.ArrowInvalid as exc:
             partial.unlink(missing_ok=True)
-            raise CliError(f"table {table}: a value does not fit its declared type ({exc})") from exc
+            raise ExportError(
+                f"table {table}: a value does not fit its declared type ({exc})"
+            ) from exc
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

@@ -98,18 +98,19 @@ class Graph:
 
     def parents(self, i: int) -> list[int]:
         offsets, members = self._parents
-        return sorted({self.task_ids[m] for m in members[offsets[i]:offsets[i + 1]]})
+        return sorted({self.task_ids[m] for m in members[offsets[i] : offsets[i + 1]]})
 
     def children(self, i: int) -> list[int]:
         offsets, members = self._children
-        return sorted({self.task_ids[m] for m in members[offsets[i]:offsets[i + 1]]})
+        return sorted({self.task_ids[m] for m in members[offsets[i] : offsets[i + 1]]})
 
 
 def _graph(conn: sqlite3.Connection, run_id: str, has_try: bool) -> Graph:
     task_ids = array("q")
     edges = array("q")
     for task_id, depends in _rows(
-        conn, "SELECT task_id, task_depends FROM task WHERE run_id = ? ORDER BY task_id",
+        conn,
+        "SELECT task_id, task_depends FROM task WHERE run_id = ? ORDER BY task_id",
         (run_id,),
     ):
         task_ids.append(task_id)
@@ -117,8 +118,10 @@ def _graph(conn: sqlite3.Connection, run_id: str, has_try: bool) -> Graph:
             edges.extend((dep, task_id))
     if has_try:
         for task_id, joins in _rows(
-            conn, "SELECT task_id, task_joins FROM try WHERE run_id = ? "
-            "AND task_joins IS NOT NULL AND task_joins != ''", (run_id,),
+            conn,
+            "SELECT task_id, task_joins FROM try WHERE run_id = ? "
+            "AND task_joins IS NOT NULL AND task_joins != ''",
+            (run_id,),
         ):
             for joined in _ids(joins):
                 edges.extend((joined, task_id))
@@ -131,7 +134,8 @@ def _machines(conn: sqlite3.Connection, run_id: str) -> list[dict]:
     machines = {}
     for hostname, cpus, memory in conn.execute(
         "SELECT hostname, MAX(cpu_count), MAX(total_memory) FROM node WHERE run_id = ? "
-        "GROUP BY hostname ORDER BY hostname LIMIT 100000", (run_id,),
+        "GROUP BY hostname ORDER BY hostname LIMIT 100000",
+        (run_id,),
     ):
         if not hostname:
             continue
@@ -145,7 +149,9 @@ def _machines(conn: sqlite3.Connection, run_id: str) -> list[dict]:
 
 
 def write_wfformat(
-    conn: sqlite3.Connection, run_id: str, out: TextIO,
+    conn: sqlite3.Connection,
+    run_id: str,
+    out: TextIO,
     progress: Callable[[int], None] = lambda done: None,
 ) -> int:
     """Write the WfFormat instance of `run_id` to `out`; returns the number of tasks."""
@@ -175,19 +181,27 @@ def write_wfformat(
     text = json.dumps(header, indent=None)
     out.write(text[:-1] + ',"workflow":{"specification":{"tasks":[')
     # The same query, in the same order, as the graph's: row i is task index i.
-    for i, (task_id, app) in enumerate(_rows(
-        conn, "SELECT task_id, task_func_name FROM task WHERE run_id = ? ORDER BY task_id",
-        (run_id,),
-    )):
+    for i, (task_id, app) in enumerate(
+        _rows(
+            conn,
+            "SELECT task_id, task_func_name FROM task WHERE run_id = ? ORDER BY task_id",
+            (run_id,),
+        )
+    ):
         if i >= len(graph.task_ids) or graph.task_ids[i] != task_id:
             break  # a task written since the first pass (a live run): not in this instance
-        entry = {"name": app or "task", "id": str(task_id),
-                 "parents": [str(p) for p in graph.parents(i)],
-                 "children": [str(c) for c in graph.children(i)]}
-        out.write(("," if i else "") + "\n" + json.dumps(entry))
-    execution = {"makespanInSeconds": round(makespan, 6),
-                 "executedAt": _iso(run.time_began, convention) or ""}
-    out.write("\n]},\n\"execution\":" + json.dumps(execution)[:-1] + ',"tasks":[')
+        spec = {
+            "name": app or "task",
+            "id": str(task_id),
+            "parents": [str(p) for p in graph.parents(i)],
+            "children": [str(c) for c in graph.children(i)],
+        }
+        out.write(("," if i else "") + "\n" + json.dumps(spec))
+    execution = {
+        "makespanInSeconds": round(makespan, 6),
+        "executedAt": _iso(run.time_began, convention) or "",
+    }
+    out.write('\n]},\n"execution":' + json.dumps(execution)[:-1] + ',"tasks":[')
     tries = _try_rows(conn, run_id) if has_try else iter(())
     samples = _resource_rows(conn, run_id, ours) if has_resource else iter(())
     next_try = next(tries, None)
@@ -197,10 +211,11 @@ def write_wfformat(
             next_try = next(tries, None)
         while next_sample is not None and next_sample[0] < task_id:
             next_sample = next(samples, None)
-        entry: dict = {"id": str(task_id), "runtimeInSeconds": 0.0}
+        entry: dict[str, object] = {"id": str(task_id)}
+        runtime = 0.0
         if next_try is not None and next_try[0] == task_id:
             _, started, run_s, hostname = next_try
-            entry["runtimeInSeconds"] = round(max(run_s or 0.0, 0.0), 6)
+            runtime = round(max(run_s or 0.0, 0.0), 6)
             if started := _iso(started, convention):
                 entry["executedAt"] = started
             if hostname:
@@ -209,9 +224,9 @@ def write_wfformat(
             _, peak, cpu = next_sample
             if peak is not None:
                 entry["memoryInBytes"] = int(peak)
-            runtime = entry["runtimeInSeconds"]
             if cpu is not None and runtime > 0:
                 entry["avgCPU"] = round(100.0 * max(cpu, 0.0) / runtime, 2)
+        entry["runtimeInSeconds"] = runtime
         out.write(("," if i else "") + "\n" + json.dumps(entry))
         if i % 10_000 == 0:
             progress(i)

@@ -73,9 +73,10 @@ def oneshot_uninitialize_logging(*, log_config: LogConfig) -> None:
             ref.uninit()
 
 
-def lower_level(target: logging.Logger, level: int) -> None:
-    """Let ``level`` through ``target`` without hiding what it already lets through."""
-    if target.level == logging.NOTSET:
-        target.setLevel(level)
-    else:
-        target.setLevel(min(target.level, level))
+def lower_level(target: logging.Logger, level: int) -> Callable[[], None]:
+    """Let ``level`` through ``target`` without hiding what it already lets through;
+    returns a callable that puts the previous level back (so a DEBUG configuration does
+    not leave the process logging at DEBUG after its run)."""
+    previous = target.level
+    target.setLevel(level if previous == logging.NOTSET else min(previous, level))
+    return lambda: target.setLevel(previous)

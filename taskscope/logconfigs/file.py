@@ -24,13 +24,15 @@ class FileLogging(LogConfig):
         handler.setFormatter(logging.Formatter(self.format_string, datefmt="%Y-%m-%d %H:%M:%S"))
         # concurrent.futures: exceptions escaping done-callbacks are logged there, else lost.
         targets = [logging.getLogger("taskscope"), logging.getLogger("concurrent.futures")]
+        restore_levels = []
         for target in targets:
-            lower_level(target, self.level)
+            restore_levels.append(lower_level(target, self.level))
             target.addHandler(handler)
 
         def unregister() -> None:
-            for target in targets:
+            for target, restore in zip(targets, restore_levels, strict=True):
                 target.removeHandler(handler)
+                restore()
             handler.close()
 
         return unregister

@@ -69,11 +69,15 @@ class JSONLogging(LogConfig):
         handler.setLevel(self.level)
         handler.setFormatter(logging.Formatter("%(message)s"))
         root = logging.getLogger()
-        lower_level(root, self.level)
+        # The taskscope logger too: an explicit INFO there would hide its DEBUG records.
+        restore_levels = [lower_level(root, self.level)]
+        restore_levels.append(lower_level(logging.getLogger("taskscope"), self.level))
         root.addHandler(handler)
 
         def unregister() -> None:
             root.removeHandler(handler)
+            for restore in restore_levels:
+                restore()
             handler.close()
 
         return unregister

@@ -23,11 +23,11 @@ from taskscope.monitoring.errors import MonitoringError, MonitoringWarning
 from taskscope.monitoring.hubprocess import WriterProcess
 from taskscope.monitoring.messages import Message
 from taskscope.monitoring.receiver import resolve_bind_address
+from taskscope.store.spool import spool_dir
 
 logger = logging.getLogger("taskscope.monitoring")
 
 HEARTBEAT_INTERVAL = 2.0
-CLOSE_TIMEOUT = 30.0
 
 
 def _check_type(name: str, value: Any, types: tuple[type, ...], allow_none: bool) -> None:
@@ -89,14 +89,13 @@ class MonitoringHub:
         self.resource_monitoring_enabled = resource_monitoring_enabled
         self.resource_monitoring_interval = float(resource_monitoring_interval)
         self.monitoring_debug = monitoring_debug
-        self.logging_endpoint = logging_endpoint
+        self._writer: WriterProcess | None = None
+        self.logging_endpoint = logging_endpoint  # checked, and db_path set, by the setter
         self.workflow_name = workflow_name
         self.workflow_version = workflow_version
-        self.db_path: Path = database_path(logging_endpoint)
         self.heartbeat_interval = HEARTBEAT_INTERVAL
 
         self.run_id: str | None = None
-        self._writer: WriterProcess | None = None
         # Where send() puts messages; the writer's forwarder takes them from here.
         self.buffer = MessageBuffer()
         self._target: wrapper.HubTarget | None = None
@@ -113,6 +112,21 @@ class MonitoringHub:
             f"logging_endpoint={self.logging_endpoint!r}, "
             f"workflow_name={self.workflow_name!r}, workflow_version={self.workflow_version!r})"
         )
+
+    @property
+    def logging_endpoint(self) -> str | None:
+        return self._logging_endpoint
+
+    @logging_endpoint.setter
+    def logging_endpoint(self, endpoint: str | None) -> None:
+        # Settable until the hub starts, as in Parsl (whose tests point a constructed
+        # hub at a per-test database): the path is checked and resolved here.
+        if self._writer is not None:
+            raise MonitoringError(
+                "logging_endpoint cannot change once the hub has started; make a new hub"
+            )
+        self.db_path: Path = database_path(endpoint)
+        self._logging_endpoint = endpoint
 
     # -- the kernel's four calls ---------------------------------------------------------
 
@@ -203,13 +217,16 @@ class MonitoringHub:
         if writer is None:
             return
         try:
-            writer.stop(self._token, CLOSE_TIMEOUT)
+            # No time limit: the writer is waited for while it makes progress (see stop()).
+            writer.stop()
         finally:
             self._teardown_logging()
         if writer.error is not None:
             raise MonitoringError(
                 f"monitoring stopped recording during the run: {writer.error}; "
-                f"{self.db_path} lacks what happened after that"
+                f"{self.db_path} lacks what happened after that (what was sent is kept in "
+                f"{spool_dir(self.db_path)}: `taskscope recover {self.db_path}` writes it "
+                "once the cause is fixed)"
             )
 
     # -- helpers for executors -----------------------------------------------------------

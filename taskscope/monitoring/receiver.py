@@ -1,18 +1,27 @@
-"""The hub's receive-and-write loop: it owns the database, in the writer process.
+"""The hub in the writer process: a receive loop that spools, and an apply loop that writes.
 
-Every message arrives on one ZeroMQ PULL socket: batches from worker processes, and from the
-workflow process (the kernel's messages, and tries run by its threads). Every ~50 ms the loop
-drains the socket, stages the messages in the writer's open transaction, and commits at least
-every ``commit_interval`` seconds, so a reader sees changes well within a second and a killed
-process loses at most the last fraction of a second.
+Receive loop (a thread): every frame on the hub's ZeroMQ PULL socket (batches from worker
+processes) passes through ``_accept_frame`` and is appended, raw, to this process's stream in
+the durable spool beside the database (``store/spool.py``). It does nothing else, so it keeps
+up however slow the database is, and a frame it has taken is on disk, not in memory.
 
-The loop ends when the workflow process sends the close frame (after its last batch, on the
-same connection, so nothing it sent is left behind) or when that process dies.
+Apply loop (the calling thread): reads the run's streams from the spool (this process's, and
+the workflow process's own, which that process appends directly), decodes them and writes
+them through the one ``DatabaseWriter``, committing every ``commit_interval`` together with
+how far each segment is applied (``store/replay.py``: exactly once, even across kills). It
+also replays segments that earlier runs on this database left behind.
 
-A frame that does not decode into messages is counted (``taskscope_run.messages_dropped``),
-logged and dropped; so is a single message the database rejects. Only a failure of the
-database itself (disk full, I/O error) stops the loop: it is kept in ``error`` for the hub to
-report to the user.
+The workflow process says "close" on the control pipe after its last frame is spooled; then
+the receive loop takes what is still arriving for a moment, the apply loop writes everything
+spooled, and the run ends. EOF on that pipe means the workflow process died: the same, minus
+the heartbeat (the run then reads as lost).
+
+Faults: a lock held by another connection is waited out (retried every ``BUSY_RETRY_S``; the
+``on_event`` callback is told once it starts and once it is over), never an error. A frame
+that does not decode, or a message the database rejects, is counted
+(``taskscope_run.messages_dropped``), logged and dropped. A failure of the database itself
+(disk full, I/O error) or its file deleted or replaced stops the loop: it is kept in
+``error`` for the hub to report; what was not written stays in the spool.
 """
 
 from __future__ import annotations
@@ -25,8 +34,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-import msgspec
 import zmq
 
 from taskscope.monitoring.auth import FrameGate, new_secret
@@ -34,7 +43,9 @@ from taskscope.monitoring.errors import MonitoringError
 from taskscope.monitoring.priority import message_time
 from taskscope.store.database import open_for_writing
 from taskscope.store.errors import StoreError
-from taskscope.store.messages import Message, decode_batch
+from taskscope.store.messages import Message
+from taskscope.store.replay import SpoolApplier, is_busy
+from taskscope.store.spool import SpoolWriter, new_stream_id, note_delay, spool_dir
 from taskscope.store.writer import DatabaseWriter
 
 logger = logging.getLogger(__name__)
@@ -45,15 +56,20 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 # How long close() keeps listening for stragglers once no frame arrives.
 FINAL_QUIET_S = 0.03
 FINAL_MAX_S = 0.3
-# Draining at most this many frames per pass keeps commits regular under a flood.
+# Draining at most this many frames per pass keeps the loop responsive under a flood.
 MAX_FRAMES_PER_PASS = 2000
-# The workflow process's last frame: this prefix and the hub's token. A msgpack batch is an
-# array, which never starts with a zero byte, so no batch can be mistaken for it.
-CLOSE_PREFIX = b"\x00close "
+# While another connection holds the database's lock, try again this often.
+BUSY_RETRY_S = 0.5
+BUSY_TIMEOUT_MS = 500
+# How often the apply loop checks that the database file is still the one it opened.
+FILE_CHECK_S = 1.0
+# While closing, how often the apply loop says how much is left.
+PROGRESS_EVERY_S = 0.5
+# Seconds to sleep after applying each frame: a slow disk on purpose, for tests.
+THROTTLE_ENV = "TASKSCOPE_WRITER_THROTTLE_S"
+CLOSE_COMMAND = b"close"
 
-
-def close_frame(token: str) -> bytes:
-    return CLOSE_PREFIX + token.encode()
+EventCallback = Callable[..., None]
 
 
 def resolve_bind_address(address: str) -> str:
@@ -66,8 +82,9 @@ def resolve_bind_address(address: str) -> str:
         raise MonitoringError(f"hub_address {address!r} does not resolve: {e}") from e
 
 
+
 class HubService:
-    """Owns the PULL socket and the database writer of one run."""
+    """Owns the PULL socket, the run's spool stream and the database writer of one run."""
 
     def __init__(
         self,
@@ -76,10 +93,12 @@ class HubService:
         bind_address: str,
         port: int | None,
         heartbeat_interval: float,
-        token: str = "",
+        own_streams: tuple[str, ...] = (),
         commit_interval: float = 0.1,
-        secret: str = "",
         lag_observer: Callable[[float], None] | None = None,
+        on_event: EventCallback | None = None,
+        reconnect_grace_s: float = 0.0,
+        secret: str = "",
     ) -> None:
         self.db_path = db_path
         self.run_id = run_id
@@ -87,32 +106,64 @@ class HubService:
         self.requested_port = port or 0
         self.heartbeat_interval = heartbeat_interval
         self.commit_interval = commit_interval
+        self.own_streams = own_streams
         # Told how old the newest message of each written batch is (the writer's priority).
         self.lag_observer = lag_observer
-        self._close_frame = close_frame(token)
-        # Every frame must carry the run's MAC (monitoring/auth.py); checked before decoding.
+        # Told of delays and progress: on_event("delayed", reason=...), ("caught_up"),
+        # ("progress", applied=..., left=...).
+        self.on_event: EventCallback = on_event or (lambda event, **fields: None)
+        self.reconnect_grace_s = reconnect_grace_s
+        # Every frame must carry the run's MAC (monitoring/auth.py); checked before spooling.
         self._gate = FrameGate(secret or new_secret(), run_id)
+        self._started = time.monotonic()
         self.closed_by_owner = False
+        self.parent_gone = False
         self.port: int | None = None
         self.error: BaseException | None = None
         self.dropped = 0
-        self.cpu_seconds = 0.0  # CPU the loop used (its thread's, or its process's)
+        self.cpu_seconds = 0.0  # CPU this process used
         self.handshake_failures = 0
+        self.frames_received = 0
+        self.spool_dir: Path = spool_dir(db_path)
+        self._throttle_s = float(os.environ.get(THROTTLE_ENV) or 0.0)
         self._stop = threading.Event()
+        self._receiving_done = threading.Event()
+        self._frame_spooled = threading.Event()
+        self._receive_dropped = 0  # counted by the receive thread, written by the apply loop
+        self._db_identity: tuple[int, int] | None = None
         self._writer: DatabaseWriter | None = None
+        self._applier: SpoolApplier | None = None
+        self._spool: SpoolWriter | None = None
         self._context: zmq.Context | None = None
         self._pull: zmq.Socket | None = None
         self._monitor_socket: zmq.Socket | None = None
+        self._receiver: threading.Thread | None = None
 
     # -- setup ---------------------------------------------------------------------------
 
     def open(self) -> int:
-        """Open the database and bind the port; raises MonitoringError with the reason."""
+        """Open the database and spool, bind the port; raises MonitoringError with the reason."""
         try:
             conn = open_for_writing(self.db_path)
         except StoreError as e:
             raise MonitoringError(f"monitoring database: {e}") from e
+        st = os.stat(self.db_path)
+        self._db_identity = (st.st_dev, st.st_ino)
         self._writer = DatabaseWriter(conn)
+        try:
+            self._spool = SpoolWriter(self.spool_dir, new_stream_id("recv"))
+            self._applier = SpoolApplier(
+                self._writer,
+                self.spool_dir,
+                (*self.own_streams, self._spool.stream),
+                on_drop=self._drop,
+                throttle_s=self._throttle_s,
+            )
+        except (OSError, sqlite3.Error) as e:
+            self._writer.close(analyze=False)
+            raise MonitoringError(f"cannot use the monitoring spool {self.spool_dir}: {e}") from e
+        # Short: a lock is waited out by the loop, which can say so meanwhile.
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._context = zmq.Context()
         pull = self._context.socket(zmq.PULL)
         pull.setsockopt(zmq.LINGER, 0)
@@ -128,6 +179,8 @@ class HubService:
         except zmq.ZMQError as e:
             pull.close()
             self._context.term()
+            self._spool.close()
+            self._applier.close()
             self._writer.close(analyze=False)
             if e.errno == zmq.EADDRINUSE:
                 raise MonitoringError(
@@ -146,130 +199,118 @@ class HubService:
         self._pull = pull
         return self.port
 
-    # -- the loop ------------------------------------------------------------------------
+    # -- running ---------------------------------------------------------------------------
 
     def stop(self) -> None:
+        """End the run as if the owner had closed it (for in-process use and tests)."""
+        self.closed_by_owner = True
         self._stop.set()
 
     def run(self, parent_pid: int | None = None, parent_pipe: int | None = None) -> None:
-        """Receive and write until the close frame, stop(), or the parent process's death
-        (``parent_pipe`` reads EOF, or ``parent_pid`` is no longer our parent)."""
+        """Receive and write until the owner says close on ``parent_pipe`` (or stop()), or
+        the parent process dies (``parent_pipe`` reads EOF, or ``parent_pid`` is no longer
+        our parent); then write everything spooled and close the database."""
         assert self._writer is not None and self._pull is not None
-        poller = zmq.Poller()
-        poller.register(self._pull, zmq.POLLIN)
-        poller.register(self._monitor_socket, zmq.POLLIN)
-        if parent_pipe is not None:
-            poller.register(parent_pipe, zmq.POLLIN)
-        last_commit = last_beat = time.monotonic()
+        self._receiver = threading.Thread(
+            target=self._receive_loop,
+            args=(parent_pid, parent_pipe),
+            name="taskscope-hub-receive",
+            daemon=True,
+        )
+        self._receiver.start()
         try:
-            while not self._stop.is_set():
-                events = dict(poller.poll(POLL_MS))
-                if self._monitor_socket in events:
-                    self._count_handshake_failures()
-                # The parent writes nothing after the configuration: readable means EOF.
-                if parent_pipe in events and not os.read(parent_pipe, 4096):
-                    logger.warning("workflow process died; closing the monitoring database")
-                    break
-                batch = self._drain()
-                if batch:
-                    self._write(batch)
-                    if self.lag_observer is not None:
-                        self._observe_lag(batch)
-                now = time.monotonic()
-                if now - last_beat >= self.heartbeat_interval:
-                    self._writer.heartbeat(self.run_id)
-                    last_beat = now
-                if now - last_commit >= self.commit_interval and self._writer.has_pending():
-                    self._writer.commit()
-                    last_commit = now
-                if parent_pid is not None and os.getppid() != parent_pid:
-                    logger.warning("workflow process died; closing the monitoring database")
-                    break
-            self._final_drain(poller)
+            self._apply_loop()
         except BaseException as e:
             logger.exception("monitoring writer failed")
             self.error = e
         finally:
             self._shutdown()
-            usage = resource.getrusage(getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF))
+            usage = resource.getrusage(resource.RUSAGE_SELF)
             self.cpu_seconds = usage.ru_utime + usage.ru_stime
 
-    def _drain(self) -> list[Message]:
-        batch: list[Message] = []
+    # -- the receive loop ----------------------------------------------------------------
+
+    def _receive_loop(self, parent_pid: int | None, parent_pipe: int | None) -> None:
+        try:
+            poller = zmq.Poller()
+            poller.register(self._pull, zmq.POLLIN)
+            poller.register(self._monitor_socket, zmq.POLLIN)
+            if parent_pipe is not None:
+                poller.register(parent_pipe, zmq.POLLIN)
+            control = b""
+            while not self._stop.is_set():
+                events = dict(poller.poll(POLL_MS))
+                if self._monitor_socket in events:
+                    self._count_handshake_failures()
+                if parent_pipe in events:
+                    data = os.read(parent_pipe, 4096)
+                    if not data:
+                        logger.warning("workflow process died; writing what it sent")
+                        self.parent_gone = True
+                        break
+                    control += data
+                    if CLOSE_COMMAND + b"\n" in control:
+                        self.closed_by_owner = True
+                        break
+                self._drain()
+                if parent_pid is not None and os.getppid() != parent_pid:
+                    logger.warning("workflow process died; writing what it sent")
+                    self.parent_gone = True
+                    break
+            self._final_drain(poller)
+        except BaseException as e:
+            logger.exception("monitoring receiver failed")
+            self.error = e
+        finally:
+            if self._spool is not None:
+                self._spool.close()  # the stream is complete: the apply loop may finish it
+            self._receiving_done.set()
+            self._frame_spooled.set()
+
+    def _drain(self) -> int:
         pull = self._pull
+        count = 0
         for _ in range(MAX_FRAMES_PER_PASS):
             try:
                 frame = pull.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            data = self._gate.open(frame)
-            if data is None:
-                continue
-            try:
-                batch.extend(decode_batch(data))
-            except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                if data[: len(CLOSE_PREFIX)] == CLOSE_PREFIX and bytes(data) == self._close_frame:
-                    self.closed_by_owner = True
-                    self._stop.set()
-                    break
-                self._drop(1, f"undecodable frame of {len(data)} bytes: {e}")
+            if self._accept_frame(frame):
+                count += 1
         refused = self._gate.take_refused()  # counted, logged by the gate (once per peer)
         if refused:
-            self.dropped += refused
-            self._writer.note_dropped(self.run_id, refused)
-        return batch
+            self._receive_dropped += refused
+        if count:
+            self._frame_spooled.set()
+        return count
 
-    def _observe_lag(self, batch: list[Message]) -> None:
-        for message in reversed(batch[-8:]):
-            when = message_time(message)
-            if when is not None:
-                self.lag_observer(time.time() - when)
-                return
+    def _accept_frame(self, frame: zmq.Frame) -> bool:
+        """Every frame received on the hub port passes here once, before it is spooled:
+        only a genuine frame of this run (its MAC checked, not a replay) is spooled, without
+        its seal. Decoding happens in the apply loop, so a frame costs the receiver one hash
+        and one append."""
+        payload = self._gate.open(frame)
+        if payload is None:
+            return False
+        self._spool.append(payload)
+        self.frames_received += 1
+        return True
 
     def _final_drain(self, poller: zmq.Poller) -> None:
-        deadline = time.monotonic() + FINAL_MAX_S
+        """Take the frames still arriving: a worker's last batch may trail the owner's close."""
+        # A restarted writer also waits for the workers to reconnect (ZeroMQ retries every
+        # 100 ms) and send what they queued while no writer listened.
+        grace_end = self._started + self.reconnect_grace_s
+        deadline = max(time.monotonic() + FINAL_MAX_S, grace_end + FINAL_MAX_S)
         quiet_since = time.monotonic()
         while True:
-            batch = self._drain()
             now = time.monotonic()
-            if batch:
-                self._write(batch)
+            if self._drain():
                 quiet_since = now
-            elif now - quiet_since >= FINAL_QUIET_S or now >= deadline:
-                break
+            elif (now - quiet_since >= FINAL_QUIET_S and now >= grace_end) or now >= deadline:
+                return
             else:
                 poller.poll(5)
-        self._writer.commit()
-
-    def _write(self, batch: list[Message]) -> None:
-        writer = self._writer
-        try:
-            writer.begin()
-            writer.conn.execute("SAVEPOINT batch")
-            writer.write(batch)
-            writer.conn.execute("RELEASE batch")
-        except sqlite3.OperationalError:
-            raise  # the database itself failed: stop and report
-        except Exception as e:  # noqa: BLE001 - isolate the message the database rejects
-            logger.warning("a batch was rejected (%s); writing its messages one by one", e)
-            writer.conn.execute("ROLLBACK TO batch")
-            writer.conn.execute("RELEASE batch")
-            for message in batch:
-                try:
-                    writer.conn.execute("SAVEPOINT one")
-                    writer.write([message])
-                    writer.conn.execute("RELEASE one")
-                except sqlite3.OperationalError:
-                    raise
-                except Exception as e1:  # noqa: BLE001
-                    writer.conn.execute("ROLLBACK TO one")
-                    writer.conn.execute("RELEASE one")
-                    self._drop(1, f"message rejected by the database: {e1}: {message!r:.200}")
-
-    def _drop(self, count: int, why: str) -> None:
-        self.dropped += count
-        logger.warning("monitoring message dropped: %s", why)
-        self._writer.note_dropped(self.run_id, count)
 
     def _count_handshake_failures(self) -> None:
         while True:
@@ -278,9 +319,114 @@ class HubService:
             except zmq.Again:
                 return
             self.handshake_failures += 1
-            self._drop(1, "a connection to the hub port failed the ZeroMQ handshake (junk bytes)")
+            self._receive_dropped += 1
+            # Every failure is counted; a flood of junk connections is not a flood of log lines.
+            if self.handshake_failures == 1 or self.handshake_failures % 1000 == 0:
+                logger.warning(
+                    "monitoring message dropped: a connection to the hub port failed the "
+                    "ZeroMQ handshake (junk bytes); %d so far", self.handshake_failures
+                )
+
+    # -- the apply loop ------------------------------------------------------------------
+
+    def _apply_loop(self) -> None:
+        writer, applier = self._writer, self._applier
+        assert writer is not None and applier is not None
+        last_commit = last_beat = last_check = last_progress = time.monotonic()
+        moved_drops = 0
+        delayed = False
+        while True:
+            if self.error is not None:  # the receive loop failed
+                raise self.error
+            receiving_done = self._receiving_done.is_set()
+            try:
+                staged = applier.apply_pass()
+                now = time.monotonic()
+                if staged and self.lag_observer is not None:
+                    self._observe_lag(staged)
+                if self._receive_dropped != moved_drops:
+                    count = self._receive_dropped - moved_drops
+                    moved_drops += count
+                    self.dropped += count
+                    writer.note_dropped(self.run_id, count)
+                if now - last_beat >= self.heartbeat_interval and not self.parent_gone:
+                    writer.heartbeat(self.run_id)
+                    last_beat = now
+                if now - last_commit >= self.commit_interval or (receiving_done and not staged):
+                    applier.commit()
+                    last_commit = now
+            except sqlite3.OperationalError as e:
+                if not is_busy(e):
+                    raise
+                # BEGIN IMMEDIATE failed, so nothing was staged: what this pass read is read
+                # again (the segments' offsets only move once their messages are staged).
+                if not delayed:
+                    delayed = True
+                    reason = "database is locked by another process"
+                    logger.warning("recording is delayed: %s", reason)
+                    note_delay(self.spool_dir, reason)
+                    self.on_event("delayed", reason=reason)
+                if receiving_done:
+                    self.on_event(
+                        "progress", applied=applier.messages_applied, left=applier.pending()[1]
+                    )
+                time.sleep(BUSY_RETRY_S)
+                continue
+            # Caught up: the backlog the lock held back is written (a frame or two may be
+            # arriving meanwhile).
+            if delayed and applier.pending()[0] <= 2:
+                delayed = False
+                logger.warning("recording caught up")
+                note_delay(self.spool_dir, None)
+                self.on_event("caught_up")
+            if now - last_check >= FILE_CHECK_S:
+                self._check_database_file()
+                last_check = now
+            if receiving_done and now - last_progress >= PROGRESS_EVERY_S:
+                last_progress = now
+                self.on_event(
+                    "progress", applied=applier.messages_applied, left=applier.pending()[1]
+                )
+            if receiving_done and not staged and not applier.has_work():
+                return
+            if not staged:
+                self._frame_spooled.wait(POLL_MS / 1000)
+                self._frame_spooled.clear()
+
+    def _check_database_file(self) -> None:
+        """The database must still be the file we opened: writing into a deleted (or
+        replaced) file would lose every row without a word."""
+        spool = self.spool_dir
+        try:
+            st = os.stat(self.db_path)
+        except FileNotFoundError:
+            raise MonitoringError(
+                f"{self.db_path} was deleted during the run; what was not written yet stays "
+                f"in {spool} (`taskscope recover {self.db_path}` writes it into a new database)"
+            ) from None
+        if (st.st_dev, st.st_ino) != self._db_identity:
+            raise MonitoringError(
+                f"{self.db_path} was replaced by another file during the run; what was not "
+                f"written yet stays in {spool}"
+            )
+
+    def _observe_lag(self, batch: list[Message]) -> None:
+        for message in reversed(batch[-8:]):
+            when = message_time(message)
+            if when is not None:
+                self.lag_observer(time.time() - when)
+                return
+
+    def _drop(self, count: int, why: str) -> None:
+        self.dropped += count
+        logger.warning("monitoring message dropped: %s", why)
+        if self._writer is not None:
+            self._writer.note_dropped(self.run_id, count)
 
     def _shutdown(self) -> None:
+        self._stop.set()
+        if self._receiver is not None:
+            self._receiver.join()
         if self._pull is not None:
             self._pull.disable_monitor()
             self._monitor_socket.close(linger=0)
@@ -293,6 +439,7 @@ class HubService:
             writer, self._writer = self._writer, None
             try:
                 if self.error is None:
+                    self._applier.commit()
                     writer.close(analyze=True)
                 else:
                     writer.rollback()
@@ -301,3 +448,5 @@ class HubService:
                 if self.error is None:
                     self.error = e
                 logger.exception("closing the monitoring database failed")
+            finally:
+                self._applier.close()

@@ -77,8 +77,14 @@ def run_activity(
     buckets = max(1, min(int(buckets), 2000))
     width = max((end - start).total_seconds(), 1e-3) / buckets
     rel = "((julianday({col}) - julianday(:began)) * 86400.0)"
-    params = {"run": run_id, "began": began, "ended": ended, "width": width,
-              "last": buckets - 1, "horizon": width * buckets}
+    params = {
+        "run": run_id,
+        "began": began,
+        "ended": ended,
+        "width": width,
+        "last": buckets - 1,
+        "horizon": width * buckets,
+    }
     # Tries first (their (run_id, task_id) index), then each try's task by primary key.
     intervals = (
         f"SELECT t.task_func_name AS app, MAX({rel.format(col='y.task_try_time_running')}, 0.0) "

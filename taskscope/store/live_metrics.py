@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from taskscope.store import query
 from taskscope.store.readonly import describe_database, written_by_taskscope
 from taskscope.store.records import RunRow
+from taskscope.store.states import FINAL_STATES_SQL
 from taskscope.store.task_state import app_state_counts, state_source
-from taskscope.store.timestamps import age_seconds
+from taskscope.store.timestamps import age_seconds, format_timestamp, now_in_convention
 
 RECENT_RUNS = 5  # finished runs reported besides every running one
 MAX_RUNNING_RUNS = 50
@@ -34,8 +35,18 @@ class RunMetrics:
     workers_capacity: int | None = None
     cpu_cores: float | None = None  # in use now, summed over running tries
     memory_bytes: float | None = None  # resident, summed over running tries
-    last_event_age_s: float | None = None
-    heartbeat_age_s: float | None = None
+    last_event: str | None = None  # the newest status timestamp (running runs)
+
+    def last_event_age_s(self) -> float | None:
+        """Seconds from the newest recorded event to now (running runs only)."""
+        if self.run.status != "running":
+            return None
+        return age_seconds(self.last_event, self.run.timestamp_convention)
+
+    def heartbeat_age_s(self) -> float | None:
+        if self.run.status != "running" or not self.run.last_heartbeat:
+            return None
+        return age_seconds(self.run.last_heartbeat, self.run.timestamp_convention)
 
 
 def runs_to_report(conn: sqlite3.Connection) -> list[RunRow]:
@@ -49,13 +60,20 @@ def runs_to_report(conn: sqlite3.Connection) -> list[RunRow]:
 def _failed_tries(conn: sqlite3.Connection, run_id: str, ours: bool) -> int:
     info = describe_database(conn)
     if ours and info.has("taskscope_try_failure"):
-        return conn.execute("SELECT COUNT(*) FROM taskscope_try_failure WHERE run_id = ?",
-                            (run_id,)).fetchone()[0]
+        return int(
+            conn.execute(
+                "SELECT COUNT(*) FROM taskscope_try_failure WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
+        )
     if not info.has("try"):
         return 0
-    return conn.execute(
-        "SELECT COUNT(*) FROM try WHERE run_id = ? AND task_fail_history IS NOT NULL "
-        "AND task_fail_history != ''", (run_id,)).fetchone()[0]
+    return int(
+        conn.execute(
+            "SELECT COUNT(*) FROM try WHERE run_id = ? AND task_fail_history IS NOT NULL "
+            "AND task_fail_history != ''",
+            (run_id,),
+        ).fetchone()[0]
+    )
 
 
 def usage_now(conn: sqlite3.Connection, run_id: str) -> tuple[float, float] | None:
@@ -64,8 +82,9 @@ def usage_now(conn: sqlite3.Connection, run_id: str) -> tuple[float, float] | No
     info = describe_database(conn)
     if not (info.has("resource") and info.has("try")):
         return None
-    newest = conn.execute("SELECT MAX(timestamp) FROM resource WHERE run_id = ?",
-                          (run_id,)).fetchone()[0]
+    newest = conn.execute(
+        "SELECT MAX(timestamp) FROM resource WHERE run_id = ?", (run_id,)
+    ).fetchone()[0]
     if newest is None:
         return None
     window = (
@@ -102,21 +121,44 @@ def run_metrics(conn: sqlite3.Connection, run: RunRow) -> RunMetrics:
             for state, count in by_state.items():
                 metrics.tasks[(app, state)] = count
     if info.has("try"):
-        metrics.tries = conn.execute("SELECT COUNT(*) FROM try WHERE run_id = ?",
-                                     (run.run_id,)).fetchone()[0]
+        metrics.tries = conn.execute(
+            "SELECT COUNT(*) FROM try WHERE run_id = ?", (run.run_id,)
+        ).fetchone()[0]
     metrics.failed_tries = _failed_tries(conn, run.run_id, ours)
     metrics.workers_capacity = query.capacity(conn, run.run_id).workers
     live = run.status == "running"
     if live:
-        metrics.workers_busy = sum(n for (_, state), n in metrics.tasks.items()
-                                   if state == "running")
+        metrics.workers_busy = sum(
+            n for (_, state), n in metrics.tasks.items() if state == "running"
+        )
         usage = usage_now(conn, run.run_id)
         metrics.cpu_cores, metrics.memory_bytes = usage if usage else (None, None)
         if info.has("status"):
-            newest = conn.execute("SELECT MAX(timestamp) FROM status WHERE run_id = ?",
-                                  (run.run_id,)).fetchone()[0]
-            metrics.last_event_age_s = age_seconds(newest, run.timestamp_convention)
-        metrics.heartbeat_age_s = age_seconds(run.last_heartbeat, run.timestamp_convention)
+            metrics.last_event = conn.execute(
+                "SELECT MAX(timestamp) FROM status WHERE run_id = ?", (run.run_id,)
+            ).fetchone()[0]
     else:
         metrics.cpu_cores = metrics.memory_bytes = 0.0
     return metrics
+
+
+def finish_rate(conn: sqlite3.Connection, run: RunRow, window_s: float = 60.0) -> float | None:
+    """Tasks that reached a final state per second over the last `window_s` seconds (up to
+    now for a running run, up to its newest event otherwise): a range read of the status
+    index on (run_id, timestamp), whatever the run's size."""
+    if not describe_database(conn).has("status"):
+        return None
+    newest = conn.execute(
+        "SELECT MAX(timestamp) FROM status WHERE run_id = ?", (run.run_id,)
+    ).fetchone()[0]
+    if newest is None:
+        return 0.0
+    end = newest
+    if run.status == "running":
+        end = format_timestamp(now_in_convention(run.timestamp_convention))
+    count = conn.execute(
+        "SELECT COUNT(*) FROM status WHERE run_id = ? AND timestamp >= "
+        f"strftime('%Y-%m-%d %H:%M:%f', ?, ?) AND task_status_name IN {FINAL_STATES_SQL}",
+        (run.run_id, end, f"-{window_s} seconds"),
+    ).fetchone()[0]
+    return float(count) / window_s

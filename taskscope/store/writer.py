@@ -284,7 +284,9 @@ class DatabaseWriter:
     def begin(self) -> None:
         """Open a transaction unless one is open (savepoints nest inside it)."""
         if not self._in_txn:
-            self.conn.execute("BEGIN")
+            # IMMEDIATE: the write lock is taken here or not at all, so "database is locked"
+            # can only happen before anything is staged, and retrying then loses nothing.
+            self.conn.execute("BEGIN IMMEDIATE")
             self._in_txn = True
 
     def write(self, messages: list[Message]) -> None:

@@ -70,7 +70,9 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def _choice(request: Request, name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+def _choice(
+    request: Request, name: str, choices: tuple[str, ...], default: str | None
+) -> str | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -79,7 +81,7 @@ def _choice(request: Request, name: str, choices: tuple[str, ...], default: str 
     return raw
 
 
-def _page(request: Request, page: Page, key: str) -> dict:
+def _page(request: Request, page: Page[Any], key: str) -> dict[str, Any]:
     """A page of records with the relative links to its neighbours (None at either end)."""
 
     def link(offset: int) -> str:
@@ -108,18 +110,20 @@ class Api:
         return run
 
     def index(self, request: Request) -> Response:
-        return respond({
-            "api_version": API_VERSION,
-            "endpoints": {
-                "runs": "runs?limit=&offset=&workflow=",
-                "run": "runs/{run_id}",
-                "apps": "runs/{run_id}/apps",
-                "tasks": "runs/{run_id}/tasks?app=&state=&sort=&order=&limit=&offset=",
-                "task": "runs/{run_id}/tasks/{task_id}",
-                "task_resources": "runs/{run_id}/tasks/{task_id}/resources",
-                "usage": "runs/{run_id}/usage?buckets=",
-            },
-        })
+        return respond(
+            {
+                "api_version": API_VERSION,
+                "endpoints": {
+                    "runs": "runs?limit=&offset=&workflow=",
+                    "run": "runs/{run_id}",
+                    "apps": "runs/{run_id}/apps",
+                    "tasks": "runs/{run_id}/tasks?app=&state=&sort=&order=&limit=&offset=",
+                    "task": "runs/{run_id}/tasks/{task_id}",
+                    "task_resources": "runs/{run_id}/tasks/{task_id}/resources",
+                    "usage": "runs/{run_id}/usage?buckets=",
+                },
+            }
+        )
 
     def runs(self, request: Request) -> Response:
         limit = _int(request, "limit", 50, 1, query.MAX_PAGE)
@@ -127,7 +131,8 @@ class Api:
         workflow = request.query_params.get("workflow") or None
         page = self.source.cached(
             ("api-runs", limit, offset, workflow),
-            lambda conn: query.list_runs(conn, limit=limit, offset=offset, workflow_name=workflow))
+            lambda conn: query.list_runs(conn, limit=limit, offset=offset, workflow_name=workflow),
+        )
         return respond(_page(request, page, "runs"))
 
     def run(self, request: Request) -> Response:
@@ -144,7 +149,7 @@ class Api:
     def apps(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
 
-        def load(conn: sqlite3.Connection) -> list:
+        def load(conn: sqlite3.Connection) -> list[Any]:
             self._run(conn, run_id)
             return query.app_summary(conn, run_id)
 
@@ -155,21 +160,30 @@ class Api:
         limit = _int(request, "limit", DEFAULT_LIMIT, 1, query.MAX_PAGE)
         offset = _int(request, "offset", 0, 0, SQLITE_MAX_INTEGER)
         state = _choice(request, "state", LIFECYCLE_ORDER, None)
-        sort = _choice(request, "sort", tuple(query.TASK_SORTS), "task_id")
+        sort = _choice(request, "sort", tuple(query.TASK_SORTS), "task_id") or "task_id"
         order = _choice(request, "order", ("asc", "desc"), "asc")
         app = request.query_params.get("app") or None
 
-        def load(conn: sqlite3.Connection) -> Page:
+        def load(conn: sqlite3.Connection) -> Page[Any]:
             self._run(conn, run_id)
-            return query.list_tasks(conn, run_id, app=app, state=state, sort=sort,
-                                    descending=order == "desc", limit=limit, offset=offset)
+            return query.list_tasks(
+                conn,
+                run_id,
+                app=app,
+                state=state,
+                sort=sort,
+                descending=order == "desc",
+                limit=limit,
+                offset=offset,
+            )
 
-        page = self.source.cached(("api-tasks", run_id, app, state, sort, order, limit, offset),
-                                  load)
+        page = self.source.cached(
+            ("api-tasks", run_id, app, state, sort, order, limit, offset), load
+        )
         return respond({"run_id": run_id, **_page(request, page, "tasks")})
 
     def _task_id(self, request: Request) -> int:
-        task_id = request.path_params["task_id"]
+        task_id = int(request.path_params["task_id"])
         if task_id > SQLITE_MAX_INTEGER:  # no such row, and SQLite could not even bind it
             raise _not_found(f"run {request.path_params['run_id']!r} has no task {task_id}")
         return task_id
@@ -189,7 +203,7 @@ class Api:
     def task_resources(self, request: Request) -> Response:
         run_id, task_id = request.path_params["run_id"], self._task_id(request)
 
-        def load(conn: sqlite3.Connection) -> list:
+        def load(conn: sqlite3.Connection) -> list[Any]:
             self._run(conn, run_id)
             if query.task_detail(conn, run_id, task_id) is None:
                 raise _not_found(f"run {run_id!r} has no task {task_id}")
@@ -217,14 +231,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         detail = f"there is no API endpoint at {request.url.path} (see /api/)"
     elif exc.status_code == 405:
         detail = "the API is read-only: use GET"
-    return JSONResponse({"error": str(detail), "status": exc.status_code},
-                        status_code=exc.status_code)
+    return JSONResponse(
+        {"error": str(detail), "status": exc.status_code}, status_code=exc.status_code
+    )
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
     log.warning("database error on %s: %s", request.url.path, exc)
-    return JSONResponse({"error": f"the monitoring database could not be read right now ({exc})",
-                         "status": 503}, status_code=503)
+    return JSONResponse(
+        {"error": f"the monitoring database could not be read right now ({exc})", "status": 503},
+        status_code=503,
+    )
 
 
 def create_api(source: DatabaseSource) -> Starlette:
@@ -241,6 +258,9 @@ def create_api(source: DatabaseSource) -> Starlette:
         Route("/runs/{run_id}/tasks/{task_id:int}/resources", api.task_resources),
         Route("/runs/{run_id}/usage", api.usage),
     ]
-    handlers = {HTTPException: _http_error, sqlite3.Error: _database_error,
-                DatabaseNotFound: _database_error}
+    handlers = {
+        HTTPException: _http_error,
+        sqlite3.Error: _database_error,
+        DatabaseNotFound: _database_error,
+    }
     return Starlette(routes=routes, exception_handlers=handlers)

@@ -34,6 +34,6 @@ def _walk(value: Any) -> Any:
     return value
 
 
-def plain_figures(figures: dict[str, dict]) -> dict[str, dict]:
+def plain_figures(figures: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """`figures` with every string Plotly would draw escaped."""
     return {name: _walk(figure) for name, figure in figures.items()}

@@ -10,7 +10,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from taskscope.store.readonly import open_readonly, retry_busy
 
@@ -21,10 +21,10 @@ CACHE_ENTRIES = 256
 class DatabaseSource:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path).resolve()
-        self._cache: OrderedDict[tuple, object] = OrderedDict()
+        self._cache: OrderedDict[tuple[Any, ...], object] = OrderedDict()
         self._lock = threading.Lock()
 
-    def signature(self) -> tuple:
+    def signature(self) -> tuple[Any, ...]:
         """Changes whenever the writer commits (the file or its WAL changes)."""
         parts = []
         for suffix in ("", "-wal"):
@@ -45,7 +45,7 @@ class DatabaseSource:
 
         return retry_busy(attempt)
 
-    def cached(self, key: tuple, action: Callable[[sqlite3.Connection], T]) -> T:
+    def cached(self, key: tuple[Any, ...], action: Callable[[sqlite3.Connection], T]) -> T:
         full_key = (key, self.signature())
         with self._lock:
             if full_key in self._cache:

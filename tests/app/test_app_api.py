@@ -18,7 +18,7 @@ def double(x):
 
 def test_calling_an_app_before_load_says_to_load_a_config():
     taskscope.clear()
-    with pytest.raises(NoDataFlowKernelError, match="taskscope.load"):
+    with pytest.raises(NoDataFlowKernelError, match="^Must first load config$"):
         double(1)
     with pytest.raises(NoDataFlowKernelError):
         taskscope.dfk()

@@ -5,19 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from browser_support import chromium_or_skip
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def offline_browser():
     playwright_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (make chromium)")
+    chromium = chromium_or_skip()
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
         yield browser
         browser.close()
 
@@ -50,7 +54,11 @@ def htex_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = folder / "monitoring.db"
     result = subprocess.run(
         [sys.executable, str(HTEX_WORKFLOW), str(db), str(folder / "runinfo")],
-        check=False, cwd=folder, capture_output=True, text=True, timeout=180,
+        check=False,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return db

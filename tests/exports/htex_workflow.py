@@ -50,10 +50,19 @@ def broken() -> None:
 
 
 def main(db_path: str, run_dir: str) -> None:
-    hub = MonitoringHub(hub_address="127.0.0.1", logging_endpoint=f"sqlite:///{db_path}",
-                        resource_monitoring_interval=0.05, workflow_name="exports-htex")
-    config = Config(executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-                    run_dir=run_dir, monitoring=hub, retries=1, strategy="none")
+    hub = MonitoringHub(
+        hub_address="127.0.0.1",
+        logging_endpoint=f"sqlite:///{db_path}",
+        resource_monitoring_interval=0.05,
+        workflow_name="exports-htex",
+    )
+    config = Config(
+        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
+        run_dir=run_dir,
+        monitoring=hub,
+        retries=1,
+        strategy="none",
+    )
     with taskscope.load(config) as dfk:
         naps = [nap(i) for i in range(FAN_OUT)]
         sums = [total(naps[i], naps[i + 1]) for i in range(0, FAN_OUT, 2)]

@@ -38,12 +38,22 @@ def test_one_event_per_try_on_its_host_and_worker(tmp_path, taskscope_db, db_nam
     events = trace["traceEvents"]
     slices = [e for e in events if e["ph"] == "X"]
     conn = sqlite3.connect(db)
-    tries = {(t, y): (host, app) for t, y, host, app in conn.execute(
-        "SELECT y.task_id, y.try_id, y.hostname, t.task_func_name FROM try y JOIN task t "
-        "USING (task_id, run_id) WHERE run_id = ? AND task_try_time_running IS NOT NULL", (run,))}
-    pids = {(t, y): p for t, y, p in conn.execute(
-        "SELECT task_id, try_id, MIN(psutil_process_pid) FROM resource WHERE run_id = ? "
-        "GROUP BY 1, 2", (run,))}
+    tries = {
+        (t, y): (host, app)
+        for t, y, host, app in conn.execute(
+            "SELECT y.task_id, y.try_id, y.hostname, t.task_func_name FROM try y JOIN task t "
+            "USING (task_id, run_id) WHERE run_id = ? AND task_try_time_running IS NOT NULL",
+            (run,),
+        )
+    }
+    pids = {
+        (t, y): p
+        for t, y, p in conn.execute(
+            "SELECT task_id, try_id, MIN(psutil_process_pid) FROM resource WHERE run_id = ? "
+            "GROUP BY 1, 2",
+            (run,),
+        )
+    }
     conn.close()
     assert len(slices) == len(tries)
     assert {(e["args"]["task_id"], e["args"]["try_id"]) for e in slices} == set(tries)
@@ -76,23 +86,36 @@ def test_flows_join_each_dependency_to_its_dependent(tmp_path, taskscope_db, db_
     finishes = {e["id"]: e for e in events if e["ph"] == "f"}
     assert set(starts) == set(finishes)
     conn = sqlite3.connect(db)
-    edges = {(int(d), t) for t, deps in conn.execute(
-        "SELECT task_id, task_depends FROM task WHERE run_id = ?", (run,))
-        for d in (deps or "").split(",") if d.strip()
+    edges = {
+        (int(d), t)
+        for t, deps in conn.execute(
+            "SELECT task_id, task_depends FROM task WHERE run_id = ?", (run,)
+        )
+        for d in (deps or "").split(",")
+        if d.strip()
         # a task that never ran has no slice to draw a flow to or from
-        if int(d) in slices and t in slices}
+        if int(d) in slices and t in slices
+    }
     conn.close()
     assert edges
-    assert {(int(k.split("->")[0]), int(k.split("->")[1])) for k in starts} == edges
+    assert all(isinstance(k, int) for k in starts)
+    assert {(s["args"]["from_task"], s["args"]["to_task"]) for s in starts.values()} == edges
     for flow_id, start in starts.items():
-        source, target = (int(x) for x in flow_id.split("->"))
+        source, target = start["args"]["from_task"], start["args"]["to_task"]
         first = min(slices[target], key=lambda e: e["args"]["try_id"])
         # each end binds to the slice it lies in, on that slice's lane: the start to a try of
         # the dependency (its last one in a real run), the finish to the dependent's first try
-        assert any((start["pid"], start["tid"]) == (e["pid"], e["tid"])
-                   and e["ts"] <= start["ts"] <= e["ts"] + e["dur"] for e in slices[source])
+        assert any(
+            (start["pid"], start["tid"]) == (e["pid"], e["tid"])
+            and e["ts"] <= start["ts"] <= e["ts"] + e["dur"]
+            for e in slices[source]
+        )
         finish = finishes[flow_id]
-        assert (finish["pid"], finish["tid"], finish["ts"]) == (first["pid"], first["tid"], first["ts"])
+        assert (finish["pid"], finish["tid"], finish["ts"]) == (
+            first["pid"],
+            first["tid"],
+            first["ts"],
+        )
         assert finish["bp"] == "e"
         if db_name == "parsl":  # a real run: a dependent starts after its dependency ended
             assert start["ts"] <= finish["ts"]
@@ -104,9 +127,10 @@ def test_counters_and_unfinished_tries_of_a_live_run(tmp_path, taskscope_db):
     memory = [e for e in events if e["ph"] == "C" and e["name"].startswith("memory")]
     assert busy and memory and 0 < max(busy) <= 4.001  # the run has four workers
     conn = sqlite3.connect(taskscope_db)
-    running = conn.execute("SELECT COUNT(*) FROM try WHERE run_id = 'run-live' AND "
-                           "task_try_time_running IS NOT NULL AND task_try_time_returned IS NULL"
-                           ).fetchone()[0]
+    running = conn.execute(
+        "SELECT COUNT(*) FROM try WHERE run_id = 'run-live' AND "
+        "task_try_time_running IS NOT NULL AND task_try_time_returned IS NULL"
+    ).fetchone()[0]
     conn.close()
     assert running > 0
     assert sum(1 for e in events if e["ph"] == "X" and e["args"].get("unfinished")) == running
@@ -120,8 +144,10 @@ class Discard(io.TextIOBase):
 def test_memory_does_not_grow_with_the_run(tmp_path: Path):
     peaks = {}
     for tasks in (4_000, 16_000):
-        db = create_database(tmp_path / f"{tasks}.db", [
-            SyntheticRun("r", tasks=tasks, workers=8, hosts=2, samples_per_try=1)])
+        db = create_database(
+            tmp_path / f"{tasks}.db",
+            [SyntheticRun("r", tasks=tasks, workers=8, hosts=2, samples_per_try=1)],
+        )
         conn = open_readonly(db)
         tracemalloc.start()
         counts = write_chrome_trace(conn, "r", Discard())
@@ -145,10 +171,18 @@ def test_stdout_and_bad_arguments(tmp_path: Path, capsys):
 def test_real_htex_run_has_one_lane_per_worker(tmp_path, htex_db):
     conn = sqlite3.connect(htex_db)
     run = conn.execute("SELECT run_id FROM workflow").fetchone()[0]
-    workers = {(t, y): w for t, y, w in conn.execute(
-        "SELECT task_id, try_id, worker FROM taskscope_try_run WHERE run_id = ?", (run,))}
-    failed = {(t, y) for t, y in conn.execute(
-        "SELECT task_id, try_id FROM taskscope_try_failure WHERE run_id = ?", (run,))}
+    workers = {
+        (t, y): w
+        for t, y, w in conn.execute(
+            "SELECT task_id, try_id, worker FROM taskscope_try_run WHERE run_id = ?", (run,)
+        )
+    }
+    failed = {
+        (t, y)
+        for t, y in conn.execute(
+            "SELECT task_id, try_id FROM taskscope_try_failure WHERE run_id = ?", (run,)
+        )
+    }
     conn.close()
     events = export(tmp_path, htex_db, run)["traceEvents"]
     slices = [e for e in events if e["ph"] == "X"]

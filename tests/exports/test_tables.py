@@ -16,11 +16,13 @@ def truth(db: Path, run: str | None) -> dict[str, int]:
     conn = sqlite3.connect(db)
     counts = {}
     for (table,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"):
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ):
         columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
         if run is not None and "run_id" in columns:
             counts[table] = conn.execute(
-                f'SELECT COUNT(*) FROM "{table}" WHERE run_id = ?', (run,)).fetchone()[0]
+                f'SELECT COUNT(*) FROM "{table}" WHERE run_id = ?', (run,)
+            ).fetchone()[0]
         else:
             counts[table] = conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
     conn.close()
@@ -52,8 +54,10 @@ def test_csv_values_round_trip(tmp_path: Path):
     with open(out / "task.csv", newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
     conn = sqlite3.connect(PARSL_FIXTURE_DB)
-    first = conn.execute("SELECT task_func_name, task_time_invoked FROM task WHERE run_id = ? "
-                         "AND task_id = 0", (PARSL_RUN,)).fetchone()
+    first = conn.execute(
+        "SELECT task_func_name, task_time_invoked FROM task WHERE run_id = ? AND task_id = 0",
+        (PARSL_RUN,),
+    ).fetchone()
     conn.close()
     row = next(r for r in rows if r["task_id"] == "0")
     assert (row["task_func_name"], row["task_time_invoked"]) == first
@@ -64,8 +68,21 @@ def test_parquet_rows_and_types(tmp_path: Path, taskscope_db: Path):
     import pyarrow as pa
 
     out = tmp_path / "parquet"
-    assert main(["export", str(taskscope_db), "--run", "run-failed", "--format", "parquet",
-                 "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(taskscope_db),
+                "--run",
+                "run-failed",
+                "--format",
+                "parquet",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     expected = truth(taskscope_db, "run-failed")
     found = {p.stem: pq.read_metadata(p).num_rows for p in out.glob("*.parquet")}
     assert found == expected
@@ -74,8 +91,9 @@ def test_parquet_rows_and_types(tmp_path: Path, taskscope_db: Path):
     assert task.schema.field("task_time_invoked").type == pa.timestamp("us")
     assert task.schema.metadata[b"taskscope.timestamps"] == b"utc"
     conn = sqlite3.connect(taskscope_db)
-    invoked = conn.execute("SELECT task_time_invoked FROM task WHERE run_id = 'run-failed' "
-                           "AND task_id = 3").fetchone()[0]
+    invoked = conn.execute(
+        "SELECT task_time_invoked FROM task WHERE run_id = 'run-failed' AND task_id = 3"
+    ).fetchone()[0]
     conn.close()
     row = task.filter(pa.compute.equal(task["task_id"], 3)).to_pylist()[0]
     assert str(row["task_time_invoked"]) == invoked
@@ -86,7 +104,8 @@ def test_parsl_parquet_is_local_time(tmp_path: Path):
     out = tmp_path / "parquet"
     assert main(["export", str(PARSL_FIXTURE_DB), "--format", "parquet", "-o", str(out)]) == 0
     assert {p.stem: pq.read_metadata(p).num_rows for p in out.glob("*.parquet")} == truth(
-        PARSL_FIXTURE_DB, PARSL_RUN)
+        PARSL_FIXTURE_DB, PARSL_RUN
+    )
     assert pq.read_schema(out / "status.parquet").metadata[b"taskscope.timestamps"] == b"local"
 
 

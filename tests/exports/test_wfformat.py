@@ -27,8 +27,9 @@ def export(tmp_path: Path, db: Path, run: str) -> dict:
     return instance
 
 
-@pytest.mark.parametrize("db_name,run", [("parsl", PARSL_RUN), ("taskscope", "run-failed"),
-                                         ("taskscope", "run-live")])
+@pytest.mark.parametrize(
+    "db_name,run", [("parsl", PARSL_RUN), ("taskscope", "run-failed"), ("taskscope", "run-live")]
+)
 def test_instance_is_valid_and_true(tmp_path: Path, taskscope_db: Path, db_name, run):
     db = PARSL_FIXTURE_DB if db_name == "parsl" else taskscope_db
     instance = export(tmp_path, db, run)
@@ -36,16 +37,30 @@ def test_instance_is_valid_and_true(tmp_path: Path, taskscope_db: Path, db_name,
     execution = {t["id"]: t for t in instance["workflow"]["execution"]["tasks"]}
     conn = sqlite3.connect(db)
     tasks = dict(conn.execute("SELECT task_id, task_func_name FROM task WHERE run_id = ?", (run,)))
-    edges = {(int(d), t) for t, deps in conn.execute(
-        "SELECT task_id, task_depends FROM task WHERE run_id = ?", (run,))
-        for d in (deps or "").split(",") if d.strip()}
-    edges |= {(int(j), t) for t, joins in conn.execute(
-        "SELECT task_id, task_joins FROM try WHERE run_id = ?", (run,))
-        for j in (joins or "").split(",") if j.strip()}
-    run_time = dict(conn.execute(
-        "SELECT task_id, SUM((julianday(task_try_time_returned) - julianday(task_try_time_running))"
-        " * 86400) FROM try WHERE run_id = ? GROUP BY 1", (run,)))
-    hosts = {h for (h,) in conn.execute("SELECT DISTINCT hostname FROM node WHERE run_id = ?", (run,))}
+    edges = {
+        (int(d), t)
+        for t, deps in conn.execute(
+            "SELECT task_id, task_depends FROM task WHERE run_id = ?", (run,)
+        )
+        for d in (deps or "").split(",")
+        if d.strip()
+    }
+    edges |= {
+        (int(j), t)
+        for t, joins in conn.execute("SELECT task_id, task_joins FROM try WHERE run_id = ?", (run,))
+        for j in (joins or "").split(",")
+        if j.strip()
+    }
+    run_time = dict(
+        conn.execute(
+            "SELECT task_id, SUM((julianday(task_try_time_returned) - julianday(task_try_time_running))"
+            " * 86400) FROM try WHERE run_id = ? GROUP BY 1",
+            (run,),
+        )
+    )
+    hosts = {
+        h for (h,) in conn.execute("SELECT DISTINCT hostname FROM node WHERE run_id = ?", (run,))
+    }
     conn.close()
     assert {int(i): t["name"] for i, t in spec.items()} == tasks
     assert {(int(p), int(i)) for i, t in spec.items() for p in t["parents"]} == edges

@@ -55,8 +55,11 @@ def query(tmp_path, sql: str, *args):
 def wait_for(predicate, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return True
+        try:
+            if predicate():
+                return True
+        except (IndexError, sqlite3.OperationalError):  # the row or file is not there yet
+            pass
         time.sleep(0.05)
     return False
 

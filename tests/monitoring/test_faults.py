@@ -99,8 +99,9 @@ while True:
     call = hub.wrap(nap, run_id=run_id, task_id=task_id, try_id=0, executor_label="x")
     pool.submit(call, 0.05).result()
     hub.send(TaskStatus(run_id, task_id, 0, "exec_done", time.time()))
-    with open({progress!r}, "w") as f:
+    with open({progress!r} + ".tmp", "w") as f:  # replaced whole: never read half-written
         f.write(str(task_id))
+    os.replace({progress!r} + ".tmp", {progress!r})
     task_id += 1
 """
 

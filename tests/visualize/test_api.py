@@ -56,10 +56,18 @@ def test_run_summary(api: TestClient, taskscope_db: Path):
 
 def test_tasks_filtered_and_paged(api: TestClient, taskscope_db: Path):
     conn = sqlite3.connect(taskscope_db)
-    failed = sorted(t for (t,) in conn.execute(
-        "SELECT task_id FROM taskscope_task_state WHERE run_id = 'run-failed' AND state = 'failed'"))
-    transform = sorted(t for (t,) in conn.execute(
-        "SELECT task_id FROM task WHERE run_id = 'run-failed' AND task_func_name = 'transform'"))
+    failed = sorted(
+        t
+        for (t,) in conn.execute(
+            "SELECT task_id FROM taskscope_task_state WHERE run_id = 'run-failed' AND state = 'failed'"
+        )
+    )
+    transform = sorted(
+        t
+        for (t,) in conn.execute(
+            "SELECT task_id FROM task WHERE run_id = 'run-failed' AND task_func_name = 'transform'"
+        )
+    )
     conn.close()
     page = get(api, "/api/runs/run-failed/tasks?state=failed&limit=1000")
     assert [t["task_id"] for t in page["tasks"]] == failed and page["total"] == len(failed)
@@ -98,17 +106,25 @@ def test_parsl_database():
 
 
 BAD = [
-    ("/api/runs/no-such-run", 404), ("/api/runs/no-such-run/tasks", 404),
-    ("/api/runs/no-such-run/apps", 404), ("/api/runs/no-such-run/usage", 404),
-    ("/api/runs/run-failed/tasks/999999", 404), ("/api/runs/run-failed/tasks/-1", 404),
+    ("/api/runs/no-such-run", 404),
+    ("/api/runs/no-such-run/tasks", 404),
+    ("/api/runs/no-such-run/apps", 404),
+    ("/api/runs/no-such-run/usage", 404),
+    ("/api/runs/run-failed/tasks/999999", 404),
+    ("/api/runs/run-failed/tasks/-1", 404),
     ("/api/runs/run-failed/tasks/" + "9" * 30, 404),
     ("/api/runs/run-failed/tasks/999999/resources", 404),
-    ("/api/runs/run-failed/tasks/abc", 404), ("/api/nothing-here", 404),
-    ("/api/runs/run-failed/tasks?state=bogus", 400), ("/api/runs/run-failed/tasks?limit=0", 400),
-    ("/api/runs/run-failed/tasks?limit=abc", 400), ("/api/runs/run-failed/tasks?offset=-5", 400),
-    ("/api/runs/run-failed/tasks?sort=evil;drop", 400), ("/api/runs?limit=100000", 400),
+    ("/api/runs/run-failed/tasks/abc", 404),
+    ("/api/nothing-here", 404),
+    ("/api/runs/run-failed/tasks?state=bogus", 400),
+    ("/api/runs/run-failed/tasks?limit=0", 400),
+    ("/api/runs/run-failed/tasks?limit=abc", 400),
+    ("/api/runs/run-failed/tasks?offset=-5", 400),
+    ("/api/runs/run-failed/tasks?sort=evil;drop", 400),
+    ("/api/runs?limit=100000", 400),
     ("/api/runs/run-failed/usage?buckets=999999", 400),
-    ("/api/runs/%00/tasks", 404), ("/api/runs/" + "x" * 5000, 404),
+    ("/api/runs/%00/tasks", 404),
+    ("/api/runs/" + "x" * 5000, 404),
 ]
 
 

@@ -22,12 +22,12 @@ from starlette.testclient import TestClient
 from taskscope.store.synthetic import SyntheticRun, create_database
 from taskscope.visualize.app import create_app
 
-pytestmark = pytest.mark.attack
+pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]  # slow only on a loaded machine
 
 URLS_PER_DATABASE = 1000
 PARSL_RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
 PARAMS = ["sort", "order", "page", "name", "state", "colour", "view", "task", "depth", "first",
-          "limit", "app", "gantt_page", "part", "format", "token"]
+          "limit", "app", "gantt_page", "part", "format", "token", "against"]
 WEIRD = ["", "0", "-1", "1", "2", "9" * 30, "-9" * 20, "1e9", "nan", "inf", "0x10", "٣",
          "%00", "\x00", "..", "../../etc/passwd", "/etc/passwd", "a" * 5000, "é", "😀",
          "<script>alert(1)</script>", "' OR 1=1 --", '"', "%", "%%", "%zz", "json", "stats",
@@ -63,7 +63,8 @@ def fuzzed_urls(run_ids: list[str], apps: list[str], tasks: list[int], seed: int
 
     templates = [
         lambda: "/", lambda: f"/workflow/{segment()}/", lambda: f"/workflow/{segment()}/dag",
-        lambda: f"/workflow/{segment()}/resources",
+        lambda: f"/workflow/{segment()}/resources", lambda: f"/workflow/{segment()}/analysis",
+        lambda: f"/workflow/{segment()}/diff", lambda: "/metrics",
         lambda: f"/workflow/{segment()}/app/{segment()}",
         lambda: f"/workflow/{segment()}/task/{rng.choice(tasks + [0, 2**63, 2**64, 10**40])}",
         lambda: f"/workflow/{segment()}/task/{segment()}", lambda: f"/static/{segment()}",
@@ -129,7 +130,6 @@ def test_fuzzed_urls_never_get_a_server_error(kind: str, databases: dict[str, Pa
         runs, apps = runs + [RUN_ID], apps + list(APP_NAMES.values())
     client = TestClient(create_app(db), raise_server_exceptions=False)
     failures = []
-    started = time.monotonic()
     for seed_offset, url in enumerate(fuzzed_urls(runs, apps, tasks, seed=hash(kind) % 1000)):
         response = client.get(url)
         if response.status_code >= 500:
@@ -140,7 +140,6 @@ def test_fuzzed_urls_never_get_a_server_error(kind: str, databases: dict[str, Pa
             if response.status_code >= 500:
                 failures.append((joined, response.status_code, response.text[:200]))
     assert failures == [], (len(failures), failures[:5])
-    assert time.monotonic() - started < 600  # a hang would show here, not a figure
 
 
 def test_fuzzed_urls_on_a_database_being_written(tmp_path: Path):
@@ -157,13 +156,18 @@ def test_fuzzed_urls_on_a_database_being_written(tmp_path: Path):
     stop = False
 
     def write() -> None:
+        # New tasks up to a bound (the pages' cost stays that of a 2,000-task run whatever
+        # the machine's speed), then state changes of those tasks, until the fuzzing ends.
         task_id = 0
         while not stop:
             now = time.time()
-            hub.send(TaskInfo(run_id, task_id, "live_app", False, "x", now))
-            hub.send(TaskStatus(run_id, task_id, 0, "pending", now))
+            if task_id < 2000:
+                hub.send(TaskInfo(run_id, task_id, "live_app", False, "x", now))
+                hub.send(TaskStatus(run_id, task_id, 0, "pending", now))
+            else:
+                hub.send(TaskStatus(run_id, task_id % 2000, 0, "launched", now))
             task_id += 1
-            time.sleep(0.002)
+            time.sleep(0.005)
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()

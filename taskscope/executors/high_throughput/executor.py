@@ -32,7 +32,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -42,14 +41,21 @@ import psutil
 
 import taskscope
 from taskscope.errors import ExecutorError, SerializationError, WorkerLost
-from taskscope.executors.base import Executor
+from taskscope.executors.base import Executor, TaskCount
+from taskscope.executors.errors import BadStateException
+from taskscope.executors.high_throughput import launch, placement
 from taskscope.executors.high_throughput.framing import IDLE, SLOT, FrameReader, frame
+from taskscope.executors.high_throughput.manager_selector import (
+    ManagerSelector,
+    RandomManagerSelector,
+)
 from taskscope.executors.high_throughput.serialize import (
     PROTOCOL,
     FunctionRegistry,
     load_exception,
     pack_call,
 )
+from taskscope.executors.high_throughput.task_queue import TaskQueue
 from taskscope.providers import LocalProvider
 
 logger = logging.getLogger(__name__)
@@ -67,6 +73,7 @@ class _Task:
     keys: tuple[int, ...]
     future: Future
     refs: tuple  # keeps the function and arguments (and so their registry keys) alive
+    priority: float | None = None  # parsl_resource_specification={'priority': ...}
 
 
 @dataclass(slots=True, eq=False)
@@ -76,6 +83,7 @@ class _WorkerProcess:
     slot: int
     worker_id: str
     block_id: str
+    block: int
     proc: subprocess.Popen
     to_fd: int
     from_fd: int
@@ -86,6 +94,8 @@ class _WorkerProcess:
     outbuf: bytearray = field(default_factory=bytearray)
     ready: bool = False
     hostname: str = ""
+    idle_since: float = field(default_factory=time.time)
+    closing: bool = False  # draining: its pipe was closed, it exits when its tasks are done
     # The task this worker said runs long (it gave back its queue): send it nothing more
     # until that task's result arrives.
     long_task: int | None = None
@@ -179,6 +189,12 @@ class HighThroughputExecutor(Executor):
         storage_access: Any = None,
         encrypted: bool = False,
         block_error_handler: Any = True,
+        loopback_address: str = "127.0.0.1",
+        drain_period: float | None = None,
+        manager_selector: ManagerSelector | None = None,
+        worker_port: int | None = None,
+        interchange_launch_cmd: Any = None,
+        remote_monitoring_radio: Any = None,
     ):
         super().__init__(label)
         if provider is None:
@@ -228,8 +244,24 @@ class HighThroughputExecutor(Executor):
             raise TypeError(
                 f"HighThroughputExecutor(address=...) must be a str, got {type(address).__name__}"
             )
+        launch.check_loopback_address(loopback_address)
+        launch.check_drain_period(drain_period)
+        placement.check_affinity(cpu_affinity)
+        if manager_selector is not None and not isinstance(manager_selector, ManagerSelector):
+            raise TypeError(
+                "HighThroughputExecutor(manager_selector=...) must be a ManagerSelector "
+                f"(for example BlockIdManagerSelector()), got {type(manager_selector).__name__}"
+            )
         self.provider = provider
         self.address = address
+        # There is no interchange: the executor talks to its workers over pipes. Kept for
+        # Parsl configs and code that reads them (docs/compatibility.md).
+        self.loopback_address = loopback_address
+        self.interchange_launch_cmd = interchange_launch_cmd or ["interchange.py"]
+        self.worker_port = worker_port
+        self.remote_monitoring_radio = remote_monitoring_radio
+        self.drain_period = drain_period
+        self.manager_selector = manager_selector or RandomManagerSelector()
         self.cores_per_worker = cores_per_worker
         self.mem_per_worker = mem_per_worker
         self.max_workers_per_node = limit
@@ -238,11 +270,13 @@ class HighThroughputExecutor(Executor):
         self.working_dir = working_dir
         self.worker_logdir_root = worker_logdir_root
         self.cpu_affinity = cpu_affinity
-        self.available_accelerators = available_accelerators
+        self.available_accelerators = placement.accelerator_names(available_accelerators)
         self.heartbeat_period = heartbeat_period
         self.heartbeat_threshold = heartbeat_threshold
         self.poll_period = poll_period
-        self.launch_cmd = launch_cmd
+        # Parsl's worker-pool command line; ``process_worker_pool.py`` in it stands for
+        # taskscope's worker (executors/high_throughput/launch.py).
+        self.launch_cmd = launch_cmd or launch.DEFAULT_LAUNCH_CMD
         self.storage_access = storage_access
         self.encrypted = encrypted
         self._started = False
@@ -251,14 +285,40 @@ class HighThroughputExecutor(Executor):
     # ------------------------------------------------------------------ sizing
     @property
     def workers_per_block(self) -> int:
-        by_cores = max(1, math.floor((os.cpu_count() or 1) / self.cores_per_worker))
-        if self.max_workers_per_node is None:
-            return by_cores
-        return (
-            max(1, min(by_cores, math.floor(self.max_workers_per_node)))
-            if self.max_workers_per_node != float("inf")
-            else by_cores
-        )
+        """Workers started per block: as Parsl's worker pool counts them on its node (the
+        cores, or ``PARSL_CORES``, over ``cores_per_worker``; the available memory, or
+        ``PARSL_MEMORY_GB``, over ``mem_per_worker``; ``max_workers_per_node``; one per
+        accelerator), at least one."""
+        cores = int(os.environ.get("PARSL_CORES") or os.cpu_count() or 1)
+        slots = [math.floor(cores / self.cores_per_worker)]
+        if self.mem_per_worker:
+            memory_gb = os.environ.get("PARSL_MEMORY_GB")
+            available = float(memory_gb) if memory_gb else psutil.virtual_memory().available / 2**30
+            slots.append(math.floor(available / self.mem_per_worker))
+        if self.max_workers_per_node not in (None, float("inf")):
+            slots.append(math.floor(self.max_workers_per_node))
+        if self.available_accelerators:
+            slots.append(len(self.available_accelerators))
+        return max(1, min(slots))
+
+    @property
+    def workers_per_node(self) -> int | float:
+        """Parsl's figure from the configuration alone: ``max_workers_per_node`` limited by
+        the provider's ``cores_per_node``/``mem_per_node`` (when it has them) and the
+        accelerators. Without any of those Parsl guesses 1; taskscope knows its machine and
+        says how many workers a block starts (``workers_per_block``)."""
+        limit = self.max_workers_per_node
+        slots: list[float] = [float("inf") if limit is None else limit]
+        cores_per_node = getattr(self.provider, "cores_per_node", None)
+        if cores_per_node is not None:
+            slots.append(math.floor(cores_per_node / self.cores_per_worker))
+        mem_per_node = getattr(self.provider, "mem_per_node", None)
+        if mem_per_node is not None and self.mem_per_worker:
+            slots.append(math.floor(mem_per_node / self.mem_per_worker))
+        if self.available_accelerators:
+            slots.append(len(self.available_accelerators))
+        found = min(slots)
+        return self.workers_per_block if found == float("inf") else found
 
     @property
     def worker_count(self) -> int:
@@ -273,18 +333,104 @@ class HighThroughputExecutor(Executor):
 
     @property
     def outstanding(self) -> int:
-        return len(self._queue) + sum(len(w.outstanding) for w in self._workers if w)
+        return TaskCount(len(self._queue) + sum(len(w.outstanding) for w in self._workers if w))
+
+    # ------------------------------------------------------------------ Parsl's views
+    def manager_id(self, block: int | str) -> str:
+        """The id of a block's worker pool (``PARSL_WORKER_POOL_ID``; the node row's uid)."""
+        return f"{self.label}-block-{block}"
+
+    def connected_managers(self) -> list[dict[str, Any]]:
+        """One dict per block with connected workers, with the keys of Parsl's
+        ``connected_managers()``: ``manager``, ``block_id``, ``worker_count``, ``tasks``,
+        ``idle_duration``, ``active``, ``draining``, ``parsl_version`` (taskscope's),
+        ``python_version``, ``hostname``."""
+        return list(self._manager_records().values())
+
+    def connected_managers_packages(self) -> dict[str, dict[str, str]]:
+        """Installed distributions each pool's workers import from, by manager id. Workers run
+        this interpreter with this process's ``sys.path``, so every pool has the same."""
+        from importlib.metadata import distributions
+
+        packages = {d.metadata["Name"]: d.version for d in distributions() if d.metadata["Name"]}
+        return {manager: dict(packages) for manager in self._manager_records()}
+
+    def connected_blocks(self) -> list[str]:
+        """Ids of the blocks that have connected workers."""
+        return [record["block_id"] for record in self._manager_records().values()]
+
+    def _manager_records(self) -> dict[str, dict[str, Any]]:
+        now = time.time()
+        records: dict[str, dict[str, Any]] = {}
+        for w in list(self._workers):
+            if w is None or not w.ready:
+                continue
+            manager = self.manager_id(w.block_id)
+            record = records.get(manager)
+            if record is None:
+                record = records[manager] = {
+                    "manager": manager,
+                    "block_id": w.block_id,
+                    "worker_count": 0,
+                    "tasks": 0,
+                    "idle_duration": 0.0,
+                    "active": True,
+                    "draining": int(w.block_id) in self._draining_blocks,
+                    "parsl_version": taskscope.__version__,
+                    "python_version": platform.python_version(),
+                    "hostname": w.hostname,
+                }
+            record["worker_count"] += 1
+            record["tasks"] += len(w.outstanding)
+            # Idle since the last of its workers went idle; 0 while any has a task.
+            record["idle_duration"] = max(record["idle_duration"], w.idle_since)
+        for record in records.values():
+            since = record["idle_duration"]
+            record["idle_duration"] = 0.0 if record["tasks"] else max(0.0, now - since)
+        return records
+
+    # ------------------------------------------------------------------ bad state
+    @property
+    def bad_state_is_set(self) -> bool:
+        """True once the executor cannot run tasks (Parsl's name)."""
+        return self._executor_bad_state.is_set()
+
+    @property
+    def executor_exception(self) -> BaseException | None:
+        """Why the executor is in a bad state (what its futures and submits raise)."""
+        return self._executor_exception
+
+    def set_bad_state_and_fail_all(self, exception: BaseException) -> None:
+        """Parsl's: record ``exception`` as the bad state, fail every task not finished."""
+        if not isinstance(exception, ExecutorError):
+            exception = BadStateException(self, exception)
+        self._executor_exception = exception
+        self._broken = exception.reason
+        self._executor_bad_state.set()
+        self._fail_queue(exception)
+        for w in list(self._workers):
+            if w is None:
+                continue
+            for t in list(w.outstanding.values()):
+                if not t.future.done():
+                    t.future.set_exception(exception)
 
     # ------------------------------------------------------------------ lifecycle
     def _reset_state(self) -> None:
         self._registry = FunctionRegistry()
-        self._queue: deque[_Task] = deque()
+        self._queue = TaskQueue()
         self._workers: list[_WorkerProcess | None] = []
         self._ids = iter(range(1, sys.maxsize))
         self._wake_pending = False
         self._stopping = False
         self._broken: str | None = None
+        # Parsl's attributes: set when the workers cannot start (tests read them).
+        self._executor_bad_state = threading.Event()
+        self._executor_exception: BaseException | None = None
         self._startup_failures = 0
+        self._block_started: dict[int, float] = {}
+        self._draining_blocks: set[int] = set()
+        self._drained_slots: set[int] = set()
         self._nodes_announced: dict[str, str] = {}
         self._generation = 0
         self._log_duration: float | None = None  # log of the typical task's seconds
@@ -298,6 +444,19 @@ class HighThroughputExecutor(Executor):
         if self._started:
             raise ExecutorError(self.label, "already started")
         self._reset_state()
+        # Settings may be changed between construction and start (Parsl's tests do).
+        launch.check_drain_period(self.drain_period)
+        pool_size = self.workers_per_block
+        self._placements = [
+            placement.placement_env(
+                placement.cores_for_worker(self.cpu_affinity, rank, pool_size),
+                self.available_accelerators[rank] if self.available_accelerators else None,
+            )
+            for rank in range(pool_size)
+        ]
+        # Workers run where the workflow runs. ``working_dir`` is, as in Parsl, where file
+        # staging puts files; it need not exist.
+        self._cwd = os.getcwd()
         self._log_dir = os.path.join(self.worker_logdir_root or self.run_dir, self.label)
         os.makedirs(self._log_dir, exist_ok=True)
         n = self.worker_count
@@ -316,7 +475,12 @@ class HighThroughputExecutor(Executor):
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._env = self._worker_env()
         self._started = True
+        # Parsl's block rows: PENDING when the block is asked for, RUNNING once started,
+        # SCALED_IN when the executor lets it go (monitoring's block table).
+        self._send_blocks("PENDING")
+        started = time.monotonic()
         for slot in range(n):
+            self._block_started.setdefault(self._block_of(slot), started)
             self._workers.append(self._spawn(slot))
         self._io_thread = threading.Thread(
             target=self._io_loop, name=f"taskscope-{self.label}", daemon=True
@@ -343,14 +507,18 @@ class HighThroughputExecutor(Executor):
             os.path.abspath(p) if p else os.getcwd() for p in sys.path
         )
         env["TASKSCOPE_EXECUTOR_LABEL"] = self.label
-        env["PARSL_WORKER_COUNT"] = str(self.worker_count)
+        env["PARSL_WORKER_COUNT"] = str(self.workers_per_block)  # the pool's size, as in Parsl
         if self.run_id:
             env["TASKSCOPE_RUN_ID"] = self.run_id
         return env
 
+    def _block_of(self, slot: int) -> int:
+        return slot // (self.workers_per_block * self.provider.nodes_per_block)
+
     def _spawn(self, slot: int) -> _WorkerProcess:
         self._generation += 1
-        block = slot // (self.workers_per_block * self.provider.nodes_per_block)
+        block = self._block_of(slot)
+        rank = slot % self.workers_per_block
         worker_id = f"{self.label}-{slot}.{self._generation}"
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
@@ -372,7 +540,12 @@ class HighThroughputExecutor(Executor):
             "--parent-pid",
             str(os.getpid()),
         ]
-        if self.provider.worker_init.strip():
+        if not launch.is_default(self.launch_cmd):
+            shell = launch.shell_command(
+                self.launch_cmd, cmd, self._launch_values(), block_id=str(block)
+            )
+            cmd = ["/bin/bash", "-c", f"{self.provider.worker_init}\n{shell}"]
+        elif self.provider.worker_init.strip():
             import shlex
 
             cmd = ["/bin/bash", "-c", f"{self.provider.worker_init}\nexec {shlex.join(cmd)}"]
@@ -380,9 +553,11 @@ class HighThroughputExecutor(Executor):
             self._env,
             TASKSCOPE_WORKER_ID=worker_id,
             TASKSCOPE_BLOCK_ID=str(block),
-            PARSL_WORKER_RANK=str(slot),
+            PARSL_WORKER_RANK=str(rank),
             PARSL_WORKER_BLOCK_ID=str(block),
+            PARSL_WORKER_POOL_ID=self.manager_id(block),
         )
+        env.update(self._placements[rank])
         log_path = os.path.join(self._log_dir, f"worker_{slot}.log")
         with open(log_path, "ab") as log:
             log.write(f"--- {worker_id} starting {time.ctime()}\n".encode())
@@ -397,7 +572,7 @@ class HighThroughputExecutor(Executor):
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=env,
-                    cwd=self.working_dir,
+                    cwd=self._cwd,
                     start_new_session=True,
                 )
             finally:
@@ -409,6 +584,7 @@ class HighThroughputExecutor(Executor):
             slot=slot,
             worker_id=worker_id,
             block_id=str(block),
+            block=block,
             proc=proc,
             to_fd=to_w,
             from_fd=from_r,
@@ -417,6 +593,36 @@ class HighThroughputExecutor(Executor):
         assert self._selector is not None
         self._selector.register(from_r, selectors.EVENT_READ, w)
         return w
+
+    def _launch_values(self) -> dict[str, Any]:
+        """Parsl's placeholders for ``launch_cmd`` (executors/high_throughput/launch.py)."""
+        limit = self.max_workers_per_node
+        return {
+            "debug": "--debug" if self.worker_debug else "",
+            "max_workers_per_node": (
+                "" if limit in (None, float("inf")) else f"--max_workers_per_node={limit}"
+            ),
+            "addresses": self.address or self.loopback_address,
+            "prefetch_capacity": self.prefetch_capacity,
+            "cores_per_worker": self.cores_per_worker,
+            "mem_per_worker": self.mem_per_worker,
+            "poll_period": self.poll_period,
+            "worker_port": self.worker_port,
+            "cert_dir": None,
+            "logdir": self._log_dir,
+            "logconf": None,
+            "heartbeat_period": self.heartbeat_period,
+            "heartbeat_threshold": self.heartbeat_threshold,
+            "address_probe_timeout_string": "",
+            "drain_period": self.drain_period,
+            "cpu_affinity": self.cpu_affinity,
+            "enable_mpi_mode": "",
+            "mpi_launcher": "mpiexec",
+            "accelerators": " ".join(self.available_accelerators),
+            "nodes_per_block": self.provider.nodes_per_block,
+            "task_url": "",
+            "result_url": "",
+        }
 
     def shutdown(self) -> None:
         if not self._started:
@@ -453,7 +659,7 @@ class HighThroughputExecutor(Executor):
                 t.future.set_exception(error)
         for block_id, hostname in self._nodes_announced.items():
             self._send_node(block_id, hostname, active=False)
-        self._send_blocks("CANCELLED")
+        self._send_blocks("SCALED_IN")
         if self._selector is not None:
             self._selector.close()
         for fd in (self._wake_r, self._wake_w):
@@ -481,14 +687,45 @@ class HighThroughputExecutor(Executor):
     ) -> Future:
         if not self._started or self._stopping:
             raise ExecutorError(self.label, "not running (not started, or shut down)")
+        if self._executor_exception is not None:
+            raise self._executor_exception
         if self._broken is not None:
             raise ExecutorError(self.label, self._broken)
+        priority = None
+        if resource_specification:
+            self.validate_resource_spec(resource_specification)
+            priority = resource_specification.get("priority")
         payload, keys = pack_call(func, args, kwargs, self._registry)
         fut: Future = Future()
-        self._queue.append(_Task(next(self._ids), payload, keys, fut, (func, args, kwargs)))
+        self._queue.append(
+            _Task(next(self._ids), payload, keys, fut, (func, args, kwargs), priority)
+        )
         if not self._wake_pending and threading.get_ident() != self._io_ident:
             self._wake()
         return fut
+
+    ACCEPTED_RESOURCE_KEYS = frozenset({"priority"})
+
+    def validate_resource_spec(self, resource_specification: dict[str, Any]) -> None:
+        """Parsl's check: HTEX accepts only ``priority`` (a number; lower runs first)."""
+        from taskscope.executors.errors import InvalidResourceSpecification
+
+        if not resource_specification:
+            return
+        invalid = set(resource_specification) - self.ACCEPTED_RESOURCE_KEYS
+        if invalid:
+            raise InvalidResourceSpecification(
+                invalid,
+                "Task resource specification only accepts these types of resources: "
+                + ", ".join(sorted(self.ACCEPTED_RESOURCE_KEYS)),
+            )
+        priority = resource_specification.get("priority")
+        if priority is not None and (
+            isinstance(priority, bool) or not isinstance(priority, (int, float))
+        ):
+            raise InvalidResourceSpecification(
+                {"priority"}, f"priority must be a number, got {priority!r}"
+            )
 
     def _wake(self) -> None:
         self._wake_pending = True
@@ -504,7 +741,7 @@ class HighThroughputExecutor(Executor):
         assert selector is not None
         try:
             while not self._stopping:
-                for key, mask in selector.select(timeout=1.0):
+                for key, mask in selector.select(timeout=self._select_timeout()):
                     w = key.data
                     if w is None:
                         # Empty the pipe first, then clear the flag. The other order loses
@@ -521,27 +758,102 @@ class HighThroughputExecutor(Executor):
                         self._on_readable(w)
                     else:
                         self._on_writable(w)
+                if self.drain_period is not None and not self._stopping:
+                    self._drain()
                 if self._queue and not self._stopping:
                     self._dispatch()
         except Exception:
             logger.exception("%s: I/O thread crashed", self.label)
-            self._broken = "its I/O thread crashed; see the run log"
-            self._fail_queue(ExecutorError(self.label, self._broken))
+            self.set_bad_state_and_fail_all(
+                BadStateException(self, "its I/O thread crashed; see the run log")
+            )
+
+    # ------------------------------------------------------------------ drain_period
+    def _select_timeout(self) -> float:
+        if self.drain_period is None or not self._block_started:
+            return 1.0
+        now = time.monotonic()
+        due = [
+            started + self.drain_period - now
+            for block, started in self._block_started.items()
+            if block not in self._draining_blocks
+        ]
+        return max(0.01, min([1.0, *due]))
+
+    def _drain(self) -> None:
+        """Parsl's ``drain_period``: ``drain_period`` s after a block starts, its workers take
+        no new task; each exits when its tasks are done, and the block ends. A block ended
+        this way is started afresh when tasks are waiting (in Parsl the scaling strategy
+        starts a new block)."""
+        assert self.drain_period is not None
+        now = time.monotonic()
+        for block, started in self._block_started.items():
+            if block not in self._draining_blocks and now >= started + self.drain_period:
+                logger.info(
+                    "%s: block %d drains (drain_period=%s)", self.label, block, self.drain_period
+                )
+                self._draining_blocks.add(block)
+        if not self._draining_blocks:
+            return
+        for w in self._workers:
+            if (
+                w is not None
+                and w.block in self._draining_blocks
+                and not w.closing
+                and not w.outstanding
+                and not w.outbuf
+            ):
+                w.closing = True
+                self._close_fd(w.to_fd)  # EOF: the worker exits
+                w.to_fd = -1
+
+    def _drained(self, w: _WorkerProcess) -> None:
+        """A draining worker exited: its slot stays empty until its block starts again."""
+        self._workers[w.slot] = None
+        self._drained_slots.add(w.slot)
+        self._queue.extendleft(reversed(list(w.outstanding.values())))
+        w.outstanding.clear()
+        if not any(x is not None and x.block == w.block for x in self._workers):
+            self._draining_blocks.discard(w.block)
+            self._block_started.pop(w.block, None)
+            self._send_node(w.block_id, w.hostname, active=False)
+            self._nodes_announced.pop(w.block_id, None)
+
+    def _restart_drained_blocks(self) -> None:
+        now = time.monotonic()
+        for slot in sorted(self._drained_slots):
+            block = self._block_of(slot)
+            if block in self._draining_blocks:
+                continue  # the block's other workers still finish their tasks
+            self._block_started.setdefault(block, now)
+            self._drained_slots.discard(slot)
+            self._workers[slot] = self._spawn(slot)
 
     def _dispatch(self) -> None:
+        if self._drained_slots:
+            self._restart_drained_blocks()
         queue = self._queue
         capacity = self._capacity
+        draining = self._draining_blocks
         ready = [
             w
             for w in self._workers
-            if w is not None and w.ready and w.long_task is None and len(w.outstanding) < capacity
+            if w is not None
+            and w.ready
+            and w.long_task is None
+            and len(w.outstanding) < capacity
+            and (not draining or w.block not in draining)
         ]
         # Least loaded first: tasks submitted one at a time are dispatched one at a time, and
         # in a fixed order they all went to the first worker with room (500 tasks of 0.1 s on
         # 2 workers ran at 10 tasks/s, one worker idle, while the capacity allowed it).
         ready.sort(key=_load)
+        spread = type(self.manager_selector) is RandomManagerSelector
+        if not spread:
+            ready = self._by_selector(ready)
         while queue and ready:
-            share = max(1, -(-len(queue) // len(ready)))
+            # Spread evenly, or (another selector) fill the preferred block's workers first.
+            share = max(1, -(-len(queue) // len(ready))) if spread else capacity
             still_room = []
             for w in ready:
                 n = min(capacity - len(w.outstanding), share, len(queue))
@@ -553,6 +865,17 @@ class HighThroughputExecutor(Executor):
                 if not queue:
                     break
             ready = still_room
+
+    def _by_selector(self, ready: list[_WorkerProcess]) -> list[_WorkerProcess]:
+        """Order workers by ``manager_selector``'s order of their blocks (least loaded first
+        within a block). The selector returns the preferred block last, as in Parsl."""
+        records = self._manager_records()
+        blocks = {self.manager_id(w.block_id) for w in ready}
+        order = self.manager_selector.sort_managers(
+            {m: records[m] for m in blocks if m in records}, {m for m in blocks if m in records}
+        )
+        rank = {manager: i for i, manager in enumerate(reversed(order))}
+        return sorted(ready, key=lambda w: rank.get(self.manager_id(w.block_id), len(rank)))
 
     def _send_tasks(self, w: _WorkerProcess, tasks: list[_Task]) -> None:
         definitions = []
@@ -649,6 +972,8 @@ class HighThroughputExecutor(Executor):
                 t.future.set_result(value)
             else:
                 t.future.set_exception(load_exception(data))
+        if not outstanding:
+            w.idle_since = time.time()
         self._update_capacity(items)
 
     def _update_capacity(self, items: list[tuple]) -> None:
@@ -678,6 +1003,9 @@ class HighThroughputExecutor(Executor):
             returncode = w.proc.wait()
         if self._stopping:
             return
+        if w.closing:
+            self._drained(w)
+            return
         (running,) = SLOT.unpack_from(self._slots, w.slot * SLOT.size)
         reason = _describe_exit(returncode)
         logger.warning(
@@ -702,11 +1030,13 @@ class HighThroughputExecutor(Executor):
             self._startup_failures += 1
             if self._startup_failures >= STARTUP_FAILURE_LIMIT:
                 tail = _tail(w.log_path)
-                self._broken = (
-                    f"workers fail to start ({reason}); last lines of {w.log_path}:\n{tail}"
-                )
                 self._workers[w.slot] = None
-                self._fail_queue(ExecutorError(self.label, self._broken))
+                self.set_bad_state_and_fail_all(
+                    BadStateException(
+                        self,
+                        f"workers fail to start ({reason}; EXIT CODE: {returncode}); last lines of {w.log_path}:\n{tail}",
+                    )
+                )
                 return
         self._workers[w.slot] = self._spawn(w.slot)
 

@@ -26,6 +26,7 @@ import time
 from collections import deque
 from typing import Any
 
+from taskscope.errors import WorkerLost
 from taskscope.executors.high_throughput.framing import IDLE, SLOT, FrameReader, frame, write_all
 from taskscope.executors.high_throughput.serialize import (
     PROTOCOL,
@@ -87,11 +88,28 @@ class Outbox:
 
 
 def _watch_parent(parent_pid: int) -> None:
-    # If the workflow process dies without closing our pipe (SIGKILL), do not linger.
+    # If the workflow process dies without closing our pipe (SIGKILL), do not linger. A
+    # launch_cmd wrapper may sit between us and the workflow: then watch the workflow's pid.
+    direct = os.getppid() == parent_pid
     while True:
         time.sleep(1.0)
-        if os.getppid() != parent_pid:
+        if direct:
+            if os.getppid() != parent_pid:
+                os._exit(3)
+            continue
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
             os._exit(3)
+        except PermissionError:
+            pass  # alive, owned by someone else (a wrapper changed user)
+
+
+def _pin_to_cores() -> None:
+    """cpu_affinity: the executor computed this worker's cores (placement.py)."""
+    cores = os.environ.get("TASKSCOPE_WORKER_CORES")
+    if cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, [int(c) for c in cores.split(",")])
 
 
 class Worker:
@@ -172,7 +190,16 @@ class Worker:
             func, args, kwargs = load_call(payload, self.functions)
             value = func(*args, **kwargs)
             item = (tid, True, dump_result(value), time.perf_counter() - start)
-        except BaseException as e:  # SystemExit from a task fails the task, not the worker  # noqa: BLE001
+        except SystemExit as e:
+            # Parsl's worker dies of it and the task gets WorkerLost; here the worker carries
+            # on, and the task gets the same error type.
+            lost = WorkerLost(
+                os.environ.get("TASKSCOPE_WORKER_ID", str(os.getpid())),
+                socket.gethostname(),
+                f"the task raised SystemExit({e.code!r}); the worker carried on",
+            )
+            item = (tid, False, dump_exception(lost), time.perf_counter() - start)
+        except BaseException as e:  # noqa: BLE001
             item = (tid, False, dump_exception(e), time.perf_counter() - start)
         self.running = None
         SLOT.pack_into(self.slot_map, self.slot_offset, IDLE)
@@ -199,13 +226,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="taskscope worker (started by the executor)")
     for name in ("--in-fd", "--out-fd", "--slot-fd", "--slot", "--parent-pid"):
         parser.add_argument(name, type=int, required=True)
-    opts = parser.parse_args(argv)
+    # A Parsl launch_cmd passes process_worker_pool.py's options too: they mean nothing here.
+    opts, _pool_options = parser.parse_known_args(argv)
     extra = os.environ.get("TASKSCOPE_SYS_PATH")
     if extra:
         sys.path.extend(p for p in extra.split(os.pathsep) if p and p not in sys.path)
     # Ctrl-C in the terminal reaches the whole foreground group; the workflow process
     # decides what happens to tasks, so workers ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _pin_to_cores()
     threading.Thread(
         target=_watch_parent, args=(opts.parent_pid,), name="watchdog", daemon=True
     ).start()

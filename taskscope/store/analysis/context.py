@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from taskscope.store.query import get_run
 from taskscope.store.readonly import describe_database, written_by_taskscope
@@ -25,6 +26,8 @@ class RunContext:
     run: RunRow
     by_taskscope: bool  # taskscope wrote it: UTC times, CPU figures per try, failure rows
     states: StateSource
+    # Reads shared by several analyses of the same run (see tries.sampled_finished_tries).
+    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -60,6 +63,8 @@ def chunks(ids: Iterable[int], size: int = CHUNK) -> Iterator[list[int]]:
 
 def id_list(text: str | None) -> list[int]:
     """Task ids from Parsl's comma-separated columns (task_depends, task_joins)."""
+    if not text:
+        return []
     ids = []
     for part in (text or "").replace("[", "").replace("]", "").split(","):
         part = part.strip()

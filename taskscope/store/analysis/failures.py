@@ -34,7 +34,7 @@ from taskscope.store.analysis.signature import (
     mask_message,
     parse_exception_repr,
     signature,
-    user_frame,
+    user_frame_name,
 )
 from taskscope.store.states import FINAL_STATES, SUCCEEDED_FINAL_STATES
 from taskscope.store.timestamps import parse_timestamp
@@ -58,7 +58,7 @@ _DEPENDENCY_TYPES = {"DependencyError", "JoinError"}
 _EXIT_CODE_TEXT = re.compile(r"exit(?:ed with)? code (-?\d+)", re.IGNORECASE)
 
 
-@dataclass
+@dataclass(slots=True)
 class FailedTry:
     task_id: int
     try_id: int
@@ -180,20 +180,26 @@ def failed_tries(ctx: RunContext) -> list[FailedTry]:
 
 def _attach_resources(ctx: RunContext, tries: list[FailedTry]) -> None:
     by_key = {(t.task_id, t.try_id): t for t in tries}
-    cpu = ("(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_system, 0))")
-    for chunk in chunks({t.task_id for t in tries}):
-        marks = ",".join("?" * len(chunk))
-        for task_id, try_id, high, low, rss in ctx.conn.execute(
-            f"SELECT task_id, try_id, MAX({cpu}), MIN({cpu}), MAX(psutil_process_memory_resident) "
-            f"FROM resource WHERE run_id = ? AND task_id IN ({marks}) GROUP BY task_id, try_id",
-            (ctx.run_id, *chunk),
-        ):
-            found = by_key.get((task_id, try_id))
-            if found is None:
-                continue
-            # taskscope's CPU figures start at zero with each try; Parsl's are the worker's.
-            found.cpu_s = high if ctx.by_taskscope else max(0.0, (high or 0) - (low or 0))
-            found.peak_rss = rss
+    cpu = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_system, 0))"
+    if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
+        failed = ("SELECT task_id, try_id FROM taskscope_try_failure WHERE run_id = :run")
+    else:
+        failed = ("SELECT task_id, try_id FROM try WHERE run_id = :run AND task_fail_history "
+                  "IS NOT NULL AND task_fail_history != ''")
+    # One pass: each failed try's samples through the (run_id, task_id, try_id) index.
+    for task_id, try_id, high, low, rss in ctx.conn.execute(
+        f"SELECT f.task_id, f.try_id, MAX({cpu}), MIN({cpu}), "
+        f"MAX(psutil_process_memory_resident) FROM ({failed}) f CROSS JOIN resource r "
+        "ON r.run_id = :run AND r.task_id = f.task_id AND r.try_id = f.try_id "
+        "GROUP BY f.task_id, f.try_id",
+        {"run": ctx.run_id},
+    ):
+        found = by_key.get((task_id, try_id))
+        if found is None:
+            continue
+        # taskscope's CPU figures start at zero with each try; Parsl's are the worker's.
+        found.cpu_s = high if ctx.by_taskscope else max(0.0, (high or 0) - (low or 0))
+        found.peak_rss = rss
 
 
 def _memory_per_worker(ctx: RunContext) -> dict[str, float]:
@@ -278,8 +284,7 @@ def try_signature(attempt: FailedTry, cause: str) -> tuple[str, str | None]:
     message = attempt.message
     if cause in (WORKER_LOST, MEMORY, WALLTIME) and attempt.exception_type in _LOST_TYPES:
         message = _lost_reason(message)
-    frame = user_frame(attempt.traceback)
-    where = frame.short if frame is not None else attempt.app
+    where = user_frame_name(attempt.traceback) or attempt.app
     return signature(attempt.exception_type, mask_message(message), where), where
 
 
@@ -364,7 +369,7 @@ def failure_groups(ctx: RunContext, *, read_files: bool = True, with_history: bo
         if task_id not in last_failure or try_id > last_failure[task_id][0]:
             last_failure[task_id] = (try_id, key)
     failed_tasks = {task_id: key for task_id, (_, key) in last_failure.items()}
-    states = task_states(ctx, failed_tasks) if failed_tasks else {}
+    states = _failed_task_states(ctx, failed_tasks)
 
     # Join tries that failed because what they joined failed belong to a dependency group too:
     # re-key them under their root ancestor once the ancestors are known.
@@ -392,6 +397,20 @@ def failure_groups(ctx: RunContext, *, read_files: bool = True, with_history: bo
     if with_history:
         groups = _with_history(ctx, groups)
     return groups
+
+
+def _failed_task_states(ctx: RunContext, failed_tasks: dict[int, tuple[str, str]]
+                        ) -> dict[int, str]:
+    """The current state of every task with a failed try."""
+    if not failed_tasks:
+        return {}
+    if ctx.states.from_table and ctx.by_taskscope and ctx.has("taskscope_try_failure"):
+        # One join in SQL instead of a lookup per task.
+        return dict(ctx.conn.execute(
+            "SELECT z.task_id, z.state FROM (SELECT DISTINCT task_id FROM taskscope_try_failure "
+            "WHERE run_id = ?1) f JOIN taskscope_task_state z ON z.run_id = ?1 "
+            "AND z.task_id = f.task_id", (ctx.run_id,)).fetchall())
+    return task_states(ctx, failed_tasks)
 
 
 def _dependency_key(root: tuple[str, str] | None) -> tuple[str, str]:

@@ -12,7 +12,7 @@ correction over the hosts tested (`ALPHA` / hosts):
 - slowdown: one-sided Mann-Whitney U test of its run-time ratios against the other hosts',
   and a slowdown of at least `MIN_SLOWDOWN` (a significant 3% is not worth reporting).
 
-Run-time ratios come from a hashed sample of about `SAMPLE_TRIES` tries on large runs;
+Run-time ratios come from the tries of a hashed sample of about 50,000 tasks on large runs;
 failure counts are exact.
 """
 
@@ -23,12 +23,10 @@ from dataclasses import dataclass
 
 from taskscope.store.analysis.context import RunContext
 from taskscope.store.analysis.stats import fisher_greater, mann_whitney_greater, median
-from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, failed_try_sql, finished_tries
-from taskscope.store.sampling import sample_stride
+from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, sampled_finished_tries
 
 ALPHA = 0.01
 MIN_SLOWDOWN = 1.25
-SAMPLE_TRIES = 60_000
 MIN_TRIES = 5  # a host with fewer tries is listed, never tested
 
 
@@ -47,24 +45,50 @@ class HostHealth:
     reasons: list[str]
 
 
-def _counts(ctx: RunContext, column: str) -> dict[str, tuple[int, int]]:
-    """name -> (tries, failed tries), exact, for one of the try table's placement columns."""
-    rows = ctx.conn.execute(
-        f"SELECT y.{column}, COUNT(*), SUM({failed_try_sql(ctx)}) FROM try y "
-        f"WHERE y.run_id = ? AND y.{column} IS NOT NULL AND y.{column} != '' "
-        f"AND y.task_executor NOT IN (?, ?) GROUP BY y.{column}",
+def _counts(ctx: RunContext) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    """(host -> (tries, failed tries), block -> (tries, failed tries)), exact: one grouped
+    pass over the run's tries and one over its failed tries."""
+    tries: dict[tuple[str | None, str | None], int] = {}
+    for host, block, n in ctx.conn.execute(
+        "SELECT hostname, block_id, COUNT(*) FROM try WHERE run_id = ? "
+        "AND task_executor NOT IN (?, ?) GROUP BY hostname, block_id",
         (ctx.run_id, *INTERNAL_EXECUTORS),
-    )
-    return {str(name): (n, int(failed or 0)) for name, n, failed in rows}
+    ):
+        key = (host or None, None if block in (None, "") else str(block))
+        tries[key] = tries.get(key, 0) + n
+    if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
+        failed_sql = (
+            "SELECT y.hostname, y.block_id, COUNT(*) FROM taskscope_try_failure f CROSS JOIN "
+            "try y ON y.run_id = f.run_id AND y.task_id = f.task_id AND y.try_id = f.try_id "
+            "WHERE f.run_id = ? AND y.task_executor NOT IN (?, ?) GROUP BY 1, 2")
+    else:
+        failed_sql = (
+            "SELECT hostname, block_id, COUNT(*) FROM try WHERE run_id = ? AND "
+            "task_fail_history IS NOT NULL AND task_fail_history != '' "
+            "AND task_executor NOT IN (?, ?) GROUP BY 1, 2")
+    failed: dict[tuple[str | None, str | None], int] = {}
+    for host, block, n in ctx.conn.execute(failed_sql, (ctx.run_id, *INTERNAL_EXECUTORS)):
+        failed[(host or None, None if block in (None, "") else str(block))] = n
+    hosts: dict[str, list[int]] = {}
+    blocks: dict[str, list[int]] = {}
+    for (host, block), n in tries.items():
+        bad = failed.get((host, block), 0)
+        for table, name in ((hosts, host), (blocks, block)):
+            if name is not None:
+                entry = table.setdefault(name, [0, 0])
+                entry[0] += n
+                entry[1] += bad
+    return ({k: (v[0], v[1]) for k, v in hosts.items()},
+            {k: (v[0], v[1]) for k, v in blocks.items()})
 
 
 def host_health(ctx: RunContext) -> list[HostHealth]:
     """Every host and every block of the run, flagged ones first."""
     if not ctx.has("try"):
         return []
-    counts = {"host": _counts(ctx, "hostname"), "block": _counts(ctx, "block_id")}
-    stride = sample_stride(sum(n for n, _ in counts["host"].values()), SAMPLE_TRIES)
-    sample = [t for t in finished_tries(ctx, stride) if not t.failed]
+    host_counts, block_counts = _counts(ctx)
+    counts = {"host": host_counts, "block": block_counts}
+    sample = [t for t in sampled_finished_tries(ctx)[0] if not t.failed]
     by_app: dict[str, list[float]] = defaultdict(list)
     for attempt in sample:
         by_app[attempt.app].append(attempt.run_s)

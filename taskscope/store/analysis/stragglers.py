@@ -7,7 +7,7 @@ with the median as the quantile: robust to the stragglers themselves, and silent
 small to say what normal is. Defaults: median, K = 3, cohort >= 10. `MIN_RUN_S` keeps tries
 of a few milliseconds (where 3x is scheduling noise) from being flagged.
 
-On large runs the medians come from a hashed sample of about `MEDIAN_SAMPLE_TRIES` tries (the
+On large runs the medians come from the tries of a hashed sample of about 50,000 tasks (the
 rank error of such a median is well under 1%); which tries exceed the threshold is then
 decided over every try, in SQL.
 """
@@ -17,16 +17,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from taskscope.store.analysis.context import RunContext
+from taskscope.store.analysis.context import RunContext, chunks
 from taskscope.store.analysis.stats import median
-from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, RUN_S, finished_tries
-from taskscope.store.sampling import sample_stride
+from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, RUN_S, sampled_finished_tries
 from taskscope.store.timestamps import now_in_convention, parse_timestamp
 
 K = 3.0
 MIN_COHORT = 10
 MIN_RUN_S = 0.05
-MEDIAN_SAMPLE_TRIES = 50_000
 LIMIT = 1000  # stragglers listed, longest first
 
 
@@ -52,9 +50,9 @@ class AppCohort:
 
 def cohorts(ctx: RunContext) -> dict[str, AppCohort]:
     """Each app's successful tries: how many and their median run time."""
-    stride = sample_stride(ctx.run.task_count, MEDIAN_SAMPLE_TRIES)
+    sample, stride = sampled_finished_tries(ctx)
     times: dict[str, list[float]] = defaultdict(list)
-    for attempt in finished_tries(ctx, stride):
+    for attempt in sample:
         if not attempt.failed:
             times[attempt.app].append(attempt.run_s)
     return {
@@ -76,21 +74,24 @@ def stragglers(ctx: RunContext, app_cohorts: dict[str, AppCohort] | None = None,
     }
     if not thresholds:
         return []
-    params: dict = {"run": ctx.run_id, "i0": INTERNAL_EXECUTORS[0], "i1": INTERNAL_EXECUTORS[1]}
-    cases = []
-    for index, (app, limit) in enumerate(sorted(thresholds.items())):
-        params[f"a{index}"], params[f"l{index}"] = app, limit
-        cases.append(f"WHEN :a{index} THEN :l{index}")
-    threshold = f"(CASE t.task_func_name {' '.join(cases)} END)"
+    # Only tries longer than the smallest threshold (filtered in SQL, numbers only) are looked
+    # up for their app: on a healthy run that is a handful, not every try.
+    long_tries = ctx.conn.execute(
+        f"SELECT y.task_id, y.try_id, y.hostname, {RUN_S} AS s FROM try y WHERE y.run_id = ? "
+        "AND y.task_executor NOT IN (?, ?) AND s > ?",
+        (ctx.run_id, *INTERNAL_EXECUTORS, min(thresholds.values())),
+    ).fetchall()
+    apps: dict[int, str] = {}
+    for chunk in chunks({row[0] for row in long_tries}):
+        marks = ",".join("?" * len(chunk))
+        apps.update(ctx.conn.execute(
+            f"SELECT task_id, task_func_name FROM task WHERE run_id = ? AND task_id IN ({marks})",
+            (ctx.run_id, *chunk)).fetchall())
     found = []
-    for task_id, try_id, app, host, run_s in ctx.conn.execute(
-        f"SELECT y.task_id, y.try_id, t.task_func_name, y.hostname, {RUN_S} AS s FROM try y "
-        "JOIN task t ON t.run_id = y.run_id AND t.task_id = y.task_id WHERE y.run_id = :run "
-        "AND y.task_try_time_returned IS NOT NULL AND y.task_try_time_running IS NOT NULL "
-        f"AND y.task_executor NOT IN (:i0, :i1) AND s > {threshold}",
-        params,
-    ):
-        found.append(_straggler(task_id, try_id, app, host, run_s, app_cohorts[app], False))
+    for task_id, try_id, host, seconds in long_tries:
+        app = apps.get(task_id)
+        if app in thresholds and seconds > thresholds[app]:
+            found.append(_straggler(task_id, try_id, app, host, seconds, app_cohorts[app], False))
     if ctx.live:
         found += _running_stragglers(ctx, app_cohorts, thresholds)
     found.sort(key=lambda s: (-s.ratio, s.task_id, s.try_id))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from taskscope.store.analysis.context import RunContext
-from taskscope.store.sampling import in_sample
+from taskscope.store.sampling import in_sample, sample_stride
 from taskscope.store.timestamps import seconds_between_sql
 
 RUN_S = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
@@ -32,6 +32,19 @@ def failed_try_sql(ctx: RunContext) -> str:
     return "(y.task_fail_history IS NOT NULL AND y.task_fail_history != '')"
 
 
+SAMPLE_TASKS = 50_000  # the shared sample for medians and ratios: tries of about this many tasks
+
+
+def sampled_finished_tries(ctx: RunContext) -> tuple[list[TryTime], int]:
+    """(finished tries of a hashed sample of about SAMPLE_TASKS tasks, the stride), read once
+    per context and shared by the straggler medians and the host slowdowns."""
+    cached = ctx.shared.get("sampled_tries")
+    if cached is None:
+        stride = sample_stride(ctx.run.task_count, SAMPLE_TASKS)
+        cached = ctx.shared["sampled_tries"] = (finished_tries(ctx, stride), stride)
+    return cached
+
+
 def finished_tries(ctx: RunContext, stride: int = 1) -> list[TryTime]:
     """Tries with a run time (running and returned recorded), of a 1-in-`stride` hashed
     sample of the run's tasks; join apps' waits on the kernel are left out."""
@@ -48,3 +61,4 @@ def finished_tries(ctx: RunContext, stride: int = 1) -> list[TryTime]:
                 max(0.0, run_s or 0.0), bool(failed))
         for task_id, try_id, app, host, block, run_s, failed in rows
     ]
+
