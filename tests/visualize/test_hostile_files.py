@@ -40,6 +40,8 @@ def hostile_paths(folder: Path) -> dict[str, tuple[str, str]]:
     (folder / "to-environ").symlink_to("/proc/self/environ")
     (folder / "to-zero").symlink_to("/dev/zero")
     (folder / "to-fifo").symlink_to(fifo)
+    (folder / "loop-a").symlink_to(folder / "loop-b")
+    (folder / "loop-b").symlink_to(folder / "loop-a")
     return {
         "fifo": (str(fifo), "FIFO"),
         "fifo via symlink": (str(folder / "to-fifo"), "FIFO"),
@@ -52,6 +54,7 @@ def hostile_paths(folder: Path) -> dict[str, tuple[str, str]]:
         "directory": (str(directory), "directory"),
         "dangling symlink": (str(folder / "dangling"), "does not exist"),
         "missing": (str(folder / "never-written.out"), "does not exist"),
+        "symlink loop": (str(folder / "loop-a"), "symlink loop"),
     }
 
 
