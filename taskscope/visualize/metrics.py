@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from taskscope.store.live_metrics import RunMetrics, run_metrics, runs_to_report
 from taskscope.store.readonly import DatabaseNotFound
+from taskscope.store.spool import SpoolState, unwritten
 from taskscope.visualize.source import DatabaseSource
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,11 @@ class Exposition:
 
 
 def render(
-    metrics: list[RunMetrics], unwritten: int | None, seconds: float, age_s: float = 0.0
+    metrics: list[RunMetrics],
+    unwritten: int | None,
+    seconds: float,
+    age_s: float = 0.0,
+    catching_up: bool = False,
 ) -> str:
     out = Exposition()
 
@@ -154,8 +159,15 @@ def render(
         out.family(
             "taskscope_unwritten_events",
             "gauge",
-            "Monitoring events in the durable spool not yet written to the database.",
+            "Monitoring events in the durable spool beside the database that are not written "
+            "to it yet (a writer catching up, or a killed run: `taskscope recover`).",
             [({}, unwritten)],
+        )
+        out.family(
+            "taskscope_writer_catching_up",
+            "gauge",
+            "1 while a running writer still owns unwritten events, else 0.",
+            [({}, int(catching_up))],
         )
     out.family(
         "taskscope_metrics_age_seconds",
@@ -194,7 +206,7 @@ class Snapshot:
         self.read_at = 0.0  # time.monotonic() of the read
         self.signature: tuple[object, ...] = ()
         self.refreshing = False
-        self.error: str | None = None
+        self.spool: SpoolState | None = None
 
     def _read(self) -> tuple[list[RunMetrics], tuple[object, ...]]:
         signature = self.source.signature()
@@ -202,7 +214,11 @@ class Snapshot:
         def load(conn: sqlite3.Connection) -> list[RunMetrics]:
             return [run_metrics(conn, run) for run in runs_to_report(conn)]
 
-        return self.source.read(load), signature
+        runs = self.source.read(load)
+        # Events the writer has not written yet (the durable spool beside the database).
+        state = self.source.read(lambda conn: unwritten(self.source.path, conn))
+        self.spool = state
+        return runs, signature
 
     def _refresh(self) -> None:
         try:
@@ -251,7 +267,14 @@ def metrics_endpoint(source: DatabaseSource) -> Callable[[Request], Response]:
     def metrics(request: Request) -> Response:
         started = time.perf_counter()
         runs, age = snapshot.get()
-        text = render(runs, None, time.perf_counter() - started, age)
+        spool = snapshot.spool
+        text = render(
+            runs,
+            spool.events if spool else 0,
+            time.perf_counter() - started,
+            age,
+            catching_up=bool(spool and spool.live),
+        )
         return Response(text, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 
     return metrics

@@ -135,6 +135,7 @@ def test_missing_worker_command_sets_the_bad_state(loaded):
     assert htex._executor_bad_state.is_set() and htex.bad_state_is_set
     assert isinstance(htex.executor_exception, BadStateException)
     assert "command not found" in str(htex.executor_exception)
+    assert "EXIT CODE: 127" in str(htex.executor_exception)  # as Parsl words a block failure
     with pytest.raises(BadStateException):
         dummy().result(timeout=60)  # later tasks fail at once with the same error
 
