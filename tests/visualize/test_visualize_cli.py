@@ -177,3 +177,17 @@ def test_output_files_are_shown_only_on_loopback_unless_asked(
     assert made["show_files"] is shows_files
     err = capsys.readouterr().err
     assert ("--show-files" in err) is not shows_files
+
+
+def test_token_file_gives_the_printed_url_its_token(tmp_path: Path, parsl_db: Path, monkeypatch,
+                                                   capsys):
+    from taskscope.visualize import serve as serve_module
+
+    monkeypatch.setattr(serve_module, "serve", lambda app, **kwargs: None)
+    token_file = tmp_path / "token"
+    assert main([str(parsl_db), "--port", "0", "--token-file", str(token_file)]) == 0
+    assert f"?token={token_file.read_text().strip()}" in capsys.readouterr().out
+    token_file.chmod(0o644)
+    assert main([str(parsl_db), "--port", "0", "--token-file", str(token_file)]) == 1
+    assert "chmod 600" in capsys.readouterr().err
+    assert main([str(parsl_db), "--no-token", "--token-file", str(token_file)]) == 2

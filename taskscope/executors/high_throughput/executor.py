@@ -475,6 +475,9 @@ class HighThroughputExecutor(Executor):
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._env = self._worker_env()
         self._started = True
+        # Parsl's block rows: PENDING when the block is asked for, RUNNING once started,
+        # SCALED_IN when the executor lets it go (monitoring's block table).
+        self._send_blocks("PENDING")
         started = time.monotonic()
         for slot in range(n):
             self._block_started.setdefault(self._block_of(slot), started)
@@ -656,7 +659,7 @@ class HighThroughputExecutor(Executor):
                 t.future.set_exception(error)
         for block_id, hostname in self._nodes_announced.items():
             self._send_node(block_id, hostname, active=False)
-        self._send_blocks("CANCELLED")
+        self._send_blocks("SCALED_IN")
         if self._selector is not None:
             self._selector.close()
         for fd in (self._wake_r, self._wake_w):
@@ -1031,7 +1034,7 @@ class HighThroughputExecutor(Executor):
                 self.set_bad_state_and_fail_all(
                     BadStateException(
                         self,
-                        f"workers fail to start ({reason}); last lines of {w.log_path}:\n{tail}",
+                        f"workers fail to start ({reason}; EXIT CODE: {returncode}); last lines of {w.log_path}:\n{tail}",
                     )
                 )
                 return
