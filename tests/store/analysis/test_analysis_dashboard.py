@@ -29,7 +29,7 @@ def test_failure_groups_top_the_workflow_page(client, planted):
     html = part.json()["sections"]["part_analysis"]
     assert "Why tasks failed" in html
     for text in ("KeyError: &lt;str&gt; @ lookup", "bash exit code 3", "worker lost", "walltime",
-                 "dependency", "ZeroDivisionError", "new", "recurring"):
+                 "dependency", "serialization", "ZeroDivisionError", "new", "recurring"):
         assert text in html, text
     assert "Gone since the previous run" in html and "bash exit code 7" not in html.split(
         "Gone since")[0]
