@@ -33,6 +33,7 @@ from taskscope.visualize.pages import Pages
 from taskscope.visualize.params import relative_root
 from taskscope.visualize.plots import fmt_seconds
 from taskscope.visualize.source import DatabaseSource
+from taskscope.visualize.textclip import clip
 from taskscope.visualize.token import LoopbackHostGate, TokenGate
 from taskscope.visualize.version import taskscope_version
 
@@ -60,6 +61,7 @@ def fmt_number(value: float | None, digits: int = 0) -> str:
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
+    env.finalize = clip  # no database value makes a page huge (visualize/textclip.py)
     env.filters.update(
         seconds=fmt_seconds, bytes=fmt_bytes, number=fmt_number, seg=lambda s: quote(str(s), safe="")
     )
