@@ -6,7 +6,7 @@ it leaves. When the cluster object is known (``LocalCluster``, a dask-jobqueue c
 ``SpecCluster``), each entry of ``cluster.workers`` is a block: a batch job for dask-jobqueue
 (with its scheduler job id), a worker process for ``LocalCluster``. A block gets a row when it
 is submitted (``PENDING``), when its first worker connects (``RUNNING``), and when it ends:
-``CANCELLED`` if the cluster removed it (scale-in, shutdown), ``COMPLETED`` if its workers
+``SCALED_IN`` if the cluster removed it (scale-in, shutdown), ``COMPLETED`` if its workers
 went away on their own (walltime, exit), as Parsl records jobs that left the queue.
 
 Polling rather than a scheduler plugin keeps this working on any scheduler the user points
@@ -129,7 +129,7 @@ class DaskClusterWatch:
 
     def stop(self, end_blocks: bool) -> None:
         """Every node inactive (this run no longer uses it) and, with ``end_blocks`` (the
-        executor owned the cluster and shut it down), every block ``CANCELLED``. Blocks of a
+        executor owned the cluster and shut it down), every block ``SCALED_IN``. Blocks of a
         cluster the user owns keep running after the run. Polls one last time first unless
         ``stop_polling`` did."""
         if not self._stop.is_set():
@@ -140,8 +140,8 @@ class DaskClusterWatch:
         if not end_blocks:
             return
         for name, block in self._blocks.items():
-            if block.status not in ("", "CANCELLED", "COMPLETED"):
-                self._block_status(name, "CANCELLED", now)
+            if block.status not in ("", "SCALED_IN", "COMPLETED"):
+                self._block_status(name, "SCALED_IN", now)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -198,10 +198,10 @@ class DaskClusterWatch:
     def _end_blocks(self, blocks: dict[str, Any], now: float) -> None:
         live = {node.block_id for node in self._nodes.values()}
         for name, block in self._blocks.items():
-            if block.status in ("", "CANCELLED", "COMPLETED"):
+            if block.status in ("", "SCALED_IN", "COMPLETED"):
                 continue
-            if name not in blocks:
-                self._block_status(name, "CANCELLED", now)
+            if name not in blocks:  # the cluster let it go: Parsl's deliberate scale-in
+                self._block_status(name, "SCALED_IN", now)
             elif block.status == "RUNNING" and name not in live:
                 block.empty_since = block.empty_since or now
                 if now - block.empty_since >= BLOCK_EMPTY_GRACE:

@@ -17,7 +17,12 @@ from taskscope.store.analysis.forecast import Forecast
 from taskscope.store.analysis.stragglers import Straggler
 from taskscope.store.live_metrics import finish_rate
 from taskscope.store.records import RunRow
-from taskscope.store.states import LIFECYCLE_ORDER
+from taskscope.store.states import (
+    FAILED_FINAL_STATES,
+    FINAL_STATES,
+    LIFECYCLE_ORDER,
+    SUCCEEDED_FINAL_STATES,
+)
 from taskscope.store.task_state import app_state_counts, state_source
 from taskscope.store.timestamps import age_seconds, convention_label
 
@@ -35,6 +40,7 @@ class SlowParts:
     stragglers: list[Straggler] = field(default_factory=list)
     forecast: Forecast | None = None
     read_at: float = 0.0  # time.monotonic() when read
+    ready: bool = True  # False until the first read has finished (a live view starts at once)
 
 
 @dataclass
@@ -149,7 +155,7 @@ def render(frame: TopFrame):  # noqa: ANN201 - a rich renderable
     from rich.text import Text
 
     run = frame.run
-    done = sum(frame.states.get(s, 0) for s in ("exec_done", "memo_done", "failed", "dep_fail"))
+    done = sum(frame.states.get(s, 0) for s in FINAL_STATES)
     header = Text()
     header.append(f"{run.workflow_name or 'workflow'} ", style="bold")
     header.append(f"run {run.run_id}  ", style="dim")
@@ -187,12 +193,12 @@ def render(frame: TopFrame):  # noqa: ANN201 - a rich renderable
     for column in ("app", "running", "pending", "done", "failed", "tasks"):
         apps.add_column(column, justify="left" if column == "app" else "right")
     for app, by_state in frame.apps:
-        failed = by_state.get("failed", 0) + by_state.get("dep_fail", 0)
+        failed = sum(by_state.get(s, 0) for s in FAILED_FINAL_STATES)
         apps.add_row(
             app,
             f"{by_state.get('running', 0):,}",
             f"{by_state.get('pending', 0) + by_state.get('launched', 0):,}",
-            f"{by_state.get('exec_done', 0) + by_state.get('memo_done', 0):,}",
+            f"{sum(by_state.get(s, 0) for s in SUCCEEDED_FINAL_STATES):,}",
             Text(f"{failed:,}", style="red" if failed else ""),
             f"{sum(by_state.values()):,}",
         )
@@ -201,6 +207,10 @@ def render(frame: TopFrame):  # noqa: ANN201 - a rich renderable
     parts[1].add_row(states, apps)
 
     slow = frame.slow
+    if not slow.ready:
+        parts.append(
+            Text("Failure groups, stragglers and the forecast: reading the run…", style="dim")
+        )
     forecast = slow.forecast
     if forecast is not None:
         if forecast.p50_finish and forecast.p90_finish:
@@ -225,7 +235,10 @@ def render(frame: TopFrame):  # noqa: ANN201 - a rich renderable
         failures.add_row(
             group.cause, f"{group.count:,}", group.signature, ", ".join(group.apps[:3])
         )
-    parts.append(failures if slow.failure_groups else Text("Failure groups: none", style="green"))
+    if slow.ready:
+        parts.append(
+            failures if slow.failure_groups else Text("Failure groups: none", style="green")
+        )
 
     if slow.stragglers:
         stragglers = Table(

@@ -336,7 +336,7 @@ class DaskExecutor(ScalingExecutor):
         if watch is not None:
             watch.stop_polling()
         if self._owns_cluster and self.cluster is not None:
-            # Ask for no more blocks before the final rows, so they say "CANCELLED".
+            # Ask for no more blocks before the final rows, so they say "SCALED_IN".
             try:
                 self.cluster.scale(0)
             except Exception as e:  # noqa: BLE001 - shutdown goes on; close() stops the rest

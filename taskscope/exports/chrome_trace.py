@@ -342,6 +342,7 @@ def write_chrome_trace(
     )
     lanes = LaneMap(emit)
     ends = TaskEnds()
+    flows = 0
     busy = BusyBuckets(run_end, COUNTER_BUCKETS)
     done = 0
     if info.has("try") and info.has("task"):
@@ -406,7 +407,9 @@ def write_chrome_trace(
                         continue
                     source_lane, source_end = source
                     source_pid, source_tid = lanes.lanes[source_lane]
-                    flow_id = f"{dep}->{task_id}"
+                    # integer ids (what every trace viewer takes), one per edge
+                    flows += 1
+                    flow_id = flows
                     emit(
                         {
                             "ph": "s",
@@ -416,6 +419,7 @@ def write_chrome_trace(
                             "pid": source_pid,
                             "tid": source_tid,
                             "ts": max(0, source_end - 1),
+                            "args": {"from_task": dep, "to_task": task_id},
                         }
                     )
                     emit(

@@ -23,7 +23,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from taskscope.store import query
 from taskscope.store.activity import RunActivity, run_activity
-from taskscope.store.readonly import describe_database
+from taskscope.store.analysis.context import run_context
+from taskscope.store.analysis.critical_path import CriticalPath, critical_path
+from taskscope.store.analysis.failures import FailureGroup, failure_groups
 from taskscope.store.records import AppDistribution, AppStats, RunSummary, UsageSeries
 from taskscope.store.states import RUN_STATUS_COLORS, STATE_COLORS, state_color
 from taskscope.store.timestamps import convention_label
@@ -39,17 +41,16 @@ MAX_FAILURE_ROWS = 25
 TEMPLATES = Path(__file__).with_name("templates")
 BUNDLE_MARKER = "/*__PLOTLY_BUNDLE__*/"
 # The parts `collect` reads, in order (it reports each one to its `step` callback).
-REPORT_PARTS = ("summary", "apps", "timeline", "resource usage", "distributions", "failures")
-
-
-@dataclass(frozen=True)
-class FailureRow:
-    app: str
-    exception_type: str
-    tries: int
-    tasks: int
-    example_task: int
-    example_message: str | None
+REPORT_PARTS = (
+    "summary",
+    "apps",
+    "timeline",
+    "resource usage",
+    "distributions",
+    "failures",
+    "critical path",
+)
+MAX_PATH_STEPS = 60  # critical path steps listed (the longest chains are summed, not listed)
 
 
 @dataclass
@@ -63,36 +64,11 @@ class ReportData:
     activity: RunActivity | None
     usage: UsageSeries | None
     distributions: list[AppDistribution]
-    failures: list[FailureRow]
+    failures: list[FailureGroup]  # the analysis' failure groups, largest first
+    critical_path: CriticalPath | None
     database: str
     generated_at: str
     extra_sections: list[tuple[str, str]] = field(default_factory=list)  # (title, html)
-
-
-def failure_rows(
-    conn: sqlite3.Connection, run_id: str, limit: int = MAX_FAILURE_ROWS
-) -> list[FailureRow]:
-    """Failed tries grouped by app and exception type, largest groups first."""
-    if not describe_database(conn).has("taskscope_try_failure"):
-        return []
-    rows = conn.execute(
-        "SELECT t.task_func_name, f.exception_type, COUNT(*), COUNT(DISTINCT f.task_id), "
-        "MIN(f.task_id) FROM taskscope_try_failure f JOIN task t ON t.run_id = f.run_id "
-        "AND t.task_id = f.task_id WHERE f.run_id = ? GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 "
-        "LIMIT ?",
-        (run_id, limit),
-    ).fetchall()
-    result = []
-    for app, etype, tries, tasks, example in rows:
-        message = conn.execute(
-            "SELECT message FROM taskscope_try_failure WHERE run_id = ? AND task_id = ? "
-            "AND exception_type = ? ORDER BY try_id LIMIT 1",
-            (run_id, example, etype),
-        ).fetchone()
-        result.append(
-            FailureRow(app, etype, tries, tasks, example, message[0] if message else None)
-        )
-    return result
 
 
 def collect(
@@ -116,7 +92,11 @@ def collect(
     step("distributions")
     distributions = query.app_distributions(conn, run_id)
     step("failures")
-    failures = failure_rows(conn, run_id)
+    ctx = run_context(conn, run_id)
+    # No files are read: a report must not embed the contents of files the database names.
+    failures = failure_groups(ctx, read_files=False)[:MAX_FAILURE_ROWS]
+    step("critical path")
+    path = critical_path(ctx)
     return ReportData(
         summary=summary,
         state_counts=states,
@@ -126,6 +106,7 @@ def collect(
         usage=usage,
         distributions=distributions[:MAX_APPS],
         failures=failures,
+        critical_path=path,
         database=database,
         generated_at=datetime.now().astimezone().isoformat(timespec="seconds"),
     )
@@ -268,6 +249,7 @@ def write_report(
         figures=figures(data),
         convention=convention_label(data.summary.timestamp_convention),
         version=taskscope_version(),
+        max_path_steps=MAX_PATH_STEPS,
         bundle_marker=BUNDLE_MARKER,
         compressed=compress,
     )

@@ -320,10 +320,12 @@ class HubService:
                 return
             self.handshake_failures += 1
             self._receive_dropped += 1
-            logger.warning(
-                "monitoring message dropped: a connection to the hub port failed the ZeroMQ "
-                "handshake (junk bytes)"
-            )
+            # Every failure is counted; a flood of junk connections is not a flood of log lines.
+            if self.handshake_failures == 1 or self.handshake_failures % 1000 == 0:
+                logger.warning(
+                    "monitoring message dropped: a connection to the hub port failed the "
+                    "ZeroMQ handshake (junk bytes); %d so far", self.handshake_failures
+                )
 
     # -- the apply loop ------------------------------------------------------------------
 

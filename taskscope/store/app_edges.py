@@ -11,6 +11,7 @@ costs about 130 MB per million tasks).
 from __future__ import annotations
 
 from array import array
+from typing import Any
 
 from taskscope.store.messages import TaskInfo, TryInfo
 
@@ -131,7 +132,7 @@ class AppEdgeBatch:
             if source is not None:  # as for dependencies: an unknown task has no row
                 self._add(run_id, source, target, "join")
 
-    def rows(self) -> list[tuple]:
+    def rows(self) -> list[tuple[Any, ...]]:
         return [(*key, n) for key, n in self.counts.items()]
 
     def keep(self) -> None:

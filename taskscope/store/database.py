@@ -126,7 +126,7 @@ def _write_schema_row(conn: sqlite3.Connection) -> None:
     )
 
 
-def open_for_writing(path: str | os.PathLike) -> sqlite3.Connection:
+def open_for_writing(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """Open (creating if needed) the database at ``path`` as the run's one writer.
 
     Raises StoreError with a plain explanation when the location is unusable.
@@ -167,7 +167,7 @@ def open_for_writing(path: str | os.PathLike) -> sqlite3.Connection:
     return conn
 
 
-def open_side_writer(path: str | os.PathLike) -> sqlite3.Connection:
+def open_side_writer(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """A short-lived write connection for a reader's own bookkeeping table (such as the
     analysis's stored forecasts) in a database that taskscope already writes: never creates
     the file, never adopts a Parsl database, and waits politely for the run's writer.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from taskscope.store.readonly import describe_database
 from taskscope.store.records import AppEdge, AppGraph, AppNode, DagEdge, DagNode, TaskGraph
@@ -41,7 +42,7 @@ def _state(source: StateSource) -> str:
 
 def _fetch_nodes(
     conn: sqlite3.Connection, source: StateSource, run_id: str, ids: Iterable[int]
-) -> list[tuple]:
+) -> list[tuple[Any, ...]]:
     rows = []
     for chunk in _chunks(ids):
         marks = ",".join("?" * len(chunk))

@@ -11,6 +11,7 @@ A task's *state* is its latest status row. Timestamps are returned as stored; se
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from taskscope.store.graph_query import app_graph, task_graph, task_neighbourhood
 from taskscope.store.readonly import describe_database, open_readonly
@@ -91,7 +92,7 @@ TASK_SORTS = {
 }
 
 
-def _named_rows(conn: sqlite3.Connection, sql: str, params: dict) -> list[sqlite3.Row]:
+def _named_rows(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> list[sqlite3.Row]:
     cursor = conn.cursor()
     cursor.row_factory = sqlite3.Row
     return cursor.execute(sql, params).fetchall()
@@ -360,7 +361,7 @@ def _app_means(
 ) -> dict[str, tuple[int, float | None, int, float | None, int]]:
     """app -> (tasks measured, mean duration, tries, summed run time, tasks that ran), over
     the 1-in-`stride` sample of tasks, for `apps` (None: every app of the run)."""
-    params: dict = {"run": run_id}
+    params: dict[str, Any] = {"run": run_id}
     only_apps = ""
     if apps is not None:
         params.update({f"a{i}": name for i, name in enumerate(apps)})

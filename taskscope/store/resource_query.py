@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 import sqlite3
+from typing import Any
 
 from taskscope.store.readonly import describe_database, written_by_taskscope
 from taskscope.store.records import (
@@ -89,7 +90,7 @@ def _span(conn: sqlite3.Connection, run_id: str) -> tuple[str | None, str | None
 
 
 def _bucket_sums(
-    conn: sqlite3.Connection, intervals_sql: str, params: dict, buckets: int, width: float
+    conn: sqlite3.Connection, intervals_sql: str, params: dict[str, Any], buckets: int, width: float
 ) -> tuple[list[float], list[float]]:
     """Time-weighted bucket averages of two weights over intervals (s, e, w1, w2) in seconds
     since the run's start.
@@ -262,7 +263,7 @@ def _try_rows_estimate(conn: sqlite3.Connection, run_id: str) -> int:
 
 
 def _box_stats(
-    conn: sqlite3.Connection, values_sql: str, params: dict
+    conn: sqlite3.Connection, values_sql: str, params: dict[str, Any]
 ) -> dict[tuple[str, str], BoxStats]:
     """Quartiles per (kind, app) computed in SQL over (kind, app, v) rows, in one statement."""
     sql = f"""
@@ -327,7 +328,7 @@ def app_distributions(conn: sqlite3.Connection, run_id: str) -> list[AppDistribu
         ).fetchall()
     )
     stride = sample_stride(sum(sizes.values()), DIST_SAMPLE_TASKS)
-    params: dict = {"run": run_id}
+    params: dict[str, Any] = {"run": run_id}
     per_try = written_by_taskscope(conn, info, run_id)
     stats = _box_stats(
         conn, _distribution_values(info, in_sample("{task_id}", stride), per_try), params

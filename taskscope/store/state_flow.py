@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from array import array
+from typing import Any
 
 from taskscope.store.app_edges import TaskApps
 from taskscope.store.states import LIFECYCLE_ORDER
@@ -99,7 +100,7 @@ class StateFlowBatch:
         self.pending.append((run_id, task_id, try_id, state, ts))
 
     def resolve(
-        self, batch_apps: dict[tuple[str, int], str], waiting: list, give_up: bool
+        self, batch_apps: dict[tuple[str, int], str], waiting: list[Any], give_up: bool
     ) -> None:
         """Count the collected transitions and those `waiting` from earlier batches; those
         of a task whose app is still unknown wait (``self.waiting``) unless `give_up`."""

@@ -69,6 +69,14 @@ RUN_STATUS_COLORS: dict[str, str] = {
 }
 
 
+def sql_list(states: frozenset[str]) -> str:
+    """``states`` as an SQL list for ``IN``, in lifecycle order: ``('exec_done', ...)``."""
+    return "(" + ", ".join(f"'{s}'" for s in LIFECYCLE_ORDER if s in states) + ")"
+
+
+FINAL_STATES_SQL = sql_list(FINAL_STATES)
+
+
 def is_final(state: str | None) -> bool:
     return state in FINAL_STATES
 

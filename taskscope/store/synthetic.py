@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from taskscope.store.graph_query import APP_EDGE_TABLE
 from taskscope.store.schema import (
@@ -85,7 +86,7 @@ class _Writer:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.rows: dict[str, list[tuple]] = {}
+        self.rows: dict[str, list[tuple[Any, ...]]] = {}
         self.sql = {
             "task": "INSERT INTO task VALUES (" + ",".join("?" * 15) + ")",
             "try": "INSERT INTO try VALUES (" + ",".join("?" * 11) + ")",
@@ -96,7 +97,7 @@ class _Writer:
             "app_edge": f"INSERT INTO {APP_EDGE_TABLE} VALUES (?,?,?,?,?)",
         }
 
-    def add(self, table: str, row: tuple) -> None:
+    def add(self, table: str, row: tuple[Any, ...]) -> None:
         batch = self.rows.setdefault(table, [])
         batch.append(row)
         if len(batch) >= self.BATCH:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from array import array
+from typing import Any
 
 from taskscope.store.app_edges import TaskApps
 from taskscope.store.messages import TryInfo, TryRun
@@ -135,7 +136,7 @@ class WorkerRollupBatch:
         self.internal = internal
         self.pending: list[TryRun] = []
         self.waiting: list[TryRun] = []  # tries whose task's app is not known yet
-        self.try_rows: dict[tuple[str, int, int], list] = {}
+        self.try_rows: dict[tuple[str, int, int], list[Any]] = {}
         self.occupancy: dict[tuple[str, int, str, str], list[float]] = {}
         self.longest: dict[str, float] = {}
         self.new_ended: set[tuple[str, int, int]] = set()

@@ -8,6 +8,7 @@ import sqlite3
 from typing import Any
 from urllib.parse import quote
 
+from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,6 +48,7 @@ class AnalysisViews:
     def __init__(self, source: DatabaseSource, pages: Any) -> None:
         self.source = source
         self.pages = pages
+        pages.templates.env.filters.setdefault("code_spans", code_spans)
 
     # ---- data ------------------------------------------------------------------------
     def _analysis(self, run_id: str) -> RunAnalysis:
@@ -71,7 +73,7 @@ class AnalysisViews:
 
         return self.source.cached(("critical-steps", run_id), load)
 
-    def _context(self, analysis: RunAnalysis) -> dict:
+    def _context(self, analysis: RunAnalysis) -> dict[str, Any]:
         path = analysis.critical_path
         return {
             "analysis": analysis,
@@ -114,8 +116,8 @@ class AnalysisViews:
             live=run.status == "running", title="Analysis",
             crumbs=self.pages._run_crumbs(run) + [("Analysis", None)]))
 
-    def _other_runs(self, run_id: str, workflow_name: str | None) -> list:
-        def load(conn: sqlite3.Connection) -> list:
+    def _other_runs(self, run_id: str, workflow_name: str | None) -> list[Any]:
+        def load(conn: sqlite3.Connection) -> list[Any]:
             page = query.list_runs(conn, limit=COMPARE_CHOICES, workflow_name=workflow_name,
                                    with_counts=False)
             return [r for r in page.items if r.run_id != run_id]
@@ -157,11 +159,20 @@ class AnalysisViews:
             crumbs=self.pages._run_crumbs(run) + [("Compare runs", None)]))
 
     # ---- overlays ----------------------------------------------------------------------
-    def decorate_dag(self, run_id: str, figure: dict) -> dict:
+    def decorate_dag(self, run_id: str, figure: dict[str, Any]) -> dict[str, Any]:
         return highlight_dag(figure, [s.task_id for s in self.critical_steps(run_id)])
 
-    def decorate_gantt(self, run_id: str, figure: dict) -> dict:
+    def decorate_gantt(self, run_id: str, figure: dict[str, Any]) -> dict[str, Any]:
         return highlight_gantt(figure, self.critical_steps(run_id))
+
+
+def code_spans(text: str) -> Markup:
+    """Advice sentences mark settings and apps with backticks (for the terminal): in HTML
+    they become <code>, everything else escaped."""
+    parts = str(text).split("`")
+    html = "".join(f"<code>{escape(p)}</code>" if i % 2 else str(escape(p))
+                   for i, p in enumerate(parts))
+    return Markup(html)
 
 
 def _ms(start: str, end: str) -> float:
@@ -169,7 +180,7 @@ def _ms(start: str, end: str) -> float:
     return max(0.0, (b - a).total_seconds() * 1000.0) if a and b else 0.0
 
 
-def highlight_dag(figure: dict, path_ids: list[int]) -> dict:
+def highlight_dag(figure: dict[str, Any], path_ids: list[int]) -> dict[str, Any]:
     """The DAG figure with the critical path drawn over it (the tasks of the path that the
     figure shows, in path order)."""
     positions: dict[int, tuple[float, float]] = {}
@@ -195,7 +206,7 @@ def highlight_dag(figure: dict, path_ids: list[int]) -> dict:
     return figure
 
 
-def highlight_gantt(figure: dict, steps: list[PathStep]) -> dict:
+def highlight_gantt(figure: dict[str, Any], steps: list[PathStep]) -> dict[str, Any]:
     """The timeline with an outlined bar for each critical-path step whose task it shows,
     spanning the step (predecessor's end -> the task's end)."""
     labels = {y for trace in figure.get("data", []) for y in trace.get("y", [])}
@@ -217,7 +228,7 @@ def highlight_gantt(figure: dict, steps: list[PathStep]) -> dict:
     return figure
 
 
-def critical_path_figure(steps: list[PathStep]) -> dict:
+def critical_path_figure(steps: list[PathStep]) -> dict[str, Any]:
     """One stacked bar per step: how its time split into the parts."""
     labels = [f"{s.task_id} {s.app}" for s in steps]
     data = [{

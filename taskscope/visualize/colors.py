@@ -5,13 +5,23 @@ the app palette is the dashboard's own."""
 
 from __future__ import annotations
 
-from taskscope.store.states import (  # noqa: F401 - the dashboard's names for them
+from taskscope.store.states import (
     RUN_STATUS_COLORS,
     STATE_COLORS,
     UNKNOWN_STATE_COLOR,
     run_status_color,
     state_color,
 )
+
+__all__ = [
+    "APP_PALETTE",
+    "RUN_STATUS_COLORS",
+    "STATE_COLORS",
+    "UNKNOWN_STATE_COLOR",
+    "app_colors",
+    "run_status_color",
+    "state_color",
+]
 
 # Apps get colours from this list in name order; more apps than colours cycle.
 APP_PALETTE = (

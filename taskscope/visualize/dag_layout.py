@@ -44,7 +44,7 @@ def layered_positions(
         members = by_layer[depth]
         first_order = {n: i - (len(members) - 1) / 2 for i, n in enumerate(members)}
 
-        def barycentre(n: Hashable, first_order: dict = first_order) -> float:
+        def barycentre(n: Hashable, first_order: dict[Hashable, float] = first_order) -> float:
             placed = [y[p] for p in parents[n] if p in y]
             return sum(placed) / len(placed) if placed else first_order[n]
 

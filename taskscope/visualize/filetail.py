@@ -91,7 +91,7 @@ def _open_regular(resolved: str) -> tuple[int, os.stat_result]:
         fd = os.open(resolved, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # the last component became a symlink after resolving
-            raise NotShown("it changed while being opened") from exc
+            raise NotShown("it is a symlink loop, or changed while being opened") from exc
         if exc.errno == errno.ENOENT:
             raise NotShown("it does not exist") from exc
         raise NotShown(exc.strerror or str(exc)) from exc

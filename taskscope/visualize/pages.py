@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from starlette.exceptions import HTTPException
@@ -46,9 +47,9 @@ class PageData:
     """What a page shows: template context, live sections, figures, and whether it is live."""
 
     template: str
-    context: dict
+    context: dict[str, Any]
     sections: list[str] = field(default_factory=list)
-    figures: dict[str, dict] = field(default_factory=dict)
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
     live: bool = False
     title: str = ""
     crumbs: list[tuple[str, str | None]] = field(default_factory=list)
@@ -59,8 +60,8 @@ class PartData:
     """A part of a page that the browser loads after the page itself (``?part=NAME``): the
     slow statistics, so that no single response waits for all of them."""
 
-    context: dict
-    figures: dict[str, dict] = field(default_factory=dict)
+    context: dict[str, Any]
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 SQLITE_MAX_INTEGER = 2**63 - 1
@@ -82,8 +83,8 @@ class Pages:
         # Hooks other view modules add (taskscope.visualize.analysis_view): more deferred
         # parts of the workflow page, and overlays on the task DAG and the timeline.
         self.workflow_parts: dict[str, Callable[[Request, str], Response]] = {}
-        self.decorate_dag: Callable[[str, dict], dict] | None = None
-        self.decorate_gantt: Callable[[str, dict], dict] | None = None
+        self.decorate_dag: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
+        self.decorate_gantt: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
 
     # ---- rendering -------------------------------------------------------------------
     def respond(self, request: Request, page: PageData) -> Response:
@@ -143,7 +144,7 @@ class Pages:
         page_no = int_param(request, "page", 1, 1)
         name = text_param(request, "name")
 
-        def load(conn: sqlite3.Connection) -> dict:
+        def load(conn: sqlite3.Connection) -> dict[str, Any]:
             runs = query.list_runs(conn, sort=sort, descending=order == "desc",
                                    limit=RUNS_PER_PAGE, offset=(page_no - 1) * RUNS_PER_PAGE,
                                    workflow_name=name)
@@ -181,7 +182,7 @@ class Pages:
         if part:
             return self._workflow_part(request, run_id, part)
 
-        def load(conn: sqlite3.Connection) -> dict:
+        def load(conn: sqlite3.Connection) -> dict[str, Any]:
             summary = query.run_summary(conn, run_id, with_durations=False, with_counts=False)
             if summary is None:
                 return {}
@@ -207,7 +208,7 @@ class Pages:
             crumbs=self._run_crumbs(summary.run)[:1] + [(summary.run.workflow_name or run_id, None)]))
 
     def _workflow_part(self, request: Request, run_id: str, part: str) -> Response:
-        def load(conn: sqlite3.Connection) -> dict:
+        def load(conn: sqlite3.Connection) -> dict[str, Any]:
             run = self._run(conn, run_id)
             if part == "apps":
                 return {"run": run, "apps": query.app_summary(conn, run_id)}
@@ -231,7 +232,7 @@ class Pages:
         if requested_view == "around" and (centre is None or centre < 0):
             requested_view = "auto"  # no task given: the usual view
 
-        def load(conn: sqlite3.Connection) -> dict:
+        def load(conn: sqlite3.Connection) -> dict[str, Any]:
             run = self._run(conn, run_id)
             view = requested_view
             if view == "around":
@@ -277,7 +278,7 @@ class Pages:
         if part:
             return self._resources_part(request, run_id, part)
 
-        def load(conn: sqlite3.Connection) -> dict:
+        def load(conn: sqlite3.Connection) -> dict[str, Any]:
             run = self._run(conn, run_id)
             return {"run": run, "capacity": query.capacity(conn, run_id),
                     "sample_count": query.resource_sample_count(conn, run_id),
@@ -291,9 +292,9 @@ class Pages:
             crumbs=self._run_crumbs(data["run"]) + [("Resource usage", None)]))
 
     def _resources_part(self, request: Request, run_id: str, part: str) -> Response:
-        def load(conn: sqlite3.Connection) -> dict:
+        def load(conn: sqlite3.Connection) -> dict[str, Any]:
             run = self._run(conn, run_id)
-            data: dict = {"run": run, "convention": convention_label(run.timestamp_convention)}
+            data: dict[str, Any] = {"run": run, "convention": convention_label(run.timestamp_convention)}
             if part == "distributions":
                 data["dists"] = query.app_distributions(conn, run_id)
             else:
@@ -326,7 +327,7 @@ class Pages:
         if request.query_params.get("part") == "stats":
             return self._app_stats_part(request, run_id, app)
 
-        def load(conn: sqlite3.Connection) -> dict:
+        def load(conn: sqlite3.Connection) -> dict[str, Any]:
             run = self._run(conn, run_id)
             tasks = query.list_tasks(conn, run_id, app=app, state=state, sort=sort,
                                      descending=order == "desc", limit=TASKS_PER_PAGE,
@@ -352,7 +353,7 @@ class Pages:
             title=f"App {app}", crumbs=self._run_crumbs(data["run"]) + [(f"app {app}", None)]))
 
     def _app_stats_part(self, request: Request, run_id: str, app: str) -> Response:
-        def load(conn: sqlite3.Connection) -> dict:
+        def load(conn: sqlite3.Connection) -> dict[str, Any]:
             run = self._run(conn, run_id)
             return {"run": run, "stats": next(iter(query.app_summary(conn, run_id, app=app)), None)}
 
@@ -366,7 +367,7 @@ class Pages:
         if task_id > SQLITE_MAX_INTEGER:  # no such row, and SQLite could not even bind it
             raise _not_found(f"Run {run_id!r} has no task {task_id}.")
 
-        def load(conn: sqlite3.Connection) -> dict:
+        def load(conn: sqlite3.Connection) -> dict[str, Any]:
             run = self._run(conn, run_id)
             detail = query.task_detail(conn, run_id, task_id)
             if detail is None:

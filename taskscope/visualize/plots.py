@@ -7,6 +7,7 @@ Python package, so building a figure costs only the data it shows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from taskscope.store.records import (
     AppDistribution,
@@ -21,10 +22,10 @@ from taskscope.visualize.colors import app_colors, state_color
 from taskscope.visualize.dag_layout import layered_positions
 
 WEBGL_ABOVE = 1500  # nodes; beyond this the DAG is drawn with WebGL (scattergl)
-Figure = dict
+Figure = dict[str, Any]
 
 
-def _layout(title: str, **extra: object) -> dict:
+def _layout(title: str, **extra: object) -> dict[str, Any]:
     layout = {
         "title": {"text": title, "font": {"size": 15}},
         "margin": {"l": 60, "r": 20, "t": 40, "b": 90},
@@ -55,7 +56,7 @@ def fmt_seconds(value: float | None) -> str:
 
 def gantt(tasks: Sequence[TimelineTask], convention_label: str) -> Figure:
     """Horizontal bars: one row per task, one coloured bar per state it spent time in."""
-    by_state: dict[str, dict[str, list]] = {}
+    by_state: dict[str, dict[str, list[Any]]] = {}
     for task in tasks:
         label = f"{task.task_id} {task.app}"
         for seg in task.segments:
@@ -102,9 +103,9 @@ def _ms_between(start: str, end: str) -> float:
     return max(0.0, (b - a).total_seconds() * 1000.0)
 
 
-def _edge_trace(points: dict, edges: Sequence[tuple], dash: str, name: str, gl: bool) -> dict:
-    xs: list = []
-    ys: list = []
+def _edge_trace(points: dict[str, Any], edges: Sequence[tuple[Any, ...]], dash: str, name: str, gl: bool) -> dict[str, Any]:
+    xs: list[Any] = []
+    ys: list[Any] = []
     for source, target in edges:
         if source in points and target in points:
             (x0, y0), (x1, y1) = points[source], points[target]
@@ -136,7 +137,7 @@ def task_dag(graph: TaskGraph, colour_by: str, centre: int | None = None) -> Fig
                     "dot", "join", gl),
     ]
     colors = app_colors([n.app for n in graph.nodes])
-    groups: dict[str, list] = {}
+    groups: dict[str, list[Any]] = {}
     for node in graph.nodes:
         key = node.app if colour_by == "app" else node.state
         groups.setdefault(key, []).append(node)
@@ -183,7 +184,7 @@ def task_dag(graph: TaskGraph, colour_by: str, centre: int | None = None) -> Fig
     }
 
 
-def _widest_layer(points: dict) -> int:
+def _widest_layer(points: dict[str, Any]) -> int:
     counts: dict[float, int] = {}
     for x, _ in points.values():
         counts[x] = counts.get(x, 0) + 1
@@ -283,7 +284,7 @@ def usage_plot(series: UsageSeries, which: str, convention_label: str) -> Figure
     # The axis shows what is used (with room for the capacity line when it is near), not a
     # flat line at the bottom of a machine's total memory.
     top = max(values, default=0.0)
-    yaxis: dict = {"title": {"text": unit}, "rangemode": "tozero"}
+    yaxis: dict[str, Any] = {"title": {"text": unit}, "rangemode": "tozero"}
     if capacity and top > 0 and capacity > top * 1.5:
         yaxis["range"] = [0, top * 1.15]
         title += f" (capacity {capacity:,.1f} {unit}, above the axis)"

@@ -7,24 +7,27 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from taskscope.store.readonly import open_readonly, retry_busy
 
 T = TypeVar("T")
 CACHE_ENTRIES = 256
+READ_DEADLINE_S = 60.0
+PROGRESS_STEPS = 100_000  # SQLite VM steps between deadline checks (well under 1 ms)
 
 
 class DatabaseSource:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path).resolve()
-        self._cache: OrderedDict[tuple, object] = OrderedDict()
+        self._cache: OrderedDict[tuple[Any, ...], object] = OrderedDict()
         self._lock = threading.Lock()
 
-    def signature(self) -> tuple:
+    def signature(self) -> tuple[Any, ...]:
         """Changes whenever the writer commits (the file or its WAL changes)."""
         parts = []
         for suffix in ("", "-wal"):
@@ -38,14 +41,26 @@ class DatabaseSource:
     def read(self, action: Callable[[sqlite3.Connection], T]) -> T:
         def attempt() -> T:
             conn = open_readonly(self.path)
+            # A database is data from anywhere: a view named like a table can loop for ever.
+            # Every read is stopped at a deadline far above any page's real cost, so that no
+            # database can hold the server's request threads.
+            deadline = time.monotonic() + READ_DEADLINE_S
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
             try:
                 return action(conn)
+            except sqlite3.OperationalError as exc:
+                if time.monotonic() > deadline and "interrupted" in str(exc):
+                    raise sqlite3.OperationalError(
+                        f"a query ran past {READ_DEADLINE_S:g} s and was stopped; the "
+                        "database may be damaged or hostile (a view that never ends?)"
+                    ) from exc
+                raise
             finally:
                 conn.close()
 
         return retry_busy(attempt)
 
-    def cached(self, key: tuple, action: Callable[[sqlite3.Connection], T]) -> T:
+    def cached(self, key: tuple[Any, ...], action: Callable[[sqlite3.Connection], T]) -> T:
         full_key = (key, self.signature())
         with self._lock:
             if full_key in self._cache:

@@ -131,7 +131,7 @@ def test_workflow_runs_in_a_slurm_job_and_monitoring_names_it(tmp_path, watch_in
     assert len(tries) == 6
     assert set(tries) == {(socket.gethostname(), "slurm_htex-0")}
     blocks = rows(db, "SELECT block_id, job_id, status FROM block ORDER BY timestamp")
-    assert [b[2] for b in blocks] == ["PENDING", "RUNNING", "CANCELLED"]
+    assert [b[2] for b in blocks] == ["PENDING", "RUNNING", "SCALED_IN"]
     assert {(b[0], b[1]) for b in blocks} == {("slurm_htex-0", job_id)}
     nodes = rows(db, "SELECT block_id, active, worker_count FROM node")
     # Two worker processes in the job: each joined and left.

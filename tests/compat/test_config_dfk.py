@@ -177,3 +177,56 @@ def test_parsls_local_threads_test_config_loads_and_runs_after_the_import_swap(t
     with taskscope.load(config) as dfk:
         assert inc(inc(1)).result() == 3
     assert dfk.cleanup_called
+
+
+SIGNAL_PARENT = """
+import os, signal, sys, time
+import taskscope
+from taskscope import python_app
+from taskscope.config import Config
+from taskscope.executors import HighThroughputExecutor
+
+@python_app
+def parent_of_worker():
+    return os.getppid(), os.getpid()
+
+@python_app
+def signal_parent():
+    os.kill(os.getppid(), signal.SIGTERM)
+    time.sleep(60)
+
+config = Config(executors=[HighThroughputExecutor(max_workers_per_node=1)], run_dir="runinfo")
+with taskscope.load(config) as dfk:
+    parent, worker = parent_of_worker().result()
+    print("parent", parent == os.getpid(), flush=True)
+    print("worker", worker, flush=True)
+    try:
+        signal_parent().result()
+    finally:
+        print("status", dfk.run_status(), flush=True)
+"""
+
+
+def test_signalling_a_workers_parent_signals_the_workflow(tmp_path):
+    """docs/compatibility.md: an HTEX worker's parent is the workflow process itself."""
+    import os
+    import subprocess
+    import sys
+
+    import psutil
+
+    script = tmp_path / "signal_parent.py"
+    script.write_text(SIGNAL_PARENT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
+    out, _ = proc.communicate(timeout=120)
+    assert "parent True" in out
+    assert "status aborted" in out
+    assert proc.returncode == 128 + 15
+    worker = int(out.split("worker ")[1].split()[0])
+    deadline = time.time() + 30
+    while psutil.pid_exists(worker) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not psutil.pid_exists(worker), "the worker outlived the signalled workflow"

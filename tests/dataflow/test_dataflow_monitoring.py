@@ -208,7 +208,7 @@ def test_htex_sends_block_and_node_messages(tmp_path):
         tmp_path, HighThroughputExecutor(label="htex", max_workers=2), lambda: inc(1).result()
     )
     blocks = hub.of(m.BlockInfo)
-    assert [b.status for b in blocks] == ["RUNNING", "CANCELLED"]
+    assert [b.status for b in blocks] == ["PENDING", "RUNNING", "SCALED_IN"]
     nodes = hub.of(m.NodeInfo)
     assert [(n.active, n.worker_count) for n in nodes] == [(True, 2), (False, 2)]
     assert nodes[0].hostname and nodes[0].block_id == blocks[0].block_id

@@ -115,7 +115,7 @@ def test_shutdown_ends_blocks_and_leaves_no_worker_process(tmp_path):
     ex.shutdown()
     _gone, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, [p.cmdline() for p in alive]
-    ends = [m for m in sent if isinstance(m, BlockInfo) and m.status == "CANCELLED"]
+    ends = [m for m in sent if isinstance(m, BlockInfo) and m.status == "SCALED_IN"]
     assert [b.block_id for b in ends] == ["0"]
     assert [n.active for n in sent if isinstance(n, NodeInfo)] == [True, False]
     assert (tmp_path / "dask-short_lived" / "dask-worker-0.log").exists()

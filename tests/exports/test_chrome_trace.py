@@ -98,9 +98,10 @@ def test_flows_join_each_dependency_to_its_dependent(tmp_path, taskscope_db, db_
     }
     conn.close()
     assert edges
-    assert {(int(k.split("->")[0]), int(k.split("->")[1])) for k in starts} == edges
+    assert all(isinstance(k, int) for k in starts)
+    assert {(s["args"]["from_task"], s["args"]["to_task"]) for s in starts.values()} == edges
     for flow_id, start in starts.items():
-        source, target = (int(x) for x in flow_id.split("->"))
+        source, target = start["args"]["from_task"], start["args"]["to_task"]
         first = min(slices[target], key=lambda e: e["args"]["try_id"])
         # each end binds to the slice it lies in, on that slice's lane: the start to a try of
         # the dependency (its last one in a real run), the finish to the dependent's first try

@@ -53,6 +53,25 @@ def test_parsl_report_shows_the_run_and_every_app(tmp_path: Path):
     assert dict(zip(states["y"], states["x"], strict=True))["failed"] == 4
 
 
+def test_failure_groups_and_critical_path(tmp_path: Path):
+    html = write_report(tmp_path, PARSL_FIXTURE_DB)
+    conn = sqlite3.connect(PARSL_FIXTURE_DB)
+    failed_tries = conn.execute(
+        "SELECT COUNT(*) FROM try y JOIN task t USING (task_id, run_id) WHERE run_id = ? AND "
+        "t.task_func_name = 'always_fail' AND y.task_fail_history != ''",
+        (PARSL_RUN,),
+    ).fetchone()[0]
+    conn.close()
+    row = re.search(
+        r"deliberate failure for input &lt;n&gt; @ always_fail</td>\s*"
+        r'<td class="num">(\d+)</td><td class="num">(\d+)</td>',
+        html,
+    )
+    assert row is not None
+    assert (int(row.group(1)), int(row.group(2))) == (failed_tries, 4)
+    assert '<section id="critical-path">' in html and "With unlimited workers" in html
+
+
 def test_report_has_no_external_reference(tmp_path: Path):
     html = write_report(tmp_path, PARSL_FIXTURE_DB)
     # No element loads anything: no src, no stylesheet link, no CSS import or url().

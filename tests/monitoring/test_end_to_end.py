@@ -218,8 +218,9 @@ def test_htex_tries_know_their_block_and_nodes_go_inactive(tmp_path):
     assert {uid for uid, active in nodes if active} == {uid for uid, active in nodes if not active}
     assert nodes[-1][1] == 0  # the last word on the pool: inactive
     assert [b[0] for b in conn.execute("SELECT status FROM block ORDER BY timestamp")] == [
+        "PENDING",
         "RUNNING",
-        "CANCELLED",
+        "SCALED_IN",
     ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import threading
 import time
 
@@ -24,6 +25,12 @@ pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]  # slow only on a lo
 
 REAL_TASKS = 400
 HOSTILE_FRAMES = 100_000
+
+
+def dropped(folder) -> int:
+    """The run's messages_dropped (0 until the writer has written the run's row)."""
+    rows = query(folder, "SELECT messages_dropped FROM taskscope_run")
+    return rows[0][0] if rows else 0
 
 
 def forged_rows(run_id: str) -> bytes:
@@ -102,8 +109,7 @@ def test_hostile_frames_inject_nothing_lose_nothing_and_are_counted(tmp_path):
     # Every hostile frame except the oversized one (the hub drops that connection unread)
     # and the first copy of each captured frame is refused and counted.
     expected_dropped = HOSTILE_FRAMES - replays_accepted_once
-    assert wait_for(lambda: query(tmp_path, "SELECT messages_dropped FROM taskscope_run")[0][0]
-                    >= expected_dropped, timeout=300)
+    assert wait_for(lambda: dropped(tmp_path) >= expected_dropped, timeout=300)
     hub.send(WorkflowEnd(run_id, time.time(), "completed", REAL_TASKS, 0))
     hub.close()
 
@@ -148,9 +154,25 @@ def test_a_run_refuses_frames_sealed_for_another_run(tmp_path):
             1.0)])))
         push.close()
         context.term()
-        assert wait_for(lambda: query(tmp_path / "a", "SELECT messages_dropped FROM "
-                                      "taskscope_run")[0][0] == 1, timeout=30)
+        assert wait_for(lambda: dropped(tmp_path / "a") == 1, timeout=60)
     finally:
         first.close()
         second.close()
     assert query(tmp_path / "a", "SELECT workflow_name FROM workflow") == [("test",)]
+
+
+def test_junk_connections_are_counted_and_logged_once(tmp_path, caplog):
+    hub, run_id = started_hub(tmp_path)
+    connections = 300
+    for index in range(connections):
+        with socket.create_connection(("127.0.0.1", hub.port)) as raw:
+            raw.sendall(b"GET / HTTP/1.1\r\n\r\n" + bytes([index % 256]) * 64)
+    kernel_launch(hub, run_id, 1)
+    assert wait_for(lambda: dropped(tmp_path) >= connections, timeout=120)
+    hub.send(WorkflowEnd(run_id, time.time(), "completed", 0, 0))
+    hub.close()
+    # ZeroMQ reports one or two handshake failures per junk connection.
+    assert connections <= hub.messages_dropped <= 2 * connections
+    assert query(tmp_path, "SELECT count(*) FROM status") == [(2,)]  # the real task's
+    log = (tmp_path / "run" / "monitoring.log").read_text()
+    assert log.count("failed the ZeroMQ handshake") == 1

@@ -81,3 +81,15 @@ def test_each_run_has_its_own_secret(tmp_path: Path):
             assert slow_square(3).result() == 9
             secrets.append(hub._target.secret)
     assert secrets[0] != secrets[1]
+
+
+def test_the_hub_target_never_shows_its_secret():
+    from taskscope.monitoring.auth import new_secret
+    from taskscope.monitoring.wrapper import HubTarget, MonitoredCall
+
+    secret = new_secret()
+    target = HubTarget("run", "127.0.0.1", 5, "tok", -1, False, 1.0, secret)
+    shown = [repr(target), str(target), repr(MonitoredCall(print, target, 1, 0)),
+             repr(list(target.__rich_repr__()))]
+    assert not any(secret in text for text in shown), shown
+    assert "run" in repr(target)

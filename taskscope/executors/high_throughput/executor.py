@@ -32,7 +32,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ from taskscope.executors.high_throughput.serialize import (
     load_exception,
     pack_call,
 )
+from taskscope.executors.high_throughput.task_queue import TaskQueue
 from taskscope.providers import LocalProvider
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class _Task:
     keys: tuple[int, ...]
     future: Future
     refs: tuple  # keeps the function and arguments (and so their registry keys) alive
+    priority: float | None = None  # parsl_resource_specification={'priority': ...}
 
 
 @dataclass(slots=True, eq=False)
@@ -417,7 +418,7 @@ class HighThroughputExecutor(Executor):
     # ------------------------------------------------------------------ lifecycle
     def _reset_state(self) -> None:
         self._registry = FunctionRegistry()
-        self._queue: deque[_Task] = deque()
+        self._queue = TaskQueue()
         self._workers: list[_WorkerProcess | None] = []
         self._ids = iter(range(1, sys.maxsize))
         self._wake_pending = False
@@ -474,6 +475,9 @@ class HighThroughputExecutor(Executor):
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._env = self._worker_env()
         self._started = True
+        # Parsl's block rows: PENDING when the block is asked for, RUNNING once started,
+        # SCALED_IN when the executor lets it go (monitoring's block table).
+        self._send_blocks("PENDING")
         started = time.monotonic()
         for slot in range(n):
             self._block_started.setdefault(self._block_of(slot), started)
@@ -655,7 +659,7 @@ class HighThroughputExecutor(Executor):
                 t.future.set_exception(error)
         for block_id, hostname in self._nodes_announced.items():
             self._send_node(block_id, hostname, active=False)
-        self._send_blocks("CANCELLED")
+        self._send_blocks("SCALED_IN")
         if self._selector is not None:
             self._selector.close()
         for fd in (self._wake_r, self._wake_w):
@@ -687,12 +691,41 @@ class HighThroughputExecutor(Executor):
             raise self._executor_exception
         if self._broken is not None:
             raise ExecutorError(self.label, self._broken)
+        priority = None
+        if resource_specification:
+            self.validate_resource_spec(resource_specification)
+            priority = resource_specification.get("priority")
         payload, keys = pack_call(func, args, kwargs, self._registry)
         fut: Future = Future()
-        self._queue.append(_Task(next(self._ids), payload, keys, fut, (func, args, kwargs)))
+        self._queue.append(
+            _Task(next(self._ids), payload, keys, fut, (func, args, kwargs), priority)
+        )
         if not self._wake_pending and threading.get_ident() != self._io_ident:
             self._wake()
         return fut
+
+    ACCEPTED_RESOURCE_KEYS = frozenset({"priority"})
+
+    def validate_resource_spec(self, resource_specification: dict[str, Any]) -> None:
+        """Parsl's check: HTEX accepts only ``priority`` (a number; lower runs first)."""
+        from taskscope.executors.errors import InvalidResourceSpecification
+
+        if not resource_specification:
+            return
+        invalid = set(resource_specification) - self.ACCEPTED_RESOURCE_KEYS
+        if invalid:
+            raise InvalidResourceSpecification(
+                invalid,
+                "Task resource specification only accepts these types of resources: "
+                + ", ".join(sorted(self.ACCEPTED_RESOURCE_KEYS)),
+            )
+        priority = resource_specification.get("priority")
+        if priority is not None and (
+            isinstance(priority, bool) or not isinstance(priority, (int, float))
+        ):
+            raise InvalidResourceSpecification(
+                {"priority"}, f"priority must be a number, got {priority!r}"
+            )
 
     def _wake(self) -> None:
         self._wake_pending = True
@@ -1001,7 +1034,7 @@ class HighThroughputExecutor(Executor):
                 self.set_bad_state_and_fail_all(
                     BadStateException(
                         self,
-                        f"workers fail to start ({reason}); last lines of {w.log_path}:\n{tail}",
+                        f"workers fail to start ({reason}; EXIT CODE: {returncode}); last lines of {w.log_path}:\n{tail}",
                     )
                 )
                 return

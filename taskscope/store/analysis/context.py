@@ -26,7 +26,7 @@ class RunContext:
     run: RunRow
     by_taskscope: bool  # taskscope wrote it: UTC times, CPU figures per try, failure rows
     states: StateSource
-    # Reads shared by several analyses of the same run (see tries.try_table), computed once.
+    # Reads shared by several analyses of the same run (see tries.sampled_finished_tries).
     shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

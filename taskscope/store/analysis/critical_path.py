@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from taskscope.store.analysis.context import RunContext, chunks, id_list
-from taskscope.store.analysis.tries import try_table
 from taskscope.store.sampling import in_sample, sample_stride
+from taskscope.store.states import FINAL_STATES
 from taskscope.store.timestamps import parse_timestamp, seconds_between_sql
 
 DISPATCH_SAMPLE_TRIES = 20_000
@@ -116,7 +116,32 @@ def typical_dispatch_s(ctx: RunContext) -> float:
 
 
 def last_finished_task(ctx: RunContext) -> int | None:
-    row = ctx.conn.execute(
+    """The task with the latest task_time_returned. On taskscope's databases the status
+    index by time finds it from the run's latest final-state rows; otherwise (or if those
+    rows do not name it) a pass over the run's tasks."""
+    conn = ctx.conn
+    indexed = ctx.has("status") and any(
+        row[1] == "ix_status_run_time" for row in conn.execute("PRAGMA index_list(status)"))
+    if indexed:
+        recent = {
+            task_id for task_id, state in conn.execute(
+                "SELECT task_id, task_status_name FROM status WHERE run_id = ? "
+                "ORDER BY timestamp DESC LIMIT 200", (ctx.run_id,))
+            if state in FINAL_STATES
+        }
+        if recent:
+            marks = ",".join("?" * len(recent))
+            candidate = conn.execute(
+                f"SELECT task_id, task_time_returned FROM task WHERE run_id = ? AND task_id IN "
+                f"({marks}) AND task_time_returned IS NOT NULL "
+                "ORDER BY task_time_returned DESC, task_id DESC LIMIT 1",
+                (ctx.run_id, *recent)).fetchone()
+            # Confirmed if no task returned later (an indexed-free check would be the scan).
+            if candidate is not None and conn.execute(
+                "SELECT 1 FROM status WHERE run_id = ? AND timestamp > ? LIMIT 1",
+                (ctx.run_id, candidate[1])).fetchone() is None:
+                return candidate[0]
+    row = conn.execute(
         "SELECT task_id FROM task WHERE run_id = ? AND task_time_returned IS NOT NULL "
         "ORDER BY task_time_returned DESC, task_id DESC LIMIT 1",
         (ctx.run_id,),
@@ -229,41 +254,70 @@ def longest_run_weighted_path(ctx: RunContext) -> float | None:
     if not (ctx.has("task") and ctx.has("try")):
         return None
     conn, run_id = ctx.conn, ctx.run_id
-    table = try_table(ctx)
-    if not len(table):
+    run_s = seconds_between_sql("task_try_time_running", "task_try_time_returned")
+    # Numbers only, in table order (no sort, no strings): the cheapest full pass over tries.
+    tries = conn.execute(
+        f"SELECT task_id, {run_s} FROM try WHERE run_id = ? AND task_executor NOT IN (?, ?)",
+        (run_id, *_INTERNAL),
+    ).fetchall()
+    if not tries:
         return None
-    depends: dict[int, list[int]] = {}
-    for task_id, text in conn.execute(
-        "SELECT task_id, task_depends FROM task WHERE run_id = ? AND task_depends IS NOT NULL "
-        "AND task_depends != ''", (run_id,)):
-        try:  # the common form, "3,4": parsed directly; anything else the careful way
-            depends[task_id] = [int(part) for part in text.split(",")]
-        except ValueError:
-            depends[task_id] = id_list(text)
+    joins: dict[int, list[int]] = {}
     for task_id, text in conn.execute(
         "SELECT task_id, task_joins FROM try WHERE run_id = ? AND task_joins IS NOT NULL "
         "AND task_joins != ''", (run_id,)):
-        depends.setdefault(task_id, []).extend(id_list(text))
-    ids = set(table.task_ids) | set(depends)
-    low, high = min(ids), max(ids)
-    in_order = all(d < task_id for task_id, deps in depends.items() for d in deps)
-    if low >= 0 and high < 4 * len(ids) + 1000 and in_order:
-        # The usual case: ids are dense and a task depends only on tasks submitted before
-        # it, so arrays indexed by id and one pass in id order over the tasks that have
-        # dependencies (everything else's path is its own weight).
+        joins.setdefault(task_id, []).extend(id_list(text))
+    depends_rows = conn.execute(
+        "SELECT task_id, task_depends FROM task WHERE run_id = ? AND task_depends IS NOT NULL "
+        "AND task_depends != '' ORDER BY task_id", (run_id,)).fetchall()
+    if joins:  # few: fold them into their tasks' dependency lists, keeping id order
+        extra = dict(joins)
+        merged = []
+        for task_id, text in depends_rows:
+            if task_id in extra:
+                text = text + "," + ",".join(map(str, extra.pop(task_id)))
+            merged.append((task_id, text))
+        merged.extend((t, ",".join(map(str, ids))) for t, ids in extra.items() if ids)
+        merged.sort()
+        depends_rows = merged
+    task_ids = [t for t, _ in tries] + [t for t, _ in depends_rows]
+    low, high = min(task_ids), max(task_ids)
+    if low >= 0 and high < 4 * len(tries) + 1000:
         best = array("d", bytes(8 * (high + 1)))
-        for task_id, seconds in zip(table.task_ids, table.run_s, strict=True):
-            if seconds > 0:  # False for NaN (no run time) too
+        for task_id, seconds in tries:
+            if seconds is not None and seconds > 0:
                 best[task_id] += seconds
-        for task_id in sorted(depends):
-            deps = depends[task_id]
-            best[task_id] += max(best[d] for d in deps) if deps else 0.0
-        return max(best)
+        # The usual case: ids are dense and every task depends only on tasks submitted
+        # before it, so one pass in id order over the tasks that have dependencies sees each
+        # dependency's longest path first (everything else's is its own weight).
+        in_order = True
+        for task_id, text in depends_rows:
+            longest = 0.0
+            for dep in _ids(text):
+                if dep >= task_id or dep < 0:
+                    in_order = False
+                    break
+                if best[dep] > longest:
+                    longest = best[dep]
+            if not in_order:
+                break
+            best[task_id] += longest
+        if in_order:
+            return max(best)
+    depends: dict[int, list[int]] = {t: _ids(text) for t, text in depends_rows}
+    ids = {task_id for task_id, _ in tries} | set(depends)
     weight: dict[int, float] = dict.fromkeys(ids, 0.0)
-    for task_id, seconds in zip(table.task_ids, table.run_s, strict=True):
-        if seconds > 0:
+    for task_id, seconds in tries:
+        if seconds is not None and seconds > 0:
             weight[task_id] += seconds
     return _longest_path_any_order(sorted(ids), weight, depends)
+
+
+def _ids(text: str) -> list[int]:
+    try:  # the common form, "3,4": parsed directly; anything else the careful way
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        return id_list(text)
 
 
 def _longest_path_any_order(ordered: list[int], weight: dict[int, float],

@@ -18,12 +18,12 @@ failure counts are exact.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 
 from taskscope.store.analysis.context import RunContext
 from taskscope.store.analysis.stats import fisher_greater, mann_whitney_greater, median
-from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, sampled_finished_tries, try_table
+from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, sampled_finished_tries
 
 ALPHA = 0.01
 MIN_SLOWDOWN = 1.25
@@ -46,23 +46,33 @@ class HostHealth:
 
 
 def _counts(ctx: RunContext) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
-    """(host -> (tries, failed tries), block -> (tries, failed tries)), exact: from the run's
-    shared try table, and one pass over its failed tries."""
-    table = try_table(ctx)
-    tries = {table.places[p]: n for p, n in Counter(table.place).items()}
-    if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
-        failed_sql = (
-            "SELECT y.hostname, y.block_id, COUNT(*) FROM taskscope_try_failure f CROSS JOIN "
-            "try y ON y.run_id = f.run_id AND y.task_id = f.task_id AND y.try_id = f.try_id "
-            "WHERE f.run_id = ? AND y.task_executor NOT IN (?, ?) GROUP BY 1, 2")
-    else:
-        failed_sql = (
-            "SELECT hostname, block_id, COUNT(*) FROM try WHERE run_id = ? AND "
-            "task_fail_history IS NOT NULL AND task_fail_history != '' "
-            "AND task_executor NOT IN (?, ?) GROUP BY 1, 2")
-    failed: dict[tuple[str | None, str | None], int] = {}
-    for host, block, n in ctx.conn.execute(failed_sql, (ctx.run_id, *INTERNAL_EXECUTORS)):
-        failed[(host or None, None if block in (None, "") else str(block))] = n
+    """(host -> (tries, failed tries), block -> (tries, failed tries)), exact: one grouped
+    pass over the run's tries and one over its failed tries."""
+    tries: dict[tuple[str | None, str | None], int] = {}
+    for host, block, n in ctx.conn.execute(
+        "SELECT hostname, block_id, COUNT(*) FROM try WHERE run_id = ? "
+        "AND task_executor NOT IN (?, ?) GROUP BY hostname, block_id",
+        (ctx.run_id, *INTERNAL_EXECUTORS),
+    ):
+        key = (host or None, None if block in (None, "") else str(block))
+        tries[key] = tries.get(key, 0) + n
+    failed: dict[tuple[str | None, str | None], int] = ctx.shared.get("failed_places") or {}
+    if "failed_places" not in ctx.shared:  # failure_groups has not read them: count in SQL
+        if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
+            failed_sql = (
+                "SELECT y.hostname, y.block_id, COUNT(*) FROM taskscope_try_failure f "
+                "CROSS JOIN try y ON y.run_id = f.run_id AND y.task_id = f.task_id "
+                "AND y.try_id = f.try_id WHERE f.run_id = ? AND y.task_executor NOT IN (?, ?) "
+                "GROUP BY 1, 2")
+        else:
+            failed_sql = (
+                "SELECT hostname, block_id, COUNT(*) FROM try WHERE run_id = ? AND "
+                "task_fail_history IS NOT NULL AND task_fail_history != '' "
+                "AND task_executor NOT IN (?, ?) GROUP BY 1, 2")
+        failed = {}
+        for host, block, n in ctx.conn.execute(failed_sql, (ctx.run_id, *INTERNAL_EXECUTORS)):
+            key = (host or None, None if block in (None, "") else str(block))
+            failed[key] = failed.get(key, 0) + n
     hosts: dict[str, list[int]] = {}
     blocks: dict[str, list[int]] = {}
     for (host, block), n in tries.items():

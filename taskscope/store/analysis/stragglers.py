@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from taskscope.store.analysis.context import RunContext, chunks
 from taskscope.store.analysis.stats import median
-from taskscope.store.analysis.tries import sampled_finished_tries, try_table
+from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, RUN_S, sampled_finished_tries
 from taskscope.store.timestamps import now_in_convention, parse_timestamp
 
 K = 3.0
@@ -74,24 +74,24 @@ def stragglers(ctx: RunContext, app_cohorts: dict[str, AppCohort] | None = None,
     }
     if not thresholds:
         return []
-    # Only tries longer than the smallest threshold are looked up for their app: on a healthy
-    # run that is a handful, not every try.
-    lowest = min(thresholds.values())
-    table = try_table(ctx)
-    long_tries = [i for i, seconds in enumerate(table.run_s) if seconds > lowest]
+    # Only tries longer than the smallest threshold (filtered in SQL, numbers only) are looked
+    # up for their app: on a healthy run that is a handful, not every try.
+    long_tries = ctx.conn.execute(
+        f"SELECT y.task_id, y.try_id, y.hostname, {RUN_S} AS s FROM try y WHERE y.run_id = ? "
+        "AND y.task_executor NOT IN (?, ?) AND s > ?",
+        (ctx.run_id, *INTERNAL_EXECUTORS, min(thresholds.values())),
+    ).fetchall()
     apps: dict[int, str] = {}
-    for chunk in chunks({table.task_ids[i] for i in long_tries}):
+    for chunk in chunks({row[0] for row in long_tries}):
         marks = ",".join("?" * len(chunk))
         apps.update(ctx.conn.execute(
             f"SELECT task_id, task_func_name FROM task WHERE run_id = ? AND task_id IN ({marks})",
             (ctx.run_id, *chunk)).fetchall())
     found = []
-    for i in long_tries:
-        task_id, seconds = table.task_ids[i], table.run_s[i]
+    for task_id, try_id, host, seconds in long_tries:
         app = apps.get(task_id)
         if app in thresholds and seconds > thresholds[app]:
-            found.append(_straggler(task_id, table.try_ids[i], app, table.places[table.place[i]][0],
-                                    seconds, app_cohorts[app], False))
+            found.append(_straggler(task_id, try_id, app, host, seconds, app_cohorts[app], False))
     if ctx.live:
         found += _running_stragglers(ctx, app_cohorts, thresholds)
     found.sort(key=lambda s: (-s.ratio, s.task_id, s.try_id))

@@ -3,8 +3,6 @@ over the whole run or over a bounded hashed sample of its tasks."""
 
 from __future__ import annotations
 
-import math
-from array import array
 from dataclasses import dataclass
 
 from taskscope.store.analysis.context import RunContext
@@ -64,51 +62,3 @@ def finished_tries(ctx: RunContext, stride: int = 1) -> list[TryTime]:
         for task_id, try_id, app, host, block, run_s, failed in rows
     ]
 
-
-@dataclass(frozen=True)
-class TryTable:
-    """Every try of a run in compact arrays, read in one pass and shared by the analyses that
-    need all of them (the floor, host counts, stragglers): position i is one try."""
-
-    task_ids: array  # 'q'
-    try_ids: array  # 'l'
-    places: list[tuple[str | None, str | None]]  # (hostname, block_id) of each place index
-    place: array  # 'l': index into `places`
-    run_s: array  # 'd': running -> returned, NaN when either is missing
-
-    def __len__(self) -> int:
-        return len(self.task_ids)
-
-
-def try_table(ctx: RunContext) -> TryTable:
-    """The run's tries (join apps' waits on the kernel left out), read once per context."""
-    cached = ctx.shared.get("try_table")
-    if cached is not None:
-        return cached
-    rows = ctx.conn.execute(
-        f"SELECT y.task_id, y.try_id, y.hostname, y.block_id, {RUN_S} FROM try y "
-        "WHERE y.run_id = ? AND y.task_executor NOT IN (?, ?)",
-        (ctx.run_id, *INTERNAL_EXECUTORS),
-    ).fetchall()
-    # Column-wise conversion (zip and array in C) instead of appending row by row.
-    columns = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
-    del rows
-    places: list[tuple[str | None, str | None]] = []
-    index: dict[tuple, int] = {}
-
-    def place_of(host: str | None, block: str | None) -> int:
-        key = (host, block)
-        found = index.get(key)
-        if found is None:
-            found = index[key] = len(places)
-            places.append((host or None, None if block in (None, "") else str(block)))
-        return found
-
-    nan = math.nan
-    task_ids = array("q", columns[0])
-    try_ids = array("l", columns[1])
-    place = array("l", map(place_of, columns[2], columns[3]))
-    run_s = array("d", [nan if v is None else v for v in columns[4]])
-    table = TryTable(task_ids, try_ids, places, place, run_s)
-    ctx.shared["try_table"] = table
-    return table

@@ -128,3 +128,29 @@ def test_a_try_still_running_far_too_long_is_a_live_straggler(tmp_path):
     live = [s for s in found if s.running]
     assert [(s.task_id, s.app) for s in live] == [running]
     assert live[0].run_s > 3000
+
+
+def test_floor_fast_pass_agrees_with_the_general_walk(tmp_path):
+    from taskscope.store.analysis import critical_path as cp
+    from taskscope.store.analysis.context import id_list
+
+    db = create_database(tmp_path / "floor.db", [SyntheticRun("floor", tasks=3000, seed=9)])
+    conn = open_readonly(db)
+    try:
+        ctx = run_context(conn, "floor")
+        fast = cp.longest_run_weighted_path(ctx)
+        weight: dict[int, float] = {}
+        for task_id, seconds in conn.execute(
+            "SELECT task_id, (julianday(task_try_time_returned) - julianday("
+            "task_try_time_running)) * 86400 FROM try WHERE run_id = 'floor'"):
+            weight[task_id] = weight.get(task_id, 0.0) + max(0.0, seconds or 0.0)
+        depends = {t: id_list(d) for t, d in conn.execute(
+            "SELECT task_id, task_depends FROM task WHERE run_id = 'floor'")}
+        for t, j in conn.execute("SELECT task_id, task_joins FROM try WHERE run_id = 'floor' "
+                                 "AND task_joins != ''"):
+            depends.setdefault(t, []).extend(id_list(j))
+        ids = sorted(set(weight) | set(depends))
+        general = cp._longest_path_any_order(ids, dict.fromkeys(ids, 0.0) | weight, depends)
+    finally:
+        conn.close()
+    assert fast == pytest.approx(general, rel=1e-9) and fast > 0
