@@ -241,7 +241,7 @@ def test_oversized_request_line_gets_414_not_a_reset(tmp_path: Path, parsl_db: P
             with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
                 request = b"GET /" + b"a" * path_bytes + b" HTTP/1.1\r\nHost: x\r\n\r\n"
                 if expected == b"200":
-                    request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
                 sock.sendall(request)
                 answer = b""
                 while chunk := sock.recv(65536):  # a reset would raise here
