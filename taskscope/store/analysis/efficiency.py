@@ -1,7 +1,7 @@
 """Efficiency per app, and conservative advice with its evidence.
 
-Per app, over its tries with a run time (the tries of a hashed sample of about 50,000 tasks
-on large runs, shared with the other analyses):
+Per app, over its tries with a run time (on large runs a hashed sample of about
+`EFFICIENCY_TRIES` tries, drawn at random from the sample the other analyses share):
 
 - CPU efficiency: CPU seconds ÷ (run seconds x cores per worker), where cores per worker is
   the host's CPU count ÷ its workers (node table). 100% = every core a worker could use was
@@ -28,6 +28,7 @@ Advice is only given with evidence that would survive a second look:
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ MEMORY_MARGIN = 0.2
 WALLTIME_MARGIN = 0.25
 MEMORY_HEADROOM = 0.8  # more workers only while their p99 memory fits in 80% of the node
 MIN_TRIES_FOR_ADVICE = 5
+EFFICIENCY_TRIES = 12_000  # tries measured per run at most (a random sub-sample beyond)
+EFFICIENCY_SEED = 12345
 _CPU = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_system, 0))"
 _WALLTIME_OF = re.compile(r"walltime(?: of|:)\s*([0-9.]+)\s*s", re.IGNORECASE)
 
@@ -131,6 +134,14 @@ def _measured(ctx: RunContext) -> tuple[list[_Measured], int]:
     """The shared sample's tries (see `tries.sampled_finished_tries`) with their resource
     figures, read by task id (index seeks, not a pass over every sample of the run)."""
     sample, stride = sampled_finished_tries(ctx)
+    if len(sample) > EFFICIENCY_TRIES:
+        # Percentiles per app need far fewer tries than the shared sample holds: a hashed
+        # sub-sample keeps the resource reads to a few thousand index seeks.
+        # (A seeded random choice: the shared sample is in task order, and a workflow's apps
+        # often repeat with the task id, so every k-th try would pick the same apps.)
+        fraction = EFFICIENCY_TRIES / len(sample)
+        sample = random.Random(EFFICIENCY_SEED).sample(sample, EFFICIENCY_TRIES)
+        stride = max(1, round(stride / fraction))
     figures: dict[tuple[int, int], tuple] = {}
     if ctx.has("resource") and sample:
         for chunk in chunks({t.task_id for t in sample}):

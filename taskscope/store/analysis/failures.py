@@ -37,7 +37,7 @@ from taskscope.store.analysis.signature import (
     user_frame_name,
 )
 from taskscope.store.output_tail import read_tails
-from taskscope.store.sampling import in_sample, sample_stride
+from taskscope.store.sampling import hashed_in_sample, in_sample, sample_stride
 from taskscope.store.states import FINAL_STATES, SUCCEEDED_FINAL_STATES
 from taskscope.store.timestamps import parse_timestamp
 
@@ -203,7 +203,7 @@ def _attach_resources(ctx: RunContext, tries: list[FailedTry]) -> None:
                   "OR task_fail_history LIKE '%Lost%' OR task_fail_history LIKE '%137%')")
     if stride > 1:
         for attempt in tries:
-            attempt.measured = _hashed_in_sample(attempt.task_id, stride)
+            attempt.measured = hashed_in_sample(attempt.task_id, stride)
     else:
         for attempt in tries:
             attempt.measured = True
@@ -221,11 +221,6 @@ def _attach_resources(ctx: RunContext, tries: list[FailedTry]) -> None:
         # taskscope's CPU figures start at zero with each try; Parsl's are the worker's.
         found.cpu_s = high if ctx.by_taskscope else max(0.0, (high or 0) - (low or 0))
         found.peak_rss = rss
-
-
-def _hashed_in_sample(task_id: int, stride: int) -> bool:
-    """The same test as `sampling.in_sample`, in Python."""
-    return ((task_id * 2654435761) % 4294967296) % stride == 0
 
 
 def _memory_per_worker(ctx: RunContext) -> dict[str, float]:
