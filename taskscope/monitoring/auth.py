@@ -96,19 +96,24 @@ class FrameGate:
         """`frame`: bytes, a memoryview or a zmq.Frame (its peer is named in the log)."""
         data = memoryview(frame.buffer if hasattr(frame, "buffer") else frame)
         if len(data) < OVERHEAD or data[:1] != MAGIC:
-            return self._refuse(frame, "not a sealed frame")
+            self._refuse(frame, "not a sealed frame")
+            return None
         expected = hmac.digest(self._key, HEADER_DOMAIN + data[:HEADER.size], "sha256")
         if not hmac.compare_digest(expected[:HEADER_MAC_BYTES],
                                    data[HEADER.size:PAYLOAD_START]):
-            return self._refuse(frame, "wrong MAC (another run, another secret, or altered)")
+            self._refuse(frame, "wrong MAC (another run, another secret, or altered)")
+            return None
         _, sender, sequence, length = HEADER.unpack_from(data)
         if length != len(data) - OVERHEAD:
-            return self._refuse(frame, "truncated or extended (length does not match)")
+            self._refuse(frame, "truncated or extended (length does not match)")
+            return None
         if sequence <= self._last_sequence.get(sender, 0):
-            return self._refuse(frame, "replayed (sequence number already seen)")
+            self._refuse(frame, "replayed (sequence number already seen)")
+            return None
         body = data[:-MAC_BYTES]
         if not hmac.compare_digest(hmac.digest(self._key, body, "sha256"), data[-MAC_BYTES:]):
-            return self._refuse(frame, "wrong MAC (another run, another secret, or altered)")
+            self._refuse(frame, "wrong MAC (another run, another secret, or altered)")
+            return None
         self._last_sequence[sender] = sequence
         return body[PAYLOAD_START:]
 
