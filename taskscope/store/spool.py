@@ -50,7 +50,7 @@ APPLIED_TABLE = "taskscope_spool_applied"
 _SEGMENT_RE = re.compile(r"^(?P<stream>[0-9]{19}-[0-9]+-[a-z]+-[0-9a-f]{8})\.(?P<seq>[0-9]{6})\.seg$")
 
 
-def spool_dir(db_path: str | os.PathLike) -> Path:
+def spool_dir(db_path: str | os.PathLike[str]) -> Path:
     """The spool directory of the database at ``db_path``."""
     return Path(str(db_path) + SPOOL_SUFFIX)
 
@@ -285,7 +285,7 @@ def applied_offsets(conn: sqlite3.Connection) -> dict[str, int]:
     return {name: offset for name, offset in rows}
 
 
-def unwritten(db_path: str | os.PathLike, conn: sqlite3.Connection | None = None) -> SpoolState | None:
+def unwritten(db_path: str | os.PathLike[str], conn: sqlite3.Connection | None = None) -> SpoolState | None:
     """What the spool of ``db_path`` holds beyond the database; None when nothing.
 
     ``conn`` (read-only is enough) reads the applied offsets; without it every spooled frame
