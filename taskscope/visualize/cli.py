@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     query = f"?token={token}" if token else ""
     print(f"taskscope-visualize: open http://{shown_host}:{args.port}/{query} in a browser",
           flush=True)
-    app = create_app(located.path, debug=args.debug, show_files=show_files, token=token)
+    app = create_app(located.path, debug=args.debug, show_files=show_files, token=token,
+                     loopback_hosts_only=is_loopback(args.listen))
     try:
         serve(app, host=args.listen, port=args.port,
               log_level="debug" if args.debug else "warning", sock=sock)

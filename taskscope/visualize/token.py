@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import html
+import ipaddress
 import os
 import secrets
 import stat
@@ -160,3 +161,46 @@ class TokenGate:
             (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store"),
         ]})
         await send({"type": "http.response.body", "body": body})
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port ("[::1]:8080" -> "::1")."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def is_loopback_name(name: str) -> bool:
+    if name in LOOPBACK_NAMES:
+        return True
+    try:  # 127.0.0.2 and the like; never a DNS name such as 127.0.0.1.example.com
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class LoopbackHostGate:
+    """ASGI middleware for a dashboard on a loopback address: requests must name a loopback
+    host. A web page elsewhere can point its own host name at 127.0.0.1 (DNS rebinding) and
+    make the user's browser read the dashboard; its requests carry that name, so they are
+    refused here. That matters without a token (--no-token); with one it is a second wall."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = next((v.decode("latin-1") for k, v in scope.get("headers", [])
+                         if k.lower() == b"host"), "")
+            if not is_loopback_name(host_name(host)):
+                await TokenGate._refuse(
+                    send, 403, "Unexpected host name",
+                    f"This dashboard listens on a loopback address and answers only requests "
+                    f"for localhost or 127.0.0.1, not {host!r}. Open it as http://127.0.0.1:"
+                    "PORT/ (through an SSH tunnel from another machine).")
+                return
+        await self.app(scope, receive, send)

@@ -88,3 +88,16 @@ def test_bearer_scheme_is_accepted_for_scrapers(parsl_db: Path):
     client = TestClient(create_app(parsl_db, token=TOKEN))
     assert client.get("/metrics", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
     assert client.get("/metrics").status_code == 401
+
+
+def test_a_loopback_dashboard_refuses_other_host_names(parsl_db: Path):
+    """DNS rebinding: a page on evil.example points its name at 127.0.0.1; the browser's
+    requests then name evil.example and are refused, token or not."""
+    app = create_app(parsl_db, loopback_hosts_only=True)
+    for base in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080",
+                 "http://127.0.0.2"):
+        assert TestClient(app, base_url=base).get("/").status_code == 200, base
+    for base in ("http://evil.example:8080", "http://127.0.0.1.evil.example:8080",
+                 "http://10.0.0.1:8080", "http://[fe80::1]:8080"):
+        response = TestClient(app, base_url=base).get("/")
+        assert response.status_code == 403 and "loopback" in response.text, base

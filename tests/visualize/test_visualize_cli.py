@@ -95,6 +95,8 @@ def test_serves_runinfo_database_with_a_token_in_the_printed_url(tmp_path: Path,
         assert status == 200 and "diamond-sample" in body
         status, body = status_of(base + "workflow/85029df9-5f8e-4ab7-810a-f8db9f552f59/", browser)
         assert status == 200 and "diamond-sample" in body
+        rebound = urllib.request.Request(url, headers={"Host": f"evil.example:{port}"})
+        assert status_of(rebound)[0] == 403  # DNS rebinding: another name for 127.0.0.1
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=15)
@@ -165,7 +167,7 @@ def test_output_files_are_shown_only_on_loopback_unless_asked(
 
     made = {}
 
-    def fake_create_app(database, debug=False, show_files=True, token=None):
+    def fake_create_app(database, debug=False, show_files=True, token=None, **kwargs):
         made["show_files"] = show_files
         return object()
 

@@ -224,6 +224,7 @@ class Worker:
         SLOT.pack_into(self.slot_map, self.slot_offset, tid)
         start = time.perf_counter()
         self.running = (tid, start)
+        item: tuple[int, bool, Any, float]  # (task, ok, packed result or exception, seconds)
         if not self.busy.is_set():
             self.busy.set()
         try:
