@@ -49,3 +49,14 @@ def test_tasks_refuses_an_unknown_state(capsys):
     assert main(["tasks", str(FIXTURE), RUN, "--state", "finished"]) == 2
     err = capsys.readouterr().err
     assert "unknown state 'finished'" in err and "exec_done" in err
+
+
+def test_runs_and_tasks_as_json(capsys):
+    import json
+
+    assert main(["runs", str(FIXTURE), "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert runs["total"] == 1 and runs["runs"][0]["run_id"] == RUN
+    assert main(["tasks", str(FIXTURE), "--run", RUN[:8], "--state", "failed", "--json"]) == 0
+    tasks = json.loads(capsys.readouterr().out)
+    assert tasks["total"] == 4 and {t["app"] for t in tasks["tasks"]} == {"always_fail"}

@@ -160,12 +160,13 @@ class BatchProvider:
         cores = self.node_cores()
         if cores_per_worker <= 0:
             raise ProviderConfigError(f"{name}: cores_per_worker must be > 0")
-        if cores is None and max_workers_per_node is None:
-            raise ProviderConfigError(
-                f"{name}: set {self.cores_parameter} on the provider (or max_workers_per_node on "
-                "the executor) so taskscope knows how many workers each batch job starts"
-            )
         if cores is None:
+            if max_workers_per_node is None:
+                raise ProviderConfigError(
+                    f"{name}: set {self.cores_parameter} on the provider (or "
+                    "max_workers_per_node on the executor) so taskscope knows how many workers "
+                    "each batch job starts"
+                )
             processes = max_workers_per_node
             job_cpus = max(1, math.ceil(processes * cores_per_worker))
         else:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import sys
 
+from taskscope.commands.analyze import write_json
 from taskscope.commands.support import (
     EXIT_OK,
     CliError,
@@ -44,8 +43,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         except RunNotFound as exc:
             raise CliError(str(exc)) from exc
     if args.json:
-        json.dump(dataclasses.asdict(result), sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        write_json(dataclasses.asdict(result))
     else:
         print_text(result)
     return EXIT_OK

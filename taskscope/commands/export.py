@@ -66,6 +66,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     output = args.output or DEFAULT_OUTPUT[args.format]
+    if output == "-" and args.format in ("csv", "parquet"):
+        raise CliError(f"--format {args.format} writes a directory of files; give -o DIRECTORY", 2)
     if args.all_runs and args.format not in ("csv", "parquet"):
         raise CliError("--all-runs is for --format csv and parquet", 2)
     with open_run(args.database, args.run) as (_located, conn, selected):

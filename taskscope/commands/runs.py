@@ -9,6 +9,7 @@ from taskscope.commands.support import (
     add_database_argument,
     command_parser,
     open_database,
+    print_json,
     seconds_text,
 )
 from taskscope.store import query
@@ -24,12 +25,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_database_argument(parser)
     parser.add_argument("--limit", type=int, default=50, help="runs to list (default 50)")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document (the records of /api/runs)"
+    )
     parser.set_defaults(handler=cmd_runs)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     with open_database(args.database) as (located, conn):
         page = query.list_runs(conn, limit=args.limit)
+    if args.json:
+        print_json({"runs": page.items, "total": page.total})
+        return EXIT_OK
     if not page.items:
         print(f"no runs in {located.path}")
         return EXIT_OK

@@ -19,6 +19,8 @@ code, so no traceback reaches the terminal.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sqlite3
 import sys
 import time
@@ -326,3 +328,19 @@ def output_file(path: str | Path) -> Iterator[TextIO]:
 def seconds_text(value: float | None) -> str:
     """A duration for a terminal table: ``12.34s``, or ``-`` when unknown."""
     return "-" if value is None else f"{value:.2f}s"
+
+
+def _plain(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def print_json(document: object) -> None:
+    """Print records (dataclasses, lists, dicts) as one JSON document on stdout."""
+    json.dump(_plain(document), sys.stdout, indent=2)
+    sys.stdout.write("\n")

@@ -11,6 +11,7 @@ from taskscope.commands.support import (
     add_database_argument,
     command_parser,
     open_run,
+    print_json,
     seconds_text,
 )
 from taskscope.store import query
@@ -37,6 +38,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--state", help="only tasks whose current state is this (e.g. failed)")
     parser.add_argument("--app", help="only tasks of this app")
     parser.add_argument("--limit", type=int, default=100, help="tasks to list (default 100)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (the records of /api/runs/RUN/tasks)",
+    )
     parser.set_defaults(handler=cmd_tasks)
 
 
@@ -51,6 +57,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         page = query.list_tasks(
             conn, selected.run_id, app=args.app, state=args.state, limit=args.limit
         )
+    if args.json:
+        print_json({"run_id": selected.run_id, "tasks": page.items, "total": page.total})
+        return EXIT_OK
     print(f"{'task':>7} {'app':24} {'state':14} {'duration':>10} {'tries':>5} host")
     for task in page.items:
         print(

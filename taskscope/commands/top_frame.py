@@ -40,6 +40,7 @@ class SlowParts:
     stragglers: list[Straggler] = field(default_factory=list)
     forecast: Forecast | None = None
     read_at: float = 0.0  # time.monotonic() when read
+    ready: bool = True  # False until the first read has finished (a live view starts at once)
 
 
 @dataclass
@@ -206,6 +207,10 @@ def render(frame: TopFrame):  # noqa: ANN201 - a rich renderable
     parts[1].add_row(states, apps)
 
     slow = frame.slow
+    if not slow.ready:
+        parts.append(
+            Text("Failure groups, stragglers and the forecast: reading the run…", style="dim")
+        )
     forecast = slow.forecast
     if forecast is not None:
         if forecast.p50_finish and forecast.p90_finish:
@@ -230,7 +235,10 @@ def render(frame: TopFrame):  # noqa: ANN201 - a rich renderable
         failures.add_row(
             group.cause, f"{group.count:,}", group.signature, ", ".join(group.apps[:3])
         )
-    parts.append(failures if slow.failure_groups else Text("Failure groups: none", style="green"))
+    if slow.ready:
+        parts.append(
+            failures if slow.failure_groups else Text("Failure groups: none", style="green")
+        )
 
     if slow.stragglers:
         stragglers = Table(

@@ -13,6 +13,8 @@ class File:
     local path, so a bash app can format it into its command line.
     """
 
+    url: str
+
     def __init__(self, url: str | os.PathLike[str]):
         if isinstance(url, File):
             url = url.url

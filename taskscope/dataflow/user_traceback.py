@@ -74,7 +74,7 @@ def _fix_frame(block: list[str], files: dict[str, str]) -> list[str]:
 
 def _is_taskscope(block: list[str]) -> bool:
     match = _FRAME.match(block[0])
-    return bool(match) and os.path.abspath(match["file"]).startswith(PACKAGE_DIR)
+    return match is not None and os.path.abspath(match["file"]).startswith(PACKAGE_DIR)
 
 
 def user_traceback(text: str, func: Any = None) -> str:

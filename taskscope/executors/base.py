@@ -89,10 +89,10 @@ class Executor(ABC):
     def __enter__(self) -> Executor:  # noqa: PYI034
         return self
 
-    def __exit__(self, *exc_info: object) -> bool:
-        # Parsl's executors are context managers that shut down on exit.
+    def __exit__(self, *exc_info: object) -> None:
+        # Parsl's executors are context managers that shut down on exit (and never swallow
+        # the exception that ended the block).
         self.shutdown()
-        return False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(label={self.label!r})"

@@ -119,7 +119,7 @@ def export_csv(
 
 
 def _arrow_type(declared: str):  # noqa: ANN202 - a pyarrow DataType
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow as pa
 
     if declared in ("INTEGER", "BIGINT", "BOOLEAN", "INT"):
         return pa.int64()
@@ -154,7 +154,7 @@ def export_parquet(
     """One ``TABLE.parquet`` per table, written in row groups of `BATCH_ROWS`."""
     try:
         import pyarrow as pa
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq
     except ImportError as exc:
         raise ExportError(
             "--format parquet needs pyarrow: pip install 'taskscope[parquet]'"

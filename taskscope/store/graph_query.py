@@ -10,7 +10,7 @@ any, and falls back to the SQL over every task (Parsl's databases, older tasksco
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from taskscope.store.readonly import describe_database
@@ -209,7 +209,9 @@ def _children(
     return children
 
 
-def _walk(start: int, step, depth: int, room: int) -> set[int]:
+def _walk(
+    start: int, step: Callable[[list[int]], dict[int, set[int]]], depth: int, room: int
+) -> set[int]:
     """Breadth-first from `start` through `step(frontier) -> {node: neighbours}`, at most
     `depth` levels and `room` nodes (the nearest first)."""
     seen: set[int] = set()

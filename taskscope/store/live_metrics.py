@@ -35,8 +35,18 @@ class RunMetrics:
     workers_capacity: int | None = None
     cpu_cores: float | None = None  # in use now, summed over running tries
     memory_bytes: float | None = None  # resident, summed over running tries
-    last_event_age_s: float | None = None
-    heartbeat_age_s: float | None = None
+    last_event: str | None = None  # the newest status timestamp (running runs)
+
+    def last_event_age_s(self) -> float | None:
+        """Seconds from the newest recorded event to now (running runs only)."""
+        if self.run.status != "running":
+            return None
+        return age_seconds(self.last_event, self.run.timestamp_convention)
+
+    def heartbeat_age_s(self) -> float | None:
+        if self.run.status != "running" or not self.run.last_heartbeat:
+            return None
+        return age_seconds(self.run.last_heartbeat, self.run.timestamp_convention)
 
 
 def runs_to_report(conn: sqlite3.Connection) -> list[RunRow]:
@@ -124,11 +134,9 @@ def run_metrics(conn: sqlite3.Connection, run: RunRow) -> RunMetrics:
         usage = usage_now(conn, run.run_id)
         metrics.cpu_cores, metrics.memory_bytes = usage if usage else (None, None)
         if info.has("status"):
-            newest = conn.execute(
+            metrics.last_event = conn.execute(
                 "SELECT MAX(timestamp) FROM status WHERE run_id = ?", (run.run_id,)
             ).fetchone()[0]
-            metrics.last_event_age_s = age_seconds(newest, run.timestamp_convention)
-        metrics.heartbeat_age_s = age_seconds(run.last_heartbeat, run.timestamp_convention)
     else:
         metrics.cpu_cores = metrics.memory_bytes = 0.0
     return metrics

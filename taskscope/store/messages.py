@@ -23,6 +23,8 @@ row per transition, exactly as if each had been its own message.
 
 from __future__ import annotations
 
+from typing import cast
+
 import msgspec
 
 
@@ -210,4 +212,5 @@ def encode_batch(messages: list[Message]) -> bytes:
 
 def decode_batch(payload: bytes) -> list[Message]:
     """Decode one payload; raises ``msgspec.DecodeError`` (or ValidationError) on bad input."""
-    return _decoder.decode(payload)
+    # The decoder yields the concrete message types; callers handle them as Messages.
+    return cast("list[Message]", _decoder.decode(payload))

@@ -122,10 +122,15 @@ class _Segment:
         "stream",
     )
 
-    def __init__(self, directory: Path, name: str, fd: int, own: bool, applied: tuple) -> None:
+    def __init__(
+        self, directory: Path, name: str, fd: int, own: bool, applied: tuple[int, int]
+    ) -> None:
         self.name = name
         self.path = directory / name
-        self.stream, self.seq = parse_segment_name(name)
+        parsed = parse_segment_name(name)
+        if parsed is None:
+            raise ValueError(f"not a spool segment name: {name!r}")
+        self.stream, self.seq = parsed
         self.fd = fd
         self.own = own
         self.frames, self.offset = applied
@@ -178,7 +183,10 @@ class SpoolApplier:
         for name in list_segments(self.directory):
             if name in self._segments or name in self._finished:
                 continue
-            stream, _seq = parse_segment_name(name)
+            parsed = parse_segment_name(name)
+            if parsed is None:  # list_segments lists segments only
+                continue
+            stream = parsed[0]
             path = self.directory / name
             if stream in self.own_streams:
                 try:
@@ -187,10 +195,11 @@ class SpoolApplier:
                     continue
                 own = True
             else:
-                fd = claim(path)
-                if fd is None:
+                claimed = claim(path)
+                if claimed is None:
                     self.live_elsewhere.add(name)
                     continue
+                fd = claimed
                 self.live_elsewhere.discard(name)
                 self.replayed_segments += 1
                 own = False
@@ -325,7 +334,7 @@ class Recovery:
 
 
 def recover(
-    db_path: str | os.PathLike,
+    db_path: str | os.PathLike[str],
     progress: Callable[[int, int], None] | None = None,
     on_busy: Callable[[str], None] | None = None,
     commit_interval: float = 0.5,

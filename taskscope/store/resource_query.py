@@ -136,7 +136,10 @@ def resource_sample_count(conn: sqlite3.Connection, run_id: str) -> int:
     """How many resource rows the run has (0 when the table does not exist)."""
     if not describe_database(conn).has("resource"):
         return 0
-    return conn.execute("SELECT COUNT(*) FROM resource WHERE run_id = ?", (run_id,)).fetchone()[0]
+    count: int = conn.execute(
+        "SELECT COUNT(*) FROM resource WHERE run_id = ?", (run_id,)
+    ).fetchone()[0]
+    return count
 
 
 def capacity(conn: sqlite3.Connection, run_id: str) -> Capacity:
@@ -257,9 +260,8 @@ def run_usage(
 def _try_rows_estimate(conn: sqlite3.Connection, run_id: str) -> int:
     """About how many tries the run has, without counting them all: the run's task count
     (an index count, or the writer's rollup) is close, since most tasks have one try."""
-    return conn.execute(
-        "SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)
-    ).fetchone()[0]
+    count: int = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
+    return count
 
 
 def _box_stats(

@@ -31,6 +31,7 @@ import struct
 import time
 import weakref
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,7 @@ APPLIED_TABLE = "taskscope_spool_applied"
 _SEGMENT_RE = re.compile(r"^(?P<stream>[0-9]{19}-[0-9]+-[a-z]+-[0-9a-f]{8})\.(?P<seq>[0-9]{6})\.seg$")
 
 
-def spool_dir(db_path: str | os.PathLike) -> Path:
+def spool_dir(db_path: str | os.PathLike[str]) -> Path:
     """The spool directory of the database at ``db_path``."""
     return Path(str(db_path) + SPOOL_SUFFIX)
 
@@ -285,7 +286,7 @@ def applied_offsets(conn: sqlite3.Connection) -> dict[str, int]:
     return {name: offset for name, offset in rows}
 
 
-def unwritten(db_path: str | os.PathLike, conn: sqlite3.Connection | None = None) -> SpoolState | None:
+def unwritten(db_path: str | os.PathLike[str], conn: sqlite3.Connection | None = None) -> SpoolState | None:
     """What the spool of ``db_path`` holds beyond the database; None when nothing.
 
     ``conn`` (read-only is enough) reads the applied offsets; without it every spooled frame
@@ -338,3 +339,21 @@ def delay_reason(directory: Path) -> str | None:
         return (directory / DELAY_NOTE).read_text().strip() or None
     except OSError:
         return None
+
+
+def unwritten_note(
+    db_path: str | os.PathLike,
+    read: Callable[[Callable[[sqlite3.Connection], SpoolState | None]], SpoolState | None]
+    | None = None,
+) -> str | None:
+    """The dashboard's note on events spooled and not yet in the database (None: none).
+
+    ``read`` runs a function on a read-only connection (the dashboard's own source); without
+    it every spooled frame counts as unwritten."""
+    if not list_segments(spool_dir(db_path)):
+        return None  # the usual case costs one directory listing
+    if read is None:
+        state = unwritten(db_path)
+    else:
+        state = read(lambda conn: unwritten(db_path, conn))
+    return state.note if state is not None else None

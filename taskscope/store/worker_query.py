@@ -16,6 +16,7 @@ Sources, fastest first:
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass
 
@@ -23,7 +24,13 @@ from taskscope.store.readonly import describe_database
 from taskscope.store.records import DatabaseInfo
 from taskscope.store.worker_rollup import BUCKET_SECONDS
 
-EPOCH_SQL = "((julianday({col}) - 2440587.5) * 86400.0)"
+# Seconds of a text timestamp after :origin (whole epoch seconds), exact to the microsecond:
+# julianday() holds days in a double and resolves only ~40 µs, which is more than a no-op
+# task lasts, so back-to-back tries of one worker would seem to overlap.
+SINCE_ORIGIN_SQL = (
+    "((CAST(strftime('%s', {col}) AS INTEGER) - :origin) "
+    "+ COALESCE(CAST(NULLIF(substr({col}, 20), '') AS REAL), 0.0))"
+)
 INTERNAL_EXECUTORS = "('_taskscope_internal', '_parsl_internal')"
 # Below this many tries a run's busy series is computed from exact intervals.
 EXACT_TRIES = 50_000
@@ -53,7 +60,11 @@ def has_rollup(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str) -> boo
 def _rebin(cells: list[tuple[float, float, float]], start: float, width: float,
            buckets: int) -> list[float]:
     """Average number busy per display bucket from (cell start, cell end, busy seconds)
-    cells, each spread evenly over its span."""
+    cells, each spread evenly over its span. Everything is moved to seconds after `start`
+    first: differences of epoch seconds near 1.7e9 lose a quarter microsecond each, which
+    summed over thousands of short tries would push a full worker above one."""
+    cells = [(s - start, e - start, busy) for s, e, busy in cells]
+    start = 0.0
     total = [0.0] * buckets
     horizon = start + width * buckets
     for s, e, busy in cells:
@@ -106,15 +117,17 @@ def busy_series(
             )
         ]
         return _rebin(cells, start, width, buckets)
-    return _rebin(_intervals_to_cells(status_intervals(conn, info, run_id, end)), start,
-                  width, buckets)
+    origin = math.floor(start)
+    intervals = status_intervals(conn, info, run_id, end - origin, origin)
+    return _rebin(_intervals_to_cells(intervals), start - origin, width, buckets)
 
 
 def status_intervals(
-    conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, end: float
+    conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, end: float, origin: int
 ) -> list[tuple[float, float]]:
-    """(running, running_ended) of every try from the status history, in seconds on the
-    database's own clock (a try still running ends at `end`); join apps excluded."""
+    """(running, running_ended) of every try from the status history, in seconds after
+    `origin` (whole epoch seconds, reading the stored text as UTC); a try still running ends
+    at `end` (seconds after `origin`); join apps excluded."""
     if not info.has("status"):
         return []
     internal = ""
@@ -124,7 +137,8 @@ def status_intervals(
             f"p.task_id AND y.try_id = p.try_id AND y.task_executor IN {INTERNAL_EXECUTORS})"
         )
     sql = f"""
-        SELECT {EPOCH_SQL.format(col='p.s')}, COALESCE({EPOCH_SQL.format(col='p.e')}, :end)
+        SELECT {SINCE_ORIGIN_SQL.format(col='p.s')},
+               COALESCE({SINCE_ORIGIN_SQL.format(col='p.e')}, :end)
         FROM (SELECT task_id, try_id,
                      MIN(CASE WHEN task_status_name = 'running' THEN timestamp END) AS s,
                      MIN(CASE WHEN task_status_name = 'running_ended' THEN timestamp END) AS e
@@ -132,7 +146,7 @@ def status_intervals(
               AND task_status_name IN ('running', 'running_ended')
               GROUP BY task_id, try_id LIMIT -1) p
         WHERE p.s IS NOT NULL{internal}"""
-    return conn.execute(sql, {"run": run_id, "end": end}).fetchall()
+    return conn.execute(sql, {"run": run_id, "end": end, "origin": origin}).fetchall()
 
 
 def app_run_times(conn: sqlite3.Connection, run_id: str) -> dict[str, tuple[int, float]]:

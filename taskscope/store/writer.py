@@ -20,6 +20,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import defaultdict
+from typing import Any
 
 from taskscope.store.app_edges import UPSERT_APP_EDGE, AppEdgeBatch, TaskApps
 from taskscope.store.messages import (
@@ -146,11 +147,17 @@ class _TryUpdate:
         "running",
     )
 
-    def __init__(self, key: tuple) -> None:
+    def __init__(self, key: tuple[int, int, str]) -> None:
         self.key = key
-        self.executor = self.hostname = self.block_id = None
-        self.launched = self.running = self.returned_kernel = self.returned_worker = None
-        self.fail_history = self.joins = None
+        self.executor: str | None = None
+        self.hostname: str | None = None
+        self.block_id: str | None = None
+        self.launched: float | None = None
+        self.running: float | None = None
+        self.returned_kernel: float | None = None
+        self.returned_worker: float | None = None
+        self.fail_history: str | None = None
+        self.joins: str | None = None
 
     def from_kernel(self, m: TryInfo) -> None:
         if m.executor:
@@ -179,7 +186,7 @@ class _TryUpdate:
         if self.returned_worker is None:
             self.returned_worker = ended
 
-    def row(self) -> tuple:
+    def row(self) -> tuple[Any, ...]:
         try_id, task_id, run_id = self.key
         return (
             try_id,
@@ -197,7 +204,7 @@ class _TryUpdate:
         )
 
 
-def _task_row(m: TaskInfo) -> list:
+def _task_row(m: TaskInfo) -> list[Any]:
     return [
         m.task_id,
         m.run_id,
@@ -217,7 +224,7 @@ def _task_row(m: TaskInfo) -> list:
     ]
 
 
-def _merge_task_row(earlier: list, later: list) -> list:
+def _merge_task_row(earlier: list[Any], later: list[Any]) -> list[Any]:
     """``later`` applied after ``earlier`` (the same task), with the upsert's own rules."""
     merged = [x if x is not None else y for x, y in zip(later, earlier, strict=True)]
     merged[2] = earlier[2] if earlier[2] is not None else later[2]  # depends: first known
@@ -227,7 +234,7 @@ def _merge_task_row(earlier: list, later: list) -> list:
     return merged
 
 
-def _resource_row(m: ResourceSample) -> tuple:
+def _resource_row(m: ResourceSample) -> tuple[Any, ...]:
     return (
         m.try_id,
         m.task_id,
@@ -274,7 +281,7 @@ class DatabaseWriter:
         self._internal_tasks: dict[str, set[int]] = {}  # join apps' tasks, per run
         self._seen_transitions: dict[str, SeenTransitions] = {}  # for taskscope_state_flow
         self._waiting_tries: list[TryRun] = []
-        self._waiting_transitions: list[tuple] = []
+        self._waiting_transitions: list[tuple[Any, ...]] = []
         self._waited = 0  # batches the oldest waiting report has waited
         # (run_id, executor_label, block_id) -> {microseconds: status} of the block's rows.
         self._block_stamps: dict[tuple[str, str, str], dict[int, str]] = {}
@@ -298,13 +305,18 @@ class DatabaseWriter:
         if not messages:
             return
         starts, ends = [], []
-        tasks: dict[tuple, list] = {}
-        tries: dict[tuple, _TryUpdate] = {}
+        tasks: dict[tuple[Any, ...], list[Any]] = {}
+        tries: dict[tuple[Any, ...], _TryUpdate] = {}
         failures, resources, nodes, blocks = [], [], [], []
-        statuses: list[tuple] = []
-        status_keys: dict[tuple, int] = {}
+        statuses: list[tuple[Any, ...]] = []
+        # Status rows are keyed by their timestamp's text, to the microsecond: collisions are
+        # resolved in integer microseconds (two floats within one microsecond are one key).
+        status_keys: set[tuple[Any, ...]] = set()  # (task_id, run_id, state, micros) taken
+        next_free: dict[tuple[Any, ...], int] = {}  # first micros to try for a taken key
+        placed: set[tuple[Any, ...]] = set()  # (task_id, run_id, state, micros sent, try_id)
         finals: list[tuple[str, str]] = []  # counted only once the batch is written
-        latest_states: dict[tuple, tuple] = {}  # (run_id, task_id) -> taskscope_task_state row
+        # (run_id, task_id) -> its taskscope_task_state row
+        latest_states: dict[tuple[str, int], tuple[str, int, int, str, str]] = {}
         edges = AppEdgeBatch(self._task_apps, self._joins_counted)
         new_block_stamps: dict[tuple[str, str, str], dict[int, str]] = {}
         # Worker times, rolled up after the loop (when every app of the batch is known).
@@ -331,13 +343,20 @@ class DatabaseWriter:
             return micros
 
         def transition(task_id: int, run_id: str, state: str, ts: float, try_id: int) -> None:
-            key = (task_id, run_id, state, ts)
-            while key in status_keys:
-                if status_keys[key] == try_id:  # the same transition sent twice
-                    return
-                ts += 1e-6  # another try, same microsecond: keep both
-                key = (task_id, run_id, state, ts)
-            status_keys[key] = try_id
+            micros = int(ts * 1_000_000 + 0.5)
+            origin = (task_id, run_id, state, micros)
+            if (*origin, try_id) in placed:  # the same transition sent twice
+                return
+            placed.add((*origin, try_id))
+            # Another try, same microsecond: keep both, one microsecond apart. Starting where
+            # the last collision on this key ended keeps a batch linear in its size.
+            taken = next_free.get(origin, micros)
+            while (task_id, run_id, state, taken) in status_keys:
+                taken += 1
+            status_keys.add((task_id, run_id, state, taken))
+            next_free[origin] = taken + 1
+            if taken != micros:
+                ts = taken / 1_000_000
             flow.collect(run_id, task_id, try_id, state, ts)
             text = utc_text(ts)
             statuses.append((task_id, state, text, run_id, try_id))
@@ -355,8 +374,11 @@ class DatabaseWriter:
                 update = tries[key] = _TryUpdate(key)
             return update
 
-        for m in messages:
-            kind = type(m)
+        for message in messages:
+            kind = type(message)
+            # Dispatched on the exact type (``kind is X``: the cheapest test per message);
+            # mypy cannot narrow through ``kind``, so the branches see ``m`` as Any.
+            m: Any = message
             if kind is TryInfo:
                 try_update(m.run_id, m.task_id, m.try_id).from_kernel(m)
                 if m.executor:
@@ -470,8 +492,8 @@ class DatabaseWriter:
         flow.keep()
         self._waiting_tries, self._waiting_transitions = rollup.waiting, flow.waiting
         self._waited = self._waited + 1 if rollup.waiting or flow.waiting else 0
-        for key, stamps in new_block_stamps.items():
-            self._block_stamps.setdefault(key, {}).update(stamps)
+        for block_key, stamps in new_block_stamps.items():
+            self._block_stamps.setdefault(block_key, {}).update(stamps)
         self.messages_written += len(messages)
 
     def _count_state(self, run_id: str, state: str) -> None:

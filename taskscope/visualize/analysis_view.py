@@ -8,6 +8,7 @@ import sqlite3
 from typing import Any
 from urllib.parse import quote
 
+from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,6 +48,7 @@ class AnalysisViews:
     def __init__(self, source: DatabaseSource, pages: Any) -> None:
         self.source = source
         self.pages = pages
+        pages.templates.env.filters.setdefault("code_spans", code_spans)
 
     # ---- data ------------------------------------------------------------------------
     def _analysis(self, run_id: str) -> RunAnalysis:
@@ -162,6 +164,15 @@ class AnalysisViews:
 
     def decorate_gantt(self, run_id: str, figure: dict[str, Any]) -> dict[str, Any]:
         return highlight_gantt(figure, self.critical_steps(run_id))
+
+
+def code_spans(text: str) -> Markup:
+    """Advice sentences mark settings and apps with backticks (for the terminal): in HTML
+    they become <code>, everything else escaped."""
+    parts = str(text).split("`")
+    html = "".join(f"<code>{escape(p)}</code>" if i % 2 else str(escape(p))
+                   for i, p in enumerate(parts))
+    return Markup(html)
 
 
 def _ms(start: str, end: str) -> float:

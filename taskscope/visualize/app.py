@@ -33,7 +33,8 @@ from taskscope.visualize.pages import Pages
 from taskscope.visualize.params import relative_root
 from taskscope.visualize.plots import fmt_seconds
 from taskscope.visualize.source import DatabaseSource
-from taskscope.visualize.token import TokenGate
+from taskscope.visualize.textclip import clip
+from taskscope.visualize.token import LoopbackHostGate, TokenGate
 from taskscope.visualize.version import taskscope_version
 
 HERE = Path(__file__).parent
@@ -60,6 +61,7 @@ def fmt_number(value: float | None, digits: int = 0) -> str:
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
+    env.finalize = clip  # no database value makes a page huge (visualize/textclip.py)
     env.filters.update(
         seconds=fmt_seconds, bytes=fmt_bytes, number=fmt_number, seg=lambda s: quote(str(s), safe="")
     )
@@ -73,14 +75,16 @@ def make_templates() -> Jinja2Templates:
 
 
 def create_app(
-    database: Path | str, debug: bool = False, show_files: bool = True, token: str | None = None
+    database: Path | str, debug: bool = False, show_files: bool = True, token: str | None = None,
+    loopback_hosts_only: bool = False,
 ) -> Starlette:
     """The dashboard over one monitoring database (opened read-only on every request).
 
     `show_files`: whether task pages show the last lines of the stdout/stderr files the
     database names (the CLI turns it off when listening on a non-loopback address).
     `token`: every request must carry it (`visualize/token.py`); None serves anyone (tests;
-    the CLI's --no-token)."""
+    the CLI's --no-token). `loopback_hosts_only`: refuse requests naming another host (the
+    CLI sets it on loopback addresses, against DNS rebinding)."""
     source = DatabaseSource(database)
     templates = make_templates()
     pages = Pages(source, templates, show_files=show_files)
@@ -115,6 +119,7 @@ def create_app(
         Route("/", pages.workflows),
         Route("/workflow/{run_id}/", pages.workflow),
         Route("/workflow/{run_id}/dag", pages.dag),
+        Route("/workflow/{run_id}/stream", pages.stream),
         Route("/workflow/{run_id}/resources", pages.resources),
         Route("/workflow/{run_id}/analysis", analysis.page),
         Route("/workflow/{run_id}/diff", analysis.diff),
@@ -131,6 +136,8 @@ def create_app(
         sqlite3.Error: database_error,
         DatabaseNotFound: database_error,
     }
-    middleware = [Middleware(TokenGate, token=token)] if token is not None else []
+    middleware = [Middleware(LoopbackHostGate)] if loopback_hosts_only else []
+    if token is not None:
+        middleware.append(Middleware(TokenGate, token=token))
     return Starlette(debug=debug, routes=routes, exception_handlers=handlers,
                      middleware=middleware)

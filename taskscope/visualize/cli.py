@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve without the access token (anyone who reaches the address can read the "
              "dashboard, including every user of this machine on 127.0.0.1)",
     )
+    parser.add_argument(
+        "--token-file", type=Path, default=None, metavar="PATH",
+        help="take the access token from PATH (made, mode 0600, if missing): the same token "
+             "across restarts, for scrapers and scripts",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return parser
 
@@ -67,8 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     from taskscope.visualize.app import create_app
     from taskscope.visualize.listen import ListenError, bind_listener, bound_port
     from taskscope.visualize.serve import serve
-    from taskscope.visualize.token import new_token
+    from taskscope.visualize.token import TokenFileError, new_token, token_from_file
 
+    if args.no_token and args.token_file:
+        print("taskscope-visualize: --no-token and --token-file contradict each other",
+              file=sys.stderr)
+        return 2
+    try:
+        token = None if args.no_token else (
+            token_from_file(args.token_file) if args.token_file else new_token())
+    except TokenFileError as exc:
+        print(f"taskscope-visualize: {exc}", file=sys.stderr)
+        return 1
     try:  # before any address is printed: a taken port must not send the user elsewhere
         sock = bind_listener(args.listen, args.port)
     except ListenError as exc:
@@ -80,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         print("taskscope-visualize: WARNING: listening on all interfaces; the dashboard is "
               "reachable from the network. Prefer the default 127.0.0.1 with an SSH tunnel "
               "(ssh -L 8080:127.0.0.1:8080 host).", file=sys.stderr)
-    token = None if args.no_token else new_token()
     if token is None:
         print("taskscope-visualize: WARNING: --no-token: anyone who can reach "
               f"{args.listen}:{args.port} can read this dashboard (on 127.0.0.1 that is every "
@@ -96,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     query = f"?token={token}" if token else ""
     print(f"taskscope-visualize: open http://{shown_host}:{args.port}/{query} in a browser",
           flush=True)
-    app = create_app(located.path, debug=args.debug, show_files=show_files, token=token)
+    app = create_app(located.path, debug=args.debug, show_files=show_files, token=token,
+                     loopback_hosts_only=is_loopback(args.listen))
     try:
         serve(app, host=args.listen, port=args.port,
               log_level="debug" if args.debug else "warning", sock=sock)

@@ -48,4 +48,5 @@ def bind_listener(host: str, port: int) -> socket.socket:
 
 
 def bound_port(sock: socket.socket) -> int:
-    return sock.getsockname()[1]
+    port: int = sock.getsockname()[1]
+    return port

@@ -18,7 +18,7 @@ def int_param(request: Request, name: str, default: int, low: int = 0, high: int
 
 def choice_param(request: Request, name: str, choices: Sequence[str], default: str) -> str:
     raw = request.query_params.get(name)
-    return raw if raw in choices else default
+    return raw if raw is not None and raw in choices else default
 
 
 def text_param(request: Request, name: str, max_length: int = 500) -> str | None:

@@ -17,9 +17,11 @@ import signal
 import socket
 import threading
 from types import FrameType
+from typing import Any
 
 import h11
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 STOP_DEADLINE_S = 1.5
@@ -31,13 +33,13 @@ LINGER_S = 1.0
 class BoundedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, answering an oversized request head with 414 or 431."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._too_long: int | None = None
         self._lingering = False
         original = self.conn.next_event
 
-        def next_event():  # note why h11 refused the request, for send_400_response
+        def next_event() -> Any:  # note why h11 refused the request, for send_400_response
             try:
                 return original()
             except h11.RemoteProtocolError as exc:
@@ -49,7 +51,7 @@ class BoundedH11Protocol(H11Protocol):
 
     def _request_line_unfinished(self) -> bool:
         try:
-            head = bytes(self.conn._receive_buffer)  # type: ignore[attr-defined]
+            head = bytes(self.conn._receive_buffer)
         except (AttributeError, TypeError):  # h11's internals changed: say 431
             return False
         return b"\n" not in head
@@ -104,7 +106,7 @@ def _end_process(sig: int) -> None:
 
 
 def serve(
-    app, host: str, port: int, log_level: str = "warning", sock: socket.socket | None = None
+    app: ASGIApp, host: str, port: int, log_level: str = "warning", sock: socket.socket | None = None
 ) -> None:
     """Serve `app`; on `sock` when given (already bound and listening, see visualize/listen)."""
     config = uvicorn.Config(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,8 @@ from taskscope.store.readonly import open_readonly, retry_busy
 
 T = TypeVar("T")
 CACHE_ENTRIES = 256
+READ_DEADLINE_S = 60.0
+PROGRESS_STEPS = 100_000  # SQLite VM steps between deadline checks (well under 1 ms)
 
 
 class DatabaseSource:
@@ -38,8 +41,20 @@ class DatabaseSource:
     def read(self, action: Callable[[sqlite3.Connection], T]) -> T:
         def attempt() -> T:
             conn = open_readonly(self.path)
+            # A database is data from anywhere: a view named like a table can loop for ever.
+            # Every read is stopped at a deadline far above any page's real cost, so that no
+            # database can hold the server's request threads.
+            deadline = time.monotonic() + READ_DEADLINE_S
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
             try:
                 return action(conn)
+            except sqlite3.OperationalError as exc:
+                if time.monotonic() > deadline and "interrupted" in str(exc):
+                    raise sqlite3.OperationalError(
+                        f"a query ran past {READ_DEADLINE_S:g} s and was stopped; the "
+                        "database may be damaged or hostile (a view that never ends?)"
+                    ) from exc
+                raise
             finally:
                 conn.close()
 

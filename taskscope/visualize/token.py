@@ -6,7 +6,8 @@ user reaches 127.0.0.1. So the CLI makes a random token at start and prints it i
 (`?token=...`). A request carrying the right token gets it back as an HttpOnly, SameSite
 cookie and is redirected to the same URL without it (so it leaves the address bar and the
 browser history); later requests send the cookie. Scripts may send `Authorization: token
-<token>` instead. Anything else gets 401 (no token) or 403 (a wrong one) with a page that
+<token>` (or `Bearer`) instead; `--token-file` keeps one token across restarts for them.
+Anything else gets 401 (no token) or 403 (a wrong one) with a page that
 says what to do.
 """
 
@@ -14,7 +15,11 @@ from __future__ import annotations
 
 import hmac
 import html
+import ipaddress
+import os
 import secrets
+import stat
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,6 +30,39 @@ TOKEN_BYTES = 32
 
 def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+class TokenFileError(Exception):
+    """The --token-file cannot be used; the message says why and what to do."""
+
+
+def token_from_file(path: Path) -> str:
+    """The token kept in `path` (for scrapers and scripts that need the same token across
+    restarts), made and written with mode 0600 if the file does not exist. A file that other
+    users can read, or that holds no token, is refused."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise TokenFileError(f"cannot create the token file {path}: {exc.strerror}") from exc
+    else:
+        token = new_token()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+        return token
+    try:
+        info = os.stat(path)
+        if info.st_mode & 0o077:
+            raise TokenFileError(f"the token file {path} can be read by other users "
+                                 f"(mode {stat.filemode(info.st_mode)}); chmod 600 {path}")
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise TokenFileError(f"cannot read the token file {path}: {exc.strerror}") from exc
+    if len(token) < 16 or any(c.isspace() or not c.isprintable() for c in token):
+        raise TokenFileError(f"the token file {path} must hold one token of at least 16 "
+                             "characters and no spaces (delete it to have one made)")
+    return token
 
 
 def cookie_name(scope: Scope) -> str:
@@ -83,7 +121,8 @@ class TokenGate:
             return
         cookie = self._cookie(headers.get("cookie", ""), name)
         authorization = headers.get("authorization", "")
-        header_token = authorization[6:].strip() if authorization[:6].lower() == "token " else None
+        scheme, _, credentials = authorization.partition(" ")
+        header_token = credentials.strip() if scheme.lower() in ("token", "bearer") else None
         if self._matches(cookie) or self._matches(header_token):
             await self.app(scope, receive, send)
             return
@@ -122,3 +161,46 @@ class TokenGate:
             (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store"),
         ]})
         await send({"type": "http.response.body", "body": body})
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port ("[::1]:8080" -> "::1")."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def is_loopback_name(name: str) -> bool:
+    if name in LOOPBACK_NAMES:
+        return True
+    try:  # 127.0.0.2 and the like; never a DNS name such as 127.0.0.1.example.com
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class LoopbackHostGate:
+    """ASGI middleware for a dashboard on a loopback address: requests must name a loopback
+    host. A web page elsewhere can point its own host name at 127.0.0.1 (DNS rebinding) and
+    make the user's browser read the dashboard; its requests carry that name, so they are
+    refused here. That matters without a token (--no-token); with one it is a second wall."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = next((v.decode("latin-1") for k, v in scope.get("headers", [])
+                         if k.lower() == b"host"), "")
+            if not is_loopback_name(host_name(host)):
+                await TokenGate._refuse(
+                    send, 403, "Unexpected host name",
+                    f"This dashboard listens on a loopback address and answers only requests "
+                    f"for localhost or 127.0.0.1, not {host!r}. Open it as http://127.0.0.1:"
+                    "PORT/ (through an SSH tunnel from another machine).")
+                return
+        await self.app(scope, receive, send)

@@ -92,3 +92,16 @@ def test_executor_is_a_context_manager_that_shuts_down(tmp_path):
 
     with pytest.raises(ExecutorError, match="not running"):
         htex.submit(lambda: 1, {})
+
+
+def test_block_id_selector_with_int_ids_and_manager_record():
+    from taskscope.executors.high_throughput.manager_record import ManagerRecord
+    from taskscope.executors.high_throughput.manager_selector import BlockIdManagerSelector
+
+    ready: dict[bytes, ManagerRecord] = {
+        b"m1": {"block_id": 1},  # type: ignore[typeddict-item]
+        b"m2": {"block_id": None},
+        b"m3": {"block_id": 10},  # type: ignore[typeddict-item]
+        b"m4": {"block_id": 2},  # type: ignore[typeddict-item]
+    }
+    assert BlockIdManagerSelector().sort_managers(ready, set(ready)) == [b"m2", b"m1", b"m4", b"m3"]

@@ -114,3 +114,8 @@ def test_output_that_is_a_file_is_a_clear_error(tmp_path: Path, capsys):
     target.write_text("")
     assert main(["export", str(PARSL_FIXTURE_DB), "--format", "csv", "-o", str(target)]) == 1
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_tables_cannot_go_to_stdout(capsys):
+    assert main(["export", str(PARSL_FIXTURE_DB), "--format", "csv", "-o", "-"]) == 2
+    assert "directory" in capsys.readouterr().err

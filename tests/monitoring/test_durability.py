@@ -16,7 +16,11 @@ import warnings
 import pytest
 from monhelp import kernel_launch, nap, query, started_hub, wait_for
 
+import taskscope
+from taskscope import python_app
 from taskscope.cli import main as cli_main
+from taskscope.config import Config
+from taskscope.executors import HighThroughputExecutor
 from taskscope.monitoring import MonitoringError, MonitoringHub, MonitoringWarning
 from taskscope.monitoring.messages import TaskStatus, WorkflowEnd
 from taskscope.monitoring.receiver import THROTTLE_ENV
@@ -75,6 +79,37 @@ def test_a_killed_writer_is_restarted_and_nothing_is_lost(tmp_path):
     end(hub, run_id, tasks)
     assert hub._writer.restarts == 1 and hub.writer_pid != first_pid
     assert_complete(tmp_path, tasks)
+
+
+@python_app
+def noop(i):
+    return i
+
+
+def test_a_killed_writer_under_htex_loses_no_row(tmp_path):
+    path = tmp_path / "monitoring.db"
+    config = Config(
+        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
+        monitoring=MonitoringHub(logging_endpoint=f"sqlite:///{path}",
+                                 resource_monitoring_interval=0),
+        run_dir=str(tmp_path / "runinfo"),
+        strategy="none",
+    )
+    tasks = 3000
+    with taskscope.load(config) as dfk:
+        hub = dfk.monitoring
+        first_pid = hub.writer_pid
+        futures = [noop(i) for i in range(tasks)]
+        futures[tasks // 3].result()
+        os.kill(first_pid, signal.SIGKILL)
+        assert sum(f.result() for f in futures) == sum(range(tasks))
+    assert hub._writer.restarts == 1
+    assert query(tmp_path, "SELECT count(*) FROM task") == [(tasks,)]
+    assert query(tmp_path, "SELECT count(*) FROM try") == [(tasks,)]
+    assert query(tmp_path, "SELECT count(*) FROM status") == [(5 * tasks,)]
+    assert query(tmp_path, "SELECT count(DISTINCT task_id) FROM resource") == [(tasks,)]
+    assert query(tmp_path, "SELECT tasks_completed_count, status FROM workflow "
+                 "JOIN taskscope_run USING (run_id)") == [(tasks, "completed")]
 
 
 KILLED_SCRIPT = """

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]  # slow only on a lo
 URLS_PER_DATABASE = 1000
 PARSL_RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
 PARAMS = ["sort", "order", "page", "name", "state", "colour", "view", "task", "depth", "first",
-          "limit", "app", "gantt_page", "part", "format", "token"]
+          "limit", "app", "gantt_page", "part", "format", "token", "against"]
 WEIRD = ["", "0", "-1", "1", "2", "9" * 30, "-9" * 20, "1e9", "nan", "inf", "0x10", "٣",
          "%00", "\x00", "..", "../../etc/passwd", "/etc/passwd", "a" * 5000, "é", "😀",
          "<script>alert(1)</script>", "' OR 1=1 --", '"', "%", "%%", "%zz", "json", "stats",
@@ -63,7 +63,9 @@ def fuzzed_urls(run_ids: list[str], apps: list[str], tasks: list[int], seed: int
 
     templates = [
         lambda: "/", lambda: f"/workflow/{segment()}/", lambda: f"/workflow/{segment()}/dag",
-        lambda: f"/workflow/{segment()}/resources",
+        lambda: f"/workflow/{segment()}/resources", lambda: f"/workflow/{segment()}/analysis",
+        lambda: f"/workflow/{segment()}/diff", lambda: "/metrics",
+        lambda: f"/workflow/{segment()}/stream",
         lambda: f"/workflow/{segment()}/app/{segment()}",
         lambda: f"/workflow/{segment()}/task/{rng.choice(tasks + [0, 2**63, 2**64, 10**40])}",
         lambda: f"/workflow/{segment()}/task/{segment()}", lambda: f"/static/{segment()}",

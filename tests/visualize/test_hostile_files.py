@@ -4,6 +4,7 @@ not show the contents, never blocks on them, and a signal still stops the server
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -25,6 +26,7 @@ from taskscope.visualize.filetail import READ_TIMEOUT_S, FileTail, tails
 pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]  # slow only on a loaded machine
 
 TEN_GB = 10 * 2**30
+PARSL_RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
 
 
 def hostile_paths(folder: Path) -> dict[str, tuple[str, str]]:
@@ -132,6 +134,42 @@ def test_task_pages_show_hostile_paths_with_their_reason(tmp_path: Path):
     assert "PATH=" not in environ.text
 
 
+def test_hostile_paths_in_a_parsl_database_and_in_a_live_and_a_lost_run(tmp_path: Path,
+                                                                          parsl_db: Path):
+    files = tmp_path / "files"
+    files.mkdir()
+    cases = hostile_paths(files)
+    paths = [path for path, _ in cases.values()]
+    parsl = tmp_path / "parsl.db"
+    shutil.copy(parsl_db, parsl)
+    synthetic, _ = hostile_database(tmp_path / "db", [])
+    conn = sqlite3.connect(parsl)
+    conn2 = sqlite3.connect(synthetic)
+    try:
+        targets = []
+        for db_conn, db, runs in ((conn, parsl, (PARSL_RUN,)),
+                                  (conn2, synthetic, ("run-live", "run-lost"))):
+            for run_id in runs:
+                ids = [r[0] for r in db_conn.execute(
+                    "SELECT task_id FROM task WHERE run_id = ? ORDER BY task_id LIMIT ?",
+                    (run_id, len(paths)))]
+                for task_id, path in zip(ids, paths, strict=False):
+                    db_conn.execute("UPDATE task SET task_stdout = ?, task_stderr = ? WHERE "
+                                    "run_id = ? AND task_id = ?", (path, path, run_id, task_id))
+                    targets.append((db, run_id, task_id, path))
+            db_conn.commit()
+    finally:
+        conn.close()
+        conn2.close()
+    clients = {db: TestClient(create_app(db)) for db in (parsl, synthetic)}
+    reasons = {path: reason for path, reason in cases.values()}
+    for db, run_id, task_id, path in targets:
+        response = clients[db].get(f"/workflow/{run_id}/task/{task_id}")
+        assert response.status_code == 200, (db.name, run_id, task_id)
+        assert path in response.text and reasons[path] in response.text, (db.name, path)
+        assert "PATH=" not in response.text
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -203,7 +241,7 @@ def test_oversized_request_line_gets_414_not_a_reset(tmp_path: Path, parsl_db: P
             with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
                 request = b"GET /" + b"a" * path_bytes + b" HTTP/1.1\r\nHost: x\r\n\r\n"
                 if expected == b"200":
-                    request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
                 sock.sendall(request)
                 answer = b""
                 while chunk := sock.recv(65536):  # a reset would raise here
@@ -214,3 +252,26 @@ def test_oversized_request_line_gets_414_not_a_reset(tmp_path: Path, parsl_db: P
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_the_failure_analysis_reads_no_hostile_stderr(tmp_path: Path):
+    """The failure groups show an example's stderr tail: the same rules as the task page."""
+    from taskscope.store.analysis.failures import read_tail
+
+    files = tmp_path / "files"
+    files.mkdir()
+    cases = hostile_paths(files)
+    for name, (path, _) in cases.items():
+        assert tails_within_call(lambda path=path: read_tail(path, None)) is None, name
+    good = files / "stderr.txt"
+    good.write_text("boom\n")
+    assert read_tail(str(good), None) == ["boom"]
+
+
+def tails_within_call(call, limit_s: float = 60.0):
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    worker.start()
+    worker.join(limit_s)
+    assert result, f"{call} did not return within {limit_s} s"
+    return result[0]

@@ -97,3 +97,60 @@ def test_metrics_need_the_token(taskscope_db: Path):
     assert client.get("/metrics").status_code == 401
     response = client.get("/metrics", headers={"Authorization": f"token {TOKEN}"})
     assert response.status_code == 200 and "taskscope_tasks" in response.text
+
+
+def test_a_scrape_serves_the_last_read_and_refreshes_in_the_background(
+    taskscope_db: Path, tmp_path: Path, monkeypatch
+):
+    import shutil
+    import time
+
+    from taskscope.visualize import metrics
+
+    db = tmp_path / "monitoring.db"
+    shutil.copy(taskscope_db, db)
+    monkeypatch.setattr(metrics, "MAX_AGE_S", 0.2)
+    client = TestClient(create_app(db))
+
+    def tries() -> float:
+        text = client.get("/metrics").text
+        families = {f.name: f for f in parser.text_string_to_metric_families(text)}
+        sample = next(
+            s for s in families["taskscope_tries"].samples if s.labels["run"] == "run-live"
+        )
+        return sample.value
+
+    before = tries()
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "INSERT INTO try (try_id, task_id, run_id, task_executor) "
+        "VALUES (99, 0, 'run-live', 'htex')"
+    )
+    conn.commit()
+    conn.close()
+    deadline = time.monotonic() + 30
+    seen = before
+    while seen == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+        seen = tries()  # the first of these starts the read, a later one shows it
+    assert seen == before + 1
+
+
+def test_unwritten_events_in_the_spool(taskscope_db: Path, tmp_path: Path):
+    import shutil
+
+    from taskscope.store.messages import TaskStatus, encode_batch
+    from taskscope.store.spool import SpoolWriter, new_stream_id, spool_dir
+
+    db = tmp_path / "monitoring.db"
+    shutil.copy(taskscope_db, db)
+    assert one(scrape(db)["taskscope_unwritten_events"]) == 0
+    writer = SpoolWriter(spool_dir(db), new_stream_id("kernel"))
+    # a killed run's last frame: 7 events the database never got
+    writer.append(
+        encode_batch([TaskStatus("run-live", 1000 + i, 0, "exec_done", 1.7e9) for i in range(7)])
+    )
+    writer.close()
+    families = scrape(db)
+    assert one(families["taskscope_unwritten_events"]) == 7
+    assert one(families["taskscope_writer_catching_up"]) == 0  # no writer owns them

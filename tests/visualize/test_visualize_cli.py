@@ -95,6 +95,8 @@ def test_serves_runinfo_database_with_a_token_in_the_printed_url(tmp_path: Path,
         assert status == 200 and "diamond-sample" in body
         status, body = status_of(base + "workflow/85029df9-5f8e-4ab7-810a-f8db9f552f59/", browser)
         assert status == 200 and "diamond-sample" in body
+        rebound = urllib.request.Request(url, headers={"Host": f"evil.example:{port}"})
+        assert status_of(rebound)[0] == 403  # DNS rebinding: another name for 127.0.0.1
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=15)
@@ -165,7 +167,7 @@ def test_output_files_are_shown_only_on_loopback_unless_asked(
 
     made = {}
 
-    def fake_create_app(database, debug=False, show_files=True, token=None):
+    def fake_create_app(database, debug=False, show_files=True, token=None, **kwargs):
         made["show_files"] = show_files
         return object()
 
@@ -177,3 +179,17 @@ def test_output_files_are_shown_only_on_loopback_unless_asked(
     assert made["show_files"] is shows_files
     err = capsys.readouterr().err
     assert ("--show-files" in err) is not shows_files
+
+
+def test_token_file_gives_the_printed_url_its_token(tmp_path: Path, parsl_db: Path, monkeypatch,
+                                                   capsys):
+    from taskscope.visualize import serve as serve_module
+
+    monkeypatch.setattr(serve_module, "serve", lambda app, **kwargs: None)
+    token_file = tmp_path / "token"
+    assert main([str(parsl_db), "--port", "0", "--token-file", str(token_file)]) == 0
+    assert f"?token={token_file.read_text().strip()}" in capsys.readouterr().out
+    token_file.chmod(0o644)
+    assert main([str(parsl_db), "--port", "0", "--token-file", str(token_file)]) == 1
+    assert "chmod 600" in capsys.readouterr().err
+    assert main([str(parsl_db), "--no-token", "--token-file", str(token_file)]) == 2

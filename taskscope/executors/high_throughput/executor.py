@@ -1034,7 +1034,7 @@ class HighThroughputExecutor(Executor):
                 self.set_bad_state_and_fail_all(
                     BadStateException(
                         self,
-                        f"workers fail to start ({reason}); last lines of {w.log_path}:\n{tail}",
+                        f"workers fail to start ({reason}; EXIT CODE: {returncode}); last lines of {w.log_path}:\n{tail}",
                     )
                 )
                 return

@@ -52,7 +52,9 @@ class BlockIdManagerSelector(ManagerSelector):
 
 
 def _numeric_first(block_id: Any) -> tuple[int, Any]:
-    # Parsl compares block ids as strings; "10" < "9" there. Numeric ids sort as numbers.
+    # Parsl compares block ids as given; "10" < "9" as strings. Numeric ids sort as numbers.
+    if isinstance(block_id, int) and not isinstance(block_id, bool):
+        return (0, block_id)
     if isinstance(block_id, str) and block_id.isdigit():
         return (0, int(block_id))
     return (1, str(block_id))

@@ -106,7 +106,7 @@ def _ships_once(cls: type) -> bool:
 
 
 def _make_pickler(base: type) -> type:
-    class CallPickler(base):  # type: ignore[valid-type, misc]
+    class CallPickler(base):
         def __init__(self, file: io.BytesIO, registry: FunctionRegistry, strict_main: bool):
             super().__init__(file, protocol=PROTOCOL)
             self.registry = registry
@@ -270,7 +270,7 @@ def load_exception(packed: tuple[bytes | None, str, str, str]) -> BaseException:
     except Exception:  # noqa: BLE001
         exc = RemoteExceptionWrapper(name, message)
     try:
-        exc._taskscope_remote_traceback = tb  # type: ignore[attr-defined]
+        exc._taskscope_remote_traceback = tb  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001, S110
         pass
     return exc

@@ -29,6 +29,7 @@ from datetime import datetime
 
 from taskscope.store.analysis.context import RunContext, chunks, id_list
 from taskscope.store.sampling import in_sample, sample_stride
+from taskscope.store.states import FINAL_STATES
 from taskscope.store.timestamps import parse_timestamp, seconds_between_sql
 
 DISPATCH_SAMPLE_TRIES = 20_000
@@ -115,7 +116,32 @@ def typical_dispatch_s(ctx: RunContext) -> float:
 
 
 def last_finished_task(ctx: RunContext) -> int | None:
-    row = ctx.conn.execute(
+    """The task with the latest task_time_returned. On taskscope's databases the status
+    index by time finds it from the run's latest final-state rows; otherwise (or if those
+    rows do not name it) a pass over the run's tasks."""
+    conn = ctx.conn
+    indexed = ctx.has("status") and any(
+        row[1] == "ix_status_run_time" for row in conn.execute("PRAGMA index_list(status)"))
+    if indexed:
+        recent = {
+            task_id for task_id, state in conn.execute(
+                "SELECT task_id, task_status_name FROM status WHERE run_id = ? "
+                "ORDER BY timestamp DESC LIMIT 200", (ctx.run_id,))
+            if state in FINAL_STATES
+        }
+        if recent:
+            marks = ",".join("?" * len(recent))
+            candidate = conn.execute(
+                f"SELECT task_id, task_time_returned FROM task WHERE run_id = ? AND task_id IN "
+                f"({marks}) AND task_time_returned IS NOT NULL "
+                "ORDER BY task_time_returned DESC, task_id DESC LIMIT 1",
+                (ctx.run_id, *recent)).fetchone()
+            # Confirmed if no task returned later (an indexed-free check would be the scan).
+            if candidate is not None and conn.execute(
+                "SELECT 1 FROM status WHERE run_id = ? AND timestamp > ? LIMIT 1",
+                (ctx.run_id, candidate[1])).fetchone() is None:
+                return candidate[0]
+    row = conn.execute(
         "SELECT task_id FROM task WHERE run_id = ? AND task_time_returned IS NOT NULL "
         "ORDER BY task_time_returned DESC, task_id DESC LIMIT 1",
         (ctx.run_id,),

@@ -1,7 +1,7 @@
 """Efficiency per app, and conservative advice with its evidence.
 
-Per app, over its tries with a run time (a hashed sample of about `SAMPLE_TASKS` tasks on
-large runs):
+Per app, over its tries with a run time (on large runs a hashed sample of about
+`EFFICIENCY_TRIES` tries, drawn at random from the sample the other analyses share):
 
 - CPU efficiency: CPU seconds ÷ (run seconds x cores per worker), where cores per worker is
   the host's CPU count ÷ its workers (node table). 100% = every core a worker could use was
@@ -28,23 +28,25 @@ Advice is only given with evidence that would survive a second look:
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from taskscope.store.analysis.context import RunContext
+from taskscope.store.analysis.context import RunContext, chunks
 from taskscope.store.analysis.failures import MEMORY, WALLTIME, FailureGroup
 from taskscope.store.analysis.stats import quantile
-from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, RUN_S, failed_try_sql
-from taskscope.store.sampling import in_sample, sample_stride
+from taskscope.store.analysis.tries import sampled_finished_tries
+from taskscope.store.timestamps import parse_timestamp
 
-SAMPLE_TASKS = 20_000
 UNDERUSED_CPU = 0.5
 OVERUSED_CPU = 1.2
 MEMORY_MARGIN = 0.2
 WALLTIME_MARGIN = 0.25
 MEMORY_HEADROOM = 0.8  # more workers only while their p99 memory fits in 80% of the node
 MIN_TRIES_FOR_ADVICE = 5
+EFFICIENCY_TRIES = 12_000  # tries measured per run at most (a random sub-sample beyond)
+EFFICIENCY_SEED = 12345
 _CPU = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_system, 0))"
 _WALLTIME_OF = re.compile(r"walltime(?: of|:)\s*([0-9.]+)\s*s", re.IGNORECASE)
 
@@ -129,44 +131,47 @@ def worker_shapes(ctx: RunContext) -> dict[str, WorkerShape]:
     return shapes
 
 
-def _measured(ctx: RunContext, stride: int) -> list[_Measured]:
-    keep_resource = in_sample("task_id", stride)
-    keep_try = in_sample("y.task_id", stride)
-    with_resources = ctx.has("resource")
-    per_try = (
-        "SELECT task_id, try_id, COUNT(*) AS n, "
-        f"MAX({_CPU}) AS cpu_hi, MIN({_CPU}) AS cpu_lo, MAX(psutil_process_memory_resident) "
-        "AS rss, MAX(psutil_process_disk_read) AS rd_hi, MIN(psutil_process_disk_read) AS rd_lo, "
-        "MAX(psutil_process_disk_write) AS wr_hi, MIN(psutil_process_disk_write) AS wr_lo "
-        f"FROM resource WHERE run_id = :run AND {keep_resource} GROUP BY task_id, try_id"
-    )
-    columns = "r.n, r.cpu_hi, r.cpu_lo, r.rss, r.rd_hi, r.rd_lo, r.wr_hi, r.wr_lo"
-    join = "LEFT JOIN r ON r.task_id = y.task_id AND r.try_id = y.try_id"
-    sql = (
-        (f"WITH r AS MATERIALIZED ({per_try}) " if with_resources else "")
-        + f"SELECT t.task_func_name, y.hostname, {RUN_S}, {failed_try_sql(ctx)}, "
-        + (columns if with_resources else "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL")
-        + " FROM try y JOIN task t ON t.run_id = y.run_id AND t.task_id = y.task_id "
-        + (join if with_resources else "")
-        + f" WHERE y.run_id = :run AND {keep_try} AND y.task_try_time_running IS NOT NULL "
-        "AND y.task_try_time_returned IS NOT NULL AND y.task_executor NOT IN (:i0, :i1)"
-    )
+def _measured(ctx: RunContext) -> tuple[list[_Measured], int]:
+    """The shared sample's tries (see `tries.sampled_finished_tries`) with their resource
+    figures, read by task id (index seeks, not a pass over every sample of the run)."""
+    sample, stride = sampled_finished_tries(ctx)
+    if len(sample) > EFFICIENCY_TRIES:
+        # Percentiles per app need far fewer tries than the shared sample holds: a hashed
+        # sub-sample keeps the resource reads to a few thousand index seeks.
+        # (A seeded random choice: the shared sample is in task order, and a workflow's apps
+        # often repeat with the task id, so every k-th try would pick the same apps.)
+        fraction = EFFICIENCY_TRIES / len(sample)
+        sample = random.Random(EFFICIENCY_SEED).sample(sample, EFFICIENCY_TRIES)
+        stride = max(1, round(stride / fraction))
+    figures: dict[tuple[int, int], tuple] = {}
+    if ctx.has("resource") and sample:
+        for chunk in chunks({t.task_id for t in sample}):
+            marks = ",".join("?" * len(chunk))
+            for row in ctx.conn.execute(
+                "SELECT task_id, try_id, COUNT(*), "
+                f"MAX({_CPU}), MIN({_CPU}), MAX(psutil_process_memory_resident), "
+                "MAX(psutil_process_disk_read), MIN(psutil_process_disk_read), "
+                "MAX(psutil_process_disk_write), MIN(psutil_process_disk_write) "
+                f"FROM resource WHERE run_id = ? AND task_id IN ({marks}) "
+                "GROUP BY task_id, try_id",
+                (ctx.run_id, *chunk),
+            ):
+                figures[(row[0], row[1])] = row[2:]
     per_try_figures = ctx.by_taskscope  # taskscope: counters per try; Parsl: per worker process
     measured = []
-    for app, host, run_s, failed, n, cpu_hi, cpu_lo, rss, rd_hi, rd_lo, wr_hi, wr_lo in (
-        ctx.conn.execute(sql, {"run": ctx.run_id, "i0": INTERNAL_EXECUTORS[0],
-                               "i1": INTERNAL_EXECUTORS[1]})
-    ):
+    for attempt in sample:
+        n, cpu_hi, cpu_lo, rss, rd_hi, rd_lo, wr_hi, wr_lo = figures.get(
+            (attempt.task_id, attempt.try_id), (0, None, None, None, None, None, None, None))
         if per_try_figures or not n:
             cpu, read, write = cpu_hi, rd_hi, wr_hi
         elif n >= 2:  # Parsl: only differences between a try's samples are the try's own
-            cpu, read, write = cpu_hi - cpu_lo, (rd_hi or 0) - (rd_lo or 0), (
-                wr_hi or 0) - (wr_lo or 0)
+            cpu = cpu_hi - cpu_lo
+            read, write = (rd_hi or 0) - (rd_lo or 0), (wr_hi or 0) - (wr_lo or 0)
         else:
             cpu = read = write = None
-        measured.append(_Measured(app, host or None, max(0.0, run_s or 0.0), bool(failed),
+        measured.append(_Measured(attempt.app, attempt.hostname, attempt.run_s, attempt.failed,
                                   cpu, rss, read, write))
-    return measured
+    return measured, stride
 
 
 def _p(values: list[float], q: float) -> float | None:
@@ -186,13 +191,14 @@ def app_efficiency(ctx: RunContext, groups: list[FailureGroup] | None = None,
     for a worker (evidence that more workers would shorten the run)."""
     if not (ctx.has("try") and ctx.has("task")):
         return Efficiency([], [])
-    stride = sample_stride(ctx.run.task_count, SAMPLE_TASKS)
-    measured = _measured(ctx, stride)
+    measured, stride = _measured(ctx)
     shapes = worker_shapes(ctx)
     by_app: dict[str, list[_Measured]] = defaultdict(list)
     for m in measured:
         by_app[m.app].append(m)
-    apps = [_one_app(app, by_app[app], shapes, 1.0 / stride, groups or [])
+    lifetime = block_lifetime_s(ctx) if any(
+        g.cause == WALLTIME and g.exception_type != "AppTimeout" for g in groups or []) else None
+    apps = [_one_app(app, by_app[app], shapes, 1.0 / stride, groups or [], lifetime)
             for app in sorted(by_app)]
     run_advice = _workers_advice(measured, shapes, apps, worker_wait_share)
     advice = ([run_advice] if run_advice is not None else []) + [
@@ -201,7 +207,8 @@ def app_efficiency(ctx: RunContext, groups: list[FailureGroup] | None = None,
 
 
 def _one_app(app: str, tries: list[_Measured], shapes: dict[str, WorkerShape],
-             fraction: float, groups: list[FailureGroup]) -> AppEfficiency:
+             fraction: float, groups: list[FailureGroup],
+             lifetime: float | None = None) -> AppEfficiency:
     ok = [m for m in tries if not m.failed]
     run_times = [m.run_s for m in ok]
     with_cpu = [m for m in tries if m.cpu_s is not None and m.run_s > 0]
@@ -239,11 +246,12 @@ def _one_app(app: str, tries: list[_Measured], shapes: dict[str, WorkerShape],
         suggested_walltime_s=p99_run * (1 + WALLTIME_MARGIN) if p99_run else None,
         sample_fraction=fraction,
     )
-    result.advice = _app_advice(result, groups)
+    result.advice = _app_advice(result, groups, lifetime)
     return result
 
 
-def _app_advice(app: AppEfficiency, groups: list[FailureGroup]) -> list[Advice]:
+def _app_advice(app: AppEfficiency, groups: list[FailureGroup],
+                block_lifetime_s: float | None = None) -> list[Advice]:
     advice = []
     mine = [g for g in groups if app.app in g.apps and g.count]
     enough = app.tries >= MIN_TRIES_FOR_ADVICE
@@ -280,12 +288,42 @@ def _app_advice(app: AppEfficiency, groups: list[FailureGroup]) -> list[Advice]:
                              suggested, evidence))
     lost_to_blocks = sum(g.count for g in timeouts if g.exception_type != "AppTimeout")
     if lost_to_blocks and app.tries:
-        share = lost_to_blocks / (app.tries + lost_to_blocks)
-        advice.append(Advice(
-            app.app, "walltime (of the blocks)", None,
-            f"at least {app.run_s_p99 or 0:.0f} s more per block" if app.run_s_p99 else "longer",
-            f"{share:.0%} of its tries outlived their block"))
+        estimated_tries = app.tries / app.sample_fraction if app.sample_fraction else app.tries
+        share = lost_to_blocks / (estimated_tries + lost_to_blocks)
+        evidence = f"{share:.0%} of its tries outlived their block"
+        if block_lifetime_s and app.run_s_p99:
+            # Long enough for one more try of the app's p99 (plus margin) after the point
+            # where the blocks were ended.
+            wanted = block_lifetime_s + app.run_s_p99 * (1 + WALLTIME_MARGIN)
+            advice.append(Advice(app.app, "walltime (of the blocks)", _clock(block_lifetime_s),
+                                 _clock(wanted), evidence + f" (blocks lasted about "
+                                 f"{_clock(block_lifetime_s)}; the app's p99 try is "
+                                 f"{app.run_s_p99:.0f} s)"))
+        else:
+            advice.append(Advice(app.app, "walltime (of the blocks)", None, "longer", evidence))
     return advice
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def block_lifetime_s(ctx: RunContext) -> float | None:
+    """The median time blocks ran, first RUNNING row to their first terminal row: what a
+    block's walltime allowed (for blocks that ended while the run went on)."""
+    if not ctx.has("block"):
+        return None
+    lifetimes = []
+    for running, ended in ctx.conn.execute(
+        "SELECT MIN(CASE WHEN status = 'RUNNING' THEN timestamp END), "
+        "MIN(CASE WHEN status IN ('COMPLETED', 'CANCELLED', 'FAILED', 'TIMEOUT', 'MISSING', "
+        "'SCALED_IN') THEN timestamp END) FROM block WHERE run_id = ? "
+        "GROUP BY executor_label, block_id", (ctx.run_id,)):
+        start, end = parse_timestamp(running), parse_timestamp(ended)
+        if start is not None and end is not None and end > start:
+            lifetimes.append((end - start).total_seconds())
+    return quantile(sorted(lifetimes), 0.5)
 
 
 def _walltime_in(groups: list[FailureGroup]) -> float | None:

@@ -36,6 +36,8 @@ from taskscope.store.analysis.signature import (
     signature,
     user_frame_name,
 )
+from taskscope.store.output_tail import read_tails
+from taskscope.store.sampling import hashed_in_sample, in_sample, sample_stride
 from taskscope.store.states import FINAL_STATES, SUCCEEDED_FINAL_STATES
 from taskscope.store.timestamps import parse_timestamp
 
@@ -46,7 +48,8 @@ BLOCK_END_GRACE_S = 2.0
 BLOCK_ENDED = ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "MISSING", "SCALED_IN")
 STDERR_TAIL_BYTES = 4096
 STDERR_TAIL_LINES = 10
-CONCENTRATION_MIN_SHARE = 0.5  # say "87% on host" only when one host has at least half
+CONCENTRATION_MIN_SHARE = 0.5
+RESOURCE_EXACT_TRIES = 20_000  # say "87% on host" only when one host has at least half
 
 EXCEPTION, WORKER_LOST, MEMORY, WALLTIME, DEPENDENCY, SERIALIZATION = (
     "exception", "worker lost", "memory", "walltime", "dependency", "serialization")
@@ -74,6 +77,7 @@ class FailedTry:
     joins: list[int] = field(default_factory=list)
     cpu_s: float | None = None
     peak_rss: float | None = None
+    measured: bool = False  # its resource samples were read (all tries, or the sample's)
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ class FailureGroup:
     history: str | None = None  # "new", "recurring" or "gone" since `since_run`
     since_run: str | None = None
     previous_count: int | None = None
+    # cpu_s_failed is exact (1.0) or scaled up from this fraction of the group's tries
+    cpu_s_sample_fraction: float = 1.0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -179,14 +185,29 @@ def failed_tries(ctx: RunContext) -> list[FailedTry]:
 
 
 def _attach_resources(ctx: RunContext, tries: list[FailedTry]) -> None:
+    """CPU time and peak memory of failed tries. Up to RESOURCE_EXACT_TRIES failed tries all
+    are read; above, the tries whose process died (their peak memory decides between
+    `memory` and `worker lost`) and a hashed sample of the others, whose CPU time is then
+    scaled up per group (`FailureGroup.cpu_s_sample_fraction` says so)."""
     by_key = {(t.task_id, t.try_id): t for t in tries}
     cpu = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_system, 0))"
+    stride = sample_stride(len(tries), RESOURCE_EXACT_TRIES)
     if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
-        failed = ("SELECT task_id, try_id FROM taskscope_try_failure WHERE run_id = :run")
+        failed = (f"SELECT task_id, try_id FROM taskscope_try_failure WHERE run_id = :run "
+                  f"AND ({in_sample('task_id', stride)} OR exception_type IN "
+                  "('WorkerLost', 'ManagerLost', 'WorkerLostError', 'KilledWorker') "
+                  "OR exit_code IN (137, -9))")
     else:
-        failed = ("SELECT task_id, try_id FROM try WHERE run_id = :run AND task_fail_history "
-                  "IS NOT NULL AND task_fail_history != ''")
-    # One pass: each failed try's samples through the (run_id, task_id, try_id) index.
+        failed = (f"SELECT task_id, try_id FROM try WHERE run_id = :run AND task_fail_history "
+                  f"IS NOT NULL AND task_fail_history != '' AND ({in_sample('task_id', stride)} "
+                  "OR task_fail_history LIKE '%Lost%' OR task_fail_history LIKE '%137%')")
+    if stride > 1:
+        for attempt in tries:
+            attempt.measured = hashed_in_sample(attempt.task_id, stride)
+    else:
+        for attempt in tries:
+            attempt.measured = True
+    # One pass: each chosen try's samples through the (run_id, task_id, try_id) index.
     for task_id, try_id, high, low, rss in ctx.conn.execute(
         f"SELECT f.task_id, f.try_id, MAX({cpu}), MIN({cpu}), "
         f"MAX(psutil_process_memory_resident) FROM ({failed}) f CROSS JOIN resource r "
@@ -289,24 +310,13 @@ def try_signature(attempt: FailedTry, cause: str) -> tuple[str, str | None]:
 
 
 def read_tail(path_text: str | None, base: Path | None) -> list[str] | None:
-    """The last lines of a task's stderr file, or None when it is not readable from here."""
+    """The last lines of a task's stderr file, or None when it is not readable from here, or
+    not a regular file outside /proc, /sys and /dev (read without blocking, under a time
+    limit: store/output_tail.py)."""
     if not path_text:
         return None
-    path = Path(path_text).expanduser()
-    if not path.is_absolute() and base is not None:
-        path = base / path
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - STDERR_TAIL_BYTES))
-            data = handle.read(STDERR_TAIL_BYTES)
-    except (OSError, ValueError):
-        return None
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    if size > STDERR_TAIL_BYTES and lines:
-        lines = lines[1:]  # probably cut
-    return lines[-STDERR_TAIL_LINES:]
+    return read_tails([path_text], base, max_bytes=STDERR_TAIL_BYTES,
+                      max_lines=STDERR_TAIL_LINES)[0].lines
 
 
 def _shares(counter: Counter[str]) -> list[Share]:
@@ -349,6 +359,10 @@ def failure_groups(ctx: RunContext, *, read_files: bool = True, with_history: bo
     `read_files`: whether to read the tail of an example's stderr file (off for a dashboard
     reachable from the network). `with_history`: compare with the workflow's previous run."""
     tries = failed_tries(ctx)
+    # Failed tries per (host, block), for host_health (hosts.py) to reuse instead of a join.
+    ctx.shared["failed_places"] = Counter(
+        (a.hostname or None, None if a.block_id in (None, "") else str(a.block_id))
+        for a in tries)
     memory = _memory_per_worker(ctx)
     block_ends = _block_ends(ctx)
     buckets: dict[tuple[str, str], _Bucket] = {}
@@ -485,6 +499,9 @@ def _group_from_tries(ctx: RunContext, cause: str, sig: str, bucket: _Bucket,
     hosts = _shares(Counter(a.hostname for a in tries if a.hostname))
     blocks = _shares(Counter(a.block_id for a in tries if a.block_id not in (None, "")))
     moments = sorted(a.returned for a in tries if a.returned)
+    measured = [a for a in tries if a.measured]
+    fraction = len(measured) / len(tries) if tries else 1.0
+    cpu_s = sum(a.cpu_s or 0.0 for a in measured) / fraction if measured else 0.0
     example = None
     if with_examples:
         # The most recent try: its traceback is what the user will see again next.
@@ -502,7 +519,8 @@ def _group_from_tries(ctx: RunContext, cause: str, sig: str, bucket: _Bucket,
         blocks=blocks, concentration=_concentration(hosts, run_hosts),
         first=moments[0] if moments else None, last=moments[-1] if moments else None,
         retried_then_succeeded=succeeded, permanent=permanent, unfinished=unfinished,
-        cpu_s_failed=sum(a.cpu_s or 0.0 for a in tries), example=example, ancestor=ancestor,
+        cpu_s_failed=cpu_s, example=example, ancestor=ancestor,
+        cpu_s_sample_fraction=fraction,
     )
 
 

@@ -56,19 +56,23 @@ def _counts(ctx: RunContext) -> tuple[dict[str, tuple[int, int]], dict[str, tupl
     ):
         key = (host or None, None if block in (None, "") else str(block))
         tries[key] = tries.get(key, 0) + n
-    if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
-        failed_sql = (
-            "SELECT y.hostname, y.block_id, COUNT(*) FROM taskscope_try_failure f CROSS JOIN "
-            "try y ON y.run_id = f.run_id AND y.task_id = f.task_id AND y.try_id = f.try_id "
-            "WHERE f.run_id = ? AND y.task_executor NOT IN (?, ?) GROUP BY 1, 2")
-    else:
-        failed_sql = (
-            "SELECT hostname, block_id, COUNT(*) FROM try WHERE run_id = ? AND "
-            "task_fail_history IS NOT NULL AND task_fail_history != '' "
-            "AND task_executor NOT IN (?, ?) GROUP BY 1, 2")
-    failed: dict[tuple[str | None, str | None], int] = {}
-    for host, block, n in ctx.conn.execute(failed_sql, (ctx.run_id, *INTERNAL_EXECUTORS)):
-        failed[(host or None, None if block in (None, "") else str(block))] = n
+    failed: dict[tuple[str | None, str | None], int] = ctx.shared.get("failed_places") or {}
+    if "failed_places" not in ctx.shared:  # failure_groups has not read them: count in SQL
+        if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
+            failed_sql = (
+                "SELECT y.hostname, y.block_id, COUNT(*) FROM taskscope_try_failure f "
+                "CROSS JOIN try y ON y.run_id = f.run_id AND y.task_id = f.task_id "
+                "AND y.try_id = f.try_id WHERE f.run_id = ? AND y.task_executor NOT IN (?, ?) "
+                "GROUP BY 1, 2")
+        else:
+            failed_sql = (
+                "SELECT hostname, block_id, COUNT(*) FROM try WHERE run_id = ? AND "
+                "task_fail_history IS NOT NULL AND task_fail_history != '' "
+                "AND task_executor NOT IN (?, ?) GROUP BY 1, 2")
+        failed = {}
+        for host, block, n in ctx.conn.execute(failed_sql, (ctx.run_id, *INTERNAL_EXECUTORS)):
+            key = (host or None, None if block in (None, "") else str(block))
+            failed[key] = failed.get(key, 0) + n
     hosts: dict[str, list[int]] = {}
     blocks: dict[str, list[int]] = {}
     for (host, block), n in tries.items():

@@ -77,12 +77,18 @@ def keep_forecast(path: Path | str, analysis: RunAnalysis) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready: infinities and NaN become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """JSON-ready data: dataclasses become dicts, infinities and NaN become null. Lists of
+    numbers or strings (a group's task ids: up to one per task) are copied as they are,
+    not one element at a time as `dataclasses.asdict` does."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        if all(type(v) in (int, str) for v in value):
+            return list(value)
         return [_plain(v) for v in value]
     return value
 
@@ -90,8 +96,8 @@ def _plain(value: Any) -> Any:
 def as_json(analysis: RunAnalysis) -> dict[str, Any]:
     """The analysis as plain JSON-ready data (dataclasses become objects); each advice also
     carries its sentence as `text`."""
-    document = dataclasses.asdict(analysis)
-    document["advice"] = [{**dataclasses.asdict(a), "text": a.text} for a in analysis.advice]
+    document = _plain(analysis)
+    document["advice"] = [{**_plain(a), "text": a.text} for a in analysis.advice]
     for app, entry in zip(analysis.apps, document["apps"], strict=True):
-        entry["advice"] = [{**dataclasses.asdict(a), "text": a.text} for a in app.advice]
-    return _plain(document)
+        entry["advice"] = [{**_plain(a), "text": a.text} for a in app.advice]
+    return document

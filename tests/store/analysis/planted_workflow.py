@@ -14,6 +14,7 @@ What is planted (the tests assert exactly this, see ``PLANTED`` in conftest.py):
 * ``crash`` x1: kills its own worker process (SIGKILL), on both tries: worker lost.
 * ``slow_io`` x1: exceeds its ``walltime``: walltime.
 * ``flaky`` x2: fails its first try only: retried-then-succeeded.
+* ``unpicklable`` x2: returns a lock, which cannot be sent back: serialization.
 * ``divide`` x2 (second run only): ZeroDivisionError: a new group.
 * ``steady`` x14: 12 run 0.1 s, 2 (the stragglers) run 1.0 s.
 * ``stage`` x4: a chain, each step 1.5 s, started first: the critical path.
@@ -112,6 +113,13 @@ def flaky(marker: str) -> str:
 
 
 @python_app
+def unpicklable(index: int) -> object:
+    import threading
+
+    return threading.Lock()
+
+
+@python_app
 def divide(a: int, b: int) -> float:
     return a / b
 
@@ -154,6 +162,7 @@ def main(db_path: str, run_dir: str, variant: str) -> None:
         futures.append(crash(0))
         futures.append(slow_io(5.0, walltime=0.5))
         futures += [flaky(os.path.join(out, f"flaky{i}.marker")) for i in range(2)]
+        futures += [unpicklable(i) for i in range(2)]
         taskscope.wait_for_current_tasks()
         for future in futures:
             future.exception()

@@ -29,7 +29,7 @@ def test_failure_groups_top_the_workflow_page(client, planted):
     html = part.json()["sections"]["part_analysis"]
     assert "Why tasks failed" in html
     for text in ("KeyError: &lt;str&gt; @ lookup", "bash exit code 3", "worker lost", "walltime",
-                 "dependency", "ZeroDivisionError", "new", "recurring"):
+                 "dependency", "serialization", "ZeroDivisionError", "new", "recurring"):
         assert text in html, text
     assert "Gone since the previous run" in html and "bash exit code 7" not in html.split(
         "Gone since")[0]
@@ -49,7 +49,7 @@ def test_analysis_page_shows_every_section(client, planted):
     assert 'data-figure="critical_path"' in text
     figure = json.loads(text.split('data-figure="critical_path">')[1].split("</script>")[0])
     assert figure["data"][0]["y"] == ["0 stage", "1 stage", "2 stage", "3 stage"]
-    assert "`walltime` of `slow_io`" in text
+    assert "<code>walltime</code> of <code>slow_io</code>" in text
     live = client.get(f"/workflow/{planted.first_run}/analysis?format=json")
     assert live.status_code == 200 and "analysis_body" in live.json()["sections"]
 
@@ -59,8 +59,8 @@ def test_critical_path_is_drawn_on_the_dag_and_the_timeline(client, planted):
     traces = dag.json()["figures"]["dag"]["data"]
     path = [t for t in traces if t.get("name") == "critical path"]
     assert len(path) == 1 and path[0]["customdata"] == ["task/0", "task/1", "task/2", "task/3"]
-    summary = client.get(f"/workflow/{planted.first_run}/?format=json")
-    gantt = [t for t in summary.json()["figures"]["gantt"]["data"]
+    summary = client.get(f"/workflow/{planted.first_run}/?part=timeline&format=json")
+    gantt = [t for t in summary.json()["figures"]["window_gantt"]["data"]
              if t.get("name") == "critical path"]
     assert len(gantt) == 1 and gantt[0]["y"] == ["0 stage", "1 stage", "2 stage", "3 stage"]
 

@@ -38,8 +38,8 @@ def test_every_planted_failure_is_one_group_with_its_cause(planted):
     groups = [g for g in _groups(planted.path, planted.first_run)]
     by_app = _by_app(groups)
     assert set(by_app) == {"lookup", "load_table", "score", "archive", "compress", "crash",
-                           "slow_io", "flaky"}
-    assert len(groups) == 8
+                           "slow_io", "flaky", "unpicklable"}
+    assert len(groups) == 9
     expected = {
         "lookup": ("exception", 5, 10),  # 5 tasks, each tried twice (retries=1)
         "load_table": ("exception", 4, 8),
@@ -48,6 +48,7 @@ def test_every_planted_failure_is_one_group_with_its_cause(planted):
         "crash": ("worker lost", 1, 2),
         "slow_io": ("walltime", 1, 2),
         "flaky": ("exception", 2, 2),
+        "unpicklable": ("serialization", 2, 4),
         "score": ("dependency", 3, 3),  # tasks that did not run
     }
     for app, (cause, tasks, count) in expected.items():
@@ -89,7 +90,8 @@ def test_second_run_marks_groups_new_recurring_and_gone(planted):
             history[app] = group.history
     assert history["divide"] == "new"
     assert history["compress"] == "gone"
-    for app in ("lookup", "load_table", "archive", "crash", "slow_io", "flaky", "score"):
+    for app in ("lookup", "load_table", "archive", "crash", "slow_io", "flaky", "score",
+                "unpicklable"):
         assert history[app] == "recurring", app
     gone = [g for g in groups if g.history == "gone"]
     assert [g.previous_count for g in gone] == [2] and gone[0].count == 0
@@ -140,7 +142,7 @@ def test_analyze_command_prints_json_with_failures(planted):
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["run_id"] == planted.first_run
-    assert len(document["failures"]) == 8
+    assert len(document["failures"]) == 9
     text = subprocess.run(
         [sys.executable, "-m", "taskscope.cli", "analyze", str(planted.path)],
         capture_output=True, text=True, timeout=120, check=False,
@@ -151,3 +153,94 @@ def test_analyze_command_prints_json_with_failures(planted):
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert missing.returncode == 1 and "no run 'nope'" in missing.stderr
+
+
+def _crafted(tmp_path, name):
+    """A synthetic run (one host, 4 workers with 4 GiB each) whose tries are turned into
+    failures below."""
+    from taskscope.store.synthetic import SyntheticRun, create_database
+
+    return create_database(tmp_path / f"{name}.db", [SyntheticRun(
+        name, tasks=200, workers=4, fail_fraction=0.0, retry_fraction=0.0, seed=4)])
+
+
+def test_killed_near_the_memory_limit_is_memory_and_killed_by_the_block_end_is_walltime(
+        tmp_path):
+    import sqlite3
+
+    db = _crafted(tmp_path, "killed")
+    conn = sqlite3.connect(db)
+    tries = conn.execute("SELECT task_id, task_try_time_running, task_try_time_returned FROM "
+                         "try WHERE run_id = 'killed' ORDER BY task_id LIMIT 40").fetchall()
+    lost = "worker w on node0 was lost while running this task: killed by SIGKILL"
+    for task_id, _, _ in tries[:30]:
+        conn.execute("INSERT INTO taskscope_try_failure VALUES ('killed', ?, 0, 'WorkerLost', "
+                     "?, NULL, NULL)", (task_id, lost))
+    # Tasks 0-9: their peak memory reached 3.6 of the 4 GiB each worker had.
+    conn.execute("UPDATE resource SET psutil_process_memory_resident = ? WHERE run_id = 'killed' "
+                 "AND task_id < 10", (3.6 * 2**30,))
+    # The try of the 21st task was running when its block ended.
+    start = tries[20][1]
+    conn.execute("INSERT INTO block VALUES ('killed', 'htex', '0', 'local-1', ?, 'TIMEOUT')",
+                 (start[:-1] + "9",))
+    conn.commit()
+    conn.close()
+    groups = _groups(db, "killed")
+    by_cause = {}
+    for group in groups:
+        by_cause.setdefault(group.cause, set()).update(group.tasks)
+    memory_tasks = {t for t, _, _ in tries[:10]}
+    assert by_cause["memory"] == memory_tasks
+    walltime = by_cause["walltime"]
+    assert tries[20][0] in walltime and not walltime & memory_tasks
+    # Every other killed try: worker lost (the block ended after they returned).
+    assert by_cause["worker lost"] == {t for t, _, _ in tries[:30]} - memory_tasks - walltime
+    signature = next(g.signature for g in groups if g.cause == "worker lost")
+    assert signature.startswith("WorkerLost: killed by SIGKILL")  # no worker id or host
+    # The block's walltime advice: it lasted from RUNNING to TIMEOUT; one more p99 try fits.
+    from taskscope.store.analysis.efficiency import app_efficiency
+    from taskscope.store.timestamps import parse_timestamp
+
+    reader = open_readonly(db)
+    try:
+        ctx = run_context(reader, "killed")
+        advice = [a for a in app_efficiency(ctx, groups).advice
+                  if a.setting == "walltime (of the blocks)"]
+        running = reader.execute("SELECT timestamp FROM block WHERE run_id = 'killed' AND "
+                                 "status = 'RUNNING'").fetchone()[0]
+        marks = ",".join("?" * len(walltime))
+        apps = {row[0] for row in reader.execute(
+            f"SELECT task_func_name FROM task WHERE run_id = 'killed' AND task_id IN ({marks})",
+            sorted(walltime))}
+    finally:
+        reader.close()
+    lasted = round((parse_timestamp(start[:-1] + "9") - parse_timestamp(running)).total_seconds())
+    assert {a.app for a in advice} == apps
+    for a in advice:
+        assert a.current == f"00:{lasted // 60:02d}:{lasted % 60:02d}"
+        assert a.suggested > a.current and "outlived their block" in a.evidence
+
+
+def test_no_failures_and_no_tasks_are_empty_not_errors(tmp_path, empty_db):
+    import sqlite3
+
+    db = _crafted(tmp_path, "clean")
+    assert _groups(db, "clean") == []
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO workflow VALUES ('bare', 'bare', '1', '2026-01-01 00:00:00', "
+                 "NULL, 'h', 'u', '/tmp', 0, 0)")
+    conn.commit()
+    conn.close()
+    from taskscope.store.analysis.report import analyze, as_json
+
+    reader = open_readonly(db)
+    try:
+        document = as_json(analyze(reader, "bare"))
+    finally:
+        reader.close()
+    assert document["failures"] == [] and document["stragglers"] == []
+    assert document["critical_path"]["tasks"] == []
+    result = subprocess.run([sys.executable, "-m", "taskscope.cli", "analyze", str(empty_db)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1 and "no runs" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,64 @@
+"""Huge values in a database (a 20 MB traceback, a 1 MB app name, a 2 MB workflow name) make
+no page huge: each value shown is cut, saying how much was left out."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from starlette.testclient import TestClient
+
+from taskscope.store.synthetic import create_database, standard_runs
+from taskscope.visualize.app import create_app
+
+pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]
+
+PAGE_LIMIT = 2 * 2**20
+BIG_APP = "A" * 1_000_000
+APP_COLUMNS = [("task", "task_func_name"), ("taskscope_app_edge", "source_app"),
+               ("taskscope_app_edge", "target_app"), ("taskscope_try_run", "app"),
+               ("taskscope_occupancy", "app")]
+
+
+@pytest.fixture(scope="module")
+def huge_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    folder = tmp_path_factory.mktemp("huge")
+    (folder / "outputs").mkdir()
+    db = create_database(folder / "monitoring.db", standard_runs(folder / "outputs"))
+    conn = sqlite3.connect(db)
+    try:
+        failed = conn.execute("SELECT task_id FROM taskscope_try_failure WHERE run_id = "
+                              "'run-failed' LIMIT 1").fetchone()[0]
+        conn.execute("UPDATE taskscope_try_failure SET traceback = ?, message = ? WHERE "
+                     "run_id = 'run-failed'", ("T" * 20_000_000, "M" * 5_000_000))
+        conn.execute("UPDATE try SET task_fail_history = ? WHERE run_id = 'run-failed'",
+                     ("H" * 5_000_000,))
+        conn.execute("UPDATE workflow SET workflow_name = ? WHERE run_id = 'run-failed'",
+                     ("W" * 2_000_000,))
+        for table, column in APP_COLUMNS:
+            conn.execute(f"UPDATE {table} SET {column} = ? WHERE run_id = 'run-completed' AND "
+                         f"{column} = 'transform'", (BIG_APP,))
+        conn.commit()
+    finally:
+        conn.close()
+    return db, failed
+
+
+def test_no_page_grows_with_the_values_it_shows(huge_db: tuple[Path, int]):
+    db, failed = huge_db
+    client = TestClient(create_app(db))
+    pages = ["/", "/workflow/run-failed/", f"/workflow/run-failed/task/{failed}",
+             "/workflow/run-failed/app/transform?state=failed", "/workflow/run-completed/",
+             "/workflow/run-completed/dag", "/workflow/run-completed/dag?view=apps",
+             "/workflow/run-completed/task/4",
+             f"/workflow/run-completed/app/{quote(BIG_APP[:100], safe='')}"]
+    for path in pages:
+        for url in (path, path + ("&" if "?" in path else "?") + "format=json"):
+            response = client.get(url)
+            assert response.status_code in (200, 404), url
+            assert len(response.content) < PAGE_LIMIT, (url, len(response.content))
+    task_page = client.get(f"/workflow/run-failed/task/{failed}").text
+    assert "more characters not shown" in task_page
+    assert "more characters" in client.get("/workflow/run-completed/?format=json").text
