@@ -478,9 +478,7 @@ class HighThroughputExecutor(Executor):
         # Parsl's block rows: PENDING when the block is asked for, RUNNING once started,
         # SCALED_IN when the executor lets it go (monitoring's block table).
         self._send_blocks("PENDING")
-        started = time.monotonic()
         for slot in range(n):
-            self._block_started.setdefault(self._block_of(slot), started)
             self._workers.append(self._spawn(slot))
         self._io_thread = threading.Thread(
             target=self._io_loop, name=f"taskscope-{self.label}", daemon=True
@@ -820,12 +818,10 @@ class HighThroughputExecutor(Executor):
             self._nodes_announced.pop(w.block_id, None)
 
     def _restart_drained_blocks(self) -> None:
-        now = time.monotonic()
         for slot in sorted(self._drained_slots):
             block = self._block_of(slot)
             if block in self._draining_blocks:
                 continue  # the block's other workers still finish their tasks
-            self._block_started.setdefault(block, now)
             self._drained_slots.discard(slot)
             self._workers[slot] = self._spawn(slot)
 
@@ -938,6 +934,9 @@ class HighThroughputExecutor(Executor):
                 w.ready = True
                 w.hostname = message[2]
                 self._startup_failures = 0
+                # drain_period counts from the block's start: its first worker's hello, as
+                # Parsl counts from its worker pool's start.
+                self._block_started.setdefault(w.block, time.monotonic())
                 self._send_node(w.block_id, w.hostname, active=True)
 
     def _on_given_back(self, w: _WorkerProcess, running: int, returned: list[int]) -> None:
