@@ -336,6 +336,18 @@ class HighThroughputExecutor(Executor):
         return TaskCount(len(self._queue) + sum(len(w.outstanding) for w in self._workers if w))
 
     # ------------------------------------------------------------------ Parsl's views
+    @property
+    def logdir(self) -> str:
+        """``<run_dir>/<label>``, as in Parsl."""
+        return os.path.join(self.run_dir, self.label)
+
+    @property
+    def worker_logdir(self) -> str:
+        """Where the worker logs go: ``<worker_logdir_root>/<label>``, else ``logdir``."""
+        if self.worker_logdir_root is not None:
+            return os.path.join(self.worker_logdir_root, self.label)
+        return self.logdir
+
     def manager_id(self, block: int | str) -> str:
         """The id of a block's worker pool (``PARSL_WORKER_POOL_ID``; the node row's uid)."""
         return f"{self.label}-block-{block}"
@@ -457,7 +469,7 @@ class HighThroughputExecutor(Executor):
         # Workers run where the workflow runs. ``working_dir`` is, as in Parsl, where file
         # staging puts files; it need not exist.
         self._cwd = os.getcwd()
-        self._log_dir = os.path.join(self.worker_logdir_root or self.run_dir, self.label)
+        self._log_dir = self.worker_logdir
         os.makedirs(self._log_dir, exist_ok=True)
         n = self.worker_count
         # One 8-byte slot per worker: the id of the task it is running, or IDLE.
