@@ -140,7 +140,11 @@ class DataFlowKernel:
         )
         # The default memoizer has nothing to do for a task without cache=True: skip the calls.
         self._memo_every_task = type(self.memoizer) is not BasicMemoizer
-        self.memoizer.start(run_dir=self.run_dir, config_run_dir=config.run_dir)
+        try:
+            self.memoizer.start(run_dir=self.run_dir, config_run_dir=config.run_dir)
+        except BaseException:  # e.g. BadCheckpoint: nothing else has started yet
+            self._detach_logging()
+            raise
         # None: the built-in shallow scan (the fast path); else Config(dependency_resolver=).
         self._resolver = config.dependency_resolver
         self._cleanup_called = False
@@ -154,8 +158,8 @@ class DataFlowKernel:
             try:
                 self.monitoring.start(self.run_id, config.run_dir)
             except BaseException:
-                if self._log_handler is not None:
-                    detach_run_log(self._log_handler)
+                self.memoizer.close()  # a periodic checkpoint thread stops
+                self._detach_logging()
                 raise
             self._events = TaskEvents(self.monitoring, self.run_id)
             self._events.workflow_start(
@@ -179,6 +183,7 @@ class DataFlowKernel:
                     ex.prepare(self.run_dir, self.run_id, self.monitoring.send)
                 else:
                     ex.prepare(self.run_dir)
+                task_log.executor_added(self.run_id, ex)
                 ex.start()
                 self.executors[ex.label] = ex
         except BaseException:
@@ -694,6 +699,9 @@ class DataFlowKernel:
         self._restore_hooks()
         if DataFlowKernelLoader._dfk is self:
             DataFlowKernelLoader._dfk = None
+        self._detach_logging()
+
+    def _detach_logging(self) -> None:
         if self._log_handler is not None:
             detach_run_log(self._log_handler)
             self._log_handler = None

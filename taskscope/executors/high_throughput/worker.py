@@ -87,6 +87,39 @@ class Outbox:
             self.flush()
 
 
+class _MainThreadProbe:
+    """Tells a long task from a descheduled one (Linux): on a loaded machine a tiny task can
+    wait 10 ms for a CPU, and giving back its batch then only moves work between workers
+    that are just as starved. A task counts as long once its thread has used half the
+    threshold in CPU time, or is not runnable (asleep, in I/O, waiting for a child)."""
+
+    def __init__(self) -> None:
+        self.clock: int | None = None
+        self.stat_path: str | None = None
+        try:
+            self.clock = time.pthread_getcpuclockid(threading.main_thread().ident or 0)
+            path = f"/proc/self/task/{threading.get_native_id()}/stat"
+            with open(path) as f:
+                f.read()
+            self.stat_path = path
+        except (AttributeError, OSError):
+            self.clock = None  # elsewhere: wall time alone decides
+
+    def cpu(self) -> float:
+        return time.clock_gettime(self.clock) if self.clock is not None else 0.0
+
+    def waiting_for_cpu(self, cpu_since_seen: float) -> bool:
+        """Runnable, and has hardly run: descheduled rather than long."""
+        if self.stat_path is None or cpu_since_seen >= GIVE_BACK_AFTER / 2:
+            return False
+        try:
+            with open(self.stat_path) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state == "R"
+
+
 def _watch_parent(parent_pid: int) -> None:
     # If the workflow process dies without closing our pipe (SIGKILL), do not linger. A
     # launch_cmd wrapper may sit between us and the workflow: then watch the workflow's pid.
@@ -130,6 +163,7 @@ class Worker:
         self.running: tuple[int, float] | None = None
         self.busy = threading.Event()
         self.closed = False
+        self.probe = _MainThreadProbe()  # made here, in the main thread it probes
         threading.Thread(target=self._watch, name="give-back", daemon=True).start()
 
     def _accept(self, payload: bytes) -> None:
@@ -155,6 +189,8 @@ class Worker:
     def _watch(self) -> None:
         local = self.local
         busy = self.busy
+        probe = self.probe
+        seen_tid, seen_cpu = None, 0.0
         while True:
             busy.wait()
             time.sleep(GIVE_BACK_CHECK)
@@ -167,7 +203,11 @@ class Worker:
                     busy.set()
                 continue
             tid, since = running
+            if tid != seen_tid:
+                seen_tid, seen_cpu = tid, probe.cpu()
             if time.perf_counter() - since < GIVE_BACK_AFTER:
+                continue
+            if probe.waiting_for_cpu(probe.cpu() - seen_cpu):
                 continue
             self._read_available()
             returned = []
