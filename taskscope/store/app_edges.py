@@ -21,6 +21,9 @@ VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (run_id, source_app, target_app, kind) DO UPDATE SET
     count = taskscope_app_edge.count + excluded.count"""
 
+INSERT_DEPENDENT = """
+INSERT OR IGNORE INTO taskscope_dependent (run_id, task_id, dependent_id) VALUES (?, ?, ?)"""
+
 # Task ids of a run are dense (the kernel counts from 0, and sends them nearly in order). The
 # array grows to reach an id only while it stays at least half full, or for a small gap; any
 # other id (sparse or huge: a foreign or malformed message) goes to a dict, so memory follows
@@ -78,7 +81,7 @@ class AppEdgeBatch:
     counted (``joined``) are only extended by ``keep``, after the batch is written: a batch
     the database rejects is replayed message by message, and must count its edges again."""
 
-    __slots__ = ("apps", "counts", "joined", "new_apps", "new_joined")
+    __slots__ = ("apps", "counts", "dependents", "joined", "new_apps", "new_joined")
 
     def __init__(self, apps: dict[str, TaskApps], joined: dict[str, set[int]]) -> None:
         self.apps = apps
@@ -86,6 +89,8 @@ class AppEdgeBatch:
         self.new_apps: dict[tuple[str, int], str] = {}
         self.new_joined: set[tuple[str, int]] = set()
         self.counts: dict[tuple[str, str, str, str], int] = {}
+        # (run, task, dependent) rows of taskscope_dependent: who depends on or joins whom.
+        self.dependents: list[tuple[str, int, int]] = []
 
     def _app(self, run_id: str, task_id: int) -> str | None:
         app = self.new_apps.get((run_id, task_id))
@@ -106,6 +111,7 @@ class AppEdgeBatch:
         if self._app(run_id, m.task_id) is not None:
             return
         self.new_apps[(run_id, m.task_id)] = m.func_name
+        self.dependents.extend((run_id, dep, m.task_id) for dep in m.depends)
         for dep in m.depends:
             source = self._app(run_id, dep)
             # A dependency is submitted, and its TaskInfo sent on the same ordered stream,
@@ -127,6 +133,7 @@ class AppEdgeBatch:
         if target is None:  # the kernel sends a task's TaskInfo before any TryInfo of it
             return
         self.new_joined.add((run_id, task_id))
+        self.dependents.extend((run_id, joined, task_id) for joined in ids)
         for joined in ids:
             source = self._app(run_id, joined)
             if source is not None:  # as for dependencies: an unknown task has no row
