@@ -42,6 +42,10 @@ FLUSH_DELAY = 0.005  # a finished result waits at most this long while others ru
 # free worker hardly waits, long enough that tasks of a few ms (sent in batches) never pay it.
 GIVE_BACK_AFTER = 0.01
 GIVE_BACK_CHECK = 0.004  # how often the watcher looks while a task runs
+# Calls held longer than this while the worker works through others go back too: the
+# executor sends ~10 ms of work, so only a wrong estimate (tasks longer than they were)
+# gets here, and then a free worker should have them.
+HOLD_LIMIT = 0.02
 
 
 class Outbox:
@@ -164,12 +168,18 @@ class Worker:
         self.busy = threading.Event()
         self.closed = False
         self.probe = _MainThreadProbe()  # made here, in the main thread it probes
+        # When the calls now in ``local`` started waiting there, and the main thread's CPU
+        # time then.
+        self.held_since = 0.0
+        self.held_cpu = 0.0
         threading.Thread(target=self._watch, name="give-back", daemon=True).start()
 
     def _accept(self, payload: bytes) -> None:
         definitions, tasks = pickle.loads(payload)
         for key, blob in definitions:
             self.functions[key] = load_function(blob)
+        if not self.local:
+            self.held_since, self.held_cpu = time.perf_counter(), self.probe.cpu()
         self.local.extend(tasks)
 
     def _read_available(self) -> None:
@@ -203,13 +213,21 @@ class Worker:
                     busy.set()
                 continue
             tid, since = running
+            cpu = probe.cpu()
             if tid != seen_tid:
-                seen_tid, seen_cpu = tid, probe.cpu()
-            if time.perf_counter() - since < GIVE_BACK_AFTER:
+                seen_tid, seen_cpu = tid, cpu
+            now = time.perf_counter()
+            long_task = now - since >= GIVE_BACK_AFTER and not probe.waiting_for_cpu(cpu - seen_cpu)
+            # Held too long while this worker really worked (not while it waited for a CPU).
+            held_too_long = (
+                bool(local)
+                and now - self.held_since >= HOLD_LIMIT
+                and not probe.waiting_for_cpu(cpu - self.held_cpu)
+            )
+            if not (long_task or held_too_long):
                 continue
-            if probe.waiting_for_cpu(probe.cpu() - seen_cpu):
-                continue
-            self._read_available()
+            if long_task:
+                self._read_available()
             returned = []
             while True:
                 try:
