@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 from taskscope.store import query, run_extra
 from taskscope.store.graph_query import NEIGHBOURHOOD_DEPTH, NEIGHBOURHOOD_LIMIT
 from taskscope.store.records import RunRow
+from taskscope.store.spool import unwritten_note
 from taskscope.store.states import is_final
 from taskscope.store.timestamps import convention_label
 from taskscope.visualize import plots
@@ -100,6 +101,8 @@ class Pages:
             "figures": plain_figures(page.figures),
             "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
             "database": str(self.source.path),
+            # Events a writer spooled and has not written yet (store/spool.py), if any.
+            "unwritten": unwritten_note(self.source.path, self.source.read),
         }
         if request.query_params.get("format") == "json":
             sections = {
