@@ -317,7 +317,7 @@ class DatabaseWriter:
         finals: list[tuple[str, str]] = []  # counted only once the batch is written
         # (run_id, task_id) -> its taskscope_task_state row
         latest_states: dict[tuple[str, int], tuple[str, int, int, str, str]] = {}
-        edges = AppEdgeBatch(self._task_apps, self._joins_counted)
+        edges = AppEdgeBatch(self._task_apps, self._joins_counted, self.conn)
         new_block_stamps: dict[tuple[str, str, str], dict[int, str]] = {}
         # Worker times, rolled up after the loop (when every app of the batch is known).
         rollup = WorkerRollupBatch(

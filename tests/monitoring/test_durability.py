@@ -236,3 +236,52 @@ def test_a_deleted_database_is_reported(tmp_path):
     with pytest.raises(MonitoringError, match="was deleted during the run"):
         hub.close()
     assert not db.exists()  # nothing was written into a new file behind the user's back
+
+
+CTRL_C_SCRIPT = """
+import os, sys, time
+sys.path.insert(0, {helpers!r})
+from pathlib import Path
+from monhelp import started_hub
+from test_durability import one_task
+from taskscope.monitoring.messages import WorkflowEnd
+
+hub, run_id = started_hub(Path({tmp!r}))
+with open({pidfile!r}, "w") as f:
+    f.write(str(hub.writer_pid))
+for task_id in range({tasks}):
+    one_task(hub, run_id, task_id)
+    time.sleep(0.002)
+hub.send(WorkflowEnd(run_id, time.time(), "completed", {tasks}, 0))
+open({closing!r}, "w").close()
+hub.close()
+"""
+
+
+def test_ctrl_c_while_close_waits_leaves_the_writer_finishing(tmp_path):
+    import psutil
+
+    pidfile, closing = tmp_path / "writer.pid", tmp_path / "closing"
+    tasks = 300
+    script = CTRL_C_SCRIPT.format(
+        helpers=os.path.dirname(__file__), tmp=str(tmp_path), pidfile=str(pidfile),
+        closing=str(closing), tasks=tasks,
+    )
+    env = dict(os.environ, **{THROTTLE_ENV: "0.3"})  # ~3 frames/s against ~20 sent
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(closing.exists, 120)
+        time.sleep(3)  # close() is waiting for the slow writer, and says so
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "events left" in err, (proc.returncode, err)
+    assert "stopped waiting" in err and "taskscope recover" in err
+    writer = psutil.Process(int(pidfile.read_text()))
+    writer.wait(120)  # it goes on, in the background, to the end
+    assert_complete(tmp_path, tasks)
+    assert query(tmp_path, "SELECT status FROM taskscope_run") == [("completed",)]

@@ -21,6 +21,7 @@ from taskscope.store.graph_query import APP_EDGE_TABLE, app_graph
 from taskscope.store.messages import TaskInfo, TryInfo, WorkflowEnd
 from taskscope.store.records import AppGraph
 from taskscope.store.synthetic import create_database, standard_runs
+from taskscope.store.writer import DatabaseWriter
 
 T0 = 1_700_000_000.0
 
@@ -221,3 +222,14 @@ def test_task_apps_stay_small_whatever_ids_arrive():
     assert apps.get(65_535 * 3999) == "forged" and apps.get(65_535) == "forged"
     assert apps.get(999) == "real" and apps.get(0) == "real"
     assert apps.get(1000) is None
+
+
+def test_a_restarted_writer_counts_edges_to_tasks_written_before_it(writer, run_id):
+    """A writer restarted after a kill (or replaying a killed run's spool) starts from the
+    tasks already in the database: a dependent's edge to one of them is counted."""
+    writer.write([workflow_start(run_id, T0), task(run_id, 0, "load", [])])
+    writer.commit()
+    again = DatabaseWriter(writer.conn)
+    again.write([task(run_id, 1, "fit", [0]), task(run_id, 0, "load", [])])  # 0 again: once
+    again.commit()
+    assert edge_rows(again) == [("load", "fit", "depends", 1)]
