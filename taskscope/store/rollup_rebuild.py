@@ -116,3 +116,22 @@ def rebuild_dependents(conn: sqlite3.Connection, run_id: str) -> None:
     ):
         rows.extend((run_id, int(d), task_id) for d in joins.split(",") if d.strip().isdigit())
     conn.executemany(INSERT_DEPENDENT, rows)
+
+
+def add_missing_rollups(conn: sqlite3.Connection, run_id: str) -> None:
+    """For a run whose per-second worker rollup exists but whose later rollups do not (a
+    database made before they were kept): the per-minute occupancy and per-app run totals
+    are sums of the per-second rows; flow, totals and dependents come from the history."""
+    conn.execute("DELETE FROM taskscope_occupancy_minute WHERE run_id = ?", (run_id,))
+    conn.execute(
+        """INSERT INTO taskscope_occupancy_minute (run_id, bucket, worker, app, busy_s, tries_ended)
+           SELECT run_id, bucket / 60, worker, app, SUM(busy_s), SUM(tries_ended)
+           FROM taskscope_occupancy WHERE run_id = ? GROUP BY bucket / 60, worker, app""",
+        (run_id,))
+    conn.execute("DELETE FROM taskscope_app_run_total WHERE run_id = ?", (run_id,))
+    conn.execute(
+        """INSERT INTO taskscope_app_run_total (run_id, app, busy_s, tries_ended)
+           SELECT run_id, app, SUM(busy_s), SUM(tries_ended) FROM taskscope_occupancy_minute
+           WHERE run_id = ? GROUP BY app""", (run_id,))
+    rebuild_state_flow(conn, run_id)
+    rebuild_dependents(conn, run_id)
