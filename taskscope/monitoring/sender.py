@@ -73,7 +73,8 @@ class BatchSender:
             self._last_send = time.monotonic()
             batch = self.buffer.take()
             if batch and not self._closed:
-                self._socket.send(self._sealer.seal(encode_batch(batch)), copy=copy)
+                # (pyzmq's overloads want a literal for copy=)
+                self._socket.send(self._sealer.seal(encode_batch(batch)), copy=copy)  # type: ignore[call-overload]
 
     def _flusher(self) -> None:
         while not self._stop.wait(FLUSH_PERIOD):
