@@ -150,11 +150,6 @@ class Config:
                         f"with start/send/wrap/close), got {type(monitoring).__name__}"
                     )
         self.monitoring = monitoring
-        if checkpoint_mode is not None or checkpoint_files:
-            raise ConfigurationError(
-                "checkpointing (checkpoint_mode/checkpoint_files) is not "
-                "supported by taskscope; memoization works within a run"
-            )
         self.checkpoint_files = checkpoint_files
         self.checkpoint_mode = checkpoint_mode
         self.checkpoint_period = checkpoint_period
@@ -178,7 +173,23 @@ class Config:
                 f"Config(project_name=...) must be a str, got {type(project_name).__name__}"
             )
         self.project_name = project_name
-        self.memoizer = _check_memoizer(memoizer)
+        memoizer = _check_memoizer(memoizer)
+        if checkpoint_mode is not None or checkpoint_files is not None:
+            # Parsl's older Config options, now BasicMemoizer's: build one from them.
+            if memoizer is not None:
+                raise ConfigurationError(
+                    "give checkpoint_mode/checkpoint_files/checkpoint_period to the "
+                    "memoizer (BasicMemoizer(checkpoint_mode=...)), not to Config as well"
+                )
+            from taskscope.dataflow.memoization import BasicMemoizer
+
+            memoizer = BasicMemoizer(
+                checkpoint_files=checkpoint_files,
+                checkpoint_mode=checkpoint_mode,
+                checkpoint_period=checkpoint_period,
+                memoize=app_cache,
+            )
+        self.memoizer = memoizer
         self.dependency_resolver = _check_resolver(dependency_resolver)
 
     @property

@@ -57,6 +57,8 @@ AUTO_LOGNAME = -1
 # ``submit(executors=INTERNAL_ONLY)``: run in the kernel's own thread pool (lifted
 # ``fut[key]`` / ``fut.attr`` tasks); not a label an app can name.
 INTERNAL_ONLY: tuple[str, ...] = (INTERNAL_EXECUTOR_LABEL,)
+# Arguments the data manager stages (taskscope/data_provider/data_manager.py).
+_STAGED_TYPES = (File, DataFuture)
 
 
 def _version() -> str:
@@ -140,7 +142,14 @@ class DataFlowKernel:
         )
         # The default memoizer has nothing to do for a task without cache=True: skip the calls.
         self._memo_every_task = type(self.memoizer) is not BasicMemoizer
-        self.memoizer.start(run_dir=self.run_dir, config_run_dir=config.run_dir)
+        try:
+            self.memoizer.start(run_dir=self.run_dir, config_run_dir=config.run_dir)
+        except BaseException:  # e.g. BadCheckpoint: nothing else has started yet
+            self._detach_logging()
+            raise
+        from taskscope.data_provider.data_manager import DataManager
+
+        self._data = DataManager(self)
         # None: the built-in shallow scan (the fast path); else Config(dependency_resolver=).
         self._resolver = config.dependency_resolver
         self._cleanup_called = False
@@ -154,8 +163,8 @@ class DataFlowKernel:
             try:
                 self.monitoring.start(self.run_id, config.run_dir)
             except BaseException:
-                if self._log_handler is not None:
-                    detach_run_log(self._log_handler)
+                self.memoizer.close()  # a periodic checkpoint thread stops
+                self._detach_logging()
                 raise
             self._events = TaskEvents(self.monitoring, self.run_id)
             self._events.workflow_start(
@@ -179,6 +188,7 @@ class DataFlowKernel:
                     ex.prepare(self.run_dir, self.run_id, self.monitoring.send)
                 else:
                     ex.prepare(self.run_dir)
+                task_log.executor_added(self.run_id, ex)
                 ex.start()
                 self.executors[ex.label] = ex
         except BaseException:
@@ -239,6 +249,9 @@ class DataFlowKernel:
                     raise TypeError(
                         f"app {name!r}: outputs[{i}] must be a File, got {type(o).__name__}"
                     )
+        staging = (app_args or kwargs) and self._has_files(app_args, kwargs)
+        if staging:
+            app_args, kwargs, func = self._data.stage_inputs(label, app_args, kwargs, func)
         tid = next(self._task_ids)
         record = TaskRecord(
             id=tid,
@@ -259,13 +272,12 @@ class DataFlowKernel:
             self._auto_lognames(record)
         app_fu = AppFuture(record)
         record.app_fu = app_fu
-        if outputs:
+        if staging:
+            # outputs= and stdout=/stderr= Files get their DataFutures (app_fu.outputs,
+            # app_fu.stdout), following any stage-out task, as in Parsl.
+            record.func = self._data.stage_outputs(label, kwargs, app_fu, record.func)
+        elif outputs:  # a staging task's own outputs: no staging, plain DataFutures
             app_fu._outputs = [DataFuture(app_fu, o, tid) for o in outputs]
-        # stdout=File(...): the future of that file (Parsl's app_fu.stdout is a DataFuture then).
-        if isinstance(kwargs.get("stdout"), File):
-            app_fu._stdout_future = DataFuture(app_fu, kwargs["stdout"], tid)
-        if isinstance(kwargs.get("stderr"), File):
-            app_fu._stderr_future = DataFuture(app_fu, kwargs["stderr"], tid)
 
         if self._resolver is None:
             deps = [a for a in app_args if isinstance(a, Future)]
@@ -297,6 +309,18 @@ class DataFlowKernel:
                 d.add_done_callback(release)
             release(None)
         return app_fu
+
+    @staticmethod
+    def _has_files(args: tuple, kwargs: dict[str, Any]) -> bool:
+        """Whether the data manager has Files to look at (a staging task's own do not)."""
+        if kwargs.get("outputs"):
+            return not kwargs.get("_parsl_staging_inhibit")
+        found = any(isinstance(a, _STAGED_TYPES) for a in args) or any(
+            isinstance(v, _STAGED_TYPES) for v in kwargs.values()
+        )
+        if not found and kwargs.get("inputs"):
+            found = any(isinstance(v, _STAGED_TYPES) for v in kwargs["inputs"])
+        return found and not kwargs.get("_parsl_staging_inhibit")
 
     def _choose_executor(self, executors: str | Sequence[str], app_name: str) -> str:
         if executors == "all":
@@ -694,6 +718,9 @@ class DataFlowKernel:
         self._restore_hooks()
         if DataFlowKernelLoader._dfk is self:
             DataFlowKernelLoader._dfk = None
+        self._detach_logging()
+
+    def _detach_logging(self) -> None:
         if self._log_handler is not None:
             detach_run_log(self._log_handler)
             self._log_handler = None

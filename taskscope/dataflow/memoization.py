@@ -5,7 +5,8 @@ The plugin API is Parsl's (``parsl.dataflow.memoization``): ``Config(memoizer=..
 task's arguments are resolved (a Future returned there is the task's outcome, the task is
 not run), and ``update_memo_result`` / ``update_memo_exception`` when a task ends.
 ``BasicMemoizer`` is the default: a table from call hash to the first call's AppFuture, kept
-for the run (results and exceptions both, as in Parsl).
+for the run (results and exceptions both, as in Parsl), and optionally checkpoint files that
+carry successful results to later runs (``taskscope/dataflow/checkpoint.py``).
 
 ``id_for_memo`` turns one argument into bytes that are equal for "the same" value; register
 an implementation for your own types with ``@id_for_memo.register(MyType)``. A type with no
@@ -23,10 +24,19 @@ import logging
 import pickle
 import types
 from abc import ABCMeta, abstractmethod
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from taskscope.data_provider.files import File
+from taskscope.dataflow.checkpoint import (
+    CHECKPOINT_MODES,
+    CheckpointWriter,
+    PeriodicCheckpoint,
+    get_all_checkpoints,
+    load_checkpoints,
+    parse_period,
+)
 from taskscope.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -150,27 +160,45 @@ class Memoizer(metaclass=ABCMeta):
 
 
 class BasicMemoizer(Memoizer):
-    """Reuses the outcome of an earlier equal call of a ``cache=True`` app in this run.
+    """Reuses the outcome of an earlier equal call of a ``cache=True`` app.
 
     Calls are not collapsed while the first is running: only an outcome that exists when
     the equal call is ready is reused. ``memoize=False`` turns memoization off for every
-    app (``Config(app_cache=False)`` does the same). Checkpointing (``checkpoint_mode``,
-    ``checkpoint_files``) is not supported: see docs/compatibility.md.
+    app (``Config(app_cache=False)`` does the same).
+
+    Checkpointing, as in Parsl: ``checkpoint_mode`` ``'task_exit'`` writes each successful
+    result to ``<run_dir>/checkpoint/tasks.pkl`` as its task ends, ``'periodic'`` every
+    ``checkpoint_period`` (``'HH:MM:SS'``), ``'dfk_exit'`` at cleanup, ``'manual'`` when
+    ``checkpoint()`` is called (and at cleanup). ``checkpoint_files`` lists checkpoint
+    directories to load results from; by default, with a mode set, every earlier run's.
     """
 
     def __init__(
         self,
         *,
-        checkpoint_files: Any = None,
+        checkpoint_files: Sequence[str] | None = None,
         checkpoint_period: str | None = None,
         checkpoint_mode: str | None = None,
         memoize: bool = True,
     ):
-        if checkpoint_mode is not None or checkpoint_files:
+        if checkpoint_mode is not None and checkpoint_mode not in CHECKPOINT_MODES:
             raise ConfigurationError(
-                "checkpointing (checkpoint_mode/checkpoint_files) is not supported by "
-                "taskscope; memoization works within a run"
+                f"checkpoint_mode must be one of {', '.join(CHECKPOINT_MODES)} or None, "
+                f"got {checkpoint_mode!r}"
             )
+        if checkpoint_mode == "periodic":
+            if checkpoint_period is None:
+                raise ConfigurationError(
+                    "Checkpoint period must be specified with periodic checkpoint mode"
+                )
+            try:
+                self._period_seconds = parse_period(checkpoint_period)
+            except ValueError as e:
+                raise ConfigurationError(str(e)) from None
+        if checkpoint_files is not None and (
+            isinstance(checkpoint_files, (str, bytes)) or not isinstance(checkpoint_files, Iterable)
+        ):
+            raise TypeError("checkpoint_files must be a list of checkpoint directories")
         if not isinstance(memoize, bool):
             raise TypeError(f"BasicMemoizer(memoize=...) must be a bool, got {memoize!r}")
         self.checkpoint_files = checkpoint_files
@@ -179,10 +207,25 @@ class BasicMemoizer(Memoizer):
         self.memoize = memoize
         self.memo_lookup_table: dict[str, Future] = {}
         self.run_dir: str | None = None
+        self._writer: CheckpointWriter | None = None
+        self._periodic: PeriodicCheckpoint | None = None
 
     def start(self, *, run_dir: str, config_run_dir: str) -> None:
         self.run_dir = run_dir
         self.config_run_dir = config_run_dir
+        if self.checkpoint_files is not None:
+            directories = list(self.checkpoint_files)
+        elif self.checkpoint_mode is not None:
+            # Every earlier run's (this run's directory has no checkpoint yet).
+            directories = get_all_checkpoints(config_run_dir)
+        else:
+            directories = []
+        loaded = load_checkpoints(directories) if directories else {}
+        self.memo_lookup_table = loaded if self.memoize else {}
+        if self.checkpoint_mode is not None:
+            self._writer = CheckpointWriter(run_dir)
+            if self.checkpoint_mode == "periodic":
+                self._periodic = PeriodicCheckpoint(self._writer, self._period_seconds)
 
     def check_memo(self, task: TaskRecord) -> Future | None:
         if not self.memoize or not task.memoize:
@@ -194,9 +237,16 @@ class BasicMemoizer(Memoizer):
 
     def update_memo_result(self, task: TaskRecord, r: Any) -> None:
         self._update_memo(task)
+        writer = self._writer
+        # Memo hits too, as in Parsl: a checkpoint carries what its run used, wherever from.
+        if writer is not None and isinstance(task.hashsum, str):
+            if self.checkpoint_mode == "task_exit":
+                writer.write([(task.hashsum, r)])
+            else:
+                writer.add(task.hashsum, r)
 
     def update_memo_exception(self, task: TaskRecord, e: BaseException) -> None:
-        self._update_memo(task)
+        self._update_memo(task)  # exceptions are memoized in the run, never checkpointed
 
     def _update_memo(self, task: TaskRecord) -> None:
         if not self.memoize or not task.memoize or not isinstance(task.hashsum, str):
@@ -206,5 +256,17 @@ class BasicMemoizer(Memoizer):
             # A dict store is atomic under the GIL; the last outcome wins, as in Parsl.
             self.memo_lookup_table[task.hashsum] = future
 
+    def checkpoint(self) -> None:
+        """Write the results not yet checkpointed now (``checkpoint_mode='manual'``)."""
+        if self._writer is None:
+            raise ConfigurationError("checkpoint() needs a checkpoint_mode; this memoizer has none")
+        self._writer.write()
+
     def close(self) -> None:
-        """Nothing to flush: the table lives as long as this memoizer."""
+        """Stop the periodic checkpoint and write what is left (any mode but task_exit's,
+        which has nothing left)."""
+        if self._periodic is not None:
+            self._periodic.stop()
+            self._periodic = None
+        if self._writer is not None:
+            self._writer.write()

@@ -79,3 +79,13 @@ def launched(run_id: str, record: TaskRecord, executor_task: Any) -> None:
         f" with executor id {executor_task}" if executor_task is not None else "",
         extra=_extra(run_id, record.id, **fields),
     )
+
+
+def executor_added(run_id: str, executor: Any) -> None:
+    """One INFO line per executor at start-up (Parsl's ``parsl.executor.label``/``type``)."""
+    kind = f"{type(executor).__module__}.{type(executor).__name__}"
+    extra = {"taskscope.dfk": run_id, "parsl.dfk": run_id}
+    for prefix in ("taskscope", "parsl"):
+        extra[f"{prefix}.executor.label"] = executor.label
+        extra[f"{prefix}.executor.type"] = kind
+    logger.info("Adding executor %s of type %s", executor.label, kind, extra=extra)

@@ -282,7 +282,7 @@ class WriterProcess:
     def _close_and_wait(self) -> bool:
         """True once the writer said done; False when it failed or could not go on."""
         self._send_close()
-        started = time.monotonic()
+        started = self._last_line = time.monotonic()
         shown_at: float | None = None
         silent_told = False
         rate = _Rate()

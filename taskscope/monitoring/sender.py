@@ -24,8 +24,10 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from taskscope.monitoring.auth import FrameSealer
 from taskscope.monitoring.buffer import MessageBuffer
@@ -36,6 +38,11 @@ logger = logging.getLogger(__name__)
 # Time a closing socket may keep trying to deliver queued frames (ms).
 LINGER_MS = 5000
 FLUSH_PERIOD = 0.02
+# Frames sent this recently before the connection to the hub broke are sent again once it is
+# back (a restarted writer): they may have died unread in the old writer's socket buffers
+# (10 s: a writer starved of CPU on a loaded machine may hold seconds of them). Sending a
+# worker frame twice is harmless: its rows are keyed, so the second copy changes nothing.
+RESEND_WINDOW_S = 10.0
 
 
 class BatchSender:
@@ -54,7 +61,13 @@ class BatchSender:
         # Unbounded queue: monitoring never blocks a task and never drops a message when the
         # hub is briefly slow (messages are small, and the hub drains far faster than tasks).
         self._socket.setsockopt(zmq.SNDHWM, 0)
+        self._monitor = self._socket.get_monitor_socket(
+            zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+        )
         self._socket.connect(f"tcp://{address}:{port}")
+        self._recent: deque[tuple[float, bytes]] = deque()  # (sent at, payload)
+        self._resend: list[bytes] = []
+        self._disconnected_at: float | None = None
         self._closed = False
         self._stop = threading.Event()
         self._last_send = 0.0  # time.monotonic() of the last flush
@@ -73,12 +86,61 @@ class BatchSender:
             self._last_send = time.monotonic()
             batch = self.buffer.take()
             if batch and not self._closed:
+                payload = encode_batch(batch)
                 # (pyzmq's overloads want a literal for copy=)
-                self._socket.send(self._sealer.seal(encode_batch(batch)), copy=copy)  # type: ignore[call-overload]
+                self._socket.send(self._sealer.seal(payload), copy=copy)  # type: ignore[call-overload]
+                now = self._last_send
+                recent = self._recent
+                recent.append((now, payload))
+                while recent[0][0] < now - RESEND_WINDOW_S:
+                    recent.popleft()
+
+    def _watch_connection(self) -> None:
+        """After a reconnection, send again what may have been lost with the old peer
+        (sealed anew: the hub refuses a sequence number it has seen)."""
+        while True:
+            try:
+                event = parse_monitor_message(self._monitor.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                self._disconnected_at = time.monotonic()
+                cutoff = self._disconnected_at - RESEND_WINDOW_S
+                with self._send_lock:
+                    self._resend = [p for t, p in self._recent if t >= cutoff]
+            elif event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._disconnected_at = None
+                if not self._resend:
+                    continue
+                with self._send_lock:
+                    resend, self._resend = self._resend, []
+                    if not self._closed:
+                        for payload in resend:
+                            self._socket.send(self._sealer.seal(payload))
+                logger.info("monitoring: sent %d recent frames again after a reconnection",
+                            len(resend))
+
+    def _await_reconnection(self) -> None:
+        """At exit, while the hub is away (a writer being restarted) with frames to send
+        again: wait for it as long as the socket's linger would, then send them."""
+        try:
+            self._watch_connection()
+            while self._resend and self._disconnected_at is not None:
+                if time.monotonic() - self._disconnected_at >= LINGER_MS / 1000:
+                    return  # no writer came back: the run is over
+                if self._monitor.poll(50):
+                    self._watch_connection()
+        except zmq.ZMQError as e:
+            logger.debug("monitoring connection watch failed: %s", e)
 
     def _flusher(self) -> None:
         while not self._stop.wait(FLUSH_PERIOD):
             if os.getpid() != self.pid:
+                return
+            try:
+                self._watch_connection()
+            except zmq.ZMQError as e:
+                logger.debug("monitoring connection watch failed: %s", e)
                 return
             if not len(self.buffer):
                 continue
@@ -92,12 +154,17 @@ class BatchSender:
         if self._closed:
             return
         self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(1.0)  # it uses the monitor socket: let it stop first
+        self._await_reconnection()
         # Copied, not zero-copy: at interpreter exit pyzmq's own atexit hook has already
         # stopped the thread that frees zero-copy frames, and a zero-copy send then raises
         # (the last tries' messages were lost, with a traceback on stderr).
         self.flush(copy=True)
         with self._send_lock:
             self._closed = True
+            self._socket.disable_monitor()
+            self._monitor.close(linger=0)
             self._socket.close()
             self._context.term()
 

@@ -21,26 +21,31 @@ VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (run_id, source_app, target_app, kind) DO UPDATE SET
     count = taskscope_app_edge.count + excluded.count"""
 
-# Task ids of a run are dense (the kernel counts from 0); one far beyond those seen so far
-# (a foreign or malformed message) goes to a dict rather than growing the array to reach it.
-_DENSE_SLACK = 1 << 16
+# Task ids of a run are dense (the kernel counts from 0, and sends them nearly in order). The
+# array grows to reach an id only while it stays at least half full, or for a small gap; any
+# other id (sparse or huge: a foreign or malformed message) goes to a dict, so memory follows
+# the number of ids stored, whatever ids arrive (4,000 ids 65,535 apart once cost 1 GB).
+_DENSE_SLACK = 1024
 
 
 class TaskApps:
     """Task id -> app name for one run."""
 
-    __slots__ = ("_dense", "_index", "_names", "_sparse")
+    __slots__ = ("_dense", "_filled", "_index", "_names", "_sparse")
 
     def __init__(self) -> None:
         self._names: list[str] = []
         self._index: dict[str, int] = {}
         self._dense = array("I")  # app index + 1, 0 when unknown
         self._sparse: dict[int, int] = {}
+        self._filled = 0  # ids set in the array
 
     def get(self, task_id: int) -> str | None:
         if 0 <= task_id < len(self._dense):
             slot = self._dense[task_id]
-            return self._names[slot - 1] if slot else None
+            if slot:
+                return self._names[slot - 1]
+        # Not in the array: an id that went to the dict before the array grew past it.
         sparse_slot = self._sparse.get(task_id)
         return None if sparse_slot is None else self._names[sparse_slot - 1]
 
@@ -50,10 +55,17 @@ class TaskApps:
             self._names.append(app)
             slot = self._index[app] = len(self._names)
         dense = self._dense
-        if 0 <= task_id < len(dense) + _DENSE_SLACK:
-            if task_id >= len(dense):
-                dense.extend([0] * (task_id + 1 - len(dense)))
+        size = len(dense)
+        if 0 <= task_id < size:
+            if not dense[task_id]:
+                self._filled += 1
             dense[task_id] = slot
+        elif task_id >= 0 and (
+            task_id < size + _DENSE_SLACK or 2 * (self._filled + 1) >= task_id + 1
+        ):
+            dense.frombytes(bytes(dense.itemsize * (task_id + 1 - size)))
+            dense[task_id] = slot
+            self._filled += 1
         else:
             self._sparse[task_id] = slot
 

@@ -665,19 +665,30 @@ def task_detail(conn: sqlite3.Connection, run_id: str, task_id: int) -> TaskDeta
 
 
 def timeline(
-    conn: sqlite3.Connection, run_id: str, *, limit: int = 500, offset: int = 0
+    conn: sqlite3.Connection, run_id: str, *, limit: int = 500, offset: int = 0,
+    task_ids: list[int] | None = None,
 ) -> Page[TimelineTask]:
-    """A page of tasks (by id) with the time they spent in each state, for a Gantt chart."""
+    """A page of tasks (by id, or the tasks `task_ids`) with the time they spent in each
+    state, for a Gantt chart."""
     limit, offset = _bounded(limit, offset)
     info = describe_database(conn)
     if not (info.has("task") and info.has("status")):
         return Page([], 0, limit, offset)
-    total = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
-    tasks = conn.execute(
-        "SELECT task_id, task_func_name FROM task WHERE run_id = ? ORDER BY task_id "
-        "LIMIT ? OFFSET ?",
-        (run_id, limit, offset),
-    ).fetchall()
+    if task_ids is not None:
+        chosen = sorted(set(task_ids))[:limit]
+        marks = ",".join("?" * len(chosen))
+        tasks = conn.execute(
+            f"SELECT task_id, task_func_name FROM task WHERE run_id = ? AND task_id IN ({marks}) "
+            "ORDER BY task_id", (run_id, *chosen)).fetchall() if chosen else []
+        total = len(tasks)
+    else:
+        total = conn.execute(
+            "SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
+        tasks = conn.execute(
+            "SELECT task_id, task_func_name FROM task WHERE run_id = ? ORDER BY task_id "
+            "LIMIT ? OFFSET ?",
+            (run_id, limit, offset),
+        ).fetchall()
     if not tasks:
         return Page([], total, limit, offset)
     apps = dict(tasks)
@@ -689,11 +700,18 @@ def timeline(
         return end_of_run[0]
 
     events: dict[int, list[tuple[str, str]]] = {task_id: [] for task_id in apps}
-    for task_id, state, stamp in conn.execute(
-        "SELECT task_id, task_status_name, timestamp FROM status WHERE run_id = ? "
-        "AND task_id BETWEEN ? AND ? ORDER BY task_id, timestamp",
-        (run_id, tasks[0][0], tasks[-1][0]),
-    ):
+    if task_ids is not None:  # scattered ids: a seek per task, not the range between them
+        marks = ",".join("?" * len(apps))
+        status_rows = conn.execute(
+            "SELECT task_id, task_status_name, timestamp FROM status WHERE run_id = ? "
+            f"AND task_id IN ({marks}) ORDER BY task_id, timestamp", (run_id, *apps))
+    else:
+        status_rows = conn.execute(
+            "SELECT task_id, task_status_name, timestamp FROM status WHERE run_id = ? "
+            "AND task_id BETWEEN ? AND ? ORDER BY task_id, timestamp",
+            (run_id, tasks[0][0], tasks[-1][0]),
+        )
+    for task_id, state, stamp in status_rows:
         if task_id in events:
             events[task_id].append((state, stamp))
     items = []

@@ -202,6 +202,17 @@ CREATE TABLE IF NOT EXISTS taskscope_occupancy (
 	tries_ended INTEGER NOT NULL,
 	PRIMARY KEY (run_id, bucket, worker, app)
 ) WITHOUT ROWID;
+-- The same per minute (bucket = epoch seconds // 60), for views of long runs: a day's run
+-- on 256 workers is 22 million worker-seconds but 370,000 worker-minutes.
+CREATE TABLE IF NOT EXISTS taskscope_occupancy_minute (
+	run_id TEXT NOT NULL,
+	bucket INTEGER NOT NULL,
+	worker TEXT NOT NULL,
+	app TEXT NOT NULL,
+	busy_s FLOAT NOT NULL,
+	tries_ended INTEGER NOT NULL,
+	PRIMARY KEY (run_id, bucket, worker, app)
+) WITHOUT ROWID;
 -- How many tasks of each app entered each state in each 1 s bucket of epoch time, kept by
 -- the writer (store/state_flow.py): the run's state counts, per-app counts and the whole-run
 -- timeline (tasks in each state over time) are sums over these rows at any size.

@@ -31,6 +31,7 @@ import struct
 import time
 import weakref
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -338,3 +339,21 @@ def delay_reason(directory: Path) -> str | None:
         return (directory / DELAY_NOTE).read_text().strip() or None
     except OSError:
         return None
+
+
+def unwritten_note(
+    db_path: str | os.PathLike,
+    read: Callable[[Callable[[sqlite3.Connection], SpoolState | None]], SpoolState | None]
+    | None = None,
+) -> str | None:
+    """The dashboard's note on events spooled and not yet in the database (None: none).
+
+    ``read`` runs a function on a read-only connection (the dashboard's own source); without
+    it every spooled frame counts as unwritten."""
+    if not list_segments(spool_dir(db_path)):
+        return None  # the usual case costs one directory listing
+    if read is None:
+        state = unwritten(db_path)
+    else:
+        state = read(lambda conn: unwritten(db_path, conn))
+    return state.note if state is not None else None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from taskscope.store.graph_query import APP_EDGE_TABLE
+from taskscope.store.rollup_rebuild import rebuild_rollups
 from taskscope.store.schema import (
     INDEXES,
     PARSL_TABLES,
@@ -238,6 +239,8 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun, task_state: bool) ->
         for (source, target, kind), n in sorted(app_edges.items()):
             writer.add("app_edge", (run.run_id, source, target, kind, n))
     writer.flush()
+    if task_state:  # the writer's rollups too, as taskscope's writer leaves a database
+        rebuild_rollups(conn, run.run_id)
     _write_workflow(conn, run, began, last_event, completed, failed, now)
 
 

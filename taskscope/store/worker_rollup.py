@@ -27,6 +27,7 @@ from taskscope.store.app_edges import TaskApps
 from taskscope.store.messages import TryInfo, TryRun
 
 BUCKET_SECONDS = 1.0
+MINUTE_SECONDS = 60.0  # the coarse level, taskscope_occupancy_minute
 UNKNOWN_APP = "(unknown app)"
 UNKNOWN_WORKER = "(unknown worker)"
 INTERNAL_EXECUTOR_LABELS = frozenset({"_taskscope_internal", "_parsl_internal"})
@@ -45,6 +46,8 @@ VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id, bucket, worker, app) DO UPDATE SET
     busy_s = taskscope_occupancy.busy_s + excluded.busy_s,
     tries_ended = taskscope_occupancy.tries_ended + excluded.tries_ended"""
+
+UPSERT_OCCUPANCY_MINUTE = UPSERT_OCCUPANCY.replace("taskscope_occupancy", "taskscope_occupancy_minute")
 
 UPSERT_LONGEST = """
 INSERT INTO taskscope_run_extra (run_id, longest_try_s) VALUES (?, ?)
@@ -84,17 +87,30 @@ class EndedTries:
             self._others.add(key)
 
 
-def spread(start: float, end: float) -> list[tuple[int, float]]:
-    """(bucket, seconds) of the interval start..end over BUCKET_SECONDS buckets."""
+def spread(start: float, end: float, width: float = BUCKET_SECONDS) -> list[tuple[int, float]]:
+    """(bucket, seconds) of the interval start..end over buckets `width` seconds wide."""
     if end <= start:
-        return [(math.floor(start / BUCKET_SECONDS), 0.0)]
-    first, last = math.floor(start / BUCKET_SECONDS), math.floor(end / BUCKET_SECONDS)
+        return [(math.floor(start / width), 0.0)]
+    first, last = math.floor(start / width), math.floor(end / width)
     if first == last:
         return [(first, end - start)]
-    parts = [(first, (first + 1) * BUCKET_SECONDS - start)]
-    parts.extend((b, BUCKET_SECONDS) for b in range(first + 1, last))
-    parts.append((last, end - last * BUCKET_SECONDS))
+    parts = [(first, (first + 1) * width - start)]
+    parts.extend((b, width) for b in range(first + 1, last))
+    parts.append((last, end - last * width))
     return parts
+
+
+def add_occupancy(
+    cells: dict[tuple[str, int, str, str], list[float]], run_id: str, worker: str, app: str,
+    start: float, end: float, width: float,
+) -> None:
+    """Add one ended try to `cells` ((run, bucket, worker, app) -> [busy s, tries ended])."""
+    parts = spread(start, end, width)
+    for index, (bucket, seconds) in enumerate(parts):
+        cell = cells.setdefault((run_id, bucket, worker, app), [0.0, 0])
+        cell[0] += seconds
+        if index == len(parts) - 1:
+            cell[1] += 1
 
 
 def app_of(
@@ -120,7 +136,7 @@ class WorkerRollupBatch:
     of counted ends (``ended``, per run) is only extended by ``keep``, once the batch is
     written, so a batch that is rolled back and replayed counts its ends again."""
 
-    __slots__ = ("apps", "conn", "ended", "internal", "longest", "new_ended", "occupancy",
+    __slots__ = ("apps", "conn", "ended", "internal", "longest", "minutes", "new_ended", "occupancy",
                  "pending", "try_rows", "waiting")
 
     def __init__(
@@ -138,6 +154,7 @@ class WorkerRollupBatch:
         self.waiting: list[TryRun] = []  # tries whose task's app is not known yet
         self.try_rows: dict[tuple[str, int, int], list[Any]] = {}
         self.occupancy: dict[tuple[str, int, str, str], list[float]] = {}
+        self.minutes: dict[tuple[str, int, str, str], list[float]] = {}
         self.longest: dict[str, float] = {}
         self.new_ended: set[tuple[str, int, int]] = set()
 
@@ -187,12 +204,10 @@ class WorkerRollupBatch:
         duration = max(0.0, m.time_ended - m.time_running)
         if duration > self.longest.get(m.run_id, 0.0):
             self.longest[m.run_id] = duration
-        parts = spread(m.time_running, m.time_ended)
-        for index, (bucket, seconds) in enumerate(parts):
-            cell = self.occupancy.setdefault((m.run_id, bucket, worker, app), [0.0, 0])
-            cell[0] += seconds
-            if index == len(parts) - 1:
-                cell[1] += 1
+        add_occupancy(self.occupancy, m.run_id, worker, app, m.time_running, m.time_ended,
+                      BUCKET_SECONDS)
+        add_occupancy(self.minutes, m.run_id, worker, app, m.time_running, m.time_ended,
+                      MINUTE_SECONDS)
 
     def write(self) -> None:
         execute = self.conn.executemany
@@ -200,6 +215,7 @@ class WorkerRollupBatch:
             execute(UPSERT_TRY_RUN, self.try_rows.values())
         if self.occupancy:
             execute(UPSERT_OCCUPANCY, [(*k, v[0], v[1]) for k, v in self.occupancy.items()])
+            execute(UPSERT_OCCUPANCY_MINUTE, [(*k, v[0], v[1]) for k, v in self.minutes.items()])
         if self.longest:
             execute(UPSERT_LONGEST, self.longest.items())
 

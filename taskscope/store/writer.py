@@ -309,7 +309,11 @@ class DatabaseWriter:
         tries: dict[tuple[Any, ...], _TryUpdate] = {}
         failures, resources, nodes, blocks = [], [], [], []
         statuses: list[tuple[Any, ...]] = []
-        status_keys: dict[tuple[Any, ...], int] = {}
+        # Status rows are keyed by their timestamp's text, to the microsecond: collisions are
+        # resolved in integer microseconds (two floats within one microsecond are one key).
+        status_keys: set[tuple[Any, ...]] = set()  # (task_id, run_id, state, micros) taken
+        next_free: dict[tuple[Any, ...], int] = {}  # first micros to try for a taken key
+        placed: set[tuple[Any, ...]] = set()  # (task_id, run_id, state, micros sent, try_id)
         finals: list[tuple[str, str]] = []  # counted only once the batch is written
         # (run_id, task_id) -> its taskscope_task_state row
         latest_states: dict[tuple[str, int], tuple[str, int, int, str, str]] = {}
@@ -339,13 +343,20 @@ class DatabaseWriter:
             return micros
 
         def transition(task_id: int, run_id: str, state: str, ts: float, try_id: int) -> None:
-            key = (task_id, run_id, state, ts)
-            while key in status_keys:
-                if status_keys[key] == try_id:  # the same transition sent twice
-                    return
-                ts += 1e-6  # another try, same microsecond: keep both
-                key = (task_id, run_id, state, ts)
-            status_keys[key] = try_id
+            micros = int(ts * 1_000_000 + 0.5)
+            origin = (task_id, run_id, state, micros)
+            if (*origin, try_id) in placed:  # the same transition sent twice
+                return
+            placed.add((*origin, try_id))
+            # Another try, same microsecond: keep both, one microsecond apart. Starting where
+            # the last collision on this key ended keeps a batch linear in its size.
+            taken = next_free.get(origin, micros)
+            while (task_id, run_id, state, taken) in status_keys:
+                taken += 1
+            status_keys.add((task_id, run_id, state, taken))
+            next_free[origin] = taken + 1
+            if taken != micros:
+                ts = taken / 1_000_000
             flow.collect(run_id, task_id, try_id, state, ts)
             text = utc_text(ts)
             statuses.append((task_id, state, text, run_id, try_id))

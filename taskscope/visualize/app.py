@@ -119,6 +119,7 @@ def create_app(
         Route("/", pages.workflows),
         Route("/workflow/{run_id}/", pages.workflow),
         Route("/workflow/{run_id}/dag", pages.dag),
+        Route("/workflow/{run_id}/stream", pages.stream),
         Route("/workflow/{run_id}/resources", pages.resources),
         Route("/workflow/{run_id}/analysis", analysis.page),
         Route("/workflow/{run_id}/diff", analysis.diff),

@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 from taskscope.store import query, run_extra
 from taskscope.store.graph_query import NEIGHBOURHOOD_DEPTH, NEIGHBOURHOOD_LIMIT
 from taskscope.store.records import RunRow
+from taskscope.store.spool import unwritten_note
 from taskscope.store.states import is_final
 from taskscope.store.timestamps import convention_label
 from taskscope.visualize import plots
@@ -28,6 +29,7 @@ from taskscope.visualize.output_paths import output_base
 from taskscope.visualize.params import choice_param, int_param, relative_root, text_param
 from taskscope.visualize.plot_text import plain_figures
 from taskscope.visualize.source import DatabaseSource
+from taskscope.visualize.timeline_pages import stream_page, timeline_part
 
 RUNS_PER_PAGE = 25
 TASKS_PER_PAGE = 50
@@ -99,6 +101,8 @@ class Pages:
             "figures": plain_figures(page.figures),
             "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
             "database": str(self.source.path),
+            # Events a writer spooled and has not written yet (store/spool.py), if any.
+            "unwritten": unwritten_note(self.source.path, self.source.read),
         }
         if request.query_params.get("format") == "json":
             sections = {
@@ -174,9 +178,10 @@ class Pages:
     # ---- workflow summary ------------------------------------------------------------
     def workflow(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        gantt_page = int_param(request, "gantt_page", 1, 1)
-        part = choice_param(request, "part", ["apps", "durations", "states",
+        part = choice_param(request, "part", ["apps", "durations", "states", "timeline",
                                                *self.workflow_parts], "")
+        if part == "timeline":
+            return timeline_part(self, request, run_id)
         if part in self.workflow_parts:
             return self.workflow_parts[part](request, run_id)
         if part:
@@ -186,22 +191,16 @@ class Pages:
             summary = query.run_summary(conn, run_id, with_durations=False, with_counts=False)
             if summary is None:
                 return {}
-            return {"summary": summary,
-                    "timeline": query.timeline(conn, run_id, limit=GANTT_TASKS,
-                                               offset=(gantt_page - 1) * GANTT_TASKS)}
+            return {"summary": summary}
 
-        data = self.source.cached(("workflow", run_id, gantt_page), load)
+        data = self.source.cached(("workflow", run_id), load)
         if not data:
             raise _not_found(f"There is no run {run_id!r} in this database.")
         summary = data["summary"]
         label = convention_label(summary.timestamp_convention)
-        timeline = data["timeline"]
-        context = {**data, "run": summary.run, "convention": label, "gantt_page": gantt_page,
-                   "gantt_pages": max(1, math.ceil(timeline.total / GANTT_TASKS)),
+        context = {**data, "run": summary.run, "convention": label,
                    "last_activity": summary.last_activity}
-        figures = {"gantt": plots.gantt(timeline.items, label)} if timeline.items else {}
-        if figures and self.decorate_gantt is not None:
-            figures["gantt"] = self.decorate_gantt(run_id, figures["gantt"])
+        figures: dict[str, dict] = {}  # the timeline is a deferred part (?part=timeline)
         return self.respond(request, PageData(
             "workflow.html", context, sections=["run_details"], figures=figures,
             live=summary.run.status == "running", title=summary.run.workflow_name or run_id,
@@ -218,6 +217,9 @@ class Pages:
 
         data = self.source.cached(("workflow-part", run_id, part), load)
         return self.respond_part(request, part, PartData(data), data["run"].status == "running")
+
+    def stream(self, request: Request) -> Response:
+        return stream_page(self, request)
 
     # ---- DAG ---------------------------------------------------------------------------
     def dag(self, request: Request) -> Response:

@@ -21,7 +21,10 @@ from taskscope.store.records import (
 from taskscope.visualize.colors import app_colors, state_color
 from taskscope.visualize.dag_layout import layered_positions
 
-WEBGL_ABOVE = 1500  # nodes; beyond this the DAG is drawn with WebGL (scattergl)
+# Nodes beyond which the DAG is drawn with WebGL (scattergl). Above the pages' 2,000-task
+# limit on purpose: where WebGL is unavailable (headless or remote browsers) scattergl draws
+# nothing useful, and 2,000 SVG markers draw in well under a second.
+WEBGL_ABOVE = 5000
 Figure = dict[str, Any]
 
 

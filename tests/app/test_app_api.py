@@ -112,7 +112,7 @@ def test_apps_are_routed_by_label(tmp_path):
         ({"run_dir": ""}, TypeError, "run_dir"),
         ({"strategy": "fastest"}, ValueError, "strategy"),
         ({"monitoring": object()}, TypeError, "monitoring"),
-        ({"checkpoint_mode": "task_exit"}, ConfigurationError, "checkpoint"),
+        ({"checkpoint_mode": "sometimes"}, ConfigurationError, "checkpoint_mode"),
     ],
 )
 def test_config_rejects_bad_arguments_naming_them(kwargs, error, word):

@@ -105,3 +105,16 @@ def test_block_id_selector_with_int_ids_and_manager_record():
         b"m4": {"block_id": 2},  # type: ignore[typeddict-item]
     }
     assert BlockIdManagerSelector().sort_managers(ready, set(ready)) == [b"m2", b"m1", b"m4", b"m3"]
+
+
+def test_logdir_and_worker_logdir_hold_the_worker_logs(tmp_path):
+    htex = HighThroughputExecutor(label="logs", max_workers_per_node=1)
+    htex.prepare(str(tmp_path / "run"))
+    assert htex.logdir == htex.worker_logdir == str(tmp_path / "run" / "logs")
+    other = HighThroughputExecutor(label="logs", worker_logdir_root=str(tmp_path / "w"))
+    other.prepare(str(tmp_path / "run"))
+    assert other.worker_logdir == str(tmp_path / "w" / "logs")
+    with htex:
+        htex.start()
+        assert htex.submit(lambda: 1, {}).result(timeout=60) == 1
+    assert (tmp_path / "run" / "logs" / "worker_0.log").exists()

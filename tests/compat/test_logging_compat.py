@@ -156,3 +156,14 @@ def test_a_debug_log_config_leaves_the_levels_as_it_found_them(tmp_path):
     _run(tmp_path, JSONLogging())
     _run(tmp_path, FileLogging())
     assert (logging.getLogger().level, logging.getLogger("taskscope").level) == before
+
+
+def test_each_executor_is_announced_with_its_label_and_type(load_config, caplog):
+    caplog.set_level(logging.INFO, logger="taskscope")
+    load_config()
+    seen = {
+        (r.__dict__["parsl.executor.label"], r.__dict__["taskscope.executor.type"])
+        for r in _records_with(caplog, "parsl.executor.label")
+    }
+    assert ("threads", "taskscope.executors.threads.ThreadPoolExecutor") in seen
+    assert "Adding executor threads of type" in caplog.text

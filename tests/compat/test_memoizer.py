@@ -106,9 +106,99 @@ def test_id_for_memo_tells_dict_order_apart_from_content():
         id_for_memo(Opaque())
 
 
-def test_checkpointing_is_refused_with_a_reason():
-    with pytest.raises(ConfigurationError, match="checkpoint"):
-        BasicMemoizer(checkpoint_mode="task_exit")
+@pytest.mark.parametrize(
+    ("options", "word"),
+    [
+        ({"checkpoint_mode": "sometimes"}, "checkpoint_mode must be one of"),
+        ({"checkpoint_mode": "periodic"}, "Checkpoint period must be specified"),
+        ({"checkpoint_mode": "periodic", "checkpoint_period": "soon"}, "HH:MM:SS"),
+    ],
+)
+def test_bad_checkpoint_options_are_refused_with_a_reason(options, word):
+    with pytest.raises(ConfigurationError, match=word):
+        BasicMemoizer(**options)
+
+
+def _load_again(tmp_path, memoizer):
+    import taskscope
+    from taskscope.config import Config
+    from taskscope.executors import ThreadPoolExecutor
+
+    return taskscope.load(
+        Config(executors=[ThreadPoolExecutor()], run_dir=str(tmp_path / "runs"), memoizer=memoizer)
+    )
+
+
+def test_a_task_exit_checkpoint_carries_results_to_a_later_run(tmp_path):
+    import os
+
+    from taskscope.utils import get_all_checkpoints, get_last_checkpoint
+
+    with _load_again(tmp_path, BasicMemoizer(checkpoint_mode="task_exit")) as dfk:
+        first = fresh_id(1).result()
+        failed = raises(1).exception()
+        checkpoint = os.path.join(dfk.run_dir, "checkpoint")
+        # task_exit: written as the task ends, before cleanup
+        assert os.path.getsize(os.path.join(checkpoint, "tasks.pkl")) > 0
+    with _load_again(tmp_path, BasicMemoizer(checkpoint_files=[checkpoint])):
+        again = fresh_id(1)
+        assert again.result() == first and again.task_record.status is States.memo_done
+        # failures are not checkpointed: it runs again and fails afresh
+        assert raises(1).exception() is not failed
+    assert get_all_checkpoints(str(tmp_path / "runs")) == [os.path.abspath(checkpoint)]
+    assert get_last_checkpoint(str(tmp_path / "runs")) == [os.path.abspath(checkpoint)]
+    # a mode without checkpoint_files loads every earlier run's checkpoint
+    with _load_again(tmp_path, BasicMemoizer(checkpoint_mode="dfk_exit")):
+        assert fresh_id(1).result() == first
+
+
+def test_manual_and_dfk_exit_checkpoints_are_written_when_asked(tmp_path):
+    import os
+
+    memoizer = BasicMemoizer(checkpoint_mode="manual")
+    with _load_again(tmp_path, memoizer) as dfk:
+        fresh_id(5).result()
+        path = os.path.join(dfk.run_dir, "checkpoint", "tasks.pkl")
+        assert not os.path.exists(path)
+        memoizer.checkpoint()
+        assert os.path.exists(path)
+    with _load_again(tmp_path, BasicMemoizer(checkpoint_mode="dfk_exit")) as dfk:
+        fresh_id(6).result()
+        path = os.path.join(dfk.run_dir, "checkpoint", "tasks.pkl")
+        assert not os.path.exists(path)
+    assert os.path.exists(path)  # written at cleanup
+
+
+def test_periodic_checkpoints_are_written_while_the_run_goes_on(tmp_path):
+    import os
+    import time
+
+    with _load_again(
+        tmp_path, BasicMemoizer(checkpoint_mode="periodic", checkpoint_period="00:00:01")
+    ) as dfk:
+        fresh_id(9).result()
+        path = os.path.join(dfk.run_dir, "checkpoint", "tasks.pkl")
+        deadline = time.time() + 30
+        while not os.path.exists(path) and time.time() < deadline:
+            time.sleep(0.1)
+        assert os.path.exists(path)
+
+
+def test_a_missing_checkpoint_is_bad_checkpoint(tmp_path):
+    from taskscope.dataflow.errors import BadCheckpoint
+
+    with pytest.raises(BadCheckpoint, match="not found"):
+        _load_again(tmp_path, BasicMemoizer(checkpoint_files=[str(tmp_path / "nowhere")]))
+
+
+def test_config_checkpoint_options_build_a_basic_memoizer():
+    from taskscope.config import Config
+
+    config = Config(checkpoint_mode="task_exit")
+    assert isinstance(config.memoizer, BasicMemoizer)
+    assert config.memoizer.checkpoint_mode == "task_exit"
+    with pytest.raises(ConfigurationError, match="not to Config as well"):
+        Config(checkpoint_mode="task_exit", memoizer=BasicMemoizer())
 
 
 def test_config_memoizer_must_be_a_memoizer():

@@ -112,3 +112,46 @@ def test_prefetch_capacity_zero_is_the_default_and_validated():
     assert HighThroughputExecutor().prefetch_capacity == 0
     with pytest.raises(ValueError, match="prefetch_capacity"):
         HighThroughputExecutor(prefetch_capacity=-1)
+
+
+def test_calls_held_behind_many_short_tasks_go_to_a_worker_that_frees_up(tmp_path):
+    """Tasks of 8 ms (each below the long-task threshold) all sent to one worker on a stale
+    tiny-task estimate: after ~20 ms it returns the calls it still holds and the other
+    worker, once it can take work, runs a fair share."""
+    import os
+
+    from taskscope.executors.high_throughput.executor import HighThroughputExecutor
+
+    def spin(seconds):
+        import os
+        import time
+
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+        return os.getpid()
+
+    htex = HighThroughputExecutor(label="htex", max_workers_per_node=2)
+    htex.prepare(str(tmp_path))
+    with htex:
+        htex.start()
+        deadline = time.monotonic() + 60
+        while htex.connected_workers < 2:
+            assert time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.05)
+        for f in [htex.submit(spin, {}, 0) for _ in range(2000)]:
+            f.result(timeout=60)  # the estimate is now "tiny": batches of up to 1,024
+        _first, second = htex._workers
+        second.ready = False  # as if still starting: everything goes to the first
+        futures = [htex.submit(spin, {}, 0.008) for _ in range(100)]
+        deadline = time.monotonic() + 60
+        while htex._queue:  # every call sent, all of them to the first worker
+            assert time.monotonic() < deadline, "the calls were not sent"
+            time.sleep(0.001)
+        assert not second.outstanding
+        second.ready = True
+        htex._wake()
+        pids = collections.Counter(f.result(timeout=120) for f in futures)
+    assert pids[second.proc.pid] >= 25, pids
+    assert htex.tasks_given_back >= 50
+    assert os.getpid() not in pids

@@ -16,7 +16,11 @@ import warnings
 import pytest
 from monhelp import kernel_launch, nap, query, started_hub, wait_for
 
+import taskscope
+from taskscope import python_app
 from taskscope.cli import main as cli_main
+from taskscope.config import Config
+from taskscope.executors import HighThroughputExecutor
 from taskscope.monitoring import MonitoringError, MonitoringHub, MonitoringWarning
 from taskscope.monitoring.messages import TaskStatus, WorkflowEnd
 from taskscope.monitoring.receiver import THROTTLE_ENV
@@ -75,6 +79,37 @@ def test_a_killed_writer_is_restarted_and_nothing_is_lost(tmp_path):
     end(hub, run_id, tasks)
     assert hub._writer.restarts == 1 and hub.writer_pid != first_pid
     assert_complete(tmp_path, tasks)
+
+
+@python_app
+def noop(i):
+    return i
+
+
+def test_a_killed_writer_under_htex_loses_no_row(tmp_path):
+    path = tmp_path / "monitoring.db"
+    config = Config(
+        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
+        monitoring=MonitoringHub(logging_endpoint=f"sqlite:///{path}",
+                                 resource_monitoring_interval=0),
+        run_dir=str(tmp_path / "runinfo"),
+        strategy="none",
+    )
+    tasks = 3000
+    with taskscope.load(config) as dfk:
+        hub = dfk.monitoring
+        first_pid = hub.writer_pid
+        futures = [noop(i) for i in range(tasks)]
+        futures[tasks // 3].result()
+        os.kill(first_pid, signal.SIGKILL)
+        assert sum(f.result() for f in futures) == sum(range(tasks))
+    assert hub._writer.restarts == 1
+    assert query(tmp_path, "SELECT count(*) FROM task") == [(tasks,)]
+    assert query(tmp_path, "SELECT count(*) FROM try") == [(tasks,)]
+    assert query(tmp_path, "SELECT count(*) FROM status") == [(5 * tasks,)]
+    assert query(tmp_path, "SELECT count(DISTINCT task_id) FROM resource") == [(tasks,)]
+    assert query(tmp_path, "SELECT tasks_completed_count, status FROM workflow "
+                 "JOIN taskscope_run USING (run_id)") == [(tasks, "completed")]
 
 
 KILLED_SCRIPT = """
@@ -201,3 +236,52 @@ def test_a_deleted_database_is_reported(tmp_path):
     with pytest.raises(MonitoringError, match="was deleted during the run"):
         hub.close()
     assert not db.exists()  # nothing was written into a new file behind the user's back
+
+
+CTRL_C_SCRIPT = """
+import os, sys, time
+sys.path.insert(0, {helpers!r})
+from pathlib import Path
+from monhelp import started_hub
+from test_durability import one_task
+from taskscope.monitoring.messages import WorkflowEnd
+
+hub, run_id = started_hub(Path({tmp!r}))
+with open({pidfile!r}, "w") as f:
+    f.write(str(hub.writer_pid))
+for task_id in range({tasks}):
+    one_task(hub, run_id, task_id)
+    time.sleep(0.002)
+hub.send(WorkflowEnd(run_id, time.time(), "completed", {tasks}, 0))
+open({closing!r}, "w").close()
+hub.close()
+"""
+
+
+def test_ctrl_c_while_close_waits_leaves_the_writer_finishing(tmp_path):
+    import psutil
+
+    pidfile, closing = tmp_path / "writer.pid", tmp_path / "closing"
+    tasks = 300
+    script = CTRL_C_SCRIPT.format(
+        helpers=os.path.dirname(__file__), tmp=str(tmp_path), pidfile=str(pidfile),
+        closing=str(closing), tasks=tasks,
+    )
+    env = dict(os.environ, **{THROTTLE_ENV: "0.3"})  # ~3 frames/s against ~20 sent
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(closing.exists, 120)
+        time.sleep(3)  # close() is waiting for the slow writer, and says so
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "events left" in err, (proc.returncode, err)
+    assert "stopped waiting" in err and "taskscope recover" in err
+    writer = psutil.Process(int(pidfile.read_text()))
+    writer.wait(120)  # it goes on, in the background, to the end
+    assert_complete(tmp_path, tasks)
+    assert query(tmp_path, "SELECT status FROM taskscope_run") == [("completed",)]

@@ -316,13 +316,18 @@ def test_signalled_workflow_leaves_a_truthful_database(tmp_path, signum):
             proc.kill()
             proc.wait()
     conn = db(tmp_path)
-    # The writer process stops on its own once the workflow process is gone.
+    # The writer process stops on its own once the workflow process is gone, after writing
+    # everything the workflow had spooled (its spool is then empty).
+    spool = f"{tmp_path}/monitoring.db.spool"
     assert wait_for(
         lambda: (
-            not os.path.exists(f"{tmp_path}/monitoring.db-wal")
-            or conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            not any(name.endswith(".seg") for name in os.listdir(spool))
+            and (
+                not os.path.exists(f"{tmp_path}/monitoring.db-wal")
+                or conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            )
         ),
-        10,
+        30,
     )
     status, beat = conn.execute("SELECT status, last_heartbeat FROM taskscope_run").fetchone()
     completed, ended = conn.execute(

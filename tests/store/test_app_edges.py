@@ -203,3 +203,21 @@ def test_task_apps_cost_a_few_bytes_per_task():
         tracemalloc.stop()
     assert apps.get(199_999) == "transform"
     assert used < 16 * 200_000  # a dict of id -> name took about 130 bytes a task
+
+
+def test_task_apps_stay_small_whatever_ids_arrive():
+    """4,000 ids 65,535 apart (forged messages) once grew the array to 1 GB."""
+    tracemalloc.start()
+    try:
+        apps = TaskApps()
+        for i in range(4000):
+            apps.set(i * 65_535, "forged")
+        for task_id in range(1000):  # the run's own dense ids still go to the array
+            apps.set(task_id, "real")
+        used = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert used < 2 * 1024 * 1024
+    assert apps.get(65_535 * 3999) == "forged" and apps.get(65_535) == "forged"
+    assert apps.get(999) == "real" and apps.get(0) == "real"
+    assert apps.get(1000) is None

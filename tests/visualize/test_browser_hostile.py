@@ -43,7 +43,7 @@ def hostile_pages(db: Path) -> list[str]:
              f"{base}/dag?view=apps&colour=state", f"{base}/dag?view=around&task=9",
              f"{base}/resources", f"{base}/task/{task_with_output}", f"{base}/task/0",
              f"/workflow/run-failed/task/{failed}", "/workflow/run-failed/resources",
-             f"{base}/analysis", "/workflow/run-failed/analysis",
+             f"{base}/analysis", "/workflow/run-failed/analysis", f"{base}/stream",
              f"/workflow/run-failed/diff?against={run}"]
     pages += [f"{base}/app/{quote(app, safe='')}" for app in APP_NAMES.values()]
     pages += [f"{base}/dag?view=tasks&app={quote(app, safe='')}" for app in APP_NAMES.values()]

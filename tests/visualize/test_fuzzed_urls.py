@@ -65,6 +65,7 @@ def fuzzed_urls(run_ids: list[str], apps: list[str], tasks: list[int], seed: int
         lambda: "/", lambda: f"/workflow/{segment()}/", lambda: f"/workflow/{segment()}/dag",
         lambda: f"/workflow/{segment()}/resources", lambda: f"/workflow/{segment()}/analysis",
         lambda: f"/workflow/{segment()}/diff", lambda: "/metrics",
+        lambda: f"/workflow/{segment()}/stream",
         lambda: f"/workflow/{segment()}/app/{segment()}",
         lambda: f"/workflow/{segment()}/task/{rng.choice(tasks + [0, 2**63, 2**64, 10**40])}",
         lambda: f"/workflow/{segment()}/task/{segment()}", lambda: f"/static/{segment()}",

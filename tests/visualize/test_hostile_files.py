@@ -252,3 +252,26 @@ def test_oversized_request_line_gets_414_not_a_reset(tmp_path: Path, parsl_db: P
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_the_failure_analysis_reads_no_hostile_stderr(tmp_path: Path):
+    """The failure groups show an example's stderr tail: the same rules as the task page."""
+    from taskscope.store.analysis.failures import read_tail
+
+    files = tmp_path / "files"
+    files.mkdir()
+    cases = hostile_paths(files)
+    for name, (path, _) in cases.items():
+        assert tails_within_call(lambda path=path: read_tail(path, None)) is None, name
+    good = files / "stderr.txt"
+    good.write_text("boom\n")
+    assert read_tail(str(good), None) == ["boom"]
+
+
+def tails_within_call(call, limit_s: float = 60.0):
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    worker.start()
+    worker.join(limit_s)
+    assert result, f"{call} did not return within {limit_s} s"
+    return result[0]

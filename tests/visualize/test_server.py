@@ -106,7 +106,9 @@ def test_live_run_pages_refresh_and_finished_do_not(taskscope_db: Path):
     live = client.get("/workflow/run-live/")
     assert 'data-live="1"' in live.text
     data = client.get("/workflow/run-live/?format=json").json()
-    assert data["live"] is True and "run_details" in data["sections"] and "gantt" in data["figures"]
+    assert data["live"] is True and "run_details" in data["sections"]
+    timeline = client.get("/workflow/run-live/?part=timeline&format=json").json()
+    assert timeline["live"] is True and "timeline" in timeline["figures"]  # refreshed live
     assert 'data-live="0"' in client.get("/workflow/run-completed/").text
     assert client.get("/workflow/run-completed/?format=json").json()["live"] is False
 

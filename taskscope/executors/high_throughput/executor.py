@@ -340,6 +340,18 @@ class HighThroughputExecutor(Executor):
         return TaskCount(len(self._queue) + sum(len(w.outstanding) for w in self._workers if w))
 
     # ------------------------------------------------------------------ Parsl's views
+    @property
+    def logdir(self) -> str:
+        """``<run_dir>/<label>``, as in Parsl."""
+        return os.path.join(self.run_dir, self.label)
+
+    @property
+    def worker_logdir(self) -> str:
+        """Where the worker logs go: ``<worker_logdir_root>/<label>``, else ``logdir``."""
+        if self.worker_logdir_root is not None:
+            return os.path.join(self.worker_logdir_root, self.label)
+        return self.logdir
+
     def manager_id(self, block: int | str) -> str:
         """The id of a block's worker pool (``PARSL_WORKER_POOL_ID``; the node row's uid)."""
         return f"{self.label}-block-{block}"
@@ -461,7 +473,7 @@ class HighThroughputExecutor(Executor):
         # Workers run where the workflow runs. ``working_dir`` is, as in Parsl, where file
         # staging puts files; it need not exist.
         self._cwd = os.getcwd()
-        self._log_dir = os.path.join(self.worker_logdir_root or self.run_dir, self.label)
+        self._log_dir = self.worker_logdir
         os.makedirs(self._log_dir, exist_ok=True)
         n = self.worker_count
         # One 8-byte slot per worker: the id of the task it is running, or IDLE.
@@ -482,9 +494,7 @@ class HighThroughputExecutor(Executor):
         # Parsl's block rows: PENDING when the block is asked for, RUNNING once started,
         # SCALED_IN when the executor lets it go (monitoring's block table).
         self._send_blocks("PENDING")
-        started = time.monotonic()
         for slot in range(n):
-            self._block_started.setdefault(self._block_of(slot), started)
             self._workers.append(self._spawn(slot))
         self._io_thread = threading.Thread(
             target=self._io_loop, name=f"taskscope-{self.label}", daemon=True
@@ -824,12 +834,10 @@ class HighThroughputExecutor(Executor):
             self._nodes_announced.pop(w.block_id, None)
 
     def _restart_drained_blocks(self) -> None:
-        now = time.monotonic()
         for slot in sorted(self._drained_slots):
             block = self._block_of(slot)
             if block in self._draining_blocks:
                 continue  # the block's other workers still finish their tasks
-            self._block_started.setdefault(block, now)
             self._drained_slots.discard(slot)
             self._workers[slot] = self._spawn(slot)
 
@@ -942,6 +950,9 @@ class HighThroughputExecutor(Executor):
                 w.ready = True
                 w.hostname = message[2]
                 self._startup_failures = 0
+                # drain_period counts from the block's start: its first worker's hello, as
+                # Parsl counts from its worker pool's start.
+                self._block_started.setdefault(w.block, time.monotonic())
                 self._send_node(w.block_id, w.hostname, active=True)
 
     def _on_given_back(self, w: _WorkerProcess, running: int, returned: list[int]) -> None:
@@ -981,12 +992,18 @@ class HighThroughputExecutor(Executor):
         self._update_capacity(items)
 
     def _update_capacity(self, items: list[tuple]) -> None:
-        """Size batches from the typical task: the median of this batch, averaged in log
-        space. A mean let one long task among tiny ones shrink batches to one call for many
-        round trips; long tasks need no room in the estimate, they give their queue back."""
-        durations = sorted(item[3] for item in items)
-        typical = max(durations[len(durations) // 2], 1e-7)
-        log_typical = math.log(typical)
+        """Size batches from the mean task of this batch without its longest one, averaged
+        in log space. The plain mean let one long task among tiny ones shrink batches to
+        one call for many round trips (the long task gives its queue back anyway); a median
+        let tiny tasks hide longer ones among them (1 µs and 5 ms alternating: batches of
+        1,024 holding 2.5 s of work)."""
+        durations = [item[3] for item in items]
+        total = sum(durations)
+        if len(durations) > 1:
+            typical = (total - max(durations)) / (len(durations) - 1)
+        else:
+            typical = total
+        log_typical = math.log(max(typical, 1e-7))
         if self._log_duration is not None:
             log_typical = 0.8 * self._log_duration + 0.2 * log_typical
         self._log_duration = log_typical

@@ -42,6 +42,10 @@ FLUSH_DELAY = 0.005  # a finished result waits at most this long while others ru
 # free worker hardly waits, long enough that tasks of a few ms (sent in batches) never pay it.
 GIVE_BACK_AFTER = 0.01
 GIVE_BACK_CHECK = 0.004  # how often the watcher looks while a task runs
+# Calls held longer than this while the worker works through others go back too: the
+# executor sends ~10 ms of work, so only a wrong estimate (tasks longer than they were)
+# gets here, and then a free worker should have them.
+HOLD_LIMIT = 0.02
 
 
 class Outbox:
@@ -87,6 +91,39 @@ class Outbox:
             self.flush()
 
 
+class _MainThreadProbe:
+    """Tells a long task from a descheduled one (Linux): on a loaded machine a tiny task can
+    wait 10 ms for a CPU, and giving back its batch then only moves work between workers
+    that are just as starved. A task counts as long once its thread has used half the
+    threshold in CPU time, or is not runnable (asleep, in I/O, waiting for a child)."""
+
+    def __init__(self) -> None:
+        self.clock: int | None = None
+        self.stat_path: str | None = None
+        try:
+            self.clock = time.pthread_getcpuclockid(threading.main_thread().ident or 0)
+            path = f"/proc/self/task/{threading.get_native_id()}/stat"
+            with open(path) as f:
+                f.read()
+            self.stat_path = path
+        except (AttributeError, OSError):
+            self.clock = None  # elsewhere: wall time alone decides
+
+    def cpu(self) -> float:
+        return time.clock_gettime(self.clock) if self.clock is not None else 0.0
+
+    def waiting_for_cpu(self, cpu_since_seen: float) -> bool:
+        """Runnable, and has hardly run: descheduled rather than long."""
+        if self.stat_path is None or cpu_since_seen >= GIVE_BACK_AFTER / 2:
+            return False
+        try:
+            with open(self.stat_path) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state == "R"
+
+
 def _watch_parent(parent_pid: int) -> None:
     # If the workflow process dies without closing our pipe (SIGKILL), do not linger. A
     # launch_cmd wrapper may sit between us and the workflow: then watch the workflow's pid.
@@ -130,12 +167,19 @@ class Worker:
         self.running: tuple[int, float] | None = None
         self.busy = threading.Event()
         self.closed = False
+        self.probe = _MainThreadProbe()  # made here, in the main thread it probes
+        # When the calls now in ``local`` started waiting there, and the main thread's CPU
+        # time then.
+        self.held_since = 0.0
+        self.held_cpu = 0.0
         threading.Thread(target=self._watch, name="give-back", daemon=True).start()
 
     def _accept(self, payload: bytes) -> None:
         definitions, tasks = pickle.loads(payload)
         for key, blob in definitions:
             self.functions[key] = load_function(blob)
+        if not self.local:
+            self.held_since, self.held_cpu = time.perf_counter(), self.probe.cpu()
         self.local.extend(tasks)
 
     def _read_available(self) -> None:
@@ -155,6 +199,8 @@ class Worker:
     def _watch(self) -> None:
         local = self.local
         busy = self.busy
+        probe = self.probe
+        seen_tid, seen_cpu = None, 0.0
         while True:
             busy.wait()
             time.sleep(GIVE_BACK_CHECK)
@@ -167,9 +213,21 @@ class Worker:
                     busy.set()
                 continue
             tid, since = running
-            if time.perf_counter() - since < GIVE_BACK_AFTER:
+            cpu = probe.cpu()
+            if tid != seen_tid:
+                seen_tid, seen_cpu = tid, cpu
+            now = time.perf_counter()
+            long_task = now - since >= GIVE_BACK_AFTER and not probe.waiting_for_cpu(cpu - seen_cpu)
+            # Held too long while this worker really worked (not while it waited for a CPU).
+            held_too_long = (
+                bool(local)
+                and now - self.held_since >= HOLD_LIMIT
+                and not probe.waiting_for_cpu(cpu - self.held_cpu)
+            )
+            if not (long_task or held_too_long):
                 continue
-            self._read_available()
+            if long_task:
+                self._read_available()
             returned = []
             while True:
                 try:

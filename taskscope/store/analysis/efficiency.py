@@ -37,6 +37,7 @@ from taskscope.store.analysis.context import RunContext, chunks
 from taskscope.store.analysis.failures import MEMORY, WALLTIME, FailureGroup
 from taskscope.store.analysis.stats import quantile
 from taskscope.store.analysis.tries import sampled_finished_tries
+from taskscope.store.timestamps import parse_timestamp
 
 UNDERUSED_CPU = 0.5
 OVERUSED_CPU = 1.2
@@ -195,7 +196,9 @@ def app_efficiency(ctx: RunContext, groups: list[FailureGroup] | None = None,
     by_app: dict[str, list[_Measured]] = defaultdict(list)
     for m in measured:
         by_app[m.app].append(m)
-    apps = [_one_app(app, by_app[app], shapes, 1.0 / stride, groups or [])
+    lifetime = block_lifetime_s(ctx) if any(
+        g.cause == WALLTIME and g.exception_type != "AppTimeout" for g in groups or []) else None
+    apps = [_one_app(app, by_app[app], shapes, 1.0 / stride, groups or [], lifetime)
             for app in sorted(by_app)]
     run_advice = _workers_advice(measured, shapes, apps, worker_wait_share)
     advice = ([run_advice] if run_advice is not None else []) + [
@@ -204,7 +207,8 @@ def app_efficiency(ctx: RunContext, groups: list[FailureGroup] | None = None,
 
 
 def _one_app(app: str, tries: list[_Measured], shapes: dict[str, WorkerShape],
-             fraction: float, groups: list[FailureGroup]) -> AppEfficiency:
+             fraction: float, groups: list[FailureGroup],
+             lifetime: float | None = None) -> AppEfficiency:
     ok = [m for m in tries if not m.failed]
     run_times = [m.run_s for m in ok]
     with_cpu = [m for m in tries if m.cpu_s is not None and m.run_s > 0]
@@ -242,11 +246,12 @@ def _one_app(app: str, tries: list[_Measured], shapes: dict[str, WorkerShape],
         suggested_walltime_s=p99_run * (1 + WALLTIME_MARGIN) if p99_run else None,
         sample_fraction=fraction,
     )
-    result.advice = _app_advice(result, groups)
+    result.advice = _app_advice(result, groups, lifetime)
     return result
 
 
-def _app_advice(app: AppEfficiency, groups: list[FailureGroup]) -> list[Advice]:
+def _app_advice(app: AppEfficiency, groups: list[FailureGroup],
+                block_lifetime_s: float | None = None) -> list[Advice]:
     advice = []
     mine = [g for g in groups if app.app in g.apps and g.count]
     enough = app.tries >= MIN_TRIES_FOR_ADVICE
@@ -283,12 +288,42 @@ def _app_advice(app: AppEfficiency, groups: list[FailureGroup]) -> list[Advice]:
                              suggested, evidence))
     lost_to_blocks = sum(g.count for g in timeouts if g.exception_type != "AppTimeout")
     if lost_to_blocks and app.tries:
-        share = lost_to_blocks / (app.tries + lost_to_blocks)
-        advice.append(Advice(
-            app.app, "walltime (of the blocks)", None,
-            f"at least {app.run_s_p99 or 0:.0f} s more per block" if app.run_s_p99 else "longer",
-            f"{share:.0%} of its tries outlived their block"))
+        estimated_tries = app.tries / app.sample_fraction if app.sample_fraction else app.tries
+        share = lost_to_blocks / (estimated_tries + lost_to_blocks)
+        evidence = f"{share:.0%} of its tries outlived their block"
+        if block_lifetime_s and app.run_s_p99:
+            # Long enough for one more try of the app's p99 (plus margin) after the point
+            # where the blocks were ended.
+            wanted = block_lifetime_s + app.run_s_p99 * (1 + WALLTIME_MARGIN)
+            advice.append(Advice(app.app, "walltime (of the blocks)", _clock(block_lifetime_s),
+                                 _clock(wanted), evidence + f" (blocks lasted about "
+                                 f"{_clock(block_lifetime_s)}; the app's p99 try is "
+                                 f"{app.run_s_p99:.0f} s)"))
+        else:
+            advice.append(Advice(app.app, "walltime (of the blocks)", None, "longer", evidence))
     return advice
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def block_lifetime_s(ctx: RunContext) -> float | None:
+    """The median time blocks ran, first RUNNING row to their first terminal row: what a
+    block's walltime allowed (for blocks that ended while the run went on)."""
+    if not ctx.has("block"):
+        return None
+    lifetimes = []
+    for running, ended in ctx.conn.execute(
+        "SELECT MIN(CASE WHEN status = 'RUNNING' THEN timestamp END), "
+        "MIN(CASE WHEN status IN ('COMPLETED', 'CANCELLED', 'FAILED', 'TIMEOUT', 'MISSING', "
+        "'SCALED_IN') THEN timestamp END) FROM block WHERE run_id = ? "
+        "GROUP BY executor_label, block_id", (ctx.run_id,)):
+        start, end = parse_timestamp(running), parse_timestamp(ended)
+        if start is not None and end is not None and end > start:
+            lifetimes.append((end - start).total_seconds())
+    return quantile(sorted(lifetimes), 0.5)
 
 
 def _walltime_in(groups: list[FailureGroup]) -> float | None:

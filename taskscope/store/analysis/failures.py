@@ -36,6 +36,7 @@ from taskscope.store.analysis.signature import (
     signature,
     user_frame_name,
 )
+from taskscope.store.output_tail import read_tails
 from taskscope.store.sampling import hashed_in_sample, in_sample, sample_stride
 from taskscope.store.states import FINAL_STATES, SUCCEEDED_FINAL_STATES
 from taskscope.store.timestamps import parse_timestamp
@@ -309,24 +310,13 @@ def try_signature(attempt: FailedTry, cause: str) -> tuple[str, str | None]:
 
 
 def read_tail(path_text: str | None, base: Path | None) -> list[str] | None:
-    """The last lines of a task's stderr file, or None when it is not readable from here."""
+    """The last lines of a task's stderr file, or None when it is not readable from here, or
+    not a regular file outside /proc, /sys and /dev (read without blocking, under a time
+    limit: store/output_tail.py)."""
     if not path_text:
         return None
-    path = Path(path_text).expanduser()
-    if not path.is_absolute() and base is not None:
-        path = base / path
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - STDERR_TAIL_BYTES))
-            data = handle.read(STDERR_TAIL_BYTES)
-    except (OSError, ValueError):
-        return None
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    if size > STDERR_TAIL_BYTES and lines:
-        lines = lines[1:]  # probably cut
-    return lines[-STDERR_TAIL_LINES:]
+    return read_tails([path_text], base, max_bytes=STDERR_TAIL_BYTES,
+                      max_lines=STDERR_TAIL_LINES)[0].lines
 
 
 def _shares(counter: Counter[str]) -> list[Share]:

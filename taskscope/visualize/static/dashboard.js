@@ -26,8 +26,26 @@
           }
         });
       }
+      if (WINDOW_PLOTS[name] && !div.dataset.windowBound) {
+        div.dataset.windowBound = "1";
+        div.on("plotly_relayout", function (change) { chooseWindow(change); });
+      }
       div.dataset.drawn = "1";
     });
+  }
+  // Zooming the task stream or the run's timeline asks the server for that window (exact
+  // bars, or the tasks of the window), since the whole run is only drawn aggregated.
+  var WINDOW_PLOTS = { stream: true, timeline: true };
+  function chooseWindow(change) {
+    var lo = change["xaxis.range[0]"], hi = change["xaxis.range[1]"];
+    if (lo === undefined && change["xaxis.range"]) { lo = change["xaxis.range"][0]; hi = change["xaxis.range"][1]; }
+    var url = new URL(window.location.href);
+    if (change["xaxis.autorange"]) { url.searchParams.delete("from"); url.searchParams.delete("to"); }
+    else if (lo !== undefined && hi !== undefined) {
+      url.searchParams.set("from", Math.max(0, Number(lo)).toFixed(3));
+      url.searchParams.set("to", Math.max(0, Number(hi)).toFixed(3));
+    } else return;
+    window.location.assign(url.toString());
   }
   function drawAll() { Object.keys(figures).forEach(draw); }
   drawAll();

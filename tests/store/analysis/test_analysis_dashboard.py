@@ -59,8 +59,8 @@ def test_critical_path_is_drawn_on_the_dag_and_the_timeline(client, planted):
     traces = dag.json()["figures"]["dag"]["data"]
     path = [t for t in traces if t.get("name") == "critical path"]
     assert len(path) == 1 and path[0]["customdata"] == ["task/0", "task/1", "task/2", "task/3"]
-    summary = client.get(f"/workflow/{planted.first_run}/?format=json")
-    gantt = [t for t in summary.json()["figures"]["gantt"]["data"]
+    summary = client.get(f"/workflow/{planted.first_run}/?part=timeline&format=json")
+    gantt = [t for t in summary.json()["figures"]["window_gantt"]["data"]
              if t.get("name") == "critical path"]
     assert len(gantt) == 1 and gantt[0]["y"] == ["0 stage", "1 stage", "2 stage", "3 stage"]
 

@@ -197,6 +197,28 @@ def test_killed_near_the_memory_limit_is_memory_and_killed_by_the_block_end_is_w
     assert by_cause["worker lost"] == {t for t, _, _ in tries[:30]} - memory_tasks - walltime
     signature = next(g.signature for g in groups if g.cause == "worker lost")
     assert signature.startswith("WorkerLost: killed by SIGKILL")  # no worker id or host
+    # The block's walltime advice: it lasted from RUNNING to TIMEOUT; one more p99 try fits.
+    from taskscope.store.analysis.efficiency import app_efficiency
+    from taskscope.store.timestamps import parse_timestamp
+
+    reader = open_readonly(db)
+    try:
+        ctx = run_context(reader, "killed")
+        advice = [a for a in app_efficiency(ctx, groups).advice
+                  if a.setting == "walltime (of the blocks)"]
+        running = reader.execute("SELECT timestamp FROM block WHERE run_id = 'killed' AND "
+                                 "status = 'RUNNING'").fetchone()[0]
+        marks = ",".join("?" * len(walltime))
+        apps = {row[0] for row in reader.execute(
+            f"SELECT task_func_name FROM task WHERE run_id = 'killed' AND task_id IN ({marks})",
+            sorted(walltime))}
+    finally:
+        reader.close()
+    lasted = round((parse_timestamp(start[:-1] + "9") - parse_timestamp(running)).total_seconds())
+    assert {a.app for a in advice} == apps
+    for a in advice:
+        assert a.current == f"00:{lasted // 60:02d}:{lasted % 60:02d}"
+        assert a.suggested > a.current and "outlived their block" in a.evidence
 
 
 def test_no_failures_and_no_tasks_are_empty_not_errors(tmp_path, empty_db):

@@ -1,0 +1,97 @@
+"""Figures of the whole run over time: tasks in each state, and the per-worker task stream."""
+
+from __future__ import annotations
+
+from taskscope.store.states import STATE_COLORS
+from taskscope.store.timeline_query import BANDS, StateTimeline, TaskStream
+from taskscope.visualize.colors import app_colors
+from taskscope.visualize.plots import Figure, _layout, fmt_seconds
+
+BAND_COLORS = {
+    "waiting": STATE_COLORS["pending"],
+    "queued": STATE_COLORS["launched"],
+    "running": STATE_COLORS["running"],
+    "returning": "#9467bd",
+    "done": STATE_COLORS["exec_done"],
+    "failed": STATE_COLORS["failed"],
+}
+BAND_LABELS = {
+    "waiting": "waiting (pending)",
+    "queued": "queued (launched, not started on a worker)",
+    "running": "running on a worker",
+    "returning": "returning (ended on the worker, not yet processed)",
+    "done": "done (exec_done, memo_done)",
+    "failed": "failed (failed, dep_fail)",
+}
+
+
+def state_timeline_plot(timeline: StateTimeline) -> Figure:
+    """Stacked areas: how many tasks are in each state at each moment of the run."""
+    data = []
+    for band in BANDS:
+        values = timeline.bands[band]
+        data.append({
+            "type": "scatter", "mode": "lines", "stackgroup": "tasks", "name": BAND_LABELS[band],
+            "x": timeline.times, "y": values, "line": {"width": 0.5, "color": BAND_COLORS[band]},
+            "fillcolor": BAND_COLORS[band],
+            "hovertemplate": f"%{{y:,}} tasks {band} at %{{x:.1f}} s<extra></extra>",
+        })
+    title = "Tasks in each state over the run" + (f" (app {timeline.app})" if timeline.app else "")
+    return {"data": data, "layout": _layout(
+        title, height=340,
+        xaxis={"title": {"text": "seconds since the run started"}, "rangemode": "tozero"},
+        yaxis={"title": {"text": "tasks"}, "rangemode": "tozero"})}
+
+
+def stream_plot(stream: TaskStream) -> Figure:
+    """One lane per worker; exact bars per try (hover, click to the task), or each lane's
+    occupancy by app per time column (the bar's length is the busy share of the column)."""
+    apps = sorted({b.app for b in stream.bars} | {c.app for c in stream.cells})
+    colors = app_colors(apps)
+    traces: dict[str, dict] = {}
+
+    def trace(app: str) -> dict:
+        if app not in traces:
+            traces[app] = {"type": "bar", "orientation": "h", "name": app, "x": [], "base": [],
+                           "y": [], "text": [], "customdata": [],
+                           "marker": {"color": colors[app], "line": {"width": 0}},
+                           "hovertemplate": "%{text}<extra></extra>", "textposition": "none"}
+        return traces[app]
+
+    a, b = stream.window
+    if stream.exact:
+        for bar in stream.bars:
+            end = bar.end if bar.end is not None else b
+            t = trace(bar.app)
+            t["base"].append(bar.start)
+            t["x"].append(max(end - bar.start, 0.0))
+            t["y"].append(bar.lane)
+            t["customdata"].append(f"task/{bar.task_id}")
+            ran = "still running" if bar.end is None else f"ran {fmt_seconds(end - bar.start)}"
+            t["text"].append(f"task {bar.task_id} try {bar.try_id} ({bar.app})<br>{bar.lane}"
+                             f"<br>{ran} from {bar.start:.3f} s")
+    else:
+        width = stream.column_seconds
+        offsets: dict[tuple[str, int], float] = {}
+        for cell in sorted(stream.cells, key=lambda c: (c.lane, c.column, c.app)):
+            key = (cell.lane, cell.column)
+            start = a + cell.column * width + offsets.get(key, 0.0)
+            share = min(cell.busy_s, width)
+            offsets[key] = offsets.get(key, 0.0) + share
+            t = trace(cell.app)
+            t["base"].append(start)
+            t["x"].append(share)
+            t["y"].append(cell.lane)
+            t["customdata"].append(None)
+            t["text"].append(f"{cell.lane}: {cell.app} {share / width:.0%} of "
+                             f"{a + cell.column * width:.0f} to {a + (cell.column + 1) * width:.0f} s")
+    lanes = stream.lanes or sorted({y for t in traces.values() for y in t["y"]})
+    title = ("Task stream: one lane per worker" + ("" if stream.exact else
+             f" (occupancy by app per {fmt_seconds(stream.column_seconds)}; zoom in or pick a "
+             "window for each try)"))
+    return {"data": list(traces.values()), "layout": _layout(
+        title, barmode="overlay", bargap=0.15, height=min(1600, 140 + 22 * max(1, len(lanes))),
+        xaxis={"title": {"text": "seconds since the run started"}, "range": [a, b]},
+        yaxis={"type": "category", "categoryorder": "array", "categoryarray": lanes,
+               "autorange": "reversed", "automargin": True,
+               "showticklabels": len(lanes) <= 80})}
