@@ -10,6 +10,7 @@ costs about 130 MB per million tasks).
 
 from __future__ import annotations
 
+import sqlite3
 from array import array
 from typing import Any
 
@@ -20,6 +21,9 @@ INSERT INTO taskscope_app_edge (run_id, source_app, target_app, kind, count)
 VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (run_id, source_app, target_app, kind) DO UPDATE SET
     count = taskscope_app_edge.count + excluded.count"""
+
+INSERT_DEPENDENT = """
+INSERT OR IGNORE INTO taskscope_dependent (run_id, task_id, dependent_id) VALUES (?, ?, ?)"""
 
 # Task ids of a run are dense (the kernel counts from 0, and sends them nearly in order). The
 # array grows to reach an id only while it stays at least half full, or for a small gap; any
@@ -39,6 +43,15 @@ class TaskApps:
         self._dense = array("I")  # app index + 1, 0 when unknown
         self._sparse: dict[int, int] = {}
         self._filled = 0  # ids set in the array
+
+    @classmethod
+    def load(cls, conn: sqlite3.Connection, run_id: str) -> TaskApps:
+        """The map of one run as its task rows hold it (empty for a new run)."""
+        apps = cls()
+        rows = conn.execute("SELECT task_id, task_func_name FROM task WHERE run_id = ?", (run_id,))
+        for task_id, app in rows:
+            apps.set(task_id, app)
+        return apps
 
     def get(self, task_id: int) -> str | None:
         if 0 <= task_id < len(self._dense):
@@ -78,19 +91,33 @@ class AppEdgeBatch:
     counted (``joined``) are only extended by ``keep``, after the batch is written: a batch
     the database rejects is replayed message by message, and must count its edges again."""
 
-    __slots__ = ("apps", "counts", "joined", "new_apps", "new_joined")
+    __slots__ = ("apps", "conn", "counts", "dependents", "joined", "new_apps", "new_joined")
 
-    def __init__(self, apps: dict[str, TaskApps], joined: dict[str, set[int]]) -> None:
+    def __init__(
+        self,
+        apps: dict[str, TaskApps],
+        joined: dict[str, set[int]],
+        conn: sqlite3.Connection | None = None,
+    ) -> None:
         self.apps = apps
         self.joined = joined
+        # With it, a run this writer has not seen yet starts from the tasks already in the
+        # database (a restarted writer, or a replay of a killed run's spool), so their
+        # dependents' edges are counted too.
+        self.conn = conn
         self.new_apps: dict[tuple[str, int], str] = {}
         self.new_joined: set[tuple[str, int]] = set()
         self.counts: dict[tuple[str, str, str, str], int] = {}
+        # (run, task, dependent) rows of taskscope_dependent: who depends on or joins whom.
+        self.dependents: list[tuple[str, int, int]] = []
 
     def _app(self, run_id: str, task_id: int) -> str | None:
         app = self.new_apps.get((run_id, task_id))
         if app is None:
             known = self.apps.get(run_id)
+            if known is None and self.conn is not None:
+                # Committed rows only, so this stays true if the batch is rolled back.
+                known = self.apps[run_id] = TaskApps.load(self.conn, run_id)
             if known is not None:
                 app = known.get(task_id)
         return app
@@ -106,6 +133,7 @@ class AppEdgeBatch:
         if self._app(run_id, m.task_id) is not None:
             return
         self.new_apps[(run_id, m.task_id)] = m.func_name
+        self.dependents.extend((run_id, dep, m.task_id) for dep in m.depends)
         for dep in m.depends:
             source = self._app(run_id, dep)
             # A dependency is submitted, and its TaskInfo sent on the same ordered stream,
@@ -129,6 +157,7 @@ class AppEdgeBatch:
         if target is None:  # the kernel sends a task's TaskInfo before any TryInfo of it
             return
         self.new_joined.add((run_id, task_id))
+        self.dependents.extend((run_id, joined, task_id) for joined in ids)
         for joined in ids:
             source = self._app(run_id, joined)
             if source is not None:  # as for dependencies: an unknown task has no row
