@@ -22,6 +22,9 @@ VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (run_id, source_app, target_app, kind) DO UPDATE SET
     count = taskscope_app_edge.count + excluded.count"""
 
+INSERT_DEPENDENT = """
+INSERT OR IGNORE INTO taskscope_dependent (run_id, task_id, dependent_id) VALUES (?, ?, ?)"""
+
 # Task ids of a run are dense (the kernel counts from 0, and sends them nearly in order). The
 # array grows to reach an id only while it stays at least half full, or for a small gap; any
 # other id (sparse or huge: a foreign or malformed message) goes to a dict, so memory follows
@@ -56,8 +59,8 @@ class TaskApps:
             if slot:
                 return self._names[slot - 1]
         # Not in the array: an id that went to the dict before the array grew past it.
-        slot = self._sparse.get(task_id)
-        return None if slot is None else self._names[slot - 1]
+        sparse_slot = self._sparse.get(task_id)
+        return None if sparse_slot is None else self._names[sparse_slot - 1]
 
     def set(self, task_id: int, app: str) -> None:
         slot = self._index.get(app)
@@ -88,7 +91,7 @@ class AppEdgeBatch:
     counted (``joined``) are only extended by ``keep``, after the batch is written: a batch
     the database rejects is replayed message by message, and must count its edges again."""
 
-    __slots__ = ("apps", "conn", "counts", "joined", "new_apps", "new_joined")
+    __slots__ = ("apps", "conn", "counts", "dependents", "joined", "new_apps", "new_joined")
 
     def __init__(
         self,
@@ -105,6 +108,8 @@ class AppEdgeBatch:
         self.new_apps: dict[tuple[str, int], str] = {}
         self.new_joined: set[tuple[str, int]] = set()
         self.counts: dict[tuple[str, str, str, str], int] = {}
+        # (run, task, dependent) rows of taskscope_dependent: who depends on or joins whom.
+        self.dependents: list[tuple[str, int, int]] = []
 
     def _app(self, run_id: str, task_id: int) -> str | None:
         app = self.new_apps.get((run_id, task_id))
@@ -128,6 +133,7 @@ class AppEdgeBatch:
         if self._app(run_id, m.task_id) is not None:
             return
         self.new_apps[(run_id, m.task_id)] = m.func_name
+        self.dependents.extend((run_id, dep, m.task_id) for dep in m.depends)
         for dep in m.depends:
             source = self._app(run_id, dep)
             # A dependency is submitted, and its TaskInfo sent on the same ordered stream,
@@ -138,17 +144,20 @@ class AppEdgeBatch:
 
     def joins(self, m: TryInfo) -> None:
         """The tasks a join app waited for, counted once per joining task."""
-        run_id, task_id = m.run_id, m.task_id
+        run_id, task_id, joins = m.run_id, m.task_id, m.joins
+        if not joins:
+            return
         if (run_id, task_id) in self.new_joined or task_id in self.joined.get(run_id, ()):
             return
         try:
-            ids = [int(part) for part in m.joins.split(",")]
+            ids = [int(part) for part in joins.split(",")]
         except ValueError:  # not a list of ids: the SQL fallback skips it as well
             return
         target = self._app(run_id, task_id)
         if target is None:  # the kernel sends a task's TaskInfo before any TryInfo of it
             return
         self.new_joined.add((run_id, task_id))
+        self.dependents.extend((run_id, joined, task_id) for joined in ids)
         for joined in ids:
             source = self._app(run_id, joined)
             if source is not None:  # as for dependencies: an unknown task has no row

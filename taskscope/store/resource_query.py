@@ -29,6 +29,7 @@ from taskscope.store.records import (
     UsageSeries,
 )
 from taskscope.store.sampling import in_sample, sample_stride
+from taskscope.store.timeline_query import kernel_in_flight
 from taskscope.store.timestamps import format_timestamp, parse_timestamp, seconds_between_sql
 from taskscope.store.worker_query import busy_series
 
@@ -201,8 +202,11 @@ def run_usage(
         # Busy from the workers' own clocks (running -> running_ended): never above capacity.
         epoch = calendar.timegm(start.timetuple()) + start.microsecond / 1e6
         workers = busy_series(conn, run_id, epoch, epoch + span, buckets)
-        # The kernel's view, launched -> returned, on a hashed sample of tries at scale.
-        flight_stride = sample_stride(_try_rows_estimate(conn, run_id), USAGE_SAMPLE_ROWS)
+        # The kernel's view, launched -> returned: from the writer's state flow, or from the
+        # try table (a hashed sample of tries at scale).
+        kept = kernel_in_flight(conn, run_id, epoch, epoch + span, buckets)
+        flight_stride = 1 if kept is not None else sample_stride(
+            _try_rows_estimate(conn, run_id), USAGE_SAMPLE_ROWS)
         flight_sql = (
             f"SELECT {rel.format(col='task_try_time_launched')} AS s, "
             f"{rel.format(col='COALESCE(task_try_time_returned, :ended)')} AS e, 1.0 AS w1, "
@@ -211,8 +215,11 @@ def run_usage(
             f"AND task_executor NOT IN {INTERNAL_EXECUTORS} "
             f"AND {in_sample('task_id', flight_stride)}"
         )
-        in_flight, _ = _bucket_sums(conn, flight_sql, params, buckets, width)
-        in_flight = [v * flight_stride for v in in_flight]
+        if kept is not None:
+            in_flight = kept
+        else:
+            in_flight, _ = _bucket_sums(conn, flight_sql, params, buckets, width)
+            in_flight = [v * flight_stride for v in in_flight]
     samples = resource_sample_count(conn, run_id) if "samples" in parts else 0
     stride = sample_stride(samples, USAGE_SAMPLE_ROWS)
     if samples and "samples" in parts:

@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from taskscope.store.app_edges import UPSERT_APP_EDGE, AppEdgeBatch, TaskApps
+from taskscope.store.app_edges import INSERT_DEPENDENT, UPSERT_APP_EDGE, AppEdgeBatch, TaskApps
 from taskscope.store.messages import (
     BlockInfo,
     Message,
@@ -473,6 +473,8 @@ class DatabaseWriter:
             execute(_UPSERT_TASK_STATE, latest_states.values())
         if edges.counts:
             execute(UPSERT_APP_EDGE, edges.rows())
+        if edges.dependents:
+            execute(INSERT_DEPENDENT, edges.dependents)
         if failures:
             execute(_INSERT_FAILURE, failures)
         if resources:

@@ -42,6 +42,9 @@ def graph_both_ways(path: Path, run_id: str, tmp_path: Path) -> tuple[AppGraph, 
     conn = sqlite3.connect(copy)
     try:
         conn.execute(f"DELETE FROM {APP_EDGE_TABLE}")
+        # As a writer without the edge table leaves it: no per-run totals either (a writer
+        # that keeps totals keeps edges, so an empty edge table then means no edges yet).
+        conn.execute("DELETE FROM taskscope_app_total")
         conn.commit()
         scanned = app_graph(conn, run_id)
     finally:
