@@ -143,6 +143,10 @@ class WriterProcess:
         self._proc.stdin.write(json.dumps(self.config).encode() + b"\n")
         self._proc.stdin.flush()
         reply = self._read_line(START_TIMEOUT)
+        # A locked database delays the start (said on stderr), for as long as the lock lasts.
+        while reply is not None and reply.get("event") in ("delayed", "caught_up"):
+            self._handle(reply)
+            reply = self._read_line(START_TIMEOUT)
         if reply is None or reply.get("event") != "ready":
             why = reply.get("error") if reply else self._why_dead()
             self._kill()

@@ -143,10 +143,22 @@ class HubService:
 
     def open(self) -> int:
         """Open the database and spool, bind the port; raises MonitoringError with the reason."""
-        try:
-            conn = open_for_writing(self.db_path)
-        except StoreError as e:
-            raise MonitoringError(f"monitoring database: {e}") from e
+        told = False
+        while True:
+            try:
+                conn = open_for_writing(self.db_path)
+                break
+            except StoreError as e:
+                # Another connection holds the lock (a database browser, a hand-run UPDATE):
+                # wait it out, as the apply loop does, rather than fail the workflow's start.
+                if e.__cause__ is None or not is_busy(e.__cause__):
+                    raise MonitoringError(f"monitoring database: {e}") from e
+                if not told:
+                    told = True
+                    self.on_event("delayed", reason="database is locked by another process")
+                time.sleep(BUSY_RETRY_S)
+        if told:
+            self.on_event("caught_up")
         st = os.stat(self.db_path)
         self._db_identity = (st.st_dev, st.st_ino)
         self._writer = DatabaseWriter(conn)
