@@ -755,7 +755,7 @@ class HighThroughputExecutor(Executor):
         assert selector is not None
         try:
             while not self._stopping:
-                for key, mask in selector.select(timeout=self._select_timeout()):
+                for key, _events in selector.select(timeout=self._select_timeout()):
                     w = key.data
                     if w is None:
                         # Empty the pipe first, then clear the flag. The other order loses
