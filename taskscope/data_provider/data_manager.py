@@ -94,10 +94,14 @@ class DataManager:
     def optionally_stage_in(self, value: Any, func: Callable[..., Any], executor: str) -> Any:
         from taskscope.dataflow.futures import DataFuture
 
+        # Staging works on a copy, as in Parsl: the caller's File keeps no local_path set for
+        # where this task runs (even when the task runs in this process).
         if isinstance(value, DataFuture):
-            file, parent = value.file_obj, value
+            file = value.file_obj.cleancopy()
+            value = parent = DataFuture(value, file, value.tid)  # done with the original
         elif isinstance(value, File):
-            file, parent = value, None
+            file = value = value.cleancopy()
+            parent = None
         else:
             return value, func
         for provider in self.providers(executor):

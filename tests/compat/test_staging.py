@@ -114,3 +114,17 @@ def test_an_unknown_scheme_is_refused_at_the_call(load_config):
     load_config()
     with pytest.raises(ValueError, match="cannot stage file"):
         read_text(inputs=[File("gopher://example.org/x")])
+
+
+def test_staging_leaves_the_callers_file_unchanged(load_config, tmp_path):
+    load_config(
+        executors=[ThreadPoolExecutor(storage_access=[Upper(str(tmp_path)), NoOpFileStaging()])]
+    )
+    mine = File("upper:kept/clean.txt")
+
+    @python_app
+    def seen_local_path(f):
+        return f.local_path
+
+    assert seen_local_path(mine).result(timeout=30) == str(tmp_path / "clean.txt")
+    assert mine.local_path is None
