@@ -765,7 +765,8 @@ class DataFlowKernel:
     def _fail_unfinished(self) -> None:
         """Tasks that can no longer run fail, so nobody waits on them forever."""
         for record in list(self._active.values()):
-            if record.status not in FINAL_STATES and not record.app_fu.done():  # type: ignore
+            # (a record that is not final holds its future strongly: app_fu is not None)
+            if record.status not in FINAL_STATES and not record.app_fu.done():  # type: ignore[union-attr]
                 self._finish_failed(
                     record,
                     TaskscopeError(

@@ -59,8 +59,8 @@ class TaskApps:
             if slot:
                 return self._names[slot - 1]
         # Not in the array: an id that went to the dict before the array grew past it.
-        slot = self._sparse.get(task_id)
-        return None if slot is None else self._names[slot - 1]
+        sparse_slot = self._sparse.get(task_id)
+        return None if sparse_slot is None else self._names[sparse_slot - 1]
 
     def set(self, task_id: int, app: str) -> None:
         slot = self._index.get(app)
@@ -144,11 +144,13 @@ class AppEdgeBatch:
 
     def joins(self, m: TryInfo) -> None:
         """The tasks a join app waited for, counted once per joining task."""
-        run_id, task_id = m.run_id, m.task_id
+        run_id, task_id, joins = m.run_id, m.task_id, m.joins
+        if not joins:
+            return
         if (run_id, task_id) in self.new_joined or task_id in self.joined.get(run_id, ()):
             return
         try:
-            ids = [int(part) for part in m.joins.split(",")]
+            ids = [int(part) for part in joins.split(",")]
         except ValueError:  # not a list of ids: the SQL fallback skips it as well
             return
         target = self._app(run_id, task_id)

@@ -133,6 +133,15 @@ def _bucket_sums(
     return result
 
 
+def has_resource_samples(conn: sqlite3.Connection, run_id: str) -> bool:
+    """Whether the run has any resource row: one index probe, where a count of a million-task
+    run's millions of samples takes most of a second."""
+    if not describe_database(conn).has("resource"):
+        return False
+    return conn.execute(
+        "SELECT 1 FROM resource WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is not None
+
+
 def resource_sample_count(conn: sqlite3.Connection, run_id: str) -> int:
     """How many resource rows the run has (0 when the table does not exist)."""
     if not describe_database(conn).has("resource"):
@@ -229,17 +238,19 @@ def run_usage(
         # Relative seconds are computed once per row (LIMIT -1: not flattened), then the
         # window pairs each sample with the previous one of its try.
         sampled = f"""
-            SELECT e, rss, cpu, LAG(e) OVER w AS prev_e, LAG(cpu, 1, {first_cpu}) OVER w AS prev_cpu,
-                   task_id, try_id
+            SELECT e, rss, cpu, LAG(e) OVER w AS prev_e,
+                   LAG(cpu, 1, {first_cpu}) OVER w AS prev_cpu, task_id, try_id
             FROM (SELECT {rel.format(col='timestamp')} AS e,
                          COALESCE(psutil_process_memory_resident, 0) AS rss, {_CPU} AS cpu,
                          task_id, try_id FROM resource WHERE run_id = :run
                          AND {in_sample("task_id", stride)} LIMIT -1)
             WINDOW w AS (PARTITION BY task_id, try_id ORDER BY e)"""
         # A try's first sample covers the time since the try started running.
-        start_of = (
-            f"COALESCE(prev_e, {rel.format(col='(SELECT y.task_try_time_running FROM try y WHERE y.run_id = :run AND y.task_id = x.task_id AND y.try_id = x.try_id)')}, e)"
+        try_running = (
+            "(SELECT y.task_try_time_running FROM try y WHERE y.run_id = :run "
+            "AND y.task_id = x.task_id AND y.try_id = x.try_id)"
         )
+        start_of = f"COALESCE(prev_e, {rel.format(col=try_running)}, e)"
         intervals = f"""
             SELECT s, e, rss AS w1, CASE WHEN e > s THEN MAX(cpu - prev_cpu, 0) / (e - s)
                    ELSE 0 END AS w2

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from taskscope.store.readonly import describe_database
@@ -84,7 +85,9 @@ def _rebin(cells: list[tuple[float, float, float]], start: float, width: float,
     return [t / width for t in total]
 
 
-def _intervals_to_cells(rows) -> list[tuple[float, float, float]]:
+def _intervals_to_cells(
+    rows: Iterable[tuple[float | None, float | None]],
+) -> list[tuple[float, float, float]]:
     return [(s, e, e - s) for s, e in rows if s is not None and e is not None and e > s]
 
 

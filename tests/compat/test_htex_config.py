@@ -143,7 +143,10 @@ def test_missing_worker_command_sets_the_bad_state(loaded):
 
 def test_launch_cmd_wraps_the_worker(loaded):
     assert HighThroughputExecutor().launch_cmd.startswith("process_worker_pool.py")
-    cmd = "env WRAPPED_BY_LAUNCH_CMD={cores_per_worker} process_worker_pool.py {debug} --block_id={{block_id}}"
+    cmd = (
+        "env WRAPPED_BY_LAUNCH_CMD={cores_per_worker} process_worker_pool.py {debug} "
+        "--block_id={{block_id}}"
+    )
     htex = HighThroughputExecutor(label="htex_local", max_workers_per_node=1, launch_cmd=cmd)
     assert htex.launch_cmd == cmd
     loaded(Config(executors=[htex]))
