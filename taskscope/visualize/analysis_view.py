@@ -17,7 +17,7 @@ from taskscope.store import query
 from taskscope.store.analysis.context import RunNotFound, run_context
 from taskscope.store.analysis.critical_path import PARTS, PathStep, critical_path
 from taskscope.store.analysis.diff import RunDiff, run_diff
-from taskscope.store.analysis.report import RunAnalysis, analyze, keep_forecast
+from taskscope.store.analysis.report import RunAnalysis, analyze
 from taskscope.store.timestamps import convention_label, parse_timestamp
 from taskscope.visualize.params import text_param
 from taskscope.visualize.source import DatabaseSource
@@ -58,10 +58,9 @@ class AnalysisViews:
             except RunNotFound as exc:
                 raise HTTPException(404, f"There is no run {run_id!r} in this database.") from exc
 
-        result = self.source.cached(("analysis", run_id, self.pages.show_files), load)
-        if result.forecast.live:
-            keep_forecast(self.source.path, result)  # rate-limited; a read-only file is skipped
-        return result
+        # The dashboard only reads (DESIGN: one writer per database): a live forecast is stored
+        # by `taskscope analyze`, which the run's owner runs on purpose.
+        return self.source.cached(("analysis", run_id, self.pages.show_files), load)
 
     def critical_steps(self, run_id: str) -> list[PathStep]:
         """The critical path's steps (no floor: that needs the whole graph), for overlays."""
