@@ -35,7 +35,7 @@ from taskscope.store.worker_rollup import MINUTE_SECONDS
 BANDS = ("waiting", "queued", "running", "returning", "done", "failed")
 EXACT_BARS = 2500
 STREAM_COLUMNS = 240  # time columns of the aggregated stream, at most
-STREAM_CELLS = 12_000  # lanes x columns of the aggregated stream, about
+STREAM_CELLS = 4_000  # lanes x columns of the aggregated stream, about
 MINUTE_LEVEL_ABOVE_S = 1800.0  # windows longer than this read the per-minute occupancy
 TIMELINE_BUCKETS = 240
 
