@@ -59,8 +59,9 @@ sys.argv = ["taskscope"] + sys.argv[1:]
 t = time.perf_counter()
 from taskscope.cli import main
 code = main(sys.argv[1:])
+peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 print(json.dumps({"code": code, "seconds": round(time.perf_counter() - t, 2),
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+                  "peak_rss_mb": peak_mb}))
 """
 
 

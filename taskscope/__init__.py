@@ -22,8 +22,8 @@ __version__ = "0.1.0"
 # Parsl's names are loaded on first use (PEP 562), not at import: the dashboard and the
 # read-only CLI import ``taskscope.store`` / ``taskscope.visualize``, and Python runs this
 # module first; importing the kernel here loaded ZeroMQ, the executors and the capture side
-# into every read-only process (``import taskscope.visualize.app``: 71 taskscope modules
-# before, 21 now).
+# into every read-only process (``import taskscope.visualize.app`` loaded 71 taskscope
+# modules, 50 of them kernel, executors and capture side; docs/architecture.md decision 21).
 # ``tests/test_import_boundaries.py`` holds the line.
 _LAZY: dict[str, tuple[str, str]] = {
     "bash_app": ("taskscope.app.app", "bash_app"),

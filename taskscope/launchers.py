@@ -29,4 +29,4 @@ class SingleNodeLauncher(Launcher):
 
 
 # Slurm's job-step launcher lives with the batch providers that use it.
-from taskscope.cluster.launchers import SrunLauncher  # noqa: F401
+from taskscope.cluster.launchers import SrunLauncher  # noqa: E402, F401 - re-exported last

@@ -74,6 +74,6 @@ class LocalProvider:
 
 # Batch schedulers run on dask-jobqueue clusters (taskscope/cluster/); importing them here
 # keeps Parsl's import path and does not import Dask.
-from taskscope.cluster import PBSProProvider, PBSProvider, SlurmProvider
+from taskscope.cluster import PBSProProvider, PBSProvider, SlurmProvider  # noqa: E402
 
 __all__ = ["LocalProvider", "PBSProProvider", "PBSProvider", "SlurmProvider"]

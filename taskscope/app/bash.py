@@ -6,7 +6,7 @@ import functools
 import inspect
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from taskscope.app.app import AppBase
@@ -71,6 +71,7 @@ def _open_std_stream(name: str, spec: Any) -> Any:
 def remote_side_bash_executor(func: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     """Runs where the task runs: build the command, run it, map its exit to the outcome."""
     name = getattr(func, "__name__", "bash_app")
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(func).parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

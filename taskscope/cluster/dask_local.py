@@ -80,7 +80,8 @@ class LoggedScheduler(SubprocessScheduler):
         deadline = time.monotonic() + SCHEDULER_START_TIMEOUT
         while self.process.returncode is None and time.monotonic() < deadline:
             try:
-                self.address = json.loads(scheduler_file.read_text())["address"]
+                # A few hundred bytes from local disk: not worth a thread per poll.
+                self.address = json.loads(scheduler_file.read_text())["address"]  # noqa: ASYNC240
                 return
             except (OSError, ValueError, KeyError):  # not written (completely) yet
                 await asyncio.sleep(0.05)

@@ -57,6 +57,8 @@ AUTO_LOGNAME = -1
 # ``submit(executors=INTERNAL_ONLY)``: run in the kernel's own thread pool (lifted
 # ``fut[key]`` / ``fut.attr`` tasks); not a label an app can name.
 INTERNAL_ONLY: tuple[str, ...] = (INTERNAL_EXECUTOR_LABEL,)
+# Arguments the data manager stages (taskscope/data_provider/data_manager.py).
+_STAGED_TYPES = (File, DataFuture)
 
 
 def _version() -> str:
@@ -145,6 +147,9 @@ class DataFlowKernel:
         except BaseException:  # e.g. BadCheckpoint: nothing else has started yet
             self._detach_logging()
             raise
+        from taskscope.data_provider.data_manager import DataManager
+
+        self._data = DataManager(self)
         # None: the built-in shallow scan (the fast path); else Config(dependency_resolver=).
         self._resolver = config.dependency_resolver
         self._cleanup_called = False
@@ -244,6 +249,9 @@ class DataFlowKernel:
                     raise TypeError(
                         f"app {name!r}: outputs[{i}] must be a File, got {type(o).__name__}"
                     )
+        staging = (app_args or kwargs) and self._has_files(app_args, kwargs)
+        if staging:
+            app_args, kwargs, func = self._data.stage_inputs(label, app_args, kwargs, func)
         tid = next(self._task_ids)
         record = TaskRecord(
             id=tid,
@@ -264,13 +272,12 @@ class DataFlowKernel:
             self._auto_lognames(record)
         app_fu = AppFuture(record)
         record.app_fu = app_fu
-        if outputs:
+        if staging:
+            # outputs= and stdout=/stderr= Files get their DataFutures (app_fu.outputs,
+            # app_fu.stdout), following any stage-out task, as in Parsl.
+            record.func = self._data.stage_outputs(label, kwargs, app_fu, record.func)
+        elif outputs:  # a staging task's own outputs: no staging, plain DataFutures
             app_fu._outputs = [DataFuture(app_fu, o, tid) for o in outputs]
-        # stdout=File(...): the future of that file (Parsl's app_fu.stdout is a DataFuture then).
-        if isinstance(kwargs.get("stdout"), File):
-            app_fu._stdout_future = DataFuture(app_fu, kwargs["stdout"], tid)
-        if isinstance(kwargs.get("stderr"), File):
-            app_fu._stderr_future = DataFuture(app_fu, kwargs["stderr"], tid)
 
         if self._resolver is None:
             deps = [a for a in app_args if isinstance(a, Future)]
@@ -302,6 +309,18 @@ class DataFlowKernel:
                 d.add_done_callback(release)
             release(None)
         return app_fu
+
+    @staticmethod
+    def _has_files(args: tuple, kwargs: dict[str, Any]) -> bool:
+        """Whether the data manager has Files to look at (a staging task's own do not)."""
+        if kwargs.get("outputs"):
+            return not kwargs.get("_parsl_staging_inhibit")
+        found = any(isinstance(a, _STAGED_TYPES) for a in args) or any(
+            isinstance(v, _STAGED_TYPES) for v in kwargs.values()
+        )
+        if not found and kwargs.get("inputs"):
+            found = any(isinstance(v, _STAGED_TYPES) for v in kwargs["inputs"])
+        return found and not kwargs.get("_parsl_staging_inhibit")
 
     def _choose_executor(self, executors: str | Sequence[str], app_name: str) -> str:
         if executors == "all":
@@ -746,7 +765,8 @@ class DataFlowKernel:
     def _fail_unfinished(self) -> None:
         """Tasks that can no longer run fail, so nobody waits on them forever."""
         for record in list(self._active.values()):
-            if record.status not in FINAL_STATES and not record.app_fu.done():  # type: ignore
+            # (a record that is not final holds its future strongly: app_fu is not None)
+            if record.status not in FINAL_STATES and not record.app_fu.done():  # type: ignore[union-attr]
                 self._finish_failed(
                     record,
                     TaskscopeError(

@@ -69,7 +69,7 @@ class TaskRecord:
 
     def __setitem__(self, name: str, value: Any) -> None:
         """``record['hashsum'] = ...``, as Parsl memoizer plugins write it."""
-        if name not in self.__slots__ and name != "app_fu":  # type: ignore[attr-defined]
+        if name not in self.__slots__ and name != "app_fu":
             raise KeyError(name)
         setattr(self, name, value)
 
@@ -95,4 +95,4 @@ class TaskRecord:
 
     @property
     def depends_ids(self) -> list[int]:
-        return [d.tid for d in self.depends if getattr(d, "tid", None) is not None]
+        return [tid for d in self.depends if (tid := getattr(d, "tid", None)) is not None]

@@ -259,7 +259,9 @@ class DaskExecutor(ScalingExecutor):
         except OSError as e:
             self._close_cluster()
             where = self.address or getattr(self.cluster, "scheduler_address", "?")
-            raise ExecutorError(self.label, f"cannot reach the Dask scheduler at {where}: {e}")
+            raise ExecutorError(
+                self.label, f"cannot reach the Dask scheduler at {where}: {e}"
+            ) from e
         from distributed import as_completed
 
         self._completed = as_completed(loop=self.client.loop, with_results=True, raise_errors=False)

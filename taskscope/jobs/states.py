@@ -119,7 +119,8 @@ class JobStatus:
 
     def __repr__(self) -> str:
         extra = f"state={self.state}" + (f" message={self.message}" if self.message else "")
-        return f"<{type(self).__module__}.{type(self).__qualname__} object at {hex(id(self))}, {extra}>"
+        name = f"{type(self).__module__}.{type(self).__qualname__}"
+        return f"<{name} object at {hex(id(self))}, {extra}>"
 
     def __str__(self) -> str:
         return f"{self.state} ({self.message})" if self.message is not None else f"{self.state}"

@@ -80,7 +80,7 @@ class WriterProcess:
         self.left: int | None = None  # messages spooled and not written (while closing)
         self.stderr: TextIO = sys.stderr
         self.spool: SpoolWriter | None = None
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._send_lock = threading.Lock()
@@ -108,6 +108,8 @@ class WriterProcess:
             target=self._forward_loop, name="taskscope-monitoring-forwarder", daemon=True
         )
         self._thread.start()
+        if self.port is None:  # _spawn() sets it from the child's "ready" line
+            raise MonitoringError("the monitoring writer process did not say its port")
         return self.port
 
     def _spawn(self) -> None:
@@ -141,6 +143,10 @@ class WriterProcess:
         self._proc.stdin.write(json.dumps(self.config).encode() + b"\n")
         self._proc.stdin.flush()
         reply = self._read_line(START_TIMEOUT)
+        # A locked database delays the start (said on stderr), for as long as the lock lasts.
+        while reply is not None and reply.get("event") in ("delayed", "caught_up"):
+            self._handle(reply)
+            reply = self._read_line(START_TIMEOUT)
         if reply is None or reply.get("event") != "ready":
             why = reply.get("error") if reply else self._why_dead()
             self._kill()
@@ -271,6 +277,12 @@ class WriterProcess:
         except (OSError, ValueError):
             pass  # it died: the wait below restarts it
 
+    @property
+    def _child(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            raise MonitoringError("the monitoring writer process was not started")
+        return self._proc
+
     def _close_and_wait(self) -> bool:
         """True once the writer said done; False when it failed or could not go on."""
         self._send_close()
@@ -294,13 +306,13 @@ class WriterProcess:
                 if event == "progress":
                     rate.add(now, self.applied)
                     silent_told = False
-            elif self._proc.poll() is not None:
+            elif self._child.poll() is not None:
                 if self.error is not None or not self._restart():
                     return False
                 self._send_close()
                 rate = _Rate()
                 continue
-            if self.error is not None and self._proc.poll() is not None:
+            if self.error is not None and self._child.poll() is not None:
                 return False
             if now - started >= PROGRESS_AFTER_S and (
                 shown_at is None or now - shown_at >= PROGRESS_EVERY_S
@@ -310,7 +322,7 @@ class WriterProcess:
             if now - self._last_line >= SILENT_S and not silent_told:
                 silent_told = True
                 self._say(
-                    f"the writer (pid {self._proc.pid}) has said nothing for "
+                    f"the writer (pid {self._child.pid}) has said nothing for "
                     f"{now - self._last_line:.0f} s (a frozen disk, or a stopped process?); "
                     "still waiting. Ctrl-C stops waiting; nothing spooled is lost"
                 )

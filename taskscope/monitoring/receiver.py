@@ -143,10 +143,22 @@ class HubService:
 
     def open(self) -> int:
         """Open the database and spool, bind the port; raises MonitoringError with the reason."""
-        try:
-            conn = open_for_writing(self.db_path)
-        except StoreError as e:
-            raise MonitoringError(f"monitoring database: {e}") from e
+        told = False
+        while True:
+            try:
+                conn = open_for_writing(self.db_path)
+                break
+            except StoreError as e:
+                # Another connection holds the lock (a database browser, a hand-run UPDATE):
+                # wait it out, as the apply loop does, rather than fail the workflow's start.
+                if e.__cause__ is None or not is_busy(e.__cause__):
+                    raise MonitoringError(f"monitoring database: {e}") from e
+                if not told:
+                    told = True
+                    self.on_event("delayed", reason="database is locked by another process")
+                time.sleep(BUSY_RETRY_S)
+        if told:
+            self.on_event("caught_up")
         st = os.stat(self.db_path)
         self._db_identity = (st.st_dev, st.st_ino)
         self._writer = DatabaseWriter(conn)
@@ -242,7 +254,7 @@ class HubService:
                 events = dict(poller.poll(POLL_MS))
                 if self._monitor_socket in events:
                     self._count_handshake_failures()
-                if parent_pipe in events:
+                if parent_pipe is not None and parent_pipe in events:
                     data = os.read(parent_pipe, 4096)
                     if not data:
                         logger.warning("workflow process died; writing what it sent")
@@ -269,6 +281,7 @@ class HubService:
 
     def _drain(self) -> int:
         pull = self._pull
+        assert pull is not None  # open() made it; only _shutdown() clears it, after the loop
         count = 0
         for _ in range(MAX_FRAMES_PER_PASS):
             try:
@@ -292,6 +305,7 @@ class HubService:
         payload = self._gate.open(frame)
         if payload is None:
             return False
+        assert self._spool is not None  # made by open(), before any frame can arrive
         self._spool.append(payload)
         self.frames_received += 1
         return True
@@ -313,6 +327,7 @@ class HubService:
                 poller.poll(5)
 
     def _count_handshake_failures(self) -> None:
+        assert self._monitor_socket is not None  # made by open() with the PULL socket
         while True:
             try:
                 self._monitor_socket.recv_multipart(zmq.NOBLOCK)
@@ -411,6 +426,8 @@ class HubService:
             )
 
     def _observe_lag(self, batch: list[Message]) -> None:
+        if self.lag_observer is None:
+            return
         for message in reversed(batch[-8:]):
             when = message_time(message)
             if when is not None:
@@ -429,7 +446,8 @@ class HubService:
             self._receiver.join()
         if self._pull is not None:
             self._pull.disable_monitor()
-            self._monitor_socket.close(linger=0)
+            if self._monitor_socket is not None:
+                self._monitor_socket.close(linger=0)
             self._pull.close(linger=0)
             self._pull = None
         if self._context is not None:
@@ -438,7 +456,7 @@ class HubService:
         if self._writer is not None:
             writer, self._writer = self._writer, None
             try:
-                if self.error is None:
+                if self.error is None and self._applier is not None:
                     self._applier.commit()
                     writer.close(analyze=True)
                 else:
@@ -449,4 +467,5 @@ class HubService:
                     self.error = e
                 logger.exception("closing the monitoring database failed")
             finally:
-                self._applier.close()
+                if self._applier is not None:
+                    self._applier.close()

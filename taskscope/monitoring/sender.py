@@ -87,7 +87,8 @@ class BatchSender:
             batch = self.buffer.take()
             if batch and not self._closed:
                 payload = encode_batch(batch)
-                self._socket.send(self._sealer.seal(payload), copy=copy)
+                # (pyzmq's overloads want a literal for copy=)
+                self._socket.send(self._sealer.seal(payload), copy=copy)  # type: ignore[call-overload]
                 now = self._last_send
                 recent = self._recent
                 recent.append((now, payload))

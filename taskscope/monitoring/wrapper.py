@@ -76,7 +76,7 @@ def _sink_for(target: HubTarget) -> sampler.Sink:
     return sender.sender_for(target.address, target.port, target.run_id, target.secret)
 
 
-_block = ("", None)  # (pid, block id) of this process, read once per process
+_block: tuple[int, str | None] = (-1, None)  # (pid, block id), read once per process
 
 
 def _block_id() -> str | None:
@@ -91,7 +91,7 @@ def _block_id() -> str | None:
     return _block[1]
 
 
-_worker = ("", None)  # (pid, worker id) of this process, read once per process
+_worker: tuple[int, str | None] = (-1, None)  # (pid, worker id), read once per process
 
 
 def _worker_id() -> str:
@@ -153,7 +153,7 @@ class MonitoredCall:
         try:
             return self.func(*args, **kwargs)
         finally:
-            sample = monitor.end_try(probe) if monitor is not None else None
+            sample = monitor.end_try(probe) if monitor is not None and probe is not None else None
             done = TryRun(
                 run_id, task_id, try_id, HOSTNAME, block, started, time.time(), sample, worker
             )

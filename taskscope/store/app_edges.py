@@ -10,6 +10,7 @@ costs about 130 MB per million tasks).
 
 from __future__ import annotations
 
+import sqlite3
 from array import array
 from typing import Any
 
@@ -20,6 +21,9 @@ INSERT INTO taskscope_app_edge (run_id, source_app, target_app, kind, count)
 VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (run_id, source_app, target_app, kind) DO UPDATE SET
     count = taskscope_app_edge.count + excluded.count"""
+
+INSERT_DEPENDENT = """
+INSERT OR IGNORE INTO taskscope_dependent (run_id, task_id, dependent_id) VALUES (?, ?, ?)"""
 
 # Task ids of a run are dense (the kernel counts from 0, and sends them nearly in order). The
 # array grows to reach an id only while it stays at least half full, or for a small gap; any
@@ -40,14 +44,23 @@ class TaskApps:
         self._sparse: dict[int, int] = {}
         self._filled = 0  # ids set in the array
 
+    @classmethod
+    def load(cls, conn: sqlite3.Connection, run_id: str) -> TaskApps:
+        """The map of one run as its task rows hold it (empty for a new run)."""
+        apps = cls()
+        rows = conn.execute("SELECT task_id, task_func_name FROM task WHERE run_id = ?", (run_id,))
+        for task_id, app in rows:
+            apps.set(task_id, app)
+        return apps
+
     def get(self, task_id: int) -> str | None:
         if 0 <= task_id < len(self._dense):
             slot = self._dense[task_id]
             if slot:
                 return self._names[slot - 1]
         # Not in the array: an id that went to the dict before the array grew past it.
-        slot = self._sparse.get(task_id)
-        return None if slot is None else self._names[slot - 1]
+        sparse_slot = self._sparse.get(task_id)
+        return None if sparse_slot is None else self._names[sparse_slot - 1]
 
     def set(self, task_id: int, app: str) -> None:
         slot = self._index.get(app)
@@ -78,19 +91,33 @@ class AppEdgeBatch:
     counted (``joined``) are only extended by ``keep``, after the batch is written: a batch
     the database rejects is replayed message by message, and must count its edges again."""
 
-    __slots__ = ("apps", "counts", "joined", "new_apps", "new_joined")
+    __slots__ = ("apps", "conn", "counts", "dependents", "joined", "new_apps", "new_joined")
 
-    def __init__(self, apps: dict[str, TaskApps], joined: dict[str, set[int]]) -> None:
+    def __init__(
+        self,
+        apps: dict[str, TaskApps],
+        joined: dict[str, set[int]],
+        conn: sqlite3.Connection | None = None,
+    ) -> None:
         self.apps = apps
         self.joined = joined
+        # With it, a run this writer has not seen yet starts from the tasks already in the
+        # database (a restarted writer, or a replay of a killed run's spool), so their
+        # dependents' edges are counted too.
+        self.conn = conn
         self.new_apps: dict[tuple[str, int], str] = {}
         self.new_joined: set[tuple[str, int]] = set()
         self.counts: dict[tuple[str, str, str, str], int] = {}
+        # (run, task, dependent) rows of taskscope_dependent: who depends on or joins whom.
+        self.dependents: list[tuple[str, int, int]] = []
 
     def _app(self, run_id: str, task_id: int) -> str | None:
         app = self.new_apps.get((run_id, task_id))
         if app is None:
             known = self.apps.get(run_id)
+            if known is None and self.conn is not None:
+                # Committed rows only, so this stays true if the batch is rolled back.
+                known = self.apps[run_id] = TaskApps.load(self.conn, run_id)
             if known is not None:
                 app = known.get(task_id)
         return app
@@ -106,6 +133,7 @@ class AppEdgeBatch:
         if self._app(run_id, m.task_id) is not None:
             return
         self.new_apps[(run_id, m.task_id)] = m.func_name
+        self.dependents.extend((run_id, dep, m.task_id) for dep in m.depends)
         for dep in m.depends:
             source = self._app(run_id, dep)
             # A dependency is submitted, and its TaskInfo sent on the same ordered stream,
@@ -116,17 +144,20 @@ class AppEdgeBatch:
 
     def joins(self, m: TryInfo) -> None:
         """The tasks a join app waited for, counted once per joining task."""
-        run_id, task_id = m.run_id, m.task_id
+        run_id, task_id, joins = m.run_id, m.task_id, m.joins
+        if not joins:
+            return
         if (run_id, task_id) in self.new_joined or task_id in self.joined.get(run_id, ()):
             return
         try:
-            ids = [int(part) for part in m.joins.split(",")]
+            ids = [int(part) for part in joins.split(",")]
         except ValueError:  # not a list of ids: the SQL fallback skips it as well
             return
         target = self._app(run_id, task_id)
         if target is None:  # the kernel sends a task's TaskInfo before any TryInfo of it
             return
         self.new_joined.add((run_id, task_id))
+        self.dependents.extend((run_id, joined, task_id) for joined in ids)
         for joined in ids:
             source = self._app(run_id, joined)
             if source is not None:  # as for dependencies: an unknown task has no row

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from taskscope.store import totals_query
 from taskscope.store.readonly import describe_database
 from taskscope.store.records import AppEdge, AppGraph, AppNode, DagEdge, DagNode, TaskGraph
 from taskscope.store.task_state import StateSource, app_state_counts, state_source
@@ -150,9 +151,13 @@ def app_graph(conn: sqlite3.Connection, run_id: str) -> AppGraph:
     info = describe_database(conn)
     if not (info.has("task") and info.has("status")):
         return AppGraph([], [], 0)
-    counts = app_state_counts(conn, state_source(conn, info, run_id))
+    kept = totals_query.app_state_counts(conn, run_id)
+    counts = kept if kept is not None else app_state_counts(conn, state_source(conn, info, run_id))
     edge_counts = _stored_app_edges(conn, run_id) if info.has(APP_EDGE_TABLE) else {}
-    if not edge_counts:  # not kept by this database's writer (or a run without edges)
+    # No stored edges: a writer that keeps totals keeps edges too, so the run has none (yet);
+    # only a database without them (Parsl's) needs the pass over every task's dependencies,
+    # which during a big live run, before ANALYZE, took a minute.
+    if not edge_counts and kept is None:
         edge_counts = _scanned_app_edges(conn, run_id, info.has("try"))
     nodes = [AppNode(app, sum(c.values()), c) for app, c in sorted(counts.items())]
     edges = [AppEdge(s, t, n) for (s, t), n in sorted(edge_counts.items())]

@@ -10,9 +10,11 @@ A task's *state* is its latest status row. Timestamps are returned as stored; se
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from typing import Any
 
+from taskscope.store import totals_query
 from taskscope.store.graph_query import app_graph, task_graph, task_neighbourhood
 from taskscope.store.readonly import describe_database, open_readonly
 from taskscope.store.records import (
@@ -39,7 +41,12 @@ from taskscope.store.resource_query import (
 )
 from taskscope.store.runstatus import parsl_run_status, taskscope_run_status
 from taskscope.store.sampling import in_sample, sample_stride
-from taskscope.store.states import FAILED_FINAL_STATES, FINAL_STATES, SUCCEEDED_FINAL_STATES
+from taskscope.store.states import (
+    FAILED_FINAL_STATES,
+    FINAL_STATES,
+    SUCCEEDED_FINAL_STATES,
+    is_final,
+)
 from taskscope.store.task_state import (
     STATE_TABLE,
     StateSource,
@@ -117,13 +124,18 @@ def run_task_counts(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, i
     index on task.run_id, so a count per run would read the task index once per run)."""
     if not run_ids or not describe_database(conn).has("task"):
         return {}
-    marks = ",".join("?" * len(run_ids))
-    return dict(
+    counts = totals_query.run_task_totals(conn, run_ids)  # the writer's totals, when kept
+    rest = [r for r in run_ids if r not in counts]
+    if not rest:
+        return counts
+    marks = ",".join("?" * len(rest))
+    counts.update(
         conn.execute(
             f"SELECT run_id, COUNT(*) FROM task WHERE run_id IN ({marks}) GROUP BY run_id",
-            run_ids,
+            rest,
         ).fetchall()
     )
+    return counts
 
 
 def state_counts(
@@ -134,6 +146,9 @@ def state_counts(
     info = describe_database(conn)
     if not (info.has("task") and info.has("status")):
         return {}
+    kept = totals_query.run_state_counts(conn, run_id)
+    if kept is not None:
+        return kept
     if task_count is None:
         task_count = run_task_counts(conn, [run_id]).get(run_id, 0)
     source = state_source(conn, info, run_id, run_tasks=task_count)
@@ -274,6 +289,9 @@ def duration_stats(conn: sqlite3.Connection, run_id: str) -> DurationStats:
     that many (a rank error well under 1%), since an exact median needs a sort of them all."""
     if not describe_database(conn).has("task"):
         return DurationStats(0, None, None, None, None)
+    tasks = totals_query.run_task_totals(conn, [run_id]).get(run_id, 0)
+    if tasks > DURATION_SAMPLE_ABOVE:
+        return _sampled_duration_stats(conn, run_id, tasks)
     durations = (
         f"SELECT {DURATION_SQL} AS s FROM task t WHERE t.run_id = :run "
         "AND t.task_time_invoked IS NOT NULL AND t.task_time_returned IS NOT NULL{sample}"
@@ -297,6 +315,31 @@ def duration_stats(conn: sqlite3.Connection, run_id: str) -> DurationStats:
     return DurationStats(count, low, median, mean, high, median_fraction=fraction)
 
 
+DURATION_SAMPLE_ABOVE = 100_000
+
+
+def _sampled_duration_stats(conn: sqlite3.Connection, run_id: str, tasks: int) -> DurationStats:
+    """Duration statistics of a taskscope run too large to read whole within a page's time:
+    of every k-th task (ids are 0..n-1; k coprime with 10, since workflows often repeat apps
+    every ten tasks), found by primary-key seeks rather than a pass over the run."""
+    stride = max(1, -(-tasks // MEDIAN_SAMPLE_TASKS))
+    while math.gcd(stride, 10) != 1:
+        stride += 1
+    rows = [r[0] for r in conn.execute(
+        "WITH RECURSIVE ids(i) AS (SELECT 0 UNION ALL SELECT i + :k FROM ids WHERE i + :k < :n) "
+        f"SELECT {DURATION_SQL} FROM ids CROSS JOIN task t ON t.task_id = ids.i "
+        "AND t.run_id = :run WHERE t.task_time_returned IS NOT NULL",
+        {"k": stride, "n": tasks, "run": run_id}) if r[0] is not None]
+    if not rows:
+        return DurationStats(0, None, None, None, None)
+    rows.sort()
+    finished = sum(n for state, n in (totals_query.run_state_counts(conn, run_id) or {}).items()
+                   if is_final(state))
+    fraction = min(1.0, len(rows) / max(1, finished))
+    return DurationStats(finished, rows[0], rows[(len(rows) - 1) // 2], sum(rows) / len(rows),
+                         rows[-1], median_fraction=fraction, all_sampled=True)
+
+
 def run_summary(
     conn: sqlite3.Connection, run_id: str, with_durations: bool = True, with_counts: bool = True
 ) -> RunSummary | None:
@@ -308,18 +351,8 @@ def run_summary(
     run = get_run(conn, run_id, with_counts=with_counts)
     if run is None:
         return None
-    try_count, tried_tasks = (0, 0)
+    try_count, retry_count = (0, 0)
     executors: list[str] = []
-    if info.has("try"):
-        try_count, tried_tasks = conn.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT task_id) FROM try WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        executors = [
-            row[0]
-            for row in conn.execute(
-                "SELECT DISTINCT task_executor FROM try WHERE run_id = ? LIMIT 50", (run_id,)
-            )
-        ]
     extra = None
     if info.has("taskscope_run"):
         extra = conn.execute(
@@ -327,16 +360,30 @@ def run_summary(
             "FROM taskscope_run WHERE run_id = ?",
             (run_id,),
         ).fetchone()
-    if extra is not None and extra[0]:
-        recorded = [e for e in _split_executors(extra[0]) if e]
-        executors = recorded + [e for e in executors if e not in recorded]
+    kept = totals_query.try_totals(conn, run_id)  # the writer's totals, when kept
+    if kept is not None:
+        try_count, retry_count = kept
+    elif info.has("try"):
+        try_count, tried_tasks = conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT task_id) FROM try WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        retry_count = max(0, try_count - tried_tasks)
+    if extra is not None and extra[0]:  # recorded at the start: no pass over the tries
+        executors = [e for e in _split_executors(extra[0]) if e]
+    elif info.has("try"):
+        executors = [
+            row[0]
+            for row in conn.execute(
+                "SELECT DISTINCT task_executor FROM try WHERE run_id = ? LIMIT 50", (run_id,)
+            )
+        ]
     # The kernel's own pool for join apps is no executor the user configured.
     executors = [e for e in executors if e not in INTERNAL_EXECUTOR_LABELS]
     return RunSummary(
         run=run,
         executors=executors,
         try_count=try_count,
-        retry_count=max(0, try_count - tried_tasks),
+        retry_count=retry_count,
         duration=duration_stats(conn, run_id) if with_durations else None,
         last_activity=_last_activity(conn, run_id) if info.has("status") else None,
         timestamp_convention=run.timestamp_convention,
@@ -402,14 +449,20 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
     info = describe_database(conn)
     if not (info.has("task") and info.has("status") and info.has("try")):
         return []
-    counts = app_state_counts(conn, state_source(conn, info, run_id), app)
+    counts = totals_query.app_state_counts(conn, run_id, app)
+    if counts is not None and sum(map(sum, (c.values() for c in counts.values()))) > (
+            APP_SAMPLE_TASKS):
+        return _app_summary_from_totals(conn, run_id, app)
+    if counts is None:
+        counts = app_state_counts(conn, state_source(conn, info, run_id), app)
     sizes = {name: sum(by_state.values()) for name, by_state in counts.items()}
     stride = sample_stride(sum(sizes.values()), APP_SAMPLE_TASKS)
     means = _app_means(conn, run_id, stride, [app] if app is not None else None)
     small = [name for name, n in sizes.items() if n <= SMALL_APP_TASKS]
     if stride > 1 and small:
         means.update(_app_means(conn, run_id, 1, small))
-    worker_means = app_run_times(conn, run_id)  # exact, from the writer's rollup
+    # exact, from the writer's totals (or its per-second rollup)
+    worker_means = totals_query.app_run_totals(conn, run_id) or app_run_times(conn, run_id)
     stats = []
     for name in sorted(counts):
         by_state, n = counts[name], sizes[name]
@@ -433,6 +486,44 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
                 sample_fraction=1.0 if exact or not n else measured / n,
             )
         )
+    return stats
+
+
+def _app_summary_from_totals(
+    conn: sqlite3.Connection, run_id: str, app: str | None
+) -> list[AppStats]:
+    """A large taskscope run's app table from the writer's totals: counts, tries and run
+    time exact; mean duration (invoked -> returned) of every k-th task per app, found by
+    primary-key seeks (task ids are 0..n-1), not a pass over the run."""
+    totals = totals_query.app_totals(conn, run_id) or {}
+    runs = totals_query.app_run_totals(conn, run_id)
+    tasks = sum(t.get("pending", 0) for t in totals.values())
+    stride = max(1, -(-tasks // APP_SAMPLE_TASKS))
+    while math.gcd(stride, 10) != 1:  # workflows often repeat their apps every ten tasks
+        stride += 1
+    sampled = {name: (n, mean) for name, n, mean in conn.execute(
+        "WITH RECURSIVE ids(i) AS (SELECT 0 UNION ALL SELECT i + :k FROM ids WHERE i + :k < :n) "
+        f"SELECT t.task_func_name, COUNT(*), AVG({DURATION_SQL}) FROM ids CROSS JOIN task t "
+        "ON t.task_id = ids.i AND t.run_id = :run GROUP BY t.task_func_name",
+        {"k": stride, "n": tasks, "run": run_id})}
+    stats = []
+    for name in sorted(totals):
+        if app is not None and name != app:
+            continue
+        by_state = totals_query.current_states(totals[name])
+        n = totals[name].get("pending", 0)
+        completed = sum(by_state.get(state, 0) for state in SUCCEEDED_FINAL_STATES)
+        failed = sum(by_state.get(state, 0) for state in FAILED_FINAL_STATES)
+        measured, mean_d = sampled.get(name, (0, None))
+        exact_small = n <= SMALL_APP_TASKS and measured == n
+        stats.append(AppStats(
+            app=name, tasks=n, completed=completed, failed=failed,
+            unfinished=n - completed - failed,
+            tries=totals[name].get("launched", 0) + totals[name].get("relaunched", 0),
+            mean_duration_s=mean_d,
+            mean_exec_s=runs[name][1] if name in runs else None,
+            sample_fraction=1.0 if exact_small or not n else min(1.0, measured / n),
+        ))
     return stats
 
 
@@ -596,6 +687,9 @@ def _tries(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: i
 def _dependents(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: int) -> list[int]:
     """Tasks that depend on or join `task_id` (a text match, since the ids are stored as CSV).
     Join apps are found whatever their id: their inner tasks are submitted after them."""
+    kept = totals_query.dependents(conn, run_id, task_id)
+    if kept is not None:
+        return kept
     key = str(task_id)
     params = {"run": run_id, "exact": key, "first": f"{key},%", "last": f"%,{key}",
               "middle": f"%,{key},%"}

@@ -74,6 +74,7 @@ class DurationStats:
     mean: float | None
     maximum: float | None
     median_fraction: float = 1.0  # the median is of this fraction of the tasks (1.0: all)
+    all_sampled: bool = False  # minimum, mean and maximum are of that sample too
 
 
 @dataclass(frozen=True)

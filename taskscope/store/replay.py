@@ -33,11 +33,14 @@ from taskscope.store.spool import (
     APPLIED_TABLE,
     claim,
     count_frames,
+    hold_tail,
     is_locked,
     list_segments,
     parse_segment_name,
     read_frames,
+    release_tail,
     spool_dir,
+    tail_held,
 )
 from taskscope.store.writer import DatabaseWriter
 
@@ -165,6 +168,10 @@ class SpoolApplier:
         self._segments: dict[str, _Segment] = {}
         self._finished: set[str] = set()  # deleted here; their rows go at the next commit
         self._forget: list[str] = []
+        # Our streams are locked as ours for as long as we live (spool.hold_tail).
+        self._tails: dict[str, int] = {}
+        for stream in self.own_streams:
+            self._tails[stream] = hold_tail(directory, stream)
         ensure_applied_table(writer.conn)
         self._applied = {
             name: (frames, offset)
@@ -177,6 +184,7 @@ class SpoolApplier:
 
     def add_stream(self, stream: str) -> None:
         self.own_streams.add(stream)
+        self._tails[stream] = hold_tail(self.directory, stream)
 
     def scan(self) -> None:
         """Take up segments that appeared since the last scan."""
@@ -195,7 +203,9 @@ class SpoolApplier:
                     continue
                 own = True
             else:
-                claimed = claim(path)
+                # A live writer still finishing this stream (its appender may be gone) keeps
+                # it; so does the appender itself, holding the segment.
+                claimed = None if tail_held(self.directory, stream) else claim(path)
                 if claimed is None:
                     self.live_elsewhere.add(name)
                     continue
@@ -304,6 +314,9 @@ class SpoolApplier:
         for seg in self._segments.values():
             os.close(seg.fd)
         self._segments.clear()
+        for stream, fd in self._tails.items():
+            release_tail(self.directory, stream, fd)
+        self._tails.clear()
 
     # -- progress ------------------------------------------------------------------------
 

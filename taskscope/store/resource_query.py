@@ -29,6 +29,7 @@ from taskscope.store.records import (
     UsageSeries,
 )
 from taskscope.store.sampling import in_sample, sample_stride
+from taskscope.store.timeline_query import kernel_in_flight
 from taskscope.store.timestamps import format_timestamp, parse_timestamp, seconds_between_sql
 from taskscope.store.worker_query import busy_series
 
@@ -132,6 +133,15 @@ def _bucket_sums(
     return result
 
 
+def has_resource_samples(conn: sqlite3.Connection, run_id: str) -> bool:
+    """Whether the run has any resource row: one index probe, where a count of a million-task
+    run's millions of samples takes most of a second."""
+    if not describe_database(conn).has("resource"):
+        return False
+    return conn.execute(
+        "SELECT 1 FROM resource WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is not None
+
+
 def resource_sample_count(conn: sqlite3.Connection, run_id: str) -> int:
     """How many resource rows the run has (0 when the table does not exist)."""
     if not describe_database(conn).has("resource"):
@@ -201,8 +211,11 @@ def run_usage(
         # Busy from the workers' own clocks (running -> running_ended): never above capacity.
         epoch = calendar.timegm(start.timetuple()) + start.microsecond / 1e6
         workers = busy_series(conn, run_id, epoch, epoch + span, buckets)
-        # The kernel's view, launched -> returned, on a hashed sample of tries at scale.
-        flight_stride = sample_stride(_try_rows_estimate(conn, run_id), USAGE_SAMPLE_ROWS)
+        # The kernel's view, launched -> returned: from the writer's state flow, or from the
+        # try table (a hashed sample of tries at scale).
+        kept = kernel_in_flight(conn, run_id, epoch, epoch + span, buckets)
+        flight_stride = 1 if kept is not None else sample_stride(
+            _try_rows_estimate(conn, run_id), USAGE_SAMPLE_ROWS)
         flight_sql = (
             f"SELECT {rel.format(col='task_try_time_launched')} AS s, "
             f"{rel.format(col='COALESCE(task_try_time_returned, :ended)')} AS e, 1.0 AS w1, "
@@ -211,8 +224,11 @@ def run_usage(
             f"AND task_executor NOT IN {INTERNAL_EXECUTORS} "
             f"AND {in_sample('task_id', flight_stride)}"
         )
-        in_flight, _ = _bucket_sums(conn, flight_sql, params, buckets, width)
-        in_flight = [v * flight_stride for v in in_flight]
+        if kept is not None:
+            in_flight = kept
+        else:
+            in_flight, _ = _bucket_sums(conn, flight_sql, params, buckets, width)
+            in_flight = [v * flight_stride for v in in_flight]
     samples = resource_sample_count(conn, run_id) if "samples" in parts else 0
     stride = sample_stride(samples, USAGE_SAMPLE_ROWS)
     if samples and "samples" in parts:
@@ -222,17 +238,19 @@ def run_usage(
         # Relative seconds are computed once per row (LIMIT -1: not flattened), then the
         # window pairs each sample with the previous one of its try.
         sampled = f"""
-            SELECT e, rss, cpu, LAG(e) OVER w AS prev_e, LAG(cpu, 1, {first_cpu}) OVER w AS prev_cpu,
-                   task_id, try_id
+            SELECT e, rss, cpu, LAG(e) OVER w AS prev_e,
+                   LAG(cpu, 1, {first_cpu}) OVER w AS prev_cpu, task_id, try_id
             FROM (SELECT {rel.format(col='timestamp')} AS e,
                          COALESCE(psutil_process_memory_resident, 0) AS rss, {_CPU} AS cpu,
                          task_id, try_id FROM resource WHERE run_id = :run
                          AND {in_sample("task_id", stride)} LIMIT -1)
             WINDOW w AS (PARTITION BY task_id, try_id ORDER BY e)"""
         # A try's first sample covers the time since the try started running.
-        start_of = (
-            f"COALESCE(prev_e, {rel.format(col='(SELECT y.task_try_time_running FROM try y WHERE y.run_id = :run AND y.task_id = x.task_id AND y.try_id = x.try_id)')}, e)"
+        try_running = (
+            "(SELECT y.task_try_time_running FROM try y WHERE y.run_id = :run "
+            "AND y.task_id = x.task_id AND y.try_id = x.try_id)"
         )
+        start_of = f"COALESCE(prev_e, {rel.format(col=try_running)}, e)"
         intervals = f"""
             SELECT s, e, rss AS w1, CASE WHEN e > s THEN MAX(cpu - prev_cpu, 0) / (e - s)
                    ELSE 0 END AS w2

@@ -11,12 +11,13 @@ from __future__ import annotations
 import heapq
 import sqlite3
 
-from taskscope.store.state_flow import UPSERT_STATE_FLOW
+from taskscope.store.app_edges import INSERT_DEPENDENT
 from taskscope.store.worker_query import SINCE_ORIGIN_SQL
 from taskscope.store.worker_rollup import (
     BUCKET_SECONDS,
     INTERNAL_EXECUTOR_LABELS,
     MINUTE_SECONDS,
+    UPSERT_APP_RUN_TOTAL,
     UPSERT_LONGEST,
     UPSERT_OCCUPANCY,
     UPSERT_OCCUPANCY_MINUTE,
@@ -49,6 +50,7 @@ def rebuild_rollups(conn: sqlite3.Connection, run_id: str) -> None:
     try_rows: list[tuple] = []
     occupancy: dict = {}
     minutes: dict = {}
+    app_totals: dict = {}
     longest = 0.0
     for task_id, try_id, host, app, executor, start, end in rows:
         heap = lanes.setdefault(host, [])
@@ -64,17 +66,72 @@ def rebuild_rollups(conn: sqlite3.Connection, run_id: str) -> None:
         longest = max(longest, end - start)
         add_occupancy(occupancy, run_id, worker, app, start, end, BUCKET_SECONDS)
         add_occupancy(minutes, run_id, worker, app, start, end, MINUTE_SECONDS)
+        total = app_totals.setdefault((run_id, app), [0.0, 0])
+        total[0] += end - start
+        total[1] += 1
     conn.executemany(UPSERT_TRY_RUN, try_rows)
     conn.executemany(UPSERT_OCCUPANCY, [(*k, v[0], v[1]) for k, v in occupancy.items()])
     conn.executemany(UPSERT_OCCUPANCY_MINUTE, [(*k, v[0], v[1]) for k, v in minutes.items()])
+    conn.executemany(UPSERT_APP_RUN_TOTAL, [(*k, v[0], v[1]) for k, v in app_totals.items()])
     conn.execute(UPSERT_LONGEST, (run_id, longest))
-    bucket = f"CAST({SINCE_ORIGIN_SQL.format(col='s.timestamp')} / {BUCKET_SECONDS} AS INTEGER)"
-    conn.executemany(
-        UPSERT_STATE_FLOW,
-        conn.execute(
-            f"""SELECT :run, {bucket} AS b, t.task_func_name, s.task_status_name, COUNT(*)
-                FROM status s JOIN task t ON t.task_id = s.task_id AND t.run_id = :run
-                WHERE s.run_id = :run GROUP BY b, t.task_func_name, s.task_status_name""",
-            params,
-        ).fetchall(),
+    rebuild_state_flow(conn, run_id)
+    rebuild_dependents(conn, run_id)
+
+
+def rebuild_state_flow(conn: sqlite3.Connection, run_id: str) -> None:
+    """taskscope_state_flow, its per-minute twin and taskscope_app_total, from the status
+    history (a retry's pending and launched named as the writer names them)."""
+    for table in ("taskscope_state_flow", "taskscope_state_flow_minute", "taskscope_app_total"):
+        conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+    name = ("CASE WHEN s.try_id > 0 AND s.task_status_name = 'pending' THEN 'pending_retry' "
+            "WHEN s.try_id > 0 AND s.task_status_name = 'launched' THEN 'relaunched' "
+            "ELSE s.task_status_name END")
+    second = f"CAST({SINCE_ORIGIN_SQL.format(col='s.timestamp')} AS INTEGER)"
+    conn.execute(
+        f"""INSERT INTO taskscope_state_flow (run_id, bucket, app, state, entered)
+            SELECT :run, {second} AS b, t.task_func_name, {name} AS n, COUNT(*)
+            FROM status s JOIN task t ON t.task_id = s.task_id AND t.run_id = :run
+            WHERE s.run_id = :run GROUP BY b, t.task_func_name, n""",
+        {"run": run_id, "origin": 0},
     )
+    conn.execute(
+        """INSERT INTO taskscope_state_flow_minute (run_id, bucket, app, state, entered)
+           SELECT run_id, bucket / 60, app, state, SUM(entered) FROM taskscope_state_flow
+           WHERE run_id = ? GROUP BY bucket / 60, app, state""", (run_id,))
+    conn.execute(
+        """INSERT INTO taskscope_app_total (run_id, app, state, entered)
+           SELECT run_id, app, state, SUM(entered) FROM taskscope_state_flow_minute
+           WHERE run_id = ? GROUP BY app, state""", (run_id,))
+
+
+def rebuild_dependents(conn: sqlite3.Connection, run_id: str) -> None:
+    rows = []
+    for task_id, depends in conn.execute(
+        "SELECT task_id, task_depends FROM task WHERE run_id = ? AND task_depends != ''",
+        (run_id,),
+    ):
+        rows.extend((run_id, int(d), task_id) for d in depends.split(",") if d.strip().isdigit())
+    for task_id, joins in conn.execute(
+        "SELECT task_id, task_joins FROM try WHERE run_id = ? AND task_joins != ''", (run_id,)
+    ):
+        rows.extend((run_id, int(d), task_id) for d in joins.split(",") if d.strip().isdigit())
+    conn.executemany(INSERT_DEPENDENT, rows)
+
+
+def add_missing_rollups(conn: sqlite3.Connection, run_id: str) -> None:
+    """For a run whose per-second worker rollup exists but whose later rollups do not (a
+    database made before they were kept): the per-minute occupancy and per-app run totals
+    are sums of the per-second rows; flow, totals and dependents come from the history."""
+    conn.execute("DELETE FROM taskscope_occupancy_minute WHERE run_id = ?", (run_id,))
+    conn.execute(
+        """INSERT INTO taskscope_occupancy_minute (run_id, bucket, worker, app, busy_s, tries_ended)
+           SELECT run_id, bucket / 60, worker, app, SUM(busy_s), SUM(tries_ended)
+           FROM taskscope_occupancy WHERE run_id = ? GROUP BY bucket / 60, worker, app""",
+        (run_id,))
+    conn.execute("DELETE FROM taskscope_app_run_total WHERE run_id = ?", (run_id,))
+    conn.execute(
+        """INSERT INTO taskscope_app_run_total (run_id, app, busy_s, tries_ended)
+           SELECT run_id, app, SUM(busy_s), SUM(tries_ended) FROM taskscope_occupancy_minute
+           WHERE run_id = ? GROUP BY app""", (run_id,))
+    rebuild_state_flow(conn, run_id)
+    rebuild_dependents(conn, run_id)

@@ -224,6 +224,40 @@ CREATE TABLE IF NOT EXISTS taskscope_state_flow (
 	entered INTEGER NOT NULL,
 	PRIMARY KEY (run_id, bucket, app, state)
 ) WITHOUT ROWID;
+-- The same per minute, for long runs, and per run (no time): the run's task and try counts,
+-- its per-app final-state counts and run time, in a few rows. A retry's pending and launched
+-- are counted as 'pending_retry' and 'relaunched', so that 'pending' counts tasks.
+CREATE TABLE IF NOT EXISTS taskscope_state_flow_minute (
+	run_id TEXT NOT NULL,
+	bucket INTEGER NOT NULL,
+	app TEXT NOT NULL,
+	state TEXT NOT NULL,
+	entered INTEGER NOT NULL,
+	PRIMARY KEY (run_id, bucket, app, state)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS taskscope_app_total (
+	run_id TEXT NOT NULL,
+	app TEXT NOT NULL,
+	state TEXT NOT NULL,
+	entered INTEGER NOT NULL,
+	PRIMARY KEY (run_id, app, state)
+) WITHOUT ROWID;
+-- Per app, the ended tries and their summed run time on the workers' clocks.
+CREATE TABLE IF NOT EXISTS taskscope_app_run_total (
+	run_id TEXT NOT NULL,
+	app TEXT NOT NULL,
+	busy_s FLOAT NOT NULL,
+	tries_ended INTEGER NOT NULL,
+	PRIMARY KEY (run_id, app)
+) WITHOUT ROWID;
+-- Who depends on (or joins) whom, from the dependent's side: a task page's dependents are
+-- a lookup instead of a text search through every later task's task_depends.
+CREATE TABLE IF NOT EXISTS taskscope_dependent (
+	run_id TEXT NOT NULL,
+	task_id INTEGER NOT NULL,
+	dependent_id INTEGER NOT NULL,
+	PRIMARY KEY (run_id, task_id, dependent_id)
+) WITHOUT ROWID;
 -- What else a run's pages need that Parsl's workflow row cannot say: the directory the
 -- workflow was launched from (relative stdout/stderr paths resolve against it) and the
 -- longest try so far (how far back a time window's bars may start).

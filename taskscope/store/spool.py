@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 SPOOL_SUFFIX = ".spool"
 SEGMENT_SUFFIX = ".seg"
+TAIL_SUFFIX = ".tail"
 FRAME_HEADER = struct.Struct("<II")  # payload length, crc32 of the payload
 # Refuse absurd lengths (a corrupt header) before reading them; a batch is a few KB to ~1 MB.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -96,6 +97,45 @@ def is_locked(path: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def hold_tail(directory: Path, stream: str) -> int:
+    """Lock ``stream`` as tailed by this process (the run's writer): while it is held, no
+    other process replays the stream's segments, even those its appender has let go of (a
+    killed workflow's, which its writer is still finishing). Raises BlockingIOError if
+    another process holds it."""
+    fd = os.open(directory / (stream + TAIL_SUFFIX), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def tail_held(directory: Path, stream: str) -> bool:
+    """True while a live writer tails ``stream`` (see hold_tail)."""
+    try:
+        fd = os.open(directory / (stream + TAIL_SUFFIX), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def release_tail(directory: Path, stream: str, fd: int) -> None:
+    """Let go of a stream this process tailed; its lock file goes once no segment is left."""
+    if not any(n.startswith(stream + ".") for n in list_segments(directory)):
+        try:
+            (directory / (stream + TAIL_SUFFIX)).unlink()
+        except FileNotFoundError:
+            pass
+    os.close(fd)
 
 
 def claim(path: Path) -> int | None:
@@ -303,7 +343,8 @@ def unwritten(db_path: str | os.PathLike[str], conn: sqlite3.Connection | None =
         f, m = count_frames(path, offsets.get(name, 0))
         frames += f
         events += m
-        if is_locked(path):
+        parsed = parse_segment_name(name)
+        if is_locked(path) or (parsed is not None and tail_held(directory, parsed[0])):
             live = True
     if not frames:
         return None

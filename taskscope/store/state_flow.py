@@ -21,12 +21,24 @@ from typing import Any
 
 from taskscope.store.app_edges import TaskApps
 from taskscope.store.states import LIFECYCLE_ORDER
-from taskscope.store.worker_rollup import BUCKET_SECONDS, UNKNOWN_APP, app_of
+from taskscope.store.worker_rollup import BUCKET_SECONDS, MINUTE_SECONDS, UNKNOWN_APP, app_of
 
 UPSERT_STATE_FLOW = """
 INSERT INTO taskscope_state_flow (run_id, bucket, app, state, entered) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (run_id, bucket, app, state) DO UPDATE SET
     entered = taskscope_state_flow.entered + excluded.entered"""
+UPSERT_STATE_FLOW_MINUTE = UPSERT_STATE_FLOW.replace("taskscope_state_flow", "taskscope_state_flow_minute")
+UPSERT_APP_TOTAL = """
+INSERT INTO taskscope_app_total (run_id, app, state, entered) VALUES (?, ?, ?, ?)
+ON CONFLICT (run_id, app, state) DO UPDATE SET
+    entered = taskscope_app_total.entered + excluded.entered"""
+# A retry's pending and launched, counted apart so that 'pending' counts tasks and
+# 'launched' first tries.
+RETRY_NAMES = {"pending": "pending_retry", "launched": "relaunched"}
+
+
+def flow_state(state: str, try_id: int) -> str:
+    return RETRY_NAMES.get(state, state) if try_id > 0 else state
 
 _STATE_INDEX = {state: i for i, state in enumerate(LIFECYCLE_ORDER)}
 _STATES = len(LIFECYCLE_ORDER)
@@ -82,7 +94,8 @@ class StateFlowBatch:
     """One batch's transitions, counted per (run, second, app, state) once their apps are
     known; the record of counted transitions grows only in ``keep``, after the write."""
 
-    __slots__ = ("apps", "conn", "counts", "new_seen", "pending", "seen", "waiting")
+    __slots__ = ("apps", "conn", "counts", "minutes", "new_seen", "pending", "seen", "totals",
+                 "waiting")
 
     def __init__(
         self, conn: sqlite3.Connection, apps: dict[str, TaskApps],
@@ -95,6 +108,8 @@ class StateFlowBatch:
         self.waiting: list[tuple[str, int, int, str, float]] = []  # app not known yet
         self.new_seen: set[tuple[str, int, int, str]] = set()
         self.counts: dict[tuple[str, int, str, str], int] = {}
+        self.minutes: dict[tuple[str, int, str, str], int] = {}
+        self.totals: dict[tuple[str, str, str], int] = {}
 
     def collect(self, run_id: str, task_id: int, try_id: int, state: str, ts: float) -> None:
         self.pending.append((run_id, task_id, try_id, state, ts))
@@ -120,14 +135,20 @@ class StateFlowBatch:
                 continue
             self.new_seen.add(key)
             app = app or UNKNOWN_APP
-            cell = (run_id, math.floor(ts / BUCKET_SECONDS), app, state)
+            name = flow_state(state, try_id)
+            cell = (run_id, math.floor(ts / BUCKET_SECONDS), app, name)
             self.counts[cell] = self.counts.get(cell, 0) + 1
+            minute = (run_id, math.floor(ts / MINUTE_SECONDS), app, name)
+            self.minutes[minute] = self.minutes.get(minute, 0) + 1
+            total = (run_id, app, name)
+            self.totals[total] = self.totals.get(total, 0) + 1
 
     def write(self) -> None:
         if self.counts:
-            self.conn.executemany(
-                UPSERT_STATE_FLOW, [(*cell, n) for cell, n in self.counts.items()]
-            )
+            execute = self.conn.executemany
+            execute(UPSERT_STATE_FLOW, [(*cell, n) for cell, n in self.counts.items()])
+            execute(UPSERT_STATE_FLOW_MINUTE, [(*cell, n) for cell, n in self.minutes.items()])
+            execute(UPSERT_APP_TOTAL, [(*cell, n) for cell, n in self.totals.items()])
 
     def keep(self) -> None:
         for run_id, task_id, try_id, state in self.new_seen:

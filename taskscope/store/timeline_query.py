@@ -2,11 +2,13 @@
 
 Tasks in each state come from how many tasks entered each state per second
 (``taskscope_state_flow``, kept by the writer; the status history for Parsl's databases).
-A task's lifecycle is a fixed path, so at any moment
+A task's lifecycle is a fixed path, so at any moment (a retry's pending and launched are
+counted as pending_retry and relaunched)
 
 - waiting (pending, dependencies unmet or not yet handed to an executor)
-  = entered pending + fail_retryable - launched - memo_done - dep_fail
-- queued (launched, no worker has started it) = launched - running
+  = pending + (pending_retry, or fail_retryable where retries record no pending)
+    - launched - relaunched - memo_done - dep_fail
+- queued (launched, no worker has started it) = launched + relaunched - running
 - running (on a worker) = running - running_ended
 - returning (ended on the worker, result not yet processed; join apps waiting for their
   inner tasks) = running_ended - exec_done - failed - fail_retryable
@@ -32,7 +34,8 @@ from taskscope.store.worker_rollup import MINUTE_SECONDS
 
 BANDS = ("waiting", "queued", "running", "returning", "done", "failed")
 EXACT_BARS = 2500
-STREAM_COLUMNS = 240  # time columns of the aggregated stream
+STREAM_COLUMNS = 240  # time columns of the aggregated stream, at most
+STREAM_CELLS = 12_000  # lanes x columns of the aggregated stream, about
 MINUTE_LEVEL_ABOVE_S = 1800.0  # windows longer than this read the per-minute occupancy
 TIMELINE_BUCKETS = 240
 
@@ -89,25 +92,33 @@ class StateTimeline:
     app: str | None  # the app shown (None: all)
 
 
-def _flow_rows(conn: sqlite3.Connection, run_id: str, app: str | None) -> list[tuple]:
-    """(second, state, entered) rows, from the writer's flow or the status history."""
+def _flow_rows(
+    conn: sqlite3.Connection, run_id: str, app: str | None, long_run: bool
+) -> list[tuple]:
+    """(second, state, entered) rows, from the writer's flow (per minute for a long run)
+    or the status history."""
     info = describe_database(conn)
     only = " AND app = :app" if app is not None else ""
-    if info.has("taskscope_state_flow") and conn.execute(
-        "SELECT 1 FROM taskscope_state_flow WHERE run_id = ? LIMIT 1", (run_id,)
+    table = "taskscope_state_flow_minute" if long_run else "taskscope_state_flow"
+    if info.has(table) and conn.execute(
+        f"SELECT 1 FROM {table} WHERE run_id = ? LIMIT 1", (run_id,)
     ).fetchone():
+        scale = MINUTE_SECONDS if long_run else 1.0
         return conn.execute(
-            f"SELECT bucket, state, SUM(entered) FROM taskscope_state_flow WHERE run_id = :run"
-            f"{only} GROUP BY bucket, state", {"run": run_id, "app": app},
+            f"SELECT bucket * {scale} + {scale / 2 - 0.5}, state, SUM(entered) FROM {table} "
+            f"WHERE run_id = :run{only} GROUP BY bucket, state", {"run": run_id, "app": app},
         ).fetchall()
     if not info.has("status"):
         return []
     join_app = " AND t.task_func_name = :app" if app is not None else ""
     second = f"CAST({SINCE_ORIGIN_SQL.format(col='s.timestamp')} AS INTEGER)"
+    name = ("CASE WHEN s.try_id > 0 AND s.task_status_name = 'pending' THEN 'pending_retry' "
+            "WHEN s.try_id > 0 AND s.task_status_name = 'launched' THEN 'relaunched' "
+            "ELSE s.task_status_name END")
     return conn.execute(
-        f"SELECT {second} AS b, s.task_status_name, COUNT(*) FROM status s "
+        f"SELECT {second} AS b, {name} AS n, COUNT(*) FROM status s "
         f"{'JOIN task t ON t.task_id = s.task_id AND t.run_id = s.run_id' if app else ''} "
-        f"WHERE s.run_id = :run{join_app} GROUP BY b, s.task_status_name",
+        f"WHERE s.run_id = :run{join_app} GROUP BY b, n",
         {"run": run_id, "app": app, "origin": 0},
     ).fetchall()
 
@@ -133,10 +144,37 @@ def state_timeline(
     if span is None:
         return None
     width = span.seconds / buckets
+    rows = _flow_rows(conn, run_id, app, span.seconds > MINUTE_LEVEL_ABOVE_S)
+    bands = _bands(rows, span.start, width, buckets)
+    return StateTimeline(span, width, [width * (i + 1) for i in range(buckets)], bands,
+                         run_apps(conn, run_id), app)
+
+
+def kernel_in_flight(
+    conn: sqlite3.Connection, run_id: str, start: float, end: float, buckets: int
+) -> list[float] | None:
+    """Tries in the kernel's hands (launched, not yet returned: queued + running +
+    returning) at each of `buckets` moments from `start` to `end` (epoch seconds), from the
+    writer's flow; None when the run has none."""
+    info = describe_database(conn)
+    if not info.has("taskscope_state_flow_minute"):
+        return None
+    width = max(end - start, 1e-3) / buckets
+    long_run = end - start > MINUTE_LEVEL_ABOVE_S
+    table = "taskscope_state_flow_minute" if long_run else "taskscope_state_flow"
+    if conn.execute(f"SELECT 1 FROM {table} WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is None:
+        return None
+    bands = _bands(_flow_rows(conn, run_id, None, long_run), start, width, buckets)
+    return [float(bands["queued"][i] + bands["running"][i] + bands["returning"][i])
+            for i in range(buckets)]
+
+
+def _bands(rows: list[tuple], start: float, width: float, buckets: int) -> dict[str, list[int]]:
+    """Tasks in each band at the end of each bucket, from (second, state, entered) rows."""
     entered: dict[str, list[int]] = {}
-    for second, state, n in _flow_rows(conn, run_id, app):
+    for second, state, n in rows:
         # A transition in second s counts from the end of the bucket holding s + 0.5.
-        b = min(max(int((second + 0.5 - span.start) // width), 0), buckets - 1)
+        b = min(max(int((second + 0.5 - start) // width), 0), buckets - 1)
         entered.setdefault(state, [0] * buckets)[b] += n
     cumulative = {}
     for state, per_bucket in entered.items():
@@ -154,17 +192,18 @@ def state_timeline(
         return [max(0, sum(c(s)[i] for s in plus) - sum(c(s)[i] for s in minus))
                 for i in range(buckets)]
 
-    bands = {
-        "waiting": combine(("pending", "fail_retryable"),
-                           ("launched", "memo_done", "dep_fail")),
-        "queued": combine(("launched",), ("running",)),
+    # A retry waits from its fail_retryable (taskscope) or from its own pending (Parsl's
+    # runs record one): count whichever the run has, not both.
+    again = "pending_retry" if "pending_retry" in cumulative else "fail_retryable"
+    return {
+        "waiting": combine(("pending", again),
+                           ("launched", "relaunched", "memo_done", "dep_fail")),
+        "queued": combine(("launched", "relaunched"), ("running",)),
         "running": combine(("running",), ("running_ended",)),
         "returning": combine(("running_ended",), ("exec_done", "failed", "fail_retryable")),
         "done": combine(("exec_done", "memo_done"), ()),
         "failed": combine(("failed", "dep_fail"), ()),
     }
-    return StateTimeline(span, width, [width * (i + 1) for i in range(buckets)], bands,
-                         run_apps(conn, run_id), app)
 
 
 # ---- the task stream -------------------------------------------------------------------
@@ -205,10 +244,13 @@ class TaskStream:
     source: str = "taskscope"  # or "status history" (lanes reconstructed per host)
 
 
-def _lanes(conn: sqlite3.Connection, run_id: str, minute: bool) -> list[str]:
-    table = "taskscope_occupancy_minute" if minute else "taskscope_occupancy"
+def _lanes(conn: sqlite3.Connection, run_id: str, lo: float, hi: float) -> list[str]:
+    """Workers busy at some moment of the minutes around [lo, hi] (epoch seconds), so that
+    a worker idle throughout the window still gets its (empty) lane."""
     lanes = [r[0] for r in conn.execute(
-        f"SELECT DISTINCT worker FROM {table} WHERE run_id = ?", (run_id,))]
+        "SELECT DISTINCT worker FROM taskscope_occupancy_minute WHERE run_id = ? "
+        "AND bucket BETWEEN ? AND ?",
+        (run_id, math.floor(lo / MINUTE_SECONDS) - 1, math.floor(hi / MINUTE_SECONDS) + 1))]
     if not lanes:
         lanes = [r[0] for r in conn.execute(
             "SELECT DISTINCT worker FROM taskscope_try_run WHERE run_id = ? LIMIT 5000",
@@ -250,7 +292,7 @@ def task_stream(
         f"SELECT COUNT(*) FROM (SELECT 1 {window_sql} LIMIT {EXACT_BARS + 1})", params
     ).fetchone()[0]
     minute = (b - a) > MINUTE_LEVEL_ABOVE_S
-    stream = TaskStream(span, (a, b), _lanes(conn, run_id, minute), count <= EXACT_BARS,
+    stream = TaskStream(span, (a, b), _lanes(conn, run_id, lo, hi), count <= EXACT_BARS,
                         tries_in_window=count)
     if stream.exact:
         stream.bars = [
@@ -263,20 +305,21 @@ def task_stream(
         return stream
     width = MINUTE_SECONDS if minute else 1.0
     table = "taskscope_occupancy_minute" if minute else "taskscope_occupancy"
-    columns = STREAM_COLUMNS
+    # Fewer columns for many lanes: what reaches the browser stays near STREAM_CELLS bars.
+    columns = max(20, min(STREAM_COLUMNS, STREAM_CELLS // max(1, len(stream.lanes))))
     column_s = max((b - a) / columns, width)
     columns = max(1, math.ceil((b - a) / column_s))
-    cells: dict[tuple[str, int, str], float] = {}
-    for bucket, worker, app, busy in conn.execute(
-        f"SELECT bucket, worker, app, busy_s FROM {table} WHERE run_id = :run "
-        "AND bucket BETWEEN :b0 AND :b1",
-        {"run": run_id, "b0": math.floor(lo / width), "b1": math.floor(hi / width)},
-    ):
-        mid = bucket * width + width / 2 - lo
-        column = min(max(int(mid // column_s), 0), columns - 1)
-        key = (worker, column, app)
-        cells[key] = cells.get(key, 0.0) + busy
-    stream.cells = [StreamCell(w, col, app, busy) for (w, col, app), busy in cells.items()]
+    # Grouped in SQL: at most lanes x columns x apps rows come back, whatever the run's size.
+    stream.cells = [
+        StreamCell(worker, min(max(int(column), 0), columns - 1), app, busy)
+        for worker, column, app, busy in conn.execute(
+            f"SELECT worker, CAST((bucket * :w + :w / 2 - :lo) / :cs AS INTEGER) AS c, app, "
+            f"SUM(busy_s) FROM {table} WHERE run_id = :run AND bucket BETWEEN :b0 AND :b1 "
+            "GROUP BY worker, c, app",
+            {"run": run_id, "b0": math.floor(lo / width), "b1": math.floor(hi / width),
+             "w": width, "lo": lo, "cs": column_s},
+        )
+    ]
     stream.column_seconds = column_s
     return stream
 

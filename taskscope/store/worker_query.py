@@ -18,22 +18,25 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from taskscope.store.readonly import describe_database
 from taskscope.store.records import DatabaseInfo
-from taskscope.store.worker_rollup import BUCKET_SECONDS
+from taskscope.store.worker_rollup import BUCKET_SECONDS, MINUTE_SECONDS
 
-# Seconds of a text timestamp after :origin (whole epoch seconds), exact to the microsecond:
+# Seconds of a text timestamp after :origin (whole epoch seconds), exact to the microsecond
+# (whole seconds from the text without its fraction: strftime('%s') rounds .5 and above up):
 # julianday() holds days in a double and resolves only ~40 µs, which is more than a no-op
 # task lasts, so back-to-back tries of one worker would seem to overlap.
 SINCE_ORIGIN_SQL = (
-    "((CAST(strftime('%s', {col}) AS INTEGER) - :origin) "
+    "((CAST(strftime('%s', substr({col}, 1, 19)) AS INTEGER) - :origin) "
     "+ COALESCE(CAST(NULLIF(substr({col}, 20), '') AS REAL), 0.0))"
 )
 INTERNAL_EXECUTORS = "('_taskscope_internal', '_parsl_internal')"
 # Below this many tries a run's busy series is computed from exact intervals.
 EXACT_TRIES = 50_000
+MINUTE_LEVEL_ABOVE_S = 1800.0  # runs longer than this read the per-minute occupancy
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,9 @@ def _rebin(cells: list[tuple[float, float, float]], start: float, width: float,
     return [t / width for t in total]
 
 
-def _intervals_to_cells(rows) -> list[tuple[float, float, float]]:
+def _intervals_to_cells(
+    rows: Iterable[tuple[float | None, float | None]],
+) -> list[tuple[float, float, float]]:
     return [(s, e, e - s) for s, e in rows if s is not None and e is not None and e > s]
 
 
@@ -108,11 +113,14 @@ def busy_series(
                 {"run": run_id, "end": end},
             ).fetchall()
             return _rebin(_intervals_to_cells(rows), start, width, buckets)
+        # Per minute for a long run (a day on 256 workers is 22 million worker-seconds).
+        minute = end - start > MINUTE_LEVEL_ABOVE_S and info.has("taskscope_occupancy_minute")
+        size = MINUTE_SECONDS if minute else BUCKET_SECONDS
+        table = "taskscope_occupancy_minute" if minute else "taskscope_occupancy"
         cells = [
-            (b * BUCKET_SECONDS, (b + 1) * BUCKET_SECONDS, busy)
+            (b * size, (b + 1) * size, busy)
             for b, busy in conn.execute(
-                "SELECT bucket, SUM(busy_s) FROM taskscope_occupancy WHERE run_id = ? "
-                "GROUP BY bucket",
+                f"SELECT bucket, SUM(busy_s) FROM {table} WHERE run_id = ? GROUP BY bucket",
                 (run_id,),
             )
         ]

@@ -49,6 +49,12 @@ ON CONFLICT (run_id, bucket, worker, app) DO UPDATE SET
 
 UPSERT_OCCUPANCY_MINUTE = UPSERT_OCCUPANCY.replace("taskscope_occupancy", "taskscope_occupancy_minute")
 
+UPSERT_APP_RUN_TOTAL = """
+INSERT INTO taskscope_app_run_total (run_id, app, busy_s, tries_ended) VALUES (?, ?, ?, ?)
+ON CONFLICT (run_id, app) DO UPDATE SET
+    busy_s = taskscope_app_run_total.busy_s + excluded.busy_s,
+    tries_ended = taskscope_app_run_total.tries_ended + excluded.tries_ended"""
+
 UPSERT_LONGEST = """
 INSERT INTO taskscope_run_extra (run_id, longest_try_s) VALUES (?, ?)
 ON CONFLICT (run_id) DO UPDATE SET
@@ -136,7 +142,7 @@ class WorkerRollupBatch:
     of counted ends (``ended``, per run) is only extended by ``keep``, once the batch is
     written, so a batch that is rolled back and replayed counts its ends again."""
 
-    __slots__ = ("apps", "conn", "ended", "internal", "longest", "minutes", "new_ended", "occupancy",
+    __slots__ = ("app_totals", "apps", "conn", "ended", "internal", "longest", "minutes", "new_ended", "occupancy",
                  "pending", "try_rows", "waiting")
 
     def __init__(
@@ -155,6 +161,7 @@ class WorkerRollupBatch:
         self.try_rows: dict[tuple[str, int, int], list[Any]] = {}
         self.occupancy: dict[tuple[str, int, str, str], list[float]] = {}
         self.minutes: dict[tuple[str, int, str, str], list[float]] = {}
+        self.app_totals: dict[tuple[str, str], list[float]] = {}
         self.longest: dict[str, float] = {}
         self.new_ended: set[tuple[str, int, int]] = set()
 
@@ -206,6 +213,9 @@ class WorkerRollupBatch:
             self.longest[m.run_id] = duration
         add_occupancy(self.occupancy, m.run_id, worker, app, m.time_running, m.time_ended,
                       BUCKET_SECONDS)
+        total = self.app_totals.setdefault((m.run_id, app), [0.0, 0])
+        total[0] += duration
+        total[1] += 1
         add_occupancy(self.minutes, m.run_id, worker, app, m.time_running, m.time_ended,
                       MINUTE_SECONDS)
 
@@ -216,6 +226,7 @@ class WorkerRollupBatch:
         if self.occupancy:
             execute(UPSERT_OCCUPANCY, [(*k, v[0], v[1]) for k, v in self.occupancy.items()])
             execute(UPSERT_OCCUPANCY_MINUTE, [(*k, v[0], v[1]) for k, v in self.minutes.items()])
+            execute(UPSERT_APP_RUN_TOTAL, [(*k, v[0], v[1]) for k, v in self.app_totals.items()])
         if self.longest:
             execute(UPSERT_LONGEST, self.longest.items())
 

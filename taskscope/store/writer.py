@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from taskscope.store.app_edges import UPSERT_APP_EDGE, AppEdgeBatch, TaskApps
+from taskscope.store.app_edges import INSERT_DEPENDENT, UPSERT_APP_EDGE, AppEdgeBatch, TaskApps
 from taskscope.store.messages import (
     BlockInfo,
     Message,
@@ -317,7 +317,7 @@ class DatabaseWriter:
         finals: list[tuple[str, str]] = []  # counted only once the batch is written
         # (run_id, task_id) -> its taskscope_task_state row
         latest_states: dict[tuple[str, int], tuple[str, int, int, str, str]] = {}
-        edges = AppEdgeBatch(self._task_apps, self._joins_counted)
+        edges = AppEdgeBatch(self._task_apps, self._joins_counted, self.conn)
         new_block_stamps: dict[tuple[str, str, str], dict[int, str]] = {}
         # Worker times, rolled up after the loop (when every app of the batch is known).
         rollup = WorkerRollupBatch(
@@ -473,6 +473,8 @@ class DatabaseWriter:
             execute(_UPSERT_TASK_STATE, latest_states.values())
         if edges.counts:
             execute(UPSERT_APP_EDGE, edges.rows())
+        if edges.dependents:
+            execute(INSERT_DEPENDENT, edges.dependents)
         if failures:
             execute(_INSERT_FAILURE, failures)
         if resources:

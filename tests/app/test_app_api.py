@@ -18,7 +18,7 @@ def double(x):
 
 def test_calling_an_app_before_load_says_to_load_a_config():
     taskscope.clear()
-    with pytest.raises(NoDataFlowKernelError, match="^Must first load config$"):
+    with pytest.raises(NoDataFlowKernelError, match=r"^Must first load config$"):
         double(1)
     with pytest.raises(NoDataFlowKernelError):
         taskscope.dfk()
@@ -72,7 +72,7 @@ def test_unknown_executor_label_lists_the_known_ones(tmp_path):
         run_dir=str(tmp_path),
     )
     with taskscope.load(config):
-        with pytest.raises(ExecutorLabelError, match="'gpu'.*'cpu', 'io'"):
+        with pytest.raises(ExecutorLabelError, match=r"'gpu'.*'cpu', 'io'"):
             on_gpu()
         # With a config loaded, the typo is caught at decoration time already.
         with pytest.raises(ExecutorLabelError, match="'cpu', 'io'"):

@@ -82,7 +82,7 @@ def test_output_files_become_data_futures(load_workflow, tmp_path):
     fut = touch(outputs=[File(str(target))])
     assert fut.outputs[0].result().filepath == str(target)
     assert target.exists()
-    with pytest.raises(MissingOutputs, match="missing.txt"):
+    with pytest.raises(MissingOutputs, match=r"missing.txt"):
         promise_without_writing(outputs=[File(str(tmp_path / "missing.txt"))]).result()
 
 

@@ -126,7 +126,7 @@ def test_unsupported_or_bad_parameters_are_named(kwargs, words):
 
 
 def test_worker_count_must_be_knowable():
-    with pytest.raises(ProviderConfigError, match="cores_per_node.*max_workers_per_node"):
+    with pytest.raises(ProviderConfigError, match=r"cores_per_node.*max_workers_per_node"):
         SlurmProvider().cluster_kwargs("htex")
 
 

@@ -73,8 +73,12 @@ def test_job_states_have_parsl_names_numbers_and_terminality(tmp_path):
 def test_noop_staging_takes_local_files_only():
     from taskscope.data_provider.data_manager import default_staging
     from taskscope.data_provider.file_noop import NoOpFileStaging
+    from taskscope.data_provider.ftp import FTPInTaskStaging
+    from taskscope.data_provider.http import HTTPInTaskStaging
+    from taskscope.data_provider.zip import ZipFileStaging
 
-    assert [type(s) for s in default_staging] == [NoOpFileStaging]
+    kinds = [NoOpFileStaging, FTPInTaskStaging, HTTPInTaskStaging, ZipFileStaging]
+    assert [type(s) for s in default_staging] == kinds
     noop = default_staging[0]
     assert noop.can_stage_in(taskscope.File("/tmp/x")) and noop.can_stage_out(
         taskscope.File("file:///tmp/x")

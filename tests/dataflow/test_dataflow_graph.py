@@ -256,7 +256,7 @@ def test_python_app_walltime_interrupts_the_function(load_workflow):
     from taskscope.errors import AppTimeout
 
     load_workflow()
-    with pytest.raises(AppTimeout, match="walltime of 0.3 s"):
+    with pytest.raises(AppTimeout, match=r"walltime of 0.3 s"):
         spin(30, walltime=0.3).result(timeout=20)
     assert spin(0.01, walltime=10).result(timeout=20) == "finished"
 

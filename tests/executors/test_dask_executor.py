@@ -146,5 +146,5 @@ def test_unreachable_scheduler_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(dask_module, "CONNECT_TIMEOUT", "1s")
     ex = DaskExecutor(label="nowhere", address="tcp://127.0.0.1:9")
-    with pytest.raises(Exception, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+    with pytest.raises(Exception, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         ex.start()

@@ -150,7 +150,7 @@ def test_sigkill_mid_task_fails_only_that_task(load_workflow, tmp_path):
     victim = announce_then_sleep(pid_file, 60)
     others = [identity(i) for i in range(50)]
     os.kill(wait_for_file(pid_file), signal.SIGKILL)
-    with pytest.raises(WorkerLost, match="SIGKILL.*OOM"):
+    with pytest.raises(WorkerLost, match=r"SIGKILL.*OOM"):
         victim.result(timeout=30)
     assert [f.result(timeout=30) for f in others] == list(range(50))
 

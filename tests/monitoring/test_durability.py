@@ -285,3 +285,37 @@ def test_ctrl_c_while_close_waits_leaves_the_writer_finishing(tmp_path):
     writer.wait(120)  # it goes on, in the background, to the end
     assert_complete(tmp_path, tasks)
     assert query(tmp_path, "SELECT status FROM taskscope_run") == [("completed",)]
+
+
+def test_a_database_locked_when_the_run_starts_delays_the_start_and_loses_nothing(
+    tmp_path, capsys
+):
+    db = tmp_path / "monitoring.db"
+    hub, run_id = started_hub(tmp_path)  # the database exists, with a first run in it
+    end(hub, run_id, 0)
+    capsys.readouterr()
+    locked = threading.Event()
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        time.sleep(12)  # longer than the 10 s busy timeout of opening the database
+        conn.execute("COMMIT")
+        conn.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    locked.wait()
+    hub, run_id = started_hub(tmp_path)  # waits for the lock instead of failing
+    holder.join()
+    for task_id in range(20):
+        one_task(hub, run_id, task_id)
+    end(hub, run_id, 20)
+    err = capsys.readouterr().err
+    assert "recording is delayed: database is locked by another process" in err, err
+    assert "caught up" in err
+    assert query(tmp_path, "SELECT count(*) FROM task WHERE run_id = ?", run_id) == [(20,)]
+    assert query(
+        tmp_path, "SELECT count(*) FROM status WHERE run_id = ?", run_id
+    ) == [(100,)]

@@ -21,6 +21,7 @@ from taskscope.store.graph_query import APP_EDGE_TABLE, app_graph
 from taskscope.store.messages import TaskInfo, TryInfo, WorkflowEnd
 from taskscope.store.records import AppGraph
 from taskscope.store.synthetic import create_database, standard_runs
+from taskscope.store.writer import DatabaseWriter
 
 T0 = 1_700_000_000.0
 
@@ -41,6 +42,9 @@ def graph_both_ways(path: Path, run_id: str, tmp_path: Path) -> tuple[AppGraph, 
     conn = sqlite3.connect(copy)
     try:
         conn.execute(f"DELETE FROM {APP_EDGE_TABLE}")
+        # As a writer without the edge table leaves it: no per-run totals either (a writer
+        # that keeps totals keeps edges, so an empty edge table then means no edges yet).
+        conn.execute("DELETE FROM taskscope_app_total")
         conn.commit()
         scanned = app_graph(conn, run_id)
     finally:
@@ -221,3 +225,14 @@ def test_task_apps_stay_small_whatever_ids_arrive():
     assert apps.get(65_535 * 3999) == "forged" and apps.get(65_535) == "forged"
     assert apps.get(999) == "real" and apps.get(0) == "real"
     assert apps.get(1000) is None
+
+
+def test_a_restarted_writer_counts_edges_to_tasks_written_before_it(writer, run_id):
+    """A writer restarted after a kill (or replaying a killed run's spool) starts from the
+    tasks already in the database: a dependent's edge to one of them is counted."""
+    writer.write([workflow_start(run_id, T0), task(run_id, 0, "load", [])])
+    writer.commit()
+    again = DatabaseWriter(writer.conn)
+    again.write([task(run_id, 1, "fit", [0]), task(run_id, 0, "load", [])])  # 0 again: once
+    again.commit()
+    assert edge_rows(again) == [("load", "fit", "depends", 1)]

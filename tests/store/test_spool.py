@@ -226,3 +226,27 @@ def test_an_empty_spool_is_nothing_to_write(tmp_path, frames):
     writer.close()
     assert recover(db).messages == 0
     assert list_segments(spool_dir(db)) == []
+
+
+def test_a_stream_its_writer_is_finishing_is_not_replayed_by_another(tmp_path):
+    """The workflow process died (its segment is unlocked) while its writer, alive, still
+    finishes the stream: another run's writer must leave that stream alone, or both would
+    write the same frames."""
+    db = tmp_path / "monitoring.db"
+    run_id = str(uuid.uuid4())
+    stream = new_stream_id("kernel")
+    appender = SpoolWriter(spool_dir(db), stream)
+    appender.append(encode_batch([start(run_id)]))
+    appender.append(task_frames(run_id, 0, 5))
+    appender.close()  # the workflow process is gone
+    conn = open_for_writing(db)
+    finishing = SpoolApplier(DatabaseWriter(conn), spool_dir(db), own_streams=[stream])
+    assert recover(db).messages == 0  # another process: the stream is its writer's
+    finishing.apply_pass()
+    finishing.commit()
+    finishing.apply_pass()  # the segment is complete: deleted at the next commit
+    finishing.commit()
+    finishing.close()
+    conn.close()
+    assert counts(db) == (5, 5, 5)
+    assert os.listdir(spool_dir(db)) == []  # segments and the stream's lock file are gone

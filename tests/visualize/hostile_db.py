@@ -19,7 +19,10 @@ APP_NAMES = {
     "join_all": "{{7*7}}%{x}<br>join",
 }
 RUN_ID = "run\"><img src=x onerror=window.__xss=5>"
-TEXT = "<script>window.__xss=6</script><img src=x onerror=window.__xss=7><a href=\"javascript:window.__xss=8\">x</a>"
+TEXT = (
+    "<script>window.__xss=6</script><img src=x onerror=window.__xss=7>"
+    '<a href="javascript:window.__xss=8">x</a>'
+)
 # Columns holding app names, run ids or structure (lists of ids, states, timestamps) are
 # renamed or left alone; every other text column gets TEXT appended.
 APP_COLUMNS = {("task", "task_func_name"), ("taskscope_app_edge", "source_app"),

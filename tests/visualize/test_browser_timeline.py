@@ -65,7 +65,8 @@ def drawn(page, name: str) -> dict:
                                               y: t.y, customdata: t.customdata})),
               marks: gd.querySelectorAll('.point, .scatterlayer .js-fill').length,
               lanes: gd._fullLayout.yaxis._categories || [],
-              ticks: [...gd.querySelectorAll('.yaxislayer-above .ytick text')].map(e => e.textContent),
+              ticks: [...gd.querySelectorAll('.yaxislayer-above .ytick text')]
+                .map(e => e.textContent),
             };
         }""", name)
 

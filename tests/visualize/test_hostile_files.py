@@ -187,9 +187,9 @@ def start_server(db: Path, port: int, *extra: str) -> subprocess.Popen:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return proc
-        except OSError:
+        except OSError as exc:
             if proc.poll() is not None:
-                raise AssertionError(proc.communicate()[1])
+                raise AssertionError(proc.communicate()[1]) from exc
             time.sleep(0.2)
     proc.kill()
     raise AssertionError("the dashboard did not start listening")

@@ -163,6 +163,10 @@ class HighThroughputExecutor(Executor):
     workers talk to the executor over pipes, not the network.
     """
 
+    # Set in _reset_state(); declared here because set_bad_state() assigns them too.
+    _broken: str | None
+    _executor_exception: BaseException | None
+
     def __init__(
         self,
         label: str = "HighThroughputExecutor",
@@ -435,10 +439,10 @@ class HighThroughputExecutor(Executor):
         self._ids = iter(range(1, sys.maxsize))
         self._wake_pending = False
         self._stopping = False
-        self._broken: str | None = None
+        self._broken = None
         # Parsl's attributes: set when the workers cannot start (tests read them).
         self._executor_bad_state = threading.Event()
-        self._executor_exception: BaseException | None = None
+        self._executor_exception = None
         self._startup_failures = 0
         self._block_started: dict[int, float] = {}
         self._draining_blocks: set[int] = set()
@@ -751,7 +755,7 @@ class HighThroughputExecutor(Executor):
         assert selector is not None
         try:
             while not self._stopping:
-                for key, mask in selector.select(timeout=self._select_timeout()):
+                for key, _events in selector.select(timeout=self._select_timeout()):
                     w = key.data
                     if w is None:
                         # Empty the pipe first, then clear the flag. The other order loses

@@ -142,8 +142,9 @@ def _taskscope_failed_tries(ctx: RunContext) -> list[FailedTry]:
     return [
         FailedTry(task_id, try_id, app, etype or "Exception", message or "", tb, code, host,
                   block, started, returned, id_list(joins))
-        for task_id, try_id, app, etype, message, tb, code, host, block, started, returned, joins
-        in rows
+        for (
+            task_id, try_id, app, etype, message, tb, code, host, block, started, returned, joins
+        ) in rows
     ]
 
 
