@@ -25,7 +25,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from taskscope.store.rollup_rebuild import add_missing_rollups
+from taskscope.store.rollup_rebuild import add_missing_rollups, rebuild_rollups
 from taskscope.store.schema import TASKSCOPE_TABLES
 from taskscope.store.synthetic import SyntheticRun, create_database
 from taskscope.visualize.app import create_app
@@ -54,7 +54,10 @@ def add_rollups(path: Path) -> None:
         for (run_id,) in conn.execute("SELECT run_id FROM workflow").fetchall():
             if not conn.execute("SELECT 1 FROM taskscope_app_total WHERE run_id = ? LIMIT 1",
                                 (run_id,)).fetchone():
-                add_missing_rollups(conn, run_id)
+                has_tries = conn.execute(
+                    "SELECT 1 FROM taskscope_try_run WHERE run_id = ? LIMIT 1", (run_id,)
+                ).fetchone()
+                (add_missing_rollups if has_tries else rebuild_rollups)(conn, run_id)
         conn.commit()
     finally:
         conn.close()

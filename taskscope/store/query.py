@@ -451,6 +451,9 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
     if not (info.has("task") and info.has("status") and info.has("try")):
         return []
     counts = totals_query.app_state_counts(conn, run_id, app)
+    if counts is not None and sum(map(sum, (c.values() for c in counts.values()))) > (
+            APP_SAMPLE_TASKS):
+        return _app_summary_from_totals(conn, run_id, app)
     if counts is None:
         counts = app_state_counts(conn, state_source(conn, info, run_id), app)
     sizes = {name: sum(by_state.values()) for name, by_state in counts.items()}
@@ -484,6 +487,44 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
                 sample_fraction=1.0 if exact or not n else measured / n,
             )
         )
+    return stats
+
+
+def _app_summary_from_totals(
+    conn: sqlite3.Connection, run_id: str, app: str | None
+) -> list[AppStats]:
+    """A large taskscope run's app table from the writer's totals: counts, tries and run
+    time exact; mean duration (invoked -> returned) of every k-th task per app, found by
+    primary-key seeks (task ids are 0..n-1), not a pass over the run."""
+    totals = totals_query.app_totals(conn, run_id) or {}
+    runs = totals_query.app_run_totals(conn, run_id)
+    tasks = sum(t.get("pending", 0) for t in totals.values())
+    stride = max(1, -(-tasks // APP_SAMPLE_TASKS))
+    while math.gcd(stride, 10) != 1:  # workflows often repeat their apps every ten tasks
+        stride += 1
+    sampled = {name: (n, mean) for name, n, mean in conn.execute(
+        "WITH RECURSIVE ids(i) AS (SELECT 0 UNION ALL SELECT i + :k FROM ids WHERE i + :k < :n) "
+        f"SELECT t.task_func_name, COUNT(*), AVG({DURATION_SQL}) FROM ids CROSS JOIN task t "
+        "ON t.task_id = ids.i AND t.run_id = :run GROUP BY t.task_func_name",
+        {"k": stride, "n": tasks, "run": run_id})}
+    stats = []
+    for name in sorted(totals):
+        if app is not None and name != app:
+            continue
+        by_state = totals_query.current_states(totals[name])
+        n = totals[name].get("pending", 0)
+        completed = sum(by_state.get(state, 0) for state in SUCCEEDED_FINAL_STATES)
+        failed = sum(by_state.get(state, 0) for state in FAILED_FINAL_STATES)
+        measured, mean_d = sampled.get(name, (0, None))
+        exact_small = n <= SMALL_APP_TASKS and measured == n
+        stats.append(AppStats(
+            app=name, tasks=n, completed=completed, failed=failed,
+            unfinished=n - completed - failed,
+            tries=totals[name].get("launched", 0) + totals[name].get("relaunched", 0),
+            mean_duration_s=mean_d,
+            mean_exec_s=runs[name][1] if name in runs else None,
+            sample_fraction=1.0 if exact_small or not n else min(1.0, measured / n),
+        ))
     return stats
 
 

@@ -133,6 +133,15 @@ def _bucket_sums(
     return result
 
 
+def has_resource_samples(conn: sqlite3.Connection, run_id: str) -> bool:
+    """Whether the run has any resource row: one index probe, where a count of a million-task
+    run's millions of samples takes most of a second."""
+    if not describe_database(conn).has("resource"):
+        return False
+    return conn.execute(
+        "SELECT 1 FROM resource WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is not None
+
+
 def resource_sample_count(conn: sqlite3.Connection, run_id: str) -> int:
     """How many resource rows the run has (0 when the table does not exist)."""
     if not describe_database(conn).has("resource"):

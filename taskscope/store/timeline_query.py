@@ -35,7 +35,8 @@ from taskscope.store.worker_rollup import MINUTE_SECONDS
 
 BANDS = ("waiting", "queued", "running", "returning", "done", "failed")
 EXACT_BARS = 2500
-STREAM_COLUMNS = 240  # time columns of the aggregated stream
+STREAM_COLUMNS = 240  # time columns of the aggregated stream, at most
+STREAM_CELLS = 12_000  # lanes x columns of the aggregated stream, about
 MINUTE_LEVEL_ABOVE_S = 1800.0  # windows longer than this read the per-minute occupancy
 TIMELINE_BUCKETS = 240
 
@@ -244,10 +245,13 @@ class TaskStream:
     source: str = "taskscope"  # or "status history" (lanes reconstructed per host)
 
 
-def _lanes(conn: sqlite3.Connection, run_id: str, minute: bool) -> list[str]:
-    table = "taskscope_occupancy_minute" if minute else "taskscope_occupancy"
+def _lanes(conn: sqlite3.Connection, run_id: str, lo: float, hi: float) -> list[str]:
+    """Workers busy at some moment of the minutes around [lo, hi] (epoch seconds), so that
+    a worker idle throughout the window still gets its (empty) lane."""
     lanes = [r[0] for r in conn.execute(
-        f"SELECT DISTINCT worker FROM {table} WHERE run_id = ?", (run_id,))]
+        "SELECT DISTINCT worker FROM taskscope_occupancy_minute WHERE run_id = ? "
+        "AND bucket BETWEEN ? AND ?",
+        (run_id, math.floor(lo / MINUTE_SECONDS) - 1, math.floor(hi / MINUTE_SECONDS) + 1))]
     if not lanes:
         lanes = [r[0] for r in conn.execute(
             "SELECT DISTINCT worker FROM taskscope_try_run WHERE run_id = ? LIMIT 5000",
@@ -289,7 +293,7 @@ def task_stream(
         f"SELECT COUNT(*) FROM (SELECT 1 {window_sql} LIMIT {EXACT_BARS + 1})", params
     ).fetchone()[0]
     minute = (b - a) > MINUTE_LEVEL_ABOVE_S
-    stream = TaskStream(span, (a, b), _lanes(conn, run_id, minute), count <= EXACT_BARS,
+    stream = TaskStream(span, (a, b), _lanes(conn, run_id, lo, hi), count <= EXACT_BARS,
                         tries_in_window=count)
     if stream.exact:
         stream.bars = [
@@ -302,20 +306,21 @@ def task_stream(
         return stream
     width = MINUTE_SECONDS if minute else 1.0
     table = "taskscope_occupancy_minute" if minute else "taskscope_occupancy"
-    columns = STREAM_COLUMNS
+    # Fewer columns for many lanes: what reaches the browser stays near STREAM_CELLS bars.
+    columns = max(20, min(STREAM_COLUMNS, STREAM_CELLS // max(1, len(stream.lanes))))
     column_s = max((b - a) / columns, width)
     columns = max(1, math.ceil((b - a) / column_s))
-    cells: dict[tuple[str, int, str], float] = {}
-    for bucket, worker, app, busy in conn.execute(
-        f"SELECT bucket, worker, app, busy_s FROM {table} WHERE run_id = :run "
-        "AND bucket BETWEEN :b0 AND :b1",
-        {"run": run_id, "b0": math.floor(lo / width), "b1": math.floor(hi / width)},
-    ):
-        mid = bucket * width + width / 2 - lo
-        column = min(max(int(mid // column_s), 0), columns - 1)
-        key = (worker, column, app)
-        cells[key] = cells.get(key, 0.0) + busy
-    stream.cells = [StreamCell(w, col, app, busy) for (w, col, app), busy in cells.items()]
+    # Grouped in SQL: at most lanes x columns x apps rows come back, whatever the run's size.
+    stream.cells = [
+        StreamCell(worker, min(max(int(column), 0), columns - 1), app, busy)
+        for worker, column, app, busy in conn.execute(
+            f"SELECT worker, CAST((bucket * :w + :w / 2 - :lo) / :cs AS INTEGER) AS c, app, "
+            f"SUM(busy_s) FROM {table} WHERE run_id = :run AND bucket BETWEEN :b0 AND :b1 "
+            "GROUP BY worker, c, app",
+            {"run": run_id, "b0": math.floor(lo / width), "b1": math.floor(hi / width),
+             "w": width, "lo": lo, "cs": column_s},
+        )
+    ]
     stream.column_seconds = column_s
     return stream
 

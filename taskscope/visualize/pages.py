@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 from taskscope.store import query, run_extra
 from taskscope.store.graph_query import NEIGHBOURHOOD_DEPTH, NEIGHBOURHOOD_LIMIT
 from taskscope.store.records import RunRow
+from taskscope.store.resource_query import has_resource_samples
 from taskscope.store.spool import unwritten_note
 from taskscope.store.states import is_final
 from taskscope.store.timestamps import convention_label
@@ -283,7 +284,8 @@ class Pages:
         def load(conn: sqlite3.Connection) -> dict[str, Any]:
             run = self._run(conn, run_id)
             return {"run": run, "capacity": query.capacity(conn, run_id),
-                    "sample_count": query.resource_sample_count(conn, run_id),
+                    # presence only: the usage part counts them (a pass over the samples)
+                    "sample_count": int(has_resource_samples(conn, run_id)),
                     "convention": convention_label(run.timestamp_convention)}
 
         data = self.source.cached(("resources", run_id), load)
