@@ -193,7 +193,8 @@ def main() -> None:
     }
     line = json.dumps(report)
     print(line)
-    out = Path(__file__).resolve().parent / "results" / "dashboard.json"
+    name = "dashboard.json" if args.tasks == 100_000 else f"dashboard-{args.tasks}.json"
+    out = Path(__file__).resolve().parent / "results" / name
     out.write_text(json.dumps(report, indent=1) + "\n")
 
 

@@ -272,6 +272,10 @@ class DataFlowKernel:
             self._auto_lognames(record)
         app_fu = AppFuture(record)
         record.app_fu = app_fu
+        if not staging and (
+            isinstance(kwargs.get("stdout"), File) or isinstance(kwargs.get("stderr"), File)
+        ):
+            staging = not kwargs.get("_parsl_staging_inhibit")  # e.g. std_autopath gave Files
         if staging:
             # outputs= and stdout=/stderr= Files get their DataFutures (app_fu.outputs,
             # app_fu.stdout), following any stage-out task, as in Parsl.

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 try:
-    import pandas as pd  # type: ignore[import-untyped]  # pandas ships no stubs of its own
+    import pandas as pd  # (no stubs: listed in pyproject's mypy overrides)
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "taskscope's DataFrame queries need pandas: pip install 'taskscope[pandas]'"

@@ -160,9 +160,10 @@ def state_counts(
 
 
 def _last_activity(conn: sqlite3.Connection, run_id: str) -> str | None:
-    return conn.execute(
+    last: str | None = conn.execute(
         "SELECT MAX(timestamp) FROM status WHERE run_id = ?", (run_id,)
     ).fetchone()[0]
+    return last
 
 
 def _run_from_row(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import sqlite3
+from typing import Any
 
 from taskscope.store.app_edges import INSERT_DEPENDENT
 from taskscope.store.worker_query import SINCE_ORIGIN_SQL
@@ -47,10 +48,10 @@ def rebuild_rollups(conn: sqlite3.Connection, run_id: str) -> None:
     ).fetchall()
     lanes: dict[str, list[tuple[float, int]]] = {}  # host -> heap of (free from, lane)
     lane_count: dict[str, int] = {}
-    try_rows: list[tuple] = []
-    occupancy: dict = {}
-    minutes: dict = {}
-    app_totals: dict = {}
+    try_rows: list[tuple[Any, ...]] = []
+    occupancy: dict[tuple[str, int, str, str], list[float]] = {}
+    minutes: dict[tuple[str, int, str, str], list[float]] = {}
+    app_totals: dict[tuple[str, str], list[float]] = {}  # (run, app) -> [busy s, tries]
     longest = 0.0
     for task_id, try_id, host, app, executor, start, end in rows:
         heap = lanes.setdefault(host, [])
@@ -105,7 +106,7 @@ def rebuild_state_flow(conn: sqlite3.Connection, run_id: str) -> None:
 
 
 def rebuild_dependents(conn: sqlite3.Connection, run_id: str) -> None:
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for task_id, depends in conn.execute(
         "SELECT task_id, task_depends FROM task WHERE run_id = ? AND task_depends != ''",
         (run_id,),

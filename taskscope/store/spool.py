@@ -383,7 +383,7 @@ def delay_reason(directory: Path) -> str | None:
 
 
 def unwritten_note(
-    db_path: str | os.PathLike,
+    db_path: str | os.PathLike[str],
     read: Callable[[Callable[[sqlite3.Connection], SpoolState | None]], SpoolState | None]
     | None = None,
 ) -> str | None:

@@ -140,10 +140,11 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun, task_state: bool) ->
         start = began + timedelta(seconds=1 + (task_id // slots) * run.task_seconds)
         host = f"node{task_id % run.hosts}"
         statuses = [("pending", invoked, 0)]
-        tries = []
+        # (try, launched, running, returned, fail history, host)
+        tries: list[tuple[int, datetime, datetime | None, datetime | None, str, str]] = []
         bash = run.stdout_dir is not None and app == "summarize"
         stdout = stderr = ""
-        if bash:
+        if bash and run.stdout_dir is not None:
             stdout = str(run.stdout_dir / f"task-{task_id}.out")
             stderr = str(run.stdout_dir / f"task-{task_id}.err")
         final = None
@@ -221,13 +222,13 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun, task_state: bool) ->
             for dep in deps:
                 key = (_app_of(dep, run.tasks), app, kind)
                 app_edges[key] = app_edges.get(key, 0) + 1
-        for try_id, launched, running, returned, history, host_name in tries:
+        for try_id, launched, try_running, try_returned, history, host_name in tries:
             joins = ",".join(map(str, deps)) if app == "join_all" else ""
             writer.add(
                 "try",
                 (try_id, task_id, run.run_id, "0", host_name, "htex",
-                 _ts(launched), _ts(running) if running else None,
-                 _ts(returned) if returned else None, history, joins),
+                 _ts(launched), _ts(try_running) if try_running else None,
+                 _ts(try_returned) if try_returned else None, history, joins),
             )
         for state, moment, try_id in statuses:
             writer.add("status", (task_id, state, _ts(moment), run.run_id, try_id))

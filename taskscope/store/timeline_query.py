@@ -26,6 +26,7 @@ import heapq
 import math
 import sqlite3
 from dataclasses import dataclass, field
+from typing import Any
 
 from taskscope.store.readonly import describe_database
 from taskscope.store.run_extra import longest_try_seconds
@@ -35,7 +36,7 @@ from taskscope.store.worker_rollup import MINUTE_SECONDS
 BANDS = ("waiting", "queued", "running", "returning", "done", "failed")
 EXACT_BARS = 2500
 STREAM_COLUMNS = 240  # time columns of the aggregated stream, at most
-STREAM_CELLS = 12_000  # lanes x columns of the aggregated stream, about
+STREAM_CELLS = 4_000  # lanes x columns of the aggregated stream, about
 MINUTE_LEVEL_ABOVE_S = 1800.0  # windows longer than this read the per-minute occupancy
 TIMELINE_BUCKETS = 240
 
@@ -94,7 +95,7 @@ class StateTimeline:
 
 def _flow_rows(
     conn: sqlite3.Connection, run_id: str, app: str | None, long_run: bool
-) -> list[tuple]:
+) -> list[tuple[Any, ...]]:
     """(second, state, entered) rows, from the writer's flow (per minute for a long run)
     or the status history."""
     info = describe_database(conn)
@@ -169,7 +170,7 @@ def kernel_in_flight(
             for i in range(buckets)]
 
 
-def _bands(rows: list[tuple], start: float, width: float, buckets: int) -> dict[str, list[int]]:
+def _bands(rows: list[tuple[Any, ...]], start: float, width: float, buckets: int) -> dict[str, list[int]]:
     """Tasks in each band at the end of each bucket, from (second, state, entered) rows."""
     entered: dict[str, list[int]] = {}
     for second, state, n in rows:
@@ -258,7 +259,7 @@ def _lanes(conn: sqlite3.Connection, run_id: str, lo: float, hi: float) -> list[
     return sorted(lanes, key=_natural)
 
 
-def _natural(text: str) -> list:
+def _natural(text: str) -> list[Any]:
     import re
 
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text or "")]

@@ -122,7 +122,7 @@ def add_occupancy(
 def app_of(
     conn: sqlite3.Connection, apps: dict[str, TaskApps],
     batch_apps: dict[tuple[str, int], str], run_id: str, task_id: int,
-) -> str:
+) -> str | None:
     """A task's app: from this batch, the writer's map or the task table; None while the
     task's row has not reached this writer (a worker's report can overtake the kernel's)."""
     app = batch_apps.get((run_id, task_id))

@@ -5,7 +5,7 @@ path drawn over the DAG and the timeline. Everything comes from `taskscope.store
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from markupsafe import Markup, escape
@@ -21,6 +21,9 @@ from taskscope.store.analysis.report import RunAnalysis, analyze
 from taskscope.store.timestamps import convention_label, parse_timestamp
 from taskscope.visualize.params import text_param
 from taskscope.visualize.source import DatabaseSource
+
+if TYPE_CHECKING:  # pages.py builds on this module's hooks; no import cycle at run time
+    from taskscope.visualize.pages import Pages
 
 PART_LABELS = {
     "dependency_wait_s": "dependency wait",
@@ -45,7 +48,7 @@ COMPARE_CHOICES = 50  # other runs of the workflow offered for comparison
 class AnalysisViews:
     """Routes and parts added to `Pages` (taskscope.visualize.pages)."""
 
-    def __init__(self, source: DatabaseSource, pages: Any) -> None:
+    def __init__(self, source: DatabaseSource, pages: Pages) -> None:
         self.source = source
         self.pages = pages
         pages.templates.env.filters.setdefault("code_spans", code_spans)

@@ -201,7 +201,7 @@ class Pages:
         label = convention_label(summary.timestamp_convention)
         context = {**data, "run": summary.run, "convention": label,
                    "last_activity": summary.last_activity}
-        figures: dict[str, dict] = {}  # the timeline is a deferred part (?part=timeline)
+        figures: dict[str, dict[str, Any]] = {}  # the timeline is a deferred part (?part=timeline)
         return self.respond(request, PageData(
             "workflow.html", context, sections=["run_details"], figures=figures,
             live=summary.run.status == "running", title=summary.run.workflow_name or run_id,
@@ -238,7 +238,7 @@ class Pages:
         def load(conn: sqlite3.Connection) -> dict[str, Any]:
             run = self._run(conn, run_id)
             view = requested_view
-            if view == "around":
+            if view == "around" and centre is not None:  # (set above: "around" needs a task)
                 graph = query.task_neighbourhood(conn, run_id, centre, depth=depth,
                                                  limit=min(limit, NEIGHBOURHOOD_LIMIT))
                 if graph is None:

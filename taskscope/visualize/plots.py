@@ -6,7 +6,7 @@ Python package, so building a figure costs only the data it shows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from taskscope.store.records import (
@@ -29,7 +29,7 @@ Figure = dict[str, Any]
 
 
 def _layout(title: str, **extra: object) -> dict[str, Any]:
-    layout = {
+    layout: dict[str, Any] = {
         "title": {"text": title, "font": {"size": 15}},
         "margin": {"l": 60, "r": 20, "t": 40, "b": 90},
         "hovermode": "closest",
@@ -106,7 +106,7 @@ def _ms_between(start: str, end: str) -> float:
     return max(0.0, (b - a).total_seconds() * 1000.0)
 
 
-def _edge_trace(points: dict[str, Any], edges: Sequence[tuple[Any, ...]], dash: str, name: str, gl: bool) -> dict[str, Any]:
+def _edge_trace(points: dict[Hashable, tuple[float, float]], edges: Sequence[tuple[Any, ...]], dash: str, name: str, gl: bool) -> dict[str, Any]:
     xs: list[Any] = []
     ys: list[Any] = []
     for source, target in edges:
@@ -187,7 +187,7 @@ def task_dag(graph: TaskGraph, colour_by: str, centre: int | None = None) -> Fig
     }
 
 
-def _widest_layer(points: dict[str, Any]) -> int:
+def _widest_layer(points: dict[Hashable, tuple[float, float]]) -> int:
     counts: dict[float, int] = {}
     for x, _ in points.values():
         counts[x] = counts.get(x, 0) + 1
@@ -258,6 +258,7 @@ def _quote(text: str) -> str:
 def usage_plot(series: UsageSeries, which: str, convention_label: str) -> Figure:
     """One of: cpu (cores in use), memory (GiB in use), workers (busy), against capacity."""
     cap = series.capacity
+    capacity: float | None
     if which == "cpu":
         values, capacity, title, unit = series.cpu_cores, cap.cpus, "CPU in use", "cores"
     elif which == "memory":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -13,6 +14,9 @@ from taskscope.store import query, timeline_query
 from taskscope.visualize import plots
 from taskscope.visualize.params import text_param
 from taskscope.visualize.timeline_plots import state_timeline_plot, stream_plot
+
+if TYPE_CHECKING:  # pages.py imports this module
+    from taskscope.visualize.pages import Pages
 
 GANTT_WINDOW_TASKS = 60  # rows of a window's per-task Gantt: each labelled and readable
 SMALL_RUN_TASKS = 60  # runs this small get their whole per-task Gantt by default
@@ -30,7 +34,7 @@ def seconds_param(request: Request, name: str) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
-def timeline_part(pages, request: Request, run_id: str) -> Response:
+def timeline_part(pages: Pages, request: Request, run_id: str) -> Response:
     """Tasks in each state over the whole run (optionally one app), and the per-task Gantt
     of a chosen window (or of the whole run when it is small)."""
     from taskscope.visualize.pages import PartData
@@ -38,7 +42,7 @@ def timeline_part(pages, request: Request, run_id: str) -> Response:
     app = text_param(request, "app")
     start, end = seconds_param(request, "from"), seconds_param(request, "to")
 
-    def load(conn: sqlite3.Connection) -> dict:
+    def load(conn: sqlite3.Connection) -> dict[str, Any]:
         run = pages._run(conn, run_id)
         timeline = timeline_query.state_timeline(conn, run_id, app=app)
         window = None
@@ -73,14 +77,14 @@ def timeline_part(pages, request: Request, run_id: str) -> Response:
                               data["run"].status == "running")
 
 
-def stream_page(pages, request: Request) -> Response:
+def stream_page(pages: Pages, request: Request) -> Response:
     """One lane per worker over a window of the run (the whole run by default)."""
     from taskscope.visualize.pages import PageData
 
     run_id = request.path_params["run_id"]
     start, end = seconds_param(request, "from"), seconds_param(request, "to")
 
-    def load(conn: sqlite3.Connection) -> dict:
+    def load(conn: sqlite3.Connection) -> dict[str, Any]:
         run = pages._run(conn, run_id)
         return {"run": run, "stream": timeline_query.task_stream(conn, run_id, start, end)}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from taskscope.store.states import STATE_COLORS
 from taskscope.store.timeline_query import BANDS, StateTimeline, TaskStream
 from taskscope.visualize.colors import app_colors
@@ -48,9 +50,9 @@ def stream_plot(stream: TaskStream) -> Figure:
     occupancy by app per time column (the bar's length is the busy share of the column)."""
     apps = sorted({b.app for b in stream.bars} | {c.app for c in stream.cells})
     colors = app_colors(apps)
-    traces: dict[str, dict] = {}
+    traces: dict[str, dict[str, Any]] = {}
 
-    def trace(app: str) -> dict:
+    def trace(app: str) -> dict[str, Any]:
         if app not in traces:
             traces[app] = {"type": "bar", "orientation": "h", "name": app, "x": [], "base": [],
                            "y": [], "text": [], "customdata": [],

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from taskscope import File, bash_app, python_app
+from taskscope import AUTO_LOGNAME, File, bash_app, python_app
 from taskscope.data_provider.file_noop import NoOpFileStaging
 from taskscope.data_provider.staging import Staging
 from taskscope.executors import HighThroughputExecutor, ThreadPoolExecutor
@@ -128,3 +128,26 @@ def test_staging_leaves_the_callers_file_unchanged(load_config, tmp_path):
 
     assert seen_local_path(mine).result(timeout=30) == str(tmp_path / "clean.txt")
     assert mine.local_path is None
+
+
+def test_std_autopath_may_name_a_zip_member(load_config, tmp_path):
+    archive = tmp_path / "logs.zip"
+
+    def autopath(record, stream):
+        return File(f"zip:{archive}/{record.func_name}.{record.id}.{stream}")
+
+    load_config(std_autopath=autopath)
+    fut = write_std()
+    from taskscope.dataflow.futures import DataFuture
+
+    assert isinstance(fut.stdout, DataFuture)
+    fut.stdout.result(timeout=60)
+    fut.stderr.result(timeout=60)
+    with zipfile.ZipFile(archive) as z:
+        assert z.read(f"write_std.{fut.tid}.stdout") == b"hello\n"
+        assert z.read(f"write_std.{fut.tid}.stderr") == b"goodbye\n"
+
+
+@bash_app
+def write_std(stdout=AUTO_LOGNAME, stderr=AUTO_LOGNAME):
+    return "echo hello; echo goodbye >&2"

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from taskscope.store.messages import TaskInfo, TaskStatus, encode_batch
 from taskscope.store.replay import recover
-from taskscope.store.spool import SpoolWriter, new_stream_id, spool_dir
+from taskscope.store.spool import SpoolWriter, new_stream_id, note_delay, spool_dir
 from taskscope.visualize.app import create_app
 
 
@@ -26,6 +26,10 @@ def test_the_freshness_line_names_unwritten_events_until_they_are_written(
                                 TaskStatus(run_id, 1, 0, "pending", 1.0e9)]))
     page = client.get("/").text
     assert "2 events not written yet: the monitoring writer is catching up" in page
+    note_delay(spool_dir(db), "database is locked by another process")  # as the writer does
+    page = client.get("/").text
+    assert "recording is delayed (database is locked by another process)" in page
+    note_delay(spool_dir(db), None)
     writer.close()  # its writer died: the user is told how to finish the job
     page = client.get("/").text
     assert "2 events of a stopped run are not written yet" in page

@@ -26,6 +26,7 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from taskscope.store.analysis.context import RunContext, chunks, id_list
 from taskscope.store.sampling import in_sample, sample_stride
@@ -93,7 +94,7 @@ def _task_rows(conn: sqlite3.Connection, run_id: str, ids: Iterable[int]) -> dic
     return found
 
 
-def _tries(conn: sqlite3.Connection, run_id: str, task_id: int) -> list[tuple]:
+def _tries(conn: sqlite3.Connection, run_id: str, task_id: int) -> list[tuple[Any, ...]]:
     return conn.execute(
         "SELECT try_id, task_try_time_launched, task_try_time_running, task_try_time_returned, "
         "task_joins FROM try WHERE run_id = ? AND task_id = ? ORDER BY try_id",
@@ -140,7 +141,7 @@ def last_finished_task(ctx: RunContext) -> int | None:
             if candidate is not None and conn.execute(
                 "SELECT 1 FROM status WHERE run_id = ? AND timestamp > ? LIMIT 1",
                 (ctx.run_id, candidate[1])).fetchone() is None:
-                return candidate[0]
+                return int(candidate[0])
     row = conn.execute(
         "SELECT task_id FROM task WHERE run_id = ? AND task_time_returned IS NOT NULL "
         "ORDER BY task_time_returned DESC, task_id DESC LIMIT 1",
@@ -149,7 +150,7 @@ def last_finished_task(ctx: RunContext) -> int | None:
     return row[0] if row else None
 
 
-def _split(step: PathStep, seg_start: datetime, tries: list[tuple], end: datetime,
+def _split(step: PathStep, seg_start: datetime, tries: list[tuple[Any, ...]], end: datetime,
            dispatch: float) -> None:
     """Fill in `step`'s parts from its tries' moments, clamped into order."""
     moments = [(parse_timestamp(t[1]), parse_timestamp(t[2]), parse_timestamp(t[3]))
@@ -183,7 +184,7 @@ def critical_path(ctx: RunContext, *, with_floor: bool = True) -> CriticalPath:
         return CriticalPath(None, None, [], verdict="no task has finished yet")
     conn, run_id = ctx.conn, ctx.run_id
     dispatch = typical_dispatch_s(ctx) if ctx.has("try") else 0.0
-    chain: list[tuple[_Task, list[tuple]]] = []
+    chain: list[tuple[_Task, list[tuple[Any, ...]]]] = []
     current = _task_rows(conn, run_id, [last]).get(last)
     seen: set[int] = set()
     truncated = False

@@ -135,6 +135,7 @@ def run_diff(conn: sqlite3.Connection, run_a: str, run_b: str) -> RunDiff:
     pending: list[tuple[AppDiff, str, float | None, float | None, int, int, float | None,
                         str]] = []
     diffs = []
+    p: float | None  # a test's p-value; None where there are too few values to test
     for app in apps:
         diff = AppDiff(app, a.tasks.get(app, 0), b.tasks.get(app, 0))
         diffs.append(diff)

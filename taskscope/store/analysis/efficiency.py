@@ -32,6 +32,7 @@ import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from taskscope.store.analysis.context import RunContext, chunks
 from taskscope.store.analysis.failures import MEMORY, WALLTIME, FailureGroup
@@ -143,7 +144,7 @@ def _measured(ctx: RunContext) -> tuple[list[_Measured], int]:
         fraction = EFFICIENCY_TRIES / len(sample)
         sample = random.Random(EFFICIENCY_SEED).sample(sample, EFFICIENCY_TRIES)
         stride = max(1, round(stride / fraction))
-    figures: dict[tuple[int, int], tuple] = {}
+    figures: dict[tuple[int, int], tuple[Any, ...]] = {}
     if ctx.has("resource") and sample:
         for chunk in chunks({t.task_id for t in sample}):
             marks = ",".join("?" * len(chunk))

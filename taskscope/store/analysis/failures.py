@@ -342,9 +342,10 @@ def _concentration(hosts: list[Share], run_hosts: int) -> str | None:
 def _run_hosts(ctx: RunContext) -> int:
     if not ctx.has("try"):
         return 0
-    return ctx.conn.execute(
+    hosts: int = ctx.conn.execute(
         "SELECT COUNT(DISTINCT hostname) FROM try WHERE run_id = ? AND hostname IS NOT NULL "
         "AND hostname != ''", (ctx.run_id,)).fetchone()[0]
+    return hosts
 
 
 def _stderr_of(ctx: RunContext, task_id: int) -> str | None:

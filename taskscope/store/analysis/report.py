@@ -96,7 +96,7 @@ def _plain(value: Any) -> Any:
 def as_json(analysis: RunAnalysis) -> dict[str, Any]:
     """The analysis as plain JSON-ready data (dataclasses become objects); each advice also
     carries its sentence as `text`."""
-    document = _plain(analysis)
+    document: dict[str, Any] = _plain(analysis)
     document["advice"] = [{**_plain(a), "text": a.text} for a in analysis.advice]
     for app, entry in zip(analysis.apps, document["apps"], strict=True):
         entry["advice"] = [{**_plain(a), "text": a.text} for a in app.advice]
