@@ -507,6 +507,13 @@ def _app_summary_from_totals(
         f"SELECT t.task_func_name, COUNT(*), AVG({DURATION_SQL}) FROM ids CROSS JOIN task t "
         "ON t.task_id = ids.i AND t.run_id = :run GROUP BY t.task_func_name",
         {"k": stride, "n": tasks, "run": run_id})}
+    # An app too small for the stride to find is measured exactly (ix_task_run_func seek).
+    for name, app_totals in totals.items():
+        n = app_totals.get("pending", 0)
+        if n <= SMALL_APP_TASKS and sampled.get(name, (0, None))[0] < n:
+            sampled[name] = conn.execute(
+                f"SELECT COUNT(*), AVG({DURATION_SQL}) FROM task t "
+                "WHERE t.run_id = ? AND t.task_func_name = ?", (run_id, name)).fetchone()
     stats = []
     for name in sorted(totals):
         if app is not None and name != app:

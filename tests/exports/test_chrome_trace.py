@@ -54,6 +54,11 @@ def test_one_event_per_try_on_its_host_and_worker(tmp_path, taskscope_db, db_nam
             (run,),
         )
     }
+    # taskscope's runs name the worker the writer recorded; Parsl's, the pid of the samples
+    workers = {}
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'taskscope_try_run'").fetchone():
+        workers = {(t, y): w for t, y, w in conn.execute(
+            "SELECT task_id, try_id, worker FROM taskscope_try_run WHERE run_id = ?", (run,))}
     conn.close()
     assert len(slices) == len(tries)
     assert {(e["args"]["task_id"], e["args"]["try_id"]) for e in slices} == set(tries)
@@ -63,7 +68,9 @@ def test_one_event_per_try_on_its_host_and_worker(tmp_path, taskscope_db, db_nam
         host, app = tries[key]
         assert event["name"] == app and event["dur"] >= 0
         assert processes[event["pid"]].startswith(host)
-        if key in pids:  # the worker that ran it: the pid its samples name
+        if key in workers:  # the worker that ran it
+            assert threads[(event["pid"], event["tid"])].startswith(str(workers[key]))
+        elif key in pids:  # the pid its samples name
             assert threads[(event["pid"], event["tid"])].startswith(f"worker pid {pids[key]}")
     by_lane = defaultdict(list)
     for event in slices:

@@ -160,6 +160,8 @@ def test_run_without_status_rows_counts_its_tasks_as_pending(tmp_path: Path):
     raw = sqlite3.connect(db)
     raw.execute("DELETE FROM status WHERE task_id >= 20")
     raw.execute("DELETE FROM taskscope_task_state WHERE task_id >= 20")
+    # as an older taskscope database would be: no per-app totals kept by the writer
+    raw.execute("DELETE FROM taskscope_app_total")
     raw.commit()
     raw.close()
     conn = open_readonly(db)
