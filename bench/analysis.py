@@ -43,9 +43,23 @@ RUN = "analysis-big"
 
 
 def build(path: Path, tasks: int) -> None:
-    create_database(path, [SyntheticRun(
-        RUN, tasks=tasks, status="completed", workers=64, hosts=4, task_seconds=3.0,
-        retry_fraction=0.1, fail_fraction=0.02, samples_per_try=2, workflow_name="bench")])
+    create_database(
+        path,
+        [
+            SyntheticRun(
+                RUN,
+                tasks=tasks,
+                status="completed",
+                workers=64,
+                hosts=4,
+                task_seconds=3.0,
+                retry_fraction=0.1,
+                fail_fraction=0.02,
+                samples_per_try=2,
+                workflow_name="bench",
+            )
+        ],
+    )
 
 
 def timed(action) -> tuple[float, object]:
@@ -71,8 +85,9 @@ def main() -> None:
     document = None
     for _ in range(args.repeat):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        seconds, result = timed(lambda: subprocess.run(
-            command, capture_output=True, text=True, check=True, env=env))
+        seconds, result = timed(
+            lambda: subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+        )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         totals.append(seconds)
         # CPU of the command itself: on a shared, loaded machine wall time mostly measures

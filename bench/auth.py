@@ -31,8 +31,11 @@ RESULTS = Path(__file__).parent / "results" / "auth.json"
 
 
 def machine() -> dict:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(),
-            "load": round(os.getloadavg()[0], 2)}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load": round(os.getloadavg()[0], 2),
+    }
 
 
 def _messages(run: str, count: int) -> list:
@@ -41,8 +44,11 @@ def _messages(run: str, count: int) -> list:
     now = time.time()
     out: list = []
     for i in range(count):
-        out.append(TryRun(run, i, 0, "host", "0", now, now + 1e-3) if i % 2 else
-                   TaskStatus(run, i, 0, "exec_done", now))
+        out.append(
+            TryRun(run, i, 0, "host", "0", now, now + 1e-3)
+            if i % 2
+            else TaskStatus(run, i, 0, "exec_done", now)
+        )
     return out
 
 
@@ -69,8 +75,12 @@ def per_batch() -> dict:
             "check_us": _per_call_us(lambda it=it: gate.open(next(it)), number),
             "decode_us": _per_call_us(lambda payload=payload: decode_batch(payload), number),
         }
-    return {"section": "per-batch", "machine": machine(), **figures,
-            "note": "check = MAC + replay check on the hub before decoding; best of 5"}
+    return {
+        "section": "per-batch",
+        "machine": machine(),
+        **figures,
+        "note": "check = MAC + replay check on the hub before decoding; best of 5",
+    }
 
 
 def refuse() -> dict:
@@ -89,13 +99,23 @@ def refuse() -> dict:
     big_junk = b"T" + rng.randbytes(16 * 2**20)  # looks sealed, 16 MiB
     replayed = FrameSealer(secret, run).seal(encode_batch(_messages(run, 500)))
     gate.open(replayed)
-    figures = {name: _per_call_us(lambda frame=frame: gate.open(frame), number)
-               for name, frame, number in (
-                   ("junk_200_bytes_us", junk, 20_000), ("unsealed_batch_us", unsealed, 20_000),
-                   ("wrong_mac_us", wrong_mac, 20_000), ("junk_16_mib_us", big_junk, 2_000),
-                   ("replayed_500_messages_us", replayed, 20_000))}
-    return {"section": "refuse", "machine": machine(), **figures,
-            "wrong_mac_frame_bytes": len(wrong_mac), "replayed_frame_bytes": len(replayed)}
+    figures = {
+        name: _per_call_us(lambda frame=frame: gate.open(frame), number)
+        for name, frame, number in (
+            ("junk_200_bytes_us", junk, 20_000),
+            ("unsealed_batch_us", unsealed, 20_000),
+            ("wrong_mac_us", wrong_mac, 20_000),
+            ("junk_16_mib_us", big_junk, 2_000),
+            ("replayed_500_messages_us", replayed, 20_000),
+        )
+    }
+    return {
+        "section": "refuse",
+        "machine": machine(),
+        **figures,
+        "wrong_mac_frame_bytes": len(wrong_mac),
+        "replayed_frame_bytes": len(replayed),
+    }
 
 
 ATTACKER = """
@@ -132,13 +152,33 @@ def _run_with_flood(folder: Path, hostile: int) -> dict:
     run = str(uuid.uuid4())
     hub.start(run, str(folder / "run"))
     now = time.time()
-    hub.send(WorkflowStart(run, "bench", "1", now, "h", "u", str(folder), "3", "0", [],
-                           os.getpid(), hub.heartbeat_interval))
+    hub.send(
+        WorkflowStart(
+            run,
+            "bench",
+            "1",
+            now,
+            "h",
+            "u",
+            str(folder),
+            "3",
+            "0",
+            [],
+            os.getpid(),
+            hub.heartbeat_interval,
+        )
+    )
     # The attacker is another process, as it would be: in this one it would take the GIL
     # from the workload and measure this script, not the hub.
-    attacker = subprocess.Popen(
-        [sys.executable, "-c", ATTACKER, str(hub.port), run, str(hostile)],
-        stdout=subprocess.PIPE, text=True) if hostile else None
+    attacker = (
+        subprocess.Popen(
+            [sys.executable, "-c", ATTACKER, str(hub.port), run, str(hostile)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if hostile
+        else None
+    )
     if attacker is not None:
         assert attacker.stdout.readline().strip() == "ready"  # its frames made; sending now
     start = time.perf_counter()
@@ -153,8 +193,9 @@ def _run_with_flood(folder: Path, hostile: int) -> dict:
     def real_rows() -> int:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
-            return conn.execute("SELECT count(*) FROM try WHERE task_try_time_returned IS NOT "
-                                "NULL").fetchone()[0]
+            return conn.execute(
+                "SELECT count(*) FROM try WHERE task_try_time_returned IS NOT NULL"
+            ).fetchone()[0]
         except sqlite3.Error:
             return 0
         finally:
@@ -178,9 +219,14 @@ def _run_with_flood(folder: Path, hostile: int) -> dict:
     conn = sqlite3.connect(db)
     forged_rows = conn.execute("SELECT count(*) FROM task WHERE task_id = 999999").fetchone()[0]
     conn.close()
-    return {"tasks": tasks, "hostile_frames": hostile, "all_real_rows_in_s": round(recorded_s, 3),
-            "dropped_counted": hub.messages_dropped, "forged_rows": forged_rows,
-            "writer_cpu_s": round(hub.writer_cpu_seconds, 3)}
+    return {
+        "tasks": tasks,
+        "hostile_frames": hostile,
+        "all_real_rows_in_s": round(recorded_s, 3),
+        "dropped_counted": hub.messages_dropped,
+        "forged_rows": forged_rows,
+        "writer_cpu_s": round(hub.writer_cpu_seconds, 3),
+    }
 
 
 def flood() -> dict:

@@ -35,11 +35,24 @@ BIG_RUN = "bench-big"
 
 
 def build(path: Path, tasks: int) -> None:
-    runs = [SyntheticRun(BIG_RUN, tasks=tasks, status="completed", retry_fraction=0.9,
-                         fail_fraction=0.01, samples_per_try=2, workers=64, hosts=4,
-                         task_seconds=3.0, workflow_name="bench")]
-    runs += [SyntheticRun(f"bench-small-{i}", tasks=500, workflow_name="bench", seed=i + 10)
-             for i in range(20)]
+    runs = [
+        SyntheticRun(
+            BIG_RUN,
+            tasks=tasks,
+            status="completed",
+            retry_fraction=0.9,
+            fail_fraction=0.01,
+            samples_per_try=2,
+            workers=64,
+            hosts=4,
+            task_seconds=3.0,
+            workflow_name="bench",
+        )
+    ]
+    runs += [
+        SyntheticRun(f"bench-small-{i}", tasks=500, workflow_name="bench", seed=i + 10)
+        for i in range(20)
+    ]
     create_database(path, runs)
 
 
@@ -52,8 +65,9 @@ def add_rollups(path: Path) -> None:
             if statement.strip():
                 conn.execute(statement)
         for (run_id,) in conn.execute("SELECT run_id FROM workflow").fetchall():
-            if not conn.execute("SELECT 1 FROM taskscope_app_total WHERE run_id = ? LIMIT 1",
-                                (run_id,)).fetchone():
+            if not conn.execute(
+                "SELECT 1 FROM taskscope_app_total WHERE run_id = ? LIMIT 1", (run_id,)
+            ).fetchone():
                 has_tries = conn.execute(
                     "SELECT 1 FROM taskscope_try_run WHERE run_id = ? LIMIT 1", (run_id,)
                 ).fetchone()
@@ -86,8 +100,10 @@ def parsl_like(source: Path, target: Path) -> None:
 def counts(path: Path) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                for t in ("workflow", "task", "try", "status", "resource")}
+        return {
+            t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("workflow", "task", "try", "status", "resource")
+        }
     finally:
         conn.close()
 
@@ -143,9 +159,12 @@ def time_variant(path: Path, tasks: int, repeat: int) -> dict:
             statuses.add(status)
             ms, status = time_page(client, url)
             warm.append(ms)
-        results[name] = {"url": url, "status": sorted(statuses),
-                         "cold_ms": round(statistics.median(cold), 1),
-                         "warm_ms": round(statistics.median(warm), 1)}
+        results[name] = {
+            "url": url,
+            "status": sorted(statuses),
+            "cold_ms": round(statistics.median(cold), 1),
+            "warm_ms": round(statistics.median(warm), 1),
+        }
     slowest_name = max(results, key=lambda n: results[n]["cold_ms"])
     return {
         "all_under_target_cold": all(r["cold_ms"] < TARGET_MS for r in results.values()),
@@ -159,12 +178,18 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--variant", choices=["state", "parsl_like"], action="append",
-                        help="time only this database variant (default: both)")
+    parser.add_argument(
+        "--variant",
+        choices=["state", "parsl_like"],
+        action="append",
+        help="time only this database variant (default: both)",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.gettempdir())
-    paths = {"state": folder / f"taskscope-bench-dashboard-{args.tasks}-state.db",
-             "parsl_like": folder / f"taskscope-bench-dashboard-{args.tasks}-parsl.db"}
+    paths = {
+        "state": folder / f"taskscope-bench-dashboard-{args.tasks}-state.db",
+        "parsl_like": folder / f"taskscope-bench-dashboard-{args.tasks}-parsl.db",
+    }
     build_s = None
     if args.rebuild or not all(p.exists() for p in paths.values()):
         for path in paths.values():
@@ -186,9 +211,9 @@ def main() -> None:
         "build_s": build_s,
         "target_ms": TARGET_MS,
         "variants_note": "state: the database as taskscope's writer leaves it (with "
-                         "taskscope_task_state and taskscope's indexes); parsl_like: the same rows "
-                         "with only what Parsl writes (no taskscope_* tables, only Parsl's "
-                         "primary keys and index), so task states come from the status history",
+        "taskscope_task_state and taskscope's indexes); parsl_like: the same rows "
+        "with only what Parsl writes (no taskscope_* tables, only Parsl's "
+        "primary keys and index), so task states come from the status history",
         "variants": variants,
     }
     line = json.dumps(report)

@@ -297,7 +297,9 @@ def section_in_fresh_process(section: str) -> dict:
     section), and the monitored one hardly at all."""
     done = subprocess.run(
         [sys.executable, __file__, "--in-process", section],
-        check=True, stdout=subprocess.PIPE, text=True,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 

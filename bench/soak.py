@@ -160,6 +160,7 @@ def run_mode(tasks: int, monitored: bool, workdir: Path) -> dict:
 def _rows(db: Path, total: int) -> dict:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
+
         def one(sql: str) -> int:
             return conn.execute(sql).fetchone()[0]
 
@@ -205,9 +206,19 @@ def _rows(db: Path, total: int) -> dict:
 def in_fresh_process(tasks: int, monitored: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="taskscope-soak-") as d:
         done = subprocess.run(
-            [sys.executable, __file__, "--mode", "monitored" if monitored else "unmonitored",
-             "--tasks", str(tasks), "--dir", d],
-            check=True, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--mode",
+                "monitored" if monitored else "unmonitored",
+                "--tasks",
+                str(tasks),
+                "--dir",
+                d,
+            ],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -240,8 +251,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--mode", choices=["monitored", "unmonitored"])
     parser.add_argument("--dir")
-    parser.add_argument("--append-cost", action="store_true",
-                        help="only measure the cost of one spool append")
+    parser.add_argument(
+        "--append-cost", action="store_true", help="only measure the cost of one spool append"
+    )
     args = parser.parse_args()
     if args.append_cost:
         print(json.dumps(spool_append_cost()))

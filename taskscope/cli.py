@@ -56,7 +56,9 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="taskscope", description=OVERVIEW, epilog=example_epilog(*EXAMPLES),
+        prog="taskscope",
+        description=OVERVIEW,
+        epilog=example_epilog(*EXAMPLES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"taskscope {_version()}")

@@ -103,7 +103,9 @@ class PropagatedException(DataFlowException):
 
     _failure_description = "Propagated failure"
 
-    def __init__(self, dependent_exceptions_tids: Sequence[tuple[BaseException, str]], task_id: int):
+    def __init__(
+        self, dependent_exceptions_tids: Sequence[tuple[BaseException, str]], task_id: int
+    ):
         super().__init__(list(dependent_exceptions_tids), task_id)
         self.dependent_exceptions_tids = list(dependent_exceptions_tids)
         self.task_id = task_id

@@ -13,7 +13,14 @@ from taskscope.errors import ExecutorLabelError
 
 # Keyword arguments taskscope interprets itself; a default for one in the app's signature
 # applies to every call (as in Parsl's AppBase), e.g. ``def f(inputs=[fut], walltime=5)``.
-SPECIAL_KWARGS = ("stdout", "stderr", "walltime", "parsl_resource_specification", "outputs", "inputs")
+SPECIAL_KWARGS = (
+    "stdout",
+    "stderr",
+    "walltime",
+    "parsl_resource_specification",
+    "outputs",
+    "inputs",
+)
 
 
 def _special_defaults(func: Callable[..., Any]) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def _open_std_stream(name: str, spec: Any) -> Any:
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        return open(path, mode)  # noqa: SIM115 - closed when the command ends
+        return open(path, mode)
     except (OSError, ValueError) as e:  # ValueError: a mode open() does not know
         raise BadStdStreamFile(f"cannot open {name} file {path!r} (mode {mode!r}): {e}") from e
 

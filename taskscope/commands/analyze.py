@@ -22,18 +22,24 @@ from taskscope.store.analysis.stragglers import K
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = command_parser(
-        commands, "analyze", "explain a run: failure groups, critical path, stragglers, hosts, "
+        commands,
+        "analyze",
+        "explain a run: failure groups, critical path, stragglers, hosts, "
         "efficiency advice and a forecast for a live run",
         "taskscope analyze runinfo/monitoring.db",
         "taskscope analyze monitoring.db --run 85029df9 --json > analysis.json",
     )
     add_database_argument(parser)
     add_run_option(parser)
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON document (see docs/analysis.md)")
-    parser.add_argument("--no-record", action="store_true",
-                        help="do not store a live run's forecast in the database (stored "
-                        "forecasts let the run's end say how far off they were)")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document (see docs/analysis.md)"
+    )
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not store a live run's forecast in the database (stored "
+        "forecasts let the run's end say how far off they were)",
+    )
     parser.set_defaults(handler=cmd_analyze)
 
 
@@ -78,8 +84,10 @@ def _tasks(ids: list[int], shown: int = 8) -> str:
 
 
 def print_text(result: RunAnalysis) -> None:
-    print(f"run {result.run_id} ({result.workflow_name or 'unnamed'}), {result.status}; "
-          f"times in {'UTC' if result.timestamp_convention == 'utc' else 'local time'}")
+    print(
+        f"run {result.run_id} ({result.workflow_name or 'unnamed'}), {result.status}; "
+        f"times in {'UTC' if result.timestamp_convention == 'utc' else 'local time'}"
+    )
     print()
     current = [g for g in result.failures if g.history != "gone"]
     gone = [g for g in result.failures if g.history == "gone"]
@@ -98,8 +106,10 @@ def print_text(result: RunAnalysis) -> None:
         history = f" [{g.history}]" if g.history else ""
         print(f"  {g.cause}{history}: {g.signature}")
         unit = "tasks did not run" if g.cause == "dependency" else "failed tries"
-        print(f"    {g.count} {unit}; tasks {_tasks(g.tasks)}; apps {', '.join(g.apps)}"
-              + (f"; {'; '.join(outcome)}" if outcome else ""))
+        print(
+            f"    {g.count} {unit}; tasks {_tasks(g.tasks)}; apps {', '.join(g.apps)}"
+            + (f"; {'; '.join(outcome)}" if outcome else "")
+        )
         if g.concentration:
             print(f"    {g.concentration}")
         if g.cpu_s_failed >= 0.05:
@@ -115,8 +125,10 @@ def print_text(result: RunAnalysis) -> None:
         print(f"Critical path: {path.verdict}")
     else:
         floor = f", floor {path.floor_s:.1f} s" if path.floor_s is not None else ""
-        print(f"Critical path: {len(path.tasks)} tasks over a makespan of "
-              f"{path.makespan_s:.1f} s{floor}")
+        print(
+            f"Critical path: {len(path.tasks)} tasks over a makespan of "
+            f"{path.makespan_s:.1f} s{floor}"
+        )
         print(f"  {path.verdict}")
         shown = path.tasks if len(path.tasks) <= 12 else path.tasks[:6] + path.tasks[-6:]
         for index, step in enumerate(shown):
@@ -132,9 +144,11 @@ def print_text(result: RunAnalysis) -> None:
         print(f"Stragglers: {len(result.stragglers)} tries ran over {K:g}x their app's median")
     for s in result.stragglers[:20]:
         state = " (still running)" if s.running else ""
-        print(f"  task {s.task_id} try {s.try_id} {s.app}: {s.run_s:.2f}s, {s.ratio:.1f}x the "
-              f"median {s.cohort_median_s:.2f}s of {s.cohort_size} tries{state}"
-              + (f" on {s.hostname}" if s.hostname else ""))
+        print(
+            f"  task {s.task_id} try {s.try_id} {s.app}: {s.run_s:.2f}s, {s.ratio:.1f}x the "
+            f"median {s.cohort_median_s:.2f}s of {s.cohort_size} tries{state}"
+            + (f" on {s.hostname}" if s.hostname else "")
+        )
     print()
     flagged = [h for h in result.hosts if h.flagged]
     hosts = [h for h in result.hosts if h.kind == "host"]
@@ -161,13 +175,17 @@ def print_text(result: RunAnalysis) -> None:
     f = result.forecast
     print()
     if f.live and f.p50_s is not None:
-        print(f"Forecast: {f.tasks_left} tasks left on {f.workers} workers: finishes in "
-              f"{f.p50_s:.0f}s (P50, {f.p50_finish}) to {f.p90_s:.0f}s (P90, {f.p90_finish}) "
-              f"[{f.method}]")
+        print(
+            f"Forecast: {f.tasks_left} tasks left on {f.workers} workers: finishes in "
+            f"{f.p50_s:.0f}s (P50, {f.p50_finish}) to {f.p90_s:.0f}s (P90, {f.p90_finish}) "
+            f"[{f.method}]"
+        )
     elif f.live:
         print(f"Forecast: {f.note}")
     for check in f.checks:
         late = "later" if check.error_s > 0 else "earlier"
-        print(f"  forecast made at {check.made_at} ({check.tasks_left} tasks left): the run "
-              f"ended {abs(check.error_s):.0f}s {late} than its P50"
-              + ("" if check.within_p90 else ", after its P90"))
+        print(
+            f"  forecast made at {check.made_at} ({check.tasks_left} tasks left): the run "
+            f"ended {abs(check.error_s):.0f}s {late} than its P50"
+            + ("" if check.within_p90 else ", after its P90")
+        )

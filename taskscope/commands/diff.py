@@ -17,13 +17,19 @@ from taskscope.commands.support import (
 from taskscope.store.analysis.context import RunNotFound
 from taskscope.store.analysis.diff import RunDiff, run_diff
 
-METRIC_LABELS = {"failure_rate": "failure rate", "duration_s": "duration", "run_s": "run time",
-                 "peak_rss": "peak memory"}
+METRIC_LABELS = {
+    "failure_rate": "failure rate",
+    "duration_s": "duration",
+    "run_s": "run time",
+    "peak_rss": "peak memory",
+}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = command_parser(
-        commands, "diff", "compare two runs app by app: counts, durations, run times, peak "
+        commands,
+        "diff",
+        "compare two runs app by app: counts, durations, run times, peak "
         "memory and failure rates, with a significance test and a flag on each regression",
         "taskscope diff monitoring.db 85029df9 4be1 --json",
     )
@@ -70,8 +76,13 @@ def print_text(result: RunDiff) -> None:
     for app in result.apps:
         print(f"  {app.app}: tasks {app.tasks_a} -> {app.tasks_b}")
         for change in app.changes:
-            flag = "  REGRESSION" if change.regression else (
-                "  better" if change.change == "better" else "")
+            flag = (
+                "  REGRESSION"
+                if change.regression
+                else ("  better" if change.change == "better" else "")
+            )
             p = f" (p = {change.p_value:.1e})" if change.p_value is not None else ""
-            print(f"    {METRIC_LABELS[change.metric]}: {_value(change.metric, change.a)} -> "
-                  f"{_value(change.metric, change.b)}{p}{flag}")
+            print(
+                f"    {METRIC_LABELS[change.metric]}: {_value(change.metric, change.a)} -> "
+                f"{_value(change.metric, change.b)}{p}{flag}"
+            )

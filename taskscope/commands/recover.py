@@ -33,17 +33,21 @@ def cmd_recover(args: argparse.Namespace) -> int:
         print(f"taskscope: waiting: {reason}", file=sys.stderr)
 
     try:
-        result = recover(path, progress=lambda done, left: progress.update(done, done + left),
-                         on_busy=on_busy)
+        result = recover(
+            path, progress=lambda done, left: progress.update(done, done + left), on_busy=on_busy
+        )
     except StoreError as exc:
         raise CliError(str(exc)) from exc
     finally:
         progress.finish()
-    print(f"recovered {result.messages:,} events from {result.segments} spool segment(s) "
-          f"into {path}")
+    print(
+        f"recovered {result.messages:,} events from {result.segments} spool segment(s) into {path}"
+    )
     if result.live:
-        print(f"{result.live} segment(s) belong to a writer that is still running; "
-              "it writes them itself")
+        print(
+            f"{result.live} segment(s) belong to a writer that is still running; "
+            "it writes them itself"
+        )
     return EXIT_OK
 
 
@@ -54,6 +58,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "write the events a killed run left in the database's spool",
         "taskscope recover runinfo/monitoring.db",
     )
-    parser.add_argument("database", metavar="DATABASE",
-                        help="monitoring database path or sqlite:/// URL")
+    parser.add_argument(
+        "database", metavar="DATABASE", help="monitoring database path or sqlite:/// URL"
+    )
     parser.set_defaults(handler=cmd_recover)

@@ -49,7 +49,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=cmd_top)
 
 
-def _rich():  # noqa: ANN202 - the rich modules
+def _rich():
     try:
         from rich.console import Console
         from rich.live import Live

@@ -148,7 +148,7 @@ STATE_STYLES = {
 }
 
 
-def render(frame: TopFrame):  # noqa: ANN201 - a rich renderable
+def render(frame: TopFrame):
     from rich.console import Group
     from rich.panel import Panel
     from rich.table import Table
@@ -258,7 +258,8 @@ def render(frame: TopFrame):  # noqa: ANN201 - a rich renderable
         parts.append(stragglers)
 
     freshness = (
-        f"data read {frame.read_at}; newest event {frame.last_event[:19] if frame.last_event else '—'}"
+        f"data read {frame.read_at}; newest event "
+        f"{frame.last_event[:19] if frame.last_event else '—'}"
         f" ({_age(frame.last_event_age_s)}, {convention_label(run.timestamp_convention)})"
     )
     if frame.heartbeat_age_s is not None and run.status == "running":

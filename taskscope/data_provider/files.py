@@ -22,7 +22,7 @@ class File:
             raise TypeError(f"File(url) needs a str or path, got {type(url).__name__}")
         self.url = os.fspath(url)
         parsed = urlparse(self.url)
-        self.scheme = parsed.scheme if parsed.scheme else "file"
+        self.scheme = parsed.scheme or "file"
         self.netloc = parsed.netloc
         self.path = parsed.path if parsed.scheme else self.url
         self.filename = os.path.basename(self.path)

@@ -122,7 +122,9 @@ class DataFlowKernel:
 
             self._log_config = config.initialize_logging
             oneshot_initialize_logging(
-                log_config=self._log_config, log_dir=pathlib.Path(self.run_dir), log_name="taskscope"
+                log_config=self._log_config,
+                log_dir=pathlib.Path(self.run_dir),
+                log_name="taskscope",
             )
         logger.info("taskscope run %s starting in %s", self.run_id, self.run_dir)
 
@@ -138,7 +140,9 @@ class DataFlowKernel:
         self._n_exec_done = 0
         self._n_failed_final = 0
         self.memoizer: Memoizer = (
-            config.memoizer if config.memoizer is not None else BasicMemoizer(memoize=config.app_cache)
+            config.memoizer
+            if config.memoizer is not None
+            else BasicMemoizer(memoize=config.app_cache)
         )
         # The default memoizer has nothing to do for a task without cache=True: skip the calls.
         self._memo_every_task = type(self.memoizer) is not BasicMemoizer
@@ -397,14 +401,15 @@ class DataFlowKernel:
                 self._dep_fail(record, failed)
                 return
             if self._resolver is None:
-                record.args = tuple(
-                    a.result() if isinstance(a, Future) else a for a in record.args
-                )
+                record.args = tuple(a.result() if isinstance(a, Future) else a for a in record.args)
                 kw = {
-                    k: (v.result() if isinstance(v, Future) else v) for k, v in record.kwargs.items()
+                    k: (v.result() if isinstance(v, Future) else v)
+                    for k, v in record.kwargs.items()
                 }
                 if kw.get("inputs"):
-                    kw["inputs"] = [v.result() if isinstance(v, Future) else v for v in kw["inputs"]]
+                    kw["inputs"] = [
+                        v.result() if isinstance(v, Future) else v for v in kw["inputs"]
+                    ]
                 record.kwargs = kw
             else:
                 self._unwrap_with_resolver(record)
@@ -635,7 +640,9 @@ class DataFlowKernel:
         self._release_future(record)
 
     @staticmethod
-    def _memo_update(update: Callable[[TaskRecord, Any], None], record: TaskRecord, outcome: Any) -> None:
+    def _memo_update(
+        update: Callable[[TaskRecord, Any], None], record: TaskRecord, outcome: Any
+    ) -> None:
         try:
             update(record, outcome)
         except Exception:  # a plugin's bug must not leave the task's future unfinished
@@ -787,7 +794,7 @@ class DataFlowKernel:
     def _restore_hooks(self) -> None:
         try:
             atexit.unregister(self.atexit_cleanup)
-        except Exception:  # noqa: BLE001, S110
+        except Exception:  # noqa: BLE001
             pass
         if sys.excepthook == self._excepthook:
             sys.excepthook = self._previous_excepthook
@@ -837,9 +844,7 @@ class DataFlowKernelLoader:
     @classmethod
     def dfk(cls) -> DataFlowKernel:
         if cls._dfk is None:
-            raise NoDataFlowKernelError(
-                "Must first load config"
-            )
+            raise NoDataFlowKernelError("Must first load config")
         return cls._dfk
 
     @classmethod

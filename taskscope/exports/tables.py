@@ -118,7 +118,7 @@ def export_csv(
     return written
 
 
-def _arrow_type(declared: str):  # noqa: ANN202 - a pyarrow DataType
+def _arrow_type(declared: str):
     import pyarrow as pa
 
     if declared in ("INTEGER", "BIGINT", "BOOLEAN", "INT"):
@@ -130,7 +130,7 @@ def _arrow_type(declared: str):  # noqa: ANN202 - a pyarrow DataType
     return pa.string()
 
 
-def _arrow_column(values: list, declared: str):  # noqa: ANN202 - a pyarrow Array
+def _arrow_column(values: list, declared: str):
     import pyarrow as pa
 
     wanted = _arrow_type(declared)

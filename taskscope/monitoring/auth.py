@@ -55,8 +55,7 @@ def run_key(secret: str, run_id: str) -> bytes:
     """The MAC key of one run: frames sealed for another run, or with another secret, fail."""
     if not secret:
         raise ValueError("a monitoring run needs a secret to authenticate its frames")
-    return hmac.digest(bytes.fromhex(secret), b"taskscope-hub-frame\0" + run_id.encode(),
-                       "sha256")
+    return hmac.digest(bytes.fromhex(secret), b"taskscope-hub-frame\0" + run_id.encode(), "sha256")
 
 
 class FrameSealer:
@@ -98,9 +97,8 @@ class FrameGate:
         if len(data) < OVERHEAD or data[:1] != MAGIC:
             self._refuse(frame, "not a sealed frame")
             return None
-        expected = hmac.digest(self._key, HEADER_DOMAIN + data[:HEADER.size], "sha256")
-        if not hmac.compare_digest(expected[:HEADER_MAC_BYTES],
-                                   data[HEADER.size:PAYLOAD_START]):
+        expected = hmac.digest(self._key, HEADER_DOMAIN + data[: HEADER.size], "sha256")
+        if not hmac.compare_digest(expected[:HEADER_MAC_BYTES], data[HEADER.size : PAYLOAD_START]):
             self._refuse(frame, "wrong MAC (another run, another secret, or altered)")
             return None
         _, sender, sequence, length = HEADER.unpack_from(data)
@@ -129,8 +127,12 @@ class FrameGate:
         peer = _peer(frame)
         if (peer, reason) not in self._logged and len(self._logged) < MAX_PEERS_LOGGED:
             self._logged.add((peer, reason))
-            logger.warning("monitoring frame refused from %s: %s (further refusals are "
-                           "counted and summarised)", peer, reason)
+            logger.warning(
+                "monitoring frame refused from %s: %s (further refusals are "
+                "counted and summarised)",
+                peer,
+                reason,
+            )
         now = time.monotonic()
         if now - self._last_summary >= LOG_EVERY_S:
             self._last_summary = now

@@ -25,8 +25,9 @@ def database_path(endpoint: str | None, cwd: str | None = None) -> Path:
             f"use 'sqlite:///relative.db' or 'sqlite:////absolute/path.db' (got {scheme!r})"
         )
     if "\0" in endpoint:  # no file name holds one; SQLite would fail later, in the writer
-        raise ValueError(f"logging_endpoint {endpoint!r} contains a NUL byte; no file can have "
-                         "that name")
+        raise ValueError(
+            f"logging_endpoint {endpoint!r} contains a NUL byte; no file can have that name"
+        )
     rest = endpoint[len(SQLITE_PREFIX) :]
     if not rest or rest == ":memory:" or rest.startswith("?"):
         raise ValueError(

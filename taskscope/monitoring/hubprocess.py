@@ -101,8 +101,7 @@ class WriterProcess:
         except OSError as e:
             self._kill()
             raise MonitoringError(
-                f"cannot create the monitoring spool {spool_dir(self.db_path)}: "
-                f"{e.strerror or e}"
+                f"cannot create the monitoring spool {spool_dir(self.db_path)}: {e.strerror or e}"
             ) from e
         self._thread = threading.Thread(
             target=self._forward_loop, name="taskscope-monitoring-forwarder", daemon=True

@@ -34,10 +34,7 @@ def _check_type(name: str, value: Any, types: tuple[type, ...], allow_none: bool
     if value is None and allow_none:
         return
     # bool is an int; accept it only where a bool is asked for.
-    if isinstance(value, bool) and bool not in types:
-        ok = False
-    else:
-        ok = isinstance(value, types)
+    ok = False if isinstance(value, bool) and bool not in types else isinstance(value, types)
     if not ok:
         wanted = " or ".join(t.__name__ for t in types) + (" or None" if allow_none else "")
         raise TypeError(f"MonitoringHub({name}=...) must be {wanted}, not {value!r}")

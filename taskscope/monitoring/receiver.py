@@ -82,7 +82,6 @@ def resolve_bind_address(address: str) -> str:
         raise MonitoringError(f"hub_address {address!r} does not resolve: {e}") from e
 
 
-
 class HubService:
     """Owns the PULL socket, the run's spool stream and the database writer of one run."""
 
@@ -339,7 +338,8 @@ class HubService:
             if self.handshake_failures == 1 or self.handshake_failures % 1000 == 0:
                 logger.warning(
                     "monitoring message dropped: a connection to the hub port failed the "
-                    "ZeroMQ handshake (junk bytes); %d so far", self.handshake_failures
+                    "ZeroMQ handshake (junk bytes); %d so far",
+                    self.handshake_failures,
                 )
 
     # -- the apply loop ------------------------------------------------------------------

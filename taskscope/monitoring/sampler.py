@@ -153,10 +153,7 @@ class ProcessMonitor:
     def _fold_peak(self) -> None:
         if not self._active:
             return
-        if self.memory.resettable:
-            peak = self.memory.peak_resident()
-        else:
-            peak = self.memory.current()[0]
+        peak = self.memory.peak_resident() if self.memory.resettable else self.memory.current()[0]
         for probe in self._active.values():
             probe.peak_rss = max(probe.peak_rss, peak)
 

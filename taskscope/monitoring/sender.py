@@ -117,8 +117,9 @@ class BatchSender:
                     if not self._closed:
                         for payload in resend:
                             self._socket.send(self._sealer.seal(payload))
-                logger.info("monitoring: sent %d recent frames again after a reconnection",
-                            len(resend))
+                logger.info(
+                    "monitoring: sent %d recent frames again after a reconnection", len(resend)
+                )
 
     def _await_reconnection(self) -> None:
         """At exit, while the hub is away (a writer being restarted) with frames to send

@@ -56,8 +56,10 @@ class HubTarget(msgspec.Struct, frozen=True, array_like=True, weakref=True, eq=F
     secret: str = ""
 
     def __repr__(self) -> str:  # never the secret, in a log, a traceback or Dask's dashboard
-        return (f"HubTarget(run_id={self.run_id!r}, address={self.address!r}, "
-                f"port={self.port!r}, secret=<hidden>)")
+        return (
+            f"HubTarget(run_id={self.run_id!r}, address={self.address!r}, "
+            f"port={self.port!r}, secret=<hidden>)"
+        )
 
     def __rich_repr__(self):
         yield "run_id", self.run_id

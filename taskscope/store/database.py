@@ -96,7 +96,8 @@ def check_and_prepare_schema(conn: sqlite3.Connection, path: str) -> str:
         found = ", ".join(sorted(tables))
         if ours:
             raise SchemaMismatchError(
-                f"{path} holds only part of a monitoring schema (tables: {found}); refusing to write"
+                f"{path} holds only part of a monitoring schema (tables: {found}); refusing to "
+                "write"
             )
         raise SchemaMismatchError(
             f"{path} is an SQLite database of something else (tables: {found}); "

@@ -132,7 +132,7 @@ def run_metrics(conn: sqlite3.Connection, run: RunRow) -> RunMetrics:
             n for (_, state), n in metrics.tasks.items() if state == "running"
         )
         usage = usage_now(conn, run.run_id)
-        metrics.cpu_cores, metrics.memory_bytes = usage if usage else (None, None)
+        metrics.cpu_cores, metrics.memory_bytes = usage or (None, None)
         if info.has("status"):
             metrics.last_event = conn.execute(
                 "SELECT MAX(timestamp) FROM status WHERE run_id = ?", (run.run_id,)

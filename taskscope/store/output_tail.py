@@ -50,8 +50,10 @@ _readers = threading.BoundedSemaphore(READER_THREADS)
 
 def _kind(mode: int) -> str:
     for test, name in (
-        (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
         (stat.S_ISSOCK, "a socket"),
     ):
         if test(mode):
@@ -115,8 +117,10 @@ def _read(path: Path, max_bytes: int, max_lines: int) -> Tail:
         finally:
             os.close(fd)
         if b"\0" in data:  # a sparse or binary file: no use as text, and huge in a page
-            raise NotShown(f"it looks binary (its last {len(data):,} bytes hold NUL bytes; "
-                           f"size {size:,} bytes)")
+            raise NotShown(
+                f"it looks binary (its last {len(data):,} bytes hold NUL bytes; "
+                f"size {size:,} bytes)"
+            )
     except NotShown as exc:
         where = f" (resolves to {resolved})" if resolved != str(path) else ""
         return Tail(None, 0, f"not shown{where}: {exc}")
@@ -136,8 +140,12 @@ class _Read:
         self.done = threading.Event()
         self.started = _readers.acquire(timeout=max(0.0, deadline - time.monotonic()))
         if self.started:
-            threading.Thread(target=self._run, args=(path, max_bytes, max_lines),
-                             name="taskscope-output-tail", daemon=True).start()
+            threading.Thread(
+                target=self._run,
+                args=(path, max_bytes, max_lines),
+                name="taskscope-output-tail",
+                daemon=True,
+            ).start()
 
     def _run(self, path: Path, max_bytes: int, max_lines: int) -> None:
         try:
@@ -148,12 +156,19 @@ class _Read:
 
     def outcome(self, deadline: float, timeout_s: float) -> Tail:
         if not self.started:
-            return Tail(None, 0, "not shown: too many output files are being read at once, "
-                        "or earlier reads are stuck on a hung filesystem; try again later")
+            return Tail(
+                None,
+                0,
+                "not shown: too many output files are being read at once, "
+                "or earlier reads are stuck on a hung filesystem; try again later",
+            )
         if self.done.wait(max(0.0, deadline - time.monotonic())) and self.result is not None:
             return self.result
-        return Tail(None, 0, f"not shown: it could not be read within {timeout_s:g} s (a slow "
-                    "or hung filesystem?)")
+        return Tail(
+            None,
+            0,
+            f"not shown: it could not be read within {timeout_s:g} s (a slow or hung filesystem?)",
+        )
 
 
 def full_path(path_text: str, base: Path | None) -> Path:
@@ -165,7 +180,11 @@ def full_path(path_text: str, base: Path | None) -> Path:
 
 
 def read_tails(
-    paths: Sequence[str], base: Path | None = None, *, max_bytes: int, max_lines: int,
+    paths: Sequence[str],
+    base: Path | None = None,
+    *,
+    max_bytes: int,
+    max_lines: int,
     timeout_s: float = READ_TIMEOUT_S,
 ) -> list[Tail]:
     """The ends of the files named in `paths`, read in parallel under one deadline."""

@@ -167,7 +167,10 @@ def _last_activity(conn: sqlite3.Connection, run_id: str) -> str | None:
 
 
 def _run_from_row(
-    conn: sqlite3.Connection, info: DatabaseInfo, row: sqlite3.Row, with_counts: bool,
+    conn: sqlite3.Connection,
+    info: DatabaseInfo,
+    row: sqlite3.Row,
+    with_counts: bool,
     task_count: int,
 ) -> RunRow:
     counts = state_counts(conn, row["run_id"], task_count) if with_counts else {}
@@ -326,19 +329,35 @@ def _sampled_duration_stats(conn: sqlite3.Connection, run_id: str, tasks: int) -
     stride = max(1, -(-tasks // MEDIAN_SAMPLE_TASKS))
     while math.gcd(stride, 10) != 1:
         stride += 1
-    rows = [r[0] for r in conn.execute(
-        "WITH RECURSIVE ids(i) AS (SELECT 0 UNION ALL SELECT i + :k FROM ids WHERE i + :k < :n) "
-        f"SELECT {DURATION_SQL} FROM ids CROSS JOIN task t ON t.task_id = ids.i "
-        "AND t.run_id = :run WHERE t.task_time_returned IS NOT NULL",
-        {"k": stride, "n": tasks, "run": run_id}) if r[0] is not None]
+    rows = [
+        r[0]
+        for r in conn.execute(
+            "WITH RECURSIVE ids(i) AS (SELECT 0 UNION ALL SELECT i + :k FROM ids WHERE i + :k < "
+            ":n) "
+            f"SELECT {DURATION_SQL} FROM ids CROSS JOIN task t ON t.task_id = ids.i "
+            "AND t.run_id = :run WHERE t.task_time_returned IS NOT NULL",
+            {"k": stride, "n": tasks, "run": run_id},
+        )
+        if r[0] is not None
+    ]
     if not rows:
         return DurationStats(0, None, None, None, None)
     rows.sort()
-    finished = sum(n for state, n in (totals_query.run_state_counts(conn, run_id) or {}).items()
-                   if is_final(state))
+    finished = sum(
+        n
+        for state, n in (totals_query.run_state_counts(conn, run_id) or {}).items()
+        if is_final(state)
+    )
     fraction = min(1.0, len(rows) / max(1, finished))
-    return DurationStats(finished, rows[0], rows[(len(rows) - 1) // 2], sum(rows) / len(rows),
-                         rows[-1], median_fraction=fraction, all_sampled=True)
+    return DurationStats(
+        finished,
+        rows[0],
+        rows[(len(rows) - 1) // 2],
+        sum(rows) / len(rows),
+        rows[-1],
+        median_fraction=fraction,
+        all_sampled=True,
+    )
 
 
 def run_summary(
@@ -413,7 +432,9 @@ def _app_means(
     only_apps = ""
     if apps is not None:
         params.update({f"a{i}": name for i, name in enumerate(apps)})
-        only_apps = " AND t.task_func_name IN (" + ",".join(f":a{i}" for i in range(len(apps))) + ")"
+        only_apps = (
+            " AND t.task_func_name IN (" + ",".join(f":a{i}" for i in range(len(apps))) + ")"
+        )
     means = {
         name: (n, mean_d)
         for name, n, mean_d in conn.execute(
@@ -452,7 +473,8 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
         return []
     counts = totals_query.app_state_counts(conn, run_id, app)
     if counts is not None and sum(map(sum, (c.values() for c in counts.values()))) > (
-            APP_SAMPLE_TASKS):
+        APP_SAMPLE_TASKS
+    ):
         return _app_summary_from_totals(conn, run_id, app)
     if counts is None:
         counts = app_state_counts(conn, state_source(conn, info, run_id), app)
@@ -482,8 +504,9 @@ def app_summary(conn: sqlite3.Connection, run_id: str, app: str | None = None) -
                 tries=round(try_count * scale),
                 mean_duration_s=mean_d,
                 # mean run time of a try on its worker's clock
-                mean_exec_s=worker_means[name][1] if name in worker_means else (
-                    (total_exec / ran) if total_exec is not None and ran else None),
+                mean_exec_s=worker_means[name][1]
+                if name in worker_means
+                else ((total_exec / ran) if total_exec is not None and ran else None),
                 sample_fraction=1.0 if exact or not n else measured / n,
             )
         )
@@ -502,18 +525,25 @@ def _app_summary_from_totals(
     stride = max(1, -(-tasks // APP_SAMPLE_TASKS))
     while math.gcd(stride, 10) != 1:  # workflows often repeat their apps every ten tasks
         stride += 1
-    sampled = {name: (n, mean) for name, n, mean in conn.execute(
-        "WITH RECURSIVE ids(i) AS (SELECT 0 UNION ALL SELECT i + :k FROM ids WHERE i + :k < :n) "
-        f"SELECT t.task_func_name, COUNT(*), AVG({DURATION_SQL}) FROM ids CROSS JOIN task t "
-        "ON t.task_id = ids.i AND t.run_id = :run GROUP BY t.task_func_name",
-        {"k": stride, "n": tasks, "run": run_id})}
+    sampled = {
+        name: (n, mean)
+        for name, n, mean in conn.execute(
+            "WITH RECURSIVE ids(i) AS (SELECT 0 UNION ALL SELECT i + :k FROM ids WHERE i + :k < "
+            ":n) "
+            f"SELECT t.task_func_name, COUNT(*), AVG({DURATION_SQL}) FROM ids CROSS JOIN task t "
+            "ON t.task_id = ids.i AND t.run_id = :run GROUP BY t.task_func_name",
+            {"k": stride, "n": tasks, "run": run_id},
+        )
+    }
     # An app too small for the stride to find is measured exactly (ix_task_run_func seek).
     for name, app_totals in totals.items():
         n = app_totals.get("pending", 0)
         if n <= SMALL_APP_TASKS and sampled.get(name, (0, None))[0] < n:
             sampled[name] = conn.execute(
                 f"SELECT COUNT(*), AVG({DURATION_SQL}) FROM task t "
-                "WHERE t.run_id = ? AND t.task_func_name = ?", (run_id, name)).fetchone()
+                "WHERE t.run_id = ? AND t.task_func_name = ?",
+                (run_id, name),
+            ).fetchone()
     stats = []
     for name in sorted(totals):
         if app is not None and name != app:
@@ -524,14 +554,19 @@ def _app_summary_from_totals(
         failed = sum(by_state.get(state, 0) for state in FAILED_FINAL_STATES)
         measured, mean_d = sampled.get(name, (0, None))
         exact_small = n <= SMALL_APP_TASKS and measured == n
-        stats.append(AppStats(
-            app=name, tasks=n, completed=completed, failed=failed,
-            unfinished=n - completed - failed,
-            tries=totals[name].get("launched", 0) + totals[name].get("relaunched", 0),
-            mean_duration_s=mean_d,
-            mean_exec_s=runs[name][1] if name in runs else None,
-            sample_fraction=1.0 if exact_small or not n else min(1.0, measured / n),
-        ))
+        stats.append(
+            AppStats(
+                app=name,
+                tasks=n,
+                completed=completed,
+                failed=failed,
+                unfinished=n - completed - failed,
+                tries=totals[name].get("launched", 0) + totals[name].get("relaunched", 0),
+                mean_duration_s=mean_d,
+                mean_exec_s=runs[name][1] if name in runs else None,
+                sample_fraction=1.0 if exact_small or not n else min(1.0, measured / n),
+            )
+        )
     return stats
 
 
@@ -544,14 +579,18 @@ def _state_filter(source: StateSource, state: str, one_app: bool) -> tuple[str, 
     over the history joined to the tasks by primary key."""
     if source.from_table:
         join = "LEFT JOIN" if state == "pending" else "JOIN"
-        condition = "(z.state IS NULL OR z.state = :state)" if state == "pending" else (
-            "z.state = :state")
-        return (f"task t {join} {STATE_TABLE} z ON z.run_id = t.run_id "
-                "AND z.task_id = t.task_id"), condition
+        condition = (
+            "(z.state IS NULL OR z.state = :state)" if state == "pending" else ("z.state = :state")
+        )
+        return (
+            f"task t {join} {STATE_TABLE} z ON z.run_id = t.run_id AND z.task_id = t.task_id"
+        ), condition
     if one_app or state == "pending":
         return "task t", f"COALESCE({source.of_task()}, 'pending') = :state"
-    return (f"({source.per_task()} LIMIT -1) z CROSS JOIN task t ON t.task_id = z.task_id "
-            "AND t.run_id = :run"), "z.state = :state"
+    return (
+        f"({source.per_task()} LIMIT -1) z CROSS JOIN task t ON t.task_id = z.task_id "
+        "AND t.run_id = :run"
+    ), "z.state = :state"
 
 
 def list_tasks(
@@ -610,7 +649,9 @@ def list_tasks(
     state_sql = f"COALESCE({source.of_task()}, 'pending')" if source else "'pending'"
     tries_sql = hostname_sql = "NULL"
     if info.has("try"):
-        tries_sql = "(SELECT COUNT(*) FROM try y WHERE y.run_id = t.run_id AND y.task_id = t.task_id)"
+        tries_sql = (
+            "(SELECT COUNT(*) FROM try y WHERE y.run_id = t.run_id AND y.task_id = t.task_id)"
+        )
         hostname_sql = (
             "(SELECT y.hostname FROM try y WHERE y.run_id = t.run_id AND y.task_id = t.task_id "
             "ORDER BY y.try_id DESC LIMIT 1)"
@@ -643,7 +684,9 @@ def state_history(conn: sqlite3.Connection, run_id: str, task_id: int) -> list[S
     ]
 
 
-def _tries(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: int) -> list[TryRecord]:
+def _tries(
+    conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: int
+) -> list[TryRecord]:
     if not info.has("try"):
         return []
     failures: dict[int, TryFailureRow] = {}
@@ -692,15 +735,22 @@ def _tries(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: i
     return tries
 
 
-def _dependents(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: int) -> list[int]:
+def _dependents(
+    conn: sqlite3.Connection, info: DatabaseInfo, run_id: str, task_id: int
+) -> list[int]:
     """Tasks that depend on or join `task_id` (a text match, since the ids are stored as CSV).
     Join apps are found whatever their id: their inner tasks are submitted after them."""
     kept = totals_query.dependents(conn, run_id, task_id)
     if kept is not None:
         return kept
     key = str(task_id)
-    params = {"run": run_id, "exact": key, "first": f"{key},%", "last": f"%,{key}",
-              "middle": f"%,{key},%"}
+    params = {
+        "run": run_id,
+        "exact": key,
+        "first": f"{key},%",
+        "last": f"%,{key}",
+        "middle": f"%,{key},%",
+    }
     match = "({col} = :exact OR {col} LIKE :first OR {col} LIKE :last OR {col} LIKE :middle)"
     # A dependent is submitted after its dependencies, so only larger ids can match: a range
     # scan of the primary key (+run_id keeps SQLite off the (run_id, app) index).
@@ -767,7 +817,11 @@ def task_detail(conn: sqlite3.Connection, run_id: str, task_id: int) -> TaskDeta
 
 
 def timeline(
-    conn: sqlite3.Connection, run_id: str, *, limit: int = 500, offset: int = 0,
+    conn: sqlite3.Connection,
+    run_id: str,
+    *,
+    limit: int = 500,
+    offset: int = 0,
     task_ids: list[int] | None = None,
 ) -> Page[TimelineTask]:
     """A page of tasks (by id, or the tasks `task_ids`) with the time they spent in each
@@ -779,13 +833,19 @@ def timeline(
     if task_ids is not None:
         chosen = sorted(set(task_ids))[:limit]
         marks = ",".join("?" * len(chosen))
-        tasks = conn.execute(
-            f"SELECT task_id, task_func_name FROM task WHERE run_id = ? AND task_id IN ({marks}) "
-            "ORDER BY task_id", (run_id, *chosen)).fetchall() if chosen else []
+        tasks = (
+            conn.execute(
+                f"SELECT task_id, task_func_name FROM task WHERE run_id = ? AND task_id IN "
+                f"({marks}) "
+                "ORDER BY task_id",
+                (run_id, *chosen),
+            ).fetchall()
+            if chosen
+            else []
+        )
         total = len(tasks)
     else:
-        total = conn.execute(
-            "SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
+        total = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
         tasks = conn.execute(
             "SELECT task_id, task_func_name FROM task WHERE run_id = ? ORDER BY task_id "
             "LIMIT ? OFFSET ?",
@@ -806,7 +866,9 @@ def timeline(
         marks = ",".join("?" * len(apps))
         status_rows = conn.execute(
             "SELECT task_id, task_status_name, timestamp FROM status WHERE run_id = ? "
-            f"AND task_id IN ({marks}) ORDER BY task_id, timestamp", (run_id, *apps))
+            f"AND task_id IN ({marks}) ORDER BY task_id, timestamp",
+            (run_id, *apps),
+        )
     else:
         status_rows = conn.execute(
             "SELECT task_id, task_status_name, timestamp FROM status WHERE run_id = ? "

@@ -67,9 +67,7 @@ DropCallback = Callable[[int, str], None]
 def is_busy(error: BaseException) -> bool:
     """True for SQLite's 'another connection holds the lock' errors (worth retrying)."""
     text = str(error).lower()
-    return isinstance(error, sqlite3.OperationalError) and (
-        "locked" in text or "busy" in text
-    )
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 def write_isolated(writer: DatabaseWriter, batch: list[Message], on_drop: DropCallback) -> None:

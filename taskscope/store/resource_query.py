@@ -138,8 +138,10 @@ def has_resource_samples(conn: sqlite3.Connection, run_id: str) -> bool:
     run's millions of samples takes most of a second."""
     if not describe_database(conn).has("resource"):
         return False
-    return conn.execute(
-        "SELECT 1 FROM resource WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is not None
+    return (
+        conn.execute("SELECT 1 FROM resource WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
+        is not None
+    )
 
 
 def resource_sample_count(conn: sqlite3.Connection, run_id: str) -> int:
@@ -214,8 +216,11 @@ def run_usage(
         # The kernel's view, launched -> returned: from the writer's state flow, or from the
         # try table (a hashed sample of tries at scale).
         kept = kernel_in_flight(conn, run_id, epoch, epoch + span, buckets)
-        flight_stride = 1 if kept is not None else sample_stride(
-            _try_rows_estimate(conn, run_id), USAGE_SAMPLE_ROWS)
+        flight_stride = (
+            1
+            if kept is not None
+            else sample_stride(_try_rows_estimate(conn, run_id), USAGE_SAMPLE_ROWS)
+        )
         flight_sql = (
             f"SELECT {rel.format(col='task_try_time_launched')} AS s, "
             f"{rel.format(col='COALESCE(task_try_time_returned, :ended)')} AS e, 1.0 AS w1, "
@@ -240,7 +245,7 @@ def run_usage(
         sampled = f"""
             SELECT e, rss, cpu, LAG(e) OVER w AS prev_e,
                    LAG(cpu, 1, {first_cpu}) OVER w AS prev_cpu, task_id, try_id
-            FROM (SELECT {rel.format(col='timestamp')} AS e,
+            FROM (SELECT {rel.format(col="timestamp")} AS e,
                          COALESCE(psutil_process_memory_resident, 0) AS rss, {_CPU} AS cpu,
                          task_id, try_id FROM resource WHERE run_id = :run
                          AND {in_sample("task_id", stride)} LIMIT -1)
@@ -258,9 +263,7 @@ def run_usage(
         memory, cpu = _bucket_sums(conn, intervals, params, buckets, width)
         memory = [m * stride for m in memory]  # the sample's share scaled to the whole run
         cpu = [c * stride for c in cpu]
-    times = [
-        format_timestamp(start + (end - start) * (b / buckets)) for b in range(buckets)
-    ]
+    times = [format_timestamp(start + (end - start) * (b / buckets)) for b in range(buckets)]
     return UsageSeries(
         bucket_seconds=width,
         times=times,

@@ -33,8 +33,8 @@ def rebuild_rollups(conn: sqlite3.Connection, run_id: str) -> None:
     params = {"run": run_id, "origin": 0}
     rows = conn.execute(
         f"""SELECT p.task_id, p.try_id, COALESCE(y.hostname, ''), t.task_func_name,
-                   COALESCE(y.task_executor, ''), {SINCE_ORIGIN_SQL.format(col='p.s')},
-                   {SINCE_ORIGIN_SQL.format(col='p.e')}
+                   COALESCE(y.task_executor, ''), {SINCE_ORIGIN_SQL.format(col="p.s")},
+                   {SINCE_ORIGIN_SQL.format(col="p.e")}
             FROM (SELECT task_id, try_id,
                          MIN(CASE WHEN task_status_name = 'running' THEN timestamp END) AS s,
                          MIN(CASE WHEN task_status_name = 'running_ended' THEN timestamp END) AS e
@@ -84,9 +84,11 @@ def rebuild_state_flow(conn: sqlite3.Connection, run_id: str) -> None:
     history (a retry's pending and launched named as the writer names them)."""
     for table in ("taskscope_state_flow", "taskscope_state_flow_minute", "taskscope_app_total"):
         conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-    name = ("CASE WHEN s.try_id > 0 AND s.task_status_name = 'pending' THEN 'pending_retry' "
-            "WHEN s.try_id > 0 AND s.task_status_name = 'launched' THEN 'relaunched' "
-            "ELSE s.task_status_name END")
+    name = (
+        "CASE WHEN s.try_id > 0 AND s.task_status_name = 'pending' THEN 'pending_retry' "
+        "WHEN s.try_id > 0 AND s.task_status_name = 'launched' THEN 'relaunched' "
+        "ELSE s.task_status_name END"
+    )
     second = f"CAST({SINCE_ORIGIN_SQL.format(col='s.timestamp')} AS INTEGER)"
     conn.execute(
         f"""INSERT INTO taskscope_state_flow (run_id, bucket, app, state, entered)
@@ -98,11 +100,15 @@ def rebuild_state_flow(conn: sqlite3.Connection, run_id: str) -> None:
     conn.execute(
         """INSERT INTO taskscope_state_flow_minute (run_id, bucket, app, state, entered)
            SELECT run_id, bucket / 60, app, state, SUM(entered) FROM taskscope_state_flow
-           WHERE run_id = ? GROUP BY bucket / 60, app, state""", (run_id,))
+           WHERE run_id = ? GROUP BY bucket / 60, app, state""",
+        (run_id,),
+    )
     conn.execute(
         """INSERT INTO taskscope_app_total (run_id, app, state, entered)
            SELECT run_id, app, state, SUM(entered) FROM taskscope_state_flow_minute
-           WHERE run_id = ? GROUP BY app, state""", (run_id,))
+           WHERE run_id = ? GROUP BY app, state""",
+        (run_id,),
+    )
 
 
 def rebuild_dependents(conn: sqlite3.Connection, run_id: str) -> None:
@@ -128,11 +134,14 @@ def add_missing_rollups(conn: sqlite3.Connection, run_id: str) -> None:
         """INSERT INTO taskscope_occupancy_minute (run_id, bucket, worker, app, busy_s, tries_ended)
            SELECT run_id, bucket / 60, worker, app, SUM(busy_s), SUM(tries_ended)
            FROM taskscope_occupancy WHERE run_id = ? GROUP BY bucket / 60, worker, app""",
-        (run_id,))
+        (run_id,),
+    )
     conn.execute("DELETE FROM taskscope_app_run_total WHERE run_id = ?", (run_id,))
     conn.execute(
         """INSERT INTO taskscope_app_run_total (run_id, app, busy_s, tries_ended)
            SELECT run_id, app, SUM(busy_s), SUM(tries_ended) FROM taskscope_occupancy_minute
-           WHERE run_id = ? GROUP BY app""", (run_id,))
+           WHERE run_id = ? GROUP BY app""",
+        (run_id,),
+    )
     rebuild_state_flow(conn, run_id)
     rebuild_dependents(conn, run_id)

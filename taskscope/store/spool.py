@@ -49,7 +49,9 @@ SEGMENT_BYTES = 16 * 1024 * 1024
 DELAY_NOTE = "delayed"
 APPLIED_TABLE = "taskscope_spool_applied"
 
-_SEGMENT_RE = re.compile(r"^(?P<stream>[0-9]{19}-[0-9]+-[a-z]+-[0-9a-f]{8})\.(?P<seq>[0-9]{6})\.seg$")
+_SEGMENT_RE = re.compile(
+    r"^(?P<stream>[0-9]{19}-[0-9]+-[a-z]+-[0-9a-f]{8})\.(?P<seq>[0-9]{6})\.seg$"
+)
 
 
 def spool_dir(db_path: str | os.PathLike[str]) -> Path:
@@ -323,10 +325,12 @@ def applied_offsets(conn: sqlite3.Connection) -> dict[str, int]:
         rows = conn.execute(f"SELECT segment, byte_offset FROM {APPLIED_TABLE}").fetchall()
     except sqlite3.OperationalError:  # no such table: nothing was applied from a spool
         return {}
-    return {name: offset for name, offset in rows}
+    return dict(rows)
 
 
-def unwritten(db_path: str | os.PathLike[str], conn: sqlite3.Connection | None = None) -> SpoolState | None:
+def unwritten(
+    db_path: str | os.PathLike[str], conn: sqlite3.Connection | None = None
+) -> SpoolState | None:
     """What the spool of ``db_path`` holds beyond the database; None when nothing.
 
     ``conn`` (read-only is enough) reads the applied offsets; without it every spooled frame
@@ -393,8 +397,5 @@ def unwritten_note(
     it every spooled frame counts as unwritten."""
     if not list_segments(spool_dir(db_path)):
         return None  # the usual case costs one directory listing
-    if read is None:
-        state = unwritten(db_path)
-    else:
-        state = read(lambda conn: unwritten(db_path, conn))
+    state = unwritten(db_path) if read is None else read(lambda conn: unwritten(db_path, conn))
     return state.note if state is not None else None

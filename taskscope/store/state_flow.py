@@ -27,7 +27,9 @@ UPSERT_STATE_FLOW = """
 INSERT INTO taskscope_state_flow (run_id, bucket, app, state, entered) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (run_id, bucket, app, state) DO UPDATE SET
     entered = taskscope_state_flow.entered + excluded.entered"""
-UPSERT_STATE_FLOW_MINUTE = UPSERT_STATE_FLOW.replace("taskscope_state_flow", "taskscope_state_flow_minute")
+UPSERT_STATE_FLOW_MINUTE = UPSERT_STATE_FLOW.replace(
+    "taskscope_state_flow", "taskscope_state_flow_minute"
+)
 UPSERT_APP_TOTAL = """
 INSERT INTO taskscope_app_total (run_id, app, state, entered) VALUES (?, ?, ?, ?)
 ON CONFLICT (run_id, app, state) DO UPDATE SET
@@ -39,6 +41,7 @@ RETRY_NAMES = {"pending": "pending_retry", "launched": "relaunched"}
 
 def flow_state(state: str, try_id: int) -> str:
     return RETRY_NAMES.get(state, state) if try_id > 0 else state
+
 
 _STATE_INDEX = {state: i for i, state in enumerate(LIFECYCLE_ORDER)}
 _STATES = len(LIFECYCLE_ORDER)
@@ -94,11 +97,22 @@ class StateFlowBatch:
     """One batch's transitions, counted per (run, second, app, state) once their apps are
     known; the record of counted transitions grows only in ``keep``, after the write."""
 
-    __slots__ = ("apps", "conn", "counts", "minutes", "new_seen", "pending", "seen", "totals",
-                 "waiting")
+    __slots__ = (
+        "apps",
+        "conn",
+        "counts",
+        "minutes",
+        "new_seen",
+        "pending",
+        "seen",
+        "totals",
+        "waiting",
+    )
 
     def __init__(
-        self, conn: sqlite3.Connection, apps: dict[str, TaskApps],
+        self,
+        conn: sqlite3.Connection,
+        apps: dict[str, TaskApps],
         seen: dict[str, SeenTransitions],
     ) -> None:
         self.conn = conn

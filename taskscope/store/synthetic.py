@@ -193,10 +193,15 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun, task_state: bool) ->
                     statuses.append(("failed" if last_try else "fail_retryable", end, try_id))
                     writer.add(
                         "failure",
-                        (run.run_id, task_id, try_id, "RuntimeError",
-                         (f"synthetic failure of task {task_id}"),
-                         _traceback(app, task_id),
-                         1 if bash else None),
+                        (
+                            run.run_id,
+                            task_id,
+                            try_id,
+                            "RuntimeError",
+                            (f"synthetic failure of task {task_id}"),
+                            _traceback(app, task_id),
+                            1 if bash else None,
+                        ),
                     )
                     if last_try:
                         final = "failed"
@@ -212,10 +217,23 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun, task_state: bool) ->
             Path(stderr).write_text(f"warning: synthetic stderr of task {task_id}\n")
         writer.add(
             "task",
-            (task_id, run.run_id, "" if app == "join_all" else ",".join(map(str, deps)), app, "0", None, "[]", "[]", "",
-             stdout, stderr, _ts(invoked), _ts(returned_at) if returned_at else None,
-             len(tries) - (1 if final == "exec_done" else 0) if tries else 0,
-             float(max(0, len(tries) - 1))),
+            (
+                task_id,
+                run.run_id,
+                "" if app == "join_all" else ",".join(map(str, deps)),
+                app,
+                "0",
+                None,
+                "[]",
+                "[]",
+                "",
+                stdout,
+                stderr,
+                _ts(invoked),
+                _ts(returned_at) if returned_at else None,
+                len(tries) - (1 if final == "exec_done" else 0) if tries else 0,
+                float(max(0, len(tries) - 1)),
+            ),
         )
         kind = "join" if app == "join_all" else "depends"
         if deps and (tries or kind == "depends"):  # joins are known from a try only
@@ -226,9 +244,19 @@ def _write_run(conn: sqlite3.Connection, run: SyntheticRun, task_state: bool) ->
             joins = ",".join(map(str, deps)) if app == "join_all" else ""
             writer.add(
                 "try",
-                (try_id, task_id, run.run_id, "0", host_name, "htex",
-                 _ts(launched), _ts(try_running) if try_running else None,
-                 _ts(try_returned) if try_returned else None, history, joins),
+                (
+                    try_id,
+                    task_id,
+                    run.run_id,
+                    "0",
+                    host_name,
+                    "htex",
+                    _ts(launched),
+                    _ts(try_running) if try_running else None,
+                    _ts(try_returned) if try_returned else None,
+                    history,
+                    joins,
+                ),
             )
         for state, moment, try_id in statuses:
             writer.add("status", (task_id, state, _ts(moment), run.run_id, try_id))
@@ -254,8 +282,13 @@ def _traceback(app: str, task_id: int) -> str:
 
 
 def _samples(
-    writer: _Writer, run: SyntheticRun, task_id: int, try_id: int, running: datetime,
-    end: datetime, rng: random.Random,
+    writer: _Writer,
+    run: SyntheticRun,
+    task_id: int,
+    try_id: int,
+    running: datetime,
+    end: datetime,
+    rng: random.Random,
 ) -> None:
     if not run.with_resources:
         return
@@ -266,15 +299,37 @@ def _samples(
         cpu = seconds * k / run.samples_per_try * 0.9
         writer.add(
             "resource",
-            (try_id, task_id, run.run_id, _ts(at), 1.0, 1000 + task_id % 97, 1.0, 0.0,
-             cpu * 0.9, cpu * 0.1, rss * 2, rss * (0.8 + 0.2 * k / run.samples_per_try),
-             1e5 * k, 1e4 * k, "running", "0", float(k), 0.0),
+            (
+                try_id,
+                task_id,
+                run.run_id,
+                _ts(at),
+                1.0,
+                1000 + task_id % 97,
+                1.0,
+                0.0,
+                cpu * 0.9,
+                cpu * 0.1,
+                rss * 2,
+                rss * (0.8 + 0.2 * k / run.samples_per_try),
+                1e5 * k,
+                1e4 * k,
+                "running",
+                "0",
+                float(k),
+                0.0,
+            ),
         )
 
 
 def _write_workflow(
-    conn: sqlite3.Connection, run: SyntheticRun, began: datetime, last_event: datetime,
-    completed: int, failed: int, now: datetime,
+    conn: sqlite3.Connection,
+    run: SyntheticRun,
+    began: datetime,
+    last_event: datetime,
+    completed: int,
+    failed: int,
+    now: datetime,
 ) -> None:
     finished = run.status in ("completed", "failed", "aborted")
     ended = last_event + timedelta(seconds=0.5) if finished else None
@@ -283,8 +338,18 @@ def _write_workflow(
         status = "failed"
     conn.execute(
         "INSERT INTO workflow VALUES (?,?,?,?,?,?,?,?,?,?)",
-        (run.run_id, run.workflow_name, "1.0", _ts(began), _ts(ended) if ended else None,
-         "synthhost", "tester", f"/tmp/runinfo/{run.run_id}", failed, completed),
+        (
+            run.run_id,
+            run.workflow_name,
+            "1.0",
+            _ts(began),
+            _ts(ended) if ended else None,
+            "synthhost",
+            "tester",
+            f"/tmp/runinfo/{run.run_id}",
+            failed,
+            completed,
+        ),
     )
     if run.status == "running":
         heartbeat = now
@@ -294,9 +359,17 @@ def _write_workflow(
         heartbeat = ended or now
     conn.execute(
         "INSERT INTO taskscope_run VALUES (?,?,?,?,?,?,?,?,?)",
-        (run.run_id, "running" if run.status == "lost" else status, _ts(heartbeat),
-         run.heartbeat_interval,
-         "htex", 4242, "3.11.7", "0.1.0", 0),
+        (
+            run.run_id,
+            "running" if run.status == "lost" else status,
+            _ts(heartbeat),
+            run.heartbeat_interval,
+            "htex",
+            4242,
+            "3.11.7",
+            "0.1.0",
+            0,
+        ),
     )
     node_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM node").fetchone()[0]
     for h in range(run.hosts):
@@ -304,9 +377,20 @@ def _write_workflow(
             node_id += 1
             conn.execute(
                 "INSERT INTO node VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (node_id, run.run_id, f"node{h}", f"pool{h}", "0", run.workers,
-                 16 * 2**30, 1 if k == 0 else int(not finished), run.workers, "3.11.7",
-                 _ts(moment + timedelta(seconds=0.2)), _ts(moment)),
+                (
+                    node_id,
+                    run.run_id,
+                    f"node{h}",
+                    f"pool{h}",
+                    "0",
+                    run.workers,
+                    16 * 2**30,
+                    1 if k == 0 else int(not finished),
+                    run.workers,
+                    "3.11.7",
+                    _ts(moment + timedelta(seconds=0.2)),
+                    _ts(moment),
+                ),
             )
     for status_name, moment in (("PENDING", began), ("RUNNING", began + timedelta(seconds=0.5))):
         conn.execute(
@@ -348,16 +432,40 @@ def create_database(
 def standard_runs(stdout_dir: Path | None = None) -> list[SyntheticRun]:
     """One run of each shape the dashboard must cope with."""
     return [
-        SyntheticRun("run-completed", tasks=120, status="completed", stdout_dir=stdout_dir,
-                     fail_fraction=0.0, workflow_name="pipeline"),
-        SyntheticRun("run-failed", tasks=150, status="completed", fail_fraction=0.05,
-                     workflow_name="pipeline", seed=2),
+        SyntheticRun(
+            "run-completed",
+            tasks=120,
+            status="completed",
+            stdout_dir=stdout_dir,
+            fail_fraction=0.0,
+            workflow_name="pipeline",
+        ),
+        SyntheticRun(
+            "run-failed",
+            tasks=150,
+            status="completed",
+            fail_fraction=0.05,
+            workflow_name="pipeline",
+            seed=2,
+        ),
         SyntheticRun("run-lost", tasks=80, status="lost", workflow_name="crashy", seed=3),
         # Live for an hour: long enough for a whole test session or a benchmark to read it.
-        SyntheticRun("run-live", tasks=100, status="running", workflow_name="live", seed=4,
-                     heartbeat_interval=1200.0),
-        SyntheticRun("run-noresources", tasks=40, status="completed", with_resources=False,
-                     workflow_name="quiet", seed=5),
+        SyntheticRun(
+            "run-live",
+            tasks=100,
+            status="running",
+            workflow_name="live",
+            seed=4,
+            heartbeat_interval=1200.0,
+        ),
+        SyntheticRun(
+            "run-noresources",
+            tasks=40,
+            status="completed",
+            with_resources=False,
+            workflow_name="quiet",
+            seed=5,
+        ),
     ]
 
 

@@ -93,9 +93,7 @@ def state_source(
     return StateSource(run_id, from_table, covering)
 
 
-def _is_most_of_the_database(
-    conn: sqlite3.Connection, run_id: str, run_tasks: int | None
-) -> bool:
+def _is_most_of_the_database(conn: sqlite3.Connection, run_id: str, run_tasks: int | None) -> bool:
     """The covering scan reads every run's history, so it only pays off for a run that holds
     a large share of the database; a small run is cheaper through its (run_id, ...) index."""
     if run_tasks is None:

@@ -75,7 +75,8 @@ def run_span(conn: sqlite3.Connection, run_id: str) -> RunSpan | None:
         if len(candidates) == 1 and info.has("status"):
             last = conn.execute(
                 f"SELECT {SINCE_ORIGIN_SQL.format(col='MAX(timestamp)')} FROM status "
-                "WHERE run_id = :run", {"run": run_id, "origin": 0},
+                "WHERE run_id = :run",
+                {"run": run_id, "origin": 0},
             ).fetchone()[0]
             if last is not None:
                 candidates.append(last)
@@ -101,21 +102,25 @@ def _flow_rows(
     info = describe_database(conn)
     only = " AND app = :app" if app is not None else ""
     table = "taskscope_state_flow_minute" if long_run else "taskscope_state_flow"
-    if info.has(table) and conn.execute(
-        f"SELECT 1 FROM {table} WHERE run_id = ? LIMIT 1", (run_id,)
-    ).fetchone():
+    if (
+        info.has(table)
+        and conn.execute(f"SELECT 1 FROM {table} WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
+    ):
         scale = MINUTE_SECONDS if long_run else 1.0
         return conn.execute(
             f"SELECT bucket * {scale} + {scale / 2 - 0.5}, state, SUM(entered) FROM {table} "
-            f"WHERE run_id = :run{only} GROUP BY bucket, state", {"run": run_id, "app": app},
+            f"WHERE run_id = :run{only} GROUP BY bucket, state",
+            {"run": run_id, "app": app},
         ).fetchall()
     if not info.has("status"):
         return []
     join_app = " AND t.task_func_name = :app" if app is not None else ""
     second = f"CAST({SINCE_ORIGIN_SQL.format(col='s.timestamp')} AS INTEGER)"
-    name = ("CASE WHEN s.try_id > 0 AND s.task_status_name = 'pending' THEN 'pending_retry' "
-            "WHEN s.try_id > 0 AND s.task_status_name = 'launched' THEN 'relaunched' "
-            "ELSE s.task_status_name END")
+    name = (
+        "CASE WHEN s.try_id > 0 AND s.task_status_name = 'pending' THEN 'pending_retry' "
+        "WHEN s.try_id > 0 AND s.task_status_name = 'launched' THEN 'relaunched' "
+        "ELSE s.task_status_name END"
+    )
     return conn.execute(
         f"SELECT {second} AS b, {name} AS n, COUNT(*) FROM status s "
         f"{'JOIN task t ON t.task_id = s.task_id AND t.run_id = s.run_id' if app else ''} "
@@ -127,18 +132,29 @@ def _flow_rows(
 def run_apps(conn: sqlite3.Connection, run_id: str) -> list[str]:
     info = describe_database(conn)
     if info.has("taskscope_state_flow"):
-        apps = [r[0] for r in conn.execute(
-            "SELECT DISTINCT app FROM taskscope_state_flow WHERE run_id = ? AND "
-            "state = 'pending'", (run_id,))]
+        apps = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT app FROM taskscope_state_flow WHERE run_id = ? AND "
+                "state = 'pending'",
+                (run_id,),
+            )
+        ]
         if apps:
             return sorted(apps)
-    return [r[0] for r in conn.execute(
-        "SELECT DISTINCT task_func_name FROM task WHERE run_id = ? ORDER BY 1 LIMIT 500",
-        (run_id,))]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT task_func_name FROM task WHERE run_id = ? ORDER BY 1 LIMIT 500",
+            (run_id,),
+        )
+    ]
 
 
 def state_timeline(
-    conn: sqlite3.Connection, run_id: str, app: str | None = None,
+    conn: sqlite3.Connection,
+    run_id: str,
+    app: str | None = None,
     buckets: int = TIMELINE_BUCKETS,
 ) -> StateTimeline | None:
     span = run_span(conn, run_id)
@@ -147,8 +163,9 @@ def state_timeline(
     width = span.seconds / buckets
     rows = _flow_rows(conn, run_id, app, span.seconds > MINUTE_LEVEL_ABOVE_S)
     bands = _bands(rows, span.start, width, buckets)
-    return StateTimeline(span, width, [width * (i + 1) for i in range(buckets)], bands,
-                         run_apps(conn, run_id), app)
+    return StateTimeline(
+        span, width, [width * (i + 1) for i in range(buckets)], bands, run_apps(conn, run_id), app
+    )
 
 
 def kernel_in_flight(
@@ -163,14 +180,21 @@ def kernel_in_flight(
     width = max(end - start, 1e-3) / buckets
     long_run = end - start > MINUTE_LEVEL_ABOVE_S
     table = "taskscope_state_flow_minute" if long_run else "taskscope_state_flow"
-    if conn.execute(f"SELECT 1 FROM {table} WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is None:
+    if (
+        conn.execute(f"SELECT 1 FROM {table} WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
+        is None
+    ):
         return None
     bands = _bands(_flow_rows(conn, run_id, None, long_run), start, width, buckets)
-    return [float(bands["queued"][i] + bands["running"][i] + bands["returning"][i])
-            for i in range(buckets)]
+    return [
+        float(bands["queued"][i] + bands["running"][i] + bands["returning"][i])
+        for i in range(buckets)
+    ]
 
 
-def _bands(rows: list[tuple[Any, ...]], start: float, width: float, buckets: int) -> dict[str, list[int]]:
+def _bands(
+    rows: list[tuple[Any, ...]], start: float, width: float, buckets: int
+) -> dict[str, list[int]]:
     """Tasks in each band at the end of each bucket, from (second, state, entered) rows."""
     entered: dict[str, list[int]] = {}
     for second, state, n in rows:
@@ -190,15 +214,15 @@ def _bands(rows: list[tuple[Any, ...]], start: float, width: float, buckets: int
         return cumulative.get(state, zero)
 
     def combine(plus: tuple[str, ...], minus: tuple[str, ...]) -> list[int]:
-        return [max(0, sum(c(s)[i] for s in plus) - sum(c(s)[i] for s in minus))
-                for i in range(buckets)]
+        return [
+            max(0, sum(c(s)[i] for s in plus) - sum(c(s)[i] for s in minus)) for i in range(buckets)
+        ]
 
     # A retry waits from its fail_retryable (taskscope) or from its own pending (Parsl's
     # runs record one): count whichever the run has, not both.
     again = "pending_retry" if "pending_retry" in cumulative else "fail_retryable"
     return {
-        "waiting": combine(("pending", again),
-                           ("launched", "relaunched", "memo_done", "dep_fail")),
+        "waiting": combine(("pending", again), ("launched", "relaunched", "memo_done", "dep_fail")),
         "queued": combine(("launched", "relaunched"), ("running",)),
         "running": combine(("running",), ("running_ended",)),
         "returning": combine(("running_ended",), ("exec_done", "failed", "fail_retryable")),
@@ -248,14 +272,22 @@ class TaskStream:
 def _lanes(conn: sqlite3.Connection, run_id: str, lo: float, hi: float) -> list[str]:
     """Workers busy at some moment of the minutes around [lo, hi] (epoch seconds), so that
     a worker idle throughout the window still gets its (empty) lane."""
-    lanes = [r[0] for r in conn.execute(
-        "SELECT DISTINCT worker FROM taskscope_occupancy_minute WHERE run_id = ? "
-        "AND bucket BETWEEN ? AND ?",
-        (run_id, math.floor(lo / MINUTE_SECONDS) - 1, math.floor(hi / MINUTE_SECONDS) + 1))]
+    lanes = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT worker FROM taskscope_occupancy_minute WHERE run_id = ? "
+            "AND bucket BETWEEN ? AND ?",
+            (run_id, math.floor(lo / MINUTE_SECONDS) - 1, math.floor(hi / MINUTE_SECONDS) + 1),
+        )
+    ]
     if not lanes:
-        lanes = [r[0] for r in conn.execute(
-            "SELECT DISTINCT worker FROM taskscope_try_run WHERE run_id = ? LIMIT 5000",
-            (run_id,))]
+        lanes = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT worker FROM taskscope_try_run WHERE run_id = ? LIMIT 5000",
+                (run_id,),
+            )
+        ]
     return sorted(lanes, key=_natural)
 
 
@@ -266,7 +298,9 @@ def _natural(text: str) -> list[Any]:
 
 
 def task_stream(
-    conn: sqlite3.Connection, run_id: str, start_s: float | None = None,
+    conn: sqlite3.Connection,
+    run_id: str,
+    start_s: float | None = None,
     end_s: float | None = None,
 ) -> TaskStream | None:
     """The stream of the window [start_s, end_s] (seconds after the run's start; the whole
@@ -293,15 +327,24 @@ def task_stream(
         f"SELECT COUNT(*) FROM (SELECT 1 {window_sql} LIMIT {EXACT_BARS + 1})", params
     ).fetchone()[0]
     minute = (b - a) > MINUTE_LEVEL_ABOVE_S
-    stream = TaskStream(span, (a, b), _lanes(conn, run_id, lo, hi), count <= EXACT_BARS,
-                        tries_in_window=count)
+    stream = TaskStream(
+        span, (a, b), _lanes(conn, run_id, lo, hi), count <= EXACT_BARS, tries_in_window=count
+    )
     if stream.exact:
         stream.bars = [
-            StreamBar(worker or "?", task_id, try_id, app or "?", s - span.start,
-                      None if e is None else e - span.start)
+            StreamBar(
+                worker or "?",
+                task_id,
+                try_id,
+                app or "?",
+                s - span.start,
+                None if e is None else e - span.start,
+            )
             for task_id, try_id, worker, app, s, e in conn.execute(
                 f"SELECT task_id, try_id, worker, app, time_running, time_ended {window_sql} "
-                "ORDER BY time_running", params)
+                "ORDER BY time_running",
+                params,
+            )
         ]
         return stream
     width = MINUTE_SECONDS if minute else 1.0
@@ -317,8 +360,14 @@ def task_stream(
             f"SELECT worker, CAST((bucket * :w + :w / 2 - :lo) / :cs AS INTEGER) AS c, app, "
             f"SUM(busy_s) FROM {table} WHERE run_id = :run AND bucket BETWEEN :b0 AND :b1 "
             "GROUP BY worker, c, app",
-            {"run": run_id, "b0": math.floor(lo / width), "b1": math.floor(hi / width),
-             "w": width, "lo": lo, "cs": column_s},
+            {
+                "run": run_id,
+                "b0": math.floor(lo / width),
+                "b1": math.floor(hi / width),
+                "w": width,
+                "lo": lo,
+                "cs": column_s,
+            },
         )
     ]
     stream.column_seconds = column_s
@@ -332,12 +381,15 @@ def _stream_from_status(
     of its lanes that is free. Exact bars only (these databases are small)."""
     origin = math.floor(span.start)
     info = describe_database(conn)
-    host_join = ("LEFT JOIN try y ON y.try_id = p.try_id AND y.task_id = p.task_id AND "
-                 "y.run_id = :run") if info.has("try") else ""
+    host_join = (
+        ("LEFT JOIN try y ON y.try_id = p.try_id AND y.task_id = p.task_id AND y.run_id = :run")
+        if info.has("try")
+        else ""
+    )
     host = "COALESCE(y.hostname, '')" if info.has("try") else "''"
     rows = conn.execute(
         f"""SELECT p.task_id, p.try_id, {host}, t.task_func_name,
-                   {SINCE_ORIGIN_SQL.format(col='p.s')}, {SINCE_ORIGIN_SQL.format(col='p.e')}
+                   {SINCE_ORIGIN_SQL.format(col="p.s")}, {SINCE_ORIGIN_SQL.format(col="p.e")}
             FROM (SELECT task_id, try_id,
                          MIN(CASE WHEN task_status_name = 'running' THEN timestamp END) AS s,
                          MIN(CASE WHEN task_status_name = 'running_ended' THEN timestamp END) AS e
@@ -361,11 +413,18 @@ def _stream_from_status(
         heapq.heappush(heap, (e if e is not None else float("inf"), lane))
         start, end = s - shift, None if e is None else e - shift
         if start <= b and (end is None or end >= a):
-            bars.append(StreamBar(f"{hostname or 'host'} #{lane}", task_id, try_id, app,
-                                  start, end))
+            bars.append(
+                StreamBar(f"{hostname or 'host'} #{lane}", task_id, try_id, app, start, end)
+            )
     lanes = sorted({bar.lane for bar in bars}, key=_natural)
-    stream = TaskStream(span, (a, b), lanes, len(bars) <= EXACT_BARS, tries_in_window=len(bars),
-                        source="status history")
+    stream = TaskStream(
+        span,
+        (a, b),
+        lanes,
+        len(bars) <= EXACT_BARS,
+        tries_in_window=len(bars),
+        source="status history",
+    )
     if stream.exact:
         stream.bars = bars
         return stream
@@ -385,8 +444,12 @@ def _stream_from_status(
 
 
 def tasks_in_window(
-    conn: sqlite3.Connection, run_id: str, start_s: float, end_s: float,
-    app: str | None = None, limit: int = 60,
+    conn: sqlite3.Connection,
+    run_id: str,
+    start_s: float,
+    end_s: float,
+    app: str | None = None,
+    limit: int = 60,
 ) -> list[int]:
     """Tasks with a try on a worker during [start_s, end_s] (seconds after the run's start),
     of `app` if given, earliest first: the rows of a per-task Gantt of that window."""
@@ -397,9 +460,20 @@ def tasks_in_window(
     lo, hi = span.start + start_s, span.start + end_s
     back = longest_try_seconds(conn, run_id)
     only = " AND app = :app" if app else ""
-    return [r[0] for r in conn.execute(
-        "SELECT DISTINCT task_id FROM (SELECT task_id FROM taskscope_try_run WHERE run_id = :run "
-        "AND time_running BETWEEN :from AND :hi AND (time_ended IS NULL OR time_ended >= :lo)"
-        f"{only} ORDER BY time_running LIMIT :limit)",
-        {"run": run_id, "from": lo - back - 1.0, "lo": lo, "hi": hi, "app": app,
-         "limit": limit})]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT task_id FROM (SELECT task_id FROM taskscope_try_run WHERE run_id = "
+            ":run "
+            "AND time_running BETWEEN :from AND :hi AND (time_ended IS NULL OR time_ended >= :lo)"
+            f"{only} ORDER BY time_running LIMIT :limit)",
+            {
+                "run": run_id,
+                "from": lo - back - 1.0,
+                "lo": lo,
+                "hi": hi,
+                "app": app,
+                "limit": limit,
+            },
+        )
+    ]

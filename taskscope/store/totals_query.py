@@ -27,9 +27,13 @@ def run_task_totals(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, i
     if not run_ids or not describe_database(conn).has("taskscope_app_total"):
         return {}
     marks = ",".join("?" * len(run_ids))
-    return dict(conn.execute(
-        f"SELECT run_id, SUM(entered) FROM taskscope_app_total WHERE run_id IN ({marks}) "
-        "AND state = 'pending' GROUP BY run_id", run_ids).fetchall())
+    return dict(
+        conn.execute(
+            f"SELECT run_id, SUM(entered) FROM taskscope_app_total WHERE run_id IN ({marks}) "
+            "AND state = 'pending' GROUP BY run_id",
+            run_ids,
+        ).fetchall()
+    )
 
 
 def current_states(by_state: dict[str, int]) -> dict[str, int]:
@@ -64,13 +68,17 @@ def run_state_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, int] | 
     return merged
 
 
-def app_state_counts(conn: sqlite3.Connection, run_id: str,
-                     app: str | None = None) -> dict[str, dict[str, int]] | None:
+def app_state_counts(
+    conn: sqlite3.Connection, run_id: str, app: str | None = None
+) -> dict[str, dict[str, int]] | None:
     totals = app_totals(conn, run_id)
     if totals is None:
         return None
-    return {name: current_states(by_state) for name, by_state in totals.items()
-            if app is None or name == app}
+    return {
+        name: current_states(by_state)
+        for name, by_state in totals.items()
+        if app is None or name == app
+    }
 
 
 def try_totals(conn: sqlite3.Connection, run_id: str) -> tuple[int, int] | None:
@@ -87,9 +95,14 @@ def app_run_totals(conn: sqlite3.Connection, run_id: str) -> dict[str, tuple[int
     """app -> (ended tries, mean run time on the workers' clocks); {} without totals."""
     if not describe_database(conn).has("taskscope_app_run_total"):
         return {}
-    return {app: (n, busy / n) for app, busy, n in conn.execute(
-        "SELECT app, busy_s, tries_ended FROM taskscope_app_run_total WHERE run_id = ?",
-        (run_id,)) if n}
+    return {
+        app: (n, busy / n)
+        for app, busy, n in conn.execute(
+            "SELECT app, busy_s, tries_ended FROM taskscope_app_run_total WHERE run_id = ?",
+            (run_id,),
+        )
+        if n
+    }
 
 
 def dependents(conn: sqlite3.Connection, run_id: str, task_id: int) -> list[int] | None:
@@ -97,6 +110,11 @@ def dependents(conn: sqlite3.Connection, run_id: str, task_id: int) -> list[int]
     info = describe_database(conn)
     if not info.has("taskscope_dependent") or app_totals(conn, run_id) is None:
         return None
-    return [r[0] for r in conn.execute(
-        "SELECT dependent_id FROM taskscope_dependent WHERE run_id = ? AND task_id = ? "
-        "ORDER BY dependent_id LIMIT 1000", (run_id, task_id))]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT dependent_id FROM taskscope_dependent WHERE run_id = ? AND task_id = ? "
+            "ORDER BY dependent_id LIMIT 1000",
+            (run_id, task_id),
+        )
+    ]

@@ -55,13 +55,17 @@ def has_rollup(conn: sqlite3.Connection, info: DatabaseInfo, run_id: str) -> boo
     """Whether the writer kept worker times for this run (taskscope's runs since the tables)."""
     if not info.has("taskscope_try_run"):
         return False
-    return conn.execute(
-        "SELECT 1 FROM taskscope_try_run WHERE run_id = ? LIMIT 1", (run_id,)
-    ).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM taskscope_try_run WHERE run_id = ? LIMIT 1", (run_id,)
+        ).fetchone()
+        is not None
+    )
 
 
-def _rebin(cells: list[tuple[float, float, float]], start: float, width: float,
-           buckets: int) -> list[float]:
+def _rebin(
+    cells: list[tuple[float, float, float]], start: float, width: float, buckets: int
+) -> list[float]:
     """Average number busy per display bucket from (cell start, cell end, busy seconds)
     cells, each spread evenly over its span. Everything is moved to seconds after `start`
     first: differences of epoch seconds near 1.7e9 lose a quarter microsecond each, which
@@ -145,8 +149,8 @@ def status_intervals(
             f"p.task_id AND y.try_id = p.try_id AND y.task_executor IN {INTERNAL_EXECUTORS})"
         )
     sql = f"""
-        SELECT {SINCE_ORIGIN_SQL.format(col='p.s')},
-               COALESCE({SINCE_ORIGIN_SQL.format(col='p.e')}, :end)
+        SELECT {SINCE_ORIGIN_SQL.format(col="p.s")},
+               COALESCE({SINCE_ORIGIN_SQL.format(col="p.e")}, :end)
         FROM (SELECT task_id, try_id,
                      MIN(CASE WHEN task_status_name = 'running' THEN timestamp END) AS s,
                      MIN(CASE WHEN task_status_name = 'running_ended' THEN timestamp END) AS e
@@ -177,12 +181,14 @@ def app_run_times(conn: sqlite3.Connection, run_id: str) -> dict[str, tuple[int,
 def run_time_sql(try_alias: str = "y") -> str:
     """SQL for a try's run time on its worker's clock, from the status history (an index
     seek per try on status's primary key): running -> running_ended."""
+
     def at(state: str) -> str:
         return (
             f"(SELECT MIN(s.timestamp) FROM status s WHERE s.task_id = {try_alias}.task_id "
             f"AND s.run_id = {try_alias}.run_id AND s.task_status_name = '{state}' "
             f"AND s.try_id = {try_alias}.try_id)"
         )
+
     return f"((julianday({at('running_ended')}) - julianday({at('running')})) * 86400.0)"
 
 

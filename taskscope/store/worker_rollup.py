@@ -47,7 +47,9 @@ ON CONFLICT (run_id, bucket, worker, app) DO UPDATE SET
     busy_s = taskscope_occupancy.busy_s + excluded.busy_s,
     tries_ended = taskscope_occupancy.tries_ended + excluded.tries_ended"""
 
-UPSERT_OCCUPANCY_MINUTE = UPSERT_OCCUPANCY.replace("taskscope_occupancy", "taskscope_occupancy_minute")
+UPSERT_OCCUPANCY_MINUTE = UPSERT_OCCUPANCY.replace(
+    "taskscope_occupancy", "taskscope_occupancy_minute"
+)
 
 UPSERT_APP_RUN_TOTAL = """
 INSERT INTO taskscope_app_run_total (run_id, app, busy_s, tries_ended) VALUES (?, ?, ?, ?)
@@ -107,8 +109,13 @@ def spread(start: float, end: float, width: float = BUCKET_SECONDS) -> list[tupl
 
 
 def add_occupancy(
-    cells: dict[tuple[str, int, str, str], list[float]], run_id: str, worker: str, app: str,
-    start: float, end: float, width: float,
+    cells: dict[tuple[str, int, str, str], list[float]],
+    run_id: str,
+    worker: str,
+    app: str,
+    start: float,
+    end: float,
+    width: float,
 ) -> None:
     """Add one ended try to `cells` ((run, bucket, worker, app) -> [busy s, tries ended])."""
     parts = spread(start, end, width)
@@ -120,8 +127,11 @@ def add_occupancy(
 
 
 def app_of(
-    conn: sqlite3.Connection, apps: dict[str, TaskApps],
-    batch_apps: dict[tuple[str, int], str], run_id: str, task_id: int,
+    conn: sqlite3.Connection,
+    apps: dict[str, TaskApps],
+    batch_apps: dict[tuple[str, int], str],
+    run_id: str,
+    task_id: int,
 ) -> str | None:
     """A task's app: from this batch, the writer's map or the task table; None while the
     task's row has not reached this writer (a worker's report can overtake the kernel's)."""
@@ -142,8 +152,20 @@ class WorkerRollupBatch:
     of counted ends (``ended``, per run) is only extended by ``keep``, once the batch is
     written, so a batch that is rolled back and replayed counts its ends again."""
 
-    __slots__ = ("app_totals", "apps", "conn", "ended", "internal", "longest", "minutes", "new_ended", "occupancy",
-                 "pending", "try_rows", "waiting")
+    __slots__ = (
+        "app_totals",
+        "apps",
+        "conn",
+        "ended",
+        "internal",
+        "longest",
+        "minutes",
+        "new_ended",
+        "occupancy",
+        "pending",
+        "try_rows",
+        "waiting",
+    )
 
     def __init__(
         self,
@@ -211,13 +233,15 @@ class WorkerRollupBatch:
         duration = max(0.0, m.time_ended - m.time_running)
         if duration > self.longest.get(m.run_id, 0.0):
             self.longest[m.run_id] = duration
-        add_occupancy(self.occupancy, m.run_id, worker, app, m.time_running, m.time_ended,
-                      BUCKET_SECONDS)
+        add_occupancy(
+            self.occupancy, m.run_id, worker, app, m.time_running, m.time_ended, BUCKET_SECONDS
+        )
         total = self.app_totals.setdefault((m.run_id, app), [0.0, 0])
         total[0] += duration
         total[1] += 1
-        add_occupancy(self.minutes, m.run_id, worker, app, m.time_running, m.time_ended,
-                      MINUTE_SECONDS)
+        add_occupancy(
+            self.minutes, m.run_id, worker, app, m.time_running, m.time_ended, MINUTE_SECONDS
+        )
 
     def write(self) -> None:
         execute = self.conn.executemany
@@ -239,8 +263,7 @@ def _load_ended(conn: sqlite3.Connection, run_id: str) -> EndedTries:
     """The ends already counted for a run this writer has not seen yet (none for a new run)."""
     record = EndedTries()
     for task_id, try_id in conn.execute(
-        "SELECT task_id, try_id FROM taskscope_try_run WHERE run_id = ? "
-        "AND time_ended IS NOT NULL",
+        "SELECT task_id, try_id FROM taskscope_try_run WHERE run_id = ? AND time_ended IS NOT NULL",
         (run_id,),
     ):
         record.add((task_id, try_id))

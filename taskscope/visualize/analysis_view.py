@@ -67,6 +67,7 @@ class AnalysisViews:
 
     def critical_steps(self, run_id: str) -> list[PathStep]:
         """The critical path's steps (no floor: that needs the whole graph), for overlays."""
+
         def load(conn: sqlite3.Connection) -> list[PathStep]:
             try:
                 return critical_path(run_context(conn, run_id), with_floor=False).tasks
@@ -82,8 +83,10 @@ class AnalysisViews:
             "part_labels": PART_LABELS,
             "part_colors": PART_COLORS,
             "parts": PARTS,
-            "path_shares": {p: (path.totals.get(p, 0.0) / path.makespan_s) if path.makespan_s
-                            else 0.0 for p in PARTS},
+            "path_shares": {
+                p: (path.totals.get(p, 0.0) / path.makespan_s) if path.makespan_s else 0.0
+                for p in PARTS
+            },
             "current_groups": [g for g in analysis.failures if g.history != "gone"],
             "gone_groups": [g for g in analysis.failures if g.history == "gone"],
             "flagged_hosts": [h for h in analysis.hosts if h.flagged],
@@ -96,32 +99,46 @@ class AnalysisViews:
 
         analysis = self._analysis(run_id)
         context = {**self._context(analysis), "run_href": ""}
-        return self.pages.respond_part(request, "analysis", PartData(context),
-                                       analysis.status == "running")
+        return self.pages.respond_part(
+            request, "analysis", PartData(context), analysis.status == "running"
+        )
 
     # ---- the analysis page -----------------------------------------------------------
     def page(self, request: Request) -> Response:
         from taskscope.visualize.pages import PageData
 
         run_id = request.path_params["run_id"]
-        run = self.source.cached(("run-row", run_id),
-                                 lambda conn: query.get_run(conn, run_id, with_counts=False))
+        run = self.source.cached(
+            ("run-row", run_id), lambda conn: query.get_run(conn, run_id, with_counts=False)
+        )
         if run is None:
             raise HTTPException(404, f"There is no run {run_id!r} in this database.")
         analysis = self._analysis(run_id)
         others = self._other_runs(run_id, run.workflow_name)
         context = {**self._context(analysis), "run": run, "others": others}
-        figures = {"critical_path": critical_path_figure(analysis.critical_path.tasks)} if (
-            analysis.critical_path.tasks) else {}
-        return self.pages.respond(request, PageData(
-            "analysis.html", context, sections=["analysis_body"], figures=figures,
-            live=run.status == "running", title="Analysis",
-            crumbs=self.pages._run_crumbs(run) + [("Analysis", None)]))
+        figures = (
+            {"critical_path": critical_path_figure(analysis.critical_path.tasks)}
+            if (analysis.critical_path.tasks)
+            else {}
+        )
+        return self.pages.respond(
+            request,
+            PageData(
+                "analysis.html",
+                context,
+                sections=["analysis_body"],
+                figures=figures,
+                live=run.status == "running",
+                title="Analysis",
+                crumbs=self.pages._run_crumbs(run) + [("Analysis", None)],
+            ),
+        )
 
     def _other_runs(self, run_id: str, workflow_name: str | None) -> list[Any]:
         def load(conn: sqlite3.Connection) -> list[Any]:
-            page = query.list_runs(conn, limit=COMPARE_CHOICES, workflow_name=workflow_name,
-                                   with_counts=False)
+            page = query.list_runs(
+                conn, limit=COMPARE_CHOICES, workflow_name=workflow_name, with_counts=False
+            )
             return [r for r in page.items if r.run_id != run_id]
 
         return self.source.cached(("other-runs", run_id, workflow_name), load)
@@ -132,8 +149,9 @@ class AnalysisViews:
 
         run_id = request.path_params["run_id"]
         against = text_param(request, "against", 200)
-        run = self.source.cached(("run-row", run_id),
-                                 lambda conn: query.get_run(conn, run_id, with_counts=False))
+        run = self.source.cached(
+            ("run-row", run_id), lambda conn: query.get_run(conn, run_id, with_counts=False)
+        )
         if run is None:
             raise HTTPException(404, f"There is no run {run_id!r} in this database.")
         others = self._other_runs(run_id, run.workflow_name)
@@ -145,6 +163,7 @@ class AnalysisViews:
         if against is None:
             error = "There is no other run of this workflow in the database to compare with."
         else:
+
             def load(conn: sqlite3.Connection) -> RunDiff | None:
                 try:
                     return run_diff(conn, against, run_id)
@@ -154,11 +173,24 @@ class AnalysisViews:
             result = self.source.cached(("diff", against, run_id), load)
             if result is None:
                 raise HTTPException(404, f"There is no run {against!r} in this database.")
-        context = {"run": run, "diff": result, "others": others, "against": against,
-                   "error": error, "seg": lambda s: quote(str(s), safe="")}
-        return self.pages.respond(request, PageData(
-            "diff.html", context, title="Compare runs", live=False,
-            crumbs=self.pages._run_crumbs(run) + [("Compare runs", None)]))
+        context = {
+            "run": run,
+            "diff": result,
+            "others": others,
+            "against": against,
+            "error": error,
+            "seg": lambda s: quote(str(s), safe=""),
+        }
+        return self.pages.respond(
+            request,
+            PageData(
+                "diff.html",
+                context,
+                title="Compare runs",
+                live=False,
+                crumbs=self.pages._run_crumbs(run) + [("Compare runs", None)],
+            ),
+        )
 
     # ---- overlays ----------------------------------------------------------------------
     def decorate_dag(self, run_id: str, figure: dict[str, Any]) -> dict[str, Any]:
@@ -172,8 +204,9 @@ def code_spans(text: str) -> Markup:
     """Advice sentences mark settings and apps with backticks (for the terminal): in HTML
     they become <code>, everything else escaped."""
     parts = str(text).split("`")
-    html = "".join(f"<code>{escape(p)}</code>" if i % 2 else str(escape(p))
-                   for i, p in enumerate(parts))
+    html = "".join(
+        f"<code>{escape(p)}</code>" if i % 2 else str(escape(p)) for i, p in enumerate(parts)
+    )
     return Markup(html)
 
 
@@ -187,24 +220,34 @@ def highlight_dag(figure: dict[str, Any], path_ids: list[int]) -> dict[str, Any]
     figure shows, in path order)."""
     positions: dict[int, tuple[float, float]] = {}
     for trace in figure.get("data", []):
-        for x, y, link in zip(trace.get("x", []), trace.get("y", []),
-                              trace.get("customdata", []) or [], strict=False):
+        for x, y, link in zip(
+            trace.get("x", []), trace.get("y", []), trace.get("customdata", []) or [], strict=False
+        ):
             if isinstance(link, str) and link.startswith("task/"):
                 positions[int(link[5:])] = (x, y)
     shown = [t for t in path_ids if t in positions]
     if len(shown) < 1:
         return figure
     figure = {**figure, "data": list(figure["data"])}
-    figure["data"].append({
-        "type": "scatter", "mode": "lines+markers", "name": "critical path",
-        "x": [positions[t][0] for t in shown], "y": [positions[t][1] for t in shown],
-        "line": {"color": PATH_COLOR, "width": 3},
-        "marker": {"size": 17, "symbol": "circle-open", "color": PATH_COLOR,
-                   "line": {"width": 2.5, "color": PATH_COLOR}},
-        "customdata": [f"task/{t}" for t in shown],
-        "text": [f"critical path step {shown.index(t) + 1}: task {t}" for t in shown],
-        "hovertemplate": "%{text}<extra></extra>",
-    })
+    figure["data"].append(
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "critical path",
+            "x": [positions[t][0] for t in shown],
+            "y": [positions[t][1] for t in shown],
+            "line": {"color": PATH_COLOR, "width": 3},
+            "marker": {
+                "size": 17,
+                "symbol": "circle-open",
+                "color": PATH_COLOR,
+                "line": {"width": 2.5, "color": PATH_COLOR},
+            },
+            "customdata": [f"task/{t}" for t in shown],
+            "text": [f"critical path step {shown.index(t) + 1}: task {t}" for t in shown],
+            "hovertemplate": "%{text}<extra></extra>",
+        }
+    )
     return figure
 
 
@@ -212,40 +255,65 @@ def highlight_gantt(figure: dict[str, Any], steps: list[PathStep]) -> dict[str, 
     """The timeline with an outlined bar for each critical-path step whose task it shows,
     spanning the step (predecessor's end -> the task's end)."""
     labels = {y for trace in figure.get("data", []) for y in trace.get("y", [])}
-    rows = {int(str(label).split(" ", 1)[0]): label for label in labels
-            if str(label).split(" ", 1)[0].isdigit()}
+    rows = {
+        int(str(label).split(" ", 1)[0]): label
+        for label in labels
+        if str(label).split(" ", 1)[0].isdigit()
+    }
     shown = [s for s in steps if s.task_id in rows]
     if not shown:
         return figure
     figure = {**figure, "data": list(figure["data"])}
-    figure["data"].append({
-        "type": "bar", "orientation": "h", "name": "critical path",
-        "base": [s.start for s in shown], "x": [_ms(s.start, s.end) for s in shown],
-        "y": [rows[s.task_id] for s in shown],
-        "marker": {"color": "rgba(214,39,40,0.08)", "line": {"color": PATH_COLOR, "width": 2}},
-        "customdata": [f"task/{s.task_id}" for s in shown],
-        "text": [f"critical path: task {s.task_id} ({s.app}), {s.total_s:.2f} s" for s in shown],
-        "hovertemplate": "%{text}<extra></extra>", "textposition": "none",
-    })
+    figure["data"].append(
+        {
+            "type": "bar",
+            "orientation": "h",
+            "name": "critical path",
+            "base": [s.start for s in shown],
+            "x": [_ms(s.start, s.end) for s in shown],
+            "y": [rows[s.task_id] for s in shown],
+            "marker": {"color": "rgba(214,39,40,0.08)", "line": {"color": PATH_COLOR, "width": 2}},
+            "customdata": [f"task/{s.task_id}" for s in shown],
+            "text": [
+                f"critical path: task {s.task_id} ({s.app}), {s.total_s:.2f} s" for s in shown
+            ],
+            "hovertemplate": "%{text}<extra></extra>",
+            "textposition": "none",
+        }
+    )
     return figure
 
 
 def critical_path_figure(steps: list[PathStep]) -> dict[str, Any]:
     """One stacked bar per step: how its time split into the parts."""
     labels = [f"{s.task_id} {s.app}" for s in steps]
-    data = [{
-        "type": "bar", "orientation": "h", "name": PART_LABELS[part],
-        "y": labels, "x": [getattr(s, part) for s in steps],
-        "marker": {"color": PART_COLORS[part]},
-        "customdata": [f"task/{s.task_id}" for s in steps],
-        "hovertemplate": f"{PART_LABELS[part]}: %{{x:.3f}} s<extra>%{{y}}</extra>",
-    } for part in PARTS]
-    return {"data": data, "layout": {
-        "barmode": "stack", "height": min(900, 140 + 22 * len(steps)),
-        "margin": {"l": 10, "r": 10, "t": 30, "b": 40},
-        "title": {"text": "Critical path: where each step's time went", "font": {"size": 14}},
-        "xaxis": {"title": {"text": "seconds"}},
-        "yaxis": {"autorange": "reversed", "type": "category", "automargin": True,
-                  "showticklabels": len(steps) <= 60},
-        "legend": {"orientation": "h", "y": -0.2},
-    }}
+    data = [
+        {
+            "type": "bar",
+            "orientation": "h",
+            "name": PART_LABELS[part],
+            "y": labels,
+            "x": [getattr(s, part) for s in steps],
+            "marker": {"color": PART_COLORS[part]},
+            "customdata": [f"task/{s.task_id}" for s in steps],
+            "hovertemplate": f"{PART_LABELS[part]}: %{{x:.3f}} s<extra>%{{y}}</extra>",
+        }
+        for part in PARTS
+    ]
+    return {
+        "data": data,
+        "layout": {
+            "barmode": "stack",
+            "height": min(900, 140 + 22 * len(steps)),
+            "margin": {"l": 10, "r": 10, "t": 30, "b": 40},
+            "title": {"text": "Critical path: where each step's time went", "font": {"size": 14}},
+            "xaxis": {"title": {"text": "seconds"}},
+            "yaxis": {
+                "autorange": "reversed",
+                "type": "category",
+                "automargin": True,
+                "showticklabels": len(steps) <= 60,
+            },
+            "legend": {"orientation": "h", "y": -0.2},
+        },
+    }

@@ -63,19 +63,29 @@ def make_templates() -> Jinja2Templates:
     env = templates.env
     env.finalize = clip  # no database value makes a page huge (visualize/textclip.py)
     env.filters.update(
-        seconds=fmt_seconds, bytes=fmt_bytes, number=fmt_number, seg=lambda s: quote(str(s), safe="")
+        seconds=fmt_seconds,
+        bytes=fmt_bytes,
+        number=fmt_number,
+        seg=lambda s: quote(str(s), safe=""),
     )
     env.globals.update(
-        state_color=state_color, run_status_color=run_status_color,
-        run_status_chip_color=run_status_chip_color, run_status_label=run_status_label,
-        state_colors=STATE_COLORS, version=taskscope_version(),
-        lifecycle_order=LIFECYCLE_ORDER, final_order=FINAL_ORDER,
+        state_color=state_color,
+        run_status_color=run_status_color,
+        run_status_chip_color=run_status_chip_color,
+        run_status_label=run_status_label,
+        state_colors=STATE_COLORS,
+        version=taskscope_version(),
+        lifecycle_order=LIFECYCLE_ORDER,
+        final_order=FINAL_ORDER,
     )
     return templates
 
 
 def create_app(
-    database: Path | str, debug: bool = False, show_files: bool = True, token: str | None = None,
+    database: Path | str,
+    debug: bool = False,
+    show_files: bool = True,
+    token: str | None = None,
     loopback_hosts_only: bool = False,
 ) -> Starlette:
     """The dashboard over one monitoring database (opened read-only on every request).
@@ -93,27 +103,43 @@ def create_app(
     pages.decorate_dag, pages.decorate_gantt = analysis.decorate_dag, analysis.decorate_gantt
 
     def error_page(request: Request, status: int, heading: str, detail: str) -> Response:
-        context = {"root": relative_root(request.url.path), "title": heading, "heading": heading,
-                   "detail": detail, "crumbs": [("Workflows", "")], "live": False, "figures": {},
-                   "status": status, "database": str(source.path)}
+        context = {
+            "root": relative_root(request.url.path),
+            "title": heading,
+            "heading": heading,
+            "detail": detail,
+            "crumbs": [("Workflows", "")],
+            "live": False,
+            "figures": {},
+            "status": status,
+            "database": str(source.path),
+        }
         return templates.TemplateResponse(request, "error.html", context, status_code=status)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         heading = {404: "Not found", 400: "Bad request"}.get(exc.status_code, "Error")
-        detail = exc.detail if exc.status_code != 404 or exc.detail != "Not Found" else (
-            f"There is no page at {request.url.path}.")
+        detail = (
+            exc.detail
+            if exc.status_code != 404 or exc.detail != "Not Found"
+            else (f"There is no page at {request.url.path}.")
+        )
         return error_page(request, exc.status_code, heading, str(detail))
 
     async def database_error(request: Request, exc: Exception) -> Response:
         log.warning("database error on %s: %s", request.url.path, exc)
-        return error_page(request, 503, "Database unavailable",
-                          f"The monitoring database could not be read right now ({exc}). "
-                          "If a workflow is writing it, reload in a moment.")
+        return error_page(
+            request,
+            503,
+            "Database unavailable",
+            f"The monitoring database could not be read right now ({exc}). "
+            "If a workflow is writing it, reload in a moment.",
+        )
 
     async def plotly_js(request: Request) -> Response:
-        return FileResponse(PLOTLY_JS, media_type="text/javascript",
-                            headers={"Cache-Control": "max-age=86400"})
+        return FileResponse(
+            PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"}
+        )
 
     routes = [
         Route("/", pages.workflows),
@@ -139,5 +165,4 @@ def create_app(
     middleware = [Middleware(LoopbackHostGate)] if loopback_hosts_only else []
     if token is not None:
         middleware.append(Middleware(TokenGate, token=token))
-    return Starlette(debug=debug, routes=routes, exception_handlers=handlers,
-                     middleware=middleware)
+    return Starlette(debug=debug, routes=routes, exception_handlers=handlers, middleware=middleware)

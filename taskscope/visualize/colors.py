@@ -25,8 +25,20 @@ __all__ = [
 
 # Apps get colours from this list in name order; more apps than colours cycle.
 APP_PALETTE = (
-    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
-    "#ff9da7", "#9c755f", "#bab0ac", "#1b9e77", "#d95f02", "#7570b3", "#e7298a",
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#e15759",
+    "#76b7b2",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+    "#1b9e77",
+    "#d95f02",
+    "#7570b3",
+    "#e7298a",
 )
 
 

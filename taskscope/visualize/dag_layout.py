@@ -14,13 +14,13 @@ def layered_positions(
     present = set(order)
     children: dict[Hashable, list[Hashable]] = defaultdict(list)
     parents: dict[Hashable, list[Hashable]] = defaultdict(list)
-    indegree = {n: 0 for n in order}
+    indegree = dict.fromkeys(order, 0)
     for source, target in edges:
         if source in present and target in present and source != target:
             children[source].append(target)
             parents[target].append(source)
             indegree[target] += 1
-    layer = {n: 0 for n in order}
+    layer = dict.fromkeys(order, 0)
     queue = deque(n for n in order if indegree[n] == 0)
     seen = 0
     while queue:

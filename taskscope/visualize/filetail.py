@@ -33,7 +33,10 @@ WITHHELD_NOTE = (
 
 
 def tails(
-    paths: Sequence[str | None], base: Path | None = None, *, allowed: bool = True,
+    paths: Sequence[str | None],
+    base: Path | None = None,
+    *,
+    allowed: bool = True,
     timeout_s: float = READ_TIMEOUT_S,
 ) -> list[FileTail | None]:
     """The ends of the files named in `paths` (relative ones against `base`), read in
@@ -44,14 +47,21 @@ def tails(
         read = {p: FileTail(p, False, [], WITHHELD_NOTE) for p in named}
     else:
         read = {}
-        for path_text, got in zip(named, read_tails(named, base, max_bytes=TAIL_BYTES,
-                                                     max_lines=TAIL_LINES, timeout_s=timeout_s),
-                                  strict=True):
+        for path_text, got in zip(
+            named,
+            read_tails(
+                named, base, max_bytes=TAIL_BYTES, max_lines=TAIL_LINES, timeout_s=timeout_s
+            ),
+            strict=True,
+        ):
             if got.lines is None:
                 read[path_text] = FileTail(path_text, False, [], got.reason)
             else:
-                note = (f"last {len(got.lines)} lines of {got.size:,} bytes" if got.size
-                        else "empty file")
+                note = (
+                    f"last {len(got.lines)} lines of {got.size:,} bytes"
+                    if got.size
+                    else "empty file"
+                )
                 read[path_text] = FileTail(path_text, True, got.lines, note)
     return [read[p] if p else None for p in paths]
 

@@ -123,15 +123,20 @@ class Pages:
 
     def respond_part(self, request: Request, name: str, part: PartData, live: bool) -> Response:
         """The JSON of one deferred part: its section's HTML and its figures."""
-        context = {**part.context, "root": relative_root(request.url.path),
-                   "figures": plain_figures(part.figures)}
+        context = {
+            **part.context,
+            "root": relative_root(request.url.path),
+            "figures": plain_figures(part.figures),
+        }
         html = self.templates.get_template(f"_part_{name}.html").render(context)
-        return JSONResponse({
-            "live": live,
-            "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "sections": {f"part_{name}": html},
-            "figures": context["figures"],
-        })
+        return JSONResponse(
+            {
+                "live": live,
+                "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+                "sections": {f"part_{name}": html},
+                "figures": context["figures"],
+            }
+        )
 
     def _run(self, conn: sqlite3.Connection, run_id: str) -> RunRow:
         run = query.get_run(conn, run_id, with_counts=False)
@@ -140,7 +145,10 @@ class Pages:
         return run
 
     def _run_crumbs(self, run: RunRow) -> list[tuple[str, str | None]]:
-        return [("Workflows", ""), (run.workflow_name or run.run_id, f"workflow/{quote(run.run_id, safe='')}/")]
+        return [
+            ("Workflows", ""),
+            (run.workflow_name or run.run_id, f"workflow/{quote(run.run_id, safe='')}/"),
+        ]
 
     # ---- workflows list --------------------------------------------------------------
     def workflows(self, request: Request) -> Response:
@@ -150,37 +158,70 @@ class Pages:
         name = text_param(request, "name")
 
         def load(conn: sqlite3.Connection) -> dict[str, Any]:
-            runs = query.list_runs(conn, sort=sort, descending=order == "desc",
-                                   limit=RUNS_PER_PAGE, offset=(page_no - 1) * RUNS_PER_PAGE,
-                                   workflow_name=name)
+            runs = query.list_runs(
+                conn,
+                sort=sort,
+                descending=order == "desc",
+                limit=RUNS_PER_PAGE,
+                offset=(page_no - 1) * RUNS_PER_PAGE,
+                workflow_name=name,
+            )
             info = query.describe_database(conn)
             # A database can mix taskscope's runs (UTC) with Parsl's (local time).
             conventions = {run.timestamp_convention for run in runs.items} or {"utc"}
-            label = (convention_label(conventions.pop()) if len(conventions) == 1 else
-                     "UTC for taskscope's runs, the host's local time for Parsl's")
-            return {"runs": runs, "names": query.workflow_names(conn),
-                    "convention": label, "has_tables": info.has_runs}
+            label = (
+                convention_label(conventions.pop())
+                if len(conventions) == 1
+                else "UTC for taskscope's runs, the host's local time for Parsl's"
+            )
+            return {
+                "runs": runs,
+                "names": query.workflow_names(conn),
+                "convention": label,
+                "has_tables": info.has_runs,
+            }
 
         data = self.source.cached(("workflows", sort, order, page_no, name), load)
         runs = data["runs"]
         pages = max(1, math.ceil(runs.total / RUNS_PER_PAGE))
 
         def link(**changes: object) -> str:
-            params = {"sort": sort, "order": order, "page": page_no, **({"name": name} if name else {})}
+            params = {
+                "sort": sort,
+                "order": order,
+                "page": page_no,
+                **({"name": name} if name else {}),
+            }
             params.update(changes)
             return "?" + urlencode({k: v for k, v in params.items() if v is not None})
 
-        context = {**data, "sort": sort, "order": order, "page_no": page_no, "pages": pages,
-                   "name": name, "link": link}
-        return self.respond(request, PageData(
-            "workflows.html", context, sections=["runs_table"], title="Workflows",
-            live=any(r.status == "running" for r in runs.items), crumbs=[("Workflows", None)]))
+        context = {
+            **data,
+            "sort": sort,
+            "order": order,
+            "page_no": page_no,
+            "pages": pages,
+            "name": name,
+            "link": link,
+        }
+        return self.respond(
+            request,
+            PageData(
+                "workflows.html",
+                context,
+                sections=["runs_table"],
+                title="Workflows",
+                live=any(r.status == "running" for r in runs.items),
+                crumbs=[("Workflows", None)],
+            ),
+        )
 
     # ---- workflow summary ------------------------------------------------------------
     def workflow(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        part = choice_param(request, "part", ["apps", "durations", "states", "timeline",
-                                               *self.workflow_parts], "")
+        part = choice_param(
+            request, "part", ["apps", "durations", "states", "timeline", *self.workflow_parts], ""
+        )
         if part == "timeline":
             return timeline_part(self, request, run_id)
         if part in self.workflow_parts:
@@ -199,13 +240,26 @@ class Pages:
             raise _not_found(f"There is no run {run_id!r} in this database.")
         summary = data["summary"]
         label = convention_label(summary.timestamp_convention)
-        context = {**data, "run": summary.run, "convention": label,
-                   "last_activity": summary.last_activity}
+        context = {
+            **data,
+            "run": summary.run,
+            "convention": label,
+            "last_activity": summary.last_activity,
+        }
         figures: dict[str, dict[str, Any]] = {}  # the timeline is a deferred part (?part=timeline)
-        return self.respond(request, PageData(
-            "workflow.html", context, sections=["run_details"], figures=figures,
-            live=summary.run.status == "running", title=summary.run.workflow_name or run_id,
-            crumbs=self._run_crumbs(summary.run)[:1] + [(summary.run.workflow_name or run_id, None)]))
+        return self.respond(
+            request,
+            PageData(
+                "workflow.html",
+                context,
+                sections=["run_details"],
+                figures=figures,
+                live=summary.run.status == "running",
+                title=summary.run.workflow_name or run_id,
+                crumbs=self._run_crumbs(summary.run)[:1]
+                + [(summary.run.workflow_name or run_id, None)],
+            ),
+        )
 
     def _workflow_part(self, request: Request, run_id: str, part: str) -> Response:
         def load(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -239,13 +293,18 @@ class Pages:
             run = self._run(conn, run_id)
             view = requested_view
             if view == "around" and centre is not None:  # (set above: "around" needs a task)
-                graph = query.task_neighbourhood(conn, run_id, centre, depth=depth,
-                                                 limit=min(limit, NEIGHBOURHOOD_LIMIT))
+                graph = query.task_neighbourhood(
+                    conn, run_id, centre, depth=depth, limit=min(limit, NEIGHBOURHOOD_LIMIT)
+                )
                 if graph is None:
                     raise _not_found(f"Run {run_id!r} has no task {centre}.")
                 return {"run": run, "view": view, "graph": graph}
             if view == "auto":
-                view = "tasks" if run.task_count <= DAG_TASK_LIMIT or app or first is not None else "apps"
+                view = (
+                    "tasks"
+                    if run.task_count <= DAG_TASK_LIMIT or app or first is not None
+                    else "apps"
+                )
             if view == "apps":
                 return {"run": run, "view": view, "graph": query.app_graph(conn, run_id)}
             graph = query.task_graph(conn, run_id, app=app, first_task=first, limit=limit)
@@ -260,19 +319,41 @@ class Pages:
             figure = plots.task_dag(graph, colour, centre if view == "around" else None)
             if self.decorate_dag is not None:
                 figure = self.decorate_dag(run_id, figure)
-        apps = sorted({n.app for n in graph.nodes}) if view != "apps" else [n.app for n in graph.nodes]
+        apps = (
+            sorted({n.app for n in graph.nodes}) if view != "apps" else [n.app for n in graph.nodes]
+        )
         shown = len(graph.nodes)
-        context = {"run": run, "graph": graph, "view": view, "colour": colour, "app": app,
-                   "first": first, "limit": limit, "shown": shown, "apps": apps,
-                   "centre": centre, "depth": depth,
-                   "quote": lambda s: quote(s, safe=""),
-                   "webgl": view != "apps" and shown > plots.WEBGL_ABOVE,
-                   "next_first": (max(n.task_id for n in graph.nodes) + 1) if view == "tasks" and graph.nodes else None}
+        context = {
+            "run": run,
+            "graph": graph,
+            "view": view,
+            "colour": colour,
+            "app": app,
+            "first": first,
+            "limit": limit,
+            "shown": shown,
+            "apps": apps,
+            "centre": centre,
+            "depth": depth,
+            "quote": lambda s: quote(s, safe=""),
+            "webgl": view != "apps" and shown > plots.WEBGL_ABOVE,
+            "next_first": (max(n.task_id for n in graph.nodes) + 1)
+            if view == "tasks" and graph.nodes
+            else None,
+        }
         title = f"DAG by {colour}" if view != "around" else f"DAG around task {centre}"
-        return self.respond(request, PageData(
-            "dag.html", context, sections=["dag_info"], figures={"dag": figure} if graph.nodes else {},
-            live=run.status == "running", title=title,
-            crumbs=self._run_crumbs(run) + [(title, None)]))
+        return self.respond(
+            request,
+            PageData(
+                "dag.html",
+                context,
+                sections=["dag_info"],
+                figures={"dag": figure} if graph.nodes else {},
+                live=run.status == "running",
+                title=title,
+                crumbs=self._run_crumbs(run) + [(title, None)],
+            ),
+        )
 
     # ---- resources -----------------------------------------------------------------------
     def resources(self, request: Request) -> Response:
@@ -283,22 +364,35 @@ class Pages:
 
         def load(conn: sqlite3.Connection) -> dict[str, Any]:
             run = self._run(conn, run_id)
-            return {"run": run, "capacity": query.capacity(conn, run_id),
-                    # presence only: the usage part counts them (a pass over the samples)
-                    "sample_count": int(has_resource_samples(conn, run_id)),
-                    "convention": convention_label(run.timestamp_convention)}
+            return {
+                "run": run,
+                "capacity": query.capacity(conn, run_id),
+                # presence only: the usage part counts them (a pass over the samples)
+                "sample_count": int(has_resource_samples(conn, run_id)),
+                "convention": convention_label(run.timestamp_convention),
+            }
 
         data = self.source.cached(("resources", run_id), load)
         context = {**data, "parts": RESOURCE_PARTS}
-        return self.respond(request, PageData(
-            "resources.html", context, sections=["capacity"],
-            live=data["run"].status == "running", title="Resource usage",
-            crumbs=self._run_crumbs(data["run"]) + [("Resource usage", None)]))
+        return self.respond(
+            request,
+            PageData(
+                "resources.html",
+                context,
+                sections=["capacity"],
+                live=data["run"].status == "running",
+                title="Resource usage",
+                crumbs=self._run_crumbs(data["run"]) + [("Resource usage", None)],
+            ),
+        )
 
     def _resources_part(self, request: Request, run_id: str, part: str) -> Response:
         def load(conn: sqlite3.Connection) -> dict[str, Any]:
             run = self._run(conn, run_id)
-            data: dict[str, Any] = {"run": run, "convention": convention_label(run.timestamp_convention)}
+            data: dict[str, Any] = {
+                "run": run,
+                "convention": convention_label(run.timestamp_convention),
+            }
             if part == "distributions":
                 data["dists"] = query.app_distributions(conn, run_id)
             else:
@@ -317,8 +411,9 @@ class Pages:
         for which in ("duration_s", "peak_memory_bytes", "cpu_time_s"):
             if any(getattr(d, which) is not None for d in dists):
                 figures[f"dist_{which}"] = plots.distribution_plot(dists, which)
-        return self.respond_part(request, part, PartData(data, figures),
-                                 data["run"].status == "running")
+        return self.respond_part(
+            request, part, PartData(data, figures), data["run"].status == "running"
+        )
 
     # ---- app -------------------------------------------------------------------------------
     def app(self, request: Request) -> Response:
@@ -333,9 +428,16 @@ class Pages:
 
         def load(conn: sqlite3.Connection) -> dict[str, Any]:
             run = self._run(conn, run_id)
-            tasks = query.list_tasks(conn, run_id, app=app, state=state, sort=sort,
-                                     descending=order == "desc", limit=TASKS_PER_PAGE,
-                                     offset=(page_no - 1) * TASKS_PER_PAGE)
+            tasks = query.list_tasks(
+                conn,
+                run_id,
+                app=app,
+                state=state,
+                sort=sort,
+                descending=order == "desc",
+                limit=TASKS_PER_PAGE,
+                offset=(page_no - 1) * TASKS_PER_PAGE,
+            )
             if tasks.total == 0 and state is None:
                 raise _not_found(f"Run {run_id!r} has no app {app!r}.")
             return {"run": run, "tasks": tasks}
@@ -348,13 +450,28 @@ class Pages:
             params.update(changes)
             return "?" + urlencode({k: v for k, v in params.items() if v is not None})
 
-        context = {**data, "app": app, "page_no": page_no, "state": state, "sort": sort,
-                   "order": order, "link": link,
-                   "pages": max(1, math.ceil(tasks.total / TASKS_PER_PAGE)),
-                   "app_href": quote(app, safe="")}
-        return self.respond(request, PageData(
-            "app.html", context, sections=["task_table"], live=data["run"].status == "running",
-            title=f"App {app}", crumbs=self._run_crumbs(data["run"]) + [(f"app {app}", None)]))
+        context = {
+            **data,
+            "app": app,
+            "page_no": page_no,
+            "state": state,
+            "sort": sort,
+            "order": order,
+            "link": link,
+            "pages": max(1, math.ceil(tasks.total / TASKS_PER_PAGE)),
+            "app_href": quote(app, safe=""),
+        }
+        return self.respond(
+            request,
+            PageData(
+                "app.html",
+                context,
+                sections=["task_table"],
+                live=data["run"].status == "running",
+                title=f"App {app}",
+                crumbs=self._run_crumbs(data["run"]) + [(f"app {app}", None)],
+            ),
+        )
 
     def _app_stats_part(self, request: Request, run_id: str, app: str) -> Response:
         def load(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -376,25 +493,47 @@ class Pages:
             detail = query.task_detail(conn, run_id, task_id)
             if detail is None:
                 raise _not_found(f"Run {run_id!r} has no task {task_id}.")
-            return {"run": run, "task": detail,
-                    "launch_dir": run_extra.launch_dir(conn, run_id),
-                    "samples": query.resource_series(conn, run_id, task_id),
-                    "convention": convention_label(run.timestamp_convention)}
+            return {
+                "run": run,
+                "task": detail,
+                "launch_dir": run_extra.launch_dir(conn, run_id),
+                "samples": query.resource_series(conn, run_id, task_id),
+                "convention": convention_label(run.timestamp_convention),
+            }
 
         data = self.source.cached(("task", run_id, task_id), load)
         detail, samples = data["task"], data["samples"]
         base = output_base(data["launch_dir"], data["run"].rundir)
         figures = {}
         if samples:
-            figures = {"try_memory": plots.try_resource_plot(samples, "memory"),
-                       "try_cpu": plots.try_resource_plot(samples, "cpu")}
+            figures = {
+                "try_memory": plots.try_resource_plot(samples, "memory"),
+                "try_cpu": plots.try_resource_plot(samples, "cpu"),
+            }
         stdout, stderr = tails([detail.stdout, detail.stderr], base, allowed=self.show_files)
-        context = {**data, "stdout": stdout, "stderr": stderr,
-                   "app_href": quote(detail.app, safe="")}
+        context = {
+            **data,
+            "stdout": stdout,
+            "stderr": stderr,
+            "app_href": quote(detail.app, safe=""),
+        }
         live = data["run"].status == "running" and not is_final(detail.state)
-        return self.respond(request, PageData(
-            "task.html", context, sections=["task_body"], figures=figures, live=live,
-            title=f"Task {task_id}",
-            crumbs=self._run_crumbs(data["run"]) + [
-                (f"app {detail.app}", f"workflow/{quote(run_id, safe='')}/app/{quote(detail.app, safe='')}"),
-                (f"task {task_id}", None)]))
+        return self.respond(
+            request,
+            PageData(
+                "task.html",
+                context,
+                sections=["task_body"],
+                figures=figures,
+                live=live,
+                title=f"Task {task_id}",
+                crumbs=self._run_crumbs(data["run"])
+                + [
+                    (
+                        f"app {detail.app}",
+                        f"workflow/{quote(run_id, safe='')}/app/{quote(detail.app, safe='')}",
+                    ),
+                    (f"task {task_id}", None),
+                ],
+            ),
+        )

@@ -33,8 +33,10 @@ def _walk(value: Any) -> Any:
     if isinstance(value, str):
         return plain(value)
     if isinstance(value, dict):
-        return {key: item if key in OWN_MARKUP_KEYS or key in LINK_KEYS else _walk(item)
-                for key, item in value.items()}
+        return {
+            key: item if key in OWN_MARKUP_KEYS or key in LINK_KEYS else _walk(item)
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [_walk(item) for item in value]
     return value

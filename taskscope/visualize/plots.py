@@ -91,8 +91,12 @@ def gantt(tasks: Sequence[TimelineTask], convention_label: str) -> Figure:
             barmode="overlay",
             height=min(1400, 160 + rows * 9),
             xaxis={"type": "date", "title": {"text": f"time ({convention_label})"}},
-            yaxis={"autorange": "reversed", "showticklabels": rows <= 60, "type": "category",
-                   "automargin": True},
+            yaxis={
+                "autorange": "reversed",
+                "showticklabels": rows <= 60,
+                "type": "category",
+                "automargin": True,
+            },
         ),
     }
 
@@ -106,7 +110,13 @@ def _ms_between(start: str, end: str) -> float:
     return max(0.0, (b - a).total_seconds() * 1000.0)
 
 
-def _edge_trace(points: dict[Hashable, tuple[float, float]], edges: Sequence[tuple[Any, ...]], dash: str, name: str, gl: bool) -> dict[str, Any]:
+def _edge_trace(
+    points: dict[Hashable, tuple[float, float]],
+    edges: Sequence[tuple[Any, ...]],
+    dash: str,
+    name: str,
+    gl: bool,
+) -> dict[str, Any]:
     xs: list[Any] = []
     ys: list[Any] = []
     for source, target in edges:
@@ -134,10 +144,20 @@ def task_dag(graph: TaskGraph, colour_by: str, centre: int | None = None) -> Fig
     )
     gl = len(graph.nodes) > WEBGL_ABOVE
     data = [
-        _edge_trace(points, [(e.source, e.target) for e in graph.edges if e.kind == "depends"],
-                    "solid", "dependency", gl),
-        _edge_trace(points, [(e.source, e.target) for e in graph.edges if e.kind == "joins"],
-                    "dot", "join", gl),
+        _edge_trace(
+            points,
+            [(e.source, e.target) for e in graph.edges if e.kind == "depends"],
+            "solid",
+            "dependency",
+            gl,
+        ),
+        _edge_trace(
+            points,
+            [(e.source, e.target) for e in graph.edges if e.kind == "joins"],
+            "dot",
+            "join",
+            gl,
+        ),
     ]
     colors = app_colors([n.app for n in graph.nodes])
     groups: dict[str, list[Any]] = {}
@@ -154,8 +174,11 @@ def task_dag(graph: TaskGraph, colour_by: str, centre: int | None = None) -> Fig
                 "name": key,
                 "x": [points[n.task_id][0] for n in members],
                 "y": [points[n.task_id][1] for n in members],
-                "marker": {"color": color, "size": 11 if len(graph.nodes) < 400 else 7,
-                           "line": {"color": "#ffffff", "width": 1}},
+                "marker": {
+                    "color": color,
+                    "size": 11 if len(graph.nodes) < 400 else 7,
+                    "line": {"color": "#ffffff", "width": 1},
+                },
                 "customdata": [f"task/{n.task_id}" for n in members],
                 "text": [
                     f"app: {n.app}<br>task: {n.task_id}<br>state: {n.state}"
@@ -166,12 +189,22 @@ def task_dag(graph: TaskGraph, colour_by: str, centre: int | None = None) -> Fig
             }
         )
     if centre is not None and centre in points:
-        data.append({
-            "type": "scattergl" if gl else "scatter", "mode": "markers", "name": f"task {centre}",
-            "x": [points[centre][0]], "y": [points[centre][1]], "hoverinfo": "skip",
-            "marker": {"symbol": "circle-open", "size": 22, "color": "#111111",
-                       "line": {"width": 3}},
-        })
+        data.append(
+            {
+                "type": "scattergl" if gl else "scatter",
+                "mode": "markers",
+                "name": f"task {centre}",
+                "x": [points[centre][0]],
+                "y": [points[centre][1]],
+                "hoverinfo": "skip",
+                "marker": {
+                    "symbol": "circle-open",
+                    "size": 22,
+                    "color": "#111111",
+                    "line": {"width": 3},
+                },
+            }
+        )
     height = max(420, min(1600, 24 * _widest_layer(points)))
     return {
         "data": data,
@@ -203,9 +236,18 @@ def _dominant_state(state_counts: dict[str, int]) -> str:
 
 def app_dag(graph: AppGraph, colour_by: str) -> Figure:
     """The graph collapsed to apps: node size grows with task count; click opens the app's tasks."""
-    points = layered_positions([n.app for n in graph.nodes], [(e.source, e.target) for e in graph.edges])
-    data = [_edge_trace(points, [(e.source, e.target) for e in graph.edges], "solid",
-                        "dependencies between apps", False)]
+    points = layered_positions(
+        [n.app for n in graph.nodes], [(e.source, e.target) for e in graph.edges]
+    )
+    data = [
+        _edge_trace(
+            points,
+            [(e.source, e.target) for e in graph.edges],
+            "solid",
+            "dependencies between apps",
+            False,
+        )
+    ]
     label_x, label_y, label_text = [], [], []
     for edge in graph.edges:
         if edge.source in points and edge.target in points and edge.source != edge.target:
@@ -213,9 +255,18 @@ def app_dag(graph: AppGraph, colour_by: str) -> Figure:
             label_x.append((x0 + x1) / 2)
             label_y.append((y0 + y1) / 2)
             label_text.append(f"{edge.count:,}")
-    data.append({"type": "scatter", "mode": "text", "x": label_x, "y": label_y,
-                 "text": label_text, "hoverinfo": "skip", "showlegend": False,
-                 "textfont": {"color": "#6b7785", "size": 11}})
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "text",
+            "x": label_x,
+            "y": label_y,
+            "text": label_text,
+            "hoverinfo": "skip",
+            "showlegend": False,
+            "textfont": {"color": "#6b7785", "size": 11},
+        }
+    )
     colors = app_colors([n.app for n in graph.nodes])
     biggest = max((n.tasks for n in graph.nodes), default=1)
     for node in graph.nodes:
@@ -232,9 +283,11 @@ def app_dag(graph: AppGraph, colour_by: str) -> Figure:
                 "y": [points[node.app][1]],
                 "text": [node.app],
                 "textposition": "top center",
-                "marker": {"size": 18 + 40 * (node.tasks / biggest) ** 0.5,
-                           "color": colors[node.app] if colour_by == "app" else state_color(state),
-                           "line": {"color": "#ffffff", "width": 1}},
+                "marker": {
+                    "size": 18 + 40 * (node.tasks / biggest) ** 0.5,
+                    "color": colors[node.app] if colour_by == "app" else state_color(state),
+                    "line": {"color": "#ffffff", "width": 1},
+                },
                 "customdata": [f"dag?view=tasks&app={_quote(node.app)}&colour={colour_by}"],
                 "hovertext": [f"app: {node.app}<br>tasks: {node.tasks:,}<br>{breakdown}"],
                 "hovertemplate": "%{hovertext}<extra></extra>",
@@ -242,10 +295,14 @@ def app_dag(graph: AppGraph, colour_by: str) -> Figure:
         )
     return {
         "data": data,
-        "layout": _layout("", height=max(420, 120 * _widest_layer(points)),
-                          xaxis={"title": {"text": "dependency depth"}, "zeroline": False, "dtick": 1},
-                          yaxis={"visible": False}, margin={"l": 20, "r": 20, "t": 20, "b": 45},
-                          legend={"orientation": "v", "x": 1.01, "y": 1}),
+        "layout": _layout(
+            "",
+            height=max(420, 120 * _widest_layer(points)),
+            xaxis={"title": {"text": "dependency depth"}, "zeroline": False, "dtick": 1},
+            yaxis={"visible": False},
+            margin={"l": 20, "r": 20, "t": 20, "b": 45},
+            legend={"orientation": "v", "x": 1.01, "y": 1},
+        ),
     }
 
 
@@ -267,24 +324,52 @@ def usage_plot(series: UsageSeries, which: str, convention_label: str) -> Figure
         title, unit = "Memory in use (resident, summed over tasks)", "GiB"
     else:
         values, capacity, title, unit = series.workers_busy, cap.workers, "Workers busy", "workers"
-    data = [{"type": "scatter", "mode": "lines", "x": series.times, "y": values,
-             "name": f"in use ({unit})", "line": {"shape": "hv", "color": "#1f77b4"},
-             "fill": "tozeroy", "hovertemplate": f"%{{y:.2f}} {unit}<extra></extra>"}]
+    data = [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "x": series.times,
+            "y": values,
+            "name": f"in use ({unit})",
+            "line": {"shape": "hv", "color": "#1f77b4"},
+            "fill": "tozeroy",
+            "hovertemplate": f"%{{y:.2f}} {unit}<extra></extra>",
+        }
+    ]
     if which == "workers":
         data[0]["name"] = "busy (running → running_ended, workers' clocks)"
         if any(series.in_flight):
-            sampled = "" if series.in_flight_fraction >= 1 else (
-                f", from {series.in_flight_fraction:.1%} of tries")
+            sampled = (
+                ""
+                if series.in_flight_fraction >= 1
+                else (f", from {series.in_flight_fraction:.1%} of tries")
+            )
             # Off by default: it is not bounded by the workers, and would set the axis.
-            data.append({"type": "scatter", "mode": "lines", "x": series.times,
-                         "y": series.in_flight, "visible": "legendonly",
-                         "name": f"launched, not returned (kernel's view: + queue and return delay{sampled})",
-                         "line": {"shape": "hv", "color": "#999", "dash": "dot"},
-                         "hovertemplate": "%{y:.2f} tries<extra></extra>"})
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": series.times,
+                    "y": series.in_flight,
+                    "visible": "legendonly",
+                    "name": f"launched, not returned (kernel's view: + queue and return "
+                    f"delay{sampled})",
+                    "line": {"shape": "hv", "color": "#999", "dash": "dot"},
+                    "hovertemplate": "%{y:.2f} tries<extra></extra>",
+                }
+            )
     if capacity:
-        data.append({"type": "scatter", "mode": "lines", "x": [series.times[0], series.times[-1]],
-                     "y": [capacity, capacity], "name": f"capacity ({capacity:,.1f} {unit})",
-                     "line": {"dash": "dash", "color": "#d62728"}, "hoverinfo": "skip"})
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": [series.times[0], series.times[-1]],
+                "y": [capacity, capacity],
+                "name": f"capacity ({capacity:,.1f} {unit})",
+                "line": {"dash": "dash", "color": "#d62728"},
+                "hoverinfo": "skip",
+            }
+        )
     # The axis shows what is used (with room for the capacity line when it is near), not a
     # flat line at the bottom of a machine's total memory.
     top = max(values, default=0.0)
@@ -292,33 +377,56 @@ def usage_plot(series: UsageSeries, which: str, convention_label: str) -> Figure
     if capacity and top > 0 and capacity > top * 1.5:
         yaxis["range"] = [0, top * 1.15]
         title += f" (capacity {capacity:,.1f} {unit}, above the axis)"
-    return {"data": data, "layout": _layout(
-        title, height=300, xaxis={"type": "date", "title": {"text": convention_label}},
-        yaxis=yaxis)}
+    return {
+        "data": data,
+        "layout": _layout(
+            title,
+            height=300,
+            xaxis={"type": "date", "title": {"text": convention_label}},
+            yaxis=yaxis,
+        ),
+    }
 
 
 def distribution_plot(dists: Sequence[AppDistribution], which: str) -> Figure:
     """Box plots per app from quartiles computed in SQL."""
-    titles = {"duration_s": ("Run time per task", "seconds", 1.0),
-              "peak_memory_bytes": ("Peak resident memory per task", "MiB", 1 / 2**20),
-              "cpu_time_s": ("CPU time per task (user + system)", "seconds", 1.0)}
+    titles = {
+        "duration_s": ("Run time per task", "seconds", 1.0),
+        "peak_memory_bytes": ("Peak resident memory per task", "MiB", 1 / 2**20),
+        "cpu_time_s": ("CPU time per task (user + system)", "seconds", 1.0),
+    }
     title, unit, scale = titles[which]
     rows = [(d.app, getattr(d, which)) for d in dists if getattr(d, which) is not None]
     colors = app_colors([app for app, _ in rows])
     data = []
     for app, stats in rows:
         assert isinstance(stats, BoxStats)
-        data.append({
-            "type": "box", "name": app, "x": [app],
-            "q1": [stats.q1 * scale], "median": [stats.median * scale], "q3": [stats.q3 * scale],
-            "lowerfence": [stats.minimum * scale], "upperfence": [stats.maximum * scale],
-            "mean": [stats.mean * scale], "marker": {"color": colors[app]},
-            # The app name comes in through %{x}, escaped; never into the template itself.
-            "hovertemplate": f"%{{x}} (n={stats.count:,})<extra></extra>",
-        })
-    return {"data": data, "layout": _layout(title, height=320, showlegend=False,
-                                             xaxis={"automargin": True},  # tilted app names
-                                             yaxis={"title": {"text": unit}, "rangemode": "tozero"})}
+        data.append(
+            {
+                "type": "box",
+                "name": app,
+                "x": [app],
+                "q1": [stats.q1 * scale],
+                "median": [stats.median * scale],
+                "q3": [stats.q3 * scale],
+                "lowerfence": [stats.minimum * scale],
+                "upperfence": [stats.maximum * scale],
+                "mean": [stats.mean * scale],
+                "marker": {"color": colors[app]},
+                # The app name comes in through %{x}, escaped; never into the template itself.
+                "hovertemplate": f"%{{x}} (n={stats.count:,})<extra></extra>",
+            }
+        )
+    return {
+        "data": data,
+        "layout": _layout(
+            title,
+            height=320,
+            showlegend=False,
+            xaxis={"automargin": True},  # tilted app names
+            yaxis={"title": {"text": unit}, "rangemode": "tozero"},
+        ),
+    }
 
 
 def try_resource_plot(samples: Sequence[ResourceSampleRow], which: str) -> Figure:
@@ -332,9 +440,24 @@ def try_resource_plot(samples: Sequence[ResourceSampleRow], which: str) -> Figur
             ys = [(s.memory_resident or 0) / 2**20 for s in rows]
         else:
             ys = [(s.cpu_user or 0) + (s.cpu_system or 0) for s in rows]
-        data.append({"type": "scatter", "mode": "lines+markers", "name": f"try {try_id}",
-                     "x": [s.seconds for s in rows], "y": ys})
-    title, unit = ("Resident memory", "MiB") if which == "memory" else ("CPU time (user + system)", "seconds")
-    return {"data": data, "layout": _layout(title, height=280,
-                                             xaxis={"title": {"text": "seconds since the try started"}},
-                                             yaxis={"title": {"text": unit}, "rangemode": "tozero"})}
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": f"try {try_id}",
+                "x": [s.seconds for s in rows],
+                "y": ys,
+            }
+        )
+    title, unit = (
+        ("Resident memory", "MiB") if which == "memory" else ("CPU time (user + system)", "seconds")
+    )
+    return {
+        "data": data,
+        "layout": _layout(
+            title,
+            height=280,
+            xaxis={"title": {"text": "seconds since the try started"}},
+            yaxis={"title": {"text": unit}, "rangemode": "tozero"},
+        ),
+    }

@@ -67,12 +67,16 @@ class BoundedH11Protocol(H11Protocol):
             return
         status = self._too_long
         reason = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}[status]
-        text = {414: "The request line is too long.",
-                431: "The request headers are too long."}[status]
+        text = {414: "The request line is too long.", 431: "The request headers are too long."}[
+            status
+        ]
         body = f"{status} {reason.decode()}: {text}\n".encode()
-        head = (f"HTTP/1.1 {status} ".encode() + reason + b"\r\ncontent-type: text/plain; "
-                b"charset=utf-8\r\nconnection: close\r\ncontent-length: "
-                + str(len(body)).encode() + b"\r\n\r\n")
+        head = (
+            f"HTTP/1.1 {status} ".encode() + reason + b"\r\ncontent-type: text/plain; "
+            b"charset=utf-8\r\nconnection: close\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+        )
         self.transport.write(head + body)
         # Closing now, with the client's bytes unread, would send a TCP reset and the client
         # would see "connection reset" instead of the answer: shut the sending side, read and
@@ -106,11 +110,20 @@ def _end_process(sig: int) -> None:
 
 
 def serve(
-    app: ASGIApp, host: str, port: int, log_level: str = "warning", sock: socket.socket | None = None
+    app: ASGIApp,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve `app`; on `sock` when given (already bound and listening, see visualize/listen)."""
     config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, http=BoundedH11Protocol,
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES, timeout_graceful_shutdown=1,
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=BoundedH11Protocol,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        timeout_graceful_shutdown=1,
     )
     DashboardServer(config).run(sockets=[sock] if sock is not None else None)

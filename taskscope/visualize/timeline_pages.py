@@ -50,13 +50,20 @@ def timeline_part(pages: Pages, request: Request, run_id: str) -> Response:
         if start is not None or end is not None:
             span = timeline.span.seconds if timeline else 0.0
             window = (start or 0.0, end if end is not None else span)
-            ids = timeline_query.tasks_in_window(conn, run_id, window[0], window[1], app,
-                                                 GANTT_WINDOW_TASKS)
+            ids = timeline_query.tasks_in_window(
+                conn, run_id, window[0], window[1], app, GANTT_WINDOW_TASKS
+            )
             gantt = query.timeline(conn, run_id, task_ids=ids, limit=GANTT_WINDOW_TASKS)
         elif run.task_count <= SMALL_RUN_TASKS:
             gantt = query.timeline(conn, run_id, limit=SMALL_RUN_TASKS)
-        return {"run": run, "timeline": timeline, "gantt": gantt, "window": window,
-                "app": app, "convention": run.timestamp_convention}
+        return {
+            "run": run,
+            "timeline": timeline,
+            "gantt": gantt,
+            "window": window,
+            "app": app,
+            "convention": run.timestamp_convention,
+        }
 
     data = pages.source.cached(("timeline-part", run_id, app, start, end), load)
     figures = {}
@@ -71,10 +78,10 @@ def timeline_part(pages: Pages, request: Request, run_id: str) -> Response:
         if pages.decorate_gantt is not None:  # e.g. the critical path, drawn over it
             figure = pages.decorate_gantt(run_id, figure)
         figures["window_gantt"] = figure
-    context = {**data, "quote": lambda s: quote(s, safe=""),
-               "gantt_limit": GANTT_WINDOW_TASKS}
-    return pages.respond_part(request, "timeline", PartData(context, figures),
-                              data["run"].status == "running")
+    context = {**data, "quote": lambda s: quote(s, safe=""), "gantt_limit": GANTT_WINDOW_TASKS}
+    return pages.respond_part(
+        request, "timeline", PartData(context, figures), data["run"].status == "running"
+    )
 
 
 def stream_page(pages: Pages, request: Request) -> Response:
@@ -92,7 +99,15 @@ def stream_page(pages: Pages, request: Request) -> Response:
     stream = data["stream"]
     figures = {"stream": stream_plot(stream)} if stream is not None and stream.lanes else {}
     run = data["run"]
-    return pages.respond(request, PageData(
-        "stream.html", {**data}, sections=["stream_info"], figures=figures,
-        live=run.status == "running", title="Task stream",
-        crumbs=pages._run_crumbs(run) + [("Task stream", None)]))
+    return pages.respond(
+        request,
+        PageData(
+            "stream.html",
+            {**data},
+            sections=["stream_info"],
+            figures=figures,
+            live=run.status == "running",
+            title="Task stream",
+            crumbs=pages._run_crumbs(run) + [("Task stream", None)],
+        ),
+    )

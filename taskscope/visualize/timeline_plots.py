@@ -32,17 +32,29 @@ def state_timeline_plot(timeline: StateTimeline) -> Figure:
     data = []
     for band in BANDS:
         values = timeline.bands[band]
-        data.append({
-            "type": "scatter", "mode": "lines", "stackgroup": "tasks", "name": BAND_LABELS[band],
-            "x": timeline.times, "y": values, "line": {"width": 0.5, "color": BAND_COLORS[band]},
-            "fillcolor": BAND_COLORS[band],
-            "hovertemplate": f"%{{y:,}} tasks {band} at %{{x:.1f}} s<extra></extra>",
-        })
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "stackgroup": "tasks",
+                "name": BAND_LABELS[band],
+                "x": timeline.times,
+                "y": values,
+                "line": {"width": 0.5, "color": BAND_COLORS[band]},
+                "fillcolor": BAND_COLORS[band],
+                "hovertemplate": f"%{{y:,}} tasks {band} at %{{x:.1f}} s<extra></extra>",
+            }
+        )
     title = "Tasks in each state over the run" + (f" (app {timeline.app})" if timeline.app else "")
-    return {"data": data, "layout": _layout(
-        title, height=340,
-        xaxis={"title": {"text": "seconds since the run started"}, "rangemode": "tozero"},
-        yaxis={"title": {"text": "tasks"}, "rangemode": "tozero"})}
+    return {
+        "data": data,
+        "layout": _layout(
+            title,
+            height=340,
+            xaxis={"title": {"text": "seconds since the run started"}, "rangemode": "tozero"},
+            yaxis={"title": {"text": "tasks"}, "rangemode": "tozero"},
+        ),
+    }
 
 
 def stream_plot(stream: TaskStream) -> Figure:
@@ -54,10 +66,19 @@ def stream_plot(stream: TaskStream) -> Figure:
 
     def trace(app: str) -> dict[str, Any]:
         if app not in traces:
-            traces[app] = {"type": "bar", "orientation": "h", "name": app, "x": [], "base": [],
-                           "y": [], "text": [], "customdata": [],
-                           "marker": {"color": colors[app], "line": {"width": 0}},
-                           "hovertemplate": "%{text}<extra></extra>", "textposition": "none"}
+            traces[app] = {
+                "type": "bar",
+                "orientation": "h",
+                "name": app,
+                "x": [],
+                "base": [],
+                "y": [],
+                "text": [],
+                "customdata": [],
+                "marker": {"color": colors[app], "line": {"width": 0}},
+                "hovertemplate": "%{text}<extra></extra>",
+                "textposition": "none",
+            }
         return traces[app]
 
     a, b = stream.window
@@ -70,8 +91,10 @@ def stream_plot(stream: TaskStream) -> Figure:
             t["y"].append(bar.lane)
             t["customdata"].append(f"task/{bar.task_id}")
             ran = "still running" if bar.end is None else f"ran {fmt_seconds(end - bar.start)}"
-            t["text"].append(f"task {bar.task_id} try {bar.try_id} ({bar.app})<br>{bar.lane}"
-                             f"<br>{ran} from {bar.start:.3f} s")
+            t["text"].append(
+                f"task {bar.task_id} try {bar.try_id} ({bar.app})<br>{bar.lane}"
+                f"<br>{ran} from {bar.start:.3f} s"
+            )
     else:
         width = stream.column_seconds
         offsets: dict[tuple[str, int], float] = {}
@@ -85,15 +108,32 @@ def stream_plot(stream: TaskStream) -> Figure:
             t["x"].append(share)
             t["y"].append(cell.lane)
             t["customdata"].append(None)
-            t["text"].append(f"{cell.lane}: {cell.app} {share / width:.0%} of "
-                             f"{a + cell.column * width:.0f} to {a + (cell.column + 1) * width:.0f} s")
+            t["text"].append(
+                f"{cell.lane}: {cell.app} {share / width:.0%} of "
+                f"{a + cell.column * width:.0f} to {a + (cell.column + 1) * width:.0f} s"
+            )
     lanes = stream.lanes or sorted({y for t in traces.values() for y in t["y"]})
-    title = ("Task stream: one lane per worker" + ("" if stream.exact else
-             f" (occupancy by app per {fmt_seconds(stream.column_seconds)}; zoom in or pick a "
-             "window for each try)"))
-    return {"data": list(traces.values()), "layout": _layout(
-        title, barmode="overlay", bargap=0.15, height=min(1600, 140 + 22 * max(1, len(lanes))),
-        xaxis={"title": {"text": "seconds since the run started"}, "range": [a, b]},
-        yaxis={"type": "category", "categoryorder": "array", "categoryarray": lanes,
-               "autorange": "reversed", "automargin": True,
-               "showticklabels": len(lanes) <= 80})}
+    title = "Task stream: one lane per worker" + (
+        ""
+        if stream.exact
+        else f" (occupancy by app per {fmt_seconds(stream.column_seconds)}; zoom in or pick a "
+        "window for each try)"
+    )
+    return {
+        "data": list(traces.values()),
+        "layout": _layout(
+            title,
+            barmode="overlay",
+            bargap=0.15,
+            height=min(1600, 140 + 22 * max(1, len(lanes))),
+            xaxis={"title": {"text": "seconds since the run started"}, "range": [a, b]},
+            yaxis={
+                "type": "category",
+                "categoryorder": "array",
+                "categoryarray": lanes,
+                "autorange": "reversed",
+                "automargin": True,
+                "showticklabels": len(lanes) <= 80,
+            },
+        ),
+    }

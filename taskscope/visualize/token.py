@@ -54,14 +54,18 @@ def token_from_file(path: Path) -> str:
     try:
         info = os.stat(path)
         if info.st_mode & 0o077:
-            raise TokenFileError(f"the token file {path} can be read by other users "
-                                 f"(mode {stat.filemode(info.st_mode)}); chmod 600 {path}")
+            raise TokenFileError(
+                f"the token file {path} can be read by other users "
+                f"(mode {stat.filemode(info.st_mode)}); chmod 600 {path}"
+            )
         token = Path(path).read_text().strip()
     except OSError as exc:
         raise TokenFileError(f"cannot read the token file {path}: {exc.strerror}") from exc
     if len(token) < 16 or any(c.isspace() or not c.isprintable() for c in token):
-        raise TokenFileError(f"the token file {path} must hold one token of at least 16 "
-                             "characters and no spaces (delete it to have one made)")
+        raise TokenFileError(
+            f"the token file {path} must hold one token of at least 16 "
+            "characters and no spaces (delete it to have one made)"
+        )
     return token
 
 
@@ -81,9 +85,11 @@ def _page(status: int, heading: str, detail: str) -> bytes:
     ).encode()
 
 
-HOW_TO = ("This dashboard is private to the user who started it. Open the address that "
-          "taskscope-visualize printed when it started (it ends in ?token=...), or restart "
-          "it to get a new one.")
+HOW_TO = (
+    "This dashboard is private to the user who started it. Open the address that "
+    "taskscope-visualize printed when it started (it ends in ?token=...), or restart "
+    "it to get a new one."
+)
 
 
 def _same_page(scope: Scope, query: str) -> bytes:
@@ -112,8 +118,7 @@ class TokenGate:
         for key, value in scope.get("headers", []):
             headers.setdefault(key.decode("latin-1").lower(), value.decode("latin-1"))
         name = cookie_name(scope)
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"),
-                          keep_blank_values=True)
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         given = [value for key, value in query if key == TOKEN_PARAM]
         if given and self._matches(given[-1]):
             rest = urlencode([(k, v) for k, v in query if k != TOKEN_PARAM])
@@ -128,8 +133,12 @@ class TokenGate:
             return
         wrong = bool(given) or cookie is not None or header_token is not None
         if wrong:
-            await self._refuse(send, 403, "Wrong token",
-                               "The token this request carries is not this dashboard's. " + HOW_TO)
+            await self._refuse(
+                send,
+                403,
+                "Wrong token",
+                "The token this request carries is not this dashboard's. " + HOW_TO,
+            )
         else:
             await self._refuse(send, 401, "Token required", HOW_TO)
 
@@ -146,20 +155,34 @@ class TokenGate:
     @staticmethod
     async def _redirect(send: Send, target: bytes, name: str, token: str) -> None:
         cookie = f"{name}={token}; Path=/; HttpOnly; SameSite=Strict"
-        await send({"type": "http.response.start", "status": 303, "headers": [
-            (b"location", target),
-            (b"set-cookie", cookie.encode()), (b"cache-control", b"no-store"),
-            (b"content-length", b"0"),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 303,
+                "headers": [
+                    (b"location", target),
+                    (b"set-cookie", cookie.encode()),
+                    (b"cache-control", b"no-store"),
+                    (b"content-length", b"0"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b""})
 
     @staticmethod
     async def _refuse(send: Send, status: int, heading: str, detail: str) -> None:
         body = _page(status, heading, detail)
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"text/html; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store"),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/html; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -194,13 +217,18 @@ class LoopbackHostGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            host = next((v.decode("latin-1") for k, v in scope.get("headers", [])
-                         if k.lower() == b"host"), "")
+            host = next(
+                (v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"host"),
+                "",
+            )
             if not is_loopback_name(host_name(host)):
                 await TokenGate._refuse(
-                    send, 403, "Unexpected host name",
+                    send,
+                    403,
+                    "Unexpected host name",
                     f"This dashboard listens on a loopback address and answers only requests "
                     f"for localhost or 127.0.0.1, not {host!r}. Open it as http://127.0.0.1:"
-                    "PORT/ (through an SSH tunnel from another machine).")
+                    "PORT/ (through an SSH tunnel from another machine).",
+                )
                 return
         await self.app(scope, receive, send)

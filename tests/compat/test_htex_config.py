@@ -21,7 +21,7 @@ from taskscope.launchers import SingleNodeLauncher
 from taskscope.providers import LocalProvider
 
 sys.path.insert(0, os.path.dirname(__file__))
-from parsl_htex_configs import htex_local  # noqa: E402
+from parsl_htex_configs import htex_local
 
 
 @pytest.fixture

@@ -63,9 +63,7 @@ class RecordingHub:
         # A transition travels alone (TaskStatus) or with the row it came with (TaskInfo,
         # TryInfo: see taskscope.store.messages).
         kinds = (m.TaskStatus, m.TaskInfo, m.TryInfo)
-        return [
-            (x.state, x.try_id) for x in self.of(kinds, task_id) if x.state is not None
-        ]
+        return [(x.state, x.try_id) for x in self.of(kinds, task_id) if x.state is not None]
 
 
 @python_app

@@ -57,8 +57,12 @@ def test_one_event_per_try_on_its_host_and_worker(tmp_path, taskscope_db, db_nam
     # taskscope's runs name the worker the writer recorded; Parsl's, the pid of the samples
     workers = {}
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'taskscope_try_run'").fetchone():
-        workers = {(t, y): w for t, y, w in conn.execute(
-            "SELECT task_id, try_id, worker FROM taskscope_try_run WHERE run_id = ?", (run,))}
+        workers = {
+            (t, y): w
+            for t, y, w in conn.execute(
+                "SELECT task_id, try_id, worker FROM taskscope_try_run WHERE run_id = ?", (run,)
+            )
+        }
     conn.close()
     assert len(slices) == len(tries)
     assert {(e["args"]["task_id"], e["args"]["try_id"]) for e in slices} == set(tries)

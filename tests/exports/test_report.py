@@ -87,7 +87,8 @@ def test_timeline_busy_time_is_the_tries_run_time(tmp_path: Path, taskscope_db: 
     truth = dict(
         conn.execute(
             "SELECT t.task_func_name, SUM((julianday(y.task_try_time_returned) - "
-            "julianday(y.task_try_time_running)) * 86400) FROM try y JOIN task t USING (task_id, run_id) "
+            "julianday(y.task_try_time_running)) * 86400) FROM try y JOIN task t USING (task_id, "
+            "run_id) "
             "WHERE run_id = 'run-completed' GROUP BY 1"
         )
     )

@@ -53,7 +53,8 @@ def test_instance_is_valid_and_true(tmp_path: Path, taskscope_db: Path, db_name,
     }
     run_time = dict(
         conn.execute(
-            "SELECT task_id, SUM((julianday(task_try_time_returned) - julianday(task_try_time_running))"
+            "SELECT task_id, SUM((julianday(task_try_time_returned) - "
+            "julianday(task_try_time_running))"
             " * 86400) FROM try WHERE run_id = ? GROUP BY 1",
             (run,),
         )

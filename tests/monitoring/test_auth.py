@@ -19,9 +19,20 @@ def test_a_sealed_frame_opens_once_to_its_payload():
     assert gate.open(sealer.seal(b"")) is not None  # an empty payload is still a frame
 
 
-@pytest.mark.parametrize("change", ["payload byte", "header byte", "mac byte", "truncated",
-                                    "extended", "other run", "other secret", "junk",
-                                    "big junk"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "payload byte",
+        "header byte",
+        "mac byte",
+        "truncated",
+        "extended",
+        "other run",
+        "other secret",
+        "junk",
+        "big junk",
+    ],
+)
 def test_any_change_is_refused_and_counted(change: str):
     secret = new_secret()
     gate = FrameGate(secret, "run")

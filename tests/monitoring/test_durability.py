@@ -90,8 +90,9 @@ def test_a_killed_writer_under_htex_loses_no_row(tmp_path):
     path = tmp_path / "monitoring.db"
     config = Config(
         executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-        monitoring=MonitoringHub(logging_endpoint=f"sqlite:///{path}",
-                                 resource_monitoring_interval=0),
+        monitoring=MonitoringHub(
+            logging_endpoint=f"sqlite:///{path}", resource_monitoring_interval=0
+        ),
         run_dir=str(tmp_path / "runinfo"),
         strategy="none",
     )
@@ -108,8 +109,10 @@ def test_a_killed_writer_under_htex_loses_no_row(tmp_path):
     assert query(tmp_path, "SELECT count(*) FROM try") == [(tasks,)]
     assert query(tmp_path, "SELECT count(*) FROM status") == [(5 * tasks,)]
     assert query(tmp_path, "SELECT count(DISTINCT task_id) FROM resource") == [(tasks,)]
-    assert query(tmp_path, "SELECT tasks_completed_count, status FROM workflow "
-                 "JOIN taskscope_run USING (run_id)") == [(tasks, "completed")]
+    assert query(
+        tmp_path,
+        "SELECT tasks_completed_count, status FROM workflow JOIN taskscope_run USING (run_id)",
+    ) == [(tasks, "completed")]
 
 
 KILLED_SCRIPT = """
@@ -135,12 +138,12 @@ while True:
 
 
 @pytest.mark.parametrize("finish", ["taskscope recover", "the next run"])
-def test_every_event_sent_before_the_workflow_and_writer_are_killed_is_recovered(
-    tmp_path, finish
-):
+def test_every_event_sent_before_the_workflow_and_writer_are_killed_is_recovered(tmp_path, finish):
     progress, pidfile = tmp_path / "progress", tmp_path / "writer.pid"
     script = KILLED_SCRIPT.format(
-        helpers=os.path.dirname(__file__), tmp=str(tmp_path), progress=str(progress),
+        helpers=os.path.dirname(__file__),
+        tmp=str(tmp_path),
+        progress=str(progress),
         pidfile=str(pidfile),
     )
     # A slow writer, so that much of what was sent is only in the spool at the kill.
@@ -166,8 +169,10 @@ def test_every_event_sent_before_the_workflow_and_writer_are_killed_is_recovered
         hub, run_id = started_hub(tmp_path)
         end(hub, run_id, 0)
     done = query(
-        tmp_path, "SELECT count(DISTINCT task_id) FROM status WHERE task_status_name = "
-        "'exec_done' AND task_id < ?", sent,
+        tmp_path,
+        "SELECT count(DISTINCT task_id) FROM status WHERE task_status_name = "
+        "'exec_done' AND task_id < ?",
+        sent,
     )[0][0]
     assert done == sent
     rows = query(tmp_path, "SELECT count(*) FROM status WHERE task_id < ?", sent)[0][0]
@@ -264,12 +269,16 @@ def test_ctrl_c_while_close_waits_leaves_the_writer_finishing(tmp_path):
     pidfile, closing = tmp_path / "writer.pid", tmp_path / "closing"
     tasks = 300
     script = CTRL_C_SCRIPT.format(
-        helpers=os.path.dirname(__file__), tmp=str(tmp_path), pidfile=str(pidfile),
-        closing=str(closing), tasks=tasks,
+        helpers=os.path.dirname(__file__),
+        tmp=str(tmp_path),
+        pidfile=str(pidfile),
+        closing=str(closing),
+        tasks=tasks,
     )
     env = dict(os.environ, **{THROTTLE_ENV: "0.3"})  # ~3 frames/s against ~20 sent
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)], env=env, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert wait_for(closing.exists, 120)
         time.sleep(3)  # close() is waiting for the slow writer, and says so
@@ -287,9 +296,7 @@ def test_ctrl_c_while_close_waits_leaves_the_writer_finishing(tmp_path):
     assert query(tmp_path, "SELECT status FROM taskscope_run") == [("completed",)]
 
 
-def test_a_database_locked_when_the_run_starts_delays_the_start_and_loses_nothing(
-    tmp_path, capsys
-):
+def test_a_database_locked_when_the_run_starts_delays_the_start_and_loses_nothing(tmp_path, capsys):
     db = tmp_path / "monitoring.db"
     hub, run_id = started_hub(tmp_path)  # the database exists, with a first run in it
     end(hub, run_id, 0)
@@ -316,6 +323,4 @@ def test_a_database_locked_when_the_run_starts_delays_the_start_and_loses_nothin
     assert "recording is delayed: database is locked by another process" in err, err
     assert "caught up" in err
     assert query(tmp_path, "SELECT count(*) FROM task WHERE run_id = ?", run_id) == [(20,)]
-    assert query(
-        tmp_path, "SELECT count(*) FROM status WHERE run_id = ?", run_id
-    ) == [(100,)]
+    assert query(tmp_path, "SELECT count(*) FROM status WHERE run_id = ?", run_id) == [(100,)]

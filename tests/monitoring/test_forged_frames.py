@@ -36,18 +36,22 @@ def dropped(folder) -> int:
 def forged_rows(run_id: str) -> bytes:
     """What an attacker would like in the run: a fake task, a huge count, /etc/shadow."""
     now = time.time()
-    return encode_batch([
-        TaskInfo(run_id, 999_999, "forged", False, "x", now, stdout="/etc/shadow"),
-        TaskStatus(run_id, 999_999, 0, "exec_done", now),
-        TaskInfo(run_id, 1, "forged", False, "x", now, stdout="/etc/shadow"),
-    ])
+    return encode_batch(
+        [
+            TaskInfo(run_id, 999_999, "forged", False, "x", now, stdout="/etc/shadow"),
+            TaskStatus(run_id, 999_999, 0, "exec_done", now),
+            TaskInfo(run_id, 1, "forged", False, "x", now, stdout="/etc/shadow"),
+        ]
+    )
 
 
 def hostile_frames(run_id: str, secret: str, count: int, seed: int = 7) -> list[bytes]:
     rng = random.Random(seed)
     genuine = FrameSealer(secret, run_id)  # stands for a worker whose frames were captured
-    captured = [genuine.seal(encode_batch([TaskStatus(run_id, 10_000 + i, 0, "pending", 1.0)]))
-                for i in range(8)]
+    captured = [
+        genuine.seal(encode_batch([TaskStatus(run_id, 10_000 + i, 0, "pending", 1.0)]))
+        for i in range(8)
+    ]
     other_secret = FrameSealer(new_secret(), run_id)
     other_run = FrameSealer(secret, "another-run")
     payload = forged_rows(run_id)
@@ -118,20 +122,42 @@ def test_hostile_frames_inject_nothing_lose_nothing_and_are_counted(tmp_path):
     assert expected_dropped <= hub.messages_dropped <= expected_dropped + 1
     # Each captured frame's one status row went in once, whatever the number of replays.
     assert query(tmp_path, "SELECT count(*) FROM status WHERE task_id >= 10000") == [
-        (replays_accepted_once,)]
-    real = query(tmp_path, "SELECT task_id, task_func_name, task_stdout FROM task WHERE run_id = ? "
-                 "AND task_id < ? ORDER BY task_id", run_id, REAL_TASKS)
+        (replays_accepted_once,)
+    ]
+    real = query(
+        tmp_path,
+        "SELECT task_id, task_func_name, task_stdout FROM task WHERE run_id = ? "
+        "AND task_id < ? ORDER BY task_id",
+        run_id,
+        REAL_TASKS,
+    )
     assert real == [(i, "f", None) for i in range(REAL_TASKS)]
-    assert query(tmp_path, "SELECT count(*) FROM task WHERE task_id = 999999 OR "
-                 "task_func_name = 'forged' OR task_stdout = '/etc/shadow'") == [(0,)]
+    assert query(
+        tmp_path,
+        "SELECT count(*) FROM task WHERE task_id = 999999 OR "
+        "task_func_name = 'forged' OR task_stdout = '/etc/shadow'",
+    ) == [(0,)]
     assert query(tmp_path, "SELECT DISTINCT run_id FROM workflow") == [(run_id,)]
-    states = dict(query(tmp_path, "SELECT task_status_name, count(*) FROM status WHERE "
-                        "task_id < ? GROUP BY 1", REAL_TASKS))
-    assert states == {"pending": REAL_TASKS, "launched": REAL_TASKS, "running": REAL_TASKS,
-                      "running_ended": REAL_TASKS, "exec_done": REAL_TASKS}, states
-    tries = query(tmp_path, "SELECT count(*) FROM try WHERE task_id < ? AND "
-                  "task_try_time_running IS NOT NULL AND task_try_time_returned IS NOT NULL",
-                  REAL_TASKS)
+    states = dict(
+        query(
+            tmp_path,
+            "SELECT task_status_name, count(*) FROM status WHERE task_id < ? GROUP BY 1",
+            REAL_TASKS,
+        )
+    )
+    assert states == {
+        "pending": REAL_TASKS,
+        "launched": REAL_TASKS,
+        "running": REAL_TASKS,
+        "running_ended": REAL_TASKS,
+        "exec_done": REAL_TASKS,
+    }, states
+    tries = query(
+        tmp_path,
+        "SELECT count(*) FROM try WHERE task_id < ? AND "
+        "task_try_time_running IS NOT NULL AND task_try_time_returned IS NOT NULL",
+        REAL_TASKS,
+    )
     assert tries == [(REAL_TASKS,)]
     completed = query(tmp_path, "SELECT tasks_completed_count FROM workflow")[0][0]
     assert completed == REAL_TASKS
@@ -151,9 +177,28 @@ def test_a_run_refuses_frames_sealed_for_another_run(tmp_path):
         # A worker of the second run, pointed at the first run's port (its frames are genuine
         # for its own run, and carry a start of the first run's id).
         sealer = FrameSealer(second._target.secret, second_run)
-        push.send(sealer.seal(encode_batch([WorkflowStart(
-            first_run, "forged", "1", time.time(), "h", "u", "/", "3", "0", [], os.getpid(),
-            1.0)])))
+        push.send(
+            sealer.seal(
+                encode_batch(
+                    [
+                        WorkflowStart(
+                            first_run,
+                            "forged",
+                            "1",
+                            time.time(),
+                            "h",
+                            "u",
+                            "/",
+                            "3",
+                            "0",
+                            [],
+                            os.getpid(),
+                            1.0,
+                        )
+                    ]
+                )
+            )
+        )
         push.close()
         context.term()
         assert wait_for(lambda: dropped(tmp_path / "a") == 1, timeout=60)

@@ -43,15 +43,21 @@ def visible_places(secret: str) -> list[str]:
 
 def files_holding(folder: Path, secret: str) -> list[Path]:
     needles = (secret.encode(), bytes.fromhex(secret))
-    return [path for path in folder.rglob("*") if path.is_file()
-            and any(needle in path.read_bytes() for needle in needles)]
+    return [
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and any(needle in path.read_bytes() for needle in needles)
+    ]
 
 
 def test_the_secret_is_on_no_command_line_environment_or_file(tmp_path: Path):
     db = tmp_path / "db" / "monitoring.db"
     hub = MonitoringHub(logging_endpoint=f"sqlite:///{db}", resource_monitoring_interval=0.1)
-    config = Config(executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-                    monitoring=hub, run_dir=str(tmp_path / "runinfo"))
+    config = Config(
+        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
+        monitoring=hub,
+        run_dir=str(tmp_path / "runinfo"),
+    )
     with taskscope.load(config):
         futures = [slow_square(i) for i in range(6)]
         secret = hub._target.secret
@@ -62,8 +68,9 @@ def test_the_secret_is_on_no_command_line_environment_or_file(tmp_path: Path):
     # The workers' reports were accepted (they sealed them with the secret) ...
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("SELECT count(*) FROM try WHERE task_try_time_running IS NOT "
-                            "NULL").fetchone() == (6,)
+        assert conn.execute(
+            "SELECT count(*) FROM try WHERE task_try_time_running IS NOT NULL"
+        ).fetchone() == (6,)
         assert conn.execute("SELECT messages_dropped FROM taskscope_run").fetchone() == (0,)
     finally:
         conn.close()
@@ -75,8 +82,11 @@ def test_each_run_has_its_own_secret(tmp_path: Path):
     secrets = []
     for index in range(2):
         hub = MonitoringHub(logging_endpoint=f"sqlite:///{tmp_path}/monitoring.db")
-        config = Config(executors=[HighThroughputExecutor(label="htex", max_workers_per_node=1)],
-                        monitoring=hub, run_dir=str(tmp_path / f"runinfo{index}"))
+        config = Config(
+            executors=[HighThroughputExecutor(label="htex", max_workers_per_node=1)],
+            monitoring=hub,
+            run_dir=str(tmp_path / f"runinfo{index}"),
+        )
         with taskscope.load(config):
             assert slow_square(3).result() == 9
             secrets.append(hub._target.secret)
@@ -89,7 +99,11 @@ def test_the_hub_target_never_shows_its_secret():
 
     secret = new_secret()
     target = HubTarget("run", "127.0.0.1", 5, "tok", -1, False, 1.0, secret)
-    shown = [repr(target), str(target), repr(MonitoredCall(print, target, 1, 0)),
-             repr(list(target.__rich_repr__()))]
+    shown = [
+        repr(target),
+        str(target),
+        repr(MonitoredCall(print, target, 1, 0)),
+        repr(list(target.__rich_repr__())),
+    ]
     assert not any(secret in text for text in shown), shown
     assert "run" in repr(target)

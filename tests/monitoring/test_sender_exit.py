@@ -44,8 +44,12 @@ def test_buffered_messages_are_sent_at_normal_exit():
     try:
         port = pull.bind_to_random_port("tcp://127.0.0.1")
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(port)], input=secret,
-            capture_output=True, text=True, timeout=60, check=False,
+            [sys.executable, "-c", CHILD, str(port)],
+            input=secret,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr, done.stderr

@@ -32,8 +32,9 @@ def test_a_long_burst_with_a_reader_holding_snapshots_loses_nothing(tmp_path):
     path = tmp_path / "monitoring.db"
     config = Config(
         executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-        monitoring=MonitoringHub(logging_endpoint=f"sqlite:///{path}",
-                                 resource_monitoring_interval=1),
+        monitoring=MonitoringHub(
+            logging_endpoint=f"sqlite:///{path}", resource_monitoring_interval=1
+        ),
         run_dir=str(tmp_path / "runinfo"),
         strategy="none",
     )
@@ -72,9 +73,7 @@ def test_a_long_burst_with_a_reader_holding_snapshots_loses_nothing(tmp_path):
     assert conn.execute("SELECT count(*) FROM try").fetchone() == (total,)
     # pending, launched, running, running_ended, exec_done for every task.
     assert conn.execute("SELECT count(*) FROM status").fetchone() == (5 * total,)
-    assert conn.execute(
-        "SELECT count(DISTINCT task_id) FROM resource"
-    ).fetchone() == (total,)
+    assert conn.execute("SELECT count(DISTINCT task_id) FROM resource").fetchone() == (total,)
     assert conn.execute(
         "SELECT state, count(*) FROM taskscope_task_state GROUP BY state"
     ).fetchall() == [("exec_done", total)]
@@ -98,14 +97,17 @@ def test_a_hundred_thousand_tasks_lose_no_row_in_any_table(tmp_path):
     path = tmp_path / "monitoring.db"
     config = Config(
         executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-        monitoring=MonitoringHub(logging_endpoint=f"sqlite:///{path}",
-                                 resource_monitoring_interval=1),
+        monitoring=MonitoringHub(
+            logging_endpoint=f"sqlite:///{path}", resource_monitoring_interval=1
+        ),
         run_dir=str(tmp_path / "runinfo"),
         strategy="none",
     )
     with taskscope.load(config):
-        gathers = [gather(*[noop(i) for i in range(first, first + 1000)])
-                   for first in range(0, tasks, 1000)]
+        gathers = [
+            gather(*[noop(i) for i in range(first, first + 1000)])
+            for first in range(0, tasks, 1000)
+        ]
         assert sum(f.result() for f in gathers) == tasks
     total = tasks + len(gathers)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -113,16 +115,12 @@ def test_a_hundred_thousand_tasks_lose_no_row_in_any_table(tmp_path):
     assert one("SELECT count(*) FROM task") == (total,)
     assert one("SELECT count(*) FROM try") == (total,)
     for state in ("pending", "launched", "running", "running_ended", "exec_done"):
-        assert one(
-            f"SELECT count(*) FROM status WHERE task_status_name = '{state}'"
-        ) == (total,), state
+        assert one(f"SELECT count(*) FROM status WHERE task_status_name = '{state}'") == (total,), (
+            state
+        )
     assert one("SELECT count(*) FROM status") == (5 * total,)
-    assert one("SELECT count(*) FROM (SELECT DISTINCT task_id, try_id FROM resource)") == (
-        total,
-    )
-    assert one("SELECT count(*) FROM taskscope_task_state WHERE state = 'exec_done'") == (
-        total,
-    )
+    assert one("SELECT count(*) FROM (SELECT DISTINCT task_id, try_id FROM resource)") == (total,)
+    assert one("SELECT count(*) FROM taskscope_task_state WHERE state = 'exec_done'") == (total,)
     assert one("SELECT tasks_completed_count, tasks_failed_count FROM workflow") == (total, 0)
     assert one("SELECT status, messages_dropped FROM taskscope_run") == ("completed", 0)
     conn.close()

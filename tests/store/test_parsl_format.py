@@ -225,7 +225,8 @@ def test_status_names_and_executor_labels_are_parsls(ours):
     assert "htex" in executors and None not in executors and "" not in executors
     # Tries that ran on a worker know its host and block, as Parsl's do with resource monitoring.
     assert ours.rows(
-        "SELECT count(*) FROM try WHERE task_executor = 'htex' AND task_try_time_running IS NOT NULL "
+        "SELECT count(*) FROM try WHERE task_executor = 'htex' AND task_try_time_running IS NOT "
+        "NULL "
         "AND (hostname IS NULL OR block_id IS NULL)"
     ) == [(0,)]
 
@@ -282,7 +283,8 @@ def test_workflow_counts_are_parsls(ours, parsl):
     def final_counts(db: Recorded) -> dict[str, int]:
         rows = db.rows(
             "SELECT s.task_status_name, count(*) FROM status s WHERE s.timestamp = "
-            "(SELECT max(timestamp) FROM status z WHERE z.run_id = s.run_id AND z.task_id = s.task_id) "
+            "(SELECT max(timestamp) FROM status z WHERE z.run_id = s.run_id AND z.task_id = "
+            "s.task_id) "
             "GROUP BY 1"
         )
         return dict(rows)

@@ -98,7 +98,13 @@ def test_join_task_shows_joined_tasks(parsl):
 
 def test_state_history_in_time_order(parsl):
     history = query.state_history(parsl, PARSL_RUN, 0)
-    assert [e.state for e in history] == ["pending", "launched", "running", "running_ended", "exec_done"]
+    assert [e.state for e in history] == [
+        "pending",
+        "launched",
+        "running",
+        "running_ended",
+        "exec_done",
+    ]
     assert [e.timestamp for e in history] == sorted(e.timestamp for e in history)
 
 
@@ -141,8 +147,13 @@ def test_timeline_pages(parsl):
 
 def test_taskscope_run_statuses(ts):
     statuses = {r.run_id: r.status for r in query.list_runs(ts).items}
-    assert statuses == {"run-completed": "completed", "run-failed": "failed", "run-lost": "lost",
-                        "run-live": "running", "run-noresources": statuses["run-noresources"]}
+    assert statuses == {
+        "run-completed": "completed",
+        "run-failed": "failed",
+        "run-lost": "lost",
+        "run-live": "running",
+        "run-noresources": statuses["run-noresources"],
+    }
     assert query.describe_database(ts).timestamp_convention == "utc"
 
 
@@ -190,7 +201,9 @@ def test_readonly_never_creates_or_writes(tmp_path: Path, parsl_db: Path):
 
 
 def test_locate_database_forms(tmp_path: Path, parsl_db: Path):
-    assert locate_database(f"sqlite:///{parsl_db}", tmp_path).path == parsl_db  # 4 slashes: absolute
+    assert (
+        locate_database(f"sqlite:///{parsl_db}", tmp_path).path == parsl_db
+    )  # 4 slashes: absolute
     (tmp_path / "runinfo").mkdir()
     (tmp_path / "runinfo" / "monitoring.db").write_bytes(parsl_db.read_bytes())
     found = locate_database(None, tmp_path)

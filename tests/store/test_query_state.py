@@ -23,8 +23,9 @@ def pair(tmp_path_factory: pytest.TempPathFactory):
     """The same runs written with and without taskscope_task_state."""
     folder = tmp_path_factory.mktemp("state-pair")
     with_table = open_readonly(create_database(folder / "with.db", standard_runs()))
-    without = open_readonly(create_database(folder / "without.db", standard_runs(),
-                                            task_state=False))
+    without = open_readonly(
+        create_database(folder / "without.db", standard_runs(), task_state=False)
+    )
     yield with_table, without
     with_table.close()
     without.close()
@@ -50,7 +51,9 @@ def test_state_counts_and_app_summary_agree(pair, run_id: str):
     assert counts == query.state_counts(without, run_id)
     assert sum(counts.values()) == query.get_run(with_table, run_id).task_count
     apps = query.app_summary(with_table, run_id)
-    assert [counts_of(a) for a in apps] == [counts_of(a) for a in query.app_summary(without, run_id)]
+    assert [counts_of(a) for a in apps] == [
+        counts_of(a) for a in query.app_summary(without, run_id)
+    ]
     assert sum(a.failed for a in apps) == counts.get("failed", 0) + counts.get("dep_fail", 0)
 
 
@@ -62,7 +65,8 @@ def test_state_filters_agree(pair, run_id: str):
             a = query.list_tasks(with_table, run_id, state=state, app=app, limit=500)
             b = query.list_tasks(without, run_id, state=state, app=app, limit=500)
             assert [(t.task_id, t.state) for t in a.items] == [
-                (t.task_id, t.state) for t in b.items], (state, app)
+                (t.task_id, t.state) for t in b.items
+            ], (state, app)
             assert a.total == b.total
             assert all(row.state == state for row in a.items)
 
@@ -79,11 +83,11 @@ def test_graphs_agree(pair):
 def test_late_page_is_the_tail_in_order(pair):
     with_table, _ = pair
     everything = query.list_tasks(with_table, "run-failed", app="transform", limit=1000)
-    tail = query.list_tasks(with_table, "run-failed", app="transform", limit=7,
-                            offset=everything.total - 7)
+    tail = query.list_tasks(
+        with_table, "run-failed", app="transform", limit=7, offset=everything.total - 7
+    )
     assert [t.task_id for t in tail.items] == [t.task_id for t in everything.items[-7:]]
-    slowest = query.list_tasks(with_table, "run-failed", sort="duration", descending=True,
-                               limit=5)
+    slowest = query.list_tasks(with_table, "run-failed", sort="duration", descending=True, limit=5)
     durations = [t.duration_s or 0 for t in slowest.items]
     assert durations == sorted(durations, reverse=True)
 
@@ -122,8 +126,9 @@ def _seconds(text: str, start: datetime) -> float:
 def test_workers_busy_is_the_exact_time_average(tmp_path: Path):
     """Each bucket's value equals the overlap of every try with the bucket, computed here by
     brute force in Python."""
-    db = create_database(tmp_path / "m.db", [SyntheticRun("r", tasks=60, workers=3,
-                                                          task_seconds=7.0, seed=9)])
+    db = create_database(
+        tmp_path / "m.db", [SyntheticRun("r", tasks=60, workers=3, task_seconds=7.0, seed=9)]
+    )
     conn = open_readonly(db)
     usage = query.run_usage(conn, "r", buckets=25)
     began, ended = resource_query._span(conn, "r")
@@ -131,19 +136,27 @@ def test_workers_busy_is_the_exact_time_average(tmp_path: Path):
     width = usage.bucket_seconds
     tries = conn.execute(
         "SELECT task_try_time_running, COALESCE(task_try_time_returned, ?) FROM try "
-        "WHERE run_id = 'r' AND task_try_time_running IS NOT NULL", (ended,)).fetchall()
+        "WHERE run_id = 'r' AND task_try_time_running IS NOT NULL",
+        (ended,),
+    ).fetchall()
     for b, value in enumerate(usage.workers_busy):
         lo, hi = b * width, (b + 1) * width
-        expected = sum(max(0.0, min(hi, _seconds(e, start)) - max(lo, _seconds(s, start)))
-                       for s, e in tries) / width
+        expected = (
+            sum(
+                max(0.0, min(hi, _seconds(e, start)) - max(lo, _seconds(s, start)))
+                for s, e in tries
+            )
+            / width
+        )
         # SQLite's julianday() keeps milliseconds: a few ms per try over a ~6 s bucket
         assert value == pytest.approx(expected, abs=0.01), b
     conn.close()
 
 
 def test_sampled_usage_is_scaled_to_the_whole_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    db = create_database(tmp_path / "m.db", [SyntheticRun("r", tasks=400, workers=8,
-                                                          samples_per_try=3, seed=3)])
+    db = create_database(
+        tmp_path / "m.db", [SyntheticRun("r", tasks=400, workers=8, samples_per_try=3, seed=3)]
+    )
     conn = open_readonly(db)
     exact = query.run_usage(conn, "r", buckets=10)
     monkeypatch.setattr(resource_query, "USAGE_SAMPLE_ROWS", 200)
@@ -187,8 +200,10 @@ def test_sampled_distributions_keep_small_apps_exact(pair, monkeypatch: pytest.M
 
 def test_fallback_for_a_run_that_is_most_of_the_database(tmp_path: Path):
     """Such a run takes the covering scan of status's primary key; it must agree too."""
-    runs = [SyntheticRun("big", tasks=1200, fail_fraction=0.05, seed=7),
-            SyntheticRun("small", tasks=50, seed=8)]
+    runs = [
+        SyntheticRun("big", tasks=1200, fail_fraction=0.05, seed=7),
+        SyntheticRun("small", tasks=50, seed=8),
+    ]
     with_table = open_readonly(create_database(tmp_path / "with.db", runs))
     without = open_readonly(create_database(tmp_path / "without.db", runs, task_state=False))
     info = query.describe_database(without)
@@ -200,6 +215,8 @@ def test_fallback_for_a_run_that_is_most_of_the_database(tmp_path: Path):
         for state in ("failed", "dep_fail", "exec_done"):
             a = query.list_tasks(with_table, run_id, state=state, limit=1000)
             b = query.list_tasks(without, run_id, state=state, limit=1000)
-            assert [t.task_id for t in a.items] == [t.task_id for t in b.items] and a.total == b.total
+            assert [t.task_id for t in a.items] == [
+                t.task_id for t in b.items
+            ] and a.total == b.total
     with_table.close()
     without.close()

@@ -10,9 +10,13 @@ from taskscope.store.sampling import hashed_in_sample, in_sample
 @pytest.mark.parametrize("stride", [2, 3, 7, 20, 64])
 def test_sample_keeps_about_one_in_stride_of_every_residue(stride):
     conn = sqlite3.connect(":memory:")
-    ids = [row[0] for row in conn.execute(
-        "WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x < 99999) "
-        f"SELECT x FROM n WHERE {in_sample('x', stride)}")]
+    ids = [
+        row[0]
+        for row in conn.execute(
+            "WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x < 99999) "
+            f"SELECT x FROM n WHERE {in_sample('x', stride)}"
+        )
+    ]
     assert ids == [x for x in range(100_000) if hashed_in_sample(x, stride)]
     assert len(ids) == pytest.approx(100_000 / stride, rel=0.05)
     # A workflow whose apps repeat every 10 tasks: each app keeps its share of the sample.

@@ -334,8 +334,7 @@ def test_a_batch_of_colliding_statuses_is_written_whole_and_in_linear_time(write
     writer.commit()
     assert clock.monotonic() - started < 30
     rows = writer.conn.execute(
-        "SELECT count(*), count(DISTINCT timestamp) FROM status WHERE task_status_name = "
-        "'running'"
+        "SELECT count(*), count(DISTINCT timestamp) FROM status WHERE task_status_name = 'running'"
     ).fetchone()
     assert rows == (count, count)
 

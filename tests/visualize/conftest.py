@@ -40,7 +40,11 @@ def real_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = folder / "monitoring.db"
     result = subprocess.run(
         [sys.executable, str(REAL_WORKFLOW), str(db), str(folder / "runinfo")],
-        check=False, cwd=folder, capture_output=True, text=True, timeout=180,
+        check=False,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert db.exists(), "the workflow did not write its monitoring database"
@@ -86,8 +90,14 @@ def htex_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     paths, run from a scratch directory with a relative run_dir."""
     folder = tmp_path_factory.mktemp("htex-short")
     db = folder / "monitoring.db"
-    result = subprocess.run([sys.executable, str(HTEX_SHORT_TASKS), str(db), "runinfo"],
-                            cwd=folder, capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, str(HTEX_SHORT_TASKS), str(db), "runinfo"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return db, _only_run(db)
 
@@ -97,8 +107,14 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """(database, run id) of examples/demo.py, run as its docstring says, from a scratch
     directory (it writes runinfo/ there)."""
     folder = tmp_path_factory.mktemp("demo")
-    result = subprocess.run([sys.executable, str(DEMO)], cwd=folder, capture_output=True,
-                            text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, str(DEMO)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     db = folder / "runinfo" / "monitoring.db"
     return db, _only_run(db)

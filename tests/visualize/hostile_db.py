@@ -18,24 +18,44 @@ APP_NAMES = {
     "summarize": "'\"><svg onload=window.__xss=4>summ",
     "join_all": "{{7*7}}%{x}<br>join",
 }
-RUN_ID = "run\"><img src=x onerror=window.__xss=5>"
+RUN_ID = 'run"><img src=x onerror=window.__xss=5>'
 TEXT = (
     "<script>window.__xss=6</script><img src=x onerror=window.__xss=7>"
     '<a href="javascript:window.__xss=8">x</a>'
 )
 # Columns holding app names, run ids or structure (lists of ids, states, timestamps) are
 # renamed or left alone; every other text column gets TEXT appended.
-APP_COLUMNS = {("task", "task_func_name"), ("taskscope_app_edge", "source_app"),
-               ("taskscope_app_edge", "target_app"), ("taskscope_try_run", "app"),
-               ("taskscope_occupancy", "app")}
-STRUCTURAL = {"run_id", "task_depends", "task_joins", "task_status_name", "state", "status",
-              "kind", "timestamp_convention", "task_memoize", "psutil_cpu_num",
-              "psutil_process_status", "tbl", "idx", "stat"}
+APP_COLUMNS = {
+    ("task", "task_func_name"),
+    ("taskscope_app_edge", "source_app"),
+    ("taskscope_app_edge", "target_app"),
+    ("taskscope_try_run", "app"),
+    ("taskscope_occupancy", "app"),
+}
+STRUCTURAL = {
+    "run_id",
+    "task_depends",
+    "task_joins",
+    "task_status_name",
+    "state",
+    "status",
+    "kind",
+    "timestamp_convention",
+    "task_memoize",
+    "psutil_cpu_num",
+    "psutil_process_status",
+    "tbl",
+    "idx",
+    "stat",
+}
 
 
 def _text_columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    return [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')
-            if (row[2] or "").upper() == "TEXT"]
+    return [
+        row[1]
+        for row in conn.execute(f'PRAGMA table_info("{table}")')
+        if (row[2] or "").upper() == "TEXT"
+    ]
 
 
 def create_hostile_database(path: Path) -> Path:
@@ -44,20 +64,30 @@ def create_hostile_database(path: Path) -> Path:
     create_database(path, standard_runs(outputs))
     conn = sqlite3.connect(path)
     try:
-        tables = [row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
         for table in tables:
             for column in _text_columns(conn, table):
                 if (table, column) in APP_COLUMNS:
                     for plain, hostile in APP_NAMES.items():
-                        conn.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" = ?',
-                                     (hostile, plain))
+                        conn.execute(
+                            f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" = ?',
+                            (hostile, plain),
+                        )
                 elif column == "run_id":
-                    conn.execute(f'UPDATE "{table}" SET run_id = ? WHERE run_id = ?',
-                                 (RUN_ID, "run-completed"))
+                    conn.execute(
+                        f'UPDATE "{table}" SET run_id = ? WHERE run_id = ?',
+                        (RUN_ID, "run-completed"),
+                    )
                 elif column not in STRUCTURAL:
-                    conn.execute(f'UPDATE "{table}" SET "{column}" = coalesce("{column}", \'\') '
-                                 "|| ?", (TEXT,))
+                    conn.execute(
+                        f'UPDATE "{table}" SET "{column}" = coalesce("{column}", \'\') || ?',
+                        (TEXT,),
+                    )
         conn.commit()
     finally:
         conn.close()

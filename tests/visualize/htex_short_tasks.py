@@ -42,10 +42,18 @@ def say(word: str, stdout=None, stderr=None) -> str:
 
 
 def main(db_path: str, run_dir: str) -> None:
-    hub = MonitoringHub(hub_address="127.0.0.1", logging_endpoint=f"sqlite:///{db_path}",
-                        resource_monitoring_interval=1.0, workflow_name="htex-short")
-    config = Config(executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-                    run_dir=run_dir, monitoring=hub, strategy="none")
+    hub = MonitoringHub(
+        hub_address="127.0.0.1",
+        logging_endpoint=f"sqlite:///{db_path}",
+        resource_monitoring_interval=1.0,
+        workflow_name="htex-short",
+    )
+    config = Config(
+        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
+        run_dir=run_dir,
+        monitoring=hub,
+        strategy="none",
+    )
     os.makedirs("outputs", exist_ok=True)
     with taskscope.load(config):
         futures = [noop(i) for i in range(NOOPS)]

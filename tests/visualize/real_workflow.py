@@ -86,8 +86,11 @@ def main(db_path: str, run_dir: str) -> None:
         doomed = percent(ratio(1, 0))
         square(4).result()
         memo = square(4)
-        said = shout("hello-dashboard", stdout=os.path.join(dfk.run_dir, "shout.out"),
-                     stderr=os.path.join(dfk.run_dir, "shout.err"))
+        said = shout(
+            "hello-dashboard",
+            stdout=os.path.join(dfk.run_dir, "shout.out"),
+            stderr=os.path.join(dfk.run_dir, "shout.err"),
+        )
         joined = refine(3)
         taskscope.wait_for_current_tasks()
         for future in (diamond, retried, memo, said, joined):

@@ -59,7 +59,8 @@ def test_tasks_filtered_and_paged(api: TestClient, taskscope_db: Path):
     failed = sorted(
         t
         for (t,) in conn.execute(
-            "SELECT task_id FROM taskscope_task_state WHERE run_id = 'run-failed' AND state = 'failed'"
+            "SELECT task_id FROM taskscope_task_state WHERE run_id = 'run-failed' AND state = "
+            "'failed'"
         )
     )
     transform = sorted(

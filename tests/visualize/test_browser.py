@@ -14,8 +14,13 @@ from browser_support import chromium_or_skip
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PARSL_RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
 
 
@@ -82,11 +87,17 @@ def page(browser, server):
     context.close()
 
 
-PAGES = ["/", f"/workflow/{PARSL_RUN}/", f"/workflow/{PARSL_RUN}/dag",
-         f"/workflow/{PARSL_RUN}/dag?view=around&task=269",
-         f"/workflow/{PARSL_RUN}/dag?colour=state", f"/workflow/{PARSL_RUN}/dag?view=apps",
-         f"/workflow/{PARSL_RUN}/resources", f"/workflow/{PARSL_RUN}/app/join",
-         f"/workflow/{PARSL_RUN}/task/1"]
+PAGES = [
+    "/",
+    f"/workflow/{PARSL_RUN}/",
+    f"/workflow/{PARSL_RUN}/dag",
+    f"/workflow/{PARSL_RUN}/dag?view=around&task=269",
+    f"/workflow/{PARSL_RUN}/dag?colour=state",
+    f"/workflow/{PARSL_RUN}/dag?view=apps",
+    f"/workflow/{PARSL_RUN}/resources",
+    f"/workflow/{PARSL_RUN}/app/join",
+    f"/workflow/{PARSL_RUN}/task/1",
+]
 
 
 def test_every_page_draws_without_console_errors(page, server):
@@ -96,7 +107,8 @@ def test_every_page_draws_without_console_errors(page, server):
         # deferred parts (app table, durations, resource plots) arrive after the page
         page.wait_for_function(
             "() => [...document.querySelectorAll('[data-part]')].every(e => e.dataset.loaded)",
-            timeout=20_000)
+            timeout=20_000,
+        )
         assert page.locator('[data-part][data-loaded="error"]').count() == 0, path
         plots = page.locator("[data-plot]")
         for i in range(plots.count()):
@@ -156,12 +168,14 @@ def test_task_page_opens_its_dag_neighbourhood(page, server):
     page.wait_for_url("**/dag?view=around&task=3")
     page.locator('[data-plot="dag"] .main-svg').first.wait_for()
     names = page.evaluate(
-        """() => document.querySelector('[data-plot="dag"]')._fullData.map(t => t.name)""")
+        """() => document.querySelector('[data-plot="dag"]')._fullData.map(t => t.name)"""
+    )
     assert "task 3" in names  # the ringed centre
     tasks = page.evaluate(
         """() => document.querySelector('[data-plot="dag"]')._fullData
               .filter(t => t.mode === 'markers' && t.customdata)
-              .flatMap(t => t.customdata)""")
+              .flatMap(t => t.customdata)"""
+    )
     assert sorted(tasks) == sorted(f"task/{i}" for i in (0, 1, 2, 3, 4))
     assert page.errors == []
 
@@ -170,17 +184,20 @@ def test_live_page_refreshes_itself_and_its_parts(page, taskscope_server):
     page.goto(taskscope_server + "/workflow/run-live/")
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-part]')].every(e => e.dataset.loaded)",
-        timeout=20_000)
+        timeout=20_000,
+    )
     assert page.locator("[data-part='states'] .chip").count() >= 2
     # the page asks for its live sections, then for its parts again, by itself
-    with page.expect_request(lambda r: "format=json" in r.url and "part=" not in r.url,
-                             timeout=15_000):
+    with page.expect_request(
+        lambda r: "format=json" in r.url and "part=" not in r.url, timeout=15_000
+    ):
         pass
     with page.expect_response(lambda r: "part=states" in r.url, timeout=15_000) as part:
         pass
     assert part.value.ok
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-part]')].every(e => e.dataset.loaded === '1')",
-        timeout=10_000)
+        timeout=10_000,
+    )
     assert page.locator("[data-part='states'] .chip").count() >= 2
     assert page.errors == []

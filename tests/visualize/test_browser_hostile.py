@@ -32,19 +32,32 @@ def hostile_pages(db: Path) -> list[str]:
     try:
         task_with_output = conn.execute(
             "SELECT task_id FROM task WHERE run_id = ? AND task_stdout != '' ORDER BY task_id "
-            "LIMIT 1", (RUN_ID,)).fetchone()[0]
+            "LIMIT 1",
+            (RUN_ID,),
+        ).fetchone()[0]
         failed = conn.execute(
             "SELECT task_id FROM taskscope_try_failure WHERE run_id = 'run-failed' LIMIT 1"
         ).fetchone()[0]
     finally:
         conn.close()
     base = f"/workflow/{run}"
-    pages = ["/", f"{base}/", f"{base}/dag", f"{base}/dag?view=apps",
-             f"{base}/dag?view=apps&colour=state", f"{base}/dag?view=around&task=9",
-             f"{base}/resources", f"{base}/task/{task_with_output}", f"{base}/task/0",
-             f"/workflow/run-failed/task/{failed}", "/workflow/run-failed/resources",
-             f"{base}/analysis", "/workflow/run-failed/analysis", f"{base}/stream",
-             f"/workflow/run-failed/diff?against={run}"]
+    pages = [
+        "/",
+        f"{base}/",
+        f"{base}/dag",
+        f"{base}/dag?view=apps",
+        f"{base}/dag?view=apps&colour=state",
+        f"{base}/dag?view=around&task=9",
+        f"{base}/resources",
+        f"{base}/task/{task_with_output}",
+        f"{base}/task/0",
+        f"/workflow/run-failed/task/{failed}",
+        "/workflow/run-failed/resources",
+        f"{base}/analysis",
+        "/workflow/run-failed/analysis",
+        f"{base}/stream",
+        f"/workflow/run-failed/diff?against={run}",
+    ]
     pages += [f"{base}/app/{quote(app, safe='')}" for app in APP_NAMES.values()]
     pages += [f"{base}/dag?view=tasks&app={quote(app, safe='')}" for app in APP_NAMES.values()]
     return pages
@@ -63,7 +76,8 @@ def test_markup_in_every_text_field_is_shown_as_text(browser, hostile_server, ho
             assert response is not None and response.status == 200, (path, response.status)
             page.wait_for_function(
                 "() => [...document.querySelectorAll('[data-part]')].every(e => e.dataset.loaded)",
-                timeout=30_000)
+                timeout=30_000,
+            )
             assert page.locator('[data-part][data-loaded="error"]').count() == 0, path
             plots = page.locator("[data-plot]")
             for i in range(plots.count()):

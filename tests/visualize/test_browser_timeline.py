@@ -23,8 +23,20 @@ WORKERS, HOSTS = 4, 2
 @pytest.fixture(scope="module")
 def big_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("big") / "monitoring.db"
-    create_database(path, [SyntheticRun(RUN, tasks=TASKS, workers=WORKERS, hosts=HOSTS,
-                                        task_seconds=0.5, samples_per_try=1, seed=3)])
+    create_database(
+        path,
+        [
+            SyntheticRun(
+                RUN,
+                tasks=TASKS,
+                workers=WORKERS,
+                hosts=HOSTS,
+                task_seconds=0.5,
+                samples_per_try=1,
+                seed=3,
+            )
+        ],
+    )
     return path
 
 
@@ -68,7 +80,9 @@ def drawn(page, name: str) -> dict:
               ticks: [...gd.querySelectorAll('.yaxislayer-above .ytick text')]
                 .map(e => e.textContent),
             };
-        }""", name)
+        }""",
+        name,
+    )
 
 
 def truth(db: Path, sql: str):
@@ -94,10 +108,14 @@ def test_task_stream_window_draws_each_try_hover_and_click(page, big_server, big
     page.goto(f"{big_server}/workflow/{RUN}/stream?from=100&to=104")
     figure = drawn(page, "stream")
     tries = sum(t["n"] for t in figure["traces"])
-    (expected,) = truth(big_db, (
-        "SELECT COUNT(*) FROM taskscope_try_run r, workflow w WHERE r.run_id = w.run_id AND "
-        "r.time_running <= (julianday(w.time_began) - 2440587.5) * 86400 + 104 AND "
-        "r.time_ended >= (julianday(w.time_began) - 2440587.5) * 86400 + 100"))[0]
+    (expected,) = truth(
+        big_db,
+        (
+            "SELECT COUNT(*) FROM taskscope_try_run r, workflow w WHERE r.run_id = w.run_id AND "
+            "r.time_running <= (julianday(w.time_began) - 2440587.5) * 86400 + 104 AND "
+            "r.time_ended >= (julianday(w.time_began) - 2440587.5) * 86400 + 100"
+        ),
+    )[0]
     assert abs(tries - expected) <= 2  # julianday's rounding at the window's edges
     assert figure["marks"] >= tries > 0
     x, y = page.evaluate("""() => {
@@ -127,8 +145,10 @@ def test_timeline_shows_states_over_the_run_and_a_window_gantt(page, big_server,
     page.goto(f"{big_server}/workflow/{RUN}/")
     figure = drawn(page, "timeline")
     bands = {t["name"].split(" ")[0]: t["y"] for t in figure["traces"]}
-    (done,) = truth(big_db, "SELECT COUNT(*) FROM taskscope_task_state WHERE state IN "
-                            "('exec_done', 'memo_done')")[0]
+    (done,) = truth(
+        big_db,
+        "SELECT COUNT(*) FROM taskscope_task_state WHERE state IN ('exec_done', 'memo_done')",
+    )[0]
     assert bands["done"][-1] == done  # every finished task, by the end of the run
     (workers,) = truth(big_db, "SELECT COUNT(DISTINCT worker) FROM taskscope_try_run")[0]
     assert 0 < max(bands["running"]) <= workers

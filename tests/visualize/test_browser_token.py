@@ -24,8 +24,11 @@ def token_server(taskscope_db: Path):
     from taskscope.visualize.app import create_app
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(taskscope_db, token=TOKEN),
-                                           host="127.0.0.1", port=port, log_level="error"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(taskscope_db, token=TOKEN), host="127.0.0.1", port=port, log_level="error"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -47,7 +50,8 @@ def test_printed_address_opens_a_live_page_and_the_token_leaves_the_url(browser,
         assert page.url == f"{token_server}/workflow/run-live/"
         page.wait_for_function(
             "() => [...document.querySelectorAll('[data-part]')].every(e => e.dataset.loaded)",
-            timeout=20_000)
+            timeout=20_000,
+        )
         assert page.locator('[data-part][data-loaded="error"]').count() == 0
         with page.expect_response(lambda r: "format=json" in r.url, timeout=20_000) as refresh:
             pass  # the live page refreshes itself with the cookie alone

@@ -13,8 +13,12 @@ def test_demo_failures_name_demo_py(demo_run) -> None:
     db, run_id = demo_run
     conn = sqlite3.connect(db)
     try:
-        tracebacks = [row[0] for row in conn.execute(
-            "SELECT traceback FROM taskscope_try_failure WHERE run_id = ?", (run_id,))]
+        tracebacks = [
+            row[0]
+            for row in conn.execute(
+                "SELECT traceback FROM taskscope_try_failure WHERE run_id = ?", (run_id,)
+            )
+        ]
     finally:
         conn.close()
     assert tracebacks

@@ -26,13 +26,69 @@ pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]  # slow only on a lo
 
 URLS_PER_DATABASE = 1000
 PARSL_RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
-PARAMS = ["sort", "order", "page", "name", "state", "colour", "view", "task", "depth", "first",
-          "limit", "app", "gantt_page", "part", "format", "token", "against"]
-WEIRD = ["", "0", "-1", "1", "2", "9" * 30, "-9" * 20, "1e9", "nan", "inf", "0x10", "٣",
-         "%00", "\x00", "..", "../../etc/passwd", "/etc/passwd", "a" * 5000, "é", "😀",
-         "<script>alert(1)</script>", "' OR 1=1 --", '"', "%", "%%", "%zz", "json", "stats",
-         "apps", "tasks", "around", "state", "desc", "asc", "exec_done", "failed", " ", "\t",
-         "null", "true", "[]", "{}"]
+PARAMS = [
+    "sort",
+    "order",
+    "page",
+    "name",
+    "state",
+    "colour",
+    "view",
+    "task",
+    "depth",
+    "first",
+    "limit",
+    "app",
+    "gantt_page",
+    "part",
+    "format",
+    "token",
+    "against",
+]
+WEIRD = [
+    "",
+    "0",
+    "-1",
+    "1",
+    "2",
+    "9" * 30,
+    "-9" * 20,
+    "1e9",
+    "nan",
+    "inf",
+    "0x10",
+    "٣",
+    "%00",
+    "\x00",
+    "..",
+    "../../etc/passwd",
+    "/etc/passwd",
+    "a" * 5000,
+    "é",
+    "😀",
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+    '"',
+    "%",
+    "%%",
+    "%zz",
+    "json",
+    "stats",
+    "apps",
+    "tasks",
+    "around",
+    "state",
+    "desc",
+    "asc",
+    "exec_done",
+    "failed",
+    " ",
+    "\t",
+    "null",
+    "true",
+    "[]",
+    "{}",
+]
 # Already percent-encoded: invalid UTF-8, an encoded surrogate, encoded "../" and NUL.
 RAW = ["%ED%A0%80", "%FF%FE", "%C0%AF", "%2e%2e%2f%2e%2e%2f", "%00", "%2F", "%25", "%"]
 
@@ -62,14 +118,20 @@ def fuzzed_urls(run_ids: list[str], apps: list[str], tasks: list[int], seed: int
         return ("?" + "&".join(parts)) if parts else ""
 
     templates = [
-        lambda: "/", lambda: f"/workflow/{segment()}/", lambda: f"/workflow/{segment()}/dag",
-        lambda: f"/workflow/{segment()}/resources", lambda: f"/workflow/{segment()}/analysis",
-        lambda: f"/workflow/{segment()}/diff", lambda: "/metrics",
+        lambda: "/",
+        lambda: f"/workflow/{segment()}/",
+        lambda: f"/workflow/{segment()}/dag",
+        lambda: f"/workflow/{segment()}/resources",
+        lambda: f"/workflow/{segment()}/analysis",
+        lambda: f"/workflow/{segment()}/diff",
+        lambda: "/metrics",
         lambda: f"/workflow/{segment()}/stream",
         lambda: f"/workflow/{segment()}/app/{segment()}",
         lambda: f"/workflow/{segment()}/task/{rng.choice(tasks + [0, 2**63, 2**64, 10**40])}",
-        lambda: f"/workflow/{segment()}/task/{segment()}", lambda: f"/static/{segment()}",
-        lambda: f"/{segment()}/{segment()}", lambda: f"/workflow/{segment()}",
+        lambda: f"/workflow/{segment()}/task/{segment()}",
+        lambda: f"/static/{segment()}",
+        lambda: f"/{segment()}/{segment()}",
+        lambda: f"/workflow/{segment()}",
         lambda: "/workflow/" + "/".join(segment() for _ in range(rng.randint(2, 6))),
     ]
     return [rng.choice(templates)() + query() for _ in range(URLS_PER_DATABASE)]
@@ -99,14 +161,22 @@ def crashed_database(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def databases(tmp_path_factory: pytest.TempPathFactory, parsl_db: Path, taskscope_db: Path,
-              empty_db: Path, blank_file_db: Path) -> dict[str, Path]:
+def databases(
+    tmp_path_factory: pytest.TempPathFactory,
+    parsl_db: Path,
+    taskscope_db: Path,
+    empty_db: Path,
+    blank_file_db: Path,
+) -> dict[str, Path]:
     return {
-        "parsl": parsl_db, "taskscope (completed, failed, lost, live)": taskscope_db,
-        "empty": empty_db, "zero-byte file": blank_file_db,
+        "parsl": parsl_db,
+        "taskscope (completed, failed, lost, live)": taskscope_db,
+        "empty": empty_db,
+        "zero-byte file": blank_file_db,
         "crashed writer": crashed_database(tmp_path_factory.mktemp("crashed")),
         "hostile text": create_hostile_database(
-            tmp_path_factory.mktemp("hostile-fuzz") / "monitoring.db"),
+            tmp_path_factory.mktemp("hostile-fuzz") / "monitoring.db"
+        ),
     }
 
 
@@ -122,8 +192,17 @@ def identifiers(db: Path) -> tuple[list[str], list[str], list[int]]:
         return [], [], [1, 2, 3]
 
 
-@pytest.mark.parametrize("kind", ["parsl", "taskscope (completed, failed, lost, live)", "empty",
-                                  "zero-byte file", "crashed writer", "hostile text"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "parsl",
+        "taskscope (completed, failed, lost, live)",
+        "empty",
+        "zero-byte file",
+        "crashed writer",
+        "hostile text",
+    ],
+)
 def test_fuzzed_urls_never_get_a_server_error(kind: str, databases: dict[str, Path]):
     db = databases[kind]
     runs, apps, tasks = identifiers(db)
@@ -152,8 +231,22 @@ def test_fuzzed_urls_on_a_database_being_written(tmp_path: Path):
     hub = MonitoringHub(logging_endpoint=f"sqlite:///{db}")
     run_id = "live-run"
     hub.start(run_id, str(tmp_path / "run"))
-    hub.send(WorkflowStart(run_id, "live", "1", time.time(), "h", "u", str(tmp_path), "3", "0",
-                           ["x"], os.getpid(), hub.heartbeat_interval))
+    hub.send(
+        WorkflowStart(
+            run_id,
+            "live",
+            "1",
+            time.time(),
+            "h",
+            "u",
+            str(tmp_path),
+            "3",
+            "0",
+            ["x"],
+            os.getpid(),
+            hub.heartbeat_interval,
+        )
+    )
     stop = False
 
     def write() -> None:
@@ -178,8 +271,9 @@ def test_fuzzed_urls_on_a_database_being_written(tmp_path: Path):
             time.sleep(0.05)
         client = TestClient(create_app(db), raise_server_exceptions=False)
         urls = fuzzed_urls([run_id], ["live_app"], [0, 1, 2, 50], seed=11)
-        failures = [(url, r.status_code) for url in urls
-                    if (r := client.get(url)).status_code >= 500]
+        failures = [
+            (url, r.status_code) for url in urls if (r := client.get(url)).status_code >= 500
+        ]
         assert failures == [], (len(failures), failures[:5])
     finally:
         stop = True

@@ -108,12 +108,19 @@ def hostile_database(folder: Path, paths: list[str]) -> tuple[Path, list[int]]:
     db = create_database(folder / "monitoring.db", standard_runs(outputs))
     conn = sqlite3.connect(db)
     try:
-        ids = [row[0] for row in conn.execute(
-            "SELECT task_id FROM task WHERE run_id = 'run-completed' ORDER BY task_id LIMIT ?",
-            (len(paths),))]
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT task_id FROM task WHERE run_id = 'run-completed' ORDER BY task_id LIMIT ?",
+                (len(paths),),
+            )
+        ]
         for task_id, path in zip(ids, paths, strict=True):
-            conn.execute("UPDATE task SET task_stdout = ?, task_stderr = ? WHERE run_id = "
-                         "'run-completed' AND task_id = ?", (path, path, task_id))
+            conn.execute(
+                "UPDATE task SET task_stdout = ?, task_stderr = ? WHERE run_id = "
+                "'run-completed' AND task_id = ?",
+                (path, path, task_id),
+            )
         conn.commit()
     finally:
         conn.close()
@@ -134,8 +141,9 @@ def test_task_pages_show_hostile_paths_with_their_reason(tmp_path: Path):
     assert "PATH=" not in environ.text
 
 
-def test_hostile_paths_in_a_parsl_database_and_in_a_live_and_a_lost_run(tmp_path: Path,
-                                                                          parsl_db: Path):
+def test_hostile_paths_in_a_parsl_database_and_in_a_live_and_a_lost_run(
+    tmp_path: Path, parsl_db: Path
+):
     files = tmp_path / "files"
     files.mkdir()
     cases = hostile_paths(files)
@@ -147,22 +155,31 @@ def test_hostile_paths_in_a_parsl_database_and_in_a_live_and_a_lost_run(tmp_path
     conn2 = sqlite3.connect(synthetic)
     try:
         targets = []
-        for db_conn, db, runs in ((conn, parsl, (PARSL_RUN,)),
-                                  (conn2, synthetic, ("run-live", "run-lost"))):
+        for db_conn, db, runs in (
+            (conn, parsl, (PARSL_RUN,)),
+            (conn2, synthetic, ("run-live", "run-lost")),
+        ):
             for run_id in runs:
-                ids = [r[0] for r in db_conn.execute(
-                    "SELECT task_id FROM task WHERE run_id = ? ORDER BY task_id LIMIT ?",
-                    (run_id, len(paths)))]
+                ids = [
+                    r[0]
+                    for r in db_conn.execute(
+                        "SELECT task_id FROM task WHERE run_id = ? ORDER BY task_id LIMIT ?",
+                        (run_id, len(paths)),
+                    )
+                ]
                 for task_id, path in zip(ids, paths, strict=False):
-                    db_conn.execute("UPDATE task SET task_stdout = ?, task_stderr = ? WHERE "
-                                    "run_id = ? AND task_id = ?", (path, path, run_id, task_id))
+                    db_conn.execute(
+                        "UPDATE task SET task_stdout = ?, task_stderr = ? WHERE "
+                        "run_id = ? AND task_id = ?",
+                        (path, path, run_id, task_id),
+                    )
                     targets.append((db, run_id, task_id, path))
             db_conn.commit()
     finally:
         conn.close()
         conn2.close()
     clients = {db: TestClient(create_app(db)) for db in (parsl, synthetic)}
-    reasons = {path: reason for path, reason in cases.values()}
+    reasons = dict(cases.values())
     for db, run_id, task_id, path in targets:
         response = clients[db].get(f"/workflow/{run_id}/task/{task_id}")
         assert response.status_code == 200, (db.name, run_id, task_id)
@@ -179,7 +196,9 @@ def free_port() -> int:
 def start_server(db: Path, port: int, *extra: str) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "taskscope.visualize.cli", str(db), "--port", str(port), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + 60
@@ -214,12 +233,14 @@ def test_fifo_viewed_50_times_blocks_nothing_and_sigterm_stops_the_server(tmp_pa
         with ThreadPoolExecutor(10) as pool:
             views = list(pool.map(get, [f"{base}/workflow/run-completed/task/{task_id}"] * 50))
         assert all(status == 200 and "FIFO" in body for status, body in views), [
-            (status, body[:300]) for status, body in views if status != 200 or "FIFO" not in body]
+            (status, body[:300]) for status, body in views if status != 200 or "FIFO" not in body
+        ]
         status, body = get(f"{base}/")  # every other page still answers
         assert status == 200 and "run-completed" in body
         # A view in flight when the signal arrives must not keep the server up either.
         in_flight = threading.Thread(
-            target=get, args=(f"{base}/workflow/run-completed/task/{task_id}",), daemon=True)
+            target=get, args=(f"{base}/workflow/run-completed/task/{task_id}",), daemon=True
+        )
         in_flight.start()
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)

@@ -17,8 +17,9 @@ from taskscope.visualize.source import DatabaseSource
 
 pytestmark = [pytest.mark.attack, pytest.mark.timeout(300)]
 
-ENDLESS = ("WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) "
-           "SELECT * FROM r WHERE x < 0")
+ENDLESS = (
+    "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT * FROM r WHERE x < 0"
+)
 
 
 def test_endless_views_in_place_of_tables_are_not_read(tmp_path: Path):
@@ -35,8 +36,10 @@ def test_endless_views_in_place_of_tables_are_not_read(tmp_path: Path):
 
     def visit() -> None:
         client = TestClient(create_app(db), raise_server_exceptions=False)
-        answers.extend(client.get(path).status_code for path in
-                       ("/", "/workflow/run-completed/", "/workflow/run-completed/task/1"))
+        answers.extend(
+            client.get(path).status_code
+            for path in ("/", "/workflow/run-completed/", "/workflow/run-completed/task/1")
+        )
 
     visitor = threading.Thread(target=visit, daemon=True)
     visitor.start()

@@ -18,9 +18,13 @@ pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]
 
 PAGE_LIMIT = 2 * 2**20
 BIG_APP = "A" * 1_000_000
-APP_COLUMNS = [("task", "task_func_name"), ("taskscope_app_edge", "source_app"),
-               ("taskscope_app_edge", "target_app"), ("taskscope_try_run", "app"),
-               ("taskscope_occupancy", "app")]
+APP_COLUMNS = [
+    ("task", "task_func_name"),
+    ("taskscope_app_edge", "source_app"),
+    ("taskscope_app_edge", "target_app"),
+    ("taskscope_try_run", "app"),
+    ("taskscope_occupancy", "app"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +34,26 @@ def huge_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     db = create_database(folder / "monitoring.db", standard_runs(folder / "outputs"))
     conn = sqlite3.connect(db)
     try:
-        failed = conn.execute("SELECT task_id FROM taskscope_try_failure WHERE run_id = "
-                              "'run-failed' LIMIT 1").fetchone()[0]
-        conn.execute("UPDATE taskscope_try_failure SET traceback = ?, message = ? WHERE "
-                     "run_id = 'run-failed'", ("T" * 20_000_000, "M" * 5_000_000))
-        conn.execute("UPDATE try SET task_fail_history = ? WHERE run_id = 'run-failed'",
-                     ("H" * 5_000_000,))
-        conn.execute("UPDATE workflow SET workflow_name = ? WHERE run_id = 'run-failed'",
-                     ("W" * 2_000_000,))
+        failed = conn.execute(
+            "SELECT task_id FROM taskscope_try_failure WHERE run_id = 'run-failed' LIMIT 1"
+        ).fetchone()[0]
+        conn.execute(
+            "UPDATE taskscope_try_failure SET traceback = ?, message = ? WHERE "
+            "run_id = 'run-failed'",
+            ("T" * 20_000_000, "M" * 5_000_000),
+        )
+        conn.execute(
+            "UPDATE try SET task_fail_history = ? WHERE run_id = 'run-failed'", ("H" * 5_000_000,)
+        )
+        conn.execute(
+            "UPDATE workflow SET workflow_name = ? WHERE run_id = 'run-failed'", ("W" * 2_000_000,)
+        )
         for table, column in APP_COLUMNS:
-            conn.execute(f"UPDATE {table} SET {column} = ? WHERE run_id = 'run-completed' AND "
-                         f"{column} = 'transform'", (BIG_APP,))
+            conn.execute(
+                f"UPDATE {table} SET {column} = ? WHERE run_id = 'run-completed' AND "
+                f"{column} = 'transform'",
+                (BIG_APP,),
+            )
         conn.commit()
     finally:
         conn.close()
@@ -50,17 +63,24 @@ def huge_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 def test_no_page_grows_with_the_values_it_shows(huge_db: tuple[Path, int]):
     db, failed = huge_db
     client = TestClient(create_app(db))
-    pages = ["/", "/workflow/run-failed/", f"/workflow/run-failed/task/{failed}",
-             "/workflow/run-failed/app/transform?state=failed", "/workflow/run-completed/",
-             "/workflow/run-completed/dag", "/workflow/run-completed/dag?view=apps",
-             "/workflow/run-completed/task/4",
-             f"/workflow/run-completed/app/{quote(BIG_APP[:100], safe='')}"]
+    pages = [
+        "/",
+        "/workflow/run-failed/",
+        f"/workflow/run-failed/task/{failed}",
+        "/workflow/run-failed/app/transform?state=failed",
+        "/workflow/run-completed/",
+        "/workflow/run-completed/dag",
+        "/workflow/run-completed/dag?view=apps",
+        "/workflow/run-completed/task/4",
+        f"/workflow/run-completed/app/{quote(BIG_APP[:100], safe='')}",
+    ]
     for path in pages:
         joiner = "&" if "?" in path else "?"
         html = client.get(path).text
         urls = [path, path + joiner + "format=json"] + [
             f"{path}{joiner}part={name}&format=json"
-            for name in re.findall(r'data-part="([^"]+)"', html)]
+            for name in re.findall(r'data-part="([^"]+)"', html)
+        ]
         for url in urls:
             response = client.get(url)
             assert response.status_code in (200, 404), url
@@ -71,5 +91,6 @@ def test_no_page_grows_with_the_values_it_shows(huge_db: tuple[Path, int]):
     page = client.get("/workflow/run-completed/").text
     parts = re.findall(r'data-part="([^"]+)"', page)
     shown = page + "".join(
-        client.get(f"/workflow/run-completed/?part={name}&format=json").text for name in parts)
+        client.get(f"/workflow/run-completed/?part={name}&format=json").text for name in parts
+    )
     assert "more characters" in shown and len(shown) < 4 * PAGE_LIMIT

@@ -17,7 +17,9 @@ def bash_tasks(db: Path, run_id: str, app: str) -> list[tuple[int, str]]:
     try:
         return conn.execute(
             "SELECT task_id, task_stdout FROM task WHERE run_id = ? AND task_func_name = ? "
-            "ORDER BY task_id", (run_id, app)).fetchall()
+            "ORDER BY task_id",
+            (run_id, app),
+        ).fetchall()
     finally:
         conn.close()
 
@@ -63,7 +65,8 @@ def test_parsl_database_keeps_its_absolute_paths(parsl_db, elsewhere) -> None:
     try:
         run_id, task_id, stdout = conn.execute(
             "SELECT run_id, task_id, task_stdout FROM task WHERE task_stdout IS NOT NULL "
-            "AND task_stdout != '' LIMIT 1").fetchone()
+            "AND task_stdout != '' LIMIT 1"
+        ).fetchone()
     finally:
         conn.close()
     page = task_page(parsl_db, run_id, task_id)

@@ -12,8 +12,13 @@ from starlette.testclient import TestClient
 from taskscope.store.synthetic import create_database, standard_runs
 from taskscope.visualize.app import create_app
 
-PAGES = ["/", "/workflow/run-completed/", "/workflow/run-completed/dag",
-         "/workflow/run-completed/resources", "/workflow/run-completed/task/9"]
+PAGES = [
+    "/",
+    "/workflow/run-completed/",
+    "/workflow/run-completed/dag",
+    "/workflow/run-completed/resources",
+    "/workflow/run-completed/task/9",
+]
 
 
 def test_a_closed_wal_database_is_served_without_creating_files(tmp_path: Path):
@@ -43,8 +48,9 @@ def test_a_live_writers_rows_in_the_wal_are_seen(tmp_path: Path):
     try:
         writer.execute("PRAGMA journal_mode = WAL")
         writer.execute("PRAGMA wal_autocheckpoint = 0")  # the row stays in the WAL only
-        writer.execute("UPDATE workflow SET workflow_name = 'renamed-in-wal' WHERE run_id = "
-                       "'run-completed'")
+        writer.execute(
+            "UPDATE workflow SET workflow_name = 'renamed-in-wal' WHERE run_id = 'run-completed'"
+        )
         writer.commit()
         assert (tmp_path / "monitoring.db-wal").stat().st_size > 0
         page = TestClient(create_app(db)).get("/workflow/run-completed/")

@@ -45,9 +45,12 @@ def free_port() -> int:
 
 def test_sigterm_ends_the_server_while_a_request_thread_is_stuck():
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", STUCK_SERVER, str(port)],
-                            stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_SERVER, str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -59,8 +62,9 @@ def test_sigterm_ends_the_server_while_a_request_thread_is_stuck():
                 assert time.monotonic() < deadline and proc.poll() is None, "no server"
                 time.sleep(0.2)
         for _ in range(3):
-            threading.Thread(target=_ignore_errors, args=(f"http://127.0.0.1:{port}/stuck",),
-                             daemon=True).start()
+            threading.Thread(
+                target=_ignore_errors, args=(f"http://127.0.0.1:{port}/stuck",), daemon=True
+            ).start()
         time.sleep(1.0)  # the requests are in their threads, sleeping
         signalled = time.monotonic()
         proc.send_signal(signal.SIGTERM)

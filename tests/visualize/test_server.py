@@ -24,12 +24,21 @@ def client_for(path: Path) -> TestClient:
 def run_routes(run_id: str, app: str, task_id: int) -> list[str]:
     base = f"/workflow/{run_id}"
     return [
-        f"{base}/", f"{base}/?gantt_page=2", f"{base}/dag", f"{base}/dag?colour=state",
-        f"{base}/dag?view=apps", f"{base}/dag?view=apps&colour=state",
-        f"{base}/dag?view=tasks&app={app}", f"{base}/dag?view=tasks&first=5&limit=20",
-        f"{base}/dag?view=around&task={task_id}", f"{base}/dag?view=around&task={task_id}&depth=1",
-        f"{base}/resources", f"{base}/app/{app}", f"{base}/app/{app}?state=exec_done&page=2",
-        f"{base}/app/{app}?sort=duration&order=desc", f"{base}/task/{task_id}",
+        f"{base}/",
+        f"{base}/?gantt_page=2",
+        f"{base}/dag",
+        f"{base}/dag?colour=state",
+        f"{base}/dag?view=apps",
+        f"{base}/dag?view=apps&colour=state",
+        f"{base}/dag?view=tasks&app={app}",
+        f"{base}/dag?view=tasks&first=5&limit=20",
+        f"{base}/dag?view=around&task={task_id}",
+        f"{base}/dag?view=around&task={task_id}&depth=1",
+        f"{base}/resources",
+        f"{base}/app/{app}",
+        f"{base}/app/{app}?state=exec_done&page=2",
+        f"{base}/app/{app}?sort=duration&order=desc",
+        f"{base}/task/{task_id}",
     ]
 
 
@@ -126,32 +135,44 @@ def test_empty_database_pages(db: str, request: pytest.FixtureRequest):
     home = client.get("/")
     assert home.status_code == 200
     assert "no run" in home.text.lower()
-    for path in ("/workflow/x/", "/workflow/x/dag", "/workflow/x/resources",
-                 "/workflow/x/app/a", "/workflow/x/task/1"):
+    for path in (
+        "/workflow/x/",
+        "/workflow/x/dag",
+        "/workflow/x/resources",
+        "/workflow/x/app/a",
+        "/workflow/x/task/1",
+    ):
         assert client.get(path).status_code == 404
 
 
 def test_unknown_ids_and_malformed_params(parsl_db: Path):
     client = client_for(parsl_db)
-    for path in ("/workflow/nope/", f"/workflow/{PARSL_RUN}/task/999999",
-                 f"/workflow/{PARSL_RUN}/task/abc", f"/workflow/{PARSL_RUN}/app/no_such_app",
-                 f"/workflow/{PARSL_RUN}/task/{2**63}", f"/workflow/{PARSL_RUN}/task/{10**30}",
-                 "/no/such/page"):
+    for path in (
+        "/workflow/nope/",
+        f"/workflow/{PARSL_RUN}/task/999999",
+        f"/workflow/{PARSL_RUN}/task/abc",
+        f"/workflow/{PARSL_RUN}/app/no_such_app",
+        f"/workflow/{PARSL_RUN}/task/{2**63}",
+        f"/workflow/{PARSL_RUN}/task/{10**30}",
+        "/no/such/page",
+    ):
         response = client.get(path)
         assert response.status_code == 404 and "Back to the list" in response.text
     assert client.get(f"/workflow/{PARSL_RUN}/dag?view=around&task=999999").status_code == 404
     assert client.get(f"/workflow/{PARSL_RUN}/dag?view=around&task={10**30}").status_code == 404
-    for path in ("/?page=-3&sort=DROP%20TABLE&order=sideways",
-                 f"/workflow/{PARSL_RUN}/?gantt_page=zz",
-                 f"/workflow/{PARSL_RUN}/dag?view=bogus&colour=1&first=x&limit=-5",
-                 f"/workflow/{PARSL_RUN}/app/join?page=1e9&state=%27;--&sort=x",
-                 f"/workflow/{PARSL_RUN}/app/join?page=99999",
-                 f"/workflow/{PARSL_RUN}/dag?view=around&task=x&depth=-4",
-                 f"/workflow/{PARSL_RUN}/dag?view=around&task=3&depth=zz&limit=1",
-                 f"/?page={10**30}&per_page={10**30}",
-                 f"/workflow/{PARSL_RUN}/app/join?page={10**30}",
-                 f"/workflow/{PARSL_RUN}/dag?view=around&task=3&depth={10**30}",
-                 f"/workflow/{PARSL_RUN}/dag?view=tasks&first={10**30}&limit={10**30}"):
+    for path in (
+        "/?page=-3&sort=DROP%20TABLE&order=sideways",
+        f"/workflow/{PARSL_RUN}/?gantt_page=zz",
+        f"/workflow/{PARSL_RUN}/dag?view=bogus&colour=1&first=x&limit=-5",
+        f"/workflow/{PARSL_RUN}/app/join?page=1e9&state=%27;--&sort=x",
+        f"/workflow/{PARSL_RUN}/app/join?page=99999",
+        f"/workflow/{PARSL_RUN}/dag?view=around&task=x&depth=-4",
+        f"/workflow/{PARSL_RUN}/dag?view=around&task=3&depth=zz&limit=1",
+        f"/?page={10**30}&per_page={10**30}",
+        f"/workflow/{PARSL_RUN}/app/join?page={10**30}",
+        f"/workflow/{PARSL_RUN}/dag?view=around&task=3&depth={10**30}",
+        f"/workflow/{PARSL_RUN}/dag?view=tasks&first={10**30}&limit={10**30}",
+    ):
         assert client.get(path).status_code == 200, path
 
 
@@ -178,8 +199,8 @@ def external_urls(text: str) -> list[str]:
         host = urlsplit(url if ":" in url.split("//")[0] else "http:" + url).hostname
         if host not in ("127.0.0.1", "localhost", "testserver"):
             hosts.append(url)
-    hosts += [u for u in re.findall(r"""url\(\s*["']?(https?://[^)"']+)""", text)]
-    hosts += [u for u in re.findall(r"""@import\s+["']?(https?://[^"';]+)""", text)]
+    hosts += list(re.findall(r"""url\(\s*["']?(https?://[^)"']+)""", text))
+    hosts += list(re.findall(r"""@import\s+["']?(https?://[^"';]+)""", text))
     return hosts
 
 
@@ -210,7 +231,8 @@ def task_id_of(db: Path, app: str) -> int:
     conn = sqlite3.connect(db)
     try:
         return conn.execute(
-            "SELECT MIN(task_id) FROM task WHERE task_func_name = ?", (app,)).fetchone()[0]
+            "SELECT MIN(task_id) FROM task WHERE task_func_name = ?", (app,)
+        ).fetchone()[0]
     finally:
         conn.close()
 
@@ -226,8 +248,7 @@ def test_real_taskscope_database_every_route(db: str, request: pytest.FixtureReq
     assert "real-sample" in home and "failed" in home  # one task failed for good
     assert_all_ok(client, run_routes(run_id, "combine", task_id_of(path, "combine")))
     summary = full_page(client, f"/workflow/{run_id}/")
-    for app in ("generate", "combine", "flaky", "ratio", "percent", "square", "shout",
-                "refine"):
+    for app in ("generate", "combine", "flaky", "ratio", "percent", "square", "shout", "refine"):
         assert f'href="app/{app}"' in summary
     assert "threads" in summary  # the executor
     doomed = client.get(f"/workflow/{run_id}/task/{task_id_of(path, 'percent')}").text
@@ -242,9 +263,9 @@ def test_real_taskscope_database_every_route(db: str, request: pytest.FixtureReq
     assert f'href="../task/{task_id_of(path, "ratio")}"' in failed_list
 
 
-def test_state_table_and_fallback_show_the_same_counts(real_db: Path, real_db_without_state: Path,
-                                                        taskscope_db: Path,
-                                                        taskscope_db_without_state: Path):
+def test_state_table_and_fallback_show_the_same_counts(
+    real_db: Path, real_db_without_state: Path, taskscope_db: Path, taskscope_db_without_state: Path
+):
     def counts_section(db: Path, run_id: str) -> str:
         """The Tasks card (counts by state, tries) and the app table, without times."""
         client = client_for(db)
@@ -257,10 +278,12 @@ def test_state_table_and_fallback_show_the_same_counts(real_db: Path, real_db_wi
         return re.sub(r"\s+", " ", card + table + states["part_states"])
 
     assert counts_section(real_db, only_run_id(real_db)) == counts_section(
-        real_db_without_state, only_run_id(real_db))
+        real_db_without_state, only_run_id(real_db)
+    )
     for run_id in ("run-failed", "run-live", "run-lost"):
         assert counts_section(taskscope_db, run_id) == counts_section(
-            taskscope_db_without_state, run_id), run_id
+            taskscope_db_without_state, run_id
+        ), run_id
 
 
 def test_network_listen_withholds_output_files_unless_asked(taskscope_db: Path):

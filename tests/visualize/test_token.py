@@ -14,8 +14,14 @@ RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
 
 def test_no_token_no_page(parsl_db: Path):
     client = TestClient(create_app(parsl_db, token=TOKEN))
-    for path in ("/", f"/workflow/{RUN}/", f"/workflow/{RUN}/?format=json",
-                 "/static/plotly.min.js", "/static/style.css", "/no/such/page"):
+    for path in (
+        "/",
+        f"/workflow/{RUN}/",
+        f"/workflow/{RUN}/?format=json",
+        "/static/plotly.min.js",
+        "/static/style.css",
+        "/no/such/page",
+    ):
         response = client.get(path)
         assert response.status_code == 401, path
         assert "?token=" in response.text and "diamond-sample" not in response.text
@@ -40,8 +46,9 @@ def test_token_in_url_becomes_a_cookie_and_leaves_the_url(parsl_db: Path):
 
 def test_other_apps_malformed_cookies_do_not_lock_the_user_out(parsl_db: Path):
     client = TestClient(create_app(parsl_db, token=TOKEN))
-    header = ('prefs={"a": [1, 2]}; bad cookie=\\x; taskscope-token-80=' + TOKEN
-              + "; _xsrf=2|abc|def")
+    header = (
+        'prefs={"a": [1, 2]}; bad cookie=\\x; taskscope-token-80=' + TOKEN + "; _xsrf=2|abc|def"
+    )
     assert client.get("/", headers={"cookie": header}).status_code == 200
 
 
@@ -94,10 +101,18 @@ def test_a_loopback_dashboard_refuses_other_host_names(parsl_db: Path):
     """DNS rebinding: a page on evil.example points its name at 127.0.0.1; the browser's
     requests then name evil.example and are refused, token or not."""
     app = create_app(parsl_db, loopback_hosts_only=True)
-    for base in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080",
-                 "http://127.0.0.2"):
+    for base in (
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+        "http://127.0.0.2",
+    ):
         assert TestClient(app, base_url=base).get("/").status_code == 200, base
-    for base in ("http://evil.example:8080", "http://127.0.0.1.evil.example:8080",
-                 "http://10.0.0.1:8080", "http://[fe80::1]:8080"):
+    for base in (
+        "http://evil.example:8080",
+        "http://127.0.0.1.evil.example:8080",
+        "http://10.0.0.1:8080",
+        "http://[fe80::1]:8080",
+    ):
         response = TestClient(app, base_url=base).get("/")
         assert response.status_code == 403 and "loopback" in response.text, base

@@ -13,17 +13,21 @@ from taskscope.store.spool import SpoolWriter, new_stream_id, note_delay, spool_
 from taskscope.visualize.app import create_app
 
 
-def test_the_freshness_line_names_unwritten_events_until_they_are_written(
-    taskscope_db, tmp_path
-):
+def test_the_freshness_line_names_unwritten_events_until_they_are_written(taskscope_db, tmp_path):
     db = tmp_path / "monitoring.db"
     shutil.copy(taskscope_db, db)
     client = TestClient(create_app(db))
     assert "not written yet" not in client.get("/").text
     run_id = str(uuid.uuid4())
     writer = SpoolWriter(spool_dir(db), new_stream_id("kernel"))
-    writer.append(encode_batch([TaskInfo(run_id, 1, "f", False, "x", 1.0e9),
-                                TaskStatus(run_id, 1, 0, "pending", 1.0e9)]))
+    writer.append(
+        encode_batch(
+            [
+                TaskInfo(run_id, 1, "f", False, "x", 1.0e9),
+                TaskStatus(run_id, 1, 0, "pending", 1.0e9),
+            ]
+        )
+    )
     page = client.get("/").text
     assert "2 events not written yet: the monitoring writer is catching up" in page
     note_delay(spool_dir(db), "database is locked by another process")  # as the writer does

@@ -78,7 +78,11 @@ def test_serves_runinfo_database_with_a_token_in_the_printed_url(tmp_path: Path,
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "taskscope.visualize.cli", "--port", str(port)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     printed: list[str] = []
     try:
@@ -107,9 +111,18 @@ def test_serves_runinfo_database_with_a_token_in_the_printed_url(tmp_path: Path,
 def test_no_token_serves_anyone_and_warns(tmp_path: Path, parsl_db: Path):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "taskscope.visualize.cli", str(parsl_db), "--no-token",
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "taskscope.visualize.cli",
+            str(parsl_db),
+            "--no-token",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -127,9 +140,18 @@ def test_no_token_serves_anyone_and_warns(tmp_path: Path, parsl_db: Path):
 def test_bare_listen_warns_about_the_network(tmp_path: Path, parsl_db: Path):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "taskscope.visualize.cli", str(parsl_db), "--listen",
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "taskscope.visualize.cli",
+            str(parsl_db),
+            "--listen",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -156,8 +178,13 @@ def _loopback_socket() -> socket.socket:
 
 @pytest.mark.parametrize(
     ("arguments", "shows_files"),
-    [([], True), (["--listen", "127.0.0.1"], True), (["--listen"], False),
-     (["--listen", "10.1.2.3"], False), (["--listen", "--show-files"], True)],
+    [
+        ([], True),
+        (["--listen", "127.0.0.1"], True),
+        (["--listen"], False),
+        (["--listen", "10.1.2.3"], False),
+        (["--listen", "--show-files"], True),
+    ],
 )
 def test_output_files_are_shown_only_on_loopback_unless_asked(
     arguments: list[str], shows_files: bool, parsl_db: Path, monkeypatch, capsys
@@ -181,8 +208,9 @@ def test_output_files_are_shown_only_on_loopback_unless_asked(
     assert ("--show-files" in err) is not shows_files
 
 
-def test_token_file_gives_the_printed_url_its_token(tmp_path: Path, parsl_db: Path, monkeypatch,
-                                                   capsys):
+def test_token_file_gives_the_printed_url_its_token(
+    tmp_path: Path, parsl_db: Path, monkeypatch, capsys
+):
     from taskscope.visualize import serve as serve_module
 
     monkeypatch.setattr(serve_module, "serve", lambda app, **kwargs: None)

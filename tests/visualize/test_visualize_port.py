@@ -28,9 +28,18 @@ def test_port_in_use_fails_before_printing_an_address(parsl_db: Path, capsys) ->
 
 def test_port_zero_picks_a_free_port_and_prints_it(parsl_db: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "taskscope.visualize.cli", str(parsl_db), "--no-token",
-         "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "taskscope.visualize.cli",
+            str(parsl_db),
+            "--no-token",
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:

@@ -999,10 +999,7 @@ class HighThroughputExecutor(Executor):
         1,024 holding 2.5 s of work)."""
         durations = [item[3] for item in items]
         total = sum(durations)
-        if len(durations) > 1:
-            typical = (total - max(durations)) / (len(durations) - 1)
-        else:
-            typical = total
+        typical = (total - max(durations)) / (len(durations) - 1) if len(durations) > 1 else total
         log_typical = math.log(max(typical, 1e-7))
         if self._log_duration is not None:
             log_typical = 0.8 * self._log_duration + 0.2 * log_typical
@@ -1055,7 +1052,8 @@ class HighThroughputExecutor(Executor):
                 self.set_bad_state_and_fail_all(
                     BadStateException(
                         self,
-                        f"workers fail to start ({reason}; EXIT CODE: {returncode}); last lines of {w.log_path}:\n{tail}",
+                        f"workers fail to start ({reason}; EXIT CODE: {returncode}); last lines "
+                        f"of {w.log_path}:\n{tail}",
                     )
                 )
                 return

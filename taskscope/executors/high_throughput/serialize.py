@@ -271,6 +271,6 @@ def load_exception(packed: tuple[bytes | None, str, str, str]) -> BaseException:
         exc = RemoteExceptionWrapper(name, message)
     try:
         exc._taskscope_remote_traceback = tb  # type: ignore[union-attr]
-    except Exception:  # noqa: BLE001, S110
+    except Exception:  # noqa: BLE001
         pass
     return exc

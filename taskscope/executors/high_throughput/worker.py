@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:  # noqa: BLE001, S110
+        except Exception:  # noqa: BLE001
             pass
     # os._exit skips atexit: send the monitoring messages of the last tries first.
     monitoring_sender = sys.modules.get("taskscope.monitoring.sender")

@@ -101,5 +101,5 @@ def tasks_in_state(ctx: RunContext, state: str) -> list[int]:
         sql = "SELECT task_id FROM taskscope_task_state WHERE run_id = ? AND state = ?"
     else:
         # Final states never change, so a status row naming one is the task's current state.
-        sql = ("SELECT DISTINCT task_id FROM status WHERE run_id = ? AND task_status_name = ?")
+        sql = "SELECT DISTINCT task_id FROM status WHERE run_id = ? AND task_status_name = ?"
     return [row[0] for row in ctx.conn.execute(sql, (ctx.run_id, state))]

@@ -37,8 +37,7 @@ DISPATCH_SAMPLE_TRIES = 20_000
 MAX_STEPS = 100_000  # a chain longer than this is cut (and says so)
 # A component of the path this large (share of the makespan) names the verdict.
 VERDICT_SHARE = 0.25
-PARTS = ("dependency_wait_s", "failed_tries_s", "worker_wait_s", "dispatch_s", "run_s",
-         "return_s")
+PARTS = ("dependency_wait_s", "failed_tries_s", "worker_wait_s", "dispatch_s", "run_s", "return_s")
 _INTERNAL = ("_taskscope_internal", "_parsl_internal")
 
 
@@ -122,12 +121,16 @@ def last_finished_task(ctx: RunContext) -> int | None:
     rows do not name it) a pass over the run's tasks."""
     conn = ctx.conn
     indexed = ctx.has("status") and any(
-        row[1] == "ix_status_run_time" for row in conn.execute("PRAGMA index_list(status)"))
+        row[1] == "ix_status_run_time" for row in conn.execute("PRAGMA index_list(status)")
+    )
     if indexed:
         recent = {
-            task_id for task_id, state in conn.execute(
+            task_id
+            for task_id, state in conn.execute(
                 "SELECT task_id, task_status_name FROM status WHERE run_id = ? "
-                "ORDER BY timestamp DESC LIMIT 200", (ctx.run_id,))
+                "ORDER BY timestamp DESC LIMIT 200",
+                (ctx.run_id,),
+            )
             if state in FINAL_STATES
         }
         if recent:
@@ -136,11 +139,17 @@ def last_finished_task(ctx: RunContext) -> int | None:
                 f"SELECT task_id, task_time_returned FROM task WHERE run_id = ? AND task_id IN "
                 f"({marks}) AND task_time_returned IS NOT NULL "
                 "ORDER BY task_time_returned DESC, task_id DESC LIMIT 1",
-                (ctx.run_id, *recent)).fetchone()
+                (ctx.run_id, *recent),
+            ).fetchone()
             # Confirmed if no task returned later (an indexed-free check would be the scan).
-            if candidate is not None and conn.execute(
-                "SELECT 1 FROM status WHERE run_id = ? AND timestamp > ? LIMIT 1",
-                (ctx.run_id, candidate[1])).fetchone() is None:
+            if (
+                candidate is not None
+                and conn.execute(
+                    "SELECT 1 FROM status WHERE run_id = ? AND timestamp > ? LIMIT 1",
+                    (ctx.run_id, candidate[1]),
+                ).fetchone()
+                is None
+            ):
                 return int(candidate[0])
     row = conn.execute(
         "SELECT task_id FROM task WHERE run_id = ? AND task_time_returned IS NOT NULL "
@@ -150,11 +159,15 @@ def last_finished_task(ctx: RunContext) -> int | None:
     return row[0] if row else None
 
 
-def _split(step: PathStep, seg_start: datetime, tries: list[tuple[Any, ...]], end: datetime,
-           dispatch: float) -> None:
+def _split(
+    step: PathStep,
+    seg_start: datetime,
+    tries: list[tuple[Any, ...]],
+    end: datetime,
+    dispatch: float,
+) -> None:
     """Fill in `step`'s parts from its tries' moments, clamped into order."""
-    moments = [(parse_timestamp(t[1]), parse_timestamp(t[2]), parse_timestamp(t[3]))
-               for t in tries]
+    moments = [(parse_timestamp(t[1]), parse_timestamp(t[2]), parse_timestamp(t[3])) for t in tries]
     launched = [m[0] for m in moments if m[0] is not None]
     first_launch = launched[0] if launched else None
     last = moments[-1] if moments else (None, None, None)
@@ -219,8 +232,9 @@ def critical_path(ctx: RunContext, *, with_floor: bool = True) -> CriticalPath:
     makespan = _seconds(began, max(end_of_run, began))
     totals = {part: sum(getattr(s, part) for s in steps) for part in PARTS}
     floor = longest_run_weighted_path(ctx) if with_floor else None
-    return CriticalPath(makespan, floor, steps, totals, _verdict(makespan, floor, totals),
-                        truncated)
+    return CriticalPath(
+        makespan, floor, steps, totals, _verdict(makespan, floor, totals), truncated
+    )
 
 
 def _text(moment: datetime) -> str:
@@ -234,18 +248,35 @@ def _verdict(makespan: float, floor: float | None, totals: dict[str, float]) -> 
     overhead = share["dependency_wait_s"] + share["dispatch_s"] + share["return_s"]
     floor_text = f"; with unlimited workers it would take at least {floor:.1f} s" if floor else ""
     candidates = [
-        (share["worker_wait_s"], (f"worker-bound: {share['worker_wait_s']:.0%} of the critical "
-         "path waited for a worker (more workers would shorten the run)")),
-        (share["failed_tries_s"], (f"retry-bound: {share['failed_tries_s']:.0%} of the critical "
-         "path went to tries that failed")),
-        (overhead, (f"overhead-bound: {overhead:.0%} of the critical path went to scheduling, "
-         "dispatch and returning results, not to running tasks")),
+        (
+            share["worker_wait_s"],
+            (
+                f"worker-bound: {share['worker_wait_s']:.0%} of the critical "
+                "path waited for a worker (more workers would shorten the run)"
+            ),
+        ),
+        (
+            share["failed_tries_s"],
+            (
+                f"retry-bound: {share['failed_tries_s']:.0%} of the critical "
+                "path went to tries that failed"
+            ),
+        ),
+        (
+            overhead,
+            (
+                f"overhead-bound: {overhead:.0%} of the critical path went to scheduling, "
+                "dispatch and returning results, not to running tasks"
+            ),
+        ),
     ]
     value, text = max(candidates, key=lambda c: c[0])
     if value >= VERDICT_SHARE:
         return text + floor_text
-    return (f"dependency-bound: {share['run_s']:.0%} of the critical path is the run time of "
-            "a chain of dependent tasks; more workers would not help" + floor_text)
+    return (
+        f"dependency-bound: {share['run_s']:.0%} of the critical path is the run time of "
+        "a chain of dependent tasks; more workers would not help" + floor_text
+    )
 
 
 def longest_run_weighted_path(ctx: RunContext) -> float | None:
@@ -266,11 +297,15 @@ def longest_run_weighted_path(ctx: RunContext) -> float | None:
     joins: dict[int, list[int]] = {}
     for task_id, text in conn.execute(
         "SELECT task_id, task_joins FROM try WHERE run_id = ? AND task_joins IS NOT NULL "
-        "AND task_joins != ''", (run_id,)):
+        "AND task_joins != ''",
+        (run_id,),
+    ):
         joins.setdefault(task_id, []).extend(id_list(text))
     depends_rows = conn.execute(
         "SELECT task_id, task_depends FROM task WHERE run_id = ? AND task_depends IS NOT NULL "
-        "AND task_depends != '' ORDER BY task_id", (run_id,)).fetchall()
+        "AND task_depends != '' ORDER BY task_id",
+        (run_id,),
+    ).fetchall()
     if joins:  # few: fold them into their tasks' dependency lists, keeping id order
         extra = dict(joins)
         merged = []
@@ -321,8 +356,9 @@ def _ids(text: str) -> list[int]:
         return id_list(text)
 
 
-def _longest_path_any_order(ordered: list[int], weight: dict[int, float],
-                            depends: dict[int, list[int]]) -> float | None:
+def _longest_path_any_order(
+    ordered: list[int], weight: dict[int, float], depends: dict[int, list[int]]
+) -> float | None:
     """Join apps join tasks submitted after them: an iterative depth-first evaluation (chains
     can be far deeper than Python's recursion limit)."""
     best: dict[int, float] = {}

@@ -79,15 +79,19 @@ class _RunValues:
     ended: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     values: dict[str, dict[str, list[float]]] = field(
-        default_factory=lambda: {m: defaultdict(list) for m in METRICS})
+        default_factory=lambda: {m: defaultdict(list) for m in METRICS}
+    )
 
 
 def _collect(ctx: RunContext) -> _RunValues:
     conn, run_id = ctx.conn, ctx.run_id
     out = _RunValues()
     stride = sample_stride(ctx.run.task_count, SAMPLE_TASKS)
-    out.tasks = dict(conn.execute(
-        "SELECT task_func_name, COUNT(*) FROM task WHERE run_id = ? GROUP BY 1", (run_id,)))
+    out.tasks = dict(
+        conn.execute(
+            "SELECT task_func_name, COUNT(*) FROM task WHERE run_id = ? GROUP BY 1", (run_id,)
+        )
+    )
     if ctx.has("status"):
         for app, state, n in conn.execute(
             f"SELECT t.task_func_name, z.state, COUNT(*) FROM ({ctx.states.per_task()} LIMIT -1) "
@@ -101,7 +105,9 @@ def _collect(ctx: RunContext) -> _RunValues:
     duration = seconds_between_sql("task_time_invoked", "task_time_returned")
     for app, seconds in conn.execute(
         f"SELECT task_func_name, {duration} FROM task WHERE run_id = ? "
-        f"AND {in_sample('task_id', stride)} AND task_time_returned IS NOT NULL", (run_id,)):
+        f"AND {in_sample('task_id', stride)} AND task_time_returned IS NOT NULL",
+        (run_id,),
+    ):
         if seconds is not None:
             out.values["duration_s"][app].append(seconds)
     for attempt in finished_tries(ctx, stride):
@@ -123,7 +129,9 @@ def _collect(ctx: RunContext) -> _RunValues:
 def _makespan(ctx: RunContext) -> float | None:
     row = ctx.conn.execute(
         f"SELECT {seconds_between_sql('MIN(task_time_invoked)', 'MAX(task_time_returned)')} "
-        "FROM task WHERE run_id = ?", (ctx.run_id,)).fetchone()
+        "FROM task WHERE run_id = ?",
+        (ctx.run_id,),
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -132,8 +140,7 @@ def run_diff(conn: sqlite3.Connection, run_a: str, run_b: str) -> RunDiff:
     ctx_a, ctx_b = run_context(conn, run_a), run_context(conn, run_b)
     a, b = _collect(ctx_a), _collect(ctx_b)
     apps = sorted(set(a.tasks) | set(b.tasks))
-    pending: list[tuple[AppDiff, str, float | None, float | None, int, int, float | None,
-                        str]] = []
+    pending: list[tuple[AppDiff, str, float | None, float | None, int, int, float | None, str]] = []
     diffs = []
     p: float | None  # a test's p-value; None where there are too few values to test
     for app in apps:
@@ -146,8 +153,18 @@ def run_diff(conn: sqlite3.Connection, run_a: str, run_b: str) -> RunDiff:
             p = two_proportions(failed_b, ended_b, failed_a, ended_a)
             direction = "worse" if rate_b > rate_a else "better" if rate_b < rate_a else "same"
             big = abs(rate_b - rate_a) >= MIN_RATE_INCREASE
-            pending.append((diff, "failure_rate", rate_a, rate_b, ended_a, ended_b, p,
-                            direction if big else "same"))
+            pending.append(
+                (
+                    diff,
+                    "failure_rate",
+                    rate_a,
+                    rate_b,
+                    ended_a,
+                    ended_b,
+                    p,
+                    direction if big else "same",
+                )
+            )
         for metric in METRICS:
             va, vb = a.values[metric].get(app, []), b.values[metric].get(app, [])
             ma, mb = median(va), median(vb)
@@ -171,8 +188,20 @@ def run_diff(conn: sqlite3.Connection, run_a: str, run_b: str) -> RunDiff:
         diff.changes.append(MetricChange(metric, va_, vb_, n_a, n_b, p, change, regression))
     note = None
     if ctx_a.run.workflow_name != ctx_b.run.workflow_name:
-        note = (f"the runs are of different workflows ({ctx_a.run.workflow_name!r} and "
-                f"{ctx_b.run.workflow_name!r}): only apps with the same name are compared")
+        note = (
+            f"the runs are of different workflows ({ctx_a.run.workflow_name!r} and "
+            f"{ctx_b.run.workflow_name!r}): only apps with the same name are compared"
+        )
     diffs.sort(key=lambda d: (-len(d.regressions), d.app))
-    return RunDiff(run_a, run_b, ctx_a.run.workflow_name, ctx_b.run.workflow_name,
-                   _makespan(ctx_a), _makespan(ctx_b), diffs, tests, regressions, note)
+    return RunDiff(
+        run_a,
+        run_b,
+        ctx_a.run.workflow_name,
+        ctx_b.run.workflow_name,
+        _makespan(ctx_a),
+        _makespan(ctx_b),
+        diffs,
+        tests,
+        regressions,
+        note,
+    )

@@ -120,7 +120,9 @@ def worker_shapes(ctx: RunContext) -> dict[str, WorkerShape]:
     per_host: dict[str, list[tuple[int, float, int]]] = defaultdict(list)
     for host, cpus, memory, workers, _ in ctx.conn.execute(
         "SELECT hostname, cpu_count, total_memory, worker_count, MAX(timestamp) FROM node "
-        "WHERE run_id = ? GROUP BY hostname, uid, block_id", (ctx.run_id,)):
+        "WHERE run_id = ? GROUP BY hostname, uid, block_id",
+        (ctx.run_id,),
+    ):
         per_host[host].append((cpus or 0, float(memory or 0), workers or 0))
     shapes = {}
     for host, pools in per_host.items():
@@ -162,7 +164,8 @@ def _measured(ctx: RunContext) -> tuple[list[_Measured], int]:
     measured = []
     for attempt in sample:
         n, cpu_hi, cpu_lo, rss, rd_hi, rd_lo, wr_hi, wr_lo = figures.get(
-            (attempt.task_id, attempt.try_id), (0, None, None, None, None, None, None, None))
+            (attempt.task_id, attempt.try_id), (0, None, None, None, None, None, None, None)
+        )
         if per_try_figures or not n:
             cpu, read, write = cpu_hi, rd_hi, wr_hi
         elif n >= 2:  # Parsl: only differences between a try's samples are the try's own
@@ -170,8 +173,11 @@ def _measured(ctx: RunContext) -> tuple[list[_Measured], int]:
             read, write = (rd_hi or 0) - (rd_lo or 0), (wr_hi or 0) - (wr_lo or 0)
         else:
             cpu = read = write = None
-        measured.append(_Measured(attempt.app, attempt.hostname, attempt.run_s, attempt.failed,
-                                  cpu, rss, read, write))
+        measured.append(
+            _Measured(
+                attempt.app, attempt.hostname, attempt.run_s, attempt.failed, cpu, rss, read, write
+            )
+        )
     return measured, stride
 
 
@@ -185,8 +191,11 @@ class Efficiency:
     advice: list[Advice]  # run-wide advice first, then each app's (also in AppEfficiency)
 
 
-def app_efficiency(ctx: RunContext, groups: list[FailureGroup] | None = None,
-                   worker_wait_share: float | None = None) -> Efficiency:
+def app_efficiency(
+    ctx: RunContext,
+    groups: list[FailureGroup] | None = None,
+    worker_wait_share: float | None = None,
+) -> Efficiency:
     """Per app figures and advice. `groups`: the run's failure groups (memory and walltime
     failures are evidence); `worker_wait_share`: the share of the critical path spent waiting
     for a worker (evidence that more workers would shorten the run)."""
@@ -197,19 +206,30 @@ def app_efficiency(ctx: RunContext, groups: list[FailureGroup] | None = None,
     by_app: dict[str, list[_Measured]] = defaultdict(list)
     for m in measured:
         by_app[m.app].append(m)
-    lifetime = block_lifetime_s(ctx) if any(
-        g.cause == WALLTIME and g.exception_type != "AppTimeout" for g in groups or []) else None
-    apps = [_one_app(app, by_app[app], shapes, 1.0 / stride, groups or [], lifetime)
-            for app in sorted(by_app)]
+    lifetime = (
+        block_lifetime_s(ctx)
+        if any(g.cause == WALLTIME and g.exception_type != "AppTimeout" for g in groups or [])
+        else None
+    )
+    apps = [
+        _one_app(app, by_app[app], shapes, 1.0 / stride, groups or [], lifetime)
+        for app in sorted(by_app)
+    ]
     run_advice = _workers_advice(measured, shapes, apps, worker_wait_share)
     advice = ([run_advice] if run_advice is not None else []) + [
-        a for app in apps for a in app.advice]
+        a for app in apps for a in app.advice
+    ]
     return Efficiency(apps, advice)
 
 
-def _one_app(app: str, tries: list[_Measured], shapes: dict[str, WorkerShape],
-             fraction: float, groups: list[FailureGroup],
-             lifetime: float | None = None) -> AppEfficiency:
+def _one_app(
+    app: str,
+    tries: list[_Measured],
+    shapes: dict[str, WorkerShape],
+    fraction: float,
+    groups: list[FailureGroup],
+    lifetime: float | None = None,
+) -> AppEfficiency:
     ok = [m for m in tries if not m.failed]
     run_times = [m.run_s for m in ok]
     with_cpu = [m for m in tries if m.cpu_s is not None and m.run_s > 0]
@@ -241,8 +261,11 @@ def _one_app(app: str, tries: list[_Measured], shapes: dict[str, WorkerShape],
         memory_per_worker=min(memories) if memories else None,
         read_bytes_median=_p(reads, 0.5),
         write_bytes_median=_p(writes, 0.5),
-        io_bytes_per_s=(sum(m.read + m.write for m in io_tries) / io_time  # type: ignore[operator]
-                        if io_time > 0 else None),
+        io_bytes_per_s=(
+            sum(m.read + m.write for m in io_tries) / io_time  # type: ignore[operator]
+            if io_time > 0
+            else None
+        ),
         suggested_memory_bytes=p99_peak * (1 + MEMORY_MARGIN) if p99_peak else None,
         suggested_walltime_s=p99_run * (1 + WALLTIME_MARGIN) if p99_run else None,
         sample_fraction=fraction,
@@ -251,27 +274,50 @@ def _one_app(app: str, tries: list[_Measured], shapes: dict[str, WorkerShape],
     return result
 
 
-def _app_advice(app: AppEfficiency, groups: list[FailureGroup],
-                block_lifetime_s: float | None = None) -> list[Advice]:
+def _app_advice(
+    app: AppEfficiency, groups: list[FailureGroup], block_lifetime_s: float | None = None
+) -> list[Advice]:
     advice = []
     mine = [g for g in groups if app.app in g.apps and g.count]
     enough = app.tries >= MIN_TRIES_FOR_ADVICE
-    if (enough and app.cores_used is not None and app.cores_per_worker
-            and app.cores_used > OVERUSED_CPU * app.cores_per_worker):
+    if (
+        enough
+        and app.cores_used is not None
+        and app.cores_per_worker
+        and app.cores_used > OVERUSED_CPU * app.cores_per_worker
+    ):
         wanted = math.ceil(app.cores_used)
-        advice.append(Advice(
-            app.app, "cores_per_worker", f"{app.cores_per_worker:g}", f"{wanted}",
-            f"its tries kept {app.cores_used:.1f} cores busy on average with "
-            f"{app.cores_per_worker:g} per worker: they compete for cores"))
+        advice.append(
+            Advice(
+                app.app,
+                "cores_per_worker",
+                f"{app.cores_per_worker:g}",
+                f"{wanted}",
+                f"its tries kept {app.cores_used:.1f} cores busy on average with "
+                f"{app.cores_per_worker:g} per worker: they compete for cores",
+            )
+        )
     memory_failures = sum(g.count for g in mine if g.cause == MEMORY)
-    if app.suggested_memory_bytes and app.memory_per_worker and (
-            memory_failures or (enough and app.suggested_memory_bytes > app.memory_per_worker)):
-        evidence = (f"p99 peak memory {_gib(app.peak_rss_p99)} + {MEMORY_MARGIN:.0%} against "
-                    f"{_gib(app.memory_per_worker)} per worker")
+    if (
+        app.suggested_memory_bytes
+        and app.memory_per_worker
+        and (memory_failures or (enough and app.suggested_memory_bytes > app.memory_per_worker))
+    ):
+        evidence = (
+            f"p99 peak memory {_gib(app.peak_rss_p99)} + {MEMORY_MARGIN:.0%} against "
+            f"{_gib(app.memory_per_worker)} per worker"
+        )
         if memory_failures:
             evidence += f"; {memory_failures} tries died of memory"
-        advice.append(Advice(app.app, "mem_per_worker", _gib(app.memory_per_worker),
-                             _gib(app.suggested_memory_bytes), evidence))
+        advice.append(
+            Advice(
+                app.app,
+                "mem_per_worker",
+                _gib(app.memory_per_worker),
+                _gib(app.suggested_memory_bytes),
+                evidence,
+            )
+        )
     timeouts = [g for g in mine if g.cause == WALLTIME]
     app_timeouts = [g for g in timeouts if g.exception_type != "WorkerLost"]
     if app_timeouts:
@@ -279,14 +325,19 @@ def _app_advice(app: AppEfficiency, groups: list[FailureGroup],
         tries = sum(g.count for g in app_timeouts)
         if app.suggested_walltime_s and (current is None or app.suggested_walltime_s > current):
             suggested = f"{app.suggested_walltime_s:.1f} s"
-            evidence = (f"{tries} tries ran out of it; the p99 of its {app.tries - app.failed_tries}"
-                        f" successful tries is {app.run_s_p99:.1f} s, + {WALLTIME_MARGIN:.0%}")
+            evidence = (
+                f"{tries} tries ran out of it; the p99 of its {app.tries - app.failed_tries}"
+                f" successful tries is {app.run_s_p99:.1f} s, + {WALLTIME_MARGIN:.0%}"
+            )
         else:
             suggested = "longer, then measure"
-            evidence = (f"{tries} tries ran out of it and none succeeded, so no successful try "
-                        "says how long it needs")
-        advice.append(Advice(app.app, "walltime", f"{current:g} s" if current else None,
-                             suggested, evidence))
+            evidence = (
+                f"{tries} tries ran out of it and none succeeded, so no successful try "
+                "says how long it needs"
+            )
+        advice.append(
+            Advice(app.app, "walltime", f"{current:g} s" if current else None, suggested, evidence)
+        )
     lost_to_blocks = sum(g.count for g in timeouts if g.exception_type != "AppTimeout")
     if lost_to_blocks and app.tries:
         estimated_tries = app.tries / app.sample_fraction if app.sample_fraction else app.tries
@@ -296,10 +347,17 @@ def _app_advice(app: AppEfficiency, groups: list[FailureGroup],
             # Long enough for one more try of the app's p99 (plus margin) after the point
             # where the blocks were ended.
             wanted = block_lifetime_s + app.run_s_p99 * (1 + WALLTIME_MARGIN)
-            advice.append(Advice(app.app, "walltime (of the blocks)", _clock(block_lifetime_s),
-                                 _clock(wanted), evidence + f" (blocks lasted about "
-                                 f"{_clock(block_lifetime_s)}; the app's p99 try is "
-                                 f"{app.run_s_p99:.0f} s)"))
+            advice.append(
+                Advice(
+                    app.app,
+                    "walltime (of the blocks)",
+                    _clock(block_lifetime_s),
+                    _clock(wanted),
+                    evidence + f" (blocks lasted about "
+                    f"{_clock(block_lifetime_s)}; the app's p99 try is "
+                    f"{app.run_s_p99:.0f} s)",
+                )
+            )
         else:
             advice.append(Advice(app.app, "walltime (of the blocks)", None, "longer", evidence))
     return advice
@@ -320,7 +378,9 @@ def block_lifetime_s(ctx: RunContext) -> float | None:
         "SELECT MIN(CASE WHEN status = 'RUNNING' THEN timestamp END), "
         "MIN(CASE WHEN status IN ('COMPLETED', 'CANCELLED', 'FAILED', 'TIMEOUT', 'MISSING', "
         "'SCALED_IN') THEN timestamp END) FROM block WHERE run_id = ? "
-        "GROUP BY executor_label, block_id", (ctx.run_id,)):
+        "GROUP BY executor_label, block_id",
+        (ctx.run_id,),
+    ):
         start, end = parse_timestamp(running), parse_timestamp(ended)
         if start is not None and end is not None and end > start:
             lifetimes.append((end - start).total_seconds())
@@ -344,8 +404,12 @@ def _gib(value: float | None) -> str:
     return f"{value / 2**20:.0f} MiB"
 
 
-def _workers_advice(measured: list[_Measured], shapes: dict[str, WorkerShape],
-                    apps: list[AppEfficiency], worker_wait_share: float | None) -> Advice | None:
+def _workers_advice(
+    measured: list[_Measured],
+    shapes: dict[str, WorkerShape],
+    apps: list[AppEfficiency],
+    worker_wait_share: float | None,
+) -> Advice | None:
     with_cpu = [m for m in measured if m.cpu_s is not None and m.host in shapes and m.run_s > 0]
     if len(with_cpu) < MIN_TRIES_FOR_ADVICE or not shapes or worker_wait_share is None:
         return None
@@ -354,14 +418,21 @@ def _workers_advice(measured: list[_Measured], shapes: dict[str, WorkerShape],
     if busy >= UNDERUSED_CPU or worker_wait_share < 0.1:
         return None
     workers = max(s.workers for s in shapes.values())
-    wanted = min(2 * workers, max(workers + 1, math.floor(workers * UNDERUSED_CPU / max(busy, 1e-3))))
+    wanted = min(
+        2 * workers, max(workers + 1, math.floor(workers * UNDERUSED_CPU / max(busy, 1e-3)))
+    )
     peaks = [a.peak_rss_p99 for a in apps if a.peak_rss_p99]
     host_memory = min(s.host_memory for s in shapes.values())
     if peaks and host_memory:
         wanted = min(wanted, math.floor(MEMORY_HEADROOM * host_memory / max(peaks)))
     if wanted <= workers:
         return None
-    return Advice(None, "max_workers_per_node", str(workers), str(wanted),
-                  f"workers were {busy:.0%} CPU-busy while the critical path spent "
-                  f"{worker_wait_share:.0%} of the run waiting for a worker; {wanted} workers' "
-                  "p99 memory still fits the node")
+    return Advice(
+        None,
+        "max_workers_per_node",
+        str(workers),
+        str(wanted),
+        f"workers were {busy:.0%} CPU-busy while the critical path spent "
+        f"{worker_wait_share:.0%} of the run waiting for a worker; {wanted} workers' "
+        "p99 memory still fits the node",
+    )

@@ -52,11 +52,21 @@ CONCENTRATION_MIN_SHARE = 0.5
 RESOURCE_EXACT_TRIES = 20_000  # say "87% on host" only when one host has at least half
 
 EXCEPTION, WORKER_LOST, MEMORY, WALLTIME, DEPENDENCY, SERIALIZATION = (
-    "exception", "worker lost", "memory", "walltime", "dependency", "serialization")
+    "exception",
+    "worker lost",
+    "memory",
+    "walltime",
+    "dependency",
+    "serialization",
+)
 _LOST_TYPES = {"WorkerLost", "ManagerLost", "WorkerLostError", "KilledWorker"}
 _WALLTIME_TYPES = {"AppTimeout", "WalltimeExceeded", "TimeoutError"}
-_SERIALIZATION_TYPES = {"SerializationError", "DeserializationError", "PicklingError",
-                        "UnpicklingError"}
+_SERIALIZATION_TYPES = {
+    "SerializationError",
+    "DeserializationError",
+    "PicklingError",
+    "UnpicklingError",
+}
 _DEPENDENCY_TYPES = {"DependencyError", "JoinError"}
 _EXIT_CODE_TEXT = re.compile(r"exit(?:ed with)? code (-?\d+)", re.IGNORECASE)
 
@@ -140,10 +150,33 @@ def _taskscope_failed_tries(ctx: RunContext) -> list[FailedTry]:
         (ctx.run_id,),
     )
     return [
-        FailedTry(task_id, try_id, app, etype or "Exception", message or "", tb, code, host,
-                  block, started, returned, id_list(joins))
+        FailedTry(
+            task_id,
+            try_id,
+            app,
+            etype or "Exception",
+            message or "",
+            tb,
+            code,
+            host,
+            block,
+            started,
+            returned,
+            id_list(joins),
+        )
         for (
-            task_id, try_id, app, etype, message, tb, code, host, block, started, returned, joins
+            task_id,
+            try_id,
+            app,
+            etype,
+            message,
+            tb,
+            code,
+            host,
+            block,
+            started,
+            returned,
+            joins,
         ) in rows
     ]
 
@@ -167,8 +200,22 @@ def _parsl_failed_tries(ctx: RunContext) -> list[FailedTry]:
         if parsed.exception_type == "BashExitFailure":
             numbers = re.findall(r"-?\d+", parsed.message)
             code = int(numbers[-1]) if numbers else None
-        tries.append(FailedTry(task_id, try_id, app, parsed.exception_type, parsed.message,
-                               None, code, host, block, started, returned, id_list(joins)))
+        tries.append(
+            FailedTry(
+                task_id,
+                try_id,
+                app,
+                parsed.exception_type,
+                parsed.message,
+                None,
+                code,
+                host,
+                block,
+                started,
+                returned,
+                id_list(joins),
+            )
+        )
     return tries
 
 
@@ -194,14 +241,18 @@ def _attach_resources(ctx: RunContext, tries: list[FailedTry]) -> None:
     cpu = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_system, 0))"
     stride = sample_stride(len(tries), RESOURCE_EXACT_TRIES)
     if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
-        failed = (f"SELECT task_id, try_id FROM taskscope_try_failure WHERE run_id = :run "
-                  f"AND ({in_sample('task_id', stride)} OR exception_type IN "
-                  "('WorkerLost', 'ManagerLost', 'WorkerLostError', 'KilledWorker') "
-                  "OR exit_code IN (137, -9))")
+        failed = (
+            f"SELECT task_id, try_id FROM taskscope_try_failure WHERE run_id = :run "
+            f"AND ({in_sample('task_id', stride)} OR exception_type IN "
+            "('WorkerLost', 'ManagerLost', 'WorkerLostError', 'KilledWorker') "
+            "OR exit_code IN (137, -9))"
+        )
     else:
-        failed = (f"SELECT task_id, try_id FROM try WHERE run_id = :run AND task_fail_history "
-                  f"IS NOT NULL AND task_fail_history != '' AND ({in_sample('task_id', stride)} "
-                  "OR task_fail_history LIKE '%Lost%' OR task_fail_history LIKE '%137%')")
+        failed = (
+            f"SELECT task_id, try_id FROM try WHERE run_id = :run AND task_fail_history "
+            f"IS NOT NULL AND task_fail_history != '' AND ({in_sample('task_id', stride)} "
+            "OR task_fail_history LIKE '%Lost%' OR task_fail_history LIKE '%137%')"
+        )
     if stride > 1:
         for attempt in tries:
             attempt.measured = hashed_in_sample(attempt.task_id, stride)
@@ -245,14 +296,13 @@ def _block_ends(ctx: RunContext) -> dict[str, str]:
     if not ctx.has("block"):
         return {}
     marks = ",".join("?" * len(BLOCK_ENDED))
-    return {
-        block: moment
-        for block, moment in ctx.conn.execute(
+    return dict(
+        ctx.conn.execute(
             f"SELECT block_id, MIN(timestamp) FROM block WHERE run_id = ? AND status IN ({marks}) "
             "GROUP BY block_id",
             (ctx.run_id, *BLOCK_ENDED),
         )
-    }
+    )
 
 
 def _ended_while_running(attempt: FailedTry, block_ends: dict[str, str]) -> bool:
@@ -265,8 +315,9 @@ def _ended_while_running(attempt: FailedTry, block_ends: dict[str, str]) -> bool
     return start <= ended and (ended - returned).total_seconds() <= BLOCK_END_GRACE_S
 
 
-def classify(attempt: FailedTry, memory_per_worker: dict[str, float],
-             block_ends: dict[str, str]) -> str:
+def classify(
+    attempt: FailedTry, memory_per_worker: dict[str, float], block_ends: dict[str, str]
+) -> str:
     """The cause of one failed try (see the module docstring)."""
     etype = attempt.exception_type
     if etype in _DEPENDENCY_TYPES:
@@ -316,8 +367,9 @@ def read_tail(path_text: str | None, base: Path | None) -> list[str] | None:
     limit: store/output_tail.py)."""
     if not path_text:
         return None
-    return read_tails([path_text], base, max_bytes=STDERR_TAIL_BYTES,
-                      max_lines=STDERR_TAIL_LINES)[0].lines
+    return read_tails([path_text], base, max_bytes=STDERR_TAIL_BYTES, max_lines=STDERR_TAIL_LINES)[
+        0
+    ].lines
 
 
 def _shares(counter: Counter[str]) -> list[Share]:
@@ -344,18 +396,26 @@ def _run_hosts(ctx: RunContext) -> int:
         return 0
     hosts: int = ctx.conn.execute(
         "SELECT COUNT(DISTINCT hostname) FROM try WHERE run_id = ? AND hostname IS NOT NULL "
-        "AND hostname != ''", (ctx.run_id,)).fetchone()[0]
+        "AND hostname != ''",
+        (ctx.run_id,),
+    ).fetchone()[0]
     return hosts
 
 
 def _stderr_of(ctx: RunContext, task_id: int) -> str | None:
-    row = ctx.conn.execute("SELECT task_stderr FROM task WHERE run_id = ? AND task_id = ?",
-                           (ctx.run_id, task_id)).fetchone()
+    row = ctx.conn.execute(
+        "SELECT task_stderr FROM task WHERE run_id = ? AND task_id = ?", (ctx.run_id, task_id)
+    ).fetchone()
     return (row[0] or None) if row else None
 
 
-def failure_groups(ctx: RunContext, *, read_files: bool = True, with_history: bool = True,
-                   with_examples: bool = True) -> list[FailureGroup]:
+def failure_groups(
+    ctx: RunContext,
+    *,
+    read_files: bool = True,
+    with_history: bool = True,
+    with_examples: bool = True,
+) -> list[FailureGroup]:
     """The run's failure groups, largest first (permanent failures before retried ones).
 
     `read_files`: whether to read the tail of an example's stderr file (off for a dashboard
@@ -363,8 +423,8 @@ def failure_groups(ctx: RunContext, *, read_files: bool = True, with_history: bo
     tries = failed_tries(ctx)
     # Failed tries per (host, block), for host_health (hosts.py) to reuse instead of a join.
     ctx.shared["failed_places"] = Counter(
-        (a.hostname or None, None if a.block_id in (None, "") else str(a.block_id))
-        for a in tries)
+        (a.hostname or None, None if a.block_id in (None, "") else str(a.block_id)) for a in tries
+    )
     memory = _memory_per_worker(ctx)
     block_ends = _block_ends(ctx)
     buckets: dict[tuple[str, str], _Bucket] = {}
@@ -396,17 +456,29 @@ def failure_groups(ctx: RunContext, *, read_files: bool = True, with_history: bo
         for attempt in bucket.tries:
             root = _root_of_joins(attempt.joins, failed_tasks, ancestors)
             new_key = _dependency_key(root)
-            buckets.setdefault(new_key, _Bucket(DEPENDENCY, attempt.exception_type,
-                                                attempt.app)).tries.append(attempt)
+            buckets.setdefault(
+                new_key, _Bucket(DEPENDENCY, attempt.exception_type, attempt.app)
+            ).tries.append(attempt)
             failed_tasks[attempt.task_id] = new_key
 
     run_hosts = _run_hosts(ctx)
     base = Path(ctx.run.rundir) if ctx.run.rundir else None
     groups = []
     for (cause, sig), bucket in buckets.items():
-        groups.append(_group_from_tries(ctx, cause, sig, bucket, states, failed_tasks,
-                                        run_hosts, base, read_files and with_examples,
-                                        with_examples))
+        groups.append(
+            _group_from_tries(
+                ctx,
+                cause,
+                sig,
+                bucket,
+                states,
+                failed_tasks,
+                run_hosts,
+                base,
+                read_files and with_examples,
+                with_examples,
+            )
+        )
     groups += _dependency_groups(ctx, dep_fail, ancestors, groups)
     # Root causes first: a dependency group follows from another group.
     groups.sort(key=lambda g: (g.cause == DEPENDENCY, -g.permanent, -g.count, g.signature))
@@ -415,17 +487,23 @@ def failure_groups(ctx: RunContext, *, read_files: bool = True, with_history: bo
     return groups
 
 
-def _failed_task_states(ctx: RunContext, failed_tasks: dict[int, tuple[str, str]]
-                        ) -> dict[int, str]:
+def _failed_task_states(
+    ctx: RunContext, failed_tasks: dict[int, tuple[str, str]]
+) -> dict[int, str]:
     """The current state of every task with a failed try."""
     if not failed_tasks:
         return {}
     if ctx.states.from_table and ctx.by_taskscope and ctx.has("taskscope_try_failure"):
         # One join in SQL instead of a lookup per task.
-        return dict(ctx.conn.execute(
-            "SELECT z.task_id, z.state FROM (SELECT DISTINCT task_id FROM taskscope_try_failure "
-            "WHERE run_id = ?1) f JOIN taskscope_task_state z ON z.run_id = ?1 "
-            "AND z.task_id = f.task_id", (ctx.run_id,)).fetchall())
+        return dict(
+            ctx.conn.execute(
+                "SELECT z.task_id, z.state FROM (SELECT DISTINCT task_id FROM "
+                "taskscope_try_failure "
+                "WHERE run_id = ?1) f JOIN taskscope_task_state z ON z.run_id = ?1 "
+                "AND z.task_id = f.task_id",
+                (ctx.run_id,),
+            ).fetchall()
+        )
     return task_states(ctx, failed_tasks)
 
 
@@ -435,8 +513,11 @@ def _dependency_key(root: tuple[str, str] | None) -> tuple[str, str]:
     return (DEPENDENCY, f"DependencyError: a dependency failed with [{root[0]}] {root[1]}")
 
 
-def _root_of_joins(joins: list[int], failed_tasks: dict[int, tuple[str, str]],
-                   ancestors: dict[int, tuple[str, str] | None]) -> tuple[str, str] | None:
+def _root_of_joins(
+    joins: list[int],
+    failed_tasks: dict[int, tuple[str, str]],
+    ancestors: dict[int, tuple[str, str] | None],
+) -> tuple[str, str] | None:
     for task_id in joins:
         if task_id in ancestors and ancestors[task_id] is not None:
             return ancestors[task_id]
@@ -446,9 +527,12 @@ def _root_of_joins(joins: list[int], failed_tasks: dict[int, tuple[str, str]],
     return None
 
 
-def _dependency_roots(ctx: RunContext, dep_fail: list[int],
-                      failed_tasks: dict[int, tuple[str, str]],
-                      buckets: dict[tuple[str, str], _Bucket]) -> dict[int, tuple[str, str] | None]:
+def _dependency_roots(
+    ctx: RunContext,
+    dep_fail: list[int],
+    failed_tasks: dict[int, tuple[str, str]],
+    buckets: dict[tuple[str, str], _Bucket],
+) -> dict[int, tuple[str, str] | None]:
     """dep_fail task -> the group key of the failure it descends from (through other dep_fail
     tasks), or None when that failure was not recorded."""
     depends: dict[int, list[int]] = {}
@@ -487,17 +571,24 @@ def _dependency_roots(ctx: RunContext, dep_fail: list[int],
     return roots
 
 
-def _group_from_tries(ctx: RunContext, cause: str, sig: str, bucket: _Bucket,
-                      states: dict[int, str], failed_tasks: dict[int, tuple[str, str]],
-                      run_hosts: int, base: Path | None, read_files: bool,
-                      with_examples: bool) -> FailureGroup:
+def _group_from_tries(
+    ctx: RunContext,
+    cause: str,
+    sig: str,
+    bucket: _Bucket,
+    states: dict[int, str],
+    failed_tasks: dict[int, tuple[str, str]],
+    run_hosts: int,
+    base: Path | None,
+    read_files: bool,
+    with_examples: bool,
+) -> FailureGroup:
     tries = bucket.tries
     key = (cause, sig)
     tasks = sorted({a.task_id for a in tries})
     succeeded = sum(1 for t in tasks if states.get(t) in SUCCEEDED_FINAL_STATES)
     permanent = sum(1 for t in tasks if states.get(t) == "failed" and failed_tasks.get(t) == key)
-    unfinished = sum(1 for t in tasks
-                     if states.get(t) not in FINAL_STATES)
+    unfinished = sum(1 for t in tasks if states.get(t) not in FINAL_STATES)
     hosts = _shares(Counter(a.hostname for a in tries if a.hostname))
     blocks = _shares(Counter(a.block_id for a in tries if a.block_id not in (None, "")))
     moments = sorted(a.returned for a in tries if a.returned)
@@ -510,25 +601,45 @@ def _group_from_tries(ctx: RunContext, cause: str, sig: str, bucket: _Bucket,
         sample = max(tries, key=lambda a: (a.returned or "", a.task_id, a.try_id))
         stderr_path = _stderr_of(ctx, sample.task_id)
         example = FailureExample(
-            sample.task_id, sample.try_id, sample.message, sample.traceback, stderr_path,
-            read_tail(stderr_path, base) if read_files else None)
+            sample.task_id,
+            sample.try_id,
+            sample.message,
+            sample.traceback,
+            stderr_path,
+            read_tail(stderr_path, base) if read_files else None,
+        )
     ancestor = None
     if cause == DEPENDENCY and "] " in sig:
         ancestor = sig.split("] ", 1)[1]
     return FailureGroup(
-        signature=sig, cause=cause, exception_type=bucket.exception_type, where=bucket.where,
-        count=len(tries), tasks=tasks, apps=sorted({a.app for a in tries}), hosts=hosts,
-        blocks=blocks, concentration=_concentration(hosts, run_hosts),
-        first=moments[0] if moments else None, last=moments[-1] if moments else None,
-        retried_then_succeeded=succeeded, permanent=permanent, unfinished=unfinished,
-        cpu_s_failed=cpu_s, example=example, ancestor=ancestor,
+        signature=sig,
+        cause=cause,
+        exception_type=bucket.exception_type,
+        where=bucket.where,
+        count=len(tries),
+        tasks=tasks,
+        apps=sorted({a.app for a in tries}),
+        hosts=hosts,
+        blocks=blocks,
+        concentration=_concentration(hosts, run_hosts),
+        first=moments[0] if moments else None,
+        last=moments[-1] if moments else None,
+        retried_then_succeeded=succeeded,
+        permanent=permanent,
+        unfinished=unfinished,
+        cpu_s_failed=cpu_s,
+        example=example,
+        ancestor=ancestor,
         cpu_s_sample_fraction=fraction,
     )
 
 
-def _dependency_groups(ctx: RunContext, dep_fail: list[int],
-                       roots: dict[int, tuple[str, str] | None],
-                       groups: list[FailureGroup]) -> list[FailureGroup]:
+def _dependency_groups(
+    ctx: RunContext,
+    dep_fail: list[int],
+    roots: dict[int, tuple[str, str] | None],
+    groups: list[FailureGroup],
+) -> list[FailureGroup]:
     """One group per root failure that dep_fail tasks descend from; they ran no try, so
     `count` is the number of tasks that did not run."""
     if not dep_fail:
@@ -559,16 +670,30 @@ def _dependency_groups(ctx: RunContext, dep_fail: list[int],
             group.count += len(task_ids)
             group.permanent += len(task_ids)
             continue
-        made.append(FailureGroup(
-            signature=key[1], cause=DEPENDENCY, exception_type="DependencyError", where=None,
-            count=len(task_ids), tasks=task_ids, apps=apps, hosts=[], blocks=[],
-            concentration=None, first=moments[0] if moments else None,
-            last=moments[-1] if moments else None, retried_then_succeeded=0,
-            permanent=len(task_ids), unfinished=0, cpu_s_failed=0.0,
-            example=FailureExample(task_ids[0], None, "did not run: a dependency failed",
-                                   None, None, None),
-            ancestor=root_sig,
-        ))
+        made.append(
+            FailureGroup(
+                signature=key[1],
+                cause=DEPENDENCY,
+                exception_type="DependencyError",
+                where=None,
+                count=len(task_ids),
+                tasks=task_ids,
+                apps=apps,
+                hosts=[],
+                blocks=[],
+                concentration=None,
+                first=moments[0] if moments else None,
+                last=moments[-1] if moments else None,
+                retried_then_succeeded=0,
+                permanent=len(task_ids),
+                unfinished=0,
+                cpu_s_failed=0.0,
+                example=FailureExample(
+                    task_ids[0], None, "did not run: a dependency failed", None, None, None
+                ),
+                ancestor=root_sig,
+            )
+        )
     return made
 
 
@@ -592,8 +717,12 @@ def _with_history(ctx: RunContext, groups: list[FailureGroup]) -> list[FailureGr
         return groups
     before = {
         g.key: g
-        for g in failure_groups(run_context(ctx.conn, earlier), read_files=False,
-                                with_history=False, with_examples=False)
+        for g in failure_groups(
+            run_context(ctx.conn, earlier),
+            read_files=False,
+            with_history=False,
+            with_examples=False,
+        )
     }
     for group in groups:
         old = before.get(group.key)
@@ -604,11 +733,29 @@ def _with_history(ctx: RunContext, groups: list[FailureGroup]) -> list[FailureGr
     for key, old in before.items():
         if key in seen:
             continue
-        groups.append(FailureGroup(
-            signature=old.signature, cause=old.cause, exception_type=old.exception_type,
-            where=old.where, count=0, tasks=[], apps=old.apps, hosts=[], blocks=[],
-            concentration=None, first=None, last=None, retried_then_succeeded=0, permanent=0,
-            unfinished=0, cpu_s_failed=0.0, example=None, ancestor=old.ancestor,
-            history="gone", since_run=earlier, previous_count=old.count,
-        ))
+        groups.append(
+            FailureGroup(
+                signature=old.signature,
+                cause=old.cause,
+                exception_type=old.exception_type,
+                where=old.where,
+                count=0,
+                tasks=[],
+                apps=old.apps,
+                hosts=[],
+                blocks=[],
+                concentration=None,
+                first=None,
+                last=None,
+                retried_then_succeeded=0,
+                permanent=0,
+                unfinished=0,
+                cpu_s_failed=0.0,
+                example=None,
+                ancestor=old.ancestor,
+                history="gone",
+                since_run=earlier,
+                previous_count=old.count,
+            )
+        )
     return groups

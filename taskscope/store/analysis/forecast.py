@@ -122,14 +122,17 @@ def _remaining(ctx: RunContext, now: datetime) -> tuple[list[_Remaining], set[in
     for task_id, started in ctx.conn.execute(
         "SELECT task_id, MAX(task_try_time_running) FROM try WHERE run_id = ? "
         "AND task_try_time_running IS NOT NULL AND task_try_time_returned IS NULL "
-        "GROUP BY task_id", (ctx.run_id,)):
+        "GROUP BY task_id",
+        (ctx.run_id,),
+    ):
         moment = parse_timestamp(started)
         if moment is not None:
             running_since[task_id] = moment
     left = []
     for task_id, app, depends in ctx.conn.execute(
         "SELECT task_id, task_func_name, task_depends FROM task WHERE run_id = ? ORDER BY task_id",
-        (ctx.run_id,)):
+        (ctx.run_id,),
+    ):
         if states.get(task_id) in TERMINAL_STATES:
             continue
         since = running_since.get(task_id)
@@ -143,7 +146,9 @@ def _capacity(ctx: RunContext) -> int:
     if ctx.has("node"):
         for active, count, _ in ctx.conn.execute(
             "SELECT active, worker_count, MAX(timestamp) FROM node WHERE run_id = ? "
-            "GROUP BY hostname, uid, block_id", (ctx.run_id,)):
+            "GROUP BY hostname, uid, block_id",
+            (ctx.run_id,),
+        ):
             if active in (1, "1", True, "True", "true"):
                 workers += count or 0
     if workers:
@@ -156,7 +161,9 @@ def _peak_concurrency(ctx: RunContext) -> int:
     for start, end in ctx.conn.execute(
         "SELECT task_try_time_running, task_try_time_returned FROM try WHERE run_id = ? "
         "AND task_try_time_running IS NOT NULL AND task_executor NOT IN (?, ?) "
-        "ORDER BY task_try_time_running DESC LIMIT 100000", (ctx.run_id, *INTERNAL_EXECUTORS)):
+        "ORDER BY task_try_time_running DESC LIMIT 100000",
+        (ctx.run_id, *INTERNAL_EXECUTORS),
+    ):
         events.append((start, 1))
         events.append((end or "9999", -1))
     events.sort(key=lambda e: (e[0], e[1]))
@@ -176,8 +183,13 @@ def _draw(rng: random.Random, values: list[float], elapsed: float | None) -> flo
     return rng.choice(longer) - elapsed
 
 
-def _simulate(tasks: list[_Remaining], pools: dict[str, list[float]], workers: int,
-              failed: set[int], rng: random.Random) -> float:
+def _simulate(
+    tasks: list[_Remaining],
+    pools: dict[str, list[float]],
+    workers: int,
+    failed: set[int],
+    rng: random.Random,
+) -> float:
     index = {t.task_id: i for i, t in enumerate(tasks)}
     waiting_on = [0] * len(tasks)
     dependents: list[list[int]] = [[] for _ in tasks]
@@ -214,8 +226,13 @@ def _simulate(tasks: list[_Remaining], pools: dict[str, list[float]], workers: i
     return finished_at
 
 
-def _work_bound(tasks: list[_Remaining], pools: dict[str, list[float]], workers: int,
-                rng: random.Random, chain_s: float) -> float:
+def _work_bound(
+    tasks: list[_Remaining],
+    pools: dict[str, list[float]],
+    workers: int,
+    rng: random.Random,
+    chain_s: float,
+) -> float:
     work = sum(_draw(rng, pools[t.app], t.elapsed_s) for t in tasks)
     return max(work / workers, chain_s)
 
@@ -239,8 +256,13 @@ def forecast(ctx: RunContext, iterations: int = ITERATIONS) -> Forecast:
         return Forecast(live=True, note="the database has no task, try or status table")
     now = now_in_convention(ctx.run.timestamp_convention)
     left, failed, done = _remaining(ctx, now)
-    result = Forecast(live=True, made_at=format_timestamp(now), tasks_done=done,
-                      tasks_left=len(left), running=sum(1 for t in left if t.elapsed_s is not None))
+    result = Forecast(
+        live=True,
+        made_at=format_timestamp(now),
+        tasks_done=done,
+        tasks_left=len(left),
+        running=sum(1 for t in left if t.elapsed_s is not None),
+    )
     if not left:
         result.p50_s = result.p90_s = 0.0
         result.p50_finish = result.p90_finish = result.made_at
@@ -268,8 +290,9 @@ def forecast(ctx: RunContext, iterations: int = ITERATIONS) -> Forecast:
         result.method = "work bound"
         medians = {app: quantile(sorted(v), 0.5) or 0.0 for app, v in pools.items()}
         chain = _longest_chain(left, medians)
-        outcomes = sorted(_work_bound(left, pools, workers, rng, chain)
-                          for _ in range(max(20, iterations // 10)))
+        outcomes = sorted(
+            _work_bound(left, pools, workers, rng, chain) for _ in range(max(20, iterations // 10))
+        )
     result.p50_s = quantile(outcomes, 0.5)
     result.p90_s = quantile(outcomes, 0.9)
     result.p50_finish = format_timestamp(now + timedelta(seconds=result.p50_s or 0.0))
@@ -278,8 +301,12 @@ def forecast(ctx: RunContext, iterations: int = ITERATIONS) -> Forecast:
 
 
 def _table_exists(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                        (FORECAST_TABLE,)).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (FORECAST_TABLE,)
+        ).fetchone()
+        is not None
+    )
 
 
 def record_forecast(conn: sqlite3.Connection, run_id: str, result: Forecast) -> bool:
@@ -289,16 +316,27 @@ def record_forecast(conn: sqlite3.Connection, run_id: str, result: Forecast) -> 
     if not result.live or result.p50_finish is None or result.made_at is None:
         return False
     conn.execute(FORECAST_DDL)
-    last = conn.execute(f"SELECT MAX(made_at) FROM {FORECAST_TABLE} WHERE run_id = ?",
-                        (run_id,)).fetchone()[0]
+    last = conn.execute(
+        f"SELECT MAX(made_at) FROM {FORECAST_TABLE} WHERE run_id = ?", (run_id,)
+    ).fetchone()[0]
     made, previous = parse_timestamp(result.made_at), parse_timestamp(last)
-    if made is not None and previous is not None and (
-            made - previous).total_seconds() < RECORD_EVERY_S:
+    if (
+        made is not None
+        and previous is not None
+        and (made - previous).total_seconds() < RECORD_EVERY_S
+    ):
         return False
     conn.execute(
         f"INSERT OR IGNORE INTO {FORECAST_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (run_id, result.made_at, result.tasks_done, result.tasks_left, result.p50_finish,
-         result.p90_finish, result.method or ""),
+        (
+            run_id,
+            result.made_at,
+            result.tasks_done,
+            result.tasks_left,
+            result.p50_finish,
+            result.p90_finish,
+            result.method or "",
+        ),
     )
     conn.commit()
     return True
@@ -307,8 +345,9 @@ def record_forecast(conn: sqlite3.Connection, run_id: str, result: Forecast) -> 
 def _actual_end(ctx: RunContext) -> datetime | None:
     if ctx.run.time_completed:
         return parse_timestamp(ctx.run.time_completed)
-    row = ctx.conn.execute("SELECT MAX(task_time_returned) FROM task WHERE run_id = ?",
-                           (ctx.run_id,)).fetchone()
+    row = ctx.conn.execute(
+        "SELECT MAX(task_time_returned) FROM task WHERE run_id = ?", (ctx.run_id,)
+    ).fetchone()
     return parse_timestamp(row[0]) if row else None
 
 
@@ -322,10 +361,22 @@ def forecast_checks(ctx: RunContext) -> list[ForecastCheck]:
     checks = []
     for made_at, done, left, p50, p90 in ctx.conn.execute(
         f"SELECT made_at, tasks_done, tasks_left, p50_finish, p90_finish FROM {FORECAST_TABLE} "
-        "WHERE run_id = ? ORDER BY made_at", (ctx.run_id,)):
+        "WHERE run_id = ? ORDER BY made_at",
+        (ctx.run_id,),
+    ):
         p50_at, p90_at = parse_timestamp(p50), parse_timestamp(p90)
         if p50_at is None or p90_at is None:
             continue
-        checks.append(ForecastCheck(made_at, done, left, p50, p90, format_timestamp(end),
-                                    (end - p50_at).total_seconds(), end <= p90_at))
+        checks.append(
+            ForecastCheck(
+                made_at,
+                done,
+                left,
+                p50,
+                p90,
+                format_timestamp(end),
+                (end - p50_at).total_seconds(),
+                end <= p90_at,
+            )
+        )
     return checks

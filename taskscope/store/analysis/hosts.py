@@ -63,12 +63,14 @@ def _counts(ctx: RunContext) -> tuple[dict[str, tuple[int, int]], dict[str, tupl
                 "SELECT y.hostname, y.block_id, COUNT(*) FROM taskscope_try_failure f "
                 "CROSS JOIN try y ON y.run_id = f.run_id AND y.task_id = f.task_id "
                 "AND y.try_id = f.try_id WHERE f.run_id = ? AND y.task_executor NOT IN (?, ?) "
-                "GROUP BY 1, 2")
+                "GROUP BY 1, 2"
+            )
         else:
             failed_sql = (
                 "SELECT hostname, block_id, COUNT(*) FROM try WHERE run_id = ? AND "
                 "task_fail_history IS NOT NULL AND task_fail_history != '' "
-                "AND task_executor NOT IN (?, ?) GROUP BY 1, 2")
+                "AND task_executor NOT IN (?, ?) GROUP BY 1, 2"
+            )
         failed = {}
         for host, block, n in ctx.conn.execute(failed_sql, (ctx.run_id, *INTERNAL_EXECUTORS)):
             key = (host or None, None if block in (None, "") else str(block))
@@ -82,8 +84,10 @@ def _counts(ctx: RunContext) -> tuple[dict[str, tuple[int, int]], dict[str, tupl
                 entry = table.setdefault(name, [0, 0])
                 entry[0] += n
                 entry[1] += bad
-    return ({k: (v[0], v[1]) for k, v in hosts.items()},
-            {k: (v[0], v[1]) for k, v in blocks.items()})
+    return (
+        {k: (v[0], v[1]) for k, v in hosts.items()},
+        {k: (v[0], v[1]) for k, v in blocks.items()},
+    )
 
 
 def host_health(ctx: RunContext) -> list[HostHealth]:
@@ -97,8 +101,10 @@ def host_health(ctx: RunContext) -> list[HostHealth]:
     for attempt in sample:
         by_app[attempt.app].append(attempt.run_s)
     app_median = {app: median(values) or 0.0 for app, values in by_app.items()}
-    ratios: dict[str, dict[str, list[float]]] = {"host": defaultdict(list),
-                                                 "block": defaultdict(list)}
+    ratios: dict[str, dict[str, list[float]]] = {
+        "host": defaultdict(list),
+        "block": defaultdict(list),
+    }
     for attempt in sample:
         typical = app_median.get(attempt.app) or 0.0
         if typical <= 0:
@@ -115,8 +121,9 @@ def host_health(ctx: RunContext) -> list[HostHealth]:
     return result
 
 
-def _assess(kind: str, counts: dict[str, tuple[int, int]],
-            ratios: dict[str, list[float]]) -> list[HostHealth]:
+def _assess(
+    kind: str, counts: dict[str, tuple[int, int]], ratios: dict[str, list[float]]
+) -> list[HostHealth]:
     if not counts:
         return []
     total_tries = sum(n for n, _ in counts.values())
@@ -134,8 +141,10 @@ def _assess(kind: str, counts: dict[str, tuple[int, int]],
         if several and name in tested and rest_n:
             failure_p = fisher_greater(failed, n, rest_failed, rest_n)
             if failure_p < level and rest_rate is not None and rate > rest_rate:
-                reasons.append(f"{rate:.0%} of its {n:,} tries failed against "
-                               f"{rest_rate:.0%} elsewhere (Fisher p = {failure_p:.1e})")
+                reasons.append(
+                    f"{rate:.0%} of its {n:,} tries failed against "
+                    f"{rest_rate:.0%} elsewhere (Fisher p = {failure_p:.1e})"
+                )
             here = ratios.get(name, [])
             elsewhere = [r for other, values in ratios.items() if other != name for r in values]
             if len(here) >= MIN_TRIES and len(elsewhere) >= MIN_TRIES:
@@ -144,8 +153,23 @@ def _assess(kind: str, counts: dict[str, tuple[int, int]],
                     slowdown = here_median / other_median
                     slowdown_p = mann_whitney_greater(here, elsewhere)
                     if slowdown_p < level and slowdown >= MIN_SLOWDOWN:
-                        reasons.append(f"its tries ran {slowdown:.1f}x as long as the same "
-                                       f"apps' elsewhere (Mann-Whitney p = {slowdown_p:.1e})")
-        found.append(HostHealth(kind, name, n, failed, rate, rest_rate, failure_p, slowdown,
-                                slowdown_p, bool(reasons), reasons))
+                        reasons.append(
+                            f"its tries ran {slowdown:.1f}x as long as the same "
+                            f"apps' elsewhere (Mann-Whitney p = {slowdown_p:.1e})"
+                        )
+        found.append(
+            HostHealth(
+                kind,
+                name,
+                n,
+                failed,
+                rate,
+                rest_rate,
+                failure_p,
+                slowdown,
+                slowdown_p,
+                bool(reasons),
+                reasons,
+            )
+        )
     return found

@@ -25,7 +25,9 @@ _MASK = re.compile(
 _PLACEHOLDER = {"str": "<str>", "uuid": "<uuid>", "hex": "<hex>", "path": "<path>", "num": "<n>"}
 MESSAGE_CHARS = 300  # a masked message is cut here: a signature is a name, not a dump
 
-_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+?)\s*$', re.MULTILINE)
+_FRAME = re.compile(
+    r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+?)\s*$', re.MULTILINE
+)
 # Frames in these places are the machinery around the user's code, not the user's code.
 _FRAMEWORK = re.compile(
     r"([/\\](taskscope|parsl|site-packages|dist-packages)[/\\])|"
@@ -45,8 +47,11 @@ _frames: dict[str, Frame | None] = {}
 def _zeroed(text: str) -> str:
     # bytes.translate is a table lookup in C, about 15x faster than str.translate; UTF-8
     # never puts an ASCII byte inside a multi-byte character, so only digits change.
-    return text.encode("utf-8", "surrogatepass").translate(_ZERO_DIGITS).decode(
-        "utf-8", "surrogatepass")
+    return (
+        text.encode("utf-8", "surrogatepass")
+        .translate(_ZERO_DIGITS)
+        .decode("utf-8", "surrogatepass")
+    )
 
 
 def _mask(message: str) -> str:

@@ -36,8 +36,7 @@ def _log_choose(n: int, k: int) -> float:
 
 
 def _hypergeometric_log_pmf(k: int, hits: int, n_a: int, total: int) -> float:
-    return (_log_choose(hits, k) + _log_choose(total - hits, n_a - k)
-            - _log_choose(total, n_a))
+    return _log_choose(hits, k) + _log_choose(total - hits, n_a - k) - _log_choose(total, n_a)
 
 
 def fisher_greater(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
@@ -119,5 +118,7 @@ def mann_whitney_two_sided(a: Sequence[float], b: Sequence[float]) -> float:
 
 def two_proportions(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
     """Two-sided p-value that two failure rates differ: Fisher's test both ways, doubled."""
-    return min(1.0, 2 * min(fisher_greater(hits_a, n_a, hits_b, n_b),
-                            fisher_greater(hits_b, n_b, hits_a, n_a)))
+    return min(
+        1.0,
+        2 * min(fisher_greater(hits_a, n_a, hits_b, n_b), fisher_greater(hits_b, n_b, hits_a, n_a)),
+    )

@@ -61,8 +61,12 @@ def cohorts(ctx: RunContext) -> dict[str, AppCohort]:
     }
 
 
-def stragglers(ctx: RunContext, app_cohorts: dict[str, AppCohort] | None = None,
-               k: float = K, min_cohort: int = MIN_COHORT) -> list[Straggler]:
+def stragglers(
+    ctx: RunContext,
+    app_cohorts: dict[str, AppCohort] | None = None,
+    k: float = K,
+    min_cohort: int = MIN_COHORT,
+) -> list[Straggler]:
     """Every straggling try of the run, finished or (live) still running, longest first."""
     if not (ctx.has("try") and ctx.has("task")):
         return []
@@ -84,9 +88,13 @@ def stragglers(ctx: RunContext, app_cohorts: dict[str, AppCohort] | None = None,
     apps: dict[int, str] = {}
     for chunk in chunks({row[0] for row in long_tries}):
         marks = ",".join("?" * len(chunk))
-        apps.update(ctx.conn.execute(
-            f"SELECT task_id, task_func_name FROM task WHERE run_id = ? AND task_id IN ({marks})",
-            (ctx.run_id, *chunk)).fetchall())
+        apps.update(
+            ctx.conn.execute(
+                f"SELECT task_id, task_func_name FROM task WHERE run_id = ? AND task_id IN "
+                f"({marks})",
+                (ctx.run_id, *chunk),
+            ).fetchall()
+        )
     found = []
     for task_id, try_id, host, seconds in long_tries:
         app = apps.get(task_id)
@@ -98,15 +106,24 @@ def stragglers(ctx: RunContext, app_cohorts: dict[str, AppCohort] | None = None,
     return found[:LIMIT]
 
 
-def _straggler(task_id: int, try_id: int, app: str, host: str | None, run_s: float,
-               cohort: AppCohort, running: bool) -> Straggler:
+def _straggler(
+    task_id: int,
+    try_id: int,
+    app: str,
+    host: str | None,
+    run_s: float,
+    cohort: AppCohort,
+    running: bool,
+) -> Straggler:
     ratio = run_s / cohort.median_s if cohort.median_s > 0 else float("inf")
-    return Straggler(task_id, try_id, app, run_s, cohort.median_s, cohort.size, ratio,
-                     host or None, running)
+    return Straggler(
+        task_id, try_id, app, run_s, cohort.median_s, cohort.size, ratio, host or None, running
+    )
 
 
-def _running_stragglers(ctx: RunContext, app_cohorts: dict[str, AppCohort],
-                        thresholds: dict[str, float]) -> list[Straggler]:
+def _running_stragglers(
+    ctx: RunContext, app_cohorts: dict[str, AppCohort], thresholds: dict[str, float]
+) -> list[Straggler]:
     """Tries of a live run still running for longer than their app's threshold."""
     now = now_in_convention(ctx.run.timestamp_convention)
     found = []

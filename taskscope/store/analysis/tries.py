@@ -27,8 +27,10 @@ class TryTime:
 def failed_try_sql(ctx: RunContext) -> str:
     """SQL true for a failed try row `y` (taskscope: a failure row; Parsl: a fail history)."""
     if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
-        return ("EXISTS (SELECT 1 FROM taskscope_try_failure f WHERE f.run_id = y.run_id "
-                "AND f.task_id = y.task_id AND f.try_id = y.try_id)")
+        return (
+            "EXISTS (SELECT 1 FROM taskscope_try_failure f WHERE f.run_id = y.run_id "
+            "AND f.task_id = y.task_id AND f.try_id = y.try_id)"
+        )
     return "(y.task_fail_history IS NOT NULL AND y.task_fail_history != '')"
 
 
@@ -57,8 +59,14 @@ def finished_tries(ctx: RunContext, stride: int = 1) -> list[TryTime]:
         (ctx.run_id, *INTERNAL_EXECUTORS),
     )
     return [
-        TryTime(task_id, try_id, app, host or None, None if block in (None, "") else str(block),
-                max(0.0, run_s or 0.0), bool(failed))
+        TryTime(
+            task_id,
+            try_id,
+            app,
+            host or None,
+            None if block in (None, "") else str(block),
+            max(0.0, run_s or 0.0),
+            bool(failed),
+        )
         for task_id, try_id, app, host, block, run_s, failed in rows
     ]
-

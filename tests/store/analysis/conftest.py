@@ -24,9 +24,18 @@ class PlantedDatabase:
 
 def _run_variant(db: Path, folder: Path, variant: str) -> None:
     result = subprocess.run(
-        [sys.executable, str(PLANTED_WORKFLOW), str(db), str(folder / f"runinfo-{variant}"),
-         variant],
-        check=False, cwd=folder, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(PLANTED_WORKFLOW),
+            str(db),
+            str(folder / f"runinfo-{variant}"),
+            variant,
+        ],
+        check=False,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
 

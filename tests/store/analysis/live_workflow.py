@@ -32,10 +32,17 @@ def gather(*parts: int) -> int:
 
 
 def main(db_path: str, run_dir: str) -> None:
-    hub = MonitoringHub(hub_address="127.0.0.1", logging_endpoint=f"sqlite:///{db_path}",
-                        resource_monitoring_interval=0.2, workflow_name="live")
-    config = Config(executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-                    run_dir=run_dir, monitoring=hub)
+    hub = MonitoringHub(
+        hub_address="127.0.0.1",
+        logging_endpoint=f"sqlite:///{db_path}",
+        resource_monitoring_interval=0.2,
+        workflow_name="live",
+    )
+    config = Config(
+        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
+        run_dir=run_dir,
+        monitoring=hub,
+    )
     with taskscope.load(config):
         parts = [work(i, 0.4) for i in range(24)]
         totals = [gather(*parts[i : i + 4]) for i in range(0, 24, 4)]

@@ -151,8 +151,11 @@ def main(db_path: str, run_dir: str, variant: str) -> None:
         futures += [load_table(i) for i in range(4)]
         out = dfk.run_dir
         futures += [
-            archive(i, stdout=os.path.join(out, f"archive{i}.out"),
-                    stderr=os.path.join(out, f"archive{i}.err"))
+            archive(
+                i,
+                stdout=os.path.join(out, f"archive{i}.out"),
+                stderr=os.path.join(out, f"archive{i}.err"),
+            )
             for i in range(3)
         ]
         if variant == "first":

@@ -47,17 +47,23 @@ def test_planted_walltime_failures_give_walltime_advice(planted):
 
 
 def _resized(tmp_path, name, cpu_factor=1.0, rss=None, cpu_app="transform"):
-    db = create_database(tmp_path / f"{name}.db", [SyntheticRun(
-        name, tasks=400, workers=4, fail_fraction=0.0, retry_fraction=0.0, seed=5)])
+    db = create_database(
+        tmp_path / f"{name}.db",
+        [SyntheticRun(name, tasks=400, workers=4, fail_fraction=0.0, retry_fraction=0.0, seed=5)],
+    )
     conn = sqlite3.connect(db)
     conn.execute(
         "UPDATE resource SET psutil_process_time_user = psutil_process_time_user * ?, "
         "psutil_process_time_system = psutil_process_time_system * ? WHERE task_id IN "
         "(SELECT task_id FROM task WHERE task_func_name = ? OR ? IS NULL)",
-        (cpu_factor, cpu_factor, cpu_app, cpu_app))
+        (cpu_factor, cpu_factor, cpu_app, cpu_app),
+    )
     if rss is not None:
-        conn.execute("UPDATE resource SET psutil_process_memory_resident = ? WHERE task_id IN "
-                     "(SELECT task_id FROM task WHERE task_func_name = 'combine')", (rss,))
+        conn.execute(
+            "UPDATE resource SET psutil_process_memory_resident = ? WHERE task_id IN "
+            "(SELECT task_id FROM task WHERE task_func_name = 'combine')",
+            (rss,),
+        )
     conn.commit()
     conn.close()
     return db
@@ -83,18 +89,34 @@ def test_idle_workers_on_a_worker_bound_run_get_more_workers(tmp_path):
 
 
 def test_regression_is_flagged_on_the_app_that_regressed(tmp_path):
-    db = create_database(tmp_path / "diff.db", [
-        SyntheticRun("before", tasks=600, fail_fraction=0.0, retry_fraction=0.0, seed=1,
-                     workflow_name="wf"),
-        SyntheticRun("after", tasks=600, fail_fraction=0.0, retry_fraction=0.0, seed=2,
-                     workflow_name="wf"),
-    ])
+    db = create_database(
+        tmp_path / "diff.db",
+        [
+            SyntheticRun(
+                "before",
+                tasks=600,
+                fail_fraction=0.0,
+                retry_fraction=0.0,
+                seed=1,
+                workflow_name="wf",
+            ),
+            SyntheticRun(
+                "after",
+                tasks=600,
+                fail_fraction=0.0,
+                retry_fraction=0.0,
+                seed=2,
+                workflow_name="wf",
+            ),
+        ],
+    )
     conn = sqlite3.connect(db)
     conn.execute(
         "UPDATE try SET task_try_time_returned = strftime('%Y-%m-%d %H:%M:%f', "
         "julianday(task_try_time_running) + 2 * (julianday(task_try_time_returned) - "
         "julianday(task_try_time_running))) WHERE run_id = 'after' AND task_id IN "
-        "(SELECT task_id FROM task WHERE run_id = 'after' AND task_func_name = 'transform')")
+        "(SELECT task_id FROM task WHERE run_id = 'after' AND task_func_name = 'transform')"
+    )
     conn.commit()
     conn.close()
     reader = open_readonly(db)
@@ -121,9 +143,21 @@ def test_diff_of_the_two_planted_runs(planted):
     rates = {c.metric: (c.a, c.b) for c in apps["lookup"].changes}
     assert rates["failure_rate"] == (1.0, 1.0)
     result = subprocess.run(
-        [sys.executable, "-m", "taskscope.cli", "diff", str(planted.path),
-         planted.first_run[:8], planted.second_run[:8], "--json"],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "taskscope.cli",
+            "diff",
+            str(planted.path),
+            planted.first_run[:8],
+            planted.second_run[:8],
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["run_b"] == planted.second_run
 
@@ -132,8 +166,9 @@ def _finished_tries(db: Path) -> int:
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
         try:
-            return conn.execute("SELECT COUNT(*) FROM try WHERE task_try_time_returned "
-                                "IS NOT NULL").fetchone()[0]
+            return conn.execute(
+                "SELECT COUNT(*) FROM try WHERE task_try_time_returned IS NOT NULL"
+            ).fetchone()[0]
         finally:
             conn.close()
     except sqlite3.Error:
@@ -142,9 +177,13 @@ def _finished_tries(db: Path) -> int:
 
 def test_forecast_of_a_live_run_is_stored_and_checked_when_it_ends(tmp_path):
     db = tmp_path / "monitoring.db"
-    process = subprocess.Popen([sys.executable, str(LIVE_WORKFLOW), str(db),
-                                str(tmp_path / "runinfo")], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(LIVE_WORKFLOW), str(db), str(tmp_path / "runinfo")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while _finished_tries(db) < 6 and process.poll() is None and time.monotonic() < deadline:
@@ -174,12 +213,12 @@ def test_forecast_of_a_live_run_is_stored_and_checked_when_it_ends(tmp_path):
     [check] = ended.forecast.checks
     assert check.p50_finish == f.p50_finish and check.actual_end[:19] == actual[:19]
     from taskscope.store.timestamps import parse_timestamp
+
     expected = (parse_timestamp(actual) - parse_timestamp(f.p50_finish)).total_seconds()
     assert check.error_s == pytest.approx(expected, abs=1e-3)
     assert check.within_p90 == (parse_timestamp(actual) <= parse_timestamp(f.p90_finish))
     document = as_json(ended)
-    assert set(document) >= {"failures", "critical_path", "stragglers", "hosts", "apps",
-                             "forecast"}
+    assert set(document) >= {"failures", "critical_path", "stragglers", "hosts", "apps", "forecast"}
     json.dumps(document)
 
 

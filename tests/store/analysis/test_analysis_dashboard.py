@@ -28,11 +28,22 @@ def test_failure_groups_top_the_workflow_page(client, planted):
     assert part.status_code == 200
     html = part.json()["sections"]["part_analysis"]
     assert "Why tasks failed" in html
-    for text in ("KeyError: &lt;str&gt; @ lookup", "bash exit code 3", "worker lost", "walltime",
-                 "dependency", "serialization", "ZeroDivisionError", "new", "recurring"):
+    for text in (
+        "KeyError: &lt;str&gt; @ lookup",
+        "bash exit code 3",
+        "worker lost",
+        "walltime",
+        "dependency",
+        "serialization",
+        "ZeroDivisionError",
+        "new",
+        "recurring",
+    ):
         assert text in html, text
-    assert "Gone since the previous run" in html and "bash exit code 7" not in html.split(
-        "Gone since")[0]
+    assert (
+        "Gone since the previous run" in html
+        and "bash exit code 7" not in html.split("Gone since")[0]
+    )
     assert "dependency-bound" in html or "worker-bound" in html or "overhead-bound" in html
     assert 'href="task/16"' in html and 'href="task/17"' in html  # the stragglers
 
@@ -41,8 +52,14 @@ def test_analysis_page_shows_every_section(client, planted):
     page = client.get(f"/workflow/{planted.first_run}/analysis")
     assert page.status_code == 200
     text = page.text
-    for heading in ("Failure groups", "Critical path", "Stragglers", "Hosts and blocks",
-                    "Efficiency per app", "Advice"):
+    for heading in (
+        "Failure groups",
+        "Critical path",
+        "Stragglers",
+        "Hosts and blocks",
+        "Efficiency per app",
+        "Advice",
+    ):
         assert heading in text, heading
     assert "KeyError: &#39;sample-" in text  # an example traceback
     assert "tar: part" in text  # an example stderr tail
@@ -60,8 +77,11 @@ def test_critical_path_is_drawn_on_the_dag_and_the_timeline(client, planted):
     path = [t for t in traces if t.get("name") == "critical path"]
     assert len(path) == 1 and path[0]["customdata"] == ["task/0", "task/1", "task/2", "task/3"]
     summary = client.get(f"/workflow/{planted.first_run}/?part=timeline&format=json")
-    gantt = [t for t in summary.json()["figures"]["window_gantt"]["data"]
-             if t.get("name") == "critical path"]
+    gantt = [
+        t
+        for t in summary.json()["figures"]["window_gantt"]["data"]
+        if t.get("name") == "critical path"
+    ]
     assert len(gantt) == 1 and gantt[0]["y"] == ["0 stage", "1 stage", "2 stage", "3 stage"]
 
 

@@ -64,8 +64,13 @@ def test_parsl_run_analyses_to_json():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "taskscope.cli", *args], capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "taskscope.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_commands_fail_cleanly_on_bad_input(standard_db, tmp_path):

@@ -29,16 +29,27 @@ def _by_app(groups):
     found = {}
     for group in groups:
         for app in group.apps:
-            assert app not in found, f"{app} is in two groups: {found[app].signature}, {group.signature}"
+            assert app not in found, (
+                f"{app} is in two groups: {found[app].signature}, {group.signature}"
+            )
             found[app] = group
     return found
 
 
 def test_every_planted_failure_is_one_group_with_its_cause(planted):
-    groups = [g for g in _groups(planted.path, planted.first_run)]
+    groups = list(_groups(planted.path, planted.first_run))
     by_app = _by_app(groups)
-    assert set(by_app) == {"lookup", "load_table", "score", "archive", "compress", "crash",
-                           "slow_io", "flaky", "unpicklable"}
+    assert set(by_app) == {
+        "lookup",
+        "load_table",
+        "score",
+        "archive",
+        "compress",
+        "crash",
+        "slow_io",
+        "flaky",
+        "unpicklable",
+    }
     assert len(groups) == 9
     expected = {
         "lookup": ("exception", 5, 10),  # 5 tasks, each tried twice (retries=1)
@@ -58,7 +69,8 @@ def test_every_planted_failure_is_one_group_with_its_cause(planted):
     # cloudpickle replaced with <dynamic-code>).
     assert by_app["lookup"].signature == "KeyError: <str> @ lookup (planted_workflow.py)"
     assert by_app["load_table"].signature.startswith(
-        "ValueError: cannot parse <path>: <n> bytes, checksum <hex> @ load_table")
+        "ValueError: cannot parse <path>: <n> bytes, checksum <hex> @ load_table"
+    )
     # The dependency group names the group its tasks' failed ancestor is in.
     assert by_app["score"].ancestor == by_app["lookup"].signature
     # Retried then succeeded against permanent.
@@ -90,8 +102,16 @@ def test_second_run_marks_groups_new_recurring_and_gone(planted):
             history[app] = group.history
     assert history["divide"] == "new"
     assert history["compress"] == "gone"
-    for app in ("lookup", "load_table", "archive", "crash", "slow_io", "flaky", "score",
-                "unpicklable"):
+    for app in (
+        "lookup",
+        "load_table",
+        "archive",
+        "crash",
+        "slow_io",
+        "flaky",
+        "score",
+        "unpicklable",
+    ):
         assert history[app] == "recurring", app
     gone = [g for g in groups if g.history == "gone"]
     assert [g.previous_count for g in gone] == [2] and gone[0].count == 0
@@ -107,7 +127,11 @@ def test_parsl_database_failures_come_from_fail_history():
     signatures = {g.signature: g for g in groups}
     failing = signatures["ValueError: deliberate failure for input <n> @ always_fail"]
     assert (failing.cause, failing.tasks, failing.count, failing.permanent) == (
-        "exception", [1, 66, 129, 193], 12, 4)
+        "exception",
+        [1, 66, 129, 193],
+        12,
+        4,
+    )
     flaky = signatures["RuntimeError: flaky task <n>: first try fails @ flaky"]
     assert (len(flaky.tasks), flaky.retried_then_succeeded, flaky.permanent) == (9, 9, 0)
     dependency = [g for g in groups if g.cause == "dependency"]
@@ -117,17 +141,22 @@ def test_parsl_database_failures_come_from_fail_history():
 
 def test_masking_and_frames():
     assert mask_message("no file '/a/b c.txt' (errno 2) at 0xdeadbeef") == (
-        "no file <str> (errno <n>) at <hex>")
-    assert mask_message("cannot open /scratch/u1/run17/x_3.h5 for 85029df9-5f8e-4ab7-810a-"
-                        "f8db9f552f59") == "cannot open <path> for <uuid>"
+        "no file <str> (errno <n>) at <hex>"
+    )
+    assert (
+        mask_message(
+            "cannot open /scratch/u1/run17/x_3.h5 for 85029df9-5f8e-4ab7-810a-f8db9f552f59"
+        )
+        == "cannot open <path> for <uuid>"
+    )
     assert parse_exception_repr("KeyError('x-1')").message == "x-1"
     traceback = (
-        'Traceback (most recent call last):\n'
+        "Traceback (most recent call last):\n"
         '  File "/opt/venv/lib/python3.11/site-packages/taskscope/worker.py", line 9, in run\n'
         '  File "/home/me/flow.py", line 30, in simulate\n'
         '  File "/home/me/physics.py", line 12, in step\n'
         '  File "/opt/venv/lib/python3.11/site-packages/numpy/core.py", line 99, in dot\n'
-        'ValueError: shapes not aligned\n'
+        "ValueError: shapes not aligned\n"
     )
     frame = user_frame(traceback)
     assert (frame.file, frame.line, frame.function) == ("/home/me/physics.py", 12, "step")
@@ -135,9 +164,20 @@ def test_masking_and_frames():
 
 def test_analyze_command_prints_json_with_failures(planted):
     result = subprocess.run(
-        [sys.executable, "-m", "taskscope.cli", "analyze", str(planted.path), "--run",
-         planted.first_run[:8], "--json"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "taskscope.cli",
+            "analyze",
+            str(planted.path),
+            "--run",
+            planted.first_run[:8],
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -145,12 +185,18 @@ def test_analyze_command_prints_json_with_failures(planted):
     assert len(document["failures"]) == 9
     text = subprocess.run(
         [sys.executable, "-m", "taskscope.cli", "analyze", str(planted.path)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert text.returncode == 0 and "ZeroDivisionError" in text.stdout  # latest run by default
     missing = subprocess.run(
         [sys.executable, "-m", "taskscope.cli", "analyze", str(planted.path), "--run", "nope"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert missing.returncode == 1 and "no run 'nope'" in missing.stderr
 
@@ -160,29 +206,40 @@ def _crafted(tmp_path, name):
     failures below."""
     from taskscope.store.synthetic import SyntheticRun, create_database
 
-    return create_database(tmp_path / f"{name}.db", [SyntheticRun(
-        name, tasks=200, workers=4, fail_fraction=0.0, retry_fraction=0.0, seed=4)])
+    return create_database(
+        tmp_path / f"{name}.db",
+        [SyntheticRun(name, tasks=200, workers=4, fail_fraction=0.0, retry_fraction=0.0, seed=4)],
+    )
 
 
-def test_killed_near_the_memory_limit_is_memory_and_killed_by_the_block_end_is_walltime(
-        tmp_path):
+def test_killed_near_the_memory_limit_is_memory_and_killed_by_the_block_end_is_walltime(tmp_path):
     import sqlite3
 
     db = _crafted(tmp_path, "killed")
     conn = sqlite3.connect(db)
-    tries = conn.execute("SELECT task_id, task_try_time_running, task_try_time_returned FROM "
-                         "try WHERE run_id = 'killed' ORDER BY task_id LIMIT 40").fetchall()
+    tries = conn.execute(
+        "SELECT task_id, task_try_time_running, task_try_time_returned FROM "
+        "try WHERE run_id = 'killed' ORDER BY task_id LIMIT 40"
+    ).fetchall()
     lost = "worker w on node0 was lost while running this task: killed by SIGKILL"
     for task_id, _, _ in tries[:30]:
-        conn.execute("INSERT INTO taskscope_try_failure VALUES ('killed', ?, 0, 'WorkerLost', "
-                     "?, NULL, NULL)", (task_id, lost))
+        conn.execute(
+            "INSERT INTO taskscope_try_failure VALUES ('killed', ?, 0, 'WorkerLost', "
+            "?, NULL, NULL)",
+            (task_id, lost),
+        )
     # Tasks 0-9: their peak memory reached 3.6 of the 4 GiB each worker had.
-    conn.execute("UPDATE resource SET psutil_process_memory_resident = ? WHERE run_id = 'killed' "
-                 "AND task_id < 10", (3.6 * 2**30,))
+    conn.execute(
+        "UPDATE resource SET psutil_process_memory_resident = ? WHERE run_id = 'killed' "
+        "AND task_id < 10",
+        (3.6 * 2**30,),
+    )
     # The try of the 21st task was running when its block ended.
     start = tries[20][1]
-    conn.execute("INSERT INTO block VALUES ('killed', 'htex', '0', 'local-1', ?, 'TIMEOUT')",
-                 (start[:-1] + "9",))
+    conn.execute(
+        "INSERT INTO block VALUES ('killed', 'htex', '0', 'local-1', ?, 'TIMEOUT')",
+        (start[:-1] + "9",),
+    )
     conn.commit()
     conn.close()
     groups = _groups(db, "killed")
@@ -204,14 +261,20 @@ def test_killed_near_the_memory_limit_is_memory_and_killed_by_the_block_end_is_w
     reader = open_readonly(db)
     try:
         ctx = run_context(reader, "killed")
-        advice = [a for a in app_efficiency(ctx, groups).advice
-                  if a.setting == "walltime (of the blocks)"]
-        running = reader.execute("SELECT timestamp FROM block WHERE run_id = 'killed' AND "
-                                 "status = 'RUNNING'").fetchone()[0]
+        advice = [
+            a for a in app_efficiency(ctx, groups).advice if a.setting == "walltime (of the blocks)"
+        ]
+        running = reader.execute(
+            "SELECT timestamp FROM block WHERE run_id = 'killed' AND status = 'RUNNING'"
+        ).fetchone()[0]
         marks = ",".join("?" * len(walltime))
-        apps = {row[0] for row in reader.execute(
-            f"SELECT task_func_name FROM task WHERE run_id = 'killed' AND task_id IN ({marks})",
-            sorted(walltime))}
+        apps = {
+            row[0]
+            for row in reader.execute(
+                f"SELECT task_func_name FROM task WHERE run_id = 'killed' AND task_id IN ({marks})",
+                sorted(walltime),
+            )
+        }
     finally:
         reader.close()
     lasted = round((parse_timestamp(start[:-1] + "9") - parse_timestamp(running)).total_seconds())
@@ -227,8 +290,10 @@ def test_no_failures_and_no_tasks_are_empty_not_errors(tmp_path, empty_db):
     db = _crafted(tmp_path, "clean")
     assert _groups(db, "clean") == []
     conn = sqlite3.connect(db)
-    conn.execute("INSERT INTO workflow VALUES ('bare', 'bare', '1', '2026-01-01 00:00:00', "
-                 "NULL, 'h', 'u', '/tmp', 0, 0)")
+    conn.execute(
+        "INSERT INTO workflow VALUES ('bare', 'bare', '1', '2026-01-01 00:00:00', "
+        "NULL, 'h', 'u', '/tmp', 0, 0)"
+    )
     conn.commit()
     conn.close()
     from taskscope.store.analysis.report import analyze, as_json
@@ -240,7 +305,12 @@ def test_no_failures_and_no_tasks_are_empty_not_errors(tmp_path, empty_db):
         reader.close()
     assert document["failures"] == [] and document["stragglers"] == []
     assert document["critical_path"]["tasks"] == []
-    result = subprocess.run([sys.executable, "-m", "taskscope.cli", "analyze", str(empty_db)],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "taskscope.cli", "analyze", str(empty_db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 1 and "no runs" in result.stderr
     assert "Traceback" not in result.stderr

@@ -29,8 +29,12 @@ def _with_run(path, run_id, analysis):
 @pytest.mark.parametrize("which", ["first_run", "second_run"])
 def test_the_planted_chain_is_the_critical_path(planted, which):
     path = _with_run(planted.path, getattr(planted, which), critical_path)
-    assert [(s.task_id, s.app) for s in path.tasks] == [(0, "stage"), (1, "stage"),
-                                                        (2, "stage"), (3, "stage")]
+    assert [(s.task_id, s.app) for s in path.tasks] == [
+        (0, "stage"),
+        (1, "stage"),
+        (2, "stage"),
+        (3, "stage"),
+    ]
     # The steps tile the makespan: each begins where the previous ended, parts add up.
     assert path.tasks[0].start <= path.tasks[0].end
     for before, after in zip(path.tasks, path.tasks[1:], strict=False):
@@ -49,8 +53,9 @@ def test_critical_path_on_parsl_database_tiles_its_makespan():
     assert path.tasks and path.makespan_s > 0
     assert sum(s.total_s for s in path.tasks) == pytest.approx(path.makespan_s, abs=1e-3)
     conn = sqlite3.connect(PARSL_FIXTURE_DB)
-    last = conn.execute("SELECT task_id FROM task ORDER BY task_time_returned DESC LIMIT 1"
-                        ).fetchone()[0]
+    last = conn.execute(
+        "SELECT task_id FROM task ORDER BY task_time_returned DESC LIMIT 1"
+    ).fetchone()[0]
     conn.close()
     assert path.tasks[-1].task_id == last
 
@@ -73,18 +78,32 @@ def test_no_stragglers_in_small_cohorts_of_parsl_run():
 
 
 def _sick_database(tmp_path):
-    db = create_database(tmp_path / "hosts.db", [SyntheticRun(
-        "hosts", tasks=1200, hosts=4, workers=2, fail_fraction=0.0, retry_fraction=0.0,
-        with_resources=False, seed=7)])
+    db = create_database(
+        tmp_path / "hosts.db",
+        [
+            SyntheticRun(
+                "hosts",
+                tasks=1200,
+                hosts=4,
+                workers=2,
+                fail_fraction=0.0,
+                retry_fraction=0.0,
+                with_resources=False,
+                seed=7,
+            )
+        ],
+    )
     conn = sqlite3.connect(db)
     # node3: every try runs 3x as long; node1: one try in four fails.
     conn.execute(
         "UPDATE try SET task_try_time_returned = strftime('%Y-%m-%d %H:%M:%f', "
         "julianday(task_try_time_running) + 3 * (julianday(task_try_time_returned) - "
-        "julianday(task_try_time_running))) WHERE hostname = 'node3'")
+        "julianday(task_try_time_running))) WHERE hostname = 'node3'"
+    )
     conn.execute(
         "INSERT INTO taskscope_try_failure SELECT run_id, task_id, try_id, 'OSError', "
-        "'disk error on /local', NULL, NULL FROM try WHERE hostname = 'node1' AND task_id % 16 = 1")
+        "'disk error on /local', NULL, NULL FROM try WHERE hostname = 'node1' AND task_id % 16 = 1"
+    )
     conn.commit()
     conn.close()
     return db
@@ -104,24 +123,46 @@ def test_only_the_planted_sick_hosts_are_flagged(tmp_path):
 
 
 def test_a_healthy_cluster_flags_nothing(tmp_path):
-    db = create_database(tmp_path / "fine.db", [SyntheticRun(
-        "fine", tasks=1200, hosts=4, workers=2, fail_fraction=0.02, retry_fraction=0.05,
-        with_resources=False, seed=11)])
+    db = create_database(
+        tmp_path / "fine.db",
+        [
+            SyntheticRun(
+                "fine",
+                tasks=1200,
+                hosts=4,
+                workers=2,
+                fail_fraction=0.02,
+                retry_fraction=0.05,
+                with_resources=False,
+                seed=11,
+            )
+        ],
+    )
     assert not [h for h in _with_run(db, "fine", host_health) if h.flagged]
 
 
 def test_a_try_still_running_far_too_long_is_a_live_straggler(tmp_path):
-    db = create_database(tmp_path / "live.db", [SyntheticRun(
-        "live", tasks=400, status="running", workers=4, seed=3, heartbeat_interval=1200.0)])
+    db = create_database(
+        tmp_path / "live.db",
+        [
+            SyntheticRun(
+                "live", tasks=400, status="running", workers=4, seed=3, heartbeat_interval=1200.0
+            )
+        ],
+    )
     conn = sqlite3.connect(db)
     running = conn.execute(
         "SELECT y.task_id, t.task_func_name FROM try y JOIN task t USING (run_id, task_id) "
         "WHERE y.task_try_time_returned IS NOT NULL AND t.task_func_name = 'generate' "
-        "ORDER BY y.task_id DESC LIMIT 1").fetchone()
+        "ORDER BY y.task_id DESC LIMIT 1"
+    ).fetchone()
     # Started an hour ago and still running: far beyond 3x the ~1.5 s its app's tries take.
-    conn.execute("UPDATE try SET task_try_time_returned = NULL, task_try_time_running = "
-                 "strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 hour') WHERE run_id = 'live' "
-                 "AND task_id = ?", (running[0],))
+    conn.execute(
+        "UPDATE try SET task_try_time_returned = NULL, task_try_time_running = "
+        "strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 hour') WHERE run_id = 'live' "
+        "AND task_id = ?",
+        (running[0],),
+    )
     conn.commit()
     conn.close()
     found = _with_run(db, "live", stragglers)
@@ -142,12 +183,18 @@ def test_floor_fast_pass_agrees_with_the_general_walk(tmp_path):
         weight: dict[int, float] = {}
         for task_id, seconds in conn.execute(
             "SELECT task_id, (julianday(task_try_time_returned) - julianday("
-            "task_try_time_running)) * 86400 FROM try WHERE run_id = 'floor'"):
+            "task_try_time_running)) * 86400 FROM try WHERE run_id = 'floor'"
+        ):
             weight[task_id] = weight.get(task_id, 0.0) + max(0.0, seconds or 0.0)
-        depends = {t: id_list(d) for t, d in conn.execute(
-            "SELECT task_id, task_depends FROM task WHERE run_id = 'floor'")}
-        for t, j in conn.execute("SELECT task_id, task_joins FROM try WHERE run_id = 'floor' "
-                                 "AND task_joins != ''"):
+        depends = {
+            t: id_list(d)
+            for t, d in conn.execute(
+                "SELECT task_id, task_depends FROM task WHERE run_id = 'floor'"
+            )
+        }
+        for t, j in conn.execute(
+            "SELECT task_id, task_joins FROM try WHERE run_id = 'floor' AND task_joins != ''"
+        ):
             depends.setdefault(t, []).extend(id_list(j))
         ids = sorted(set(weight) | set(depends))
         general = cp._longest_path_any_order(ids, dict.fromkeys(ids, 0.0) | weight, depends)
