@@ -179,6 +179,11 @@ def kernel_in_flight(
         return None
     width = max(end - start, 1e-3) / buckets
     long_run = end - start > MINUTE_LEVEL_ABOVE_S
+    # The flow counts transitions per second (per minute on long runs): finer buckets would
+    # read as empty whenever tries start and end inside one of them, so the caller reads
+    # the try table instead.
+    if width < (60.0 if long_run else 1.0):
+        return None
     table = "taskscope_state_flow_minute" if long_run else "taskscope_state_flow"
     if (
         conn.execute(f"SELECT 1 FROM {table} WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
