@@ -117,17 +117,7 @@ def hold_tail(directory: Path, stream: str) -> int:
 
 def tail_held(directory: Path, stream: str) -> bool:
     """True while a live writer tails ``stream`` (see hold_tail)."""
-    try:
-        fd = os.open(directory / (stream + TAIL_SUFFIX), os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return is_locked(directory / (stream + TAIL_SUFFIX))
 
 
 def release_tail(directory: Path, stream: str, fd: int) -> None:
