@@ -44,7 +44,8 @@ from taskscope.monitoring.priority import message_time
 from taskscope.store.database import open_for_writing
 from taskscope.store.errors import StoreError
 from taskscope.store.messages import Message
-from taskscope.store.replay import SpoolApplier, is_busy
+from taskscope.store.readonly import is_busy
+from taskscope.store.replay import SpoolApplier
 from taskscope.store.spool import (
     TAGGED_ROLE,
     SpoolWriter,

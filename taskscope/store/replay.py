@@ -34,6 +34,7 @@ import msgspec
 from taskscope.store.database import open_for_writing
 from taskscope.store.errors import StoreError
 from taskscope.store.messages import Message, decode_batch
+from taskscope.store.readonly import is_busy
 from taskscope.store.spool import (
     APPLIED_TABLE,
     SEQUENCE_TABLE,
@@ -80,12 +81,6 @@ READ_BYTES = 1 << 20
 PASS_SECONDS = 0.25
 
 DropCallback = Callable[[int, str], None]
-
-
-def is_busy(error: BaseException) -> bool:
-    """True for SQLite's 'another connection holds the lock' errors (worth retrying)."""
-    text = str(error).lower()
-    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 def write_isolated(writer: DatabaseWriter, batch: list[Message], on_drop: DropCallback) -> None:
