@@ -8,7 +8,10 @@ Sections:
   wrong MAC, in µs per frame;
 - flood: a live run (MonitoringHub + the real worker-side sender) recording 2,000 tasks,
   alone and while another process's socket sends 100,000 hostile frames: the time until the
-  last real row is in the database, and how many hostile frames were counted.
+  last real row is in the database, and how many hostile frames were counted;
+- flood-peers: the same 100,000 hostile frames spread over 10 connections of the attacker
+  process (one real connection against ten hostile ones: the per-peer fairness of the PULL
+  socket, which takes a frame from each connection in turn).
 Run: .venv/bin/python bench/auth.py [section ...]
 """
 
@@ -122,29 +125,36 @@ ATTACKER = """
 import random, sys, time, zmq
 from taskscope.monitoring.auth import FrameSealer, new_secret
 from taskscope.store.messages import TaskInfo, encode_batch
-port, run, count = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, run, count, peers = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 forged = encode_batch([TaskInfo(run, 999_999, "forged", False, "x", time.time())])
 other = FrameSealer(new_secret(), run).seal(forged)
 rng = random.Random(3)
 frames = [rng.choice((forged, other, rng.randbytes(120))) for _ in range(count)]
 context = zmq.Context()
-push = context.socket(zmq.PUSH)
-push.setsockopt(zmq.SNDHWM, 0)
-push.setsockopt(zmq.LINGER, 60_000)
-push.connect(f"tcp://127.0.0.1:{port}")
+pushes = []
+for _ in range(peers):
+    push = context.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 0)
+    push.setsockopt(zmq.LINGER, 60_000)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    pushes.append(push)
 print("ready", flush=True)
-for frame in frames:
-    push.send(frame)
-push.close()
+start = time.perf_counter()
+for i, frame in enumerate(frames):
+    pushes[i % peers].send(frame)
+print(round(time.perf_counter() - start, 3), flush=True)  # handed to ZeroMQ
+for push in pushes:
+    push.close()
 context.term()
 """
 
 
-def _run_with_flood(folder: Path, hostile: int) -> dict:
+def _run_with_flood(folder: Path, hostile: int, peers: int = 1) -> dict:
     import msgspec
 
     from taskscope.monitoring import MonitoringHub, wrapper
     from taskscope.monitoring.messages import TaskInfo, TaskStatus, WorkflowEnd, WorkflowStart
+    from taskscope.store.spool import SEQUENCE_TABLE, spool_dir, spooled_sequences
 
     tasks = 2_000
     db = folder / "monitoring.db"
@@ -172,7 +182,7 @@ def _run_with_flood(folder: Path, hostile: int) -> dict:
     # from the workload and measure this script, not the hub.
     attacker = (
         subprocess.Popen(
-            [sys.executable, "-c", ATTACKER, str(hub.port), run, str(hostile)],
+            [sys.executable, "-c", ATTACKER, str(hub.port), run, str(hostile), str(peers)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -189,6 +199,32 @@ def _run_with_flood(folder: Path, hostile: int) -> dict:
         hub.send(TaskStatus(run, task_id, 0, "exec_done", time.time()))
     for batch_sender in list(wrapper.sender._senders.values()):
         batch_sender.flush()  # what this process's wrapper buffered, sent now
+    sent_s = time.perf_counter() - start  # the workload itself (slowed by any CPU contention)
+    # What the real senders sealed: sender id -> last sequence number.
+    sealed = {
+        batch_sender._sealer._sender: batch_sender._sealer._sequence
+        for (_, _, sender_run), batch_sender in wrapper.sender._senders.items()
+        if sender_run == run  # an earlier run of this script has its own sender
+    }
+
+    def all_real_frames_spooled() -> bool:
+        # Accepted: still in the spool, or applied (its segment gone, its sequence recorded).
+        spooled = spooled_sequences(spool_dir(db))
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            for sender, last in conn.execute(f"SELECT sender, last_sequence FROM {SEQUENCE_TABLE}"):
+                spooled[sender] = max(last, spooled.get(sender, 0))
+        except sqlite3.Error:
+            pass  # not created yet
+        finally:
+            conn.close()
+        return all(spooled.get(sender, 0) >= last for sender, last in sealed.items())
+
+    # The receive loop is what a flood competes with (refused frames never reach the spool
+    # or the apply loop): how long after the last send it has accepted every real frame.
+    while not all_real_frames_spooled():
+        time.sleep(0.002)
+    spooled_s = time.perf_counter() - start
 
     def real_rows() -> int:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -204,8 +240,9 @@ def _run_with_flood(folder: Path, hostile: int) -> dict:
     while real_rows() < tasks:
         time.sleep(0.01)
     recorded_s = time.perf_counter() - start
+    attacker_sent_s = None
     if attacker is not None:
-        attacker.communicate(timeout=300)
+        attacker_sent_s = float(attacker.communicate(timeout=300)[0].split()[0])
     hub.send(WorkflowEnd(run, time.time(), "completed", tasks, 0))
     deadline = time.monotonic() + 120
     while hub._writer and time.monotonic() < deadline:
@@ -222,7 +259,14 @@ def _run_with_flood(folder: Path, hostile: int) -> dict:
     return {
         "tasks": tasks,
         "hostile_frames": hostile,
+        "hostile_peers": peers if hostile else 0,
+        # How long the attacker took to hand its frames to ZeroMQ (the flood's span).
+        "attacker_sent_in_s": attacker_sent_s,
         "all_real_rows_in_s": round(recorded_s, 3),
+        "workload_s": round(sent_s, 3),
+        # From the last real frame sent to the last real row written: the hub's own lag.
+        "hub_lag_after_last_send_s": round(recorded_s - sent_s, 3),
+        "real_frames_spooled_after_last_send_s": round(spooled_s - sent_s, 4),
         "dropped_counted": hub.messages_dropped,
         "forged_rows": forged_rows,
         "writer_cpu_s": round(hub.writer_cpu_seconds, 3),
@@ -239,7 +283,17 @@ def flood() -> dict:
     return {"section": "flood", "machine": machine(), "alone": alone, "flooded": flooded}
 
 
-SECTIONS = {"per-batch": per_batch, "refuse": refuse, "flood": flood}
+def flood_peers() -> dict:
+    import logging
+
+    logging.disable(logging.WARNING)
+    with tempfile.TemporaryDirectory() as quiet, tempfile.TemporaryDirectory() as loud:
+        alone = _run_with_flood(Path(quiet), 0)
+        flooded = _run_with_flood(Path(loud), 100_000, peers=10)
+    return {"section": "flood-peers", "machine": machine(), "alone": alone, "flooded": flooded}
+
+
+SECTIONS = {"per-batch": per_batch, "refuse": refuse, "flood": flood, "flood-peers": flood_peers}
 
 
 def main(argv: list[str]) -> None:
