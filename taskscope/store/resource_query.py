@@ -46,6 +46,9 @@ _CPU = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_sy
 # taskscope's indexes that lead with (run_id, task_id): with them a sample's tasks are probed
 # one by one; without them (Parsl's databases) the sample test runs over every row instead.
 _RUN_TASK_INDEX = {"resource": "ix_resource_run_task", "try": "ix_try_run_task"}
+# Ids far sparser than the rows (say ids up to 10^15) would list more ids than there are
+# rows: the sample test on every row is then the cheaper read.
+MAX_LISTED_IDS = 100_000
 
 
 def _indexed_id_range(conn: sqlite3.Connection, table: str, run_id: str) -> range | None:
@@ -91,7 +94,7 @@ def _sampled_rows(
     if stride <= 1:
         return keep
     ids = _indexed_id_range(conn, table, run_id)
-    if ids is None:
+    if ids is None or len(ids) // stride > MAX_LISTED_IDS:
         return f"{keep} AND {in_sample(f'{alias}.task_id', stride)}"
     name = f"ids_{table}"
     params[name] = _listed(ids, stride)

@@ -269,3 +269,23 @@ def test_a_big_runs_sample_count_is_estimated_close_to_the_count(
     estimated = resource_query._resource_rows(conn, "r")
     assert estimated != counted and estimated == pytest.approx(counted, rel=0.15)
     conn.close()
+
+
+def test_sparse_task_ids_are_sampled_without_listing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Ids up to 10^15 on a small run: the sample is read by the row test, not by listing
+    a billion candidate ids, and the figures are those of the listed sample's rule."""
+    db = create_database(
+        tmp_path / "m.db", [SyntheticRun("r", tasks=300, samples_per_try=2, seed=4)]
+    )
+    raw = sqlite3.connect(db)
+    raw.execute("UPDATE resource SET task_id = 1000000000000000 WHERE task_id = 299")
+    raw.commit()
+    raw.close()
+    monkeypatch.setattr(resource_query, "USAGE_SAMPLE_ROWS", 100)
+    conn = open_readonly(db)
+    usage = query.run_usage(conn, "r", buckets=10, parts=("samples",))
+    assert usage is not None and 0 < usage.sample_fraction < 1
+    assert sum(usage.memory_bytes) > 0
+    conn.close()
