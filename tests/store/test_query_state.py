@@ -220,3 +220,52 @@ def test_fallback_for_a_run_that_is_most_of_the_database(tmp_path: Path):
             ] and a.total == b.total
     with_table.close()
     without.close()
+
+
+def test_sample_probed_through_the_index_is_the_sample_scanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Listing the sampled ids and probing taskscope's (run_id, task_id) indexes reads the
+    same rows as testing every row (the path for Parsl's databases, which lack them)."""
+    db = create_database(
+        tmp_path / "m.db", [SyntheticRun("r", tasks=600, workers=8, samples_per_try=3, seed=5)]
+    )
+    monkeypatch.setattr(resource_query, "USAGE_SAMPLE_ROWS", 300)
+    monkeypatch.setattr(resource_query, "DIST_SAMPLE_TASKS", 60)
+    monkeypatch.setattr(resource_query, "SMALL_APP_TASKS", 0)
+
+    def figures() -> tuple[object, object]:
+        conn = open_readonly(db)
+        try:
+            usage = query.run_usage(conn, "r", buckets=20, parts=("samples",))
+            return usage, query.app_distributions(conn, "r")
+        finally:
+            conn.close()
+
+    probed_usage, probed_dists = figures()
+    assert probed_usage is not None and probed_usage.sample_fraction < 1
+    assert probed_dists and all(d.sample_fraction < 1 for d in probed_dists)
+    raw = sqlite3.connect(db)
+    raw.execute("DROP INDEX ix_resource_run_task")
+    raw.execute("DROP INDEX ix_try_run_task")
+    raw.commit()
+    raw.close()
+    scanned_usage, scanned_dists = figures()
+    assert scanned_usage == probed_usage
+    assert scanned_dists == probed_dists
+
+
+def test_a_big_runs_sample_count_is_estimated_close_to_the_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    db = create_database(
+        tmp_path / "m.db", [SyntheticRun("r", tasks=2000, samples_per_try=3, seed=7)]
+    )
+    conn = open_readonly(db)
+    counted = query.resource_sample_count(conn, "r")
+    assert resource_query._resource_rows(conn, "r") == counted  # small: counted exactly
+    monkeypatch.setattr(resource_query, "EXACT_COUNT_ROWS", 0)
+    monkeypatch.setattr(resource_query, "PILOT_TASKS", 200)
+    estimated = resource_query._resource_rows(conn, "r")
+    assert estimated != counted and estimated == pytest.approx(counted, rel=0.15)
+    conn.close()
