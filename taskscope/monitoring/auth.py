@@ -18,6 +18,12 @@ payload is hashed; then the frame MAC. Only after that is anything decoded. A fr
 another run fails the header MAC (another key). A sender's frames travel on one ZeroMQ
 connection, in order, so a genuine frame is never refused as a replay.
 
+The last sequence accepted from each sender outlives the writer process: the receiver spools
+each payload behind its sender id and sequence number (``TAG``, the same 16 bytes as in the
+header), the applier records the highest applied one per sender in the database with the
+rows, and a writer started again seeds its gate with both (``store/replay.py``,
+``accepted_sequences``). So a frame captured before a restart is still refused as a replay.
+
 Refused frames are counted and logged once per peer and reason, then summarised at most
 every LOG_EVERY_S seconds: a flood costs the hub microseconds per frame, not a log line.
 """
@@ -37,6 +43,7 @@ logger = logging.getLogger(__name__)
 MAGIC = b"T"
 SENDER_BYTES = 8
 HEADER = struct.Struct(">c8sQQ")  # magic, sender id, sequence number, payload length
+TAG = slice(1, 1 + SENDER_BYTES + 8)  # sender id and sequence number, as the spool keeps them
 HEADER_MAC_BYTES = 16
 PAYLOAD_START = HEADER.size + HEADER_MAC_BYTES
 MAC_BYTES = 32
@@ -82,9 +89,11 @@ class FrameGate:
 
     Single-threaded (the receive loop's)."""
 
-    def __init__(self, secret: str, run_id: str) -> None:
+    def __init__(self, secret: str, run_id: str, accepted: dict[bytes, int] | None = None) -> None:
+        """``accepted``: sender id -> last sequence number accepted before (by an earlier
+        writer process of this run); frames at or below it are replays."""
         self._key = run_key(secret, run_id)
-        self._last_sequence: dict[bytes, int] = {}
+        self._last_sequence: dict[bytes, int] = dict(accepted or {})
         self.refused = 0  # since the counter was last taken (take_refused)
         self.refused_total = 0
         self._by_reason: dict[str, int] = {}
@@ -93,6 +102,12 @@ class FrameGate:
 
     def open(self, frame) -> memoryview | None:
         """`frame`: bytes, a memoryview or a zmq.Frame (its peer is named in the log)."""
+        opened = self.open_tagged(frame)
+        return None if opened is None else opened[1]
+
+    def open_tagged(self, frame) -> tuple[memoryview, memoryview] | None:
+        """(tag, payload) of a genuine, fresh frame, else None; the tag is its sender id and
+        sequence number (16 bytes), what the spool keeps to remember it across restarts."""
         data = memoryview(frame.buffer if hasattr(frame, "buffer") else frame)
         if len(data) < OVERHEAD or data[:1] != MAGIC:
             self._refuse(frame, "not a sealed frame")
@@ -113,7 +128,7 @@ class FrameGate:
             self._refuse(frame, "wrong MAC (another run, another secret, or altered)")
             return None
         self._last_sequence[sender] = sequence
-        return body[PAYLOAD_START:]
+        return data[TAG], body[PAYLOAD_START:]
 
     def take_refused(self) -> int:
         """Frames refused since the last call (for the run's messages_dropped counter)."""

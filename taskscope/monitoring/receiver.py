@@ -44,8 +44,15 @@ from taskscope.monitoring.priority import message_time
 from taskscope.store.database import open_for_writing
 from taskscope.store.errors import StoreError
 from taskscope.store.messages import Message
-from taskscope.store.replay import SpoolApplier, is_busy
-from taskscope.store.spool import SpoolWriter, new_stream_id, note_delay, spool_dir
+from taskscope.store.readonly import is_busy
+from taskscope.store.replay import SpoolApplier
+from taskscope.store.spool import (
+    TAGGED_ROLE,
+    SpoolWriter,
+    new_stream_id,
+    note_delay,
+    spool_dir,
+)
 from taskscope.store.writer import DatabaseWriter
 
 logger = logging.getLogger(__name__)
@@ -113,7 +120,9 @@ class HubService:
         self.on_event: EventCallback = on_event or (lambda event, **fields: None)
         self.reconnect_grace_s = reconnect_grace_s
         # Every frame must carry the run's MAC (monitoring/auth.py); checked before spooling.
-        self._gate = FrameGate(secret or new_secret(), run_id)
+        # open() seeds it with what earlier writer processes accepted (replays stay refused).
+        self._secret = secret or new_secret()
+        self._gate = FrameGate(self._secret, run_id)
         self._started = time.monotonic()
         self.closed_by_owner = False
         self.parent_gone = False
@@ -162,13 +171,16 @@ class HubService:
         self._db_identity = (st.st_dev, st.st_ino)
         self._writer = DatabaseWriter(conn)
         try:
-            self._spool = SpoolWriter(self.spool_dir, new_stream_id("recv"))
+            self._spool = SpoolWriter(self.spool_dir, new_stream_id(TAGGED_ROLE))
             self._applier = SpoolApplier(
                 self._writer,
                 self.spool_dir,
                 (*self.own_streams, self._spool.stream),
                 on_drop=self._drop,
                 throttle_s=self._throttle_s,
+            )
+            self._gate = FrameGate(
+                self._secret, self.run_id, accepted=self._applier.accepted_sequences()
             )
         except (OSError, sqlite3.Error) as e:
             self._writer.close(analyze=False)
@@ -299,13 +311,15 @@ class HubService:
     def _accept_frame(self, frame: zmq.Frame) -> bool:
         """Every frame received on the hub port passes here once, before it is spooled:
         only a genuine frame of this run (its MAC checked, not a replay) is spooled, without
-        its seal. Decoding happens in the apply loop, so a frame costs the receiver one hash
-        and one append."""
-        payload = self._gate.open(frame)
-        if payload is None:
+        its seal but behind its sender id and sequence number (the applier keeps the highest
+        per sender, so replays stay refused after a restart). Decoding happens in the apply
+        loop, so a frame costs the receiver one hash and one append."""
+        opened = self._gate.open_tagged(frame)
+        if opened is None:
             return False
+        tag, payload = opened
         assert self._spool is not None  # made by open(), before any frame can arrive
-        self._spool.append(payload)
+        self._spool.append(payload, tag=tag)
         self.frames_received += 1
         return True
 

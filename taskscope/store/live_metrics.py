@@ -1,10 +1,14 @@
 """What a Prometheus scrape of the dashboard reports about live and recent runs.
 
-Every figure is a bounded read whatever the run's size: task counts by app and state come
-from the writer's state table (`task_state.app_state_counts`), tries and failed tries are
-index counts, CPU and memory in use read only the samples of the last `USAGE_WINDOW_S`
-seconds. A finished run's figures never change, so the dashboard caches them until the
-database changes; a live run is read on every scrape.
+Task counts by app and state come from the writer's state table
+(`task_state.app_state_counts`), tries and failed tries are index counts, CPU and memory in use
+read only the samples of the last `USAGE_WINDOW_S` seconds: bounded reads whatever the run's
+size. Workers busy is the dashboard's rule (`worker_query.busy_now`: tries started and not
+ended on their workers), never the kernel's task states, which can say `running` of more tasks
+than there are workers; it reads the open tries through the per-try table's partial index
+(``ix_try_run_open``), or the status history in a database without the table. A finished
+run's figures never change, so the dashboard caches them until the database changes; a live
+run is read on every scrape.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from taskscope.store.records import RunRow
 from taskscope.store.states import FINAL_STATES_SQL
 from taskscope.store.task_state import app_state_counts, state_source
 from taskscope.store.timestamps import age_seconds, format_timestamp, now_in_convention
+from taskscope.store.worker_query import busy_now
 
 RECENT_RUNS = 5  # finished runs reported besides every running one
 MAX_RUNNING_RUNS = 50
@@ -128,9 +133,7 @@ def run_metrics(conn: sqlite3.Connection, run: RunRow) -> RunMetrics:
     metrics.workers_capacity = query.capacity(conn, run.run_id).workers
     live = run.status == "running"
     if live:
-        metrics.workers_busy = sum(
-            n for (_, state), n in metrics.tasks.items() if state == "running"
-        )
+        metrics.workers_busy = busy_now(conn, run.run_id)
         usage = usage_now(conn, run.run_id)
         metrics.cpu_cores, metrics.memory_bytes = usage or (None, None)
         if info.has("status"):

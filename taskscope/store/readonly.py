@@ -102,9 +102,11 @@ def nothing_to_recover(path: Path) -> bool:
     return True
 
 
-def is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
+def is_busy(error: BaseException) -> bool:
+    """True for SQLite's 'another connection holds the lock' errors (worth retrying). Any
+    exception is accepted: the writer asks it of an error's ``__cause__``."""
+    text = str(error).lower()
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 def retry_busy(action: Callable[[], T], attempts: int = BUSY_ATTEMPTS) -> T:

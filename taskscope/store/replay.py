@@ -10,6 +10,11 @@ A segment is deleted once it is complete (its owner released it) and its last fr
 committed; its row goes in the next transaction, so a crash between the two leaves a row for
 a file that no longer exists, never a file without its row.
 
+Frames of tagged streams (the hub port's, ``spool.is_tagged``) carry their sender's sequence
+number; the highest one applied per sender goes in ``taskscope_sender_sequence`` in that same
+transaction. With the tags still in the spool, it tells a writer started again what was
+already accepted (``accepted_sequences``), so a replayed frame stays refused across restarts.
+
 ``SpoolApplier`` is used by the writer process during a run (it tails the run's own streams
 and replays what earlier runs left), and by ``recover`` (``taskscope recover DB``).
 """
@@ -29,17 +34,22 @@ import msgspec
 from taskscope.store.database import open_for_writing
 from taskscope.store.errors import StoreError
 from taskscope.store.messages import Message, decode_batch
+from taskscope.store.readonly import is_busy
 from taskscope.store.spool import (
     APPLIED_TABLE,
+    SEQUENCE_TABLE,
+    TAG,
     claim,
     count_frames,
     hold_tail,
     is_locked,
+    is_tagged,
     list_segments,
     parse_segment_name,
     read_frames,
     release_tail,
     spool_dir,
+    spooled_sequences,
     tail_held,
 )
 from taskscope.store.writer import DatabaseWriter
@@ -56,18 +66,21 @@ _RECORD_APPLIED = f"""
 INSERT INTO {APPLIED_TABLE} (segment, frames, byte_offset) VALUES (?, ?, ?)
 ON CONFLICT (segment) DO UPDATE SET frames = excluded.frames,
     byte_offset = excluded.byte_offset"""
+CREATE_SEQUENCE_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {SEQUENCE_TABLE} (
+    sender BLOB NOT NULL PRIMARY KEY,
+    last_sequence INTEGER NOT NULL
+)"""
+_RECORD_SEQUENCE = f"""
+INSERT INTO {SEQUENCE_TABLE} (sender, last_sequence) VALUES (?, ?)
+ON CONFLICT (sender) DO UPDATE SET
+    last_sequence = max(last_sequence, excluded.last_sequence)"""
 # How much of one segment a pass reads: bounds the writer's memory however far behind it is.
 READ_BYTES = 1 << 20
 # ...and how long one pass may decode for, so that commits and progress stay regular.
 PASS_SECONDS = 0.25
 
 DropCallback = Callable[[int, str], None]
-
-
-def is_busy(error: BaseException) -> bool:
-    """True for SQLite's 'another connection holds the lock' errors (worth retrying)."""
-    text = str(error).lower()
-    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 def write_isolated(writer: DatabaseWriter, batch: list[Message], on_drop: DropCallback) -> None:
@@ -106,6 +119,7 @@ def write_isolated(writer: DatabaseWriter, batch: list[Message], on_drop: DropCa
 def ensure_applied_table(conn: sqlite3.Connection) -> None:
     """Create the table if needed (outside any transaction of the caller)."""
     conn.execute(CREATE_APPLIED_TABLE)
+    conn.execute(CREATE_SEQUENCE_TABLE)
 
 
 class _Segment:
@@ -121,6 +135,7 @@ class _Segment:
         "path",
         "seq",
         "stream",
+        "tagged",
     )
 
     def __init__(
@@ -132,6 +147,7 @@ class _Segment:
         if parsed is None:
             raise ValueError(f"not a spool segment name: {name!r}")
         self.stream, self.seq = parsed
+        self.tagged = is_tagged(self.stream)
         self.fd = fd
         self.own = own
         self.frames, self.offset = applied
@@ -177,6 +193,18 @@ class SpoolApplier:
                 f"SELECT segment, frames, byte_offset FROM {APPLIED_TABLE}"
             )
         }
+        # Sender -> highest sequence staged, not yet committed (tagged frames only).
+        self._sequences: dict[bytes, int] = {}
+
+    def accepted_sequences(self) -> dict[bytes, int]:
+        """Sender id -> highest sequence number ever accepted on this database: applied (the
+        table) or spooled and waiting. A frame at or below it is a replay."""
+        highest = dict(
+            self.writer.conn.execute(f"SELECT sender, last_sequence FROM {SEQUENCE_TABLE}")
+        )
+        for sender, sequence in spooled_sequences(self.directory).items():
+            highest[sender] = max(sequence, highest.get(sender, 0))
+        return highest
 
     # -- finding segments ----------------------------------------------------------------
 
@@ -236,8 +264,12 @@ class SpoolApplier:
             result = read_frames(seg.fd, seg.offset, read_bytes)
             if result.frames:
                 messages: list[Message] = []
+                sequences: list[tuple[bytes, int]] = []
                 taken = 0
                 for payload in result.frames:
+                    if seg.tagged:
+                        sequences.append(TAG.unpack_from(payload))
+                        payload = payload[TAG.size :]
                     try:
                         messages.extend(decode_batch(payload))
                     except (msgspec.DecodeError, msgspec.ValidationError) as e:
@@ -253,6 +285,9 @@ class SpoolApplier:
                     self.writer.begin()  # the offset still moves in a transaction
                 seg.offset = result.ends[taken - 1]
                 seg.frames += taken
+                for sender, sequence in sequences[:taken]:
+                    if sequence > self._sequences.get(sender, 0):
+                        self._sequences[sender] = sequence
                 self.frames_applied += taken
                 self.messages_applied += len(messages)
                 staged.extend(messages)
@@ -286,12 +321,15 @@ class SpoolApplier:
                 writer.conn.executemany(
                     _RECORD_APPLIED, [(s.name, s.frames, s.offset) for s in changed]
                 )
+            if self._sequences:
+                writer.conn.executemany(_RECORD_SEQUENCE, self._sequences.items())
             if self._forget:
                 writer.conn.executemany(
                     f"DELETE FROM {APPLIED_TABLE} WHERE segment = ?", [(n,) for n in self._forget]
                 )
         writer.commit()
         self._forget.clear()
+        self._sequences.clear()
         for seg in list(self._segments.values()):
             seg.committed_offset, seg.committed_frames = seg.offset, seg.frames
             if seg.complete:

@@ -38,6 +38,16 @@ INTERNAL_EXECUTORS = "('_taskscope_internal', '_parsl_internal')"
 EXACT_TRIES = 50_000
 MINUTE_LEVEL_ABOVE_S = 1800.0  # runs longer than this read the per-minute occupancy
 
+# A try occupies its worker from its running to its running_ended, both on the worker's
+# clock; join apps run in the kernel, not on a worker. `busy_series` and `busy_now` read the
+# tries through these two clauses (taskscope's per-try table, or the status history), so they
+# cannot disagree on what busy means.
+_TRY_RUN_ON_WORKERS = (
+    "FROM taskscope_try_run r WHERE r.run_id = :run AND NOT EXISTS (SELECT 1 FROM try y "
+    "WHERE y.run_id = r.run_id AND y.task_id = r.task_id AND y.try_id = r.try_id AND "
+    f"y.task_executor IN {INTERNAL_EXECUTORS})"
+)
+
 
 @dataclass(frozen=True)
 class WorkerTry:
@@ -110,10 +120,7 @@ def busy_series(
         ).fetchone()[0]
         if tries <= EXACT_TRIES:
             rows = conn.execute(
-                "SELECT r.time_running, COALESCE(r.time_ended, :end) FROM taskscope_try_run r "
-                "WHERE r.run_id = :run AND NOT EXISTS (SELECT 1 FROM try y WHERE "
-                "y.run_id = r.run_id AND y.task_id = r.task_id AND y.try_id = r.try_id AND "
-                f"y.task_executor IN {INTERNAL_EXECUTORS})",
+                f"SELECT r.time_running, COALESCE(r.time_ended, :end) {_TRY_RUN_ON_WORKERS}",
                 {"run": run_id, "end": end},
             ).fetchall()
             return _rebin(_intervals_to_cells(rows), start, width, buckets)
@@ -142,15 +149,37 @@ def status_intervals(
     at `end` (seconds after `origin`); join apps excluded."""
     if not info.has("status"):
         return []
+    sql = (
+        f"SELECT {SINCE_ORIGIN_SQL.format(col='p.s')}, "
+        f"COALESCE({SINCE_ORIGIN_SQL.format(col='p.e')}, :end) {_status_tries_on_workers(info)}"
+    )
+    return conn.execute(sql, {"run": run_id, "end": end, "origin": origin}).fetchall()
+
+
+def busy_now(conn: sqlite3.Connection, run_id: str) -> int:
+    """Workers busy now: the tries that have started on their worker and not ended there,
+    the same intervals `busy_series` averages, read where they are still open. The kernel's
+    task states are not asked: a task can be `running` to the kernel while no worker runs it."""
+    info = describe_database(conn)
+    if has_rollup(conn, info, run_id):
+        sql = f"SELECT COUNT(*) {_TRY_RUN_ON_WORKERS} AND r.time_ended IS NULL"
+    elif info.has("status"):
+        sql = f"SELECT COUNT(*) {_status_tries_on_workers(info)} AND p.e IS NULL"
+    else:
+        return 0
+    return int(conn.execute(sql, {"run": run_id}).fetchone()[0])
+
+
+def _status_tries_on_workers(info: DatabaseInfo) -> str:
+    """FROM ... WHERE ... of each try's first running (p.s) and running_ended (p.e) in the
+    status history, tries that never ran on a worker and join apps left out."""
     internal = ""
     if info.has("try"):
         internal = (
             " AND NOT EXISTS (SELECT 1 FROM try y WHERE y.run_id = :run AND y.task_id = "
             f"p.task_id AND y.try_id = p.try_id AND y.task_executor IN {INTERNAL_EXECUTORS})"
         )
-    sql = f"""
-        SELECT {SINCE_ORIGIN_SQL.format(col="p.s")},
-               COALESCE({SINCE_ORIGIN_SQL.format(col="p.e")}, :end)
+    return f"""
         FROM (SELECT task_id, try_id,
                      MIN(CASE WHEN task_status_name = 'running' THEN timestamp END) AS s,
                      MIN(CASE WHEN task_status_name = 'running_ended' THEN timestamp END) AS e
@@ -158,7 +187,6 @@ def status_intervals(
               AND task_status_name IN ('running', 'running_ended')
               GROUP BY task_id, try_id LIMIT -1) p
         WHERE p.s IS NOT NULL{internal}"""
-    return conn.execute(sql, {"run": run_id, "end": end, "origin": origin}).fetchall()
 
 
 def app_run_times(conn: sqlite3.Connection, run_id: str) -> dict[str, tuple[int, float]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
 import threading
 import time
@@ -18,8 +19,9 @@ from monhelp import kernel_launch, query, started_hub, wait_for
 from taskscope.monitoring import wrapper
 from taskscope.monitoring.auth import FrameGate, FrameSealer, new_secret
 from taskscope.monitoring.messages import TaskInfo, TaskStatus, WorkflowEnd, WorkflowStart
-from taskscope.monitoring.receiver import MAX_FRAME_BYTES
+from taskscope.monitoring.receiver import MAX_FRAME_BYTES, THROTTLE_ENV
 from taskscope.store.messages import encode_batch
+from taskscope.store.spool import spool_dir, spooled_sequences
 
 pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]  # slow only on a loaded machine
 
@@ -223,3 +225,55 @@ def test_junk_connections_are_counted_and_logged_once(tmp_path, caplog):
     assert query(tmp_path, "SELECT count(*) FROM status") == [(2,)]  # the real task's
     log = (tmp_path / "run" / "monitoring.log").read_text()
     assert log.count("failed the ZeroMQ handshake") == 1
+
+
+@pytest.mark.parametrize("killed_when", ["applied", "spooled"])
+def test_a_frame_replayed_after_the_writer_restarts_is_still_refused(
+    tmp_path, monkeypatch, killed_when
+):
+    """The gate's memory of sequence numbers outlives the writer process: frames applied
+    before the kill are remembered by the database, frames only spooled by the spool."""
+    if killed_when == "spooled":
+        # A slow writer: the frames are spooled (accepted) but not yet applied at the kill.
+        monkeypatch.setenv(THROTTLE_ENV, "0.5")
+    hub, run_id = started_hub(tmp_path)
+    sealer = FrameSealer(hub._target.secret, run_id)  # stands for a worker
+    frames = [
+        sealer.seal(encode_batch([TaskStatus(run_id, 10_000 + i, 0, "pending", 1.0)]))
+        for i in range(5)
+    ]
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 5_000)
+    push.connect(f"tcp://127.0.0.1:{hub.port}")
+    for frame in frames:
+        push.send(frame)
+    spool = spool_dir(tmp_path / "monitoring.db")
+    if killed_when == "applied":
+        assert wait_for(lambda: status_rows(tmp_path) == 5, timeout=60)
+    else:
+        assert wait_for(lambda: max(spooled_sequences(spool).values(), default=0) == 5, 60)
+        assert status_rows(tmp_path) < 5  # the kill comes before they are all applied
+    first_pid = hub.writer_pid
+    assert first_pid is not None
+    os.kill(first_pid, signal.SIGKILL)
+    assert wait_for(lambda: hub.writer_pid not in (None, first_pid), timeout=60)
+    monkeypatch.delenv(THROTTLE_ENV, raising=False)
+
+    for frame in frames:  # the captured frames, sent again to the new writer
+        push.send(frame)
+    fresh = sealer.seal(encode_batch([TaskStatus(run_id, 10_005, 0, "pending", 1.0)]))
+    push.send(fresh)  # the worker goes on: its next frame is accepted
+    assert wait_for(lambda: status_rows(tmp_path) == 6, timeout=60)
+    hub.send(WorkflowEnd(run_id, time.time(), "completed", 0, 0))
+    hub.close()
+    push.close()
+    context.term()
+
+    rows = query(tmp_path, "SELECT task_id, count(*) FROM status WHERE task_id >= 10000 GROUP BY 1")
+    assert rows == [(10_000 + i, 1) for i in range(6)]  # each once: no replay written
+    assert dropped(tmp_path) == len(frames)  # every replay counted
+
+
+def status_rows(folder) -> int:
+    return query(folder, "SELECT count(*) FROM status WHERE task_id >= 10000")[0][0]

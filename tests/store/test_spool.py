@@ -14,6 +14,8 @@ from taskscope.store.messages import TaskInfo, TaskStatus, WorkflowStart, encode
 from taskscope.store.replay import SpoolApplier, recover
 from taskscope.store.spool import (
     FRAME_HEADER,
+    TAG,
+    TAGGED_ROLE,
     SpoolWriter,
     batch_length,
     claim,
@@ -23,6 +25,7 @@ from taskscope.store.spool import (
     new_stream_id,
     read_frames,
     spool_dir,
+    spooled_sequences,
     unwritten,
 )
 from taskscope.store.writer import DatabaseWriter
@@ -52,6 +55,34 @@ def counts(db) -> tuple[int, int, int]:
     finally:
         conn.close()
     return tasks, done, completed
+
+
+def test_tagged_frames_count_and_apply_once_and_their_sequences_are_remembered(tmp_path):
+    """The hub's stream keeps each frame's sender and sequence number: the spool tells them
+    before the frames are applied, the database after (the segments are gone)."""
+    run_id = str(uuid.uuid4())
+    db = tmp_path / "m.db"
+    directory = spool_dir(db)
+    kernel = SpoolWriter(directory, new_stream_id("kernel"))
+    kernel.append(encode_batch([start(run_id)]))
+    kernel.close()
+    hub = SpoolWriter(directory, new_stream_id(TAGGED_ROLE))
+    hub.append(task_frames(run_id, 0, 3), tag=TAG.pack(b"sender-a", 1))
+    hub.append(task_frames(run_id, 3, 20), tag=TAG.pack(b"sender-a", 2))
+    hub.append(task_frames(run_id, 23, 1), tag=TAG.pack(b"sender-b", 7))
+    hub.close()
+    assert count_frames(directory / list_segments(directory)[1], 0) == (3, 48)
+    assert spooled_sequences(directory) == {b"sender-a": 2, b"sender-b": 7}
+    conn = open_for_writing(db)
+    applier = SpoolApplier(DatabaseWriter(conn), directory)
+    assert applier.accepted_sequences() == {b"sender-a": 2, b"sender-b": 7}
+    while applier.apply_pass() or applier.has_work():
+        applier.commit()
+    applier.close()
+    assert list_segments(directory) == []
+    assert applier.accepted_sequences() == {b"sender-a": 2, b"sender-b": 7}
+    conn.close()
+    assert counts(db) == (24, 24, 24)
 
 
 def test_frames_read_back_in_order_and_a_cut_last_frame_is_ignored(tmp_path):

@@ -4,12 +4,15 @@ figures, behind the dashboard's token."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from fixture_paths import PARSL_FIXTURE_DB, PARSL_RUN
 from starlette.testclient import TestClient
+from test_worker_clock import without_worker_tables
 
+from taskscope.store.synthetic import SyntheticRun, create_database
 from taskscope.visualize.app import create_app
 
 parser = pytest.importorskip("prometheus_client.parser")
@@ -60,13 +63,112 @@ def test_live_run_figures_are_the_database_s(taskscope_db: Path):
     assert tasks == {f"{app}/{state}": n for (app, state), n in truth.items()}
     assert one(families["taskscope_tries"], run="run-live") == tries
     assert one(families["taskscope_failed_tries"], run="run-live") == failed
-    running = sum(n for (_, state), n in truth.items() if state == "running")
-    assert one(families["taskscope_workers_busy"], run="run-live") == running > 0
+    assert one(families["taskscope_workers_busy"], run="run-live") == tries_on_workers_now(
+        taskscope_db, "run-live"
+    )
     assert one(families["taskscope_workers_capacity"], run="run-live") == 4
     assert one(families["taskscope_cpu_cores_in_use"], run="run-live") > 0
     assert one(families["taskscope_memory_resident_bytes"], run="run-live") > 0
     assert one(families["taskscope_run_running"], run="run-live") == 1
     assert one(families["taskscope_heartbeat_age_seconds"], run="run-live") >= 0
+
+
+def tries_on_workers_now(db: Path, run_id: str) -> int:
+    """The truth, by brute force over the status history: tries with a running row and no
+    running_ended row (both the worker's), join apps (run by the kernel) left out."""
+    conn = sqlite3.connect(db)
+    try:
+        states: dict[tuple[int, int], set[str]] = {}
+        for task_id, try_id, state in conn.execute(
+            "SELECT task_id, try_id, task_status_name FROM status WHERE run_id = ?", (run_id,)
+        ):
+            states.setdefault((task_id, try_id), set()).add(state)
+        internal = set(
+            conn.execute(
+                "SELECT task_id, try_id FROM try WHERE run_id = ? AND task_executor IN "
+                "('_taskscope_internal', '_parsl_internal')",
+                (run_id,),
+            ).fetchall()
+        )
+    finally:
+        conn.close()
+    return sum(
+        1
+        for key, seen in states.items()
+        if "running" in seen and "running_ended" not in seen and key not in internal
+    )
+
+
+def kernel_running_beyond_workers(db: Path) -> Path:
+    """A live run on 2 workers whose state table says `running` of seven tasks: two started
+    on a worker and not ended there (the only busy workers), two ended on their worker while
+    the kernel has not yet taken their results, two launched that no worker has picked up, and
+    a join app the kernel itself runs."""
+    create_database(
+        db,
+        [
+            SyntheticRun(
+                "live", tasks=40, workers=2, status="running", seed=7, heartbeat_interval=1200.0
+            )
+        ],
+    )
+    conn = sqlite3.connect(db)
+    pending = [
+        t
+        for (t,) in conn.execute(
+            "SELECT task_id FROM taskscope_task_state WHERE run_id = 'live' AND "
+            "state = 'pending' ORDER BY task_id LIMIT 7"
+        )
+    ]
+    assert len(pending) == 7
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    moments = {
+        k: now - timedelta(seconds=s)
+        for k, s in (("launched", 3.0), ("running", 2.0), ("running_ended", 1.0))
+    }
+    shapes = [("running",)] * 2 + [("running", "running_ended")] * 2 + [()] * 2
+    for task_id, worker_states in zip(pending, shapes + [("running",)], strict=True):
+        executor = "_taskscope_internal" if task_id == pending[-1] else "htex"
+        conn.execute(
+            "INSERT INTO try (try_id, task_id, run_id, task_executor, task_try_time_launched) "
+            "VALUES (0, ?, 'live', ?, ?)",
+            (task_id, executor, f"{moments['launched']:%Y-%m-%d %H:%M:%S.%f}"),
+        )
+        for state in ("launched", *worker_states):
+            conn.execute(
+                "INSERT INTO status (task_id, task_status_name, timestamp, run_id, try_id) "
+                "VALUES (?, ?, ?, 'live', 0)",
+                (task_id, state, f"{moments[state]:%Y-%m-%d %H:%M:%S.%f}"),
+            )
+        if worker_states:
+            epoch = {s: moments[s].replace(tzinfo=timezone.utc).timestamp() for s in worker_states}
+            conn.execute(
+                "INSERT INTO taskscope_try_run VALUES ('live', ?, 0, 'w', 'app', ?, ?)",
+                (task_id, epoch["running"], epoch.get("running_ended")),
+            )
+        conn.execute(
+            "UPDATE taskscope_task_state SET state = 'running', try_id = 0 "
+            "WHERE run_id = 'live' AND task_id = ?",
+            (task_id,),
+        )
+    conn.commit()
+    conn.close()
+    return db
+
+
+@pytest.mark.parametrize("source", ["worker tables", "status history"])
+def test_workers_busy_is_what_runs_on_workers_not_the_kernel_s_running(tmp_path: Path, source: str):
+    db = kernel_running_beyond_workers(tmp_path / "monitoring.db")
+    if source == "status history":
+        db = without_worker_tables(db, tmp_path / "copy.db")
+    families = scrape(db)
+    kernel_running = sum(
+        v for k, v in families["taskscope_tasks"].items() if dict(k)["state"] == "running"
+    )
+    capacity = one(families["taskscope_workers_capacity"], run="live")
+    assert kernel_running == 7 > capacity == 2
+    busy = one(families["taskscope_workers_busy"], run="live")
+    assert busy == tries_on_workers_now(db, "live") == 2 <= capacity
 
 
 def test_finished_runs_report_nothing_in_use(taskscope_db: Path):
