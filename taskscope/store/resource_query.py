@@ -308,10 +308,10 @@ def run_usage(
         flight_sql = (
             f"SELECT {rel.format(col='task_try_time_launched')} AS s, "
             f"{rel.format(col='COALESCE(task_try_time_returned, :ended)')} AS e, 1.0 AS w1, "
-            "0.0 AS w2 FROM try WHERE run_id = :run AND task_try_time_launched IS NOT NULL "
+            f"0.0 AS w2 FROM {_sampled_rows(conn, 'try', 'y', run_id, flight_stride, params)} "
+            "AND task_try_time_launched IS NOT NULL "
             # Join apps wait on the kernel's internal thread pool, not on a worker.
-            f"AND task_executor NOT IN {INTERNAL_EXECUTORS} "
-            f"AND {in_sample('task_id', flight_stride)}"
+            f"AND task_executor NOT IN {INTERNAL_EXECUTORS}"
         )
         if kept is not None:
             in_flight = kept
@@ -364,9 +364,9 @@ def run_usage(
 
 def _try_rows_estimate(conn: sqlite3.Connection, run_id: str) -> int:
     """About how many tries the run has, without counting them all: the run's task count
-    (an index count, or the writer's rollup) is close, since most tasks have one try."""
-    count: int = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
-    return count
+    (the writer's per-app totals, or an index count) is close, since most tasks have one
+    try."""
+    return sum(_app_sizes(conn, run_id).values())
 
 
 def _box_stats(

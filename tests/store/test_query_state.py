@@ -230,6 +230,11 @@ def test_sample_probed_through_the_index_is_the_sample_scanned(
     db = create_database(
         tmp_path / "m.db", [SyntheticRun("r", tasks=600, workers=8, samples_per_try=3, seed=5)]
     )
+    raw = sqlite3.connect(db)
+    for flow in ("taskscope_state_flow", "taskscope_state_flow_minute"):
+        raw.execute(f"DROP TABLE {flow}")  # in flight is then read from a sample of tries
+    raw.commit()
+    raw.close()
     monkeypatch.setattr(resource_query, "USAGE_SAMPLE_ROWS", 300)
     monkeypatch.setattr(resource_query, "DIST_SAMPLE_TASKS", 60)
     monkeypatch.setattr(resource_query, "SMALL_APP_TASKS", 0)
@@ -237,13 +242,14 @@ def test_sample_probed_through_the_index_is_the_sample_scanned(
     def figures() -> tuple[object, object]:
         conn = open_readonly(db)
         try:
-            usage = query.run_usage(conn, "r", buckets=20, parts=("samples",))
+            usage = query.run_usage(conn, "r", buckets=20)
             return usage, query.app_distributions(conn, "r")
         finally:
             conn.close()
 
     probed_usage, probed_dists = figures()
     assert probed_usage is not None and probed_usage.sample_fraction < 1
+    assert probed_usage.in_flight_fraction < 1 and sum(probed_usage.in_flight) > 0
     assert probed_dists and all(d.sample_fraction < 1 for d in probed_dists)
     raw = sqlite3.connect(db)
     raw.execute("DROP INDEX ix_resource_run_task")

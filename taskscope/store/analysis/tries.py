@@ -11,6 +11,9 @@ from taskscope.store.timestamps import seconds_between_sql
 
 RUN_S = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
 INTERNAL_EXECUTORS = ("_taskscope_internal", "_parsl_internal")
+# ctx.shared key: (task_id, try_id, run_s) of every try not on an internal executor, in
+# table order, as the critical path's floor reads them (run_s None without both moments).
+TRY_RUN_TIMES = "try_run_times"
 
 
 @dataclass(frozen=True)
