@@ -31,37 +31,12 @@ def _check_usage_tracking(level: Any) -> int | bool:
     return level
 
 
-def _check_initialize_logging(value: Any) -> Any:
-    from taskscope.logconfigs.base import LogConfig
-
-    if not isinstance(value, (bool, LogConfig)):
-        raise TypeError(
-            "Config(initialize_logging=...) must be True, False or a LogConfig such as "
-            f"FileLogging(), got {type(value).__name__}"
-        )
+def _check_instance(option: str, value: Any, kinds: tuple[type, ...], wanted: str) -> Any:
+    """`value` unchanged if it is one of `kinds`; otherwise a TypeError that says what
+    ``Config(option=...)`` takes (`wanted`) and what it was given."""
+    if not isinstance(value, kinds):
+        raise TypeError(f"Config({option}=...) must be {wanted}, got {type(value).__name__}")
     return value
-
-
-def _check_memoizer(memoizer: Any) -> Any:
-    from taskscope.dataflow.memoization import Memoizer
-
-    if memoizer is not None and not isinstance(memoizer, Memoizer):
-        raise TypeError(
-            "Config(memoizer=...) must be a Memoizer such as BasicMemoizer(), "
-            f"got {type(memoizer).__name__}"
-        )
-    return memoizer
-
-
-def _check_resolver(resolver: Any) -> Any:
-    from taskscope.dataflow.dependency_resolvers import DependencyResolver
-
-    if resolver is not None and not isinstance(resolver, DependencyResolver):
-        raise TypeError(
-            "Config(dependency_resolver=...) must be a DependencyResolver such as "
-            f"DEEP_DEPENDENCY_RESOLVER, got {type(resolver).__name__}"
-        )
-    return resolver
 
 
 class Config:
@@ -97,6 +72,12 @@ class Config:
         memoizer: Any = None,
         dependency_resolver: Any = None,
     ):
+        # Imported when a Config is made, not with this module: importing taskscope.config
+        # loads none of the kernel.
+        from taskscope.dataflow.dependency_resolvers import DependencyResolver
+        from taskscope.dataflow.memoization import Memoizer
+        from taskscope.logconfigs.base import LogConfig
+
         if executors is None:
             from taskscope.executors.threads import ThreadPoolExecutor
 
@@ -157,7 +138,12 @@ class Config:
         self.internal_tasks_max_threads = _check_int(
             "internal_tasks_max_threads", internal_tasks_max_threads, minimum=1
         )
-        self.initialize_logging = _check_initialize_logging(initialize_logging)
+        self.initialize_logging = _check_instance(
+            "initialize_logging",
+            initialize_logging,
+            (bool, LogConfig),
+            "True, False or a LogConfig such as FileLogging()",
+        )
         self.usage_tracking = _check_usage_tracking(usage_tracking)
         if not isinstance(exit_mode, str) or exit_mode not in ("cleanup", "skip", "wait"):
             # TypeError, as Parsl's type check of the Literal raises.
@@ -168,12 +154,12 @@ class Config:
         if std_autopath is not None and not callable(std_autopath):
             raise TypeError("Config(std_autopath=...) must be callable(task_record, 'stdout')")
         self.std_autopath = std_autopath
-        if project_name is not None and not isinstance(project_name, str):
-            raise TypeError(
-                f"Config(project_name=...) must be a str, got {type(project_name).__name__}"
-            )
-        self.project_name = project_name
-        memoizer = _check_memoizer(memoizer)
+        self.project_name = _check_instance(
+            "project_name", project_name, (str, type(None)), "a str"
+        )
+        memoizer = _check_instance(
+            "memoizer", memoizer, (Memoizer, type(None)), "a Memoizer such as BasicMemoizer()"
+        )
         if checkpoint_mode is not None or checkpoint_files is not None:
             # Parsl's older Config options, now BasicMemoizer's: build one from them.
             if memoizer is not None:
@@ -190,7 +176,12 @@ class Config:
                 memoize=app_cache,
             )
         self.memoizer = memoizer
-        self.dependency_resolver = _check_resolver(dependency_resolver)
+        self.dependency_resolver = _check_instance(
+            "dependency_resolver",
+            dependency_resolver,
+            (DependencyResolver, type(None)),
+            "a DependencyResolver such as DEEP_DEPENDENCY_RESOLVER",
+        )
 
     @property
     def executor_labels(self) -> list[str]:

@@ -60,9 +60,10 @@ logger = logging.getLogger(__name__)
 POLL_MS = 50
 # Refuse absurd frames before they are read into memory (a batch is a few KB).
 MAX_FRAME_BYTES = 64 * 1024 * 1024
-# How long close() keeps listening for stragglers once no frame arrives.
+# How long close() keeps listening for stragglers once no frame arrives. There is no cap
+# while genuine frames keep arriving: a writer behind on reading its socket (a restarted one
+# taking the workers' resent frames, on a loaded machine) reads until its peers go quiet.
 FINAL_QUIET_S = 0.03
-FINAL_MAX_S = 0.3
 # Draining at most this many frames per pass keeps the loop responsive under a flood.
 MAX_FRAMES_PER_PASS = 2000
 # While another connection holds the database's lock, try again this often.
@@ -327,14 +328,15 @@ class HubService:
         """Take the frames still arriving: a worker's last batch may trail the owner's close."""
         # A restarted writer also waits for the workers to reconnect (ZeroMQ retries every
         # 100 ms) and send what they queued while no writer listened.
+        # Only genuine frames count as arriving (_drain counts what it spooled), so a flood
+        # of junk cannot hold the close open.
         grace_end = self._started + self.reconnect_grace_s
-        deadline = max(time.monotonic() + FINAL_MAX_S, grace_end + FINAL_MAX_S)
         quiet_since = time.monotonic()
         while True:
             now = time.monotonic()
             if self._drain():
                 quiet_since = now
-            elif (now - quiet_since >= FINAL_QUIET_S and now >= grace_end) or now >= deadline:
+            elif now - quiet_since >= FINAL_QUIET_S and now >= grace_end:
                 return
             else:
                 poller.poll(5)

@@ -5,9 +5,10 @@ Task counts by app and state come from the writer's state table
 read only the samples of the last `USAGE_WINDOW_S` seconds: bounded reads whatever the run's
 size. Workers busy is the dashboard's rule (`worker_query.busy_now`: tries started and not
 ended on their workers), never the kernel's task states, which can say `running` of more tasks
-than there are workers; it reads the run's rows of the per-try table (or its status history
-in a database without one). A finished run's figures never change, so the dashboard caches
-them until the database changes; a live run is read on every scrape.
+than there are workers; it reads the open tries through the per-try table's partial index
+(``ix_try_run_open``), or the status history in a database without the table. A finished
+run's figures never change, so the dashboard caches them until the database changes; a live
+run is read on every scrape.
 """
 
 from __future__ import annotations

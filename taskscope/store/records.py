@@ -215,6 +215,8 @@ class UsageSeries:
     memory_bytes: list[float]
     workers_busy: list[float]
     capacity: Capacity
+    # the run's resource rows: counted, or above resource_query.EXACT_COUNT_ROWS estimated
+    # from a hashed sample of about PILOT_TASKS tasks (it sets the sample's stride)
     sample_count: int
     # CPU and memory come from this fraction of the tasks (hashed sample), scaled up; 1.0 =
     # every resource row was used.

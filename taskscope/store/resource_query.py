@@ -28,9 +28,10 @@ from taskscope.store.records import (
     ResourceSampleRow,
     UsageSeries,
 )
-from taskscope.store.sampling import in_sample, sample_stride
+from taskscope.store.sampling import in_sample, sample_stride, sampled_ids
 from taskscope.store.timeline_query import kernel_in_flight
 from taskscope.store.timestamps import format_timestamp, parse_timestamp, seconds_between_sql
+from taskscope.store.totals_query import app_totals
 from taskscope.store.worker_query import busy_series
 
 DEFAULT_BUCKETS = 200
@@ -42,6 +43,89 @@ USAGE_SAMPLE_ROWS = 40_000
 DIST_SAMPLE_TASKS = 8_000
 
 _CPU = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_system, 0))"
+# taskscope's indexes that lead with (run_id, task_id): with them a sample's tasks are probed
+# one by one; without them (Parsl's databases) the sample test runs over every row instead.
+_RUN_TASK_INDEX = {"resource": "ix_resource_run_task", "try": "ix_try_run_task"}
+# Ids far sparser than the rows (say ids up to 10^15) would list more ids than there are
+# rows: the sample test on every row is then the cheaper read.
+MAX_LISTED_IDS = 100_000
+
+
+def _indexed_id_range(conn: sqlite3.Connection, table: str, run_id: str) -> range | None:
+    """The run's first to last task id in `table`, where taskscope's (run_id, task_id) index
+    on it gives them in two probes and lets SQLite probe it once per listed id; None
+    without that index (or with ids a sample cannot list)."""
+    index = _RUN_TASK_INDEX[table]
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (index,)
+    ).fetchone():
+        return None
+    first, last = (
+        conn.execute(f"SELECT {f}(task_id) FROM {table} WHERE run_id = ?", (run_id,)).fetchone()[0]
+        for f in ("MIN", "MAX")
+    )
+    if first is None:
+        return range(0)
+    if not isinstance(first, int) or not isinstance(last, int) or first < 0:
+        return None
+    return range(first, last + 1)
+
+
+def _listed(ids: range, stride: int) -> str:
+    """The sample of `ids` as a JSON list, listed in Python (`sampled_ids`) rather than by
+    SQLite hashing a million ids."""
+    if not ids:
+        return "[]"
+    return "[" + ",".join(map(str, sampled_ids(ids.start, ids.stop - 1, stride))) + "]"
+
+
+def _sampled_rows(
+    conn: sqlite3.Connection,
+    table: str,
+    alias: str,
+    run_id: str,
+    stride: int,
+    params: dict[str, Any],
+) -> str:
+    """FROM ... WHERE SQL for the rows of `table` (as `alias`) of the run's sampled tasks:
+    index probes for a listed sample where possible, else the sample test on every row (the
+    same rows either way)."""
+    keep = f"{table} {alias} WHERE {alias}.run_id = :run"
+    if stride <= 1:
+        return keep
+    ids = _indexed_id_range(conn, table, run_id)
+    if ids is None or len(ids) // stride > MAX_LISTED_IDS:
+        return f"{keep} AND {in_sample(f'{alias}.task_id', stride)}"
+    name = f"ids_{table}"
+    params[name] = _listed(ids, stride)
+    return (
+        f"json_each(:{name}) AS j_{table} CROSS JOIN {table} {alias} "
+        f"WHERE {alias}.run_id = :run AND {alias}.task_id = j_{table}.value"
+    )
+
+
+PILOT_TASKS = 1_000  # tasks whose samples are counted to estimate a big run's total
+EXACT_COUNT_ROWS = 200_000  # runs of about this many samples or fewer are counted exactly
+
+
+def _resource_rows(conn: sqlite3.Connection, run_id: str) -> int:
+    """How many resource rows the run has: counted, or on a run estimated to hold more than
+    EXACT_COUNT_ROWS (where counting means reading millions of index entries), estimated
+    from a hashed sample of about PILOT_TASKS tasks scaled up. It only sets the stride of
+    the usage sample and says whether there are samples at all."""
+    if not has_resource_samples(conn, run_id):
+        return 0
+    ids = _indexed_id_range(conn, "resource", run_id)
+    pilot_stride = sample_stride(len(ids), PILOT_TASKS) if ids is not None else 1
+    if ids is not None and pilot_stride > 1:
+        (pilot,) = conn.execute(
+            "SELECT COUNT(*) FROM json_each(?) AS j CROSS JOIN resource r "
+            "WHERE r.run_id = ? AND r.task_id = j.value",
+            (_listed(ids, pilot_stride), run_id),
+        ).fetchone()
+        if pilot * pilot_stride > EXACT_COUNT_ROWS:
+            return int(pilot * pilot_stride)
+    return resource_sample_count(conn, run_id)
 
 
 def resource_series(
@@ -224,17 +308,17 @@ def run_usage(
         flight_sql = (
             f"SELECT {rel.format(col='task_try_time_launched')} AS s, "
             f"{rel.format(col='COALESCE(task_try_time_returned, :ended)')} AS e, 1.0 AS w1, "
-            "0.0 AS w2 FROM try WHERE run_id = :run AND task_try_time_launched IS NOT NULL "
+            f"0.0 AS w2 FROM {_sampled_rows(conn, 'try', 'y', run_id, flight_stride, params)} "
+            "AND task_try_time_launched IS NOT NULL "
             # Join apps wait on the kernel's internal thread pool, not on a worker.
-            f"AND task_executor NOT IN {INTERNAL_EXECUTORS} "
-            f"AND {in_sample('task_id', flight_stride)}"
+            f"AND task_executor NOT IN {INTERNAL_EXECUTORS}"
         )
         if kept is not None:
             in_flight = kept
         else:
             in_flight, _ = _bucket_sums(conn, flight_sql, params, buckets, width)
             in_flight = [v * flight_stride for v in in_flight]
-    samples = resource_sample_count(conn, run_id) if "samples" in parts else 0
+    samples = _resource_rows(conn, run_id) if "samples" in parts else 0
     stride = sample_stride(samples, USAGE_SAMPLE_ROWS)
     if samples and "samples" in parts:
         # taskscope reports CPU time since the try started; Parsl reports the worker
@@ -247,8 +331,8 @@ def run_usage(
                    LAG(cpu, 1, {first_cpu}) OVER w AS prev_cpu, task_id, try_id
             FROM (SELECT {rel.format(col="timestamp")} AS e,
                          COALESCE(psutil_process_memory_resident, 0) AS rss, {_CPU} AS cpu,
-                         task_id, try_id FROM resource WHERE run_id = :run
-                         AND {in_sample("task_id", stride)} LIMIT -1)
+                         r.task_id AS task_id, r.try_id AS try_id
+                  FROM {_sampled_rows(conn, "resource", "r", run_id, stride, params)} LIMIT -1)
             WINDOW w AS (PARTITION BY task_id, try_id ORDER BY e)"""
         # A try's first sample covers the time since the try started running.
         try_running = (
@@ -280,9 +364,9 @@ def run_usage(
 
 def _try_rows_estimate(conn: sqlite3.Connection, run_id: str) -> int:
     """About how many tries the run has, without counting them all: the run's task count
-    (an index count, or the writer's rollup) is close, since most tasks have one try."""
-    count: int = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
-    return count
+    (the writer's per-app totals, or an index count) is close, since most tasks have one
+    try."""
+    return sum(_app_sizes(conn, run_id).values())
 
 
 def _box_stats(
@@ -308,31 +392,45 @@ def _box_stats(
 SMALL_APP_TASKS = 2_000  # apps this small are always measured exactly
 
 
-def _distribution_values(info: DatabaseInfo, keep: str, per_try_cpu: bool) -> str:
-    """(kind, app, v) rows: each kept task's run time, peak memory and CPU time. `keep` is
-    SQL over a column named `task_id` choosing the tasks; `per_try_cpu` says the run's CPU
-    figures start at zero with each try (taskscope) rather than at the worker's total (Parsl)."""
+def _distribution_values(
+    info: DatabaseInfo, try_rows: str, resource_rows: str | None, per_try_cpu: bool
+) -> str:
+    """(kind, app, v) rows: each kept task's run time, peak memory and CPU time.
+    `try_rows` and `resource_rows` are FROM ... WHERE SQL choosing the kept tasks' rows of
+    try (as y) and resource (as r); `per_try_cpu` says the run's CPU figures start at zero
+    with each try (taskscope) rather than at the worker's total (Parsl)."""
     run_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
     values = (
         f"SELECT 'duration' AS kind, t.task_func_name AS app, p.v FROM (SELECT y.task_id, "
-        f"SUM({run_s}) AS v FROM try y WHERE y.run_id = :run "
-        f"AND {keep.format(task_id='y.task_id')} GROUP BY y.task_id) p "
+        f"SUM({run_s}) AS v FROM {try_rows} GROUP BY y.task_id) p "
         "JOIN task t ON t.run_id = :run AND t.task_id = p.task_id"
     )
-    if not info.has("resource"):
+    if resource_rows is None or not info.has("resource"):
         return values
-    floor = "0" if per_try_cpu else f"MIN({_CPU})"
+    cpu = _CPU.replace("psutil_", "r.psutil_")
+    floor = "0" if per_try_cpu else f"MIN({cpu})"
     per_task = (
-        "SELECT task_id, MAX(peak) AS peak, SUM(cpu) AS cpu FROM (SELECT task_id, "
-        f"MAX(psutil_process_memory_resident) AS peak, MAX({_CPU}) - {floor} AS cpu "
-        f"FROM resource WHERE run_id = :run AND {keep.format(task_id='task_id')} "
-        "GROUP BY task_id, try_id) GROUP BY task_id"
+        "SELECT task_id, MAX(peak) AS peak, SUM(cpu) AS cpu FROM (SELECT r.task_id AS task_id, "
+        f"MAX(r.psutil_process_memory_resident) AS peak, MAX({cpu}) - {floor} AS cpu "
+        f"FROM {resource_rows} GROUP BY r.task_id, r.try_id) GROUP BY task_id"
     )
     return (
         f"WITH p AS MATERIALIZED (SELECT t.task_func_name AS app, p.peak, p.cpu "
         f"FROM ({per_task}) p JOIN task t ON t.run_id = :run AND t.task_id = p.task_id) "
         f"{values} UNION ALL SELECT 'peak', app, peak FROM p "
         "UNION ALL SELECT 'cpu', app, cpu FROM p"
+    )
+
+
+def _app_sizes(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
+    """app -> tasks: from the writer's per-run totals when kept, else a pass over the index."""
+    totals = app_totals(conn, run_id)
+    if totals is not None:
+        return {app: by_state.get("pending", 0) for app, by_state in totals.items()}
+    return dict(
+        conn.execute(
+            "SELECT task_func_name, COUNT(*) FROM task WHERE run_id = ? GROUP BY 1", (run_id,)
+        ).fetchall()
     )
 
 
@@ -345,27 +443,34 @@ def app_distributions(conn: sqlite3.Connection, run_id: str) -> list[AppDistribu
     info = describe_database(conn)
     if not (info.has("task") and info.has("try")):
         return []
-    sizes = dict(
-        conn.execute(
-            "SELECT task_func_name, COUNT(*) FROM task WHERE run_id = ? GROUP BY 1", (run_id,)
-        ).fetchall()
-    )
+    sizes = _app_sizes(conn, run_id)
     stride = sample_stride(sum(sizes.values()), DIST_SAMPLE_TASKS)
     params: dict[str, Any] = {"run": run_id}
     per_try = written_by_taskscope(conn, info, run_id)
-    stats = _box_stats(
-        conn, _distribution_values(info, in_sample("{task_id}", stride), per_try), params
+    sampled = _distribution_values(
+        info,
+        _sampled_rows(conn, "try", "y", run_id, stride, params),
+        _sampled_rows(conn, "resource", "r", run_id, stride, params)
+        if info.has("resource")
+        else None,
+        per_try,
     )
+    stats = _box_stats(conn, sampled, params)
     small = sorted(name for name, n in sizes.items() if n <= SMALL_APP_TASKS)
     if stride > 1 and small:
         marks = ",".join(f":a{i}" for i in range(len(small)))
         of_small_apps = (
-            "{task_id} IN (SELECT task_id FROM task WHERE run_id = :run "
-            f"AND task_func_name IN ({marks}))"
+            " WHERE {a}.run_id = :run AND {a}.task_id IN (SELECT task_id FROM task "
+            f"WHERE run_id = :run AND task_func_name IN ({marks}))"
         )
         exact = _box_stats(
             conn,
-            _distribution_values(info, of_small_apps, per_try),
+            _distribution_values(
+                info,
+                "try y" + of_small_apps.format(a="y"),
+                "resource r" + of_small_apps.format(a="r"),
+                per_try,
+            ),
             {**params, **{f"a{i}": name for i, name in enumerate(small)}},
         )
         stats = {key: box for key, box in stats.items() if key[1] not in small} | exact

@@ -190,6 +190,9 @@ CREATE TABLE IF NOT EXISTS taskscope_try_run (
 	PRIMARY KEY (run_id, task_id, try_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_try_run_time ON taskscope_try_run (run_id, time_running);
+-- The tries not yet ended on their workers: workers busy now (/metrics, worker_query.busy_now)
+-- is a read of these few rows, not of every try of the run.
+CREATE INDEX IF NOT EXISTS ix_try_run_open ON taskscope_try_run (run_id) WHERE time_ended IS NULL;
 -- Worker seconds busy per (1 s bucket of epoch time, worker, app), from the ended tries,
 -- kept by the writer so that workers busy, per-app run time and the task stream of a run
 -- of any size are a read of a few thousand rows.

@@ -4,12 +4,15 @@ Messages from different processes arrive in any order (a worker's ``running`` ca
 kernel's ``launched``); every statement here is an upsert or an insert-if-absent so that the
 order of arrival never loses or overwrites information:
 
-- a try row is created by whichever message about it comes first; later partial TryInfo and
-  TryRun messages fill in the columns they know (``COALESCE``). ``task_executor`` is NOT NULL, so a
-  worker message that arrives first stores ``''`` until the kernel's message names it.
-- the kernel's ``time_returned`` wins over the worker's (the worker's arrives as a fallback).
+- a task or try row is created by whichever message about it comes first; later partial
+  messages fill in the columns they know. Which message wins for each column is stated once,
+  in ``write_batch.TASK_TABLE`` and ``TRY_TABLE`` (the kernel's ``time_returned`` wins over the
+  worker's, for one), and the same rules fold a batch's messages and make the upserts.
 - ``status`` rows are inserted-if-absent: an identical transition sent twice is one row; two
   different tries hitting the same task/state/microsecond are separated by one microsecond.
+
+Each message type has its handler (``write_batch.HANDLERS``), which gathers rows into the
+batch's ``WriteBatch``; ``write`` then stages them, one statement per table.
 
 Completed and failed counts are kept by the writer from the final states it sees and written
 to ``workflow`` on every commit, so a reader sees them current during the run.
@@ -22,26 +25,14 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from taskscope.store.app_edges import INSERT_DEPENDENT, UPSERT_APP_EDGE, AppEdgeBatch, TaskApps
-from taskscope.store.messages import (
-    BlockInfo,
-    Message,
-    NodeInfo,
-    ResourceSample,
-    TaskInfo,
-    TaskStatus,
-    TryFailure,
-    TryInfo,
-    TryRun,
-    WorkflowEnd,
-    WorkflowStart,
-)
+from taskscope.store.app_edges import AppEdgeBatch, TaskApps
+from taskscope.store.messages import Message, TryRun, WorkflowEnd, WorkflowStart
 from taskscope.store.state_flow import SeenTransitions, StateFlowBatch
-from taskscope.store.states import FINAL_STATES
 from taskscope.store.states import PARSL_COMPLETED_COUNT_STATES as COMPLETED_STATES
 from taskscope.store.states import PARSL_FAILED_COUNT_STATES as FAILED_STATES
 from taskscope.store.timefmt import utc_text
 from taskscope.store.worker_rollup import UPSERT_LAUNCH_DIR, EndedTries, WorkerRollupBatch
+from taskscope.store.write_batch import HANDLERS, WriteBatch
 
 # Batches a worker's report waits for its task's row before its app is counted as unknown.
 WAIT_FOR_TASK_BATCHES = 50
@@ -55,206 +46,6 @@ _INSERT_RUN = """
 INSERT OR IGNORE INTO taskscope_run (run_id, status, last_heartbeat, heartbeat_interval,
     executors, pid, python_version, taskscope_version, messages_dropped)
 VALUES (?, 'running', ?, ?, ?, ?, ?, ?, 0)"""
-
-_UPSERT_TASK = """
-INSERT INTO task (task_id, run_id, task_depends, task_func_name, task_memoize, task_hashsum,
-    task_inputs, task_outputs, task_stdin, task_stdout, task_stderr, task_time_invoked,
-    task_time_returned, task_fail_count, task_fail_cost)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (task_id, run_id) DO UPDATE SET
-    task_depends = COALESCE(task.task_depends, excluded.task_depends),
-    task_hashsum = COALESCE(excluded.task_hashsum, task.task_hashsum),
-    task_inputs = COALESCE(excluded.task_inputs, task.task_inputs),
-    task_outputs = COALESCE(excluded.task_outputs, task.task_outputs),
-    task_stdin = COALESCE(excluded.task_stdin, task.task_stdin),
-    task_stdout = COALESCE(excluded.task_stdout, task.task_stdout),
-    task_stderr = COALESCE(excluded.task_stderr, task.task_stderr),
-    task_time_invoked = COALESCE(task.task_time_invoked, excluded.task_time_invoked),
-    task_time_returned = COALESCE(excluded.task_time_returned, task.task_time_returned),
-    task_fail_count = MAX(task.task_fail_count, excluded.task_fail_count),
-    task_fail_cost = MAX(task.task_fail_cost, excluded.task_fail_cost)"""
-
-# Every update of a try, merged per batch: ?9 is the kernel's return time (it wins over what is
-# stored), ?10 the worker's (kept only when nothing else is known).
-_UPSERT_TRY = """
-INSERT INTO try (try_id, task_id, run_id, block_id, hostname, task_executor,
-    task_try_time_launched, task_try_time_running, task_try_time_returned,
-    task_fail_history, task_joins)
-VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, ''), ?7, ?8, COALESCE(?9, ?10), ?11, ?12)
-ON CONFLICT (try_id, task_id, run_id) DO UPDATE SET
-    block_id = COALESCE(?4, try.block_id),
-    hostname = COALESCE(?5, try.hostname),
-    task_executor = COALESCE(NULLIF(?6, ''), try.task_executor),
-    task_try_time_launched = COALESCE(try.task_try_time_launched, ?7),
-    task_try_time_running = COALESCE(try.task_try_time_running, ?8),
-    task_try_time_returned = COALESCE(?9, try.task_try_time_returned, ?10),
-    task_fail_history = COALESCE(?11, try.task_fail_history),
-    task_joins = COALESCE(?12, try.task_joins)"""
-
-_INSERT_STATUS = """
-INSERT OR IGNORE INTO status (task_id, task_status_name, timestamp, run_id, try_id)
-VALUES (?, ?, ?, ?, ?)"""
-
-# Only a newer transition replaces a task's state: batches may arrive out of order.
-_UPSERT_TASK_STATE = """
-INSERT INTO taskscope_task_state (run_id, task_id, try_id, state, timestamp)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (run_id, task_id) DO UPDATE SET
-    try_id = excluded.try_id, state = excluded.state, timestamp = excluded.timestamp
-WHERE excluded.timestamp >= taskscope_task_state.timestamp"""
-
-_INSERT_FAILURE = """
-INSERT OR REPLACE INTO taskscope_try_failure (run_id, task_id, try_id, exception_type,
-    message, traceback, exit_code)
-VALUES (?, ?, ?, ?, ?, ?, ?)"""
-
-_INSERT_RESOURCE = """
-INSERT OR IGNORE INTO resource (try_id, task_id, run_id, timestamp,
-    resource_monitoring_interval, psutil_process_pid, psutil_process_memory_percent,
-    psutil_process_children_count, psutil_process_time_user, psutil_process_time_system,
-    psutil_process_memory_virtual, psutil_process_memory_resident, psutil_process_disk_read,
-    psutil_process_disk_write, psutil_process_status, psutil_cpu_num,
-    psutil_process_num_ctx_switches_voluntary, psutil_process_num_ctx_switches_involuntary)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-
-_INSERT_NODE = """
-INSERT INTO node (run_id, hostname, uid, block_id, cpu_count, total_memory, active,
-    worker_count, python_v, timestamp, last_heartbeat)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-
-_INSERT_BLOCK = """
-INSERT OR IGNORE INTO block (run_id, executor_label, block_id, job_id, timestamp, status)
-VALUES (?, ?, ?, ?, ?, ?)"""
-
-
-def _joined(ids: list[int] | None) -> str | None:
-    return None if ids is None else ",".join(str(i) for i in ids)
-
-
-class _TryUpdate:
-    """Everything one batch says about one try, merged with the upsert's own rules."""
-
-    __slots__ = (
-        "block_id",
-        "executor",
-        "fail_history",
-        "hostname",
-        "joins",
-        "key",
-        "launched",
-        "returned_kernel",
-        "returned_worker",
-        "running",
-    )
-
-    def __init__(self, key: tuple[int, int, str]) -> None:
-        self.key = key
-        self.executor: str | None = None
-        self.hostname: str | None = None
-        self.block_id: str | None = None
-        self.launched: float | None = None
-        self.running: float | None = None
-        self.returned_kernel: float | None = None
-        self.returned_worker: float | None = None
-        self.fail_history: str | None = None
-        self.joins: str | None = None
-
-    def from_kernel(self, m: TryInfo) -> None:
-        if m.executor:
-            self.executor = m.executor
-        if m.block_id is not None:
-            self.block_id = m.block_id
-        if self.launched is None:
-            self.launched = m.time_launched
-        if m.time_running is not None and self.running is None:
-            self.running = m.time_running
-        if m.time_returned is not None:
-            self.returned_kernel = m.time_returned
-        if m.fail_history is not None:
-            self.fail_history = m.fail_history
-        if m.joins is not None:
-            self.joins = m.joins
-
-    def from_worker(
-        self, hostname: str, block_id: str | None, running: float | None, ended: float | None
-    ) -> None:
-        self.hostname = hostname
-        if block_id is not None:
-            self.block_id = block_id
-        if self.running is None:
-            self.running = running
-        if self.returned_worker is None:
-            self.returned_worker = ended
-
-    def row(self) -> tuple[Any, ...]:
-        try_id, task_id, run_id = self.key
-        return (
-            try_id,
-            task_id,
-            run_id,
-            self.block_id,
-            self.hostname,
-            self.executor,
-            None if self.launched is None else utc_text(self.launched),
-            None if self.running is None else utc_text(self.running),
-            None if self.returned_kernel is None else utc_text(self.returned_kernel),
-            None if self.returned_worker is None else utc_text(self.returned_worker),
-            self.fail_history,
-            self.joins,
-        )
-
-
-def _task_row(m: TaskInfo) -> list[Any]:
-    return [
-        m.task_id,
-        m.run_id,
-        _joined(m.depends),
-        m.func_name,
-        "1" if m.memoize else "0",
-        m.hashsum,
-        m.inputs,
-        m.outputs,
-        m.stdin,
-        m.stdout,
-        m.stderr,
-        utc_text(m.time_invoked),
-        None if m.time_returned is None else utc_text(m.time_returned),
-        m.fail_count,
-        m.fail_cost,
-    ]
-
-
-def _merge_task_row(earlier: list[Any], later: list[Any]) -> list[Any]:
-    """``later`` applied after ``earlier`` (the same task), with the upsert's own rules."""
-    merged = [x if x is not None else y for x, y in zip(later, earlier, strict=True)]
-    merged[2] = earlier[2] if earlier[2] is not None else later[2]  # depends: first known
-    merged[11] = earlier[11]  # invoked: first
-    merged[13] = max(earlier[13], later[13])
-    merged[14] = max(earlier[14], later[14])
-    return merged
-
-
-def _resource_row(m: ResourceSample) -> tuple[Any, ...]:
-    return (
-        m.try_id,
-        m.task_id,
-        m.run_id,
-        utc_text(m.timestamp),
-        m.interval,
-        m.pid,
-        m.memory_percent,
-        m.children_count,
-        m.time_user,
-        m.time_system,
-        m.memory_virtual,
-        m.memory_resident,
-        m.disk_read,
-        m.disk_write,
-        m.status,
-        m.cpu_num,
-        m.ctx_switches_voluntary,
-        m.ctx_switches_involuntary,
-    )
 
 
 class DatabaseWriter:
@@ -304,199 +95,43 @@ class DatabaseWriter:
         """
         if not messages:
             return
-        starts, ends = [], []
-        tasks: dict[tuple[Any, ...], list[Any]] = {}
-        tries: dict[tuple[Any, ...], _TryUpdate] = {}
-        failures, resources, nodes, blocks = [], [], [], []
-        statuses: list[tuple[Any, ...]] = []
-        # Status rows are keyed by their timestamp's text, to the microsecond: collisions are
-        # resolved in integer microseconds (two floats within one microsecond are one key).
-        status_keys: set[tuple[Any, ...]] = set()  # (task_id, run_id, state, micros) taken
-        next_free: dict[tuple[Any, ...], int] = {}  # first micros to try for a taken key
-        placed: set[tuple[Any, ...]] = set()  # (task_id, run_id, state, micros sent, try_id)
-        finals: list[tuple[str, str]] = []  # counted only once the batch is written
-        # (run_id, task_id) -> its taskscope_task_state row
-        latest_states: dict[tuple[str, int], tuple[str, int, int, str, str]] = {}
-        edges = AppEdgeBatch(self._task_apps, self._joins_counted, self.conn)
-        new_block_stamps: dict[tuple[str, str, str], dict[int, str]] = {}
-        # Worker times, rolled up after the loop (when every app of the batch is known).
-        rollup = WorkerRollupBatch(
-            self.conn, self._task_apps, self._ended_tries, self._internal_tasks
+        batch = WriteBatch(
+            AppEdgeBatch(self._task_apps, self._joins_counted, self.conn),
+            WorkerRollupBatch(self.conn, self._task_apps, self._ended_tries, self._internal_tasks),
+            StateFlowBatch(self.conn, self._task_apps, self._seen_transitions),
+            self._block_stamps,
         )
-        flow = StateFlowBatch(self.conn, self._task_apps, self._seen_transitions)
-
-        def block_stamp(m: BlockInfo) -> int:
-            """The row's time in microseconds, moved on past the block's other rows: they
-            are keyed by timestamp (Parsl's primary key), so a second change within one
-            microsecond (submitted and running, seen in one poll) would be ignored. The
-            same change sent twice keeps its time, and is written once."""
-            key = (m.run_id, m.executor_label, m.block_id)
-            kept = self._block_stamps.get(key, {})
-            new = new_block_stamps.setdefault(key, {})
-            micros = int(m.timestamp * 1_000_000 + 0.5)
-            while True:
-                status = new.get(micros) or kept.get(micros)
-                if status is None or status == m.status:
-                    break
-                micros += 1
-            new[micros] = m.status
-            return micros
-
-        def transition(task_id: int, run_id: str, state: str, ts: float, try_id: int) -> None:
-            micros = int(ts * 1_000_000 + 0.5)
-            origin = (task_id, run_id, state, micros)
-            if (*origin, try_id) in placed:  # the same transition sent twice
-                return
-            placed.add((*origin, try_id))
-            # Another try, same microsecond: keep both, one microsecond apart. Starting where
-            # the last collision on this key ended keeps a batch linear in its size.
-            taken = next_free.get(origin, micros)
-            while (task_id, run_id, state, taken) in status_keys:
-                taken += 1
-            status_keys.add((task_id, run_id, state, taken))
-            next_free[origin] = taken + 1
-            if taken != micros:
-                ts = taken / 1_000_000
-            flow.collect(run_id, task_id, try_id, state, ts)
-            text = utc_text(ts)
-            statuses.append((task_id, state, text, run_id, try_id))
-            latest_key = (run_id, task_id)
-            latest = latest_states.get(latest_key)
-            if latest is None or text >= latest[4]:
-                latest_states[latest_key] = (run_id, task_id, try_id, state, text)
-            if state in FINAL_STATES:
-                finals.append((run_id, state))
-
-        def try_update(run_id: str, task_id: int, try_id: int) -> _TryUpdate:
-            key = (try_id, task_id, run_id)
-            update = tries.get(key)
-            if update is None:
-                update = tries[key] = _TryUpdate(key)
-            return update
-
+        handlers = HANDLERS
         for message in messages:
-            kind = type(message)
-            # Dispatched on the exact type (``kind is X``: the cheapest test per message);
-            # mypy cannot narrow through ``kind``, so the branches see ``m`` as Any.
-            m: Any = message
-            if kind is TryInfo:
-                try_update(m.run_id, m.task_id, m.try_id).from_kernel(m)
-                if m.executor:
-                    rollup.note_launch(m)
-                if m.joins:
-                    edges.joins(m)
-                if m.state is not None:
-                    transition(m.task_id, m.run_id, m.state, m.timestamp, m.try_id)
-            elif kind is TryRun:
-                try_update(m.run_id, m.task_id, m.try_id).from_worker(
-                    m.hostname, m.block_id, m.time_running, m.time_ended
-                )
-                transition(m.task_id, m.run_id, "running", m.time_running, m.try_id)
-                if m.time_ended is not None:
-                    transition(m.task_id, m.run_id, "running_ended", m.time_ended, m.try_id)
-                if m.sample is not None:
-                    resources.append(_resource_row(m.sample))
-                rollup.collect(m)
-            elif kind is TaskInfo:
-                key = (m.task_id, m.run_id)
-                row = _task_row(m)
-                earlier = tasks.get(key)
-                tasks[key] = row if earlier is None else _merge_task_row(earlier, row)
-                edges.task(m)
-                if m.state is not None:
-                    transition(m.task_id, m.run_id, m.state, m.timestamp, m.try_id)
-            elif kind is TaskStatus:
-                transition(m.task_id, m.run_id, m.state, m.timestamp, m.try_id)
-            elif kind is ResourceSample:
-                resources.append(_resource_row(m))
-            elif kind is TryFailure:
-                failures.append(
-                    (
-                        m.run_id,
-                        m.task_id,
-                        m.try_id,
-                        m.exception_type,
-                        m.message,
-                        m.traceback,
-                        m.exit_code,
-                    )
-                )
-            elif kind is NodeInfo:
-                t = utc_text(m.timestamp)
-                nodes.append(
-                    (
-                        m.run_id,
-                        m.hostname,
-                        m.uid,
-                        m.block_id,
-                        m.cpu_count,
-                        m.total_memory,
-                        int(m.active),
-                        m.worker_count,
-                        m.python_v,
-                        t,
-                        t,
-                    )
-                )
-            elif kind is BlockInfo:
-                blocks.append(
-                    (
-                        m.run_id,
-                        m.executor_label,
-                        m.block_id,
-                        m.job_id,
-                        utc_text(block_stamp(m) / 1_000_000),
-                        m.status,
-                    )
-                )
-            elif kind is WorkflowStart:
-                starts.append(m)
-            elif kind is WorkflowEnd:
-                ends.append(m)
-            else:
-                raise TypeError(f"not a monitoring message: {m!r}")
+            try:
+                handler = handlers[type(message)]
+            except KeyError:
+                raise TypeError(f"not a monitoring message: {message!r}") from None
+            handler(batch, message)
+        self._write_batch(batch)
+        self.messages_written += len(messages)
 
+    def _write_batch(self, batch: WriteBatch) -> None:
         # Reports about tasks whose row has not arrived wait a few batches for it.
         give_up = self._waited >= WAIT_FOR_TASK_BATCHES
+        edges, rollup, flow = batch.edges, batch.rollup, batch.flow
         rollup.resolve(edges.new_apps, self._waiting_tries, give_up)
         flow.resolve(edges.new_apps, self._waiting_transitions, give_up)
         self.begin()
-        execute = self.conn.executemany
-        for s in starts:
+        for s in batch.starts:
             self._start_run(s)
-        if tasks:
-            execute(_UPSERT_TASK, tasks.values())
-        if tries:
-            execute(_UPSERT_TRY, [u.row() for u in tries.values()])
-        if statuses:
-            execute(_INSERT_STATUS, statuses)
-            execute(_UPSERT_TASK_STATE, latest_states.values())
-        if edges.counts:
-            execute(UPSERT_APP_EDGE, edges.rows())
-        if edges.dependents:
-            execute(INSERT_DEPENDENT, edges.dependents)
-        if failures:
-            execute(_INSERT_FAILURE, failures)
-        if resources:
-            execute(_INSERT_RESOURCE, resources)
-        if nodes:
-            execute(_INSERT_NODE, nodes)
-        if blocks:
-            execute(_INSERT_BLOCK, blocks)
-        rollup.write()
-        flow.write()
-        for run_id, state in finals:
+        batch.write_rows(self.conn)
+        for run_id, state in batch.finals:
             self._count_state(run_id, state)
-        for e in ends:
+        for e in batch.ends:
             self._end_run(e)
         edges.keep()
         rollup.keep()
         flow.keep()
         self._waiting_tries, self._waiting_transitions = rollup.waiting, flow.waiting
         self._waited = self._waited + 1 if rollup.waiting or flow.waiting else 0
-        for block_key, stamps in new_block_stamps.items():
+        for block_key, stamps in batch.new_block_stamps.items():
             self._block_stamps.setdefault(block_key, {}).update(stamps)
-        self.messages_written += len(messages)
 
     def _count_state(self, run_id: str, state: str) -> None:
         if state in COMPLETED_STATES:

@@ -157,6 +157,21 @@ def test_a_bad_dependency_resolver_is_refused():
         Config(dependency_resolver="deep")
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("memoizer", "a Memoizer such as BasicMemoizer()"),
+        ("dependency_resolver", "a DependencyResolver such as DEEP_DEPENDENCY_RESOLVER"),
+        ("initialize_logging", "True, False or a LogConfig such as FileLogging()"),
+        ("project_name", "a str"),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_the_option_and_what_it_takes(option, message):
+    with pytest.raises(TypeError) as refused:
+        Config(**{option: 3})
+    assert str(refused.value) == f"Config({option}=...) must be {message}, got int"
+
+
 def test_parsls_local_threads_test_config_loads_and_runs_after_the_import_swap(tmp_path):
     # Parsl's parsl/tests/configs/local_threads.py with its imports swapped.
     source = (

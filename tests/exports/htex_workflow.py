@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import taskscope
 from taskscope import python_app
-from taskscope.config import Config
 from taskscope.executors import HighThroughputExecutor
-from taskscope.monitoring import MonitoringHub
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/: workflows.py
+from workflows import monitored_config
 
 FAN_OUT = 12
 
@@ -50,16 +52,12 @@ def broken() -> None:
 
 
 def main(db_path: str, run_dir: str) -> None:
-    hub = MonitoringHub(
-        hub_address="127.0.0.1",
-        logging_endpoint=f"sqlite:///{db_path}",
-        resource_monitoring_interval=0.05,
+    config = monitored_config(
+        db_path,
+        run_dir,
+        HighThroughputExecutor(label="htex", max_workers_per_node=2),
         workflow_name="exports-htex",
-    )
-    config = Config(
-        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-        run_dir=run_dir,
-        monitoring=hub,
+        resource_interval=0.05,
         retries=1,
         strategy="none",
     )

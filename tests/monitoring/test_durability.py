@@ -302,12 +302,20 @@ def test_a_database_locked_when_the_run_starts_delays_the_start_and_loses_nothin
     end(hub, run_id, 0)
     capsys.readouterr()
     locked = threading.Event()
+    seen: list[str] = []
 
     def hold_lock() -> None:
         conn = sqlite3.connect(db, isolation_level=None)
         conn.execute("BEGIN EXCLUSIVE")
         locked.set()
-        time.sleep(12)  # longer than the 10 s busy timeout of opening the database
+        # Longer than the 10 s busy timeout of opening the database, and held until the
+        # delay has been reported however slowly the loaded machine starts the writer.
+        held_since = time.monotonic()
+        while time.monotonic() - held_since < 90:
+            seen.append(capsys.readouterr().err)
+            if time.monotonic() - held_since > 12 and "recording is delayed" in "".join(seen):
+                break
+            time.sleep(0.2)
         conn.execute("COMMIT")
         conn.close()
 
@@ -319,7 +327,7 @@ def test_a_database_locked_when_the_run_starts_delays_the_start_and_loses_nothin
     for task_id in range(20):
         one_task(hub, run_id, task_id)
     end(hub, run_id, 20)
-    err = capsys.readouterr().err
+    err = "".join(seen) + capsys.readouterr().err
     assert "recording is delayed: database is locked by another process" in err, err
     assert "caught up" in err
     assert query(tmp_path, "SELECT count(*) FROM task WHERE run_id = ?", run_id) == [(20,)]

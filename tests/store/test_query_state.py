@@ -220,3 +220,78 @@ def test_fallback_for_a_run_that_is_most_of_the_database(tmp_path: Path):
             ] and a.total == b.total
     with_table.close()
     without.close()
+
+
+def test_sample_probed_through_the_index_is_the_sample_scanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Listing the sampled ids and probing taskscope's (run_id, task_id) indexes reads the
+    same rows as testing every row (the path for Parsl's databases, which lack them)."""
+    db = create_database(
+        tmp_path / "m.db", [SyntheticRun("r", tasks=600, workers=8, samples_per_try=3, seed=5)]
+    )
+    raw = sqlite3.connect(db)
+    for flow in ("taskscope_state_flow", "taskscope_state_flow_minute"):
+        raw.execute(f"DROP TABLE {flow}")  # in flight is then read from a sample of tries
+    raw.commit()
+    raw.close()
+    monkeypatch.setattr(resource_query, "USAGE_SAMPLE_ROWS", 300)
+    monkeypatch.setattr(resource_query, "DIST_SAMPLE_TASKS", 60)
+    monkeypatch.setattr(resource_query, "SMALL_APP_TASKS", 0)
+
+    def figures() -> tuple[object, object]:
+        conn = open_readonly(db)
+        try:
+            usage = query.run_usage(conn, "r", buckets=20)
+            return usage, query.app_distributions(conn, "r")
+        finally:
+            conn.close()
+
+    probed_usage, probed_dists = figures()
+    assert probed_usage is not None and probed_usage.sample_fraction < 1
+    assert probed_usage.in_flight_fraction < 1 and sum(probed_usage.in_flight) > 0
+    assert probed_dists and all(d.sample_fraction < 1 for d in probed_dists)
+    raw = sqlite3.connect(db)
+    raw.execute("DROP INDEX ix_resource_run_task")
+    raw.execute("DROP INDEX ix_try_run_task")
+    raw.commit()
+    raw.close()
+    scanned_usage, scanned_dists = figures()
+    assert scanned_usage == probed_usage
+    assert scanned_dists == probed_dists
+
+
+def test_a_big_runs_sample_count_is_estimated_close_to_the_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    db = create_database(
+        tmp_path / "m.db", [SyntheticRun("r", tasks=2000, samples_per_try=3, seed=7)]
+    )
+    conn = open_readonly(db)
+    counted = query.resource_sample_count(conn, "r")
+    assert resource_query._resource_rows(conn, "r") == counted  # small: counted exactly
+    monkeypatch.setattr(resource_query, "EXACT_COUNT_ROWS", 0)
+    monkeypatch.setattr(resource_query, "PILOT_TASKS", 200)
+    estimated = resource_query._resource_rows(conn, "r")
+    assert estimated != counted and estimated == pytest.approx(counted, rel=0.15)
+    conn.close()
+
+
+def test_sparse_task_ids_are_sampled_without_listing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Ids up to 10^15 on a small run: the sample is read by the row test, not by listing
+    a billion candidate ids, and the figures are those of the listed sample's rule."""
+    db = create_database(
+        tmp_path / "m.db", [SyntheticRun("r", tasks=300, samples_per_try=2, seed=4)]
+    )
+    raw = sqlite3.connect(db)
+    raw.execute("UPDATE resource SET task_id = 1000000000000000 WHERE task_id = 299")
+    raw.commit()
+    raw.close()
+    monkeypatch.setattr(resource_query, "USAGE_SAMPLE_ROWS", 100)
+    conn = open_readonly(db)
+    usage = query.run_usage(conn, "r", buckets=10, parts=("samples",))
+    assert usage is not None and 0 < usage.sample_fraction < 1
+    assert sum(usage.memory_bytes) > 0
+    conn.close()

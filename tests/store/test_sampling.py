@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from taskscope.store.sampling import hashed_in_sample, in_sample
+from taskscope.store.sampling import hashed_in_sample, in_sample, sampled_ids
 
 
 @pytest.mark.parametrize("stride", [2, 3, 7, 20, 64])
@@ -23,3 +23,10 @@ def test_sample_keeps_about_one_in_stride_of_every_residue(stride):
     for residue in range(10):
         share = sum(1 for x in ids if x % 10 == residue) / len(ids)
         assert share == pytest.approx(0.1, abs=0.03), residue
+
+
+@pytest.mark.parametrize("stride", [1, 2, 7, 64])
+@pytest.mark.parametrize("first,last", [(0, 9999), (37, 5000), (5, 5)])
+def test_listed_ids_are_the_sample(stride, first, last):
+    listed = sampled_ids(first, last, stride)
+    assert listed == [x for x in range(first, last + 1) if hashed_in_sample(x, stride)]

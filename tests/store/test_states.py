@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from taskscope.dataflow import states as kernel_states
-from taskscope.store import states, writer
+from taskscope.store import states, write_batch, writer
 from taskscope.visualize import colors
 
 PACKAGE = Path(__file__).resolve().parents[2] / "taskscope"
@@ -24,7 +24,7 @@ def test_kernel_enum_has_exactly_the_vocabulary_and_parsl_numbers() -> None:
 def test_kernel_and_writer_use_the_same_final_sets() -> None:
     assert {s.name for s in kernel_states.FINAL_STATES} == states.FINAL_STATES
     assert {s.name for s in kernel_states.FINAL_FAILURE_STATES} == states.FAILED_FINAL_STATES
-    assert writer.FINAL_STATES is states.FINAL_STATES
+    assert write_batch.FINAL_STATES is states.FINAL_STATES
     assert states.FINAL_STATES == states.FAILED_FINAL_STATES | states.SUCCEEDED_FINAL_STATES
     assert states.FINAL_ORDER == ("exec_done", "memo_done", "failed", "dep_fail")
     # Parsl's workflow counts: a memoized or dep_fail task is in neither.

@@ -177,6 +177,62 @@ def test_kernel_return_time_is_kept_when_the_worker_reports_later(writer, run_id
     ]
 
 
+def _task_and_try_rows(path, messages, cuts):
+    """The task and try rows after ``messages`` are written in batches ending at ``cuts``."""
+    writer = DatabaseWriter(open_for_writing(path))
+    start = 0
+    for end in [*cuts, len(messages)]:
+        writer.write(messages[start:end])
+        start = end
+    writer.close(analyze=False)
+    conn = sqlite3.connect(path)
+    found = [conn.execute(f"SELECT * FROM {t}").fetchall() for t in ("task", "try")]
+    conn.close()
+    return found
+
+
+def test_rows_do_not_depend_on_where_the_batches_are_cut(tmp_path, run_id):
+    messages = [
+        workflow_start(run_id, T0),
+        TryRun(run_id, 1, 0, "w1", None, T0 + 2, time_ended=T0 + 3),
+        TaskInfo(run_id, 1, "f", True, "htex", T0, hashsum="h1", state="pending", timestamp=T0),
+        TryInfo(run_id, 1, 0, executor="htex", block_id="0", time_launched=T0 + 1),
+        TryRun(run_id, 1, 0, "w2", "1", T0 + 2.5, time_ended=T0 + 3.5),
+        TryInfo(
+            run_id,
+            1,
+            0,
+            time_returned=T0 + 4,
+            fail_history="e",
+            state="exec_done",
+            timestamp=T0 + 4,
+        ),
+        # A later row of the task may disagree on what its first row fixed (memoize).
+        TaskInfo(run_id, 1, "f", False, "htex", T0 + 1, time_returned=T0 + 4, fail_count=1),
+    ]
+    whole = _task_and_try_rows(tmp_path / "whole.db", messages, [])
+    assert whole[1] == [
+        (
+            0,
+            1,
+            run_id,
+            "1",
+            "w2",
+            "htex",
+            "2023-11-14 22:13:21.250000",
+            "2023-11-14 22:13:22.250000",
+            "2023-11-14 22:13:24.250000",
+            "e",
+            None,
+        )
+    ]
+    assert whole[0][0][4] == "1"  # memoize: the first row's
+    for n in range(1, len(messages)):
+        assert _task_and_try_rows(tmp_path / f"{n}.db", messages, [n]) == whole, n
+    singles = list(range(1, len(messages)))
+    assert _task_and_try_rows(tmp_path / "singles.db", messages, singles) == whole
+
+
 def test_retried_tries_stay_apart(writer, run_id):
     msgs = [workflow_start(run_id, T0)]
     for try_id in (0, 1):

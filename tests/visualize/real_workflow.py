@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import taskscope
 from taskscope import bash_app, join_app, python_app
-from taskscope.config import Config
 from taskscope.executors import ThreadPoolExecutor
-from taskscope.monitoring import MonitoringHub
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # tests/: workflows.py
+from workflows import monitored_config
 
 
 @python_app
@@ -67,17 +69,13 @@ def refine(n: int):
 
 
 def main(db_path: str, run_dir: str) -> None:
-    hub = MonitoringHub(
-        hub_address="127.0.0.1",
-        logging_endpoint=f"sqlite:///{db_path}",
-        resource_monitoring_interval=0.1,
+    config = monitored_config(
+        db_path,
+        run_dir,
+        ThreadPoolExecutor(label="threads", max_threads=4),
         workflow_name="real-sample",
-    )
-    config = Config(
-        executors=[ThreadPoolExecutor(label="threads", max_threads=4)],
+        resource_interval=0.1,
         retries=1,
-        run_dir=run_dir,
-        monitoring=hub,
     )
     with taskscope.load(config) as dfk:
         top = generate(3)

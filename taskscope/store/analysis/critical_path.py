@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from taskscope.store.analysis.context import RunContext, chunks, id_list
+from taskscope.store.analysis.tries import TRY_RUN_TIMES
 from taskscope.store.sampling import in_sample, sample_stride
 from taskscope.store.states import FINAL_STATES
 from taskscope.store.timestamps import parse_timestamp, seconds_between_sql
@@ -287,11 +288,14 @@ def longest_run_weighted_path(ctx: RunContext) -> float | None:
         return None
     conn, run_id = ctx.conn, ctx.run_id
     run_s = seconds_between_sql("task_try_time_running", "task_try_time_returned")
-    # Numbers only, in table order (no sort, no strings): the cheapest full pass over tries.
+    # Numbers only, in table order (no sort, no strings): the cheapest full pass over tries,
+    # kept for the stragglers (stragglers.py), which need the same run times.
     tries = conn.execute(
-        f"SELECT task_id, {run_s} FROM try WHERE run_id = ? AND task_executor NOT IN (?, ?)",
+        f"SELECT task_id, try_id, {run_s} FROM try WHERE run_id = ? "
+        "AND task_executor NOT IN (?, ?)",
         (run_id, *_INTERNAL),
     ).fetchall()
+    ctx.shared[TRY_RUN_TIMES] = tries
     if not tries:
         return None
     joins: dict[int, list[int]] = {}
@@ -316,11 +320,11 @@ def longest_run_weighted_path(ctx: RunContext) -> float | None:
         merged.extend((t, ",".join(map(str, ids))) for t, ids in extra.items() if ids)
         merged.sort()
         depends_rows = merged
-    task_ids = [t for t, _ in tries] + [t for t, _ in depends_rows]
+    task_ids = [t for t, _, _ in tries] + [t for t, _ in depends_rows]
     low, high = min(task_ids), max(task_ids)
     if low >= 0 and high < 4 * len(tries) + 1000:
         best = array("d", bytes(8 * (high + 1)))
-        for task_id, seconds in tries:
+        for task_id, _, seconds in tries:
             if seconds is not None and seconds > 0:
                 best[task_id] += seconds
         # The usual case: ids are dense and every task depends only on tasks submitted
@@ -341,9 +345,9 @@ def longest_run_weighted_path(ctx: RunContext) -> float | None:
         if in_order:
             return max(best)
     depends: dict[int, list[int]] = {t: _ids(text) for t, text in depends_rows}
-    ids = {task_id for task_id, _ in tries} | set(depends)
+    ids = {task_id for task_id, _, _ in tries} | set(depends)
     weight: dict[int, float] = dict.fromkeys(ids, 0.0)
-    for task_id, seconds in tries:
+    for task_id, _, seconds in tries:
         if seconds is not None and seconds > 0:
             weight[task_id] += seconds
     return _longest_path_any_order(sorted(ids), weight, depends)

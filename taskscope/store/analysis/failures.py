@@ -36,6 +36,7 @@ from taskscope.store.analysis.signature import (
     signature,
     user_frame_name,
 )
+from taskscope.store.analysis.tries import tries_per_place
 from taskscope.store.output_tail import read_tails
 from taskscope.store.sampling import hashed_in_sample, in_sample, sample_stride
 from taskscope.store.states import FINAL_STATES, SUCCEEDED_FINAL_STATES
@@ -394,12 +395,7 @@ def _concentration(hosts: list[Share], run_hosts: int) -> str | None:
 def _run_hosts(ctx: RunContext) -> int:
     if not ctx.has("try"):
         return 0
-    hosts: int = ctx.conn.execute(
-        "SELECT COUNT(DISTINCT hostname) FROM try WHERE run_id = ? AND hostname IS NOT NULL "
-        "AND hostname != ''",
-        (ctx.run_id,),
-    ).fetchone()[0]
-    return hosts
+    return len({host for host, _, _ in tries_per_place(ctx) if host})
 
 
 def _stderr_of(ctx: RunContext, task_id: int) -> str | None:
@@ -591,7 +587,7 @@ def _group_from_tries(
     unfinished = sum(1 for t in tasks if states.get(t) not in FINAL_STATES)
     hosts = _shares(Counter(a.hostname for a in tries if a.hostname))
     blocks = _shares(Counter(a.block_id for a in tries if a.block_id not in (None, "")))
-    moments = sorted(a.returned for a in tries if a.returned)
+    moments = [a.returned for a in tries if a.returned]
     measured = [a for a in tries if a.measured]
     fraction = len(measured) / len(tries) if tries else 1.0
     cpu_s = sum(a.cpu_s or 0.0 for a in measured) / fraction if measured else 0.0
@@ -622,8 +618,8 @@ def _group_from_tries(
         hosts=hosts,
         blocks=blocks,
         concentration=_concentration(hosts, run_hosts),
-        first=moments[0] if moments else None,
-        last=moments[-1] if moments else None,
+        first=min(moments) if moments else None,
+        last=max(moments) if moments else None,
         retried_then_succeeded=succeeded,
         permanent=permanent,
         unfinished=unfinished,
@@ -661,7 +657,7 @@ def _dependency_groups(
     for key, task_ids in by_key.items():
         task_ids.sort()
         root_sig = key[1].split("] ", 1)[1] if "] " in key[1] else None
-        moments = sorted(m for m in (info.get(t, ("", None))[1] for t in task_ids) if m)
+        moments = [m for m in (info.get(t, ("", None))[1] for t in task_ids) if m]
         group = existing.get(key)
         apps = sorted({info[t][0] for t in task_ids if t in info})
         if group is not None:  # join tries with the same root: one group
@@ -682,8 +678,8 @@ def _dependency_groups(
                 hosts=[],
                 blocks=[],
                 concentration=None,
-                first=moments[0] if moments else None,
-                last=moments[-1] if moments else None,
+                first=min(moments) if moments else None,
+                last=max(moments) if moments else None,
                 retried_then_succeeded=0,
                 permanent=len(task_ids),
                 unfinished=0,

@@ -23,7 +23,11 @@ from dataclasses import dataclass
 
 from taskscope.store.analysis.context import RunContext
 from taskscope.store.analysis.stats import fisher_greater, mann_whitney_greater, median
-from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, sampled_finished_tries
+from taskscope.store.analysis.tries import (
+    INTERNAL_EXECUTORS,
+    sampled_finished_tries,
+    tries_per_place,
+)
 
 ALPHA = 0.01
 MIN_SLOWDOWN = 1.25
@@ -46,14 +50,12 @@ class HostHealth:
 
 
 def _counts(ctx: RunContext) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
-    """(host -> (tries, failed tries), block -> (tries, failed tries)), exact: one grouped
-    pass over the run's tries and one over its failed tries."""
+    """(host -> (tries, failed tries), block -> (tries, failed tries)), exact: the shared
+    grouped pass over the run's tries and one over its failed tries."""
     tries: dict[tuple[str | None, str | None], int] = {}
-    for host, block, n in ctx.conn.execute(
-        "SELECT hostname, block_id, COUNT(*) FROM try WHERE run_id = ? "
-        "AND task_executor NOT IN (?, ?) GROUP BY hostname, block_id",
-        (ctx.run_id, *INTERNAL_EXECUTORS),
-    ):
+    for (host, block, users), n in tries_per_place(ctx).items():
+        if not users:
+            continue
         key = (host or None, None if block in (None, "") else str(block))
         tries[key] = tries.get(key, 0) + n
     failed: dict[tuple[str | None, str | None], int] = ctx.shared.get("failed_places") or {}

@@ -10,7 +10,10 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Sequence
+from itertools import chain
 
 
 def median(values: Sequence[float]) -> float | None:
@@ -89,21 +92,16 @@ def mann_whitney_greater(a: Sequence[float], b: Sequence[float]) -> float:
     n1, n2 = len(a), len(b)
     if n1 == 0 or n2 == 0:
         return 1.0
-    combined = sorted([(v, 0) for v in a] + [(v, 1) for v in b])
-    rank_sum_a = 0.0
-    tie_term = 0.0
-    i = 0
-    while i < len(combined):
-        j = i
-        while j + 1 < len(combined) and combined[j + 1][0] == combined[i][0]:
-            j += 1
-        average_rank = (i + j) / 2 + 1
-        size = j - i + 1
-        if size > 1:
-            tie_term += size**3 - size
-        rank_sum_a += average_rank * sum(1 for k in range(i, j + 1) if combined[k][1] == 0)
-        i = j + 1
-    u = rank_sum_a - n1 * (n1 + 1) / 2
+    # U is the number of pairs (x of a, y of b) with x > y, a tie counting half: counted by
+    # bisecting the sorted `b` (the same figure as the rank sum, without ranking a+b).
+    ordered = sorted(b)
+    below = tied = 0
+    for value in a:
+        low = bisect_left(ordered, value)
+        below += low
+        tied += bisect_right(ordered, value, low) - low
+    u = below + tied / 2
+    tie_term = sum(size**3 - size for size in Counter(chain(a, b)).values() if size > 1)
     n = n1 + n2
     variance = n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1)))
     if variance <= 0:

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 
 from taskscope.store.analysis.context import RunContext, chunks
 from taskscope.store.analysis.stats import median
-from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, RUN_S, sampled_finished_tries
+from taskscope.store.analysis.tries import (
+    INTERNAL_EXECUTORS,
+    RUN_S,
+    TRY_RUN_TIMES,
+    sampled_finished_tries,
+)
 from taskscope.store.timestamps import now_in_convention, parse_timestamp
 
 K = 3.0
@@ -78,13 +83,7 @@ def stragglers(
     }
     if not thresholds:
         return []
-    # Only tries longer than the smallest threshold (filtered in SQL, numbers only) are looked
-    # up for their app: on a healthy run that is a handful, not every try.
-    long_tries = ctx.conn.execute(
-        f"SELECT y.task_id, y.try_id, y.hostname, {RUN_S} AS s FROM try y WHERE y.run_id = ? "
-        "AND y.task_executor NOT IN (?, ?) AND s > ?",
-        (ctx.run_id, *INTERNAL_EXECUTORS, min(thresholds.values())),
-    ).fetchall()
+    long_tries = _long_tries(ctx, min(thresholds.values()))
     apps: dict[int, str] = {}
     for chunk in chunks({row[0] for row in long_tries}):
         marks = ",".join("?" * len(chunk))
@@ -104,6 +103,31 @@ def stragglers(
         found += _running_stragglers(ctx, app_cohorts, thresholds)
     found.sort(key=lambda s: (-s.ratio, s.task_id, s.try_id))
     return found[:LIMIT]
+
+
+def _long_tries(ctx: RunContext, shortest: float) -> list[tuple[int, int, str | None, float]]:
+    """(task_id, try_id, hostname, run_s) of the tries that ran longer than `shortest`: only
+    those are looked up for their app, on a healthy run a handful, not every try. From the
+    run times the critical path's floor has read when it has, else filtered in SQL."""
+    read = ctx.shared.get(TRY_RUN_TIMES)
+    if read is None:
+        return ctx.conn.execute(
+            f"SELECT y.task_id, y.try_id, y.hostname, {RUN_S} AS s FROM try y "
+            "WHERE y.run_id = ? AND y.task_executor NOT IN (?, ?) AND s > ?",
+            (ctx.run_id, *INTERNAL_EXECUTORS, shortest),
+        ).fetchall()
+    long = {(t, y): s for t, y, s in read if s is not None and s > shortest}
+    found = []
+    for chunk in chunks({t for t, _ in long}):
+        marks = ",".join("?" * len(chunk))
+        for task_id, try_id, host in ctx.conn.execute(
+            f"SELECT task_id, try_id, hostname FROM try WHERE run_id = ? AND task_id IN ({marks})",
+            (ctx.run_id, *chunk),
+        ):
+            seconds = long.get((task_id, try_id))
+            if seconds is not None:
+                found.append((task_id, try_id, host, seconds))
+    return found
 
 
 def _straggler(

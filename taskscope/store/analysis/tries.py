@@ -11,6 +11,9 @@ from taskscope.store.timestamps import seconds_between_sql
 
 RUN_S = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
 INTERNAL_EXECUTORS = ("_taskscope_internal", "_parsl_internal")
+# ctx.shared key: (task_id, try_id, run_s) of every try not on an internal executor, in
+# table order, as the critical path's floor reads them (run_s None without both moments).
+TRY_RUN_TIMES = "try_run_times"
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,27 @@ def finished_tries(ctx: RunContext, stride: int = 1) -> list[TryTime]:
         )
         for task_id, try_id, app, host, block, run_s, failed in rows
     ]
+
+
+# (hostname, block_id, user's try) -> tries, as written in the try table. A user's try is one
+# whose executor is named and not internal (`task_executor NOT IN (...)` true, as elsewhere).
+PlaceCounts = dict[tuple[str | None, str | None, bool], int]
+
+
+def tries_per_place(ctx: RunContext) -> PlaceCounts:
+    """The run's tries counted per host, block and whether an internal executor ran them: one
+    grouped pass over the tries, read once per context and shared by the failure groups (how
+    many hosts the run used) and the host health (tries per host and block): two passes saved."""
+    cached: PlaceCounts | None = ctx.shared.get("tries_per_place")
+    if cached is None:
+        marks = ",".join("?" * len(INTERNAL_EXECUTORS))
+        cached = ctx.shared["tries_per_place"] = {
+            (host, block, bool(users)): n
+            for host, block, users, n in ctx.conn.execute(
+                f"SELECT hostname, block_id, COALESCE(task_executor NOT IN ({marks}), 0), "
+                "COUNT(*) FROM try "
+                "WHERE run_id = ? GROUP BY 1, 2, 3",
+                (*INTERNAL_EXECUTORS, ctx.run_id),
+            )
+        }
+    return cached

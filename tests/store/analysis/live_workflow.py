@@ -7,12 +7,14 @@ them, on two HighThroughputExecutor workers (about 6 s in all).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import taskscope
 from taskscope import python_app
-from taskscope.config import Config
 from taskscope.executors import HighThroughputExecutor
-from taskscope.monitoring import MonitoringHub
+
+sys.path.append(str(Path(__file__).resolve().parents[2]))  # tests/: workflows.py
+from workflows import monitored_config
 
 
 @python_app
@@ -32,16 +34,12 @@ def gather(*parts: int) -> int:
 
 
 def main(db_path: str, run_dir: str) -> None:
-    hub = MonitoringHub(
-        hub_address="127.0.0.1",
-        logging_endpoint=f"sqlite:///{db_path}",
-        resource_monitoring_interval=0.2,
+    config = monitored_config(
+        db_path,
+        run_dir,
+        HighThroughputExecutor(label="htex", max_workers_per_node=2),
         workflow_name="live",
-    )
-    config = Config(
-        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-        run_dir=run_dir,
-        monitoring=hub,
+        resource_interval=0.2,
     )
     with taskscope.load(config):
         parts = [work(i, 0.4) for i in range(24)]

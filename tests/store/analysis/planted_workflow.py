@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import taskscope
 from taskscope import bash_app, python_app
-from taskscope.config import Config
 from taskscope.executors import HighThroughputExecutor
-from taskscope.monitoring import MonitoringHub
+
+sys.path.append(str(Path(__file__).resolve().parents[2]))  # tests/: workflows.py
+from workflows import monitored_config
 
 CHAIN_STEPS = 4
 CHAIN_STEP_S = 1.5
@@ -125,17 +127,13 @@ def divide(a: int, b: int) -> float:
 
 
 def main(db_path: str, run_dir: str, variant: str) -> None:
-    hub = MonitoringHub(
-        hub_address="127.0.0.1",
-        logging_endpoint=f"sqlite:///{db_path}",
-        resource_monitoring_interval=0.2,
+    config = monitored_config(
+        db_path,
+        run_dir,
+        HighThroughputExecutor(label="htex", max_workers_per_node=4),
         workflow_name="planted",
-    )
-    config = Config(
-        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=4)],
+        resource_interval=0.2,
         retries=1,
-        run_dir=run_dir,
-        monitoring=hub,
     )
     with taskscope.load(config) as dfk:
         futures = []
