@@ -60,7 +60,7 @@ TASK_TABLE = MergedTable(
 # A try's row is made by whichever of the kernel's TryInfo and the worker's TryRun comes first.
 # ``task_executor`` is NOT NULL: a worker's report arriving first stores '' until the kernel's
 # names it. The return time is the kernel's; the worker's end is its fallback (its slot is the
-# row's last, ``_TRY_RETURNED_BY_WORKER``).
+# row's last, after the columns).
 TRY_TABLE = MergedTable(
     "try",
     ("try_id", "task_id", "run_id"),
@@ -78,8 +78,11 @@ TRY_TABLE = MergedTable(
         Column("task_joins", LATEST),
     ),
 )
-# A try's times are held as floats while the batch folds them, and formatted once at the end.
-_TRY_TIMES = (6, 7, 8, 11)
+# A try's times are held as floats while the batch folds them, and formatted once at the end:
+# the time columns, and the fallback slot of the return time.
+_TRY_TIMES = tuple(
+    i for i, c in enumerate(TRY_TABLE.columns) if c.name.startswith("task_try_time_")
+) + tuple(len(TRY_TABLE.columns) + i for i in range(len(TRY_TABLE.fallbacks)))
 
 UPSERT_TASK = TASK_TABLE.upsert_sql()
 UPSERT_TRY = TRY_TABLE.upsert_sql()
