@@ -10,7 +10,7 @@ Sections:
   alone and while another process's socket sends 100,000 hostile frames: the time until the
   last real row is in the database, and how many hostile frames were counted;
 - flood-peers: the same 100,000 hostile frames spread over 10 connections of the attacker
-  process (one real connection against ten hostile ones: the per-peer fairness of the PULL
+  process (one real connection against ten hostile ones: the per-peer fairness of the ROUTER
   socket, which takes a frame from each connection in turn).
 Run: .venv/bin/python bench/auth.py [section ...]
 """
@@ -133,7 +133,7 @@ frames = [rng.choice((forged, other, rng.randbytes(120))) for _ in range(count)]
 context = zmq.Context()
 pushes = []
 for _ in range(peers):
-    push = context.socket(zmq.PUSH)
+    push = context.socket(zmq.DEALER)
     push.setsockopt(zmq.SNDHWM, 0)
     push.setsockopt(zmq.LINGER, 60_000)
     push.connect(f"tcp://127.0.0.1:{port}")

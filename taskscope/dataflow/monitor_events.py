@@ -12,6 +12,7 @@ final state and the task's final row. Four messages for a task that succeeds fir
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import platform
 import socket
@@ -48,6 +49,23 @@ def _std_name(spec: Any) -> str:
 def _joined_ids(futures: Any) -> str | None:
     ids = [str(f.tid) for f in futures if hasattr(f, "tid")]
     return ",".join(ids) or None
+
+
+def _spec_text(spec: dict[str, Any]) -> str | None:
+    """A resource specification as JSON text, keys sorted (equal requests, equal text); a
+    value JSON cannot hold is written as its str(), so an odd spec never costs the batch."""
+    if not spec:
+        return None
+    try:
+        return json.dumps(spec, sort_keys=True, default=str)
+    except (TypeError, ValueError):  # keys that are not all strings, or a cycle
+        return json.dumps({str(k): str(v) for k, v in spec.items()}, sort_keys=True)
+
+
+def _seconds(walltime: Any) -> float | None:
+    if isinstance(walltime, bool) or not isinstance(walltime, (int, float)):
+        return None
+    return float(walltime)
 
 
 def default_workflow_name() -> str:
@@ -137,8 +155,13 @@ class TaskEvents:
         )
 
     def submitted(self, r: TaskRecord) -> None:
-        """A new task: its row and its 'pending' state."""
-        self._send(self._task_row(r, "pending", r.time_invoked))
+        """A new task: its row and its 'pending' state, and what it asked for, if anything."""
+        row = self._task_row(r, "pending", r.time_invoked)
+        walltime = r.kwargs.get("walltime") if r.kwargs else None
+        if r.resource_specification or walltime is not None:
+            row.resource_specification = _spec_text(r.resource_specification)
+            row.walltime = _seconds(walltime)
+        self._send(row)
 
     def launched(self, r: TaskRecord) -> None:
         """A try handed to its executor: the try's row and the 'launched' state."""

@@ -38,12 +38,23 @@ import struct
 import threading
 import time
 
+from taskscope.store.messages import encode_batch
+
 logger = logging.getLogger(__name__)
 
 MAGIC = b"T"
 SENDER_BYTES = 8
 HEADER = struct.Struct(">c8sQQ")  # magic, sender id, sequence number, payload length
 TAG = slice(1, 1 + SENDER_BYTES + 8)  # sender id and sequence number, as the spool keeps them
+# The hub's answer on a sender's connection once its frames are spooled: the highest sequence
+# number spooled so far (the sender lets go of every frame up to it; monitoring/sender.py).
+CONFIRMATION = struct.Struct(">Q")
+# The hub's question to each connected sender when the run closes: "send what you hold". Its
+# length differs from a confirmation's, which earlier senders take as the only thing to read.
+# The sender answers, after its buffered messages, with a sealed frame of no messages (an
+# empty batch is never sent otherwise): once it arrives, that connection has nothing left.
+FLUSH_REQUEST = b"flush"
+FLUSH_ANSWER = encode_batch([])
 HEADER_MAC_BYTES = 16
 PAYLOAD_START = HEADER.size + HEADER_MAC_BYTES
 MAC_BYTES = 32
@@ -75,13 +86,17 @@ class FrameSealer:
         self._lock = threading.Lock()
 
     def seal(self, payload: bytes) -> bytes:
+        return self.seal_numbered(payload)[1]
+
+    def seal_numbered(self, payload: bytes) -> tuple[int, bytes]:
+        """(the frame's sequence number, the sealed frame): the hub confirms frames by it."""
         with self._lock:  # callers usually hold a send lock too; this keeps seal() safe alone
             self._sequence += 1
             sequence = self._sequence
         header = HEADER.pack(MAGIC, self._sender, sequence, len(payload))
         header_mac = hmac.digest(self._key, HEADER_DOMAIN + header, "sha256")[:HEADER_MAC_BYTES]
         body = header + header_mac + payload
-        return body + hmac.digest(self._key, body, "sha256")
+        return sequence, body + hmac.digest(self._key, body, "sha256")
 
 
 class FrameGate:
@@ -110,22 +125,22 @@ class FrameGate:
         sequence number (16 bytes), what the spool keeps to remember it across restarts."""
         data = memoryview(frame.buffer if hasattr(frame, "buffer") else frame)
         if len(data) < OVERHEAD or data[:1] != MAGIC:
-            self._refuse(frame, "not a sealed frame")
+            self.refuse(frame, "not a sealed frame")
             return None
         expected = hmac.digest(self._key, HEADER_DOMAIN + data[: HEADER.size], "sha256")
         if not hmac.compare_digest(expected[:HEADER_MAC_BYTES], data[HEADER.size : PAYLOAD_START]):
-            self._refuse(frame, "wrong MAC (another run, another secret, or altered)")
+            self.refuse(frame, "wrong MAC (another run, another secret, or altered)")
             return None
         _, sender, sequence, length = HEADER.unpack_from(data)
         if length != len(data) - OVERHEAD:
-            self._refuse(frame, "truncated or extended (length does not match)")
+            self.refuse(frame, "truncated or extended (length does not match)")
             return None
         if sequence <= self._last_sequence.get(sender, 0):
-            self._refuse(frame, "replayed (sequence number already seen)")
+            self.refuse(frame, "replayed (sequence number already seen)")
             return None
         body = data[:-MAC_BYTES]
         if not hmac.compare_digest(hmac.digest(self._key, body, "sha256"), data[-MAC_BYTES:]):
-            self._refuse(frame, "wrong MAC (another run, another secret, or altered)")
+            self.refuse(frame, "wrong MAC (another run, another secret, or altered)")
             return None
         self._last_sequence[sender] = sequence
         return data[TAG], body[PAYLOAD_START:]
@@ -135,7 +150,8 @@ class FrameGate:
         count, self.refused = self.refused, 0
         return count
 
-    def _refuse(self, frame, reason: str) -> None:
+    def refuse(self, frame, reason: str) -> None:
+        """Count and log (once per peer and reason) a frame that is not let in."""
         self.refused += 1
         self.refused_total += 1
         self._by_reason[reason] = self._by_reason.get(reason, 0) + 1
@@ -154,6 +170,11 @@ class FrameGate:
             summary = ", ".join(f"{count} {reason}" for reason, count in self._by_reason.items())
             logger.warning("monitoring frames refused so far: %s", summary)
         return
+
+
+def tag_sequence(tag: bytes | memoryview) -> int:
+    """The sequence number inside a frame's tag (``open_tagged``)."""
+    return int.from_bytes(tag[SENDER_BYTES:], "big")
 
 
 def _peer(frame) -> str:

@@ -46,7 +46,10 @@ from taskscope.store.spool import SpoolWriter, new_stream_id, spool_dir
 logger = logging.getLogger("taskscope.monitoring")
 
 FORWARD_PERIOD = 0.05
-START_TIMEOUT = 60.0
+# While the writer process starts (opens the database, binds the port) the workflow waits as
+# long as it is alive; after this long without a word it says so on stderr. (A fixed 60 s
+# limit failed load() after a filesystem freeze longer than that, with nothing lost or wrong.)
+START_SAY_AFTER_S = 5.0
 # A writer process that dies is started again this many times in one run.
 MAX_RESTARTS = 5
 # At close: progress on stderr once the wait is this long, then every PROGRESS_EVERY_S;
@@ -141,11 +144,11 @@ class WriterProcess:
         assert self._proc.stdin is not None
         self._proc.stdin.write(json.dumps(self.config).encode() + b"\n")
         self._proc.stdin.flush()
-        reply = self._read_line(START_TIMEOUT)
+        reply = self._await_start_line()
         # A locked database delays the start (said on stderr), for as long as the lock lasts.
         while reply is not None and reply.get("event") in ("delayed", "caught_up"):
             self._handle(reply)
-            reply = self._read_line(START_TIMEOUT)
+            reply = self._await_start_line()
         if reply is None or reply.get("event") != "ready":
             why = reply.get("error") if reply else self._why_dead()
             self._kill()
@@ -154,6 +157,23 @@ class WriterProcess:
         # A restarted writer must listen where the workers already send.
         self.config["port"] = self.port
         self._last_line = time.monotonic()
+
+    def _await_start_line(self) -> dict | None:
+        """The starting child's next line, waited for as long as the child lives (a slow or
+        frozen filesystem holds it in opening the database); None once it has died."""
+        started = time.monotonic()
+        told = False
+        while True:
+            reply = self._read_line(START_SAY_AFTER_S)
+            if reply is not None or self._proc is None or self._proc.poll() is not None:
+                return reply
+            if not told and time.monotonic() - started >= START_SAY_AFTER_S:
+                told = True
+                self._say(
+                    f"waiting for the monitoring writer to open {self.db_path} "
+                    f"({time.monotonic() - started:.0f} s so far): is its filesystem slow, "
+                    "frozen or hung? The workflow starts once it answers (Ctrl-C stops it)"
+                )
 
     def _restart(self) -> bool:
         """Start a new writer after the last one died; False when that is not possible."""

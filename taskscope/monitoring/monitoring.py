@@ -23,6 +23,7 @@ from taskscope.monitoring.errors import MonitoringError, MonitoringWarning
 from taskscope.monitoring.hubprocess import WriterProcess
 from taskscope.monitoring.messages import Message
 from taskscope.monitoring.receiver import resolve_bind_address
+from taskscope.monitoring.stall import SpoolStallWatch
 from taskscope.store.spool import spool_dir
 
 logger = logging.getLogger("taskscope.monitoring")
@@ -87,6 +88,7 @@ class MonitoringHub:
         self.resource_monitoring_interval = float(resource_monitoring_interval)
         self.monitoring_debug = monitoring_debug
         self._writer: WriterProcess | None = None
+        self._stall_watch: SpoolStallWatch | None = None
         self.logging_endpoint = logging_endpoint  # checked, and db_path set, by the setter
         self.workflow_name = workflow_name
         self.workflow_version = workflow_version
@@ -159,6 +161,10 @@ class MonitoringHub:
             self._teardown_logging()
             raise
         self._writer = writer
+        if writer.spool is not None:
+            # In the writer's words, on its stderr (WriterProcess._say: one prefix for all).
+            self._stall_watch = SpoolStallWatch(writer.spool, writer._say, str(self.db_path))
+            self._stall_watch.start()
         self._target = wrapper.HubTarget(
             run_id=run_id,
             address=connect,
@@ -217,13 +223,15 @@ class MonitoringHub:
             # No time limit: the writer is waited for while it makes progress (see stop()).
             writer.stop()
         finally:
+            if self._stall_watch is not None:
+                self._stall_watch.stop()
             self._teardown_logging()
         if writer.error is not None:
             raise MonitoringError(
                 f"monitoring stopped recording during the run: {writer.error}; "
-                f"{self.db_path} lacks what happened after that (what was sent is kept in "
-                f"{spool_dir(self.db_path)}: `taskscope recover {self.db_path}` writes it "
-                "once the cause is fixed)"
+                f"{self.db_path} lacks what happened after that (what was spooled before it "
+                f"is kept in {spool_dir(self.db_path)}: `taskscope recover {self.db_path}` "
+                "writes it once the cause is fixed)"
             )
 
     # -- helpers for executors -----------------------------------------------------------

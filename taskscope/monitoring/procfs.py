@@ -207,24 +207,32 @@ def proc_stat(pid: int | str = "self") -> ProcStat | None:
         return None
 
 
-def child_pids(pid: int) -> list[int] | None:
+def child_pids(pid: int, tid: int | None = None) -> list[int] | None:
     """Descendants of ``pid`` from /proc/<pid>/task/*/children, or None if the kernel
-    does not provide that file (then the caller falls back to a full process scan)."""
+    does not provide that file (then the caller falls back to a full process scan).
+
+    With ``tid``, only the children that thread of ``pid`` started (and all their
+    descendants). A process with hundreds of threads (a thread pool, a Dask worker) otherwise
+    costs a file read per thread, and while a CPU-bound try holds the GIL each read waits
+    for it: 1.7 s for 200 threads, longer than the sampling interval."""
     found: list[int] = []
     todo = [pid]
     while todo:
         current = todo.pop()
-        try:
-            tids = os.listdir(f"/proc/{current}/task")
-        except OSError:
-            continue
-        for tid in tids:
+        if current == pid and tid is not None:
+            tids = [str(tid)]
+        else:
             try:
-                with open(f"/proc/{current}/task/{tid}/children", "rb") as f:
+                tids = os.listdir(f"/proc/{current}/task")
+            except OSError:
+                continue
+        for thread in tids:
+            try:
+                with open(f"/proc/{current}/task/{thread}/children", "rb") as f:
                     kids = [int(k) for k in f.read().split()]
             except FileNotFoundError:
-                if current == pid:
-                    return None
+                if current == pid and os.path.exists(f"/proc/{pid}/task/{thread}"):
+                    return None  # the thread is there, its children file is not
                 kids = []
             except OSError:
                 kids = []

@@ -1,8 +1,10 @@
 """The hub in the writer process: a receive loop that spools, and an apply loop that writes.
 
-Receive loop (a thread): every frame on the hub's ZeroMQ PULL socket (batches from worker
+Receive loop (a thread): every frame on the hub's ZeroMQ ROUTER socket (batches from worker
 processes) passes through ``_accept_frame`` and is appended, raw, to this process's stream in
-the durable spool beside the database (``store/spool.py``). It does nothing else, so it keeps
+the durable spool beside the database (``store/spool.py``); then each sender is told the
+highest sequence number of its frames now spooled, and lets go of them (it keeps the rest to
+send again if this process dies: ``monitoring/sender.py``). It does nothing else, so it keeps
 up however slow the database is, and a frame it has taken is on disk, not in memory.
 
 Apply loop (the calling thread): reads the run's streams from the spool (this process's, and
@@ -38,7 +40,14 @@ from pathlib import Path
 
 import zmq
 
-from taskscope.monitoring.auth import FrameGate, new_secret
+from taskscope.monitoring.auth import (
+    CONFIRMATION,
+    FLUSH_ANSWER,
+    FLUSH_REQUEST,
+    FrameGate,
+    new_secret,
+    tag_sequence,
+)
 from taskscope.monitoring.errors import MonitoringError
 from taskscope.monitoring.priority import message_time
 from taskscope.store.database import open_for_writing
@@ -63,9 +72,19 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 # How long close() keeps listening for stragglers once no frame arrives. There is no cap
 # while genuine frames keep arriving: a writer behind on reading its socket (a restarted one
 # taking the workers' resent frames, on a loaded machine) reads until its peers go quiet.
-FINAL_QUIET_S = 0.03
+# (Workers that exit, HTEX's, wait for the hub to confirm their frames before they go.)
+FINAL_QUIET_S = 0.1
+# A worker still alive at close (a pool or Dask worker that outlives the run) holds its last
+# try's messages for up to a flush period, and longer on a loaded machine: a quiet period
+# alone lost them (30 ms did at load 5). So close asks every connected sender for what it
+# holds and waits for each answer, giving up on a sender silent this long (stopped, or on a
+# dead network), which it reports.
+FLUSH_ANSWER_PATIENCE_S = 5.0
 # Draining at most this many frames per pass keeps the loop responsive under a flood.
 MAX_FRAMES_PER_PASS = 2000
+# Frames queued per connection before ZeroMQ stops reading it (the sender's queue holds the
+# rest): this process's memory stays bounded however far a peer runs ahead.
+RCVHWM_FRAMES = 1000
 # While another connection holds the database's lock, try again this often.
 BUSY_RETRY_S = 0.5
 BUSY_TIMEOUT_MS = 500
@@ -91,7 +110,7 @@ def resolve_bind_address(address: str) -> str:
 
 
 class HubService:
-    """Owns the PULL socket, the run's spool stream and the database writer of one run."""
+    """Owns the ROUTER socket, the run's spool stream and the database writer of one run."""
 
     def __init__(
         self,
@@ -144,9 +163,11 @@ class HubService:
         self._applier: SpoolApplier | None = None
         self._spool: SpoolWriter | None = None
         self._context: zmq.Context | None = None
-        self._pull: zmq.Socket | None = None
+        self._router: zmq.Socket | None = None
         self._monitor_socket: zmq.Socket | None = None
         self._receiver: threading.Thread | None = None
+        self._peers: set[bytes] = set()  # connections that sent a genuine frame
+        self._awaiting_answer: set[bytes] = set()  # asked to flush at close, not yet answered
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -189,19 +210,19 @@ class HubService:
         # Short: a lock is waited out by the loop, which can say so meanwhile.
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._context = zmq.Context()
-        pull = self._context.socket(zmq.PULL)
-        pull.setsockopt(zmq.LINGER, 0)
-        pull.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
-        pull.setsockopt(zmq.RCVHWM, 0)
+        router = self._context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        router.setsockopt(zmq.RCVHWM, RCVHWM_FRAMES)
         host = resolve_bind_address(self.bind_address)
         try:
             if self.requested_port:
-                pull.bind(f"tcp://{host}:{self.requested_port}")
+                router.bind(f"tcp://{host}:{self.requested_port}")
                 self.port = self.requested_port
             else:
-                self.port = pull.bind_to_random_port(f"tcp://{host}")
+                self.port = router.bind_to_random_port(f"tcp://{host}")
         except zmq.ZMQError as e:
-            pull.close()
+            router.close()
             self._context.term()
             self._spool.close()
             self._applier.close()
@@ -217,10 +238,10 @@ class HubService:
             ) from e
         # Connections that fail the ZeroMQ handshake (raw junk on the port) never produce a
         # frame; the socket monitor lets us count them anyway.
-        self._monitor_socket = pull.get_monitor_socket(
+        self._monitor_socket = router.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
         )
-        self._pull = pull
+        self._router = router
         return self.port
 
     # -- running ---------------------------------------------------------------------------
@@ -234,7 +255,7 @@ class HubService:
         """Receive and write until the owner says close on ``parent_pipe`` (or stop()), or
         the parent process dies (``parent_pipe`` reads EOF, or ``parent_pid`` is no longer
         our parent); then write everything spooled and close the database."""
-        assert self._writer is not None and self._pull is not None
+        assert self._writer is not None and self._router is not None
         self._receiver = threading.Thread(
             target=self._receive_loop,
             args=(parent_pid, parent_pipe),
@@ -257,7 +278,7 @@ class HubService:
     def _receive_loop(self, parent_pid: int | None, parent_pipe: int | None) -> None:
         try:
             poller = zmq.Poller()
-            poller.register(self._pull, zmq.POLLIN)
+            poller.register(self._router, zmq.POLLIN)
             poller.register(self._monitor_socket, zmq.POLLIN)
             if parent_pipe is not None:
                 poller.register(parent_pipe, zmq.POLLIN)
@@ -292,37 +313,58 @@ class HubService:
             self._frame_spooled.set()
 
     def _drain(self) -> int:
-        pull = self._pull
-        assert pull is not None  # open() made it; only _shutdown() clears it, after the loop
+        router = self._router
+        assert router is not None  # open() made it; only _shutdown() clears it, after the loop
         count = 0
+        spooled: dict[bytes, int] = {}  # connection -> highest sequence spooled in this pass
         for _ in range(MAX_FRAMES_PER_PASS):
             try:
-                frame = pull.recv(zmq.NOBLOCK, copy=False)
+                parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            if self._accept_frame(frame):
+            if len(parts) != 2:  # a sender's message is one frame behind its connection id
+                self._gate.refuse(parts[-1], "not one frame")
+                continue
+            connection = parts[0].bytes
+            sequence = self._accept_frame(parts[1], connection)
+            if sequence is not None:
                 count += 1
+                spooled[connection] = sequence
         refused = self._gate.take_refused()  # counted, logged by the gate (once per peer)
         if refused:
             self._receive_dropped += refused
         if count:
             self._frame_spooled.set()
+            self._confirm(router, spooled)
+            self._peers.update(spooled)
         return count
 
-    def _accept_frame(self, frame: zmq.Frame) -> bool:
+    @staticmethod
+    def _confirm(router: zmq.Socket, spooled: dict[bytes, int]) -> None:
+        """Tell each sender how far its frames are spooled (it keeps the rest to resend)."""
+        for connection, sequence in spooled.items():
+            try:
+                router.send_multipart([connection, CONFIRMATION.pack(sequence)], zmq.NOBLOCK)
+            except zmq.ZMQError:  # gone, or not reading: it sends again what it still holds
+                pass
+
+    def _accept_frame(self, frame: zmq.Frame, connection: bytes) -> int | None:
         """Every frame received on the hub port passes here once, before it is spooled:
         only a genuine frame of this run (its MAC checked, not a replay) is spooled, without
         its seal but behind its sender id and sequence number (the applier keeps the highest
         per sender, so replays stay refused after a restart). Decoding happens in the apply
-        loop, so a frame costs the receiver one hash and one append."""
+        loop, so a frame costs the receiver one hash and one append. Returns the spooled
+        frame's sequence number, None for a refused frame."""
         opened = self._gate.open_tagged(frame)
         if opened is None:
-            return False
+            return None
         tag, payload = opened
+        if self._awaiting_answer and payload == FLUSH_ANSWER:
+            self._awaiting_answer.discard(connection)
         assert self._spool is not None  # made by open(), before any frame can arrive
         self._spool.append(payload, tag=tag)
         self.frames_received += 1
-        return True
+        return tag_sequence(tag)
 
     def _final_drain(self, poller: zmq.Poller) -> None:
         """Take the frames still arriving: a worker's last batch may trail the owner's close."""
@@ -331,18 +373,42 @@ class HubService:
         # Only genuine frames count as arriving (_drain counts what it spooled), so a flood
         # of junk cannot hold the close open.
         grace_end = self._started + self.reconnect_grace_s
-        quiet_since = time.monotonic()
+        self._drain()
+        self._ask_peers_to_flush()
+        asked_at = quiet_since = time.monotonic()
         while True:
             now = time.monotonic()
             if self._drain():
                 quiet_since = now
+            elif self._awaiting_answer and now - asked_at < FLUSH_ANSWER_PATIENCE_S:
+                poller.poll(5)
             elif now - quiet_since >= FINAL_QUIET_S and now >= grace_end:
-                return
+                break
             else:
                 poller.poll(5)
+        if self._awaiting_answer:
+            logger.warning(
+                "monitoring: %d worker processes did not answer within %.0f s at close "
+                "(stopped, or unreachable); what they had not sent yet is not in the database",
+                len(self._awaiting_answer),
+                FLUSH_ANSWER_PATIENCE_S,
+            )
+
+    def _ask_peers_to_flush(self) -> None:
+        """Ask every sender still connected for what it holds; a gone one (its connection
+        closed: a worker that exited) cannot be asked, and is not waited for."""
+        router = self._router
+        assert router is not None
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a gone peer fails, not vanishes
+        for peer in self._peers:
+            try:
+                router.send_multipart([peer, FLUSH_REQUEST], zmq.NOBLOCK)
+            except zmq.ZMQError:  # gone (EHOSTUNREACH), or not reading (EAGAIN)
+                continue
+            self._awaiting_answer.add(peer)
 
     def _count_handshake_failures(self) -> None:
-        assert self._monitor_socket is not None  # made by open() with the PULL socket
+        assert self._monitor_socket is not None  # made by open() with the ROUTER socket
         while True:
             try:
                 self._monitor_socket.recv_multipart(zmq.NOBLOCK)
@@ -460,12 +526,12 @@ class HubService:
         self._stop.set()
         if self._receiver is not None:
             self._receiver.join()
-        if self._pull is not None:
-            self._pull.disable_monitor()
+        if self._router is not None:
+            self._router.disable_monitor()
             if self._monitor_socket is not None:
                 self._monitor_socket.close(linger=0)
-            self._pull.close(linger=0)
-            self._pull = None
+            self._router.close(linger=0)
+            self._router = None
         if self._context is not None:
             self._context.term()
             self._context = None

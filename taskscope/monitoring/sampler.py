@@ -90,8 +90,18 @@ class ProcessMonitor:
         self._children_file = True  # /proc/<pid>/task/<tid>/children, if the kernel has it
         self._lock = threading.Lock()
         self._active: dict[int, TryProbe] = {}  # id(probe) -> probe
-        self._thread = threading.Thread(target=self._loop, name="taskscope-monitor", daemon=True)
-        self._thread.start()
+        self._thread = threading.Thread()
+        self.ensure_running()
+
+    def ensure_running(self) -> None:
+        """Start the sampling thread, again if it has died (an exception that escaped it,
+        a KeyboardInterrupt delivered to it): otherwise no try of this process would get a
+        periodic sample again, without a word."""
+        if not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._loop, name="taskscope-monitor", daemon=True
+            )
+            self._thread.start()
 
     # -- called by the wrapper, in the thread running the try --------------------------
 
@@ -171,8 +181,10 @@ class ProcessMonitor:
             except Exception:
                 logger.exception("resource sampling failed")
 
-    def _children(self) -> list[int]:
-        pids = procfs.child_pids(self.pid) if self._children_file else None
+    def _children(self, tid: int) -> list[int]:
+        """The live descendants of the try running on thread ``tid``: the processes it
+        started (a bash app's command) and theirs."""
+        pids = procfs.child_pids(self.pid, tid) if self._children_file else None
         if pids is None:
             self._children_file = False
             try:
@@ -202,7 +214,7 @@ class ProcessMonitor:
         if only_one:
             # Live child processes (a bash app's command) can only be attributed when one
             # try runs in this process; with several concurrent tries (threads) they are not.
-            children = self._children()
+            children = self._children(due[0].tid)
             for pid in children:
                 child = procfs.proc_stat(pid)
                 if child is None or child.start_ticks < begin_ticks:
@@ -273,9 +285,10 @@ def process_monitor() -> ProcessMonitor:
     """This process's monitor, started on first use (and again in a forked child)."""
     global _monitor
     monitor = _monitor
-    if monitor is not None and monitor.pid == os.getpid():
+    if monitor is not None and monitor.pid == os.getpid() and monitor._thread.is_alive():
         return monitor
     with _monitor_lock:
         if _monitor is None or _monitor.pid != os.getpid():
             _monitor = ProcessMonitor()
+        _monitor.ensure_running()
         return _monitor

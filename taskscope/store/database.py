@@ -13,15 +13,20 @@ import time
 from pathlib import Path
 
 from taskscope.store import schema
+from taskscope.store.analysis_rollup import ANALYSIS_ROLLUP_TABLES, create_analysis_rollups
 from taskscope.store.errors import SchemaMismatchError, StoreError
+from taskscope.store.key_order import index_leading_with
 from taskscope.store.timefmt import utc_text
 
-ColumnSpec = tuple[str, str, int, int]  # name, declared type, notnull, pk position
+ColumnSpec = tuple[str, str, int, bool]  # name, declared type, notnull, in the primary key
 
 
 def table_columns(conn: sqlite3.Connection, table: str) -> list[ColumnSpec]:
+    """Each column as the writer relies on it. The primary key's columns count, not their
+    order: the same columns make the same rows unique, and taskscope orders them to serve
+    its lookups (schema.py) where Parsl's databases keep Parsl's order."""
     rows = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
-    return [(r[1], r[2].upper(), r[3], r[5]) for r in rows]
+    return [(r[1], r[2].upper(), r[3], r[5] > 0) for r in rows]
 
 
 def run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -31,10 +36,18 @@ def run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
+def create_indexes(conn: sqlite3.Connection) -> None:
+    """Create schema.INDEXES, each unless an index of its table already begins with its
+    columns (in taskscope's layout, the primary key of try or resource)."""
+    for name, table, columns in schema.INDEXES:
+        if index_leading_with(conn, table, columns) is None:
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({', '.join(columns)})")
+
+
 def _expected_columns() -> dict[str, list[ColumnSpec]]:
     mem = sqlite3.connect(":memory:")
     try:
-        run_script(mem, schema.PARSL_TABLES + schema.TASKSCOPE_TABLES)
+        run_script(mem, schema.PARSL_TABLES + schema.TASKSCOPE_TABLES + ANALYSIS_ROLLUP_TABLES)
         names = [r[0] for r in mem.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         return {name: table_columns(mem, name) for name in names}
     finally:
@@ -70,11 +83,21 @@ def _describe_mismatch(conn: sqlite3.Connection, tables: set[str]) -> list[str]:
     return problems
 
 
+def add_later_columns(conn: sqlite3.Connection, tables: set[str]) -> None:
+    """Give an existing table the columns added to it since it was made (schema.LATER_COLUMNS):
+    appended, as in the DDL, so the schema check then finds the columns it expects."""
+    for table, column, kind in schema.LATER_COLUMNS:
+        if table in tables and column not in {c[0] for c in table_columns(conn, table)}:
+            conn.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {kind}')
+
+
 def check_and_prepare_schema(conn: sqlite3.Connection, path: str) -> str:
     """Create or validate the schema; returns 'created', 'taskscope' or 'adopted-parsl'."""
     tables = _existing_tables(conn)
     if not tables:
-        run_script(conn, schema.PARSL_TABLES + schema.TASKSCOPE_TABLES + schema.INDEXES)
+        run_script(conn, schema.PARSL_TABLES + schema.TASKSCOPE_TABLES)
+        create_indexes(conn)
+        create_analysis_rollups(conn)
         _write_schema_row(conn)
         return "created"
 
@@ -104,6 +127,7 @@ def check_and_prepare_schema(conn: sqlite3.Connection, path: str) -> str:
             "point logging_endpoint at a new file"
         )
 
+    add_later_columns(conn, tables)
     problems = _describe_mismatch(conn, tables)
     if problems:
         origin = "Parsl" if kind == "adopted-parsl" else "taskscope"
@@ -114,7 +138,9 @@ def check_and_prepare_schema(conn: sqlite3.Connection, path: str) -> str:
         )
     # Adding taskscope's own tables to a Parsl database is safe: Parsl's tables are untouched
     # and Parsl's runs keep their local-time timestamps (they have no taskscope_run row).
-    run_script(conn, schema.TASKSCOPE_TABLES + schema.INDEXES)
+    run_script(conn, schema.TASKSCOPE_TABLES)
+    create_indexes(conn)
+    create_analysis_rollups(conn)
     if kind == "adopted-parsl":
         _write_schema_row(conn)
     return kind

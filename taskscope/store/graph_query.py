@@ -20,6 +20,7 @@ from taskscope.store.task_state import StateSource, app_state_counts, state_sour
 from taskscope.store.timestamps import seconds_between_sql
 
 APP_EDGE_TABLE = "taskscope_app_edge"
+DEPENDENT_TABLE = "taskscope_dependent"
 CHUNK = 500
 DEFAULT_NODE_LIMIT = 2000
 _DURATION = seconds_between_sql("t.task_time_invoked", "t.task_time_returned")
@@ -34,7 +35,12 @@ def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
 
 
 def _ids(text: str | None) -> list[int]:
-    return [int(p) for p in (text or "").split(",") if p.strip().lstrip("-").isdigit()]
+    if not text:
+        return []
+    try:  # the usual case, 5x faster: a join task can list 10^3-10^5 ids
+        return list(map(int, text.split(",")))
+    except ValueError:  # blanks or junk among them (a hand-edited or damaged row)
+        return [int(p) for p in text.split(",") if p.strip().lstrip("-").isdigit()]
 
 
 def _state(source: StateSource) -> str:
@@ -55,6 +61,47 @@ def _fetch_nodes(
     return rows
 
 
+# Tasks of one app the primary-key walk may read to find its first `limit` (the rest of the
+# run's tasks between them included): above it the app is rare enough that sorting its own
+# rows from the (run_id, app) index is the cheaper read.
+KEY_WALK_ROWS = 200_000
+
+
+def _first_task_ids(
+    conn: sqlite3.Connection,
+    run_id: str,
+    app: str | None,
+    first_task: int | None,
+    limit: int,
+    total: int,
+) -> list[int]:
+    """The first `limit` task ids of the run (of `app`, from `first_task` on), in order.
+
+    Only ids: the state and duration of the chosen tasks are read afterwards by key, since
+    SQLite computes every selected column of every row it sorts. One app's tasks come from
+    walking the task primary key in id order when the writer's totals say the app is common
+    enough (about limit x run / app rows read, no sort); otherwise from the (run_id, app)
+    index, sorted."""
+    params: dict[str, Any] = {"run": run_id, "limit": limit, "first": int(first_task or 0)}
+    after = "AND t.task_id >= :first " if first_task is not None else ""
+    if app is None:
+        sql = f"SELECT t.task_id FROM task t WHERE t.run_id = :run {after}ORDER BY t.task_id"
+    else:
+        params["app"] = app
+        sizes = totals_query.app_totals(conn, run_id) or {}
+        app_tasks = sizes.get(app, {}).get("pending", 0)
+        walk = app_tasks > 0 and limit * total <= KEY_WALK_ROWS * app_tasks
+        # `+` keeps SQLite on the primary key (task_id, run_id) instead of the app index.
+        sql = (
+            f"SELECT t.task_id FROM task t WHERE +t.run_id = :run {after}"
+            "AND +t.task_func_name = :app ORDER BY t.task_id"
+            if walk
+            else f"SELECT t.task_id FROM task t WHERE t.run_id = :run "
+            f"AND t.task_func_name = :app {after}ORDER BY t.task_id"
+        )
+    return [row[0] for row in conn.execute(f"{sql} LIMIT :limit", params)]
+
+
 def task_graph(
     conn: sqlite3.Connection,
     run_id: str,
@@ -70,24 +117,16 @@ def task_graph(
         return TaskGraph([], [], 0)
     limit = max(1, min(int(limit), 20000))
     source = state_source(conn, info, run_id)
-    total = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
-    conditions, params = ["t.run_id = :run"], {"run": run_id, "limit": limit}
-    if app is not None:
-        conditions.append("t.task_func_name = :app")
-        params["app"] = app
-    if first_task is not None:
-        conditions.append("t.task_id >= :first")
-        params["first"] = int(first_task)
-    rows = conn.execute(
-        f"SELECT t.task_id, t.task_func_name, {_state(source)}, {_DURATION}, t.task_depends "
-        "FROM task t "
-        f"WHERE {' AND '.join(conditions)} ORDER BY t.task_id LIMIT :limit",
-        params,
-    ).fetchall()
+    total = _run_task_total(conn, run_id)
+    ids = _first_task_ids(conn, run_id, app, first_task, limit, total)
+    position = {task_id: i for i, task_id in enumerate(ids)}
+    rows = sorted(_fetch_nodes(conn, source, run_id, ids), key=lambda row: position[row[0]])
     chosen = {row[0] for row in rows}
-    edges: list[DagEdge] = []
-    for task_id, _, _, _, depends in rows:
-        edges += [DagEdge(source, task_id, "depends") for source in _ids(depends)]
+    # (sources, target, kind) per chosen task; edge objects are made only for the edges drawn
+    # (a join of 1,000 tasks each would otherwise make 10^5 of them to keep a few thousand).
+    incoming: list[tuple[list[int], int, str]] = [
+        (_ids(depends), task_id, "depends") for task_id, _, _, _, depends in rows
+    ]
     if info.has("try"):
         for chunk in _chunks(sorted(chosen)):
             marks = ",".join("?" * len(chunk))
@@ -96,13 +135,18 @@ def task_graph(
                 f"AND task_id IN ({marks}) AND task_joins IS NOT NULL AND task_joins != ''",
                 (run_id, *chunk),
             ):
-                edges += [DagEdge(source, task_id, "joins") for source in _ids(joins)]
-    outside = sorted({e.source for e in edges} - chosen)[: max(0, 2 * limit - len(rows))]
+                incoming.append((_ids(joins), task_id, "joins"))
+    sources = set().union(*(ids for ids, _, _ in incoming)) if incoming else set()
+    outside = sorted(sources - chosen)[: max(0, 2 * limit - len(rows))]
     rows += _fetch_nodes(conn, source, run_id, outside)
     present = {row[0] for row in rows}
     nodes = [DagNode(task_id, name, state, duration) for task_id, name, state, duration, _ in rows]
-    edges = [e for e in dict.fromkeys(edges) if e.source in present and e.target in present]
-    return TaskGraph(nodes, edges, total)
+    edges = [
+        DagEdge(source, target, kind)
+        for ids, target, kind in incoming
+        for source in sorted(present.intersection(ids))
+    ]
+    return TaskGraph(nodes, list(dict.fromkeys(edges)), total)
 
 
 def _stored_app_edges(conn: sqlite3.Connection, run_id: str) -> dict[tuple[str, str], int]:
@@ -168,29 +212,53 @@ NEIGHBOURHOOD_DEPTH = 3
 NEIGHBOURHOOD_LIMIT = 400
 
 
-def _parents(conn: sqlite3.Connection, run_id: str, ids: list[int]) -> dict[int, set[int]]:
-    """task -> the tasks it depends on or joins, for `ids`."""
-    parents: dict[int, set[int]] = {}
+def _parent_edges(
+    conn: sqlite3.Connection, run_id: str, ids: list[int]
+) -> dict[int, dict[int, str]]:
+    """task -> {task it depends on or joins: "depends" or "joins"}, for `ids` (index probes
+    of the task and try primary keys)."""
+    parents: dict[int, dict[int, str]] = {}
     for chunk in _chunks(ids):
         marks = ",".join("?" * len(chunk))
         for task_id, depends in conn.execute(
             f"SELECT task_id, task_depends FROM task WHERE run_id = ? AND task_id IN ({marks})",
             (run_id, *chunk),
         ):
-            parents.setdefault(task_id, set()).update(_ids(depends))
+            parents.setdefault(task_id, {}).update(dict.fromkeys(_ids(depends), "depends"))
         for task_id, joins in conn.execute(
             f"SELECT DISTINCT task_id, task_joins FROM try WHERE run_id = ? "
             f"AND task_id IN ({marks}) AND task_joins IS NOT NULL AND task_joins != ''",
             (run_id, *chunk),
         ):
-            parents.setdefault(task_id, set()).update(_ids(joins))
+            parents.setdefault(task_id, {}).update(dict.fromkeys(_ids(joins), "joins"))
     return parents
 
 
-def _children(
+def _parents(conn: sqlite3.Connection, run_id: str, ids: list[int]) -> dict[int, set[int]]:
+    """task -> the tasks it depends on or joins, for `ids`."""
+    return {task: set(found) for task, found in _parent_edges(conn, run_id, ids).items()}
+
+
+def _stored_children(conn: sqlite3.Connection, run_id: str, ids: list[int]) -> dict[int, set[int]]:
+    """task -> the tasks that depend on or join it, from the writer's taskscope_dependent:
+    one primary-key probe per task."""
+    children: dict[int, set[int]] = {}
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        for parent, child in conn.execute(
+            f"SELECT task_id, dependent_id FROM {DEPENDENT_TABLE} WHERE run_id = ? "
+            f"AND task_id IN ({marks})",
+            (run_id, *chunk),
+        ):
+            children.setdefault(parent, set()).add(child)
+    return children
+
+
+def _scanned_children(
     conn: sqlite3.Connection, run_id: str, ids: list[int], joiners: dict[int, set[int]]
 ) -> dict[int, set[int]]:
-    """task -> the tasks that depend on it, for `ids`.
+    """task -> the tasks that depend on it, for `ids`, without the writer's table (Parsl's
+    databases).
 
     A dependent is submitted after its dependencies, so it has a larger id: the search is a
     range scan of the task primary key from the smallest id on (``+t.run_id`` keeps SQLite
@@ -212,6 +280,27 @@ def _children(
         for parent in joined & wanted:
             children.setdefault(parent, set()).add(joiner)
     return children
+
+
+def _all_joiners(conn: sqlite3.Connection, run_id: str) -> dict[int, set[int]]:
+    """join task -> the tasks it joined, for (up to 100,000 of) the run's join tries: a pass
+    over the run's tries, needed only where the writer kept no dependents."""
+    joiners: dict[int, set[int]] = {}
+    for joiner, joins in conn.execute(
+        "SELECT DISTINCT task_id, task_joins FROM try WHERE run_id = ? "
+        "AND task_joins IS NOT NULL AND task_joins != '' LIMIT 100000",
+        (run_id,),
+    ):
+        joiners.setdefault(joiner, set()).update(_ids(joins))
+    return joiners
+
+
+def _run_task_total(conn: sqlite3.Connection, run_id: str) -> int:
+    """The run's number of tasks: the writer's per-app totals, else an index count."""
+    kept = totals_query.run_task_totals(conn, [run_id]).get(run_id)
+    if kept is not None:
+        return int(kept)
+    return int(conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0])
 
 
 def _walk(
@@ -253,20 +342,19 @@ def task_neighbourhood(
         return None
     depth = max(1, min(int(depth), 50))
     limit = max(2, min(int(limit), 5000))
-    joiners: dict[int, set[int]] = {}
-    if info.has("try"):
-        for joiner, joins in conn.execute(
-            "SELECT DISTINCT task_id, task_joins FROM try WHERE run_id = ? "
-            "AND task_joins IS NOT NULL AND task_joins != '' LIMIT 100000",
-            (run_id,),
-        ):
-            joiners.setdefault(joiner, set()).update(_ids(joins))
+    # The writer's dependents table answers "who depends on this task" by probes; without
+    # it (Parsl's databases, or a run it did not keep them for) later tasks' dependency
+    # lists are scanned, and the run's join tries read once.
+    stored = info.has(DEPENDENT_TABLE) and totals_query.app_totals(conn, run_id) is not None
+    joiners = {} if stored or not info.has("try") else _all_joiners(conn, run_id)
 
     def up(frontier: list[int]) -> dict[int, set[int]]:
         return _parents(conn, run_id, frontier)
 
     def down(frontier: list[int]) -> dict[int, set[int]]:
-        return _children(conn, run_id, frontier, joiners)
+        if stored:
+            return _stored_children(conn, run_id, frontier)
+        return _scanned_children(conn, run_id, frontier, joiners)
 
     half = (limit - 1) // 2
     ancestors = _walk(task_id, up, depth, half)
@@ -278,10 +366,8 @@ def task_neighbourhood(
     rows = _fetch_nodes(conn, source, run_id, chosen)
     present = {row[0] for row in rows}
     edges = []
-    for child, parents in _parents(conn, run_id, chosen).items():
-        for parent in sorted(parents & present):
-            kind = "joins" if parent in joiners.get(child, ()) else "depends"
-            edges.append(DagEdge(parent, child, kind))
+    for child, parents in _parent_edges(conn, run_id, chosen).items():
+        for parent in sorted(set(parents) & present):
+            edges.append(DagEdge(parent, child, parents[parent]))
     nodes = [DagNode(t, name, state, duration) for t, name, state, duration, _ in rows]
-    total = conn.execute("SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)).fetchone()[0]
-    return TaskGraph(nodes, edges, total)
+    return TaskGraph(nodes, edges, _run_task_total(conn, run_id))

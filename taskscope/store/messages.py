@@ -85,6 +85,10 @@ class TaskInfo(Message, tag="task"):
     state: str | None = None  # a transition of try ``try_id`` at ``timestamp``, if any
     try_id: int = 0
     timestamp: float | None = None
+    # What the task asked for, sent with its first row only: its parsl_resource_specification
+    # as JSON text (keys sorted) and its walltime= in seconds (taskscope_task_request).
+    resource_specification: str | None = None
+    walltime: float | None = None
 
 
 class TaskStatus(Message, tag="status"):

@@ -15,7 +15,9 @@ import sqlite3
 from typing import Any
 
 from taskscope.store import totals_query
+from taskscope.store.duration_pages import duration_page, durations_kept
 from taskscope.store.graph_query import app_graph, task_graph, task_neighbourhood
+from taskscope.store.id_pages import walked_page
 from taskscope.store.readonly import describe_database, open_readonly
 from taskscope.store.records import (
     AppStats,
@@ -49,6 +51,7 @@ from taskscope.store.states import (
 )
 from taskscope.store.task_state import (
     STATE_TABLE,
+    TASK_DURATION_SQL,
     StateSource,
     app_state_counts,
     state_counts_sql,
@@ -82,7 +85,7 @@ __all__ = [
 ]
 
 MAX_PAGE = 1000
-DURATION_SQL = seconds_between_sql("t.task_time_invoked", "t.task_time_returned")
+DURATION_SQL = TASK_DURATION_SQL
 RUN_SORTS = {
     "time_began": "w.time_began",
     "workflow_name": "w.workflow_name",
@@ -593,6 +596,34 @@ def _state_filter(source: StateSource, state: str, one_app: bool) -> tuple[str, 
     ), "z.state = :state"
 
 
+def _kept_counts(
+    conn: sqlite3.Connection,
+    run_id: str,
+    app: str | None,
+    state: str | None,
+    source: StateSource | None,
+) -> tuple[int, int, int | None, int | None] | None:
+    """(tasks matching, run's tasks, app's tasks, run's tasks in `state`) from the writer's
+    per-app totals, for a task list a walk in id order can page (`id_pages`); None when
+    the writer kept no totals, or `state` is one they cannot count exactly (the unfinished
+    states; 'pending' also holds tasks without a state row)."""
+    if state is not None and (source is None or not source.from_table or not is_final(state)):
+        return None
+    totals = totals_query.app_totals(conn, run_id)
+    if totals is None:
+        return None
+    run_tasks = sum(states.get("pending", 0) for states in totals.values())
+    app_tasks = totals.get(app, {}).get("pending", 0) if app is not None else None
+    if state is None:
+        return (run_tasks if app_tasks is None else app_tasks), run_tasks, app_tasks, None
+    in_state = {
+        name: totals_query.current_states(states).get(state, 0) for name, states in totals.items()
+    }
+    run_in_state = sum(in_state.values())
+    matching = run_in_state if app is None else in_state.get(app, 0)
+    return matching, run_tasks, app_tasks, run_in_state
+
+
 def list_tasks(
     conn: sqlite3.Connection,
     run_id: str,
@@ -636,13 +667,47 @@ def list_tasks(
         f"ORDER BY {order} {direction}, t.task_id LIMIT :limit OFFSET :offset"
     )
     page_params = {**params, "limit": limit, "offset": offset}
-    total = None
-    if state is not None and source is not None and not source.from_table:
+    kept = _kept_counts(conn, run_id, app, state, source)
+    total = kept[0] if kept else None
+    ids = None
+    if kept and sort == "task_id":  # an index walk in id order, where one is cheap enough
+        ids = walked_page(
+            conn,
+            run_id,
+            app=app,
+            state=state,
+            total=kept[0],
+            run_tasks=kept[1],
+            app_tasks=kept[2],
+            state_tasks=kept[3],
+            descending=descending,
+            offset=offset,
+            limit=limit,
+        )
+    elif (
+        kept
+        and sort == "duration"
+        and source is not None
+        and source.from_table
+        and durations_kept(conn, run_id)
+    ):  # a walk of the writer's stored durations, where it is cheap enough
+        ids = duration_page(
+            conn,
+            run_id,
+            app=app,
+            state=state,
+            total=kept[0],
+            run_tasks=kept[1],
+            descending=descending,
+            offset=offset,
+            limit=limit,
+        )
+    if ids is None and state is not None and source is not None and not source.from_table:
         # The state filter reads the whole status history: count in the same pass.
         rows = conn.execute(chosen.format(total=", COUNT(*) OVER ()"), page_params).fetchall()
         ids = [row[0] for row in rows]
         total = rows[0][1] if rows else None
-    else:
+    elif ids is None:
         ids = [row[0] for row in conn.execute(chosen.format(total=""), page_params)]
     if total is None:
         total = conn.execute(f"SELECT COUNT(*) FROM {tables} WHERE {where}", params).fetchone()[0]

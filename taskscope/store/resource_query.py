@@ -28,82 +28,34 @@ from taskscope.store.records import (
     ResourceSampleRow,
     UsageSeries,
 )
-from taskscope.store.sampling import in_sample, sample_stride, sampled_ids
+from taskscope.store.sample_stats import box_stats, bucket_sums, sample_intervals
+from taskscope.store.sampling import (
+    indexed_id_range,
+    listed_sample,
+    sample_stride,
+    sampled_rows,
+)
 from taskscope.store.timeline_query import kernel_in_flight
 from taskscope.store.timestamps import format_timestamp, parse_timestamp, seconds_between_sql
 from taskscope.store.totals_query import app_totals
-from taskscope.store.worker_query import busy_series
+from taskscope.store.worker_query import busy_series, rollup_resolution_s
 
 DEFAULT_BUCKETS = 200
 SERIES_LIMIT = 5000
 # Above these sizes the resource rows (run usage) and the tasks (per-app distributions) are
 # read for a hashed 1-in-k sample of tasks, so the cost stays bounded on any run; the result
-# says which fraction it used and the page shows it.
-USAGE_SAMPLE_ROWS = 40_000
-DIST_SAMPLE_TASKS = 8_000
+# says which fraction it used and the page shows it. Sized so that a cold read stays within
+# the dashboard's 300 ms on a loaded machine: each sampled row is an index probe and a row
+# lookup (~4 us of CPU cold), and 40,000 rows plus their tries' starts took ~400 ms.
+USAGE_SAMPLE_ROWS = 20_000
+DIST_SAMPLE_TASKS = 4_000
 
 _CPU = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_system, 0))"
-# taskscope's indexes that lead with (run_id, task_id): with them a sample's tasks are probed
-# one by one; without them (Parsl's databases) the sample test runs over every row instead.
-_RUN_TASK_INDEX = {"resource": "ix_resource_run_task", "try": "ix_try_run_task"}
-# Ids far sparser than the rows (say ids up to 10^15) would list more ids than there are
-# rows: the sample test on every row is then the cheaper read.
-MAX_LISTED_IDS = 100_000
-
-
-def _indexed_id_range(conn: sqlite3.Connection, table: str, run_id: str) -> range | None:
-    """The run's first to last task id in `table`, where taskscope's (run_id, task_id) index
-    on it gives them in two probes and lets SQLite probe it once per listed id; None
-    without that index (or with ids a sample cannot list)."""
-    index = _RUN_TASK_INDEX[table]
-    if not conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (index,)
-    ).fetchone():
-        return None
-    first, last = (
-        conn.execute(f"SELECT {f}(task_id) FROM {table} WHERE run_id = ?", (run_id,)).fetchone()[0]
-        for f in ("MIN", "MAX")
-    )
-    if first is None:
-        return range(0)
-    if not isinstance(first, int) or not isinstance(last, int) or first < 0:
-        return None
-    return range(first, last + 1)
-
-
-def _listed(ids: range, stride: int) -> str:
-    """The sample of `ids` as a JSON list, listed in Python (`sampled_ids`) rather than by
-    SQLite hashing a million ids."""
-    if not ids:
-        return "[]"
-    return "[" + ",".join(map(str, sampled_ids(ids.start, ids.stop - 1, stride))) + "]"
-
-
-def _sampled_rows(
-    conn: sqlite3.Connection,
-    table: str,
-    alias: str,
-    run_id: str,
-    stride: int,
-    params: dict[str, Any],
-) -> str:
-    """FROM ... WHERE SQL for the rows of `table` (as `alias`) of the run's sampled tasks:
-    index probes for a listed sample where possible, else the sample test on every row (the
-    same rows either way)."""
-    keep = f"{table} {alias} WHERE {alias}.run_id = :run"
-    if stride <= 1:
-        return keep
-    ids = _indexed_id_range(conn, table, run_id)
-    if ids is None or len(ids) // stride > MAX_LISTED_IDS:
-        return f"{keep} AND {in_sample(f'{alias}.task_id', stride)}"
-    name = f"ids_{table}"
-    params[name] = _listed(ids, stride)
-    return (
-        f"json_each(:{name}) AS j_{table} CROSS JOIN {table} {alias} "
-        f"WHERE {alias}.run_id = :run AND {alias}.task_id = j_{table}.value"
-    )
-
-
+_R_CPU = _CPU.replace("psutil_", "r.psutil_")  # the same of resource rows named r
+# Rows read into Python (sample_stats) are numbers as SQLite's arithmetic would make them
+# ("+ 0.0", text -> 0 as in SQL) and have whole-number ids (a database is data from anywhere:
+# text in an id column would not even sort beside the numbers).
+_WHOLE_IDS = " AND typeof(r.task_id) = 'integer' AND typeof(r.try_id) = 'integer'"
 PILOT_TASKS = 1_000  # tasks whose samples are counted to estimate a big run's total
 EXACT_COUNT_ROWS = 200_000  # runs of about this many samples or fewer are counted exactly
 
@@ -115,13 +67,13 @@ def _resource_rows(conn: sqlite3.Connection, run_id: str) -> int:
     the usage sample and says whether there are samples at all."""
     if not has_resource_samples(conn, run_id):
         return 0
-    ids = _indexed_id_range(conn, "resource", run_id)
+    ids = indexed_id_range(conn, "resource", run_id)
     pilot_stride = sample_stride(len(ids), PILOT_TASKS) if ids is not None else 1
     if ids is not None and pilot_stride > 1:
         (pilot,) = conn.execute(
             "SELECT COUNT(*) FROM json_each(?) AS j CROSS JOIN resource r "
             "WHERE r.run_id = ? AND r.task_id = j.value",
-            (_listed(ids, pilot_stride), run_id),
+            (listed_sample(ids, pilot_stride), run_id),
         ).fetchone()
         if pilot * pilot_stride > EXACT_COUNT_ROWS:
             return int(pilot * pilot_stride)
@@ -272,11 +224,16 @@ def run_usage(
     run_id: str,
     buckets: int = DEFAULT_BUCKETS,
     parts: tuple[str, ...] = USAGE_PARTS,
+    fit_rollups: bool = False,
 ) -> UsageSeries | None:
     """CPU cores and memory in use (summed over running tries) and workers busy, over time.
 
     `parts` limits the work to workers busy ("workers", from the try table) and/or CPU and
-    memory ("samples", from the resource table); the series not asked for are zeros."""
+    memory ("samples", from the resource table); the series not asked for are zeros.
+    `fit_rollups`: fewer buckets where `buckets` would make them finer than the writer's
+    rollups resolve (a second; a minute on long runs), so that workers busy and the
+    kernel's in-flight tries come from the rollups (for the dashboard's page; the API keeps
+    the count it was asked for, at the cost of reading a sample of tries instead)."""
     info = describe_database(conn)
     if not (info.has_runs and info.has("try")):
         return None
@@ -286,6 +243,8 @@ def run_usage(
         return None
     buckets = max(1, min(int(buckets), 2000))
     span = max((end - start).total_seconds(), 1e-3)
+    if fit_rollups:
+        buckets = max(1, min(buckets, int(span // rollup_resolution_s(span))))
     width = span / buckets
     params = {"run": run_id, "began": began, "ended": ended}
     rel = "((julianday({col}) - julianday(:began)) * 86400.0)"
@@ -308,7 +267,7 @@ def run_usage(
         flight_sql = (
             f"SELECT {rel.format(col='task_try_time_launched')} AS s, "
             f"{rel.format(col='COALESCE(task_try_time_returned, :ended)')} AS e, 1.0 AS w1, "
-            f"0.0 AS w2 FROM {_sampled_rows(conn, 'try', 'y', run_id, flight_stride, params)} "
+            f"0.0 AS w2 FROM {sampled_rows(conn, 'try', 'y', run_id, flight_stride, params)} "
             "AND task_try_time_launched IS NOT NULL "
             # Join apps wait on the kernel's internal thread pool, not on a worker.
             f"AND task_executor NOT IN {INTERNAL_EXECUTORS}"
@@ -321,30 +280,22 @@ def run_usage(
     samples = _resource_rows(conn, run_id) if "samples" in parts else 0
     stride = sample_stride(samples, USAGE_SAMPLE_ROWS)
     if samples and "samples" in parts:
+        # Seconds since the run began, computed once per row by SQLite; the pairing of each
+        # sample with the previous one of its try and the buckets in Python (sample_stats).
+        # julianday(:began) once, not once per row: the same numbers, a third less work.
+        (params["began_jd"],) = conn.execute("SELECT julianday(?)", (began,)).fetchone()
+        since_began = "((julianday({col}) - :began_jd) * 86400.0)"
+        rows = conn.execute(
+            f"SELECT r.task_id, r.try_id, {since_began.format(col='r.timestamp')}, "
+            f"COALESCE(r.psutil_process_memory_resident, 0) + 0.0, {_R_CPU} "
+            f"FROM {sampled_rows(conn, 'resource', 'r', run_id, stride, params)}{_WHOLE_IDS}",
+            params,
+        ).fetchall()
+        starts = _try_starts(conn, run_id, {(row[0], row[1]) for row in rows}, since_began, params)
         # taskscope reports CPU time since the try started; Parsl reports the worker
         # process's total, so only differences between a try's samples count there.
-        first_cpu = "0.0" if written_by_taskscope(conn, info, run_id) else "cpu"
-        # Relative seconds are computed once per row (LIMIT -1: not flattened), then the
-        # window pairs each sample with the previous one of its try.
-        sampled = f"""
-            SELECT e, rss, cpu, LAG(e) OVER w AS prev_e,
-                   LAG(cpu, 1, {first_cpu}) OVER w AS prev_cpu, task_id, try_id
-            FROM (SELECT {rel.format(col="timestamp")} AS e,
-                         COALESCE(psutil_process_memory_resident, 0) AS rss, {_CPU} AS cpu,
-                         r.task_id AS task_id, r.try_id AS try_id
-                  FROM {_sampled_rows(conn, "resource", "r", run_id, stride, params)} LIMIT -1)
-            WINDOW w AS (PARTITION BY task_id, try_id ORDER BY e)"""
-        # A try's first sample covers the time since the try started running.
-        try_running = (
-            "(SELECT y.task_try_time_running FROM try y WHERE y.run_id = :run "
-            "AND y.task_id = x.task_id AND y.try_id = x.try_id)"
-        )
-        start_of = f"COALESCE(prev_e, {rel.format(col=try_running)}, e)"
-        intervals = f"""
-            SELECT s, e, rss AS w1, CASE WHEN e > s THEN MAX(cpu - prev_cpu, 0) / (e - s)
-                   ELSE 0 END AS w2
-            FROM (SELECT {start_of} AS s, e, rss, cpu, prev_cpu FROM ({sampled}) x LIMIT -1)"""
-        memory, cpu = _bucket_sums(conn, intervals, params, buckets, width)
+        intervals = sample_intervals(rows, starts, written_by_taskscope(conn, info, run_id))
+        memory, cpu = bucket_sums(intervals, buckets, width)
         memory = [m * stride for m in memory]  # the sample's share scaled to the whole run
         cpu = [c * stride for c in cpu]
     times = [format_timestamp(start + (end - start) * (b / buckets)) for b in range(buckets)]
@@ -362,6 +313,36 @@ def run_usage(
     )
 
 
+def _try_starts(
+    conn: sqlite3.Connection,
+    run_id: str,
+    tries: set[tuple[int, int]],
+    rel: str,
+    rel_params: dict[str, Any],
+) -> dict[tuple[int, int], float | None]:
+    """(task_id, try_id) -> when the try started running, in seconds since the start, for
+    `tries`: the tries of their tasks, read by probes of taskscope's (run_id, task_id) index
+    where there is one, else one probe of the try primary key (try_id, task_id, run_id)
+    per try (Parsl's databases). `rel`: the SQL of seconds since the start, with the
+    parameters it uses in `rel_params`."""
+    params = {**rel_params, "run": run_id}
+    start = rel.format(col="y.task_try_time_running")
+    if indexed_id_range(conn, "try", run_id) is not None:
+        params["ids"] = "[" + ",".join(map(str, sorted({t for t, _ in tries}))) + "]"
+        sql = (
+            f"SELECT y.task_id, y.try_id, {start} FROM json_each(:ids) AS j CROSS JOIN try y "
+            "WHERE y.run_id = :run AND y.task_id = j.value"
+        )
+    else:
+        params["pairs"] = "[" + ",".join(f"[{a},{b}]" for a, b in sorted(tries)) + "]"
+        sql = (
+            f"SELECT y.task_id, y.try_id, {start} FROM json_each(:pairs) AS j CROSS JOIN try y "
+            "WHERE y.try_id = json_extract(j.value, '$[1]') "
+            "AND y.task_id = json_extract(j.value, '$[0]') AND y.run_id = :run"
+        )
+    return {(task_id, try_id): s for task_id, try_id, s in conn.execute(sql, params)}
+
+
 def _try_rows_estimate(conn: sqlite3.Connection, run_id: str) -> int:
     """About how many tries the run has, without counting them all: the run's task count
     (the writer's per-app totals, or an index count) is close, since most tasks have one
@@ -369,57 +350,81 @@ def _try_rows_estimate(conn: sqlite3.Connection, run_id: str) -> int:
     return sum(_app_sizes(conn, run_id).values())
 
 
-def _box_stats(
-    conn: sqlite3.Connection, values_sql: str, params: dict[str, Any]
-) -> dict[tuple[str, str], BoxStats]:
-    """Quartiles per (kind, app) computed in SQL over (kind, app, v) rows, in one statement."""
-    sql = f"""
-    WITH v AS ({values_sql}),
-    r AS (SELECT kind, app, v, ROW_NUMBER() OVER (PARTITION BY kind, app ORDER BY v) AS rn,
-                 COUNT(*) OVER (PARTITION BY kind, app) AS n FROM v WHERE v IS NOT NULL)
-    SELECT kind, app, MAX(n), MIN(v),
-           MAX(CASE WHEN rn = CAST((n - 1) * 0.25 AS INTEGER) + 1 THEN v END),
-           MAX(CASE WHEN rn = CAST((n - 1) * 0.5 AS INTEGER) + 1 THEN v END),
-           MAX(CASE WHEN rn = CAST((n - 1) * 0.75 AS INTEGER) + 1 THEN v END),
-           MAX(v), AVG(v)
-    FROM r GROUP BY kind, app"""
-    return {
-        (kind, app): BoxStats(n, low, q1, median, q3, high, mean)
-        for kind, app, n, low, q1, median, q3, high, mean in conn.execute(sql, params)
-    }
-
-
 SMALL_APP_TASKS = 2_000  # apps this small are always measured exactly
 
 
 def _distribution_values(
-    info: DatabaseInfo, try_rows: str, resource_rows: str | None, per_try_cpu: bool
-) -> str:
-    """(kind, app, v) rows: each kept task's run time, peak memory and CPU time.
+    conn: sqlite3.Connection,
+    info: DatabaseInfo,
+    try_rows: str,
+    resource_rows: str | None,
+    per_try_cpu: bool,
+    params: dict[str, Any],
+) -> dict[tuple[str, str], list[float | None]]:
+    """(kind, app) -> values: each kept task's run time (its tries' running -> returned,
+    summed), peak resident memory (over its tries) and CPU time (summed over its tries).
     `try_rows` and `resource_rows` are FROM ... WHERE SQL choosing the kept tasks' rows of
     try (as y) and resource (as r); `per_try_cpu` says the run's CPU figures start at zero
-    with each try (taskscope) rather than at the worker's total (Parsl)."""
+    with each try (taskscope) rather than at the worker's total (Parsl). Tasks without a
+    task row are left out."""
     run_s = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
-    values = (
-        f"SELECT 'duration' AS kind, t.task_func_name AS app, p.v FROM (SELECT y.task_id, "
-        f"SUM({run_s}) AS v FROM {try_rows} GROUP BY y.task_id) p "
-        "JOIN task t ON t.run_id = :run AND t.task_id = p.task_id"
+    durations: dict[int, float | None] = {}
+    for task_id, seconds in conn.execute(
+        f"SELECT y.task_id, {run_s} FROM {try_rows}{_WHOLE_IDS.replace('r.', 'y.')}", params
+    ):
+        if seconds is not None:
+            durations[task_id] = (durations.get(task_id) or 0.0) + seconds
+        else:
+            durations.setdefault(task_id, None)
+    per_try: dict[tuple[int, int], list[Any]] = {}  # [peak, highest cpu, lowest cpu]
+    if resource_rows is not None and info.has("resource"):
+        for task_id, try_id, rss, cpu in conn.execute(
+            f"SELECT r.task_id, r.try_id, r.psutil_process_memory_resident + 0.0, {_R_CPU} "
+            f"FROM {resource_rows}{_WHOLE_IDS}",
+            params,
+        ):
+            kept = per_try.get((task_id, try_id))
+            if kept is None:
+                per_try[(task_id, try_id)] = [rss, cpu, cpu]
+                continue
+            if rss is not None and (kept[0] is None or rss > kept[0]):
+                kept[0] = rss
+            kept[1], kept[2] = max(kept[1], cpu), min(kept[2], cpu)
+    peaks: dict[int, float | None] = {}
+    cpus: dict[int, float] = {}
+    for (task_id, _), (peak, high, low) in per_try.items():
+        if peak is not None and (peaks.get(task_id) is None or peak > peaks[task_id]):
+            peaks[task_id] = peak
+        else:
+            peaks.setdefault(task_id, None)
+        cpus[task_id] = cpus.get(task_id, 0.0) + high - (0.0 if per_try_cpu else low)
+    apps = _apps_of(conn, params["run"], set(durations) | set(peaks))
+    values: dict[tuple[str, str], list[float | None]] = {}
+    for kind, by_task in (("duration", durations), ("peak", peaks), ("cpu", cpus)):
+        for task_id, value in by_task.items():
+            app = apps.get(task_id)
+            if app is not None:
+                values.setdefault((kind, app), []).append(value)
+    return values
+
+
+def _apps_of(conn: sqlite3.Connection, run_id: str, task_ids: set[int]) -> dict[int, str]:
+    """task -> its app, for `task_ids` (probes of the task primary key)."""
+    ids = "[" + ",".join(map(str, task_ids)) + "]"
+    return dict(
+        conn.execute(
+            "SELECT t.task_id, t.task_func_name FROM json_each(:ids) AS j CROSS JOIN task t "
+            "ON t.task_id = j.value AND t.run_id = :run",
+            {"ids": ids, "run": run_id},
+        ).fetchall()
     )
-    if resource_rows is None or not info.has("resource"):
-        return values
-    cpu = _CPU.replace("psutil_", "r.psutil_")
-    floor = "0" if per_try_cpu else f"MIN({cpu})"
-    per_task = (
-        "SELECT task_id, MAX(peak) AS peak, SUM(cpu) AS cpu FROM (SELECT r.task_id AS task_id, "
-        f"MAX(r.psutil_process_memory_resident) AS peak, MAX({cpu}) - {floor} AS cpu "
-        f"FROM {resource_rows} GROUP BY r.task_id, r.try_id) GROUP BY task_id"
-    )
-    return (
-        f"WITH p AS MATERIALIZED (SELECT t.task_func_name AS app, p.peak, p.cpu "
-        f"FROM ({per_task}) p JOIN task t ON t.run_id = :run AND t.task_id = p.task_id) "
-        f"{values} UNION ALL SELECT 'peak', app, peak FROM p "
-        "UNION ALL SELECT 'cpu', app, cpu FROM p"
-    )
+
+
+def _box_stats(
+    values: dict[tuple[str, str], list[float | None]],
+) -> dict[tuple[str, str], BoxStats]:
+    boxes = {key: box_stats(v) for key, v in values.items()}
+    return {key: box for key, box in boxes.items() if box is not None}
 
 
 def _app_sizes(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
@@ -448,14 +453,16 @@ def app_distributions(conn: sqlite3.Connection, run_id: str) -> list[AppDistribu
     params: dict[str, Any] = {"run": run_id}
     per_try = written_by_taskscope(conn, info, run_id)
     sampled = _distribution_values(
+        conn,
         info,
-        _sampled_rows(conn, "try", "y", run_id, stride, params),
-        _sampled_rows(conn, "resource", "r", run_id, stride, params)
+        sampled_rows(conn, "try", "y", run_id, stride, params),
+        sampled_rows(conn, "resource", "r", run_id, stride, params)
         if info.has("resource")
         else None,
         per_try,
+        params,
     )
-    stats = _box_stats(conn, sampled, params)
+    stats = _box_stats(sampled)
     small = sorted(name for name, n in sizes.items() if n <= SMALL_APP_TASKS)
     if stride > 1 and small:
         marks = ",".join(f":a{i}" for i in range(len(small)))
@@ -464,14 +471,14 @@ def app_distributions(conn: sqlite3.Connection, run_id: str) -> list[AppDistribu
             f"WHERE run_id = :run AND task_func_name IN ({marks}))"
         )
         exact = _box_stats(
-            conn,
             _distribution_values(
+                conn,
                 info,
                 "try y" + of_small_apps.format(a="y"),
                 "resource r" + of_small_apps.format(a="r"),
                 per_try,
-            ),
-            {**params, **{f"a{i}": name for i, name in enumerate(small)}},
+                {**params, **{f"a{i}": name for i, name in enumerate(small)}},
+            )
         )
         stats = {key: box for key, box in stats.items() if key[1] not in small} | exact
     return [

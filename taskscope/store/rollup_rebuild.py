@@ -13,6 +13,7 @@ import sqlite3
 from typing import Any
 
 from taskscope.store.app_edges import INSERT_DEPENDENT
+from taskscope.store.task_state import STATE_TABLE, TASK_DURATION_SQL
 from taskscope.store.worker_query import SINCE_ORIGIN_SQL
 from taskscope.store.worker_rollup import (
     BUCKET_SECONDS,
@@ -73,6 +74,7 @@ def rebuild_rollups(conn: sqlite3.Connection, run_id: str) -> None:
     conn.executemany(UPSERT_TRY_RUN, try_rows)
     conn.executemany(UPSERT_OCCUPANCY, [(*k, v[0], v[1]) for k, v in occupancy.items()])
     conn.executemany(UPSERT_OCCUPANCY_MINUTE, [(*k, v[0], v[1]) for k, v in minutes.items()])
+    add_ten_minute_occupancy(conn, run_id)
     conn.executemany(UPSERT_APP_RUN_TOTAL, [(*k, v[0], v[1]) for k, v in app_totals.items()])
     conn.execute(UPSERT_LONGEST, (run_id, longest))
     rebuild_state_flow(conn, run_id)
@@ -125,6 +127,18 @@ def rebuild_dependents(conn: sqlite3.Connection, run_id: str) -> None:
     conn.executemany(INSERT_DEPENDENT, rows)
 
 
+def add_ten_minute_occupancy(conn: sqlite3.Connection, run_id: str) -> None:
+    """The per-ten-minutes occupancy of `run_id` as sums of its per-minute rows (a database
+    made before the writer kept it; ten minutes are whole minutes, so the sums are exact)."""
+    conn.execute("DELETE FROM taskscope_occupancy_10min WHERE run_id = ?", (run_id,))
+    conn.execute(
+        """INSERT INTO taskscope_occupancy_10min (run_id, bucket, worker, app, busy_s, tries_ended)
+           SELECT run_id, bucket / 10, worker, app, SUM(busy_s), SUM(tries_ended)
+           FROM taskscope_occupancy_minute WHERE run_id = ? GROUP BY bucket / 10, worker, app""",
+        (run_id,),
+    )
+
+
 def add_missing_rollups(conn: sqlite3.Connection, run_id: str) -> None:
     """For a run whose per-second worker rollup exists but whose later rollups do not (a
     database made before they were kept): the per-minute occupancy and per-app run totals
@@ -136,6 +150,7 @@ def add_missing_rollups(conn: sqlite3.Connection, run_id: str) -> None:
            FROM taskscope_occupancy WHERE run_id = ? GROUP BY bucket / 60, worker, app""",
         (run_id,),
     )
+    add_ten_minute_occupancy(conn, run_id)
     conn.execute("DELETE FROM taskscope_app_run_total WHERE run_id = ?", (run_id,))
     conn.execute(
         """INSERT INTO taskscope_app_run_total (run_id, app, busy_s, tries_ended)
@@ -145,3 +160,13 @@ def add_missing_rollups(conn: sqlite3.Connection, run_id: str) -> None:
     )
     rebuild_state_flow(conn, run_id)
     rebuild_dependents(conn, run_id)
+
+
+def add_task_durations(conn: sqlite3.Connection, run_id: str) -> None:
+    """Store the duration of each of the run's returned tasks in its state row, as the writer
+    now does when a task ends: for a run written before the writer kept them."""
+    conn.execute(
+        f"UPDATE {STATE_TABLE} AS z SET duration = (SELECT {TASK_DURATION_SQL} FROM task t "
+        "WHERE t.task_id = z.task_id AND t.run_id = z.run_id) WHERE z.run_id = ?",
+        (run_id,),
+    )

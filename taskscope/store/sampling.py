@@ -12,6 +12,9 @@ an index for each sampled task instead of testing every one of a million ids.
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Any
+
 # The high 16 bits of the 32-bit product: its low bits keep the block's low bits (the
 # multiplier is odd), so consecutive blocks would take positions in a fixed pattern. Knuth:
 # take the top bits of the product.
@@ -49,3 +52,64 @@ def sampled_ids(first: int, last: int, stride: int) -> list[int]:
         return list(range(first, last + 1))
     ids = (block * k + _position(block, k) for block in range(first // k, last // k + 1))
     return [i for i in ids if first <= i <= last]
+
+
+# taskscope's indexes that lead with (run_id, task_id): with them a sample's tasks are probed
+# one by one; without them (Parsl's databases) the sample test runs over every row instead.
+_RUN_TASK_INDEX = {"resource": "ix_resource_run_task", "try": "ix_try_run_task"}
+# Ids far sparser than the rows (say ids up to 10^15) would list more ids than there are
+# rows: the sample test on every row is then the cheaper read.
+MAX_LISTED_IDS = 100_000
+
+
+def indexed_id_range(conn: sqlite3.Connection, table: str, run_id: str) -> range | None:
+    """The run's first to last task id in `table`, where taskscope's (run_id, task_id) index
+    on it gives them in two probes and lets SQLite probe it once per listed id; None
+    without that index (or with ids a sample cannot list)."""
+    index = _RUN_TASK_INDEX[table]
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (index,)
+    ).fetchone():
+        return None
+    first, last = (
+        conn.execute(f"SELECT {f}(task_id) FROM {table} WHERE run_id = ?", (run_id,)).fetchone()[0]
+        for f in ("MIN", "MAX")
+    )
+    if first is None:
+        return range(0)
+    if not isinstance(first, int) or not isinstance(last, int) or first < 0:
+        return None
+    return range(first, last + 1)
+
+
+def listed_sample(ids: range, stride: int) -> str:
+    """The sample of `ids` as a JSON list, listed in Python (`sampled_ids`) rather than by
+    SQLite hashing a million ids."""
+    if not ids:
+        return "[]"
+    return "[" + ",".join(map(str, sampled_ids(ids.start, ids.stop - 1, stride))) + "]"
+
+
+def sampled_rows(
+    conn: sqlite3.Connection,
+    table: str,
+    alias: str,
+    run_id: str,
+    stride: int,
+    params: dict[str, Any],
+) -> str:
+    """FROM ... WHERE SQL for the rows of `table` (as `alias`) of the run's sampled tasks:
+    index probes for a listed sample where possible, else the sample test on every row (the
+    same rows either way)."""
+    keep = f"{table} {alias} WHERE {alias}.run_id = :run"
+    if stride <= 1:
+        return keep
+    ids = indexed_id_range(conn, table, run_id)
+    if ids is None or len(ids) // stride > MAX_LISTED_IDS:
+        return f"{keep} AND {in_sample(f'{alias}.task_id', stride)}"
+    name = f"ids_{table}"
+    params[name] = listed_sample(ids, stride)
+    return (
+        f"json_each(:{name}) AS j_{table} CROSS JOIN {table} {alias} "
+        f"WHERE {alias}.run_id = :run AND {alias}.task_id = j_{table}.value"
+    )

@@ -5,6 +5,13 @@ names, types and order so that tools written for Parsl's database work on ours a
 `parsl-visualize` opens it. Everything taskscope adds lives in extra tables whose names start
 with ``taskscope_``; a Parsl column is never changed.
 
+How the rows are stored is ours to choose: status is a WITHOUT ROWID table whose primary
+key (the same columns as Parsl's, so the same rows are unique) leads with run_id. Each row
+is then stored once, in its key's b-tree, instead of in a rowid table plus an automatic
+index of the key (which held every column but try_id again). Databases written by Parsl,
+or by taskscope before this layout, keep ordinary tables in Parsl's key order: everything
+reads and writes both (docs/architecture.md, decision 22).
+
 Timestamps are text in Parsl's format ``YYYY-MM-DD HH:MM:SS.ffffff``. taskscope writes them
 in UTC and says so in ``taskscope_schema.timestamp_convention``; a database without that table
 (one written by Parsl) holds local time.
@@ -16,8 +23,9 @@ SCHEMA_VERSION = 1
 TIMESTAMP_CONVENTION = "utc"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
-# The seven tables exactly as Parsl's SQLAlchemy models create them
-# (shared/fixtures/parsl-schema.sql); a test compares PRAGMA table_info column by column.
+# The seven tables with Parsl's columns exactly as its SQLAlchemy models create them
+# (tests/fixtures/parsl-schema.sql); a test compares PRAGMA table_info column by column (the
+# primary key's columns, not their order).
 PARSL_TABLES = """
 CREATE TABLE IF NOT EXISTS workflow (
 	run_id TEXT NOT NULL,
@@ -95,9 +103,9 @@ CREATE TABLE IF NOT EXISTS status (
 	timestamp DATETIME NOT NULL,
 	run_id TEXT NOT NULL,
 	try_id INTEGER NOT NULL,
-	PRIMARY KEY (task_id, run_id, task_status_name, timestamp),
+	PRIMARY KEY (run_id, task_id, task_status_name, timestamp),
 	FOREIGN KEY(run_id) REFERENCES workflow (run_id)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS resource (
 	try_id INTEGER NOT NULL,
 	task_id INTEGER NOT NULL,
@@ -156,15 +164,21 @@ CREATE TABLE IF NOT EXISTS taskscope_try_failure (
 );
 -- Each task's latest state, kept by the writer so the dashboard can count and filter tasks
 -- by state without scanning the whole status history (about ten rows per task).
+-- duration: the task's invoked -> returned in seconds, computed as readers compute it from
+-- the task row (julianday), set when the task ends (NULL before), added after version 1
+-- (LATER_COLUMNS adds it to older files). Its index makes a list of tasks sorted
+-- by duration a walk, not a sort of every task's julianday() pair.
 CREATE TABLE IF NOT EXISTS taskscope_task_state (
 	run_id TEXT NOT NULL,
 	task_id INTEGER NOT NULL,
 	try_id INTEGER NOT NULL,
 	state TEXT NOT NULL,
 	timestamp DATETIME NOT NULL,
+	duration FLOAT,
 	PRIMARY KEY (run_id, task_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_task_state_run_state ON taskscope_task_state (run_id, state);
+CREATE INDEX IF NOT EXISTS ix_task_state_run_duration ON taskscope_task_state (run_id, duration);
 -- How many dependency ('depends') and join ('join') edges go from one app's tasks to
 -- another's, kept by the writer as tasks arrive so the app-level graph is one small read
 -- instead of a pass over every task's dependencies.
@@ -208,6 +222,17 @@ CREATE TABLE IF NOT EXISTS taskscope_occupancy (
 -- The same per minute (bucket = epoch seconds // 60), for views of long runs: a day's run
 -- on 256 workers is 22 million worker-seconds but 370,000 worker-minutes.
 CREATE TABLE IF NOT EXISTS taskscope_occupancy_minute (
+	run_id TEXT NOT NULL,
+	bucket INTEGER NOT NULL,
+	worker TEXT NOT NULL,
+	app TEXT NOT NULL,
+	busy_s FLOAT NOT NULL,
+	tries_ended INTEGER NOT NULL,
+	PRIMARY KEY (run_id, bucket, worker, app)
+) WITHOUT ROWID;
+-- The same per ten minutes (bucket = epoch seconds // 600), for the task stream of a whole
+-- long run: 256 workers over three hours are 180,000 worker-minutes to group, 18,000 here.
+CREATE TABLE IF NOT EXISTS taskscope_occupancy_10min (
 	run_id TEXT NOT NULL,
 	bucket INTEGER NOT NULL,
 	worker TEXT NOT NULL,
@@ -261,6 +286,16 @@ CREATE TABLE IF NOT EXISTS taskscope_dependent (
 	dependent_id INTEGER NOT NULL,
 	PRIMARY KEY (run_id, task_id, dependent_id)
 ) WITHOUT ROWID;
+-- What each task asked for: its parsl_resource_specification (JSON text, keys sorted) and the
+-- walltime= of a python or bash app, in seconds. Only tasks that asked for either have a row.
+-- The analysis compares them with what the task's tries used (store/analysis/requests.py).
+CREATE TABLE IF NOT EXISTS taskscope_task_request (
+	run_id TEXT NOT NULL,
+	task_id INTEGER NOT NULL,
+	resource_specification TEXT,
+	walltime FLOAT,
+	PRIMARY KEY (run_id, task_id)
+) WITHOUT ROWID;
 -- What else a run's pages need that Parsl's workflow row cannot say: the directory the
 -- workflow was launched from (relative stdout/stderr paths resolve against it) and the
 -- longest try so far (how far back a time window's bars may start).
@@ -271,18 +306,27 @@ CREATE TABLE IF NOT EXISTS taskscope_run_extra (
 );
 """
 
-# Indexes for the dashboard's lookups. The primary keys already cover lookups by run_id on
-# workflow, by (task_id, run_id) on task, and by (task_id, run_id) on status: a status index
-# on (run_id, task_id, timestamp) was dropped because it cost the writer about a third of its
-# time (status gets five rows per task) and answers nothing the primary key does not.
-INDEXES = """
-CREATE INDEX IF NOT EXISTS ix_task_run_func ON task (run_id, task_func_name);
-CREATE INDEX IF NOT EXISTS ix_try_run_task ON try (run_id, task_id);
-CREATE INDEX IF NOT EXISTS ix_status_run_time ON status (run_id, timestamp);
-CREATE INDEX IF NOT EXISTS ix_resource_run_task ON resource (run_id, task_id, try_id, timestamp);
-CREATE INDEX IF NOT EXISTS ix_resource_run_time ON resource (run_id, timestamp);
-CREATE INDEX IF NOT EXISTS ix_node_run ON node (run_id, timestamp);
-CREATE INDEX IF NOT EXISTS ix_block_run ON block (run_id, timestamp);
-"""
+# Columns added to taskscope's tables after their version-1 DDL, as (table, column, type):
+# the writer adds them (ALTER TABLE, an O(1) change) to a file whose table predates them,
+# before checking the schema and creating the indexes that use them. The runs already in
+# such a file keep NULL there; readers check a run's rows before relying on a column.
+LATER_COLUMNS = (("taskscope_task_state", "duration", "FLOAT"),)
+
+# Indexes for the dashboard's lookups: (name, table, columns). An index is created only where
+# no index of its table (the primary key's included) already begins with its columns
+# (database.create_indexes), so an index that a table's key order makes redundant exists only
+# in databases whose tables keep Parsl's key order. The primary keys cover lookups by run_id
+# on workflow and by (task_id, run_id) on task and status: a status index on (run_id,
+# task_id, timestamp) was dropped because it cost the writer about a third of its time
+# (status gets five rows per task) and answers nothing the primary key does not.
+INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("ix_task_run_func", "task", ("run_id", "task_func_name")),
+    ("ix_try_run_task", "try", ("run_id", "task_id")),
+    ("ix_status_run_time", "status", ("run_id", "timestamp")),
+    ("ix_resource_run_task", "resource", ("run_id", "task_id", "try_id", "timestamp")),
+    ("ix_resource_run_time", "resource", ("run_id", "timestamp")),
+    ("ix_node_run", "node", ("run_id", "timestamp")),
+    ("ix_block_run", "block", ("run_id", "timestamp")),
+)
 
 PARSL_TABLE_NAMES = ("workflow", "task", "try", "node", "block", "status", "resource")

@@ -185,6 +185,10 @@ class SpoolWriter:
         self._seq = -1
         self._fd: int | None = None
         self._size = 0
+        # When the append under way began (monotonic), None between appends: a filesystem
+        # that is frozen or hung blocks the write in the kernel, where only another thread
+        # can see it (monitoring/stall.py watches this).
+        self.busy_since: float | None = None
         directory.mkdir(mode=0o700, exist_ok=True)
         self._open_next()
         _open_writers.add(self)
@@ -210,11 +214,15 @@ class SpoolWriter:
         as read back is ``tag + payload``."""
         if self._fd is None:
             raise ValueError("the spool writer is closed")
-        if self._size >= self.segment_bytes:
-            self._open_next()
-        length = len(tag) + len(payload)
-        header = FRAME_HEADER.pack(length, zlib.crc32(payload, zlib.crc32(tag)))
-        written = os.writev(self._fd, [header, tag, payload])
+        self.busy_since = time.monotonic()
+        try:
+            if self._size >= self.segment_bytes:
+                self._open_next()
+            length = len(tag) + len(payload)
+            header = FRAME_HEADER.pack(length, zlib.crc32(payload, zlib.crc32(tag)))
+            written = os.writev(self._fd, [header, tag, payload])
+        finally:
+            self.busy_since = None
         expected = FRAME_HEADER.size + length
         if written != expected:  # a short write (a full disk): the frame would be torn
             raise OSError(f"short write to the monitoring spool ({written} of {expected} bytes)")

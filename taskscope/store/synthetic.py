@@ -1,7 +1,8 @@
 """Synthetic taskscope monitoring databases, for tests and benchmarks of the read side.
 
-They are written with the real DDL (`taskscope.store.schema`), in UTC, and shaped like a real
-run: a layered DAG (generate -> transform -> combine -> summarize, plus a join app), retried
+They are written by the real writer (`taskscope.store.writer`) from the messages a real run
+would send, so their rows and the writer's rollups are exactly what a run leaves; shaped like
+a real run: a layered DAG (generate -> transform -> combine -> summarize, plus a join app), retried
 tries, failures with their exception recorded, dependency failures, resource samples and a
 worker pool in the node table. A run can be completed, failed, still running (fresh heartbeat),
 lost (stale heartbeat) or aborted.
@@ -10,24 +11,30 @@ lost (stale heartbeat) or aborted.
 from __future__ import annotations
 
 import random
-import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
+from taskscope.store.database import open_for_writing
 from taskscope.store.graph_query import APP_EDGE_TABLE
-from taskscope.store.rollup_rebuild import rebuild_rollups
-from taskscope.store.schema import (
-    INDEXES,
-    PARSL_TABLES,
-    SCHEMA_VERSION,
-    TASKSCOPE_TABLES,
-    TIMESTAMP_CONVENTION,
+from taskscope.store.messages import (
+    BlockInfo,
+    Message,
+    NodeInfo,
+    ResourceSample,
+    TaskInfo,
+    TaskStatus,
+    TryFailure,
+    TryInfo,
+    TryRun,
+    WorkflowEnd,
+    WorkflowStart,
 )
 from taskscope.store.states import is_failed
 from taskscope.store.task_state import STATE_TABLE
+from taskscope.store.writer import DatabaseWriter
 
 APPS = ("generate", "transform", "combine", "summarize")
 
@@ -54,14 +61,6 @@ class SyntheticRun:
     heartbeat_interval: float = 5.0
 
 
-def _ts(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
 def _app_of(task_id: int, total: int) -> str:
     if task_id == total - 1 and total > 3:
         return "join_all"
@@ -80,197 +79,258 @@ def _depends(task_id: int, app: str) -> list[int]:
     return []
 
 
-class _Writer:
-    """Accumulates rows and flushes them in large executemany batches."""
+class _Feed:
+    """Hands the run's messages to the real writer in batches, as the hub would."""
 
-    BATCH = 50_000
+    BATCH = 5_000
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.rows: dict[str, list[tuple[Any, ...]]] = {}
-        self.sql = {
-            "task": "INSERT INTO task VALUES (" + ",".join("?" * 15) + ")",
-            "try": "INSERT INTO try VALUES (" + ",".join("?" * 11) + ")",
-            "status": "INSERT OR IGNORE INTO status VALUES (?,?,?,?,?)",
-            "resource": "INSERT OR IGNORE INTO resource VALUES (" + ",".join("?" * 18) + ")",
-            "failure": "INSERT INTO taskscope_try_failure VALUES (?,?,?,?,?,?,?)",
-            "state": f"INSERT INTO {STATE_TABLE} VALUES (?,?,?,?,?)",
-            "app_edge": f"INSERT INTO {APP_EDGE_TABLE} VALUES (?,?,?,?,?)",
-        }
+    def __init__(self, writer: DatabaseWriter) -> None:
+        self.writer = writer
+        self.messages: list[Message] = []
 
-    def add(self, table: str, row: tuple[Any, ...]) -> None:
-        batch = self.rows.setdefault(table, [])
-        batch.append(row)
-        if len(batch) >= self.BATCH:
-            self.flush(table)
+    def add(self, message: Message) -> None:
+        self.messages.append(message)
+        if len(self.messages) >= self.BATCH:
+            self.flush()
 
-    def flush(self, table: str | None = None) -> None:
-        for name in [table] if table else list(self.rows):
-            if self.rows.get(name):
-                self.conn.executemany(self.sql[name], self.rows[name])
-                self.rows[name] = []
+    def flush(self) -> None:
+        if self.messages:
+            self.writer.write(self.messages)
+            self.messages = []
 
 
-def _write_run(conn: sqlite3.Connection, run: SyntheticRun, task_state: bool) -> None:
+def _seconds(moment: datetime) -> float:
+    return moment.replace(tzinfo=timezone.utc).timestamp()
+
+
+def _write_run(writer: DatabaseWriter, run: SyntheticRun) -> None:
+    """The run's messages, in the order a real run sends them, through the real writer."""
     rng = random.Random(run.seed)
-    now = _utcnow()
+    now = time.time()
     slots = max(1, run.workers * run.hosts)
     makespan = (run.tasks / slots + 2) * run.task_seconds
     unfinished_run = run.status in ("running", "lost", "aborted")
     if run.began is not None:
-        began = run.began
+        began = _seconds(run.began)
     elif run.status == "running":
-        began = now - timedelta(seconds=makespan * 0.7)
+        began = now - makespan * 0.7
     elif run.status == "lost":
-        began = now - timedelta(seconds=makespan * 0.7 + 7200)
+        began = now - (makespan * 0.7 + 7200)
     else:
-        began = now - timedelta(seconds=makespan + 3600)
-    cutoff = began + timedelta(seconds=makespan * 0.7) if unfinished_run else None
-    writer = _Writer(conn)
+        began = now - (makespan + 3600)
+    cutoff = began + makespan * 0.7 if unfinished_run else None
+    feed = _Feed(writer)
+    run_id = run.run_id
+    feed.add(
+        WorkflowStart(
+            run_id,
+            run.workflow_name,
+            "1.0",
+            began,
+            "synthhost",
+            "tester",
+            f"/tmp/runinfo/{run_id}",
+            "3.11.7",
+            "0.1.0",
+            ["htex"],
+            4242,
+            run.heartbeat_interval,
+        )
+    )
+    feed.add(BlockInfo(run_id, "htex", "0", "PENDING", began, "local-1"))
+    feed.add(BlockInfo(run_id, "htex", "0", "RUNNING", began + 0.5, "local-1"))
+    for h in range(run.hosts):
+        feed.add(_node(run, h, True, began))
     failed_ids: set[int] = set()
-    # (source app, target app, kind) -> edges, as taskscope's writer counts them.
-    app_edges: dict[tuple[str, str, str], int] = {}
     completed = failed = 0
     last_event = began
     for task_id in range(run.tasks):
         app = _app_of(task_id, run.tasks)
         deps = list(range(max(0, task_id - 5), task_id)) if app == "join_all" else []
         deps = deps if app == "join_all" else _depends(task_id, app)
-        invoked = began + timedelta(seconds=0.5 + task_id * 1e-3)
-        start = began + timedelta(seconds=1 + (task_id // slots) * run.task_seconds)
+        invoked = began + 0.5 + task_id * 1e-3
+        start = began + 1 + (task_id // slots) * run.task_seconds
         host = f"node{task_id % run.hosts}"
-        statuses = [("pending", invoked, 0)]
-        # (try, launched, running, returned, fail history, host)
-        tries: list[tuple[int, datetime, datetime | None, datetime | None, str, str]] = []
+        worker = f"{host}/w{(task_id // run.hosts) % max(1, run.workers)}"
         bash = run.stdout_dir is not None and app == "summarize"
-        stdout = stderr = ""
+        stdout = stderr = None
         if bash and run.stdout_dir is not None:
             stdout = str(run.stdout_dir / f"task-{task_id}.out")
             stderr = str(run.stdout_dir / f"task-{task_id}.err")
-        final = None
+        joins = deps if app == "join_all" else None
+        feed.add(
+            TaskInfo(
+                run_id,
+                task_id,
+                app,
+                False,
+                "htex",
+                invoked,
+                [] if joins else deps,
+                inputs="[]",
+                outputs="[]",
+                stdout=stdout,
+                stderr=stderr,
+                state="pending",
+                timestamp=invoked,
+            )
+        )
+        last_event = max(last_event, invoked)
+        final: str | None = None
+        final_at = invoked
+        tries = 0
         if any(d in failed_ids for d in deps):
-            final = "dep_fail"
-            statuses.append(("dep_fail", start, 0))
+            final, final_at = "dep_fail", start
         else:
             n_tries = 2 if rng.random() < run.retry_fraction else 1
             fails_for_good = rng.random() < run.fail_fraction
             if fails_for_good:
                 n_tries = 3
             moment = start
+            history: list[str] = []
+            # A task's tries, with the gaps between them (dispatch, return, retry), fit its
+            # worker's slot: a worker never runs two tries at once.
+            budget = run.task_seconds - n_tries * 0.07
             for try_id in range(n_tries):
-                duration = run.task_seconds * (0.5 + rng.random() * 0.5) / n_tries
+                duration = budget * (0.5 + rng.random() * 0.5) / n_tries
                 launched = moment
-                running = launched + timedelta(seconds=0.05)
-                returned = running + timedelta(seconds=duration)
+                running = launched + 0.05
+                returned = running + duration
+                if cutoff is not None and launched > cutoff:
+                    break
+                tries += 1
+                if try_id:
+                    feed.add(TaskStatus(run_id, task_id, try_id, "pending", launched))
+                feed.add(
+                    TryInfo(
+                        run_id,
+                        task_id,
+                        try_id,
+                        executor="htex",
+                        hostname=host,
+                        block_id="0",
+                        time_launched=launched,
+                        state="launched",
+                        timestamp=launched,
+                    )
+                )
+                last_event = max(last_event, launched)
                 if cutoff is not None and running > cutoff:
-                    if launched <= cutoff:
-                        statuses += [("pending", launched, try_id)] if try_id else []
-                        statuses.append(("launched", launched, try_id))
-                        tries.append((try_id, launched, None, None, "", host))
                     break
-                if cutoff is not None and returned > cutoff:
-                    statuses += [("launched", launched, try_id), ("running", running, try_id)]
-                    tries.append((try_id, launched, running, None, "", host))
-                    _samples(writer, run, task_id, try_id, running, cutoff, rng)
+                if cutoff is not None and returned > cutoff:  # still running at the end
+                    samples = _samples(run, task_id, try_id, running, cutoff, rng)
+                    feed.add(TryRun(run_id, task_id, try_id, host, "0", running, worker=worker))
+                    for sample in samples:
+                        feed.add(sample)
+                    last_event = max(last_event, running)
                     break
+                samples = _samples(run, task_id, try_id, running, returned, rng)
+                for sample in samples[:-1]:
+                    feed.add(sample)
+                feed.add(
+                    TryRun(
+                        run_id,
+                        task_id,
+                        try_id,
+                        host,
+                        "0",
+                        running,
+                        returned,
+                        samples[-1] if samples else None,
+                        worker,
+                    )
+                )
                 last_try = try_id == n_tries - 1
                 ok = last_try and not fails_for_good
-                if try_id:
-                    statuses.append(("pending", launched, try_id))
-                statuses += [
-                    ("launched", launched, try_id),
-                    ("running", running, try_id),
-                    ("running_ended", returned, try_id),
-                ]
-                history = "" if ok else f"RuntimeError('synthetic failure of task {task_id}')"
-                tries.append((try_id, launched, running, returned, history, host))
-                _samples(writer, run, task_id, try_id, running, returned, rng)
-                end = returned + timedelta(microseconds=300)
+                end = returned + 300e-6
                 if ok:
-                    final = "exec_done"
-                    statuses.append(("exec_done", end, try_id))
+                    state = "exec_done"
                 else:
-                    statuses.append(("failed" if last_try else "fail_retryable", end, try_id))
-                    writer.add(
-                        "failure",
-                        (
-                            run.run_id,
+                    state = "failed" if last_try else "fail_retryable"
+                    history.append(f"RuntimeError('synthetic failure of task {task_id}')")
+                    feed.add(
+                        TryFailure(
+                            run_id,
                             task_id,
                             try_id,
                             "RuntimeError",
-                            (f"synthetic failure of task {task_id}"),
+                            f"synthetic failure of task {task_id}",
                             _traceback(app, task_id),
                             1 if bash else None,
-                        ),
+                        )
                     )
-                    if last_try:
-                        final = "failed"
-                moment = end + timedelta(seconds=0.01)
+                feed.add(
+                    TryInfo(
+                        run_id,
+                        task_id,
+                        try_id,
+                        time_returned=end,
+                        fail_history=history[-1] if not ok else None,
+                        joins=",".join(map(str, joins)) if joins else None,
+                        state=state,
+                        timestamp=end,
+                    )
+                )
+                last_event = max(last_event, end)
+                if ok or last_try:
+                    final, final_at = state, end
+                moment = end + 0.01
         if is_failed(final):
             failed_ids.add(task_id)
             failed += 1
         elif final == "exec_done":
             completed += 1
-        returned_at = statuses[-1][1] if final else None
-        if bash and final == "exec_done":
+        if bash and final == "exec_done" and stdout and stderr:
             Path(stdout).write_text("".join(f"line {i} of task {task_id}\n" for i in range(30)))
             Path(stderr).write_text(f"warning: synthetic stderr of task {task_id}\n")
-        writer.add(
-            "task",
-            (
-                task_id,
-                run.run_id,
-                "" if app == "join_all" else ",".join(map(str, deps)),
-                app,
-                "0",
-                None,
-                "[]",
-                "[]",
-                "",
-                stdout,
-                stderr,
-                _ts(invoked),
-                _ts(returned_at) if returned_at else None,
-                len(tries) - (1 if final == "exec_done" else 0) if tries else 0,
-                float(max(0, len(tries) - 1)),
-            ),
-        )
-        kind = "join" if app == "join_all" else "depends"
-        if deps and (tries or kind == "depends"):  # joins are known from a try only
-            for dep in deps:
-                key = (_app_of(dep, run.tasks), app, kind)
-                app_edges[key] = app_edges.get(key, 0) + 1
-        for try_id, launched, try_running, try_returned, history, host_name in tries:
-            joins = ",".join(map(str, deps)) if app == "join_all" else ""
-            writer.add(
-                "try",
-                (
-                    try_id,
+        if final is not None:
+            # The task's row again at its end: its return time and failure count (and the
+            # final state when no try made it: dep_fail).
+            feed.add(
+                TaskInfo(
+                    run_id,
                     task_id,
-                    run.run_id,
-                    "0",
-                    host_name,
+                    app,
+                    False,
                     "htex",
-                    _ts(launched),
-                    _ts(try_running) if try_running else None,
-                    _ts(try_returned) if try_returned else None,
-                    history,
-                    joins,
-                ),
+                    invoked,
+                    [] if joins else deps,
+                    time_returned=final_at,
+                    fail_count=tries - (1 if final == "exec_done" else 0),
+                    fail_cost=float(max(0, tries - 1)),
+                    joins=joins,
+                    state="dep_fail" if final == "dep_fail" else None,
+                    timestamp=final_at if final == "dep_fail" else None,
+                )
             )
-        for state, moment, try_id in statuses:
-            writer.add("status", (task_id, state, _ts(moment), run.run_id, try_id))
-            last_event = max(last_event, moment)
-        if task_state:
-            state, moment, try_id = statuses[-1]  # statuses are in time order
-            writer.add("state", (run.run_id, task_id, try_id, state, _ts(moment)))
-    if task_state:
-        for (source, target, kind), n in sorted(app_edges.items()):
-            writer.add("app_edge", (run.run_id, source, target, kind, n))
-    writer.flush()
-    if task_state:  # the writer's rollups too, as taskscope's writer leaves a database
-        rebuild_rollups(conn, run.run_id)
-    _write_workflow(conn, run, began, last_event, completed, failed, now)
+            last_event = max(last_event, final_at)
+    finished = run.status in ("completed", "failed", "aborted")
+    for h in range(run.hosts):
+        feed.add(_node(run, h, not finished, last_event))
+    if finished:
+        status = "failed" if run.status == "completed" and failed else run.status
+        feed.add(WorkflowEnd(run_id, last_event + 0.5, status, completed, failed))
+    feed.flush()
+    if run.status == "running":
+        writer.heartbeat(run_id, now)
+    elif run.status == "lost":
+        writer.heartbeat(run_id, last_event)  # the process died: its heartbeat stopped too
+    writer.commit()
+
+
+def _node(run: SyntheticRun, host: int, active: bool, moment: float) -> NodeInfo:
+    return NodeInfo(
+        run.run_id,
+        f"node{host}",
+        f"pool{host}",
+        "0",
+        run.workers,
+        16 * 2**30,
+        active,
+        run.workers,
+        "3.11.7",
+        moment,
+    )
 
 
 def _traceback(app: str, task_id: int) -> str:
@@ -282,32 +342,30 @@ def _traceback(app: str, task_id: int) -> str:
 
 
 def _samples(
-    writer: _Writer,
     run: SyntheticRun,
     task_id: int,
     try_id: int,
-    running: datetime,
-    end: datetime,
+    running: float,
+    end: float,
     rng: random.Random,
-) -> None:
+) -> list[ResourceSample]:
     if not run.with_resources:
-        return
-    seconds = max((end - running).total_seconds(), 1e-3)
+        return []
+    seconds = max(end - running, 1e-3)
     rss = 50e6 + rng.random() * 200e6
+    samples = []
     for k in range(1, run.samples_per_try + 1):
-        at = running + timedelta(seconds=seconds * k / run.samples_per_try)
         cpu = seconds * k / run.samples_per_try * 0.9
-        writer.add(
-            "resource",
-            (
-                try_id,
-                task_id,
+        samples.append(
+            ResourceSample(
                 run.run_id,
-                _ts(at),
+                task_id,
+                try_id,
+                running + seconds * k / run.samples_per_try,
                 1.0,
                 1000 + task_id % 97,
                 1.0,
-                0.0,
+                0,
                 cpu * 0.9,
                 cpu * 0.1,
                 rss * 2,
@@ -318,114 +376,49 @@ def _samples(
                 "0",
                 float(k),
                 0.0,
-            ),
-        )
-
-
-def _write_workflow(
-    conn: sqlite3.Connection,
-    run: SyntheticRun,
-    began: datetime,
-    last_event: datetime,
-    completed: int,
-    failed: int,
-    now: datetime,
-) -> None:
-    finished = run.status in ("completed", "failed", "aborted")
-    ended = last_event + timedelta(seconds=0.5) if finished else None
-    status = run.status
-    if run.status == "completed" and failed:
-        status = "failed"
-    conn.execute(
-        "INSERT INTO workflow VALUES (?,?,?,?,?,?,?,?,?,?)",
-        (
-            run.run_id,
-            run.workflow_name,
-            "1.0",
-            _ts(began),
-            _ts(ended) if ended else None,
-            "synthhost",
-            "tester",
-            f"/tmp/runinfo/{run.run_id}",
-            failed,
-            completed,
-        ),
-    )
-    if run.status == "running":
-        heartbeat = now
-    elif run.status == "lost":
-        heartbeat = last_event  # the process died: its heartbeat stopped with its events
-    else:
-        heartbeat = ended or now
-    conn.execute(
-        "INSERT INTO taskscope_run VALUES (?,?,?,?,?,?,?,?,?)",
-        (
-            run.run_id,
-            "running" if run.status == "lost" else status,
-            _ts(heartbeat),
-            run.heartbeat_interval,
-            "htex",
-            4242,
-            "3.11.7",
-            "0.1.0",
-            0,
-        ),
-    )
-    node_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM node").fetchone()[0]
-    for h in range(run.hosts):
-        for k, moment in enumerate((began, last_event)):
-            node_id += 1
-            conn.execute(
-                "INSERT INTO node VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    node_id,
-                    run.run_id,
-                    f"node{h}",
-                    f"pool{h}",
-                    "0",
-                    run.workers,
-                    16 * 2**30,
-                    1 if k == 0 else int(not finished),
-                    run.workers,
-                    "3.11.7",
-                    _ts(moment + timedelta(seconds=0.2)),
-                    _ts(moment),
-                ),
             )
-    for status_name, moment in (("PENDING", began), ("RUNNING", began + timedelta(seconds=0.5))):
-        conn.execute(
-            "INSERT INTO block VALUES (?,?,?,?,?,?)",
-            (run.run_id, "htex", "0", "local-1", _ts(moment), status_name),
         )
+    return samples
+
+
+# What a writer without taskscope's rollups leaves (``task_state=False``): these stay empty.
+_ROLLUP_TABLES = (
+    "taskscope_try_run",
+    "taskscope_occupancy",
+    "taskscope_occupancy_minute",
+    "taskscope_state_flow",
+    "taskscope_state_flow_minute",
+    "taskscope_app_total",
+    "taskscope_app_run_total",
+    "taskscope_dependent",
+    "taskscope_run_extra",
+)
 
 
 def create_database(
     path: Path | str, runs: list[SyntheticRun] | None = None, *, task_state: bool = True
 ) -> Path:
-    """Write a database at `path` holding `runs` (none: an empty taskscope database).
+    """Write a database at `path` holding `runs` (none: an empty taskscope database), through
+    the real writer (``store/writer.py``), so its rows and rollups are what a run leaves.
 
-    `task_state` also writes taskscope_task_state (each task's latest state, as taskscope's
-    writer keeps it); without it the database is like one from a writer without that table."""
+    Without `task_state` the database is like one from a writer that kept no rollups: no
+    taskscope_task_state or taskscope_app_edge table, and the other rollup tables empty, so
+    readers take their fallback paths (those of Parsl's databases)."""
     path = Path(path)
-    conn = sqlite3.connect(path)
+    writer = DatabaseWriter(open_for_writing(path))
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = OFF")
-        conn.executescript(PARSL_TABLES + TASKSCOPE_TABLES + INDEXES)
-        if not task_state:  # as in a database from a writer that did not keep the tables
-            conn.execute(f"DROP TABLE IF EXISTS {STATE_TABLE}")
-            conn.execute(f"DROP TABLE IF EXISTS {APP_EDGE_TABLE}")
-        conn.execute(
-            "INSERT INTO taskscope_schema VALUES (?,?,?)",
-            (SCHEMA_VERSION, TIMESTAMP_CONVENTION, _ts(_utcnow())),
-        )
+        writer.conn.execute("PRAGMA synchronous = OFF")  # a test fixture: no crash to survive
         for run in runs or []:
-            _write_run(conn, run, task_state)
-        conn.commit()
-        conn.execute("ANALYZE")
-        conn.commit()
+            _write_run(writer, run)
+        if not task_state:
+            writer.begin()
+            for table in _ROLLUP_TABLES:
+                writer.conn.execute(f"DELETE FROM {table}")
+            writer.conn.execute(f"DROP TABLE IF EXISTS {STATE_TABLE}")
+            writer.conn.execute(f"DROP TABLE IF EXISTS {APP_EDGE_TABLE}")
+            writer.commit()
     finally:
-        conn.close()
+        writer.close(analyze=True)
     return path
 
 

@@ -14,15 +14,23 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from taskscope.store.key_order import primary_key_columns
 from taskscope.store.records import DatabaseInfo
+from taskscope.store.timestamps import seconds_between_sql
 
 STATE_TABLE = "taskscope_task_state"
+# A task's duration (invoked -> returned, seconds) from its row `t`: what pages show, and
+# what the writer stores in the state table when the task ends (to sort by).
+TASK_DURATION_SQL = seconds_between_sql("t.task_time_invoked", "t.task_time_returned")
 
-# Parsl's status primary key (task_id, run_id, task_status_name, timestamp) gives SQLite an
+# The status primary key (task_id, run_id, task_status_name, timestamp) gives SQLite an
 # automatic index that holds every column the fallback needs. For a run that is most of the
 # database, one covering scan of it in task order is about twice as fast as a seek per task
-# (measured at 100,000 tasks: 220 ms against 510 ms); for a small run the seeks win.
+# (measured at 100,000 tasks: 220 ms against 510 ms); for a small run the seeks win. Where
+# the key leads with run_id (taskscope's WITHOUT ROWID layout, schema.py) the scan reads the
+# run's rows only, so it wins for a run of any size.
 _STATUS_PK_INDEX = "sqlite_autoindex_status_1"
+_STATUS_KEY = {"task_id", "run_id", "task_status_name", "timestamp"}
 
 
 @dataclass(frozen=True)
@@ -49,9 +57,9 @@ class StateSource:
     def per_task(self, param: str = ":run") -> str:
         """A subquery of (task_id, state) rows, one per task of the run that has a state.
 
-        For a run that is most of the database the fallback scans status's primary-key index
-        with SQLite's bare-column rule (with MAX(timestamp) in a GROUP BY, the other columns
-        come from the row holding the maximum); for a smaller run it seeks each task."""
+        Where it pays (`state_source`) the fallback scans status's primary-key index with
+        SQLite's bare-column rule (with MAX(timestamp) in a GROUP BY, the other columns come
+        from the row holding the maximum); otherwise it seeks each task."""
         if self.from_table:
             return f"SELECT task_id, state FROM {STATE_TABLE} WHERE run_id = {param}"
         if self.covering_index:
@@ -83,19 +91,18 @@ def state_source(
             is not None
         )
     covering = False
-    if not from_table and info.has("status") and _is_most_of_the_database(conn, run_id, run_tasks):
-        covering = any(
-            row[1] == _STATUS_PK_INDEX for row in conn.execute("PRAGMA index_list(status)")
+    if not from_table and info.has("status"):
+        key = primary_key_columns(conn, "status")
+        covering = set(key) >= _STATUS_KEY and (
+            key[0] == "run_id" or _is_most_of_the_database(conn, run_id, run_tasks)
         )
-        if covering:
-            columns = [row[2] for row in conn.execute(f"PRAGMA index_info({_STATUS_PK_INDEX})")]
-            covering = {"task_id", "run_id", "task_status_name", "timestamp"} <= set(columns)
     return StateSource(run_id, from_table, covering)
 
 
 def _is_most_of_the_database(conn: sqlite3.Connection, run_id: str, run_tasks: int | None) -> bool:
-    """The covering scan reads every run's history, so it only pays off for a run that holds
-    a large share of the database; a small run is cheaper through its (run_id, ...) index."""
+    """The covering scan of Parsl's key order reads every run's history, so it only pays off
+    for a run that holds a large share of the database; a small run is cheaper through its
+    (run_id, ...) index."""
     if run_tasks is None:
         run_tasks = conn.execute(
             "SELECT COUNT(*) FROM task WHERE run_id = ?", (run_id,)

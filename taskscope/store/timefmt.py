@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 # strftime costs microseconds; messages arrive many per second within the same second, so the
-# "YYYY-MM-DD HH:MM:SS" prefix is cached for the last second seen.
+# "YYYY-MM-DD HH:MM:SS." prefix is cached for the last second seen.
 _last_second = -1
 _last_prefix = ""
 
@@ -24,14 +24,10 @@ def utc_text(t: float) -> str:
         return text
     second, micro = divmod(int(t * 1_000_000 + 0.5), 1_000_000)
     if second != _last_second:
-        _last_prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        _last_prefix = time.strftime("%Y-%m-%d %H:%M:%S.", time.gmtime(second))
         _last_second = second
-    text = f"{_last_prefix}.{micro:06d}"
+    text = _last_prefix + str(micro).zfill(6)  # 0 <= micro < 10**6: as f"{micro:06d}", faster
     if len(_recent) >= _RECENT_MAX:
         _recent.clear()
     _recent[t] = text
     return text
-
-
-def utc_text_or_none(t: float | None) -> str | None:
-    return None if t is None else utc_text(t)

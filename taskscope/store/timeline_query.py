@@ -26,18 +26,21 @@ import heapq
 import math
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from taskscope.store import totals_query
 from taskscope.store.readonly import describe_database
 from taskscope.store.run_extra import longest_try_seconds
-from taskscope.store.worker_query import SINCE_ORIGIN_SQL, has_rollup
-from taskscope.store.worker_rollup import MINUTE_SECONDS
+from taskscope.store.worker_query import SINCE_ORIGIN_SQL, has_rollup, rollup_resolution_s
+from taskscope.store.worker_rollup import MINUTE_SECONDS, TEN_MINUTE_SECONDS
 
 BANDS = ("waiting", "queued", "running", "returning", "done", "failed")
 EXACT_BARS = 2500
 STREAM_COLUMNS = 240  # time columns of the aggregated stream, at most
+STREAM_MIN_COLUMNS = 20  # and at least, however many lanes
 STREAM_CELLS = 4_000  # lanes x columns of the aggregated stream, about
 MINUTE_LEVEL_ABOVE_S = 1800.0  # windows longer than this read the per-minute occupancy
+TEN_MINUTE_TABLE = "taskscope_occupancy_10min"
 TIMELINE_BUCKETS = 240
 
 
@@ -107,8 +110,14 @@ def _flow_rows(
         and conn.execute(f"SELECT 1 FROM {table} WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
     ):
         scale = MINUTE_SECONDS if long_run else 1.0
+        # Each row's transitions are placed at the end of its second (or minute): counts at a
+        # moment then hold every transition of the whole seconds (minutes) before it and none
+        # after, so they are exact at each boundary and never run ahead of the truth. (At the
+        # middle of the minute, a bucket's count took in up to 30 s of later transitions:
+        # in flight read 20% off on a run of 25 s tasks.)
+        at_end = scale - 0.5 - 1e-6
         return conn.execute(
-            f"SELECT bucket * {scale} + {scale / 2 - 0.5}, state, SUM(entered) FROM {table} "
+            f"SELECT bucket * {scale} + {at_end}, state, SUM(entered) FROM {table} "
             f"WHERE run_id = :run{only} GROUP BY bucket, state",
             {"run": run_id, "app": app},
         ).fetchall()
@@ -130,18 +139,11 @@ def _flow_rows(
 
 
 def run_apps(conn: sqlite3.Connection, run_id: str) -> list[str]:
-    info = describe_database(conn)
-    if info.has("taskscope_state_flow"):
-        apps = [
-            r[0]
-            for r in conn.execute(
-                "SELECT DISTINCT app FROM taskscope_state_flow WHERE run_id = ? AND "
-                "state = 'pending'",
-                (run_id,),
-            )
-        ]
-        if apps:
-            return sorted(apps)
+    """The run's apps: from the writer's per-app totals (a few rows), else its tasks."""
+    totals = totals_query.app_totals(conn, run_id)
+    apps = sorted(app for app, states in (totals or {}).items() if states.get("pending"))
+    if apps:
+        return apps
     return [
         r[0]
         for r in conn.execute(
@@ -181,8 +183,8 @@ def kernel_in_flight(
     long_run = end - start > MINUTE_LEVEL_ABOVE_S
     # The flow counts transitions per second (per minute on long runs): finer buckets would
     # read as empty whenever tries start and end inside one of them, so the caller reads
-    # the try table instead.
-    if width < (60.0 if long_run else 1.0):
+    # the try table instead. (The tolerance: a span cut into whole minutes by division.)
+    if width < rollup_resolution_s(end - start) * (1 - 1e-9):
         return None
     table = "taskscope_state_flow_minute" if long_run else "taskscope_state_flow"
     if (
@@ -251,9 +253,9 @@ class StreamBar:
     end: float | None  # None: still running
 
 
-@dataclass(frozen=True)
-class StreamCell:
-    """Seconds a lane spent on an app within one time column."""
+class StreamCell(NamedTuple):
+    """Seconds a lane spent on an app within one time column (a tuple: a whole run's
+    stream has tens of thousands of them, and a frozen dataclass is ~4x slower to make)."""
 
     lane: str
     column: int
@@ -274,15 +276,22 @@ class TaskStream:
     source: str = "taskscope"  # or "status history" (lanes reconstructed per host)
 
 
-def _lanes(conn: sqlite3.Connection, run_id: str, lo: float, hi: float) -> list[str]:
-    """Workers busy at some moment of the minutes around [lo, hi] (epoch seconds), so that
-    a worker idle throughout the window still gets its (empty) lane."""
+def _lanes(
+    conn: sqlite3.Connection,
+    run_id: str,
+    lo: float,
+    hi: float,
+    table: str = "taskscope_occupancy_minute",
+    width: float = MINUTE_SECONDS,
+) -> list[str]:
+    """Workers busy at some moment of the buckets of `table` (`width` seconds) around
+    [lo, hi] (epoch seconds), so that a worker idle throughout the window still gets its
+    (empty) lane."""
     lanes = [
         r[0]
         for r in conn.execute(
-            "SELECT DISTINCT worker FROM taskscope_occupancy_minute WHERE run_id = ? "
-            "AND bucket BETWEEN ? AND ?",
-            (run_id, math.floor(lo / MINUTE_SECONDS) - 1, math.floor(hi / MINUTE_SECONDS) + 1),
+            f"SELECT DISTINCT worker FROM {table} WHERE run_id = ? AND bucket BETWEEN ? AND ?",
+            (run_id, math.floor(lo / width) - 1, math.floor(hi / width) + 1),
         )
     ]
     if not lanes:
@@ -294,6 +303,21 @@ def _lanes(conn: sqlite3.Connection, run_id: str, lo: float, hi: float) -> list[
             )
         ]
     return sorted(lanes, key=_natural)
+
+
+def _ten_minutes_complete(conn: sqlite3.Connection, run_id: str) -> bool:
+    """Whether the run's per-ten-minutes occupancy holds every ended try the per-app totals
+    count (the writer keeps both in one transaction; a run written before the level was kept
+    has none or only its later tries there)."""
+    if not describe_database(conn).has(TEN_MINUTE_TABLE):
+        return False
+    (kept,) = conn.execute(
+        f"SELECT SUM(tries_ended) FROM {TEN_MINUTE_TABLE} WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    (total,) = conn.execute(
+        "SELECT SUM(tries_ended) FROM taskscope_app_run_total WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    return kept is not None and kept == total
 
 
 def _natural(text: str) -> list[Any]:
@@ -332,10 +356,9 @@ def task_stream(
         f"SELECT COUNT(*) FROM (SELECT 1 {window_sql} LIMIT {EXACT_BARS + 1})", params
     ).fetchone()[0]
     minute = (b - a) > MINUTE_LEVEL_ABOVE_S
-    stream = TaskStream(
-        span, (a, b), _lanes(conn, run_id, lo, hi), count <= EXACT_BARS, tries_in_window=count
-    )
-    if stream.exact:
+    exact = count <= EXACT_BARS
+    if exact:
+        stream = TaskStream(span, (a, b), _lanes(conn, run_id, lo, hi), True, tries_in_window=count)
         stream.bars = [
             StreamBar(
                 worker or "?",
@@ -354,10 +377,22 @@ def task_stream(
         return stream
     width = MINUTE_SECONDS if minute else 1.0
     table = "taskscope_occupancy_minute" if minute else "taskscope_occupancy"
+    # A long window may read the ten-minute level: a tenth of the rows to group, which with
+    # many workers is most of the time (180,000 worker-minutes: ~300 ms).
+    coarse = minute and _ten_minutes_complete(conn, run_id)
+    lanes = (
+        _lanes(conn, run_id, lo, hi, TEN_MINUTE_TABLE, TEN_MINUTE_SECONDS)
+        if coarse
+        else _lanes(conn, run_id, lo, hi)
+    )
     # Fewer columns for many lanes: what reaches the browser stays near STREAM_CELLS bars.
-    columns = max(20, min(STREAM_COLUMNS, STREAM_CELLS // max(1, len(stream.lanes))))
+    columns = max(STREAM_MIN_COLUMNS, min(STREAM_COLUMNS, STREAM_CELLS // max(1, len(lanes))))
     column_s = max((b - a) / columns, width)
+    if coarse and column_s * 1.25 >= TEN_MINUTE_SECONDS:  # whole ten minutes, <= 25% wider
+        width, table = TEN_MINUTE_SECONDS, TEN_MINUTE_TABLE
+        column_s = math.ceil(column_s / width) * width
     columns = max(1, math.ceil((b - a) / column_s))
+    stream = TaskStream(span, (a, b), lanes, False, tries_in_window=count)
     # Grouped in SQL: at most lanes x columns x apps rows come back, whatever the run's size.
     stream.cells = [
         StreamCell(worker, min(max(int(column), 0), columns - 1), app, busy)

@@ -38,6 +38,13 @@ INTERNAL_EXECUTORS = "('_taskscope_internal', '_parsl_internal')"
 EXACT_TRIES = 50_000
 MINUTE_LEVEL_ABOVE_S = 1800.0  # runs longer than this read the per-minute occupancy
 
+
+def rollup_resolution_s(span_s: float) -> float:
+    """The finest time the writer's rollups resolve over a window of `span_s` seconds: its
+    per-second rows, or on a long window the per-minute ones that are read instead."""
+    return MINUTE_SECONDS if span_s > MINUTE_LEVEL_ABOVE_S else BUCKET_SECONDS
+
+
 # A try occupies its worker from its running to its running_ended, both on the worker's
 # clock; join apps run in the kernel, not on a worker. `busy_series` and `busy_now` read the
 # tries through these two clauses (taskscope's per-try table, or the status history), so they

@@ -8,6 +8,8 @@ A worker reports each try's start and end on its own clock (``TryRun``). The wri
   and the tries that ended there. Workers busy over the whole run, per-app mean run time and
   the task stream of a run of any size are sums over these rows, a few per worker-second,
   instead of a pass over every try.
+- ``taskscope_occupancy_minute`` and ``taskscope_occupancy_10min``: the same per minute
+  and per ten minutes, for long runs.
 - ``taskscope_run_extra.longest_try_s``: how far before a window a try that overlaps it can
   have started.
 
@@ -28,6 +30,9 @@ from taskscope.store.messages import TryInfo, TryRun
 
 BUCKET_SECONDS = 1.0
 MINUTE_SECONDS = 60.0  # the coarse level, taskscope_occupancy_minute
+TEN_MINUTE_SECONDS = 600.0  # the coarsest, taskscope_occupancy_10min
+# The coarse levels' buckets in seconds (BUCKET_SECONDS is one second).
+_MINUTE, _TEN_MIN = int(MINUTE_SECONDS), int(TEN_MINUTE_SECONDS)
 UNKNOWN_APP = "(unknown app)"
 UNKNOWN_WORKER = "(unknown worker)"
 INTERNAL_EXECUTOR_LABELS = frozenset({"_taskscope_internal", "_parsl_internal"})
@@ -49,6 +54,10 @@ ON CONFLICT (run_id, bucket, worker, app) DO UPDATE SET
 
 UPSERT_OCCUPANCY_MINUTE = UPSERT_OCCUPANCY.replace(
     "taskscope_occupancy", "taskscope_occupancy_minute"
+)
+
+UPSERT_OCCUPANCY_10MIN = UPSERT_OCCUPANCY.replace(
+    "taskscope_occupancy", "taskscope_occupancy_10min"
 )
 
 UPSERT_APP_RUN_TOTAL = """
@@ -81,9 +90,15 @@ class EndedTries:
 
     def __contains__(self, key: tuple[int, int]) -> bool:
         task_id, try_id = key
-        if 0 <= try_id < _BITS and 0 <= task_id < len(self._bits):
-            return bool(self._bits[task_id] >> try_id & 1)
-        return key in self._others
+        if (
+            0 <= try_id < _BITS
+            and 0 <= task_id < len(self._bits)
+            and self._bits[task_id] >> try_id & 1
+        ):
+            return True
+        # Even one the bytes can hold: it was kept in the set while its task was too far
+        # beyond the array, which may have grown to reach it since.
+        return bool(self._others) and key in self._others
 
     def add(self, key: tuple[int, int]) -> None:
         task_id, try_id = key
@@ -119,11 +134,23 @@ def add_occupancy(
 ) -> None:
     """Add one ended try to `cells` ((run, bucket, worker, app) -> [busy s, tries ended])."""
     parts = spread(start, end, width)
+    last = len(parts) - 1
     for index, (bucket, seconds) in enumerate(parts):
-        cell = cells.setdefault((run_id, bucket, worker, app), [0.0, 0])
+        _add_to_cell(cells, (run_id, bucket, worker, app), seconds, int(index == last))
+
+
+def _add_to_cell(
+    cells: dict[tuple[str, int, str, str], list[float]],
+    key: tuple[str, int, str, str],
+    seconds: float,
+    ended: int,
+) -> None:
+    cell = cells.get(key)
+    if cell is None:
+        cells[key] = [seconds, ended]  # what 0.0 + seconds and 0 + ended make
+    else:
         cell[0] += seconds
-        if index == len(parts) - 1:
-            cell[1] += 1
+        cell[1] += ended
 
 
 def app_of(
@@ -163,6 +190,7 @@ class WorkerRollupBatch:
         "new_ended",
         "occupancy",
         "pending",
+        "ten_minutes",
         "try_rows",
         "waiting",
     )
@@ -183,6 +211,7 @@ class WorkerRollupBatch:
         self.try_rows: dict[tuple[str, int, int], list[Any]] = {}
         self.occupancy: dict[tuple[str, int, str, str], list[float]] = {}
         self.minutes: dict[tuple[str, int, str, str], list[float]] = {}
+        self.ten_minutes: dict[tuple[str, int, str, str], list[float]] = {}
         self.app_totals: dict[tuple[str, str], list[float]] = {}
         self.longest: dict[str, float] = {}
         self.new_ended: set[tuple[str, int, int]] = set()
@@ -233,15 +262,26 @@ class WorkerRollupBatch:
         duration = max(0.0, m.time_ended - m.time_running)
         if duration > self.longest.get(m.run_id, 0.0):
             self.longest[m.run_id] = duration
-        add_occupancy(
-            self.occupancy, m.run_id, worker, app, m.time_running, m.time_ended, BUCKET_SECONDS
-        )
         total = self.app_totals.setdefault((m.run_id, app), [0.0, 0])
         total[0] += duration
         total[1] += 1
-        add_occupancy(
-            self.minutes, m.run_id, worker, app, m.time_running, m.time_ended, MINUTE_SECONDS
-        )
+        start, end = m.time_running, m.time_ended
+        second = math.floor(start)
+        if end > start and math.floor(end) == second:
+            # Most tries: within one second, so within one minute and one ten minutes (for
+            # every t in second s, floor(t / 60.0) == s // 60, see the tests), each level's
+            # one cell gets the whole try, as spread would give it.
+            run_id, seconds = m.run_id, end - start
+            _add_to_cell(self.occupancy, (run_id, second, worker, app), seconds, 1)
+            _add_to_cell(self.minutes, (run_id, second // _MINUTE, worker, app), seconds, 1)
+            _add_to_cell(self.ten_minutes, (run_id, second // _TEN_MIN, worker, app), seconds, 1)
+            return
+        for cells, width in (
+            (self.occupancy, BUCKET_SECONDS),
+            (self.minutes, MINUTE_SECONDS),
+            (self.ten_minutes, TEN_MINUTE_SECONDS),
+        ):
+            add_occupancy(cells, m.run_id, worker, app, start, end, width)
 
     def write(self) -> None:
         execute = self.conn.executemany
@@ -250,6 +290,7 @@ class WorkerRollupBatch:
         if self.occupancy:
             execute(UPSERT_OCCUPANCY, [(*k, v[0], v[1]) for k, v in self.occupancy.items()])
             execute(UPSERT_OCCUPANCY_MINUTE, [(*k, v[0], v[1]) for k, v in self.minutes.items()])
+            execute(UPSERT_OCCUPANCY_10MIN, [(*k, v[0], v[1]) for k, v in self.ten_minutes.items()])
             execute(UPSERT_APP_RUN_TOTAL, [(*k, v[0], v[1]) for k, v in self.app_totals.items()])
         if self.longest:
             execute(UPSERT_LONGEST, self.longest.items())

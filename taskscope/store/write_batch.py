@@ -29,7 +29,8 @@ from taskscope.store.messages import (
 from taskscope.store.row_merge import Column, MergedTable, Rule
 from taskscope.store.state_flow import StateFlowBatch
 from taskscope.store.states import FINAL_STATES
-from taskscope.store.timefmt import utc_text, utc_text_or_none
+from taskscope.store.timefmt import utc_text
+from taskscope.store.timestamps import seconds_between_sql
 from taskscope.store.worker_rollup import WorkerRollupBatch
 
 KEEP, FIRST, LATEST, LARGEST = Rule.KEEP, Rule.FIRST_KNOWN, Rule.LATEST_KNOWN, Rule.LARGEST
@@ -78,8 +79,9 @@ TRY_TABLE = MergedTable(
         Column("task_joins", LATEST),
     ),
 )
-# A try's times are held as floats while the batch folds them, and formatted once at the end:
-# the time columns, and the fallback slot of the return time.
+# A task's and a try's times are held as floats while the batch folds them, and formatted once
+# at the end: the time columns, and the fallback slot of a try's return time.
+_TASK_TIMES = tuple(i for i, c in enumerate(TASK_TABLE.columns) if c.name.startswith("task_time_"))
 _TRY_TIMES = tuple(
     i for i, c in enumerate(TRY_TABLE.columns) if c.name.startswith("task_try_time_")
 ) + tuple(len(TRY_TABLE.columns) + i for i in range(len(TRY_TABLE.fallbacks)))
@@ -87,8 +89,10 @@ _TRY_TIMES = tuple(
 UPSERT_TASK = TASK_TABLE.upsert_sql()
 UPSERT_TRY = TRY_TABLE.upsert_sql()
 
+# A batch's status row is (run_id, task_id, try_id, state, timestamp), the parameters of
+# both statements: a task's latest row is also its task-state row.
 _INSERT_STATUS = """
-INSERT OR IGNORE INTO status (task_id, task_status_name, timestamp, run_id, try_id)
+INSERT OR IGNORE INTO status (run_id, task_id, try_id, task_status_name, timestamp)
 VALUES (?, ?, ?, ?, ?)"""
 
 # Only a newer transition replaces a task's state: batches may arrive out of order (so the
@@ -100,10 +104,30 @@ ON CONFLICT (run_id, task_id) DO UPDATE SET
     try_id = excluded.try_id, state = excluded.state, timestamp = excluded.timestamp
 WHERE excluded.timestamp >= taskscope_task_state.timestamp"""
 
+# A task's duration, computed from the times its task row gets from this batch as readers
+# compute it from the row (so a list sorted by the stored figure is in the order of the shown
+# one): the kernel sends the same invocation time in every row of a task, and the return
+# time is the latest known, as in the task row. A task whose end is written before any of
+# its states (the writer takes events in any order) gets a 'pending' row as of its
+# invocation, which any of its transitions replaces.
+_SET_DURATION = f"""
+INSERT INTO taskscope_task_state (run_id, task_id, try_id, state, timestamp, duration)
+VALUES (?1, ?2, 0, 'pending', ?3, {seconds_between_sql("?3", "?4")})
+ON CONFLICT (run_id, task_id) DO UPDATE SET duration = excluded.duration"""
+_INVOKED, _RETURNED = (
+    [c.name for c in TASK_TABLE.columns].index(name)
+    for name in ("task_time_invoked", "task_time_returned")
+)
+
 _INSERT_FAILURE = """
 INSERT OR REPLACE INTO taskscope_try_failure (run_id, task_id, try_id, exception_type,
     message, traceback, exit_code)
 VALUES (?, ?, ?, ?, ?, ?, ?)"""
+
+# A task's request is fixed when it is submitted: the first row stays.
+_INSERT_REQUEST = """
+INSERT OR IGNORE INTO taskscope_task_request (run_id, task_id, resource_specification, walltime)
+VALUES (?, ?, ?, ?)"""
 
 _INSERT_RESOURCE = """
 INSERT OR IGNORE INTO resource (try_id, task_id, run_id, timestamp,
@@ -139,7 +163,7 @@ def _task_row(m: TaskInfo) -> list[Any]:
     return [
         m.task_id,
         m.run_id,
-        ",".join(str(i) for i in m.depends),
+        ",".join(map(str, m.depends)),
         m.func_name,
         "1" if m.memoize else "0",
         m.hashsum,
@@ -148,8 +172,8 @@ def _task_row(m: TaskInfo) -> list[Any]:
         m.stdin,
         m.stdout,
         m.stderr,
-        utc_text(m.time_invoked),
-        utc_text_or_none(m.time_returned),
+        m.time_invoked,  # the times as floats: formatted once, when the batch is written
+        m.time_returned,
         m.fail_count,
         m.fail_cost,
     ]
@@ -194,6 +218,7 @@ class WriteBatch:
         self.tasks: dict[tuple[int, str], list[Any]] = {}
         self.tries: dict[tuple[Any, ...], list[Any]] = {}  # by (try_id, task_id, run_id)
         self.failures: list[tuple[Any, ...]] = []
+        self.requests: list[tuple[Any, ...]] = []
         self.resources: list[tuple[Any, ...]] = []
         self.nodes: list[tuple[Any, ...]] = []
         self.blocks: list[tuple[Any, ...]] = []
@@ -204,8 +229,11 @@ class WriteBatch:
         # Status rows are keyed by their timestamp's text, to the microsecond: collisions are
         # resolved in integer microseconds (two floats within one microsecond are one key).
         self._status_keys: set[tuple[Any, ...]] = set()  # (task, run, state, micros) taken
-        self._next_free: dict[tuple[Any, ...], int] = {}  # first micros to try for a taken key
-        self._placed: set[tuple[Any, ...]] = set()  # (task, run, state, micros sent, try)
+        # (task, run, state, micros sent) -> the first try sent with it, and for those sent
+        # by several tries: [the first micros to try next, the later tries sent with it].
+        self._first_try: dict[tuple[Any, ...], int] = {}
+        self._crowded: dict[tuple[Any, ...], list[Any]] = {}
+        self._flow_pending = flow.pending  # every transition, for taskscope_state_flow
         # The blocks' {microseconds: status} of earlier batches, and of this one.
         self._kept_block_stamps = block_stamps
         self.new_block_stamps: dict[BlockKey, dict[int, str]] = {}
@@ -221,13 +249,15 @@ class WriteBatch:
         else:
             TASK_TABLE.fold(held, row)
         self.edges.task(m)
+        if m.resource_specification is not None or m.walltime is not None:
+            self.requests.append((m.run_id, m.task_id, m.resource_specification, m.walltime))
         if m.state is not None:
             self.transition(m.task_id, m.run_id, m.state, _stamp(m.timestamp), m.try_id)
 
     def try_info(self, m: TryInfo) -> None:
         # The kernel's ``hostname`` is not used: the worker's TryRun names the host.
         self._fold_try(
-            (
+            [
                 m.try_id,
                 m.task_id,
                 m.run_id,
@@ -240,7 +270,7 @@ class WriteBatch:
                 m.fail_history,
                 m.joins,
                 None,
-            )
+            ]
         )
         if m.executor:
             self.rollup.note_launch(m)
@@ -251,7 +281,7 @@ class WriteBatch:
 
     def try_run(self, m: TryRun) -> None:
         self._fold_try(
-            (
+            [
                 m.try_id,
                 m.task_id,
                 m.run_id,
@@ -264,7 +294,7 @@ class WriteBatch:
                 None,
                 None,
                 m.time_ended,  # the fallback of task_try_time_returned
-            )
+            ]
         )
         self.transition(m.task_id, m.run_id, "running", m.time_running, m.try_id)
         if m.time_ended is not None:
@@ -314,43 +344,66 @@ class WriteBatch:
 
     # -- what the handlers share ---------------------------------------------------------
 
-    def _fold_try(self, row: tuple[Any, ...]) -> None:
-        key = row[:3]
+    def _fold_try(self, row: list[Any]) -> None:
+        key = (row[0], row[1], row[2])
         held = self.tries.get(key)
         if held is None:
-            self.tries[key] = list(row)
+            self.tries[key] = row
         else:
             TRY_TABLE.fold(held, row)
 
     def transition(self, task_id: int, run_id: str, state: str, ts: float, try_id: int) -> None:
         """One status row, unless the same transition was sent twice."""
         micros = int(ts * 1_000_000 + 0.5)
-        origin = (task_id, run_id, state, micros)
-        placed = (task_id, run_id, state, micros, try_id)
-        if placed in self._placed:
-            return
-        self._placed.add(placed)
-        # Another try, same microsecond: keep both, one microsecond apart. Starting where
-        # the last collision on this key ended keeps a batch linear in its size.
-        next_free = self._next_free
-        taken = next_free.get(origin, micros)
+        origin = (task_id, run_id, state, micros)  # the status row's key, as sent
         status_keys = self._status_keys
-        while (task_id, run_id, state, taken) in status_keys:
-            taken += 1
-        status_keys.add((task_id, run_id, state, taken))
-        next_free[origin] = taken + 1
-        if taken != micros:
-            ts = taken / 1_000_000
-        self.flow.collect(run_id, task_id, try_id, state, ts)
+        first_try = self._first_try.get(origin)
+        if first_try is None and origin not in status_keys:  # nearly always: the key is free
+            status_keys.add(origin)
+            self._first_try[origin] = try_id
+        elif first_try == try_id:
+            return  # the same transition, sent again
+        else:
+            taken = self._place_crowded(origin, first_try, try_id)
+            if taken is None:
+                return  # the same transition, sent again
+            if taken != micros:
+                ts = taken / 1_000_000
+        self._flow_pending.append((run_id, task_id, try_id, state, ts))
         text = utc_text(ts)
-        self.statuses.append((task_id, state, text, run_id, try_id))
-        latest_states = self.latest_states
+        row = (run_id, task_id, try_id, state, text)
+        self.statuses.append(row)
         latest_key = (run_id, task_id)
-        latest = latest_states.get(latest_key)
+        latest = self.latest_states.get(latest_key)
         if latest is None or text >= latest[4]:  # the rule of _UPSERT_TASK_STATE
-            latest_states[latest_key] = (run_id, task_id, try_id, state, text)
+            self.latest_states[latest_key] = row
         if state in FINAL_STATES:
             self.finals.append((run_id, state))
+
+    def _place_crowded(
+        self, origin: tuple[Any, ...], first_try: int | None, try_id: int
+    ) -> int | None:
+        """The microsecond of a transition whose key is taken (None: it is a repeat).
+
+        Another try, same microsecond: keep both, one microsecond apart. Starting where the
+        last collision on this key ended keeps a batch linear in its size."""
+        crowd = self._crowded.get(origin)
+        if crowd is None:
+            # The key's first try (if it was sent here) holds the microsecond it was sent at.
+            micros = origin[3]
+            crowd = self._crowded[origin] = [micros if first_try is None else micros + 1, set()]
+            if first_try is None:
+                self._first_try[origin] = try_id
+        elif try_id in crowd[1]:
+            return None
+        task_id, run_id, state, _ = origin
+        taken: int = crowd[0]
+        while (task_id, run_id, state, taken) in self._status_keys:
+            taken += 1
+        self._status_keys.add((task_id, run_id, state, taken))
+        crowd[0] = taken + 1
+        crowd[1].add(try_id)
+        return taken
 
     def _block_stamp(self, m: BlockInfo) -> int:
         """The row's time in microseconds, moved on past the block's other rows: they are
@@ -371,10 +424,12 @@ class WriteBatch:
 
     # -- writing -------------------------------------------------------------------------
 
-    def _try_rows(self) -> list[list[Any]]:
-        rows = list(self.tries.values())
+    @staticmethod
+    def _formatted(held: dict[Any, list[Any]], times: tuple[int, ...]) -> list[list[Any]]:
+        """The rows of `held`, their `times` formatted as the database stores them."""
+        rows = list(held.values())
         for row in rows:
-            for i in _TRY_TIMES:
+            for i in times:
                 t = row[i]
                 if t is not None:
                     row[i] = utc_text(t)
@@ -383,13 +438,21 @@ class WriteBatch:
     def write_rows(self, conn: sqlite3.Connection) -> None:
         """Every row of the batch but the runs' (their start and end are the writer's)."""
         execute = conn.executemany
-        if self.tasks:
-            execute(UPSERT_TASK, self.tasks.values())
+        task_rows = self._formatted(self.tasks, _TASK_TIMES) if self.tasks else []
+        if task_rows:
+            execute(UPSERT_TASK, task_rows)
         if self.tries:
-            execute(UPSERT_TRY, self._try_rows())
+            execute(UPSERT_TRY, self._formatted(self.tries, _TRY_TIMES))
         if self.statuses:
             execute(_INSERT_STATUS, self.statuses)
             execute(_UPSERT_TASK_STATE, self.latest_states.values())
+        ended = [
+            (row[1], row[0], row[_INVOKED], row[_RETURNED])
+            for row in task_rows
+            if row[_RETURNED] is not None
+        ]
+        if ended:
+            execute(_SET_DURATION, ended)
         edges = self.edges
         if edges.counts:
             execute(UPSERT_APP_EDGE, edges.rows())
@@ -397,6 +460,8 @@ class WriteBatch:
             execute(INSERT_DEPENDENT, edges.dependents)
         if self.failures:
             execute(_INSERT_FAILURE, self.failures)
+        if self.requests:
+            execute(_INSERT_REQUEST, self.requests)
         if self.resources:
             execute(_INSERT_RESOURCE, self.resources)
         if self.nodes:

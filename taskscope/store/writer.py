@@ -25,6 +25,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from taskscope.store.analysis_rollup import MARK_RUN_FROM_START
 from taskscope.store.app_edges import AppEdgeBatch, TaskApps
 from taskscope.store.messages import Message, TryRun, WorkflowEnd, WorkflowStart
 from taskscope.store.state_flow import SeenTransitions, StateFlowBatch
@@ -171,6 +172,8 @@ class DatabaseWriter:
                 m.taskscope_version,
             ),
         )
+        # The analysis's totals (analysis_rollup.py) hold every row of a run begun here.
+        self.conn.execute(MARK_RUN_FROM_START, (m.run_id,))
         if m.launch_dir:
             self.conn.execute(UPSERT_LAUNCH_DIR, (m.run_id, m.launch_dir))
 

@@ -18,9 +18,16 @@ from taskscope.store.analysis.context import RunNotFound, run_context
 from taskscope.store.analysis.critical_path import PARTS, PathStep, critical_path
 from taskscope.store.analysis.diff import RunDiff, run_diff
 from taskscope.store.analysis.report import RunAnalysis, analyze
+from taskscope.store.timefmt import utc_text
 from taskscope.store.timestamps import convention_label, parse_timestamp
+from taskscope.visualize.latest import Latest, LatestResults
 from taskscope.visualize.params import text_param
+from taskscope.visualize.slow_parts import PART_RETRY_S, PART_WAIT_S
 from taskscope.visualize.source import DatabaseSource
+
+# The workflow page's analysis part answers within PART_WAIT_S: a first analysis that takes
+# longer (a big run: tens of seconds at 10^6 tasks) goes on in the background, the part says
+# it is being computed, and the browser asks again every PART_RETRY_S.
 
 if TYPE_CHECKING:  # pages.py builds on this module's hooks; no import cycle at run time
     from taskscope.visualize.pages import Pages
@@ -51,10 +58,13 @@ class AnalysisViews:
     def __init__(self, source: DatabaseSource, pages: Pages) -> None:
         self.source = source
         self.pages = pages
+        # The analysis of a live run is served from its newest computation while a fresher
+        # one is made (seconds of CPU on a big run; see visualize/latest.py).
+        self.analyses = LatestResults(source)
         pages.templates.env.filters.setdefault("code_spans", code_spans)
 
     # ---- data ------------------------------------------------------------------------
-    def _analysis(self, run_id: str) -> RunAnalysis:
+    def _analysis(self, run_id: str, wait_s: float | None = None) -> Latest[RunAnalysis] | None:
         def load(conn: sqlite3.Connection) -> RunAnalysis:
             try:
                 return analyze(conn, run_id, read_files=self.pages.show_files)
@@ -63,23 +73,30 @@ class AnalysisViews:
 
         # The dashboard only reads (DESIGN: one writer per database): a live forecast is stored
         # by `taskscope analyze`, which the run's owner runs on purpose.
-        return self.source.cached(("analysis", run_id, self.pages.show_files), load)
+        return self.analyses.get(("analysis", run_id, self.pages.show_files), load, wait_s)
 
     def critical_steps(self, run_id: str) -> list[PathStep]:
-        """The critical path's steps (no floor: that needs the whole graph), for overlays."""
+        """The critical path's steps, for overlays (no floor: that needs the whole graph; no
+        dispatch share: the overlays draw each step's span, not how it splits)."""
 
         def load(conn: sqlite3.Connection) -> list[PathStep]:
             try:
-                return critical_path(run_context(conn, run_id), with_floor=False).tasks
+                path = critical_path(
+                    run_context(conn, run_id), with_floor=False, with_dispatch=False
+                )
+                return path.tasks
             except RunNotFound:
                 return []
 
         return self.source.cached(("critical-steps", run_id), load)
 
-    def _context(self, analysis: RunAnalysis) -> dict[str, Any]:
+    def _context(self, latest: Latest[RunAnalysis]) -> dict[str, Any]:
+        analysis = latest.value
         path = analysis.critical_path
         return {
             "analysis": analysis,
+            # Said on the page when the run has moved on since this analysis was made.
+            "analysis_as_of": utc_text(latest.computed_at)[11:19] if latest.stale else None,
             "part_labels": PART_LABELS,
             "part_colors": PART_COLORS,
             "parts": PARTS,
@@ -97,10 +114,17 @@ class AnalysisViews:
     def workflow_part(self, request: Request, run_id: str) -> Response:
         from taskscope.visualize.pages import PartData
 
-        analysis = self._analysis(run_id)
-        context = {**self._context(analysis), "run_href": ""}
+        latest = self._analysis(run_id, wait_s=PART_WAIT_S)
+        if latest is None:  # a big run's first view: the page says so and asks again
+            return self.pages.respond_part(
+                request,
+                "analysis",
+                PartData({"analysis_pending": True}, retry_after_s=PART_RETRY_S),
+                False,
+            )
+        context = {**self._context(latest), "run_href": ""}
         return self.pages.respond_part(
-            request, "analysis", PartData(context), analysis.status == "running"
+            request, "analysis", PartData(context), latest.value.status == "running"
         )
 
     # ---- the analysis page -----------------------------------------------------------
@@ -113,14 +137,21 @@ class AnalysisViews:
         )
         if run is None:
             raise HTTPException(404, f"There is no run {run_id!r} in this database.")
-        analysis = self._analysis(run_id)
-        others = self._other_runs(run_id, run.workflow_name)
-        context = {**self._context(analysis), "run": run, "others": others}
-        figures = (
-            {"critical_path": critical_path_figure(analysis.critical_path.tasks)}
-            if (analysis.critical_path.tasks)
-            else {}
-        )
+        latest = self._analysis(run_id, wait_s=PART_WAIT_S)
+        if latest is None:
+            # A big run's first analysis: the page says it is being computed, and refreshes
+            # itself (as a live page does) until the analysis replaces that line.
+            context: dict[str, Any] = {"analysis_pending": True, "run": run}
+            figures: dict[str, Any] = {}
+        else:
+            analysis = latest.value
+            others = self._other_runs(run_id, run.workflow_name)
+            context = {**self._context(latest), "run": run, "others": others}
+            figures = (
+                {"critical_path": critical_path_figure(analysis.critical_path.tasks)}
+                if (analysis.critical_path.tasks)
+                else {}
+            )
         return self.pages.respond(
             request,
             PageData(
@@ -128,7 +159,7 @@ class AnalysisViews:
                 context,
                 sections=["analysis_body"],
                 figures=figures,
-                live=run.status == "running",
+                live=run.status == "running" or latest is None,
                 title="Analysis",
                 crumbs=self.pages._run_crumbs(run) + [("Analysis", None)],
             ),
@@ -160,22 +191,28 @@ class AnalysisViews:
             against = earlier[0].run_id if earlier else (others[0].run_id if others else None)
         result: RunDiff | None = None
         error = None
+        pending = False
         if against is None:
             error = "There is no other run of this workflow in the database to compare with."
         else:
+            a_run = against
 
             def load(conn: sqlite3.Connection) -> RunDiff | None:
                 try:
-                    return run_diff(conn, against, run_id)
+                    return run_diff(conn, a_run, run_id)
                 except RunNotFound:
                     return None
 
-            result = self.source.cached(("diff", against, run_id), load)
-            if result is None:
+            # As the analysis: long on big runs, so computed off the request when it is.
+            latest = self.analyses.get(("diff", against, run_id), load, PART_WAIT_S)
+            pending = latest is None
+            if latest is not None and latest.value is None:
                 raise HTTPException(404, f"There is no run {against!r} in this database.")
+            result = latest.value if latest is not None else None
         context = {
             "run": run,
             "diff": result,
+            "diff_pending": pending,
             "others": others,
             "against": against,
             "error": error,
@@ -186,8 +223,9 @@ class AnalysisViews:
             PageData(
                 "diff.html",
                 context,
+                sections=["diff_body"],
                 title="Compare runs",
-                live=False,
+                live=pending,  # refreshes itself until the comparison is there
                 crumbs=self.pages._run_crumbs(run) + [("Compare runs", None)],
             ),
         )

@@ -215,12 +215,16 @@ class Api:
     def usage(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         buckets = _int(request, "buckets", 200, 1, 2000)
+        # Without `buckets`, no finer than the writer's rollups resolve (whole minutes on a
+        # long run), as the dashboard asks: the series then come from the rollups, not from
+        # a sample of tries. An explicit count is kept.
+        fit = not request.query_params.get("buckets")
 
         def load(conn: sqlite3.Connection) -> Any:
             self._run(conn, run_id)
-            return query.run_usage(conn, run_id, buckets=buckets)
+            return query.run_usage(conn, run_id, buckets=buckets, fit_rollups=fit)
 
-        usage = self.source.cached(("api-usage", run_id, buckets), load)
+        usage = self.source.cached(("api-usage", run_id, buckets, fit), load)
         return respond({"run_id": run_id, "usage": usage})
 
 

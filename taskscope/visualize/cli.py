@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         show_files=show_files,
         token=token,
         loopback_hosts_only=is_loopback(args.listen),
+        compile_templates=True,
     )
     try:
         serve(

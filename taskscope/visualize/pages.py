@@ -29,6 +29,7 @@ from taskscope.visualize.filetail import tails
 from taskscope.visualize.output_paths import output_base
 from taskscope.visualize.params import choice_param, int_param, relative_root, text_param
 from taskscope.visualize.plot_text import plain_figures
+from taskscope.visualize.slow_parts import PART_RETRY_S, PartAnswer, SlowParts
 from taskscope.visualize.source import DatabaseSource
 from taskscope.visualize.timeline_pages import stream_page, timeline_part
 
@@ -65,6 +66,8 @@ class PartData:
 
     context: dict[str, Any]
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Still being computed: the browser asks for the part again after this many seconds.
+    retry_after_s: float | None = None
 
 
 SQLITE_MAX_INTEGER = 2**63 - 1
@@ -88,6 +91,7 @@ class Pages:
         self.workflow_parts: dict[str, Callable[[Request, str], Response]] = {}
         self.decorate_dag: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
         self.decorate_gantt: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
+        self.slow_parts = SlowParts(source)
 
     # ---- rendering -------------------------------------------------------------------
     def respond(self, request: Request, page: PageData) -> Response:
@@ -121,22 +125,48 @@ class Pages:
             )
         return self.templates.TemplateResponse(request, page.template, context)
 
-    def respond_part(self, request: Request, name: str, part: PartData, live: bool) -> Response:
-        """The JSON of one deferred part: its section's HTML and its figures."""
+    def respond_part(
+        self, request: Request, name: str, part: PartData, live: bool, template: str | None = None
+    ) -> Response:
+        """The JSON of one deferred part: its section's HTML (`template`, by default the
+        part's own) and its figures."""
         context = {
             **part.context,
             "root": relative_root(request.url.path),
             "figures": plain_figures(part.figures),
         }
-        html = self.templates.get_template(f"_part_{name}.html").render(context)
-        return JSONResponse(
-            {
-                "live": live,
-                "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-                "sections": {f"part_{name}": html},
-                "figures": context["figures"],
-            }
-        )
+        html = self.templates.get_template(template or f"_part_{name}.html").render(context)
+        answer = {
+            "live": live,
+            "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "sections": {f"part_{name}": html},
+            "figures": context["figures"],
+        }
+        if part.retry_after_s is not None:
+            answer["retry_after"] = part.retry_after_s
+        return JSONResponse(answer)
+
+    def part_data(
+        self, key: tuple[Any, ...], load: Callable[[sqlite3.Connection], dict[str, Any]]
+    ) -> PartAnswer[dict[str, Any]]:
+        """A deferred part's data within PART_WAIT_S (visualize/slow_parts.py)."""
+        return self.slow_parts.get(key, load)
+
+    def respond_answer(
+        self,
+        request: Request,
+        name: str,
+        answer: PartAnswer[dict[str, Any]],
+        figures: dict[str, dict[str, Any]],
+    ) -> Response:
+        """The part from `answer`: its data (asked for again while a fresher read goes on), or
+        that it is still being computed."""
+        if answer.value is None:
+            pending = PartData({}, retry_after_s=PART_RETRY_S)
+            return self.respond_part(request, name, pending, False, "_part_pending.html")
+        retry = None if answer.fresh else PART_RETRY_S
+        part = PartData(answer.value, figures, retry_after_s=retry)
+        return self.respond_part(request, name, part, answer.value["run"].status == "running")
 
     def _run(self, conn: sqlite3.Connection, run_id: str) -> RunRow:
         run = query.get_run(conn, run_id, with_counts=False)
@@ -270,8 +300,8 @@ class Pages:
                 return {"run": run, "counts": query.state_counts(conn, run_id)}
             return {"run": run, "duration": query.duration_stats(conn, run_id)}
 
-        data = self.source.cached(("workflow-part", run_id, part), load)
-        return self.respond_part(request, part, PartData(data), data["run"].status == "running")
+        answer = self.part_data(("workflow-part", run_id, part), load)
+        return self.respond_answer(request, part, answer, {})
 
     def stream(self, request: Request) -> Response:
         return stream_page(self, request)
@@ -396,10 +426,15 @@ class Pages:
             if part == "distributions":
                 data["dists"] = query.app_distributions(conn, run_id)
             else:
-                data["usage"] = query.run_usage(conn, run_id, parts=RESOURCE_PARTS[part])
+                data["usage"] = query.run_usage(
+                    conn, run_id, parts=RESOURCE_PARTS[part], fit_rollups=True
+                )
             return data
 
-        data = self.source.cached(("resources-part", run_id, part), load)
+        answer = self.part_data(("resources-part", run_id, part), load)
+        if answer.value is None:
+            return self.respond_answer(request, part, answer, {})
+        data = answer.value
         figures = {}
         usage, label = data.get("usage"), data["convention"]
         if usage is not None and part == "usage_workers":
@@ -411,9 +446,7 @@ class Pages:
         for which in ("duration_s", "peak_memory_bytes", "cpu_time_s"):
             if any(getattr(d, which) is not None for d in dists):
                 figures[f"dist_{which}"] = plots.distribution_plot(dists, which)
-        return self.respond_part(
-            request, part, PartData(data, figures), data["run"].status == "running"
-        )
+        return self.respond_answer(request, part, answer, figures)
 
     # ---- app -------------------------------------------------------------------------------
     def app(self, request: Request) -> Response:
@@ -478,8 +511,8 @@ class Pages:
             run = self._run(conn, run_id)
             return {"run": run, "stats": next(iter(query.app_summary(conn, run_id, app=app)), None)}
 
-        data = self.source.cached(("app-stats", run_id, app), load)
-        return self.respond_part(request, "stats", PartData(data), data["run"].status == "running")
+        answer = self.part_data(("app-stats", run_id, app), load)
+        return self.respond_answer(request, "stats", answer, {})
 
     # ---- task ------------------------------------------------------------------------------
     def task(self, request: Request) -> Response:

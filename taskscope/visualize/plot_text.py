@@ -29,6 +29,9 @@ def plain(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+_NUMBERS = frozenset({int, float, bool, type(None)})
+
+
 def _walk(value: Any) -> Any:
     if isinstance(value, str):
         return plain(value)
@@ -38,6 +41,14 @@ def _walk(value: Any) -> Any:
             for key, item in value.items()
         }
     if isinstance(value, (list, tuple)):
+        # A figure's long lists are of numbers, or of a few labels repeated (a lane per bar):
+        # tested by type in one pass, and each distinct label escaped once.
+        kinds = set(map(type, value))
+        if kinds <= _NUMBERS:
+            return list(value)
+        if kinds == {str}:
+            escaped = {text: plain(text) for text in set(value)}
+            return [escaped[text] for text in value]
         return [_walk(item) for item in value]
     return value
 

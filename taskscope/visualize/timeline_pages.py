@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -37,8 +38,6 @@ def seconds_param(request: Request, name: str) -> float | None:
 def timeline_part(pages: Pages, request: Request, run_id: str) -> Response:
     """Tasks in each state over the whole run (optionally one app), and the per-task Gantt
     of a chosen window (or of the whole run when it is small)."""
-    from taskscope.visualize.pages import PartData
-
     app = text_param(request, "app")
     start, end = seconds_param(request, "from"), seconds_param(request, "to")
 
@@ -65,7 +64,10 @@ def timeline_part(pages: Pages, request: Request, run_id: str) -> Response:
             "convention": run.timestamp_convention,
         }
 
-    data = pages.source.cached(("timeline-part", run_id, app, start, end), load)
+    answer = pages.part_data(("timeline-part", run_id, app, start, end), load)
+    if answer.value is None:
+        return pages.respond_answer(request, "timeline", answer, {})
+    data = answer.value
     figures = {}
     if data["timeline"] is not None:
         figures["timeline"] = state_timeline_plot(data["timeline"])
@@ -79,9 +81,7 @@ def timeline_part(pages: Pages, request: Request, run_id: str) -> Response:
             figure = pages.decorate_gantt(run_id, figure)
         figures["window_gantt"] = figure
     context = {**data, "quote": lambda s: quote(s, safe=""), "gantt_limit": GANTT_WINDOW_TASKS}
-    return pages.respond_part(
-        request, "timeline", PartData(context, figures), data["run"].status == "running"
-    )
+    return pages.respond_answer(request, "timeline", replace(answer, value=context), figures)
 
 
 def stream_page(pages: Pages, request: Request) -> Response:

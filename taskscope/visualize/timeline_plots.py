@@ -96,22 +96,31 @@ def stream_plot(stream: TaskStream) -> Figure:
                 f"<br>{ran} from {bar.start:.3f} s"
             )
     else:
+        # Tens of thousands of cells: the hover text is Plotly's template over each bar's own
+        # numbers (the column's start as customdata, which no click follows), not a string
+        # per bar (half the page's bytes, and most of the time to build it).
         width = stream.column_seconds
-        offsets: dict[tuple[str, int], float] = {}
-        for cell in sorted(stream.cells, key=lambda c: (c.lane, c.column, c.app)):
-            key = (cell.lane, cell.column)
-            start = a + cell.column * width + offsets.get(key, 0.0)
-            share = min(cell.busy_s, width)
-            offsets[key] = offsets.get(key, 0.0) + share
-            t = trace(cell.app)
-            t["base"].append(start)
+        hover = (
+            "%{y}: %{fullData.name}, %{x:.0f} s busy of the "
+            f"{fmt_seconds(width)} from %{{customdata:.0f}} s<extra></extra>"
+        )
+        previous: tuple[str, int] | None = None
+        offset = 0.0
+        # In (lane, column, app) order: a column's apps are stacked from its start.
+        for lane, column, app, busy in sorted(stream.cells):
+            if (lane, column) != previous:
+                previous, offset = (lane, column), 0.0
+            column_start = a + column * width
+            share = min(busy, width)
+            t = traces.get(app) or trace(app)
+            t["base"].append(column_start + offset)
             t["x"].append(share)
-            t["y"].append(cell.lane)
-            t["customdata"].append(None)
-            t["text"].append(
-                f"{cell.lane}: {cell.app} {share / width:.0%} of "
-                f"{a + cell.column * width:.0f} to {a + (cell.column + 1) * width:.0f} s"
-            )
+            t["y"].append(lane)
+            t["customdata"].append(column_start)
+            offset += share
+        for t in traces.values():
+            t["hovertemplate"] = hover
+            del t["text"]
     lanes = stream.lanes or sorted({y for t in traces.values() for y in t["y"]})
     title = "Task stream: one lane per worker" + (
         ""

@@ -7,6 +7,8 @@ import io
 import re
 import sqlite3
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -67,8 +69,14 @@ def test_live_view_redraws_in_place_until_ctrl_c(taskscope_db: Path, monkeypatch
         lambda: (lambda: rich_console.Console(file=screen, force_terminal=True, width=140), Live),
     )
     naps = []
+    real_sleep = time.sleep
 
     def sleep(seconds: float) -> None:
+        # time.sleep is patched for the whole process: other threads (a resource sampler left
+        # by an earlier test) must keep their own sleeps, or Ctrl-C lands in one of them.
+        if threading.current_thread() is not threading.main_thread():
+            real_sleep(seconds)
+            return
         naps.append(seconds)
         if len(naps) == 3:
             raise KeyboardInterrupt

@@ -243,10 +243,12 @@ def test_cpu_and_memory_figures_are_the_tries_own(tmp_path, executor_kind):
     assert 1.7 <= last(spin.tid, "psutil_process_time_user") <= 2.6
     assert last(big.tid, "psutil_process_memory_resident") >= 500 * 1024 * 1024
     assert last(spin.tid, "psutil_process_memory_resident") < 500 * 1024 * 1024
-    # Periodic samples were taken while the 2 s try ran.
+    # A periodic sample was taken while the 2 s try ran, besides the try's final one. (Not
+    # "one per 0.5 s": on a loaded machine the sampler thread waits for the CPU and the GIL,
+    # and two samples of a 2 s spin is what a run beside six busy processes got.)
     assert (
         conn.execute("SELECT count(*) FROM resource WHERE task_id = ?", (spin.tid,)).fetchone()[0]
-        >= 3
+        >= 2
     )
 
 

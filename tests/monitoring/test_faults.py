@@ -25,7 +25,7 @@ from taskscope.monitoring.messages import TaskStatus, WorkflowEnd, encode_batch
 def test_junk_on_the_hub_port_is_counted_and_recording_goes_on(tmp_path):
     hub, run_id = started_hub(tmp_path)
     context = zmq.Context()
-    push = context.socket(zmq.PUSH)
+    push = context.socket(zmq.DEALER)
     push.setsockopt(zmq.LINGER, 1000)
     push.connect(f"tcp://127.0.0.1:{hub.port}")
     push.send(b"\x00\xffjunk")  # not msgpack at all

@@ -84,13 +84,13 @@ def test_hostile_frames_inject_nothing_lose_nothing_and_are_counted(tmp_path):
     attack_done = threading.Event()
 
     def attack() -> None:
-        push = context.socket(zmq.PUSH)
+        push = context.socket(zmq.DEALER)
         push.setsockopt(zmq.SNDHWM, 0)
         push.setsockopt(zmq.LINGER, 30_000)
         push.connect(f"tcp://127.0.0.1:{hub.port}")
         for frame in frames:
             push.send(frame, copy=True)
-        oversized = context.socket(zmq.PUSH)  # the hub drops this peer without reading it
+        oversized = context.socket(zmq.DEALER)  # the hub drops this peer without reading it
         oversized.setsockopt(zmq.LINGER, 0)
         oversized.connect(f"tcp://127.0.0.1:{hub.port}")
         oversized.send(b"T" * (MAX_FRAME_BYTES + 1))
@@ -173,7 +173,7 @@ def test_a_run_refuses_frames_sealed_for_another_run(tmp_path):
     second, second_run = started_hub(tmp_path / "b")
     try:
         context = zmq.Context()
-        push = context.socket(zmq.PUSH)
+        push = context.socket(zmq.DEALER)
         push.setsockopt(zmq.LINGER, 5000)
         push.connect(f"tcp://127.0.0.1:{first.port}")
         # A worker of the second run, pointed at the first run's port (its frames are genuine
@@ -243,7 +243,7 @@ def test_a_frame_replayed_after_the_writer_restarts_is_still_refused(
         for i in range(5)
     ]
     context = zmq.Context()
-    push = context.socket(zmq.PUSH)
+    push = context.socket(zmq.DEALER)
     push.setsockopt(zmq.LINGER, 5_000)
     push.connect(f"tcp://127.0.0.1:{hub.port}")
     for frame in frames:

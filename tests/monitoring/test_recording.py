@@ -1,6 +1,9 @@
 """Wrapped tries report from threads and from other processes; figures are per try."""
 
 import concurrent.futures as cf
+import os
+import subprocess
+import threading
 import time
 
 import pytest
@@ -16,6 +19,7 @@ from monhelp import (
     wait_for,
 )
 
+from taskscope.monitoring import procfs
 from taskscope.monitoring.messages import TaskStatus, TryInfo, WorkflowEnd
 
 
@@ -94,6 +98,56 @@ def test_cpu_time_is_the_tries_own(tmp_path, pool):
     )
     assert len(periodic) >= 2
     assert [p[0] for p in periodic] == sorted(p[0] for p in periodic)
+
+
+def test_a_process_with_many_threads_still_samples_a_cpu_bound_try(tmp_path):
+    """A thread pool's process may hold hundreds of threads. Looking for a try's child
+    processes once read a file per thread, each waiting for the GIL the busy try held: 1.7 s
+    for 200 threads, so a 2 s try got no periodic sample at all."""
+    idle = threading.Event()
+    threads = [threading.Thread(target=idle.wait, daemon=True) for _ in range(300)]
+    for thread in threads:
+        thread.start()
+    try:
+        hub, run_id = started_hub(tmp_path, resource_monitoring_interval=0.3)
+        with cf.ThreadPoolExecutor(1) as pool:
+            run_tries(hub, run_id, pool, burn_cpu, {0: (1.5,)})
+        finish(hub, run_id, [0])
+    finally:
+        idle.set()
+    rows = query(tmp_path, "SELECT count(*) FROM resource WHERE task_id = 0")
+    assert rows[0][0] >= 3  # at least two periodic samples and the final one
+
+
+def test_child_pids_of_one_thread_are_the_processes_it_started():
+    started: dict[str, subprocess.Popen] = {}
+    checked = threading.Event()
+    ready = threading.Event()
+
+    def start_and_stay() -> None:  # a child's thread must live: the kernel hands the
+        started["other"] = subprocess.Popen(["sleep", "30"])  # children of a thread that
+        ready.set()  # exits to another thread of the process
+        checked.wait(30)
+
+    other = threading.Thread(target=start_and_stay)
+    other.start()
+    ready.wait(30)
+    other_tid = other.native_id
+    try:
+        started["mine"] = subprocess.Popen(["sleep", "30"])
+        mine = procfs.child_pids(os.getpid(), threading.get_native_id())
+        assert started["mine"].pid in mine and started["other"].pid not in mine
+        assert started["other"].pid in (procfs.child_pids(os.getpid(), other_tid) or [])
+        everyone = procfs.child_pids(os.getpid())
+        assert {started["mine"].pid, started["other"].pid} <= set(everyone or [])
+    finally:
+        checked.set()
+        other.join()
+        for child in started.values():
+            child.kill()
+            child.wait()
+    # A thread that has gone has no children (not: "this kernel has no children files").
+    assert procfs.child_pids(os.getpid(), other_tid) == []
 
 
 def test_peak_memory_of_a_try_is_recorded(tmp_path, pool):

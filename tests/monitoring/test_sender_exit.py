@@ -1,15 +1,17 @@
 """A worker process that exits normally sends what it still buffers (atexit), even after
-pyzmq's own exit hook has stopped the thread that frees zero-copy frames."""
+pyzmq's own exit hook has stopped the thread that frees zero-copy frames, and waits for the
+hub to confirm it (for a bounded time when the hub does not answer)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+import threading
 
 import zmq
 
-from taskscope.monitoring.auth import FrameGate, new_secret
+from taskscope.monitoring.auth import CONFIRMATION, FrameGate, new_secret, tag_sequence
 from taskscope.store.messages import TaskStatus, decode_batch
 
 CHILD = textwrap.dedent(
@@ -36,13 +38,30 @@ CHILD = textwrap.dedent(
 )
 
 
+def _serve_as_hub(router, gate, received, stop) -> None:
+    """What the hub's receive loop does: open each frame and confirm it."""
+    while not stop.is_set():
+        if not router.poll(50):
+            continue
+        connection, frame = router.recv_multipart()
+        opened = gate.open_tagged(frame)
+        assert opened is not None, "the sender's frame is not sealed for the run"
+        tag, payload = opened
+        received.extend(decode_batch(payload))
+        router.send_multipart([connection, CONFIRMATION.pack(tag_sequence(tag))])
+
+
 def test_buffered_messages_are_sent_at_normal_exit():
     context = zmq.Context()
-    pull = context.socket(zmq.PULL)
+    router = context.socket(zmq.ROUTER)
     secret = new_secret()
     gate = FrameGate(secret, "run")
+    received: list = []
+    stop = threading.Event()
     try:
-        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        hub = threading.Thread(target=_serve_as_hub, args=(router, gate, received, stop))
+        hub.start()
         done = subprocess.run(
             [sys.executable, "-c", CHILD, str(port)],
             input=secret,
@@ -51,15 +70,56 @@ def test_buffered_messages_are_sent_at_normal_exit():
             timeout=60,
             check=False,
         )
+        stop.set()
+        hub.join()
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr, done.stderr
-        received = []
-        while pull.poll(2000):
-            payload = gate.open(pull.recv())
-            assert payload is not None, "the sender's frame is not sealed for the run"
-            received.extend(decode_batch(payload))
         last = [m for m in received if isinstance(m, TaskStatus) and m.task_id == -1]
         assert len(received) == 40001 and len(last) == 1
     finally:
-        pull.close(linger=0)
+        router.close(linger=0)
+        context.term()
+
+
+UNCONFIRMED_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from taskscope.monitoring import sender
+    from taskscope.store.messages import TaskStatus
+
+    port, secret = int(sys.argv[1]), sys.stdin.read()
+    sender.CONFIRM_PATIENCE_S = 1.0
+    s = sender.sender_for("127.0.0.1", port, "run", secret)
+    s.send(TaskStatus("run", 1, 0, "pending", 1.0))
+    s.flush()
+    started = time.monotonic()
+    sender.close_all()
+    print(s.unconfirmed, round(time.monotonic() - started, 1))
+    """
+)
+
+
+def test_a_hub_that_never_confirms_delays_exit_by_the_patience_only():
+    """A hub that reads but never answers (an older writer, or one wedged) costs a worker's
+    exit CONFIRM_PATIENCE_S, not for ever; the frame was still delivered."""
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    try:
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        done = subprocess.run(
+            [sys.executable, "-c", UNCONFIRMED_CHILD, str(port)],
+            input=new_secret(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        unconfirmed, waited = done.stdout.split()
+        assert unconfirmed == "1"
+        assert 0.9 <= float(waited) < 10
+        assert "did not confirm the last 1 frames" in done.stderr
+        assert router.poll(1000), "the frame was not delivered"
+    finally:
+        router.close(linger=0)
         context.term()

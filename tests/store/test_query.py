@@ -229,3 +229,27 @@ def test_neighbourhood_of_one_task(parsl):
     bounded = query.task_neighbourhood(parsl, PARSL_RUN, 269, depth=1, limit=3)
     assert len(bounded.nodes) == 3 and 269 in {n.task_id for n in bounded.nodes}
     assert query.task_neighbourhood(parsl, PARSL_RUN, 99999) is None
+
+
+def test_a_join_of_thousands_draws_the_edges_of_the_tasks_shown():
+    """One task depending on 5,000: its graph part holds it and the first of its dependencies
+    the limit allows, an edge from each, and a junk entry in its list does not hide the rest."""
+    from taskscope.store.schema import PARSL_TABLES
+
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(PARSL_TABLES)
+    rows = [(i, "r", "", "leaf") for i in range(5000)]
+    rows.append((5000, "r", ",".join(map(str, range(5000))), "join"))
+    rows.append((5001, "r", "1, 2,,x,3", "join"))  # hand-edited or damaged
+    conn.executemany(
+        "INSERT INTO task (task_id, run_id, task_depends, task_func_name, task_memoize, "
+        "task_fail_count, task_fail_cost) VALUES (?, ?, ?, ?, 'False', 0, 0)",
+        rows,
+    )
+    graph = query.task_graph(conn, "r", app="join", limit=10)
+    shown = sorted(n.task_id for n in graph.nodes)
+    # 2 join tasks; up to 2 x limit nodes in all, so the 18 lowest of their dependencies.
+    assert shown == list(range(18)) + [5000, 5001]
+    edges = {(e.source, e.target) for e in graph.edges}
+    assert edges == {(i, 5000) for i in range(18)} | {(1, 5001), (2, 5001), (3, 5001)}
+    assert all(e.kind == "depends" for e in graph.edges)

@@ -3,17 +3,28 @@ bounded samples stay close to the exact figures; usage buckets are exact time av
 
 from __future__ import annotations
 
+import calendar
+import math
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from earlier_layout import rewrite_in_earlier_layout
 
-from taskscope.store import query, resource_query
+from taskscope.store import (
+    graph_query,
+    id_pages,
+    query,
+    resource_query,
+    timeline_query,
+    worker_query,
+)
 from taskscope.store.readonly import open_readonly
 from taskscope.store.records import AppStats
 from taskscope.store.synthetic import SyntheticRun, create_database, standard_runs
 from taskscope.store.task_state import state_source
+from taskscope.store.timestamps import parse_timestamp
 
 RUNS = ["run-completed", "run-failed", "run-lost", "run-live", "run-noresources"]
 
@@ -78,6 +89,105 @@ def test_graphs_agree(pair):
         a, b = query.task_graph(with_table, run_id), query.task_graph(without, run_id)
         assert [(n.task_id, n.state) for n in a.nodes] == [(n.task_id, n.state) for n in b.nodes]
         assert a.edges == b.edges
+
+
+def edges_of(graph) -> list[tuple[int, int, str]]:
+    return sorted((e.source, e.target, e.kind) for e in graph.edges)
+
+
+@pytest.mark.parametrize("run_id", ["run-failed", "run-live"])
+def test_neighbourhoods_from_the_dependents_table_are_the_scanned_ones(pair, run_id: str):
+    """Descendants come from the writer's taskscope_dependent (probes) on one database and
+    from scanning later tasks' dependency lists and the run's joins on the other."""
+    with_table, without = pair
+    assert query.get_run(with_table, run_id).task_count == query.get_run(without, run_id).task_count
+    last = query.get_run(with_table, run_id).task_count - 1  # the join app
+    for task_id in [*range(0, last, 7), last, last - 2]:
+        for depth in (1, 3):
+            a = query.task_neighbourhood(with_table, run_id, task_id, depth=depth)
+            b = query.task_neighbourhood(without, run_id, task_id, depth=depth)
+            assert [(n.task_id, n.state) for n in a.nodes] == [
+                (n.task_id, n.state) for n in b.nodes
+            ], (task_id, depth)
+            assert edges_of(a) == edges_of(b), (task_id, depth)
+            assert a.total_tasks == b.total_tasks
+    if run_id == "run-failed":  # (the live run's join app has not started)
+        joined = query.task_neighbourhood(with_table, run_id, last - 2, depth=1)
+        assert (last - 2, last, "joins") in edges_of(joined)
+
+
+@pytest.mark.parametrize("walk_rows", [0, 10**9])
+def test_one_apps_task_graph_is_its_first_tasks_by_either_read(
+    pair, monkeypatch: pytest.MonkeyPatch, walk_rows: int
+):
+    """Walking the task key in id order (a common app) and sorting the app's own rows (a
+    rare one) choose the same first tasks, on both databases."""
+    monkeypatch.setattr(graph_query, "KEY_WALK_ROWS", walk_rows)
+    with_table, without = pair
+    for app in ("transform", "summarize", "join_all"):
+        for first in (None, 41):
+            a = query.task_graph(with_table, "run-failed", app=app, first_task=first, limit=9)
+            b = query.task_graph(without, "run-failed", app=app, first_task=first, limit=9)
+            assert [(n.task_id, n.app, n.state) for n in a.nodes] == [
+                (n.task_id, n.app, n.state) for n in b.nodes
+            ]
+            assert a.edges == b.edges
+            chosen = [n.task_id for n in a.nodes if n.app == app][:9]
+            every = [
+                t.task_id
+                for t in query.list_tasks(with_table, "run-failed", app=app, limit=500).items
+                if first is None or t.task_id >= first
+            ]
+            assert chosen == every[:9]
+
+
+@pytest.mark.parametrize("walk_rows", [0, 10**9])
+def test_pages_walked_in_id_order_are_the_sorted_pages(
+    pair, monkeypatch: pytest.MonkeyPatch, walk_rows: int
+):
+    """Pages read by walking an index in id order, from either end, with counts from the
+    writer's totals (the database with taskscope_task_state) are the pages that sorting the
+    matching tasks gives (the one without): same ids, same order, same total."""
+    monkeypatch.setattr(id_pages, "WALK_ROWS", walk_rows)
+    with_table, without = pair
+    for run_id in ("run-failed", "run-live"):
+        for app in (None, "transform", "join_all"):
+            for state in (None, "exec_done", "failed"):
+                every = query.list_tasks(without, run_id, app=app, state=state, limit=1000)
+                for descending in (False, True):
+                    for offset in {
+                        0,
+                        3,
+                        every.total // 2,
+                        max(0, every.total - 4),
+                        every.total + 2,
+                    }:
+                        a = query.list_tasks(
+                            with_table,
+                            run_id,
+                            app=app,
+                            state=state,
+                            offset=offset,
+                            limit=7,
+                            descending=descending,
+                        )
+                        b = query.list_tasks(
+                            without,
+                            run_id,
+                            app=app,
+                            state=state,
+                            offset=offset,
+                            limit=7,
+                            descending=descending,
+                        )
+                        where = (run_id, app, state, descending, offset)
+                        assert [(t.task_id, t.state) for t in a.items] == [
+                            (t.task_id, t.state) for t in b.items
+                        ], where
+                        assert a.total == b.total == every.total, where
+                        ids = [t.task_id for t in every.items]
+                        ids = ids[::-1] if descending else ids
+                        assert [t.task_id for t in a.items] == ids[offset : offset + 7], where
 
 
 def test_late_page_is_the_tail_in_order(pair):
@@ -198,17 +308,23 @@ def test_sampled_distributions_keep_small_apps_exact(pair, monkeypatch: pytest.M
     assert generate.duration_s.median == pytest.approx(exact["generate"].duration_s.median, rel=0.3)
 
 
-def test_fallback_for_a_run_that_is_most_of_the_database(tmp_path: Path):
-    """Such a run takes the covering scan of status's primary key; it must agree too."""
+@pytest.mark.parametrize("layout", ["taskscope", "earlier"])
+def test_fallback_for_a_run_that_is_most_of_the_database(tmp_path: Path, layout: str):
+    """Such a run takes the covering scan of status's primary key; it must agree too. With
+    Parsl's key order (task_id first) a small run seeks each task instead; with taskscope's
+    (run_id first) the scan reads only the run's rows, so every run takes it."""
     runs = [
         SyntheticRun("big", tasks=1200, fail_fraction=0.05, seed=7),
         SyntheticRun("small", tasks=50, seed=8),
     ]
     with_table = open_readonly(create_database(tmp_path / "with.db", runs))
-    without = open_readonly(create_database(tmp_path / "without.db", runs, task_state=False))
+    path = create_database(tmp_path / "without.db", runs, task_state=False)
+    if layout == "earlier":
+        rewrite_in_earlier_layout(path)
+    without = open_readonly(path)
     info = query.describe_database(without)
     assert state_source(without, info, "big").covering_index
-    assert not state_source(without, info, "small").covering_index
+    assert state_source(without, info, "small").covering_index == (layout == "taskscope")
     for run_id in ("big", "small"):
         assert query.state_counts(with_table, run_id) == query.state_counts(without, run_id)
         assert query.app_graph(with_table, run_id) == query.app_graph(without, run_id)
@@ -295,3 +411,238 @@ def test_sparse_task_ids_are_sampled_without_listing_them(
     assert usage is not None and 0 < usage.sample_fraction < 1
     assert sum(usage.memory_bytes) > 0
     conn.close()
+
+
+def test_dashboard_usage_of_a_long_run_fits_the_minute_rollups(tmp_path: Path):
+    """On a run longer than the per-minute level's threshold the page's buckets are whole
+    minutes or wider, so the kernel's in-flight tries come from the writer's per-minute flow
+    (no sample of tries), and every series is what the API gives for that many buckets."""
+    run = SyntheticRun("long", tasks=400, workers=4, task_seconds=25.0, seed=11)
+    conn = open_readonly(create_database(tmp_path / "long.db", [run]))
+    try:
+        usage = query.run_usage(conn, "long", fit_rollups=True)
+        assert usage is not None
+        span = usage.bucket_seconds * len(usage.times)
+        assert span > worker_query.MINUTE_LEVEL_ABOVE_S
+        assert usage.bucket_seconds >= 60.0 and len(usage.times) == int(span // 60)
+        assert usage.in_flight_fraction == 1.0 and max(usage.in_flight) > 0
+        assert query.run_usage(conn, "long", buckets=len(usage.times)) == usage
+        finer = query.run_usage(conn, "long")  # 200 buckets: finer than a minute
+        assert finer is not None and len(finer.times) == 200
+        # The truth: tries launched and not yet returned, from the try table. The flow
+        # resolves whole minutes, so each bucket's figure is the count at the last minute
+        # boundary before its end (the run's end for the last bucket), exactly.
+        began = parse_timestamp(query.get_run(conn, "long").time_began)
+        origin = calendar.timegm(began.timetuple()) + began.microsecond / 1e6
+
+        def epoch(text):
+            moment = parse_timestamp(text)
+            return calendar.timegm(moment.timetuple()) + moment.microsecond / 1e6
+
+        tries = [
+            (epoch(a), None if b is None else epoch(b))
+            for a, b in conn.execute(
+                "SELECT task_try_time_launched, task_try_time_returned FROM try "
+                "WHERE run_id = 'long' AND task_try_time_launched IS NOT NULL"
+            )
+        ]
+        truth = []
+        for i in range(len(usage.times)):
+            end = origin + (i + 1) * usage.bucket_seconds
+            at = end if i == len(usage.times) - 1 else math.floor(end / 60) * 60
+            truth.append(sum(1 for a, b in tries if a < at and (b is None or b >= at)))
+        assert usage.in_flight == [float(n) for n in truth]
+    finally:
+        conn.close()
+
+
+def test_memory_and_cpu_are_the_time_averages_of_each_tries_samples(tmp_path: Path):
+    """Each resource sample stands for the time since the previous sample of its try (or
+    since the try started running): memory is its resident set over that time, CPU its CPU
+    seconds over that time. Each bucket's value is recomputed here by brute force."""
+    db = create_database(
+        tmp_path / "m.db",
+        [SyntheticRun("r", tasks=80, workers=3, task_seconds=7.0, samples_per_try=3, seed=9)],
+    )
+    conn = open_readonly(db)
+    try:
+        usage = query.run_usage(conn, "r", buckets=25, parts=("samples",))
+        assert usage is not None and usage.sample_fraction == 1.0
+        began, _ = resource_query._span(conn, "r")
+        start = datetime.strptime(began, "%Y-%m-%d %H:%M:%S.%f")
+        running = {
+            (task, attempt): _seconds(at, start)
+            for task, attempt, at in conn.execute(
+                "SELECT task_id, try_id, task_try_time_running FROM try WHERE run_id = 'r' "
+                "AND task_try_time_running IS NOT NULL"
+            )
+        }
+        periods = []  # (from, to, memory, cpu rate)
+        previous: dict[tuple[int, int], tuple[float, float]] = {}
+        for task, attempt, at, rss, user, system in conn.execute(
+            "SELECT task_id, try_id, timestamp, psutil_process_memory_resident, "
+            "psutil_process_time_user, psutil_process_time_system FROM resource "
+            "WHERE run_id = 'r' ORDER BY task_id, try_id, timestamp"
+        ):
+            end, cpu = _seconds(at, start), (user or 0.0) + (system or 0.0)
+            since, cpu_before = previous.get((task, attempt), (running.get((task, attempt)), 0.0))
+            previous[(task, attempt)] = (end, cpu)
+            if since is not None and end > since:
+                periods.append((since, end, rss or 0.0, max(cpu - cpu_before, 0.0) / (end - since)))
+        width = usage.bucket_seconds
+        for b in range(len(usage.times)):
+            lo, hi = b * width, (b + 1) * width
+            overlap = [max(0.0, min(hi, e) - max(lo, s)) for s, e, _, _ in periods]
+            memory = sum(o * p[2] for o, p in zip(overlap, periods, strict=True)) / width
+            cpu = sum(o * p[3] for o, p in zip(overlap, periods, strict=True)) / width
+            # julianday() keeps milliseconds
+            assert usage.memory_bytes[b] == pytest.approx(memory, rel=0.01, abs=1e3), b
+            assert usage.cpu_cores[b] == pytest.approx(cpu, rel=0.01, abs=1e-3), b
+    finally:
+        conn.close()
+
+
+def test_distributions_are_each_apps_task_values(pair):
+    """Run time (its tries' running -> returned, summed), peak memory (over its tries) and
+    CPU time (its tries' last samples, summed) of every task, grouped by app; quartiles are
+    the values at rank floor((n - 1) q) of the sorted values."""
+    with_table, _ = pair
+    run_id = "run-failed"
+    apps = dict(
+        with_table.execute("SELECT task_id, task_func_name FROM task WHERE run_id = ?", (run_id,))
+    )
+    values: dict[tuple[str, str], dict[int, float]] = {}
+    for task, running, returned in with_table.execute(
+        "SELECT task_id, task_try_time_running, task_try_time_returned FROM try WHERE run_id = ?",
+        (run_id,),
+    ):
+        if running and returned:
+            seconds = (
+                datetime.strptime(returned, "%Y-%m-%d %H:%M:%S.%f")
+                - datetime.strptime(running, "%Y-%m-%d %H:%M:%S.%f")
+            ).total_seconds()
+            runs = values.setdefault(("duration", apps[task]), {})
+            runs[task] = runs.get(task, 0.0) + seconds
+    for task, _attempt, peak, cpu in with_table.execute(
+        "SELECT task_id, try_id, MAX(psutil_process_memory_resident), "
+        "MAX(psutil_process_time_user + psutil_process_time_system) FROM resource "
+        "WHERE run_id = ? GROUP BY task_id, try_id",
+        (run_id,),
+    ):
+        peaks = values.setdefault(("peak", apps[task]), {})
+        peaks[task] = max(peaks.get(task, 0.0), peak)
+        cpus = values.setdefault(("cpu", apps[task]), {})
+        cpus[task] = cpus.get(task, 0.0) + cpu
+    dists = {d.app: d for d in query.app_distributions(with_table, run_id)}
+    assert {app for _, app in values} == set(dists)
+    for (kind, app), by_task in values.items():
+        box = getattr(
+            dists[app],
+            {"duration": "duration_s", "peak": "peak_memory_bytes", "cpu": "cpu_time_s"}[kind],
+        )
+        kept = sorted(by_task.values())
+        n = len(kept)
+        assert box.count == n, (kind, app)
+        expected = (
+            kept[0],
+            kept[(n - 1) // 4],
+            kept[(n - 1) // 2],
+            kept[int((n - 1) * 0.75)],
+            kept[-1],
+        )
+        assert (box.minimum, box.q1, box.median, box.q3, box.maximum) == pytest.approx(
+            expected, rel=1e-3
+        ), (kind, app)
+        assert box.mean == pytest.approx(sum(kept) / n, rel=1e-3)  # julianday: milliseconds
+
+
+def test_long_run_stream_reads_the_ten_minute_level_only_when_it_is_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The whole-run stream of a long run is grouped from the per-ten-minutes occupancy;
+    each lane's busy time is then still every try's time on that worker. A run whose level
+    lacks tries (written before the writer kept it) is read per minute instead."""
+    run = SyntheticRun("long", tasks=3200, workers=4, task_seconds=3.0, seed=13)  # ~40 min
+    monkeypatch.setattr(timeline_query, "STREAM_MIN_COLUMNS", 4)  # as with hundreds of lanes
+    monkeypatch.setattr(timeline_query, "STREAM_CELLS", 16)
+    db = create_database(tmp_path / "long.db", [run])
+
+    def lanes_busy() -> tuple[float, dict[str, float]]:
+        conn = open_readonly(db)
+        try:
+            stream = timeline_query.task_stream(conn, "long")
+            assert stream is not None and not stream.exact
+            busy: dict[str, float] = {}
+            for cell in stream.cells:
+                busy[cell.lane] = busy.get(cell.lane, 0.0) + cell.busy_s
+            return stream.column_seconds, busy
+        finally:
+            conn.close()
+
+    raw = sqlite3.connect(db)
+    truth = dict(
+        raw.execute(
+            "SELECT worker, SUM(time_ended - time_running) FROM taskscope_try_run "
+            "WHERE run_id = 'long' AND time_ended IS NOT NULL GROUP BY worker"
+        ).fetchall()
+    )
+    raw.close()
+    column_s, busy = lanes_busy()
+    assert column_s % 600 == 0
+    assert busy.keys() == truth.keys()
+    for worker, seconds in truth.items():
+        assert busy[worker] == pytest.approx(seconds, rel=1e-9), worker
+    raw = sqlite3.connect(db)
+    raw.execute(  # as if the writer had kept the level from the second ten minutes on
+        "DELETE FROM taskscope_occupancy_10min WHERE bucket = (SELECT MIN(bucket) FROM "
+        "taskscope_occupancy_10min)"
+    )
+    raw.commit()
+    raw.close()
+    column_s, busy = lanes_busy()
+    assert column_s % 600 != 0  # per minute
+    for worker, seconds in truth.items():
+        assert busy[worker] == pytest.approx(seconds, rel=1e-9), worker
+
+
+def test_resource_figures_survive_rows_of_the_wrong_types(tmp_path: Path):
+    """A database is data from anywhere: a resource row with text where numbers belong, a
+    text task id or an unreadable time changes nothing that SQLite's arithmetic would not
+    (text memory counts as 0), and the rest of the figures are those of the clean rows."""
+    began = datetime(2026, 1, 1)  # both databases on the same clock
+    runs = [SyntheticRun("r", tasks=60, workers=3, samples_per_try=2, seed=4, began=began)]
+    clean = create_database(tmp_path / "clean.db", runs)
+    dirty = create_database(tmp_path / "dirty.db", runs)
+    raw = sqlite3.connect(dirty)
+    (task, attempt, at) = raw.execute(
+        "SELECT task_id, try_id, MAX(timestamp) FROM resource WHERE run_id = 'r' "
+        "GROUP BY task_id, try_id LIMIT 1"
+    ).fetchone()
+    after = datetime.strptime(at, "%Y-%m-%d %H:%M:%S.%f") + timedelta(milliseconds=1)
+    extra = (
+        "INSERT INTO resource (run_id, task_id, try_id, timestamp, "
+        "psutil_process_memory_resident, psutil_process_time_user) VALUES ('r', ?, ?, ?, ?, ?)"
+    )
+    raw.execute(extra, ("x", attempt, at, 1e9, 1.0))  # a text task id
+    raw.execute(extra, (task, "y", at, 1e9, 1.0))  # a text try id
+    raw.execute(extra, (task, attempt, "not a time", 1e9, 1.0))  # no readable time
+    # text numbers, after the try's last sample: a period of no memory and no CPU
+    raw.execute(extra, (task, attempt, after.strftime("%Y-%m-%d %H:%M:%S.%f"), "lots", "much"))
+    raw.execute(
+        "INSERT INTO try (run_id, task_id, try_id, task_executor) VALUES ('r', 'z', 0, 'e')"
+    )
+    raw.commit()
+    raw.close()
+    figures = []
+    for db in (clean, dirty):
+        conn = open_readonly(db)
+        try:
+            usage = query.run_usage(conn, "r", buckets=15, parts=("samples",))
+            assert usage is not None
+            figures.append((usage.memory_bytes, query.app_distributions(conn, "r")))
+        finally:
+            conn.close()
+    (clean_memory, clean_dists), (dirty_memory, dirty_dists) = figures
+    assert dirty_memory == pytest.approx(clean_memory)  # "lots" of memory is 0 bytes
+    assert [d.app for d in dirty_dists] == [d.app for d in clean_dists]
+    assert [d.duration_s for d in dirty_dists] == [d.duration_s for d in clean_dists]

@@ -5,11 +5,15 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from storehelp import PARSL_FIXTURE_DB, PARSL_FIXTURE_SQL
+from storehelp import PARSL_FIXTURE_DB, PARSL_FIXTURE_SQL, workflow_start
 
 from taskscope.store import schema
 from taskscope.store.database import open_for_writing, table_columns
 from taskscope.store.errors import SchemaMismatchError, StoreError
+from taskscope.store.messages import TaskInfo, TaskStatus
+from taskscope.store.writer import DatabaseWriter
+
+T0 = 1_700_000_000.25
 
 
 def _parsl_columns(table):
@@ -56,6 +60,40 @@ def test_parsl_database_is_adopted_without_touching_parsl_rows(tmp_path):
     assert conn.execute("SELECT count(*) FROM status").fetchone()[0] == before
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"taskscope_schema", "taskscope_run", "taskscope_try_failure"} <= tables
+
+
+def test_a_file_made_before_a_later_column_gains_it_and_keeps_its_rows(tmp_path):
+    """A taskscope file whose taskscope_task_state predates its duration column (made by the
+    DDL of the time) is given the column and its index; its old rows keep NULL there and a
+    task that ends afterwards gets its duration."""
+    db = tmp_path / "older.db"
+    conn = open_for_writing(db)
+    conn.execute("DROP INDEX ix_task_state_run_duration")
+    conn.execute("ALTER TABLE taskscope_task_state DROP COLUMN duration")
+    conn.execute(
+        "INSERT INTO taskscope_task_state VALUES ('old', 1, 0, 'exec_done', "
+        "'2026-01-01 00:00:00.000000')"
+    )
+    conn.close()
+    run = "new-run"
+    writer = DatabaseWriter(open_for_writing(db))
+    writer.write([workflow_start(run, T0)])
+    writer.write([TaskInfo(run, 7, "f", False, "htex", T0, state="pending", timestamp=T0)])
+    writer.write(
+        [
+            TaskStatus(run, 7, 0, "exec_done", T0 + 2.5),
+            TaskInfo(run, 7, "f", False, "htex", T0, time_returned=T0 + 2.5),
+        ]
+    )
+    writer.close(analyze=False)
+    conn = sqlite3.connect(db)
+    assert [c[0] for c in table_columns(conn, "taskscope_task_state")][-1] == "duration"
+    rows = dict(conn.execute("SELECT run_id, duration FROM taskscope_task_state").fetchall())
+    indexes = {r[1] for r in conn.execute("PRAGMA index_list(taskscope_task_state)")}
+    conn.close()
+    assert rows["old"] is None
+    assert rows[run] == pytest.approx(2.5, abs=1e-3)
+    assert "ix_task_state_run_duration" in indexes
 
 
 def test_other_schema_version_is_refused(tmp_path):

@@ -410,3 +410,48 @@ def test_statuses_within_one_microsecond_are_all_kept(writer, run_id):
     ).fetchall()
     assert [r[0] for r in rows] == [0, 1, 2, 3, 4]
     assert len({r[1] for r in rows}) == 5
+
+
+def test_ten_minute_occupancy_holds_each_workers_busy_time(writer, run_id):
+    """Tries that cross ten-minute boundaries: each ten minutes gets the seconds each worker
+    spent in it, the try's end is counted where it ended, and the rows are the sums of the
+    per-minute rows (which is how an older database's level is made, rollup_rebuild)."""
+    from taskscope.store.rollup_rebuild import add_ten_minute_occupancy
+
+    start = 1_700_000_400.0  # a ten-minute boundary
+    tries = [(1, "w1", start + 590, start + 610), (2, "w2", start + 100, start + 1500)]
+    messages = [workflow_start(run_id, start)]
+    for task_id, worker, began, ended in tries:
+        messages.append(
+            TaskInfo(run_id, task_id, "f", True, "htex", start, state="pending", timestamp=start)
+        )
+        messages.append(
+            TryRun(run_id, task_id, 0, "h", "0", began, time_ended=ended, worker=worker)
+        )
+    writer.write(messages)
+    first = int(start // 600)
+    kept = rows(
+        writer,
+        "SELECT bucket - ?, worker, busy_s, tries_ended FROM taskscope_occupancy_10min "
+        "WHERE run_id = ? ORDER BY 1, 2",
+        first,
+        run_id,
+    )
+    assert kept == [
+        (0, "w1", 10.0, 0),
+        (0, "w2", 500.0, 0),
+        (1, "w1", 10.0, 1),
+        (1, "w2", 600.0, 0),
+        (2, "w2", 300.0, 1),
+    ]
+    add_ten_minute_occupancy(writer.conn, run_id)
+    assert (
+        rows(
+            writer,
+            "SELECT bucket - ?, worker, busy_s, tries_ended FROM taskscope_occupancy_10min "
+            "WHERE run_id = ? ORDER BY 1, 2",
+            first,
+            run_id,
+        )
+        == kept
+    )

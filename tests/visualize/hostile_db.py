@@ -7,6 +7,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from taskscope.store.analysis_rollup import (
+    DEPENDS_TABLE,
+    PLACE_TABLE,
+    RUN_KEY_TABLE,
+    TRY_TIME_TABLE,
+)
 from taskscope.store.synthetic import create_database, standard_runs
 
 # Each payload sets window.__xss if it ever runs; none holds "/" where it becomes part of a
@@ -25,13 +31,8 @@ TEXT = (
 )
 # Columns holding app names, run ids or structure (lists of ids, states, timestamps) are
 # renamed or left alone; every other text column gets TEXT appended.
-APP_COLUMNS = {
-    ("task", "task_func_name"),
-    ("taskscope_app_edge", "source_app"),
-    ("taskscope_app_edge", "target_app"),
-    ("taskscope_try_run", "app"),
-    ("taskscope_occupancy", "app"),
-}
+# (Every table the writer keeps per app holds it in one of these columns.)
+APP_COLUMNS = {"task_func_name", "app", "source_app", "target_app"}
 STRUCTURAL = {
     "run_id",
     "task_depends",
@@ -48,6 +49,11 @@ STRUCTURAL = {
     "idx",
     "stat",
 }
+# Tables SQLite triggers keep from the try and task tables: the hostile text reaches them
+# through those triggers as the source rows change, as it would from the writer. Changing
+# them directly as well would break their keys (host 'a' + TEXT meets the row the trigger
+# already made). The run keys go first, so the triggers find the renamed run.
+TRIGGER_KEPT = {PLACE_TABLE, TRY_TIME_TABLE, DEPENDS_TABLE}
 
 
 def _text_columns(conn: sqlite3.Connection, table: str) -> list[str]:
@@ -70,9 +76,12 @@ def create_hostile_database(path: Path) -> Path:
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             )
         ]
+        tables.sort(key=lambda name: name != RUN_KEY_TABLE)
         for table in tables:
+            if table in TRIGGER_KEPT:
+                continue
             for column in _text_columns(conn, table):
-                if (table, column) in APP_COLUMNS:
+                if column in APP_COLUMNS:
                     for plain, hostile in APP_NAMES.items():
                         conn.execute(
                             f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" = ?',

@@ -96,6 +96,13 @@ def test_usage_series(api: TestClient):
     usage = get(api, "/api/runs/run-completed/usage?buckets=50")["usage"]
     assert len(usage["times"]) == len(usage["workers_busy"]) == 50
     assert 0 < max(usage["workers_busy"]) <= usage["capacity"]["workers"] + 1e-6
+    # Without a count: 200 buckets, or fewer so that none is finer than a second.
+    default = get(api, "/api/runs/run-completed/usage")["usage"]
+    span = default["bucket_seconds"] * len(default["times"])
+    assert len(default["times"]) == min(200, int(span))
+    assert default["bucket_seconds"] >= 1.0 - 1e-9
+    exact = get(api, "/api/runs/run-completed/usage?buckets=200")["usage"]
+    assert len(exact["times"]) == 200
 
 
 def test_parsl_database():

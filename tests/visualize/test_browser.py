@@ -201,3 +201,35 @@ def test_live_page_refreshes_itself_and_its_parts(page, taskscope_server):
     )
     assert page.locator("[data-part='states'] .chip").count() >= 2
     assert page.errors == []
+
+
+def test_an_analysis_still_being_computed_arrives_without_a_reload(
+    browser, taskscope_db, monkeypatch
+):
+    """A big run's first analysis takes longer than the part waits: the page says it is
+    being computed, asks again by itself, and draws the analysis when it is ready."""
+    from taskscope.visualize import analysis_view
+
+    real = analysis_view.analyze
+
+    def slow_analyze(conn, run_id, **kwargs):
+        time.sleep(3.0)
+        return real(conn, run_id, **kwargs)
+
+    monkeypatch.setattr(analysis_view, "analyze", slow_analyze)
+    servers = serve(taskscope_db)
+    base = next(servers)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        pg.goto(base + "/workflow/run-failed/")
+        part = pg.locator('[data-part="analysis"]')
+        part.get_by_text("is being computed").wait_for(timeout=20_000)
+        part.get_by_text("Why tasks failed").wait_for(timeout=60_000)
+        assert part.is_visible() and "is being computed" not in part.inner_text()
+        assert errors == []
+    finally:
+        context.close()
+        next(servers, None)  # stops the server (the code after its yield)

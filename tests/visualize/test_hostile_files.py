@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hostile_files import hostile_paths
 from starlette.testclient import TestClient
 
 from taskscope.store.synthetic import create_database, standard_runs
@@ -25,39 +26,7 @@ from taskscope.visualize.filetail import READ_TIMEOUT_S, FileTail, tails
 
 pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]  # slow only on a loaded machine
 
-TEN_GB = 10 * 2**30
 PARSL_RUN = "85029df9-5f8e-4ab7-810a-f8db9f552f59"
-
-
-def hostile_paths(folder: Path) -> dict[str, tuple[str, str]]:
-    """name -> (path as the database names it, what the reason must say)."""
-    fifo = folder / "stdout.fifo"
-    os.mkfifo(fifo)
-    sparse = folder / "sparse.out"
-    with open(sparse, "wb") as handle:
-        handle.truncate(TEN_GB)
-    directory = folder / "a-directory"
-    directory.mkdir()
-    (folder / "dangling").symlink_to(folder / "no-such-file")
-    (folder / "to-environ").symlink_to("/proc/self/environ")
-    (folder / "to-zero").symlink_to("/dev/zero")
-    (folder / "to-fifo").symlink_to(fifo)
-    (folder / "loop-a").symlink_to(folder / "loop-b")
-    (folder / "loop-b").symlink_to(folder / "loop-a")
-    return {
-        "fifo": (str(fifo), "FIFO"),
-        "fifo via symlink": (str(folder / "to-fifo"), "FIFO"),
-        "dev zero": ("/dev/zero", "under /dev"),
-        "dev zero via symlink": (str(folder / "to-zero"), "under /dev"),
-        "proc environ": ("/proc/self/environ", "under /proc"),
-        "proc environ via symlink": (str(folder / "to-environ"), "under /proc"),
-        "sys": ("/sys/kernel/mm/transparent_hugepage/enabled", "under /sys"),
-        "sparse 10 GB": (str(sparse), "binary"),
-        "directory": (str(directory), "directory"),
-        "dangling symlink": (str(folder / "dangling"), "does not exist"),
-        "missing": (str(folder / "never-written.out"), "does not exist"),
-        "symlink loop": (str(folder / "loop-a"), "symlink loop"),
-    }
 
 
 def tails_within(paths: list[str], limit_s: float = 60.0) -> list[FileTail | None]:
@@ -185,6 +154,78 @@ def test_hostile_paths_in_a_parsl_database_and_in_a_live_and_a_lost_run(
         assert response.status_code == 200, (db.name, run_id, task_id)
         assert path in response.text and reasons[path] in response.text, (db.name, path)
         assert "PATH=" not in response.text
+
+
+RECORDING_SCRIPT = """
+import json, os, sqlite3, sys, time
+from taskscope.monitoring import MonitoringHub
+from taskscope.monitoring.messages import TaskInfo, TaskStatus, WorkflowStart
+
+db, run_dir, paths = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+hub = MonitoringHub(logging_endpoint="sqlite:///" + db)
+hub.start("run-recorded", run_dir)
+now = time.time()
+hub.send(WorkflowStart("run-recorded", "hostile", "1", now, "h", "u", run_dir, "3", "0", ["x"],
+                       os.getpid(), hub.heartbeat_interval))
+for task_id, path in enumerate(paths):
+    hub.send(TaskInfo("run-recorded", task_id, "cat", False, "x", now, stdout=path, stderr=path))
+    hub.send(TaskStatus("run-recorded", task_id, 0, "pending", now))
+hub._writer.flush()
+while True:
+    try:
+        conn = sqlite3.connect("file:" + db + "?mode=ro", uri=True)
+        if conn.execute("SELECT count(*) FROM task").fetchone()[0] == len(paths):
+            break
+    except sqlite3.Error:
+        pass
+    time.sleep(0.1)
+print(hub.writer_pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_hostile_paths_recorded_by_a_live_run_and_left_by_a_killed_one(tmp_path: Path):
+    """The paths come from taskscope's own monitoring (a bash app may name any file): pages
+    of the run while its writer is live, then once workflow and writer are SIGKILLed."""
+    import json
+
+    files = tmp_path / "files"
+    files.mkdir()
+    cases = hostile_paths(files)
+    db = tmp_path / "monitoring.db"
+    paths = [path for path, _ in cases.values()]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RECORDING_SCRIPT, str(db), str(tmp_path / "run"), json.dumps(paths)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        writer_pid = int(proc.stdout.readline())
+
+        def check(when: str) -> None:
+            client = TestClient(create_app(db), raise_server_exceptions=False)
+            for task_id, (path, reason) in enumerate(cases.values()):
+                response = client.get(f"/workflow/run-recorded/task/{task_id}")
+                assert response.status_code == 200, (when, path, response.text[:300])
+                assert path in response.text and reason in response.text, (when, path)
+                assert "PATH=" not in response.text
+            for url in ("/", "/workflow/run-recorded/", "/workflow/run-recorded/analysis"):
+                assert client.get(url).status_code == 200, (when, url)
+
+        check("live")
+        proc.send_signal(signal.SIGKILL)
+        try:
+            os.kill(writer_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it saw its workflow die and finished first: a crashed run all the same
+        proc.wait(30)
+        time.sleep(0.5)  # let the kernel take the killed writer's locks away
+        check("killed")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
 
 
 def free_port() -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from hostile_db import APP_COLUMNS
 from starlette.testclient import TestClient
 
 from taskscope.store.synthetic import create_database, standard_runs
@@ -18,13 +19,6 @@ pytestmark = [pytest.mark.attack, pytest.mark.timeout(600)]
 
 PAGE_LIMIT = 2 * 2**20
 BIG_APP = "A" * 1_000_000
-APP_COLUMNS = [
-    ("task", "task_func_name"),
-    ("taskscope_app_edge", "source_app"),
-    ("taskscope_app_edge", "target_app"),
-    ("taskscope_try_run", "app"),
-    ("taskscope_occupancy", "app"),
-]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +42,15 @@ def huge_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
         conn.execute(
             "UPDATE workflow SET workflow_name = ? WHERE run_id = 'run-failed'", ("W" * 2_000_000,)
         )
-        for table, column in APP_COLUMNS:
+        app_columns = [
+            (table, column[1])
+            for (table,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+            for column in conn.execute(f'PRAGMA table_info("{table}")')
+            if column[1] in APP_COLUMNS
+        ]
+        for table, column in app_columns:
             conn.execute(
                 f"UPDATE {table} SET {column} = ? WHERE run_id = 'run-completed' AND "
                 f"{column} = 'transform'",

@@ -294,3 +294,14 @@ def test_network_listen_withholds_output_files_unless_asked(taskscope_db: Path):
     assert "--show-files" in hidden  # and the page says why and how
     shown = TestClient(create_app(taskscope_db, show_files=True)).get(page).text
     assert "line 29 of task 9" in shown
+
+
+def test_templates_compiled_at_start_render_the_same_pages(taskscope_db: Path):
+    """The CLI compiles every template before it listens: each compiles, and the pages are
+    the ones compiled on first use give (but for the moment each was generated)."""
+    warmed = TestClient(create_app(taskscope_db, compile_templates=True))
+    lazy = client_for(taskscope_db)
+    generated = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
+    for path in run_routes("run-failed", "transform", 4):
+        a, b = full_page(warmed, path), full_page(lazy, path)
+        assert generated.sub("", a) == generated.sub("", b), path

@@ -64,6 +64,11 @@ QUEUED_SECONDS_PER_WORKER = 0.01
 MAX_OUTSTANDING = 1024
 STARTUP_FAILURE_LIMIT = 3
 PIPE_SIZE = 1 << 20
+# At shutdown a worker still in a task is killed after BUSY_EXIT_S; an idle one exits by
+# itself once monitoring has confirmed its last frames (monitoring/sender.py: it gives up
+# after 10 s without an answer), so it gets longer before it is killed.
+BUSY_EXIT_S = 1.0
+IDLE_EXIT_S = 30.0
 
 
 @dataclass(slots=True, eq=False)
@@ -648,8 +653,10 @@ class HighThroughputExecutor(Executor):
         workers = [w for w in self._workers if w is not None]
         for w in workers:
             self._close_fd(w.to_fd)  # EOF: an idle worker exits at once
-        deadline = time.monotonic() + 1.0
+        now = time.monotonic()
+        busy_deadline, idle_deadline = now + BUSY_EXIT_S, now + IDLE_EXIT_S
         for w in workers:
+            deadline = busy_deadline if w.outstanding else idle_deadline
             try:
                 w.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:

@@ -21,16 +21,20 @@ each task's run time (all its tries): the makespan with unlimited workers and no
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import operator
 import sqlite3
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from taskscope.store.analysis.context import RunContext, chunks, id_list
-from taskscope.store.analysis.tries import TRY_RUN_TIMES
-from taskscope.store.sampling import in_sample, sample_stride
+from taskscope.store.analysis.tries import TRY_RUN_TIMES, run_key, tries_per_place
+from taskscope.store.analysis_rollup import DEPENDS_TABLE, TRY_TIME_TABLE
+from taskscope.store.sampling import sample_stride, sampled_rows
 from taskscope.store.states import FINAL_STATES
 from taskscope.store.timestamps import parse_timestamp, seconds_between_sql
 
@@ -40,6 +44,8 @@ MAX_STEPS = 100_000  # a chain longer than this is cut (and says so)
 VERDICT_SHARE = 0.25
 PARTS = ("dependency_wait_s", "failed_tries_s", "worker_wait_s", "dispatch_s", "run_s", "return_s")
 _INTERNAL = ("_taskscope_internal", "_parsl_internal")
+DEPENDENCY_LISTS = "dependency_lists"  # ctx.shared key of `dependency_lists`
+_TASK_ID = operator.itemgetter(0)
 
 
 @dataclass
@@ -104,14 +110,21 @@ def _tries(conn: sqlite3.Connection, run_id: str, task_id: int) -> list[tuple[An
 
 def typical_dispatch_s(ctx: RunContext) -> float:
     """The shortest launched -> running over (a hashed sample of) the run's tries: what a try
-    that found an idle worker waited."""
-    wait = seconds_between_sql("task_try_time_launched", "task_try_time_running")
+    that found an idle worker waited. The sample's tries are probed through taskscope's
+    (run_id, task_id) index where there is one, instead of testing every try of the run."""
+    wait = seconds_between_sql("y.task_try_time_launched", "y.task_try_time_running")
     stride = sample_stride(ctx.run.task_count, DISPATCH_SAMPLE_TRIES)
+    params: dict[str, Any] = {
+        "run": ctx.run_id,
+        "internal1": _INTERNAL[0],
+        "internal2": _INTERNAL[1],
+    }
     row = ctx.conn.execute(
-        f"SELECT MIN(w) FROM (SELECT {wait} AS w FROM try WHERE run_id = ? "
-        f"AND {in_sample('task_id', stride)} AND task_try_time_running IS NOT NULL "
-        "AND task_executor NOT IN (?, ?)) WHERE w >= 0",
-        (ctx.run_id, *_INTERNAL),
+        f"SELECT MIN(w) FROM (SELECT {wait} AS w "
+        f"FROM {sampled_rows(ctx.conn, 'try', 'y', ctx.run_id, stride, params)} "
+        "AND y.task_try_time_running IS NOT NULL "
+        "AND y.task_executor NOT IN (:internal1, :internal2)) WHERE w >= 0",
+        params,
     ).fetchone()
     return row[0] if row and row[0] is not None else 0.0
 
@@ -191,13 +204,19 @@ def _split(
         step.worker_wait_s = step.dispatch_s = 0.0
 
 
-def critical_path(ctx: RunContext, *, with_floor: bool = True) -> CriticalPath:
+def critical_path(
+    ctx: RunContext, *, with_floor: bool = True, with_dispatch: bool = True
+) -> CriticalPath:
+    """The chain, its steps split into `PARTS`, and (`with_floor`) the floor. Without
+    `with_dispatch` the run's typical dispatch (a sample of 20,000 tries) is not read and
+    counts as waiting for a worker: the steps, their ends and totals are the same, which is
+    all the overlays on the DAG and the timeline draw."""
     began = parse_timestamp(ctx.run.time_began)
     last = last_finished_task(ctx) if ctx.has("task") else None
     if began is None or last is None:
         return CriticalPath(None, None, [], verdict="no task has finished yet")
     conn, run_id = ctx.conn, ctx.run_id
-    dispatch = typical_dispatch_s(ctx) if ctx.has("try") else 0.0
+    dispatch = typical_dispatch_s(ctx) if with_dispatch and ctx.has("try") else 0.0
     chain: list[tuple[_Task, list[tuple[Any, ...]]]] = []
     current = _task_rows(conn, run_id, [last]).get(last)
     seen: set[int] = set()
@@ -286,45 +305,18 @@ def longest_run_weighted_path(ctx: RunContext) -> float | None:
     the makespan with unlimited workers."""
     if not (ctx.has("task") and ctx.has("try")):
         return None
-    conn, run_id = ctx.conn, ctx.run_id
-    run_s = seconds_between_sql("task_try_time_running", "task_try_time_returned")
-    # Numbers only, in table order (no sort, no strings): the cheapest full pass over tries,
-    # kept for the stragglers (stragglers.py), which need the same run times.
-    tries = conn.execute(
-        f"SELECT task_id, try_id, {run_s} FROM try WHERE run_id = ? "
-        "AND task_executor NOT IN (?, ?)",
-        (run_id, *_INTERNAL),
-    ).fetchall()
+    tries, joins = _run_times_and_joins(ctx)
     ctx.shared[TRY_RUN_TIMES] = tries
     if not tries:
         return None
-    joins: dict[int, list[int]] = {}
-    for task_id, text in conn.execute(
-        "SELECT task_id, task_joins FROM try WHERE run_id = ? AND task_joins IS NOT NULL "
-        "AND task_joins != ''",
-        (run_id,),
-    ):
-        joins.setdefault(task_id, []).extend(id_list(text))
-    depends_rows = conn.execute(
-        "SELECT task_id, task_depends FROM task WHERE run_id = ? AND task_depends IS NOT NULL "
-        "AND task_depends != '' ORDER BY task_id",
-        (run_id,),
-    ).fetchall()
-    if joins:  # few: fold them into their tasks' dependency lists, keeping id order
-        extra = dict(joins)
-        merged = []
-        for task_id, text in depends_rows:
-            if task_id in extra:
-                text = text + "," + ",".join(map(str, extra.pop(task_id)))
-            merged.append((task_id, text))
-        merged.extend((t, ",".join(map(str, ids))) for t, ids in extra.items() if ids)
-        merged.sort()
-        depends_rows = merged
-    task_ids = [t for t, _, _ in tries] + [t for t, _ in depends_rows]
+    depends_rows = dependency_lists(ctx)
+    if joins:
+        depends_rows = _with_joins(depends_rows, joins)
+    task_ids = [t for t, _ in tries] + [t for t, _ in depends_rows]
     low, high = min(task_ids), max(task_ids)
     if low >= 0 and high < 4 * len(tries) + 1000:
         best = array("d", bytes(8 * (high + 1)))
-        for task_id, _, seconds in tries:
+        for task_id, seconds in tries:
             if seconds is not None and seconds > 0:
                 best[task_id] += seconds
         # The usual case: ids are dense and every task depends only on tasks submitted
@@ -332,25 +324,124 @@ def longest_run_weighted_path(ctx: RunContext) -> float | None:
         # dependency's longest path first (everything else's is its own weight).
         in_order = True
         for task_id, text in depends_rows:
+            # `_ids` inlined, with one and two dependencies (most tasks) parsed without a
+            # split: this loop runs once per task with dependencies (0.4 s of 1.3 s at 10^6).
+            first, comma, rest = text.partition(",")
+            try:
+                if not comma:
+                    parsed: Sequence[int] = (int(first),)
+                elif "," not in rest:
+                    parsed = (int(first), int(rest))
+                else:
+                    parsed = [int(part) for part in text.split(",")]
+            except ValueError:
+                parsed = id_list(text)
             longest = 0.0
-            for dep in _ids(text):
+            for dep in parsed:
                 if dep >= task_id or dep < 0:
                     in_order = False
                     break
-                if best[dep] > longest:
-                    longest = best[dep]
+                path = best[dep]
+                if path > longest:
+                    longest = path
             if not in_order:
                 break
             best[task_id] += longest
         if in_order:
             return max(best)
     depends: dict[int, list[int]] = {t: _ids(text) for t, text in depends_rows}
-    ids = {task_id for task_id, _, _ in tries} | set(depends)
+    ids = {task_id for task_id, _ in tries} | set(depends)
     weight: dict[int, float] = dict.fromkeys(ids, 0.0)
-    for task_id, _, seconds in tries:
+    for task_id, seconds in tries:
         if seconds is not None and seconds > 0:
             weight[task_id] += seconds
     return _longest_path_any_order(sorted(ids), weight, depends)
+
+
+def _run_times_and_joins(
+    ctx: RunContext,
+) -> tuple[list[tuple[int, float | None]], dict[int, list[int]]]:
+    """((task_id, run_s) of every user's try, joined task ids per joining task). From the
+    writer's per-try totals (store/analysis_rollup.py) when it kept them: the same run-time
+    expression, evaluated when the try was written, in small integer-keyed rows (0.25 s at
+    10^6 tries, against 1.0-1.7 s of text arithmetic over the try table)."""
+    conn, run_id = ctx.conn, ctx.run_id
+    # Two numbers a try (no sort, no strings): the cheapest full pass over the tries, kept
+    # for the stragglers (stragglers.py), which need the same run times. The test of the
+    # executor is left out when the counts per place (which the host analyses read anyway)
+    # say every try is a user's.
+    all_users = all(users for _, _, users in tries_per_place(ctx))
+    key = run_key(ctx)
+    joins: dict[int, list[int]] = {}
+    if key is not None:
+        users_test = "" if all_users else " AND users = 1"
+        tries = conn.execute(
+            f"SELECT task_id, run_s FROM {TRY_TIME_TABLE} WHERE run_key = ?{users_test}", (key,)
+        ).fetchall()
+        join_rows = conn.execute(
+            f"SELECT task_id, joins FROM {TRY_TIME_TABLE} WHERE run_key = ? AND joins IS NOT NULL",
+            (key,),
+        )
+    else:
+        run_s = seconds_between_sql("task_try_time_running", "task_try_time_returned")
+        executor_test = "" if all_users else " AND task_executor NOT IN (?, ?)"
+        tries = conn.execute(
+            f"SELECT task_id, {run_s} FROM try WHERE run_id = ?{executor_test}",
+            (run_id,) if all_users else (run_id, *_INTERNAL),
+        ).fetchall()
+        join_rows = conn.execute(
+            "SELECT task_id, task_joins FROM try WHERE run_id = ? AND task_joins IS NOT NULL "
+            "AND task_joins != ''",
+            (run_id,),
+        )
+    for task_id, text in join_rows:
+        joins.setdefault(task_id, []).extend(id_list(text))
+    return tries, joins
+
+
+def dependency_lists(ctx: RunContext) -> list[tuple[int, str]]:
+    """(task_id, task_depends) of the run's tasks with dependencies, by task id, read once
+    per context (the floor and the failure groups' dependency roots share it). Read in the
+    table's order (a scan, not a walk of the primary key's index with a table lookup per row)
+    and sorted only when that is not already the ids' order (it is when the tasks were
+    written as they were submitted)."""
+    cached: list[tuple[int, str]] | None = ctx.shared.get(DEPENDENCY_LISTS)
+    key = run_key(ctx)
+    if cached is None and key is not None:  # the writer's copy, by task id: no sort
+        cached = ctx.shared[DEPENDENCY_LISTS] = ctx.conn.execute(
+            f"SELECT task_id, depends FROM {DEPENDS_TABLE} WHERE run_key = ?", (key,)
+        ).fetchall()
+    if cached is None:
+        rows = ctx.conn.execute(
+            "SELECT task_id, task_depends FROM task NOT INDEXED WHERE run_id = ? "
+            "AND task_depends IS NOT NULL AND task_depends != ''",
+            (ctx.run_id,),
+        ).fetchall()
+        ids = [row[0] for row in rows]
+        if any(map(operator.ge, ids, ids[1:])):
+            rows.sort()
+        cached = ctx.shared[DEPENDENCY_LISTS] = rows
+    return cached
+
+
+def _with_joins(rows: list[tuple[int, str]], joins: dict[int, list[int]]) -> list[tuple[int, str]]:
+    """`rows` (by task id) with each join task's joined ids added to its dependency list, still
+    by task id, without a sort; `rows` (shared) is left as it is. Join tasks are usually few:
+    each is found by bisection in a copy (not a pass building every row anew, 0.3 s at 10^6)."""
+    merged = list(rows)
+    only_joins = []
+    for task_id in sorted(joins):
+        text = ",".join(map(str, joins[task_id]))
+        at = bisect.bisect_left(merged, task_id, key=_TASK_ID)
+        if at < len(merged) and merged[at][0] == task_id:
+            merged[at] = (task_id, merged[at][1] + "," + text)
+        elif text:
+            only_joins.append((task_id, text))
+    if len(only_joins) * 64 < len(merged):  # a few: each inserted in place
+        for row in reversed(only_joins):
+            merged.insert(bisect.bisect_left(merged, row[0], key=_TASK_ID), row)
+        return merged
+    return list(heapq.merge(merged, only_joins, key=_TASK_ID))
 
 
 def _ids(text: str) -> list[int]:

@@ -10,8 +10,8 @@ Per app, over its tries with a run time (on large runs a hashed sample of about
   workers);
 - bytes read and written per try and their rate.
 
-taskscope does not record a task's ``resource_specification``, so "available" always means
-what the node table says each worker had.
+"Available" means what the node table says each worker had; what each task asked for (its
+``parsl_resource_specification`` and ``walltime``) is compared with its use in `requests`.
 
 Advice is only given with evidence that would survive a second look:
 
@@ -34,37 +34,33 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskscope.store.analysis.advice import (
+    MEMORY_MARGIN,
+    MIN_TRIES_FOR_ADVICE,
+    OVERUSED_CPU,
+    WALLTIME_MARGIN,
+    Advice,
+    gib,
+)
 from taskscope.store.analysis.context import RunContext, chunks
 from taskscope.store.analysis.failures import MEMORY, WALLTIME, FailureGroup
+from taskscope.store.analysis.requests import (
+    RequestKey,
+    RequestUse,
+    read_requests,
+    request_advice,
+    request_use,
+)
 from taskscope.store.analysis.stats import quantile
 from taskscope.store.analysis.tries import sampled_finished_tries
 from taskscope.store.timestamps import parse_timestamp
 
 UNDERUSED_CPU = 0.5
-OVERUSED_CPU = 1.2
-MEMORY_MARGIN = 0.2
-WALLTIME_MARGIN = 0.25
 MEMORY_HEADROOM = 0.8  # more workers only while their p99 memory fits in 80% of the node
-MIN_TRIES_FOR_ADVICE = 5
 EFFICIENCY_TRIES = 12_000  # tries measured per run at most (a random sub-sample beyond)
 EFFICIENCY_SEED = 12345
 _CPU = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_system, 0))"
 _WALLTIME_OF = re.compile(r"walltime(?: of|:)\s*([0-9.]+)\s*s", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Advice:
-    app: str | None  # None: the whole run
-    setting: str  # what to change: "max_workers_per_node", "walltime", ...
-    current: str | None
-    suggested: str
-    evidence: str
-
-    @property
-    def text(self) -> str:
-        change = f"{self.current} → {self.suggested}" if self.current else self.suggested
-        target = f" of `{self.app}`" if self.app else ""
-        return f"`{self.setting}`{target} {change}: {self.evidence}"
 
 
 @dataclass
@@ -88,6 +84,7 @@ class AppEfficiency:
     suggested_memory_bytes: float | None  # p99 peak + margin
     suggested_walltime_s: float | None  # p99 run time of successful tries + margin
     sample_fraction: float
+    request: RequestUse | None = None  # what its tasks asked for, against what they used
     advice: list[Advice] = field(default_factory=list)
 
 
@@ -101,6 +98,7 @@ class _Measured:
     rss: float | None
     read: float | None
     write: float | None
+    request: RequestKey | None = None  # what its task asked for (taskscope_task_request)
 
 
 @dataclass(frozen=True)
@@ -160,6 +158,7 @@ def _measured(ctx: RunContext) -> tuple[list[_Measured], int]:
                 (ctx.run_id, *chunk),
             ):
                 figures[(row[0], row[1])] = row[2:]
+    requests = read_requests(ctx, (t.task_id for t in sample))
     per_try_figures = ctx.by_taskscope  # taskscope: counters per try; Parsl: per worker process
     measured = []
     for attempt in sample:
@@ -175,7 +174,15 @@ def _measured(ctx: RunContext) -> tuple[list[_Measured], int]:
             cpu = read = write = None
         measured.append(
             _Measured(
-                attempt.app, attempt.hostname, attempt.run_s, attempt.failed, cpu, rss, read, write
+                attempt.app,
+                attempt.hostname,
+                attempt.run_s,
+                attempt.failed,
+                cpu,
+                rss,
+                read,
+                write,
+                requests.get(attempt.task_id),
             )
         )
     return measured, stride
@@ -269,8 +276,12 @@ def _one_app(
         suggested_memory_bytes=p99_peak * (1 + MEMORY_MARGIN) if p99_peak else None,
         suggested_walltime_s=p99_run * (1 + WALLTIME_MARGIN) if p99_run else None,
         sample_fraction=fraction,
+        request=request_use([(m.request, m) for m in tries]),
     )
     result.advice = _app_advice(result, groups, lifetime)
+    if result.request is not None:
+        timed_out = any(app in g.apps and g.count and g.cause == WALLTIME for g in groups)
+        result.advice += request_advice(app, result.request, timed_out)
     return result
 
 
@@ -304,8 +315,8 @@ def _app_advice(
         and (memory_failures or (enough and app.suggested_memory_bytes > app.memory_per_worker))
     ):
         evidence = (
-            f"p99 peak memory {_gib(app.peak_rss_p99)} + {MEMORY_MARGIN:.0%} against "
-            f"{_gib(app.memory_per_worker)} per worker"
+            f"p99 peak memory {gib(app.peak_rss_p99)} + {MEMORY_MARGIN:.0%} against "
+            f"{gib(app.memory_per_worker)} per worker"
         )
         if memory_failures:
             evidence += f"; {memory_failures} tries died of memory"
@@ -313,8 +324,8 @@ def _app_advice(
             Advice(
                 app.app,
                 "mem_per_worker",
-                _gib(app.memory_per_worker),
-                _gib(app.suggested_memory_bytes),
+                gib(app.memory_per_worker),
+                gib(app.suggested_memory_bytes),
                 evidence,
             )
         )
@@ -394,14 +405,6 @@ def _walltime_in(groups: list[FailureGroup]) -> float | None:
             if found:
                 return float(found.group(1))
     return None
-
-
-def _gib(value: float | None) -> str:
-    if value is None:
-        return "?"
-    if value >= 2**30:
-        return f"{value / 2**30:.1f} GiB"
-    return f"{value / 2**20:.0f} MiB"
 
 
 def _workers_advice(

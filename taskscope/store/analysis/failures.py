@@ -30,6 +30,7 @@ from taskscope.store.analysis.context import (
     task_states,
     tasks_in_state,
 )
+from taskscope.store.analysis.critical_path import DEPENDENCY_LISTS
 from taskscope.store.analysis.signature import (
     mask_message,
     parse_exception_repr,
@@ -532,13 +533,21 @@ def _dependency_roots(
     """dep_fail task -> the group key of the failure it descends from (through other dep_fail
     tasks), or None when that failure was not recorded."""
     depends: dict[int, list[int]] = {}
-    for chunk in chunks(dep_fail):
-        marks = ",".join("?" * len(chunk))
-        for task_id, text in ctx.conn.execute(
-            f"SELECT task_id, task_depends FROM task WHERE run_id = ? AND task_id IN ({marks})",
-            (ctx.run_id, *chunk),
-        ):
-            depends[task_id] = id_list(text)
+    every_list = ctx.shared.get(DEPENDENCY_LISTS)  # read by the critical path's floor
+    if every_list is not None:
+        # Every task with dependencies is in it; a dep_fail task (it has a task row: the
+        # kernel sends it before any state) missing from it has none.
+        known = dict(every_list)
+        for task_id in dep_fail:
+            depends[task_id] = id_list(known.get(task_id))
+    else:
+        for chunk in chunks(dep_fail):
+            marks = ",".join("?" * len(chunk))
+            for task_id, text in ctx.conn.execute(
+                f"SELECT task_id, task_depends FROM task WHERE run_id = ? AND task_id IN ({marks})",
+                (ctx.run_id, *chunk),
+            ):
+                depends[task_id] = id_list(text)
     roots: dict[int, tuple[str, str] | None] = {}
     joins_of = {a.task_id: a.joins for b in buckets.values() for a in b.tries if a.joins}
 

@@ -25,6 +25,8 @@ from taskscope.store.analysis.context import RunContext
 from taskscope.store.analysis.stats import fisher_greater, mann_whitney_greater, median
 from taskscope.store.analysis.tries import (
     INTERNAL_EXECUTORS,
+    Places,
+    failed_users_tries_per_place,
     sampled_finished_tries,
     tries_per_place,
 )
@@ -49,34 +51,43 @@ class HostHealth:
     reasons: list[str]
 
 
+def _failed_per_place_sql(ctx: RunContext) -> Places:
+    """Failed tries of users' executors per (host, block): a pass over the failures."""
+    if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
+        failed_sql = (
+            "SELECT y.hostname, y.block_id, COUNT(*) FROM taskscope_try_failure f "
+            "CROSS JOIN try y ON y.run_id = f.run_id AND y.task_id = f.task_id "
+            "AND y.try_id = f.try_id WHERE f.run_id = ? AND y.task_executor NOT IN (?, ?) "
+            "GROUP BY 1, 2"
+        )
+    else:
+        failed_sql = (
+            "SELECT hostname, block_id, COUNT(*) FROM try WHERE run_id = ? AND "
+            "task_fail_history IS NOT NULL AND task_fail_history != '' "
+            "AND task_executor NOT IN (?, ?) GROUP BY 1, 2"
+        )
+    failed: Places = {}
+    for host, block, n in ctx.conn.execute(failed_sql, (ctx.run_id, *INTERNAL_EXECUTORS)):
+        key = (host or None, None if block in (None, "") else str(block))
+        failed[key] = failed.get(key, 0) + n
+    return failed
+
+
 def _counts(ctx: RunContext) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
     """(host -> (tries, failed tries), block -> (tries, failed tries)), exact: the shared
-    grouped pass over the run's tries and one over its failed tries."""
-    tries: dict[tuple[str | None, str | None], int] = {}
+    tries per place (tries.tries_per_place) and the failed ones."""
+    tries: Places = {}
     for (host, block, users), n in tries_per_place(ctx).items():
         if not users:
             continue
         key = (host or None, None if block in (None, "") else str(block))
         tries[key] = tries.get(key, 0) + n
-    failed: dict[tuple[str | None, str | None], int] = ctx.shared.get("failed_places") or {}
-    if "failed_places" not in ctx.shared:  # failure_groups has not read them: count in SQL
-        if ctx.by_taskscope and ctx.has("taskscope_try_failure"):
-            failed_sql = (
-                "SELECT y.hostname, y.block_id, COUNT(*) FROM taskscope_try_failure f "
-                "CROSS JOIN try y ON y.run_id = f.run_id AND y.task_id = f.task_id "
-                "AND y.try_id = f.try_id WHERE f.run_id = ? AND y.task_executor NOT IN (?, ?) "
-                "GROUP BY 1, 2"
-            )
-        else:
-            failed_sql = (
-                "SELECT hostname, block_id, COUNT(*) FROM try WHERE run_id = ? AND "
-                "task_fail_history IS NOT NULL AND task_fail_history != '' "
-                "AND task_executor NOT IN (?, ?) GROUP BY 1, 2"
-            )
-        failed = {}
-        for host, block, n in ctx.conn.execute(failed_sql, (ctx.run_id, *INTERNAL_EXECUTORS)):
-            key = (host or None, None if block in (None, "") else str(block))
-            failed[key] = failed.get(key, 0) + n
+    # Read by failure_groups when it ran first, else kept by the writer, else counted in SQL.
+    failed: Places | None = ctx.shared.get("failed_places")
+    if failed is None:
+        failed = failed_users_tries_per_place(ctx)
+    if failed is None:
+        failed = _failed_per_place_sql(ctx)
     hosts: dict[str, list[int]] = {}
     blocks: dict[str, list[int]] = {}
     for (host, block), n in tries.items():

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from taskscope.store.analysis.advice import Advice
 from taskscope.store.analysis.context import RunContext, run_context
 from taskscope.store.analysis.critical_path import CriticalPath, critical_path
-from taskscope.store.analysis.efficiency import Advice, AppEfficiency, app_efficiency
+from taskscope.store.analysis.efficiency import AppEfficiency, app_efficiency
 from taskscope.store.analysis.failures import FailureGroup, failure_groups
 from taskscope.store.analysis.forecast import Forecast, forecast, record_forecast
 from taskscope.store.analysis.hosts import HostHealth, host_health
@@ -38,8 +39,9 @@ class RunAnalysis:
 def analyze(conn: sqlite3.Connection, run_id: str, *, read_files: bool = True) -> RunAnalysis:
     """Every analysis of one run (raises `RunNotFound` for a run that is not there)."""
     ctx: RunContext = run_context(conn, run_id)
-    groups = failure_groups(ctx, read_files=read_files)
+    # The critical path first: the failure groups reuse the dependency lists its floor reads.
     path = critical_path(ctx)
+    groups = failure_groups(ctx, read_files=read_files)
     wait_share = None
     if path.makespan_s:
         wait_share = path.totals.get("worker_wait_s", 0.0) / path.makespan_s

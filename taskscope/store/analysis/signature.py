@@ -41,7 +41,9 @@ _FRAMEWORK = re.compile(
 _ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
 _CACHE_MAX = 50_000
 _masked: dict[str, str] = {}
-_frames: dict[str, Frame | None] = {}
+# Zeroed traceback -> the user frame's `Frame.short` (None: no user frame), for the names
+# that hold no digit (a zeroed name with one is not the real name, so it is not kept).
+_frame_names: dict[str, str | None] = {}
 
 
 def _zeroed(text: str) -> str:
@@ -101,15 +103,17 @@ def user_frame_name(traceback: str | None) -> str | None:
     if not traceback:
         return None
     key = _zeroed(traceback)
-    if key in _frames:
-        frame = _frames[key]
-        return frame.short if frame is not None else None
+    try:
+        return _frame_names[key]
+    except KeyError:
+        pass
     zeroed = _find_user_frame(key)
-    if zeroed is None or "0" not in zeroed.short:
-        if len(_frames) >= _CACHE_MAX:
-            _frames.clear()
-        _frames[key] = zeroed
-        return zeroed.short if zeroed is not None else None
+    name = zeroed.short if zeroed is not None else None
+    if name is None or "0" not in name:
+        if len(_frame_names) >= _CACHE_MAX:
+            _frame_names.clear()
+        _frame_names[key] = name
+        return name
     frame = _find_user_frame(traceback)  # digits in the name: not shareable
     return frame.short if frame is not None else None
 

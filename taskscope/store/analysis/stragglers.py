@@ -23,8 +23,10 @@ from taskscope.store.analysis.tries import (
     INTERNAL_EXECUTORS,
     RUN_S,
     TRY_RUN_TIMES,
+    run_key,
     sampled_finished_tries,
 )
+from taskscope.store.analysis_rollup import TRY_TIME_TABLE
 from taskscope.store.timestamps import now_in_convention, parse_timestamp
 
 K = 3.0
@@ -108,25 +110,38 @@ def stragglers(
 def _long_tries(ctx: RunContext, shortest: float) -> list[tuple[int, int, str | None, float]]:
     """(task_id, try_id, hostname, run_s) of the tries that ran longer than `shortest`: only
     those are looked up for their app, on a healthy run a handful, not every try. From the
-    run times the critical path's floor has read when it has, else filtered in SQL."""
+    writer's per-try run times when it kept them, else those the critical path's floor has
+    read, else filtered in SQL."""
+    key = run_key(ctx)
     read = ctx.shared.get(TRY_RUN_TIMES)
-    if read is None:
+    if key is not None:  # the writer's per-try run times, filtered in SQL
+        candidates = {
+            task_id
+            for (task_id,) in ctx.conn.execute(
+                f"SELECT task_id FROM {TRY_TIME_TABLE} WHERE run_key = ? AND users = 1 "
+                "AND run_s > ?",
+                (key, shortest),
+            )
+        }
+    elif read is None:
         return ctx.conn.execute(
             f"SELECT y.task_id, y.try_id, y.hostname, {RUN_S} AS s FROM try y "
             "WHERE y.run_id = ? AND y.task_executor NOT IN (?, ?) AND s > ?",
             (ctx.run_id, *INTERNAL_EXECUTORS, shortest),
         ).fetchall()
-    long = {(t, y): s for t, y, s in read if s is not None and s > shortest}
+    else:
+        candidates = {t for t, s in read if s is not None and s > shortest}
+    # The shared rows name the tasks only: their long tries are read again, by task id, with
+    # the same run-time expression and tests (so the same tries and figures).
     found = []
-    for chunk in chunks({t for t, _ in long}):
+    for chunk in chunks(candidates):
         marks = ",".join("?" * len(chunk))
-        for task_id, try_id, host in ctx.conn.execute(
-            f"SELECT task_id, try_id, hostname FROM try WHERE run_id = ? AND task_id IN ({marks})",
-            (ctx.run_id, *chunk),
-        ):
-            seconds = long.get((task_id, try_id))
-            if seconds is not None:
-                found.append((task_id, try_id, host, seconds))
+        found += ctx.conn.execute(
+            f"SELECT y.task_id, y.try_id, y.hostname, {RUN_S} AS s FROM try y "
+            f"WHERE y.run_id = ? AND y.task_id IN ({marks}) AND y.task_executor NOT IN (?, ?) "
+            "AND s > ?",
+            (ctx.run_id, *chunk, *INTERNAL_EXECUTORS, shortest),
+        ).fetchall()
     return found
 
 

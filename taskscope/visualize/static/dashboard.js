@@ -89,6 +89,13 @@
           draw(key);
         });
         el.dataset.loaded = "1";
+        // Still being computed on the server (a big run's analysis): ask again.
+        if (data.retry_after) {
+          setTimeout(function () {
+            var again = document.querySelector('[data-part="' + name + '"]');
+            if (again) loadPart(again);
+          }, data.retry_after * 1000);
+        }
       })
       .catch(function () {
         el.innerHTML = '<p class="hint bad">This part could not be loaded; reload the page to try again.</p>';

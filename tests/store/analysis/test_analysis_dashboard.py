@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from dashboard_parts import ready
 from fixture_paths import PARSL_FIXTURE_DB, PARSL_RUN
 from starlette.testclient import TestClient
 
@@ -24,7 +25,7 @@ def test_failure_groups_top_the_workflow_page(client, planted):
     page = client.get(f"/workflow/{planted.second_run}/")
     assert page.status_code == 200
     assert 'data-part="analysis"' in page.text and 'href="analysis"' in page.text
-    part = client.get(f"/workflow/{planted.second_run}/?part=analysis&format=json")
+    part = ready(client, f"/workflow/{planted.second_run}/?part=analysis&format=json")
     assert part.status_code == 200
     html = part.json()["sections"]["part_analysis"]
     assert "Why tasks failed" in html
@@ -49,7 +50,7 @@ def test_failure_groups_top_the_workflow_page(client, planted):
 
 
 def test_analysis_page_shows_every_section(client, planted):
-    page = client.get(f"/workflow/{planted.first_run}/analysis")
+    page = ready(client, f"/workflow/{planted.first_run}/analysis")
     assert page.status_code == 200
     text = page.text
     for heading in (
@@ -67,7 +68,7 @@ def test_analysis_page_shows_every_section(client, planted):
     figure = json.loads(text.split('data-figure="critical_path">')[1].split("</script>")[0])
     assert figure["data"][0]["y"] == ["0 stage", "1 stage", "2 stage", "3 stage"]
     assert "<code>walltime</code> of <code>slow_io</code>" in text
-    live = client.get(f"/workflow/{planted.first_run}/analysis?format=json")
+    live = ready(client, f"/workflow/{planted.first_run}/analysis?format=json")
     assert live.status_code == 200 and "analysis_body" in live.json()["sections"]
 
 
@@ -86,13 +87,13 @@ def test_critical_path_is_drawn_on_the_dag_and_the_timeline(client, planted):
 
 
 def test_compare_page_defaults_to_the_previous_run(client, planted):
-    page = client.get(f"/workflow/{planted.second_run}/diff")
+    page = ready(client, f"/workflow/{planted.second_run}/diff")
     assert page.status_code == 200
     assert planted.first_run in page.text and "regression" in page.text
     assert "divide" in page.text and "compress" in page.text
-    chosen = client.get(f"/workflow/{planted.first_run}/diff?against={planted.second_run}")
+    chosen = ready(client, f"/workflow/{planted.first_run}/diff?against={planted.second_run}")
     assert chosen.status_code == 200
-    missing = client.get(f"/workflow/{planted.first_run}/diff?against=nope")
+    missing = ready(client, f"/workflow/{planted.first_run}/diff?against=nope")
     assert missing.status_code == 404 and "nope" in missing.text
     assert client.get("/workflow/nope/analysis").status_code == 404
     assert client.get("/workflow/nope/diff").status_code == 404
@@ -100,10 +101,10 @@ def test_compare_page_defaults_to_the_previous_run(client, planted):
 
 def test_parsl_database_analysis_page_and_lone_run_compare():
     with TestClient(create_app(PARSL_FIXTURE_DB)) as c:
-        page = c.get(f"/workflow/{PARSL_RUN}/analysis")
+        page = ready(c, f"/workflow/{PARSL_RUN}/analysis")
         assert page.status_code == 200
         assert "ValueError: deliberate failure for input &lt;n&gt; @ always_fail" in page.text
-        part = c.get(f"/workflow/{PARSL_RUN}/?part=analysis&format=json")
+        part = ready(c, f"/workflow/{PARSL_RUN}/?part=analysis&format=json")
         assert part.status_code == 200
-        lone = c.get(f"/workflow/{PARSL_RUN}/diff")
+        lone = ready(c, f"/workflow/{PARSL_RUN}/diff")
         assert lone.status_code == 200 and "no other run of this workflow" in lone.text

@@ -87,8 +87,12 @@ def test_groups_carry_an_example_with_traceback_and_stderr_tail(planted):
     archive = by_app["archive"].example
     assert archive.stderr_tail and archive.stderr_tail[-1].startswith("tar: part")
     assert by_app["lookup"].first <= by_app["lookup"].last
-    # Every try that recorded its host ran on this machine's one host.
-    assert [h.name for h in by_app["lookup"].hosts] == [by_app["flaky"].hosts[0].name]
+    # Every try that recorded its host ran on this machine's one host. (A try's host comes
+    # from its worker; `crash` kills a worker, and the last frame of a try that worker ran
+    # just before may die with it, so not every group need name a host.)
+    names = {h.name for g in by_app.values() for h in g.hosts}
+    assert len(names) == 1
+    assert [h.name for h in by_app["lookup"].hosts] == sorted(names)
     assert 0 < by_app["lookup"].hosts[0].tries <= 10
     # One host in the run: no concentration claim.
     assert by_app["lookup"].concentration is None

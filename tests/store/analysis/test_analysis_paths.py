@@ -201,3 +201,61 @@ def test_floor_fast_pass_agrees_with_the_general_walk(tmp_path):
     finally:
         conn.close()
     assert fast == pytest.approx(general, rel=1e-9) and fast > 0
+
+
+def test_join_lists_are_merged_in_task_order_and_the_shared_lists_are_kept():
+    from taskscope.store.analysis.critical_path import _with_joins
+
+    rows = [(2, "1"), (5, "2,3"), (9, "5")]
+    kept = list(rows)
+    merged = _with_joins(rows, {5: [4], 7: [2, 5], 1: [], 12: [9]})
+    # 5 gains its joined task, 7 and 12 (no dependencies) are placed by id, 1 joins nothing.
+    assert merged == [(2, "1"), (5, "2,3,4"), (7, "2,5"), (9, "5"), (12, "9")]
+    assert rows == kept
+
+
+def test_dependency_roots_are_the_same_from_the_floors_lists(planted):
+    from taskscope.store.analysis.failures import failure_groups
+
+    conn = open_readonly(planted.path)
+    try:
+        alone = failure_groups(run_context(conn, planted.second_run), with_history=False)
+        ctx = run_context(conn, planted.second_run)
+        critical_path(ctx)  # reads every dependency list, which the groups then reuse
+        after = failure_groups(ctx, with_history=False)
+    finally:
+        conn.close()
+    assert [g.signature for g in after if g.cause == "dependency"]
+    assert after == alone
+
+
+def test_tries_on_internal_executors_count_for_neither_the_floor_nor_the_stragglers(tmp_path):
+    from taskscope.store.analysis import critical_path as cp
+
+    db = create_database(tmp_path / "internal.db", [SyntheticRun("internal", tasks=2000, seed=4)])
+    conn = sqlite3.connect(db)
+    # Every seventh task's tries ran on the kernel's own executor, for a day each: counted,
+    # they would be the floor and every straggler.
+    conn.execute(
+        "UPDATE try SET task_executor = '_taskscope_internal', task_try_time_returned = "
+        "datetime(task_try_time_running, '+1 day') WHERE task_id % 7 = 0 "
+        "AND task_try_time_running IS NOT NULL"
+    )
+    # Three users' tries a thousand seconds long: the stragglers.
+    conn.execute(
+        "UPDATE try SET task_try_time_returned = datetime(task_try_time_running, '+1000 seconds') "
+        "WHERE task_id IN (1, 2, 3) AND task_try_time_running IS NOT NULL"
+    )
+    conn.commit()
+    conn.close()
+    reader = open_readonly(db)
+    try:
+        fresh = run_context(reader, "internal")
+        alone = stragglers(fresh)  # read in SQL: no shared run times yet
+        ctx = run_context(reader, "internal")
+        floor = cp.longest_run_weighted_path(ctx)
+        shared = stragglers(ctx)  # from the floor's run times
+    finally:
+        reader.close()
+    assert floor is not None and 0 < floor < 86400
+    assert shared == alone and {s.task_id for s in shared} == {1, 2, 3}

@@ -1,0 +1,111 @@
+"""A page of a run's task ids in id order, read by walking an index in that order instead of
+sorting every matching task.
+
+Two indexes give a run's tasks in id order: the task primary key (task_id, run_id), and the
+(run_id, state) index of the writer's ``taskscope_task_state``, whose entries end with the
+task id. A page is then the walk up to its last row, which stops after offset + limit
+matches. A page past the middle is read from the other end (descending, and reversed), so
+the first and the last pages cost the same. The filter an index cannot test (the app, on
+the primary key) costs one row lookup per task walked: about `run tasks / app tasks` per
+match, which the writer's per-app totals tell, so the walk is chosen only where it reads
+fewer rows than sorting the app's tasks would.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from taskscope.store.task_state import STATE_TABLE
+
+# More row lookups than this for one page and sorting the matching tasks is the better read
+# (it looks up each of them once, in the (run_id, app) index's order).
+WALK_ROWS = 200_000
+
+
+def _walk_page(
+    conn: sqlite3.Connection, sql: str, params: dict[str, Any], total: int, offset: int, limit: int
+) -> list[int]:
+    """`sql` (ids in ascending order, with {direction}) walked from the nearer end."""
+    if offset + limit <= total - offset:
+        rows = conn.execute(
+            f"{sql.format(direction='ASC')} LIMIT :limit OFFSET :offset",
+            {**params, "limit": limit, "offset": offset},
+        ).fetchall()
+        return [row[0] for row in rows]
+    from_end = max(0, total - offset - limit)
+    rows = conn.execute(
+        f"{sql.format(direction='DESC')} LIMIT :limit OFFSET :offset",
+        {**params, "limit": max(0, min(limit, total - offset)), "offset": from_end},
+    ).fetchall()
+    return [row[0] for row in reversed(rows)]
+
+
+def walked_page(
+    conn: sqlite3.Connection,
+    run_id: str,
+    *,
+    app: str | None,
+    state: str | None,
+    total: int,
+    run_tasks: int,
+    app_tasks: int | None,
+    state_tasks: int | None,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> list[int] | None:
+    """The page's ids (ascending, or descending), or None when no walk is cheap enough and
+    the caller should sort instead.
+
+    `total`: the tasks that match (exact: the page is counted from the end past the
+    middle). `run_tasks`, `app_tasks`, `state_tasks`: the run's tasks, the app's, and the
+    run's tasks in `state` (None: not known). `state` is a state the writer's state table
+    holds for the run (not 'pending', which also counts tasks without a row)."""
+    if descending:  # the same walk from the other end
+        start = max(0, total - offset - limit)
+        ids = walked_page(
+            conn,
+            run_id,
+            app=app,
+            state=state,
+            total=total,
+            run_tasks=run_tasks,
+            app_tasks=app_tasks,
+            state_tasks=state_tasks,
+            descending=False,
+            offset=start,
+            limit=max(0, min(limit, total - offset)),
+        )
+        return None if ids is None else ids[::-1]
+    params: dict[str, Any] = {"run": run_id, "app": app, "state": state}
+    nearer = min(offset, max(0, total - offset - limit)) + limit
+    if state is not None:
+        # (run_id, state) index entries in task id order; the app checked on the task's row.
+        if app is not None and (
+            state_tasks is None or total == 0 or nearer * state_tasks > WALK_ROWS * total
+        ):
+            return None
+        sql = (
+            f"SELECT z.task_id FROM {STATE_TABLE} z "
+            + (
+                "CROSS JOIN task t ON t.task_id = z.task_id AND t.run_id = z.run_id "
+                "AND t.task_func_name = :app "
+                if app is not None
+                else ""
+            )
+            + "WHERE z.run_id = :run AND z.state = :state ORDER BY z.task_id {direction}"
+        )
+        return _walk_page(conn, sql, params, total, offset, limit)
+    if app is not None:
+        if app_tasks is None or app_tasks == 0 or nearer * run_tasks > WALK_ROWS * app_tasks:
+            return None
+        # `+` keeps SQLite on the primary key (task_id, run_id) rather than the app index.
+        sql = (
+            "SELECT t.task_id FROM task t WHERE +t.run_id = :run "
+            "AND +t.task_func_name = :app ORDER BY t.task_id {direction}"
+        )
+        return _walk_page(conn, sql, params, total, offset, limit)
+    # The whole run: the primary key alone (covering), no row lookups at all.
+    sql = "SELECT t.task_id FROM task t WHERE +t.run_id = :run ORDER BY t.task_id {direction}"
+    return _walk_page(conn, sql, params, total, offset, limit)
