@@ -151,6 +151,7 @@ def test_a_task_graphs_first_tasks_walked_in_id_order_are_the_sorted_ones(
     gives, on both databases."""
     monkeypatch.setattr(graph_query, "ID_WALK_ROWS_PER_TASK", per_task)
     for conn in pair:
+        assert graph_query._key_leads_with_task_id(conn)  # Parsl's task key: the walk's
         for run_id in RUNS:
             total = graph_query._run_task_total(conn, run_id)
             for first in (None, 0, 7, total // 2, total - 3, total + 5):
