@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from taskscope.store import totals_query
-from taskscope.store.key_order import index_leading_with
+from taskscope.store.key_order import walk_task_key_in_id_order
 from taskscope.store.readonly import describe_database
 from taskscope.store.records import AppEdge, AppGraph, AppNode, DagEdge, DagNode, TaskGraph
 from taskscope.store.task_state import StateSource, app_state_counts, state_source
@@ -86,7 +86,7 @@ def _first_task_ids(
     params: dict[str, Any] = {"run": run_id, "limit": limit, "first": int(first_task or 0)}
     after = "AND t.task_id >= :first " if first_task is not None else ""
     if app is None:
-        if total > limit and _key_leads_with_task_id(conn):
+        if total > limit and walk_task_key_in_id_order(conn):
             walked = _walked_task_ids(conn, params, first_task is not None)
             if walked is not None:
                 return walked
@@ -110,16 +110,6 @@ def _first_task_ids(
 # Entries of the task key a walk in id order reads per task it is to find, at most, before
 # the walk gives up and the run's tasks are sorted instead.
 ID_WALK_ROWS_PER_TASK = 25
-
-
-def _key_leads_with_task_id(conn: sqlite3.Connection) -> bool:
-    """Whether the task table's key is Parsl's (task_id, run_id), with no index that gives a
-    run's tasks in id order directly (one led by (run_id, task_id) makes the plain query a
-    range of it)."""
-    return (
-        index_leading_with(conn, "task", ["task_id"]) is not None
-        and index_leading_with(conn, "task", ["run_id", "task_id"]) is None
-    )
 
 
 def _walked_task_ids(
