@@ -31,3 +31,13 @@ def index_leading_with(conn: sqlite3.Connection, table: str, columns: Sequence[s
         if indexed[: len(wanted)] == wanted:
             return str(name)
     return None
+
+
+def walk_task_key_in_id_order(conn: sqlite3.Connection) -> bool:
+    """Whether a run's tasks in id order are best read by walking an index led by task_id
+    (Parsl's task key, (task_id, run_id)) among the other runs' entries: there is one, and
+    no index led by (run_id, task_id) that makes them a range of their own."""
+    return (
+        index_leading_with(conn, "task", ["task_id"]) is not None
+        and index_leading_with(conn, "task", ["run_id", "task_id"]) is None
+    )

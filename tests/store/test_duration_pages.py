@@ -136,3 +136,44 @@ def test_a_walk_that_would_read_too_many_rows_is_left_to_the_sort(pair, monkeypa
     a = query.list_tasks(with_durations, "run-failed", app="transform", sort="duration", limit=9)
     b = query.list_tasks(without, "run-failed", app="transform", sort="duration", limit=9)
     assert [t.task_id for t in a.items] == [t.task_id for t in b.items]
+
+
+@pytest.mark.parametrize("run_id", ["run-failed", "run-live"])
+def test_a_big_runs_sampled_duration_statistics_read_the_stored_durations(
+    pair, monkeypatch, run_id: str
+):
+    """Above DURATION_SAMPLE_ABOVE tasks the statistics are those of every k-th task: read
+    from the stored durations (one database) or computed from the task rows (the other),
+    they are the figures of the same tasks' invoked -> returned, to julianday's millisecond."""
+    monkeypatch.setattr(query, "DURATION_SAMPLE_ABOVE", 10)
+    monkeypatch.setattr(query, "MEDIAN_SAMPLE_TASKS", 30)
+    with_durations = pair[0]
+    reads = []
+    real = duration_pages.durations_kept
+
+    def spy(conn, run):
+        kept = real(conn, run)
+        reads.append(kept)
+        return kept
+
+    monkeypatch.setattr(query, "durations_kept", spy)
+    stored, computed = (query.duration_stats(conn, run_id) for conn in pair)
+    assert reads == [True, False]  # each database read its own way
+    truth = _truth(with_durations, run_id)
+    tasks = len(truth)
+    stride = -(-tasks // 30)
+    while stride % 2 == 0 or stride % 5 == 0:
+        stride += 1
+    sample = sorted(
+        seconds
+        for task_id, (_, seconds) in truth.items()
+        if task_id % stride == 0 and seconds is not None
+    )
+    assert stride > 1 and len(sample) > 5
+    for stats in (stored, computed):
+        assert stats.all_sampled
+        assert stats.minimum == pytest.approx(sample[0], abs=1.5e-3)
+        assert stats.maximum == pytest.approx(sample[-1], abs=1.5e-3)
+        assert stats.median == pytest.approx(sample[(len(sample) - 1) // 2], abs=1.5e-3)
+        assert stats.mean == pytest.approx(sum(sample) / len(sample), abs=1.5e-3)
+    assert stored.count == computed.count

@@ -20,6 +20,7 @@ from taskscope.store import (
     timeline_query,
     worker_query,
 )
+from taskscope.store.key_order import walk_task_key_in_id_order
 from taskscope.store.readonly import open_readonly
 from taskscope.store.records import AppStats
 from taskscope.store.synthetic import SyntheticRun, create_database, standard_runs
@@ -141,14 +142,46 @@ def test_one_apps_task_graph_is_its_first_tasks_by_either_read(
             assert chosen == every[:9]
 
 
+@pytest.mark.parametrize("per_task", [0, 1, 2, 10**6])
+def test_a_task_graphs_first_tasks_walked_in_id_order_are_the_sorted_ones(
+    pair, monkeypatch: pytest.MonkeyPatch, per_task: int
+):
+    """The run's first tasks (from a given id on) found by walking the task key among the
+    other runs' tasks, with budgets from none (always sorted) through tight (the walk gives
+    up, or reaches the table's end) to unbounded, are the tasks sorting the run's own ids
+    gives, on both databases."""
+    monkeypatch.setattr(graph_query, "ID_WALK_ROWS_PER_TASK", per_task)
+    for conn in pair:
+        assert walk_task_key_in_id_order(conn)  # Parsl's task key: the walk's
+        for run_id in RUNS:
+            total = graph_query._run_task_total(conn, run_id)
+            for first in (None, 0, 7, total // 2, total - 3, total + 5):
+                for limit in (1, 9, total - 1):
+                    truth = [
+                        row[0]
+                        for row in conn.execute(
+                            "SELECT task_id FROM task WHERE run_id = ? AND task_id >= ? "
+                            "ORDER BY task_id LIMIT ?",
+                            (run_id, first or 0, limit),
+                        )
+                    ]
+                    graph = query.task_graph(conn, run_id, first_task=first, limit=limit)
+                    chosen = sorted(n.task_id for n in graph.nodes if n.task_id in set(truth))
+                    assert chosen == truth, (run_id, first, limit)
+                    ids = graph_query._first_task_ids(conn, run_id, None, first, limit, total)
+                    assert ids == truth, (run_id, first, limit)
+
+
 @pytest.mark.parametrize("walk_rows", [0, 10**9])
 def test_pages_walked_in_id_order_are_the_sorted_pages(
     pair, monkeypatch: pytest.MonkeyPatch, walk_rows: int
 ):
     """Pages read by walking an index in id order, from either end, with counts from the
     writer's totals (the database with taskscope_task_state) are the pages that sorting the
-    matching tasks gives (the one without): same ids, same order, same total."""
+    matching tasks gives (the one without): same ids, same order, same total. (These runs
+    are small: with walks allowed, so is the walk of a small run's whole list.)"""
     monkeypatch.setattr(id_pages, "WALK_ROWS", walk_rows)
+    monkeypatch.setattr(id_pages, "SORT_TASKS", 0 if walk_rows else 10**9)
     with_table, without = pair
     for run_id in ("run-failed", "run-live"):
         for app in (None, "transform", "join_all"):
