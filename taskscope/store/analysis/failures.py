@@ -43,7 +43,7 @@ from taskscope.store.analysis.signature import (
 )
 from taskscope.store.analysis.tries import tries_per_place
 from taskscope.store.output_tail import read_tails
-from taskscope.store.sampling import hashed_in_sample, in_sample, sample_stride
+from taskscope.store.sampling import hashed_in_sample_each, in_sample, sample_stride
 from taskscope.store.states import FINAL_STATES, SUCCEEDED_FINAL_STATES
 from taskscope.store.timestamps import parse_timestamp
 
@@ -245,12 +245,10 @@ def _attach_resources(ctx: RunContext, tries: list[FailedTry]) -> None:
             f"IS NOT NULL AND task_fail_history != '' AND ({in_sample('task_id', stride)} "
             "OR task_fail_history LIKE '%Lost%' OR task_fail_history LIKE '%137%')"
         )
-    if stride > 1:
-        for attempt in tries:
-            attempt.measured = hashed_in_sample(attempt.task_id, stride)
-    else:
-        for attempt in tries:
-            attempt.measured = True
+    for attempt, measured in zip(
+        tries, hashed_in_sample_each(map(_TASK_OF, tries), stride), strict=True
+    ):
+        attempt.measured = measured
     # One pass: each chosen try's samples through the (run_id, task_id, try_id) index.
     for task_id, try_id, high, low, rss in ctx.conn.execute(
         f"SELECT f.task_id, f.try_id, MAX({cpu}), MIN({cpu}), "

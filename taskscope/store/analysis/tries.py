@@ -3,7 +3,7 @@ over the whole run or over a bounded hashed sample of its tasks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from taskscope.store.analysis.context import RunContext
 from taskscope.store.analysis_rollup import PLACE_TABLE, rollup_run_key
@@ -17,8 +17,9 @@ INTERNAL_EXECUTORS = ("_taskscope_internal", "_parsl_internal")
 TRY_RUN_TIMES = "try_run_times"
 
 
-@dataclass(frozen=True)
-class TryTime:
+class TryTime(NamedTuple):
+    """A tuple, not a frozen dataclass: the shared sample makes tens of thousands."""
+
     task_id: int
     try_id: int
     app: str
@@ -68,8 +69,8 @@ def finished_tries(ctx: RunContext, stride: int = 1) -> list[TryTime]:
             try_id,
             app,
             host or None,
-            None if block in (None, "") else str(block),
-            max(0.0, run_s or 0.0),
+            None if block is None or block == "" else str(block),
+            run_s if run_s and run_s > 0 else 0.0,  # max(0.0, run_s or 0.0), without a call
             bool(failed),
         )
         for task_id, try_id, app, host, block, run_s, failed in rows
