@@ -101,6 +101,7 @@ _APP_OF = attrgetter("app")
 _HOST_OF = attrgetter("hostname")
 _BLOCK_OF = attrgetter("block_id")
 _RETURNED_OF = attrgetter("returned")
+_EXAMPLE_ORDER = attrgetter("returned", "task_id", "try_id")
 
 
 @dataclass(frozen=True)
@@ -617,7 +618,10 @@ def _group_from_tries(
     example = None
     if with_examples:
         # The most recent try: its traceback is what the user will see again next.
-        sample = max(tries, key=lambda a: (a.returned or "", a.task_id, a.try_id))
+        if len(moments) == len(tries):  # every try has its return time: no None to replace
+            sample = max(tries, key=_EXAMPLE_ORDER)
+        else:
+            sample = max(tries, key=lambda a: (a.returned or "", a.task_id, a.try_id))
         stderr_path = _stderr_of(ctx, sample.task_id)
         example = FailureExample(
             sample.task_id,

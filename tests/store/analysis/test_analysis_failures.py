@@ -320,6 +320,41 @@ def test_no_failures_and_no_tasks_are_empty_not_errors(tmp_path, empty_db):
     assert "Traceback" not in result.stderr
 
 
+def _each_tries_own_group(path, run_id):
+    """Task -> the group its failed try's own signature names (each task fails once here),
+    checked against the task lists of failure_groups; returned for more checks."""
+    from taskscope.store.analysis.failures import (
+        _block_ends,
+        _memory_per_worker,
+        classify,
+        failed_tries,
+        try_signature,
+    )
+
+    groups = _groups(path, run_id)
+    group_of = {t: g.key for g in groups if g.cause != "dependency" for t in g.tasks}
+    reader = open_readonly(path)
+    try:
+        ctx = run_context(reader, run_id)
+        memory, ends = _memory_per_worker(ctx), _block_ends(ctx)
+        own = {}
+        for attempt in failed_tries(ctx):
+            cause = classify(attempt, memory, ends)
+            if cause != "dependency":
+                key = (cause, try_signature(attempt, cause)[0])
+                assert own.setdefault(attempt.task_id, key) == key  # retries: the same group
+    finally:
+        reader.close()
+    assert group_of == own
+    return own
+
+
+def test_parsl_databases_groups_are_each_tries_own_signature():
+    """The same on Parsl's database (failures from try.task_fail_history, no traceback)."""
+    own = _each_tries_own_group(PARSL_FIXTURE_DB, PARSL_RUN)
+    assert len(own) >= 10 and len(set(own.values())) >= 2
+
+
 def test_signatures_shared_by_shape_are_each_tries_own(tmp_path):
     """failure_groups computes a signature once per shape (cause, app, type, message and
     traceback with their digits zeroed): every try must still land in the group its own
@@ -327,8 +362,6 @@ def test_signatures_shared_by_shape_are_each_tries_own(tmp_path):
     user frames whose names differ only in a digit, types that differ only in a digit and
     bash exits whose code is only in the message (separate groups), lost workers."""
     import sqlite3
-
-    from taskscope.store.analysis.failures import classify, failed_tries, try_signature
 
     db = _crafted(tmp_path, "shapes")
     conn = sqlite3.connect(db)
@@ -368,18 +401,7 @@ def test_signatures_shared_by_shape_are_each_tries_own(tmp_path):
         )
     conn.commit()
     conn.close()
-    groups = _groups(db, "shapes")
-    group_of = {t: g.key for g in groups for t in g.tasks}
-    reader = open_readonly(db)
-    try:
-        ctx = run_context(reader, "shapes")
-        own = {}
-        for attempt in failed_tries(ctx):
-            cause = classify(attempt, {}, {})
-            own[attempt.task_id] = (cause, try_signature(attempt, cause)[0])
-    finally:
-        reader.close()
-    assert group_of == own
+    own = _each_tries_own_group(db, "shapes")
     keys = set(own.values())
     assert ("exception", "ValueError: bad row <n> @ step_0 (flow.py)") in keys
     assert ("exception", "ValueError: bad row <n> @ step_1 (flow.py)") in keys
