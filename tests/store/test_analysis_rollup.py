@@ -135,6 +135,9 @@ def test_the_analysis_is_the_same_with_and_without_the_totals(streamed, tmp_path
     assert _normalised(fast[0]) == _normalised(slow[0])
     assert fast[1] == slow[1] and fast[1] is not None and fast[1] > 0
     assert fast[2:] == slow[2:]
+    # The hosts counted from the failure groups' failed tries (analyze runs them first) are
+    # the ones counted from the writer's totals or the try table (host_health alone).
+    assert fast[4].hosts == fast[2] and slow[4].hosts == slow[2]
 
 
 def test_the_floor_is_the_longest_chain_of_run_times(tmp_path):

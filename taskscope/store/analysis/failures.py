@@ -408,9 +408,13 @@ def failure_groups(
     reachable from the network). `with_history`: compare with the workflow's previous run."""
     tries = failed_tries(ctx)
     # Failed tries per (host, block), for host_health (hosts.py) to reuse instead of a join.
-    ctx.shared["failed_places"] = Counter(
-        (a.hostname or None, None if a.block_id in (None, "") else str(a.block_id)) for a in tries
-    )
+    # Counted as written (a C loop), then the few distinct places normalised: NULL and ''
+    # alike, block ids as text.
+    failed_places: Counter[tuple[str | None, str | None]] = Counter()
+    written = Counter(zip(map(_HOST_OF, tries), map(_BLOCK_OF, tries), strict=True))
+    for (host, block), n in written.items():
+        failed_places[(host or None, None if block in (None, "") else str(block))] += n
+    ctx.shared["failed_places"] = failed_places
     memory = _memory_per_worker(ctx)
     block_ends = _block_ends(ctx)
     buckets: dict[tuple[str, str], _Bucket] = {}
