@@ -325,15 +325,27 @@ def longest_run_weighted_path(ctx: RunContext) -> float | None:
         in_order = True
         for task_id, text in depends_rows:
             # `_ids` inlined, with one and two dependencies (most tasks) parsed without a
-            # split: this loop runs once per task with dependencies (0.4 s of 1.3 s at 10^6).
+            # split and added without a list: this loop runs once per task with dependencies
+            # (0.34 s at 10^6, 0.43 s with a tuple per task). Paths are never negative, so
+            # one dependency's path is the longest, and the larger of two is.
             first, comma, rest = text.partition(",")
             try:
                 if not comma:
-                    parsed: Sequence[int] = (int(first),)
-                elif "," not in rest:
-                    parsed = (int(first), int(rest))
-                else:
-                    parsed = [int(part) for part in text.split(",")]
+                    dep = int(first)
+                    if dep >= task_id or dep < 0:
+                        in_order = False
+                        break
+                    best[task_id] += best[dep]
+                    continue
+                if "," not in rest:
+                    one, two = int(first), int(rest)
+                    if one >= task_id or one < 0 or two >= task_id or two < 0:
+                        in_order = False
+                        break
+                    path_one, path_two = best[one], best[two]
+                    best[task_id] += path_one if path_one >= path_two else path_two  # noqa: FURB136 - no call per task
+                    continue
+                parsed: Sequence[int] = [int(part) for part in text.split(",")]
             except ValueError:
                 parsed = id_list(text)
             longest = 0.0
