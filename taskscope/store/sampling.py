@@ -13,6 +13,7 @@ an index for each sampled task instead of testing every one of a million ids.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 # The high 16 bits of the 32-bit product: its low bits keep the block's low bits (the
@@ -43,6 +44,14 @@ def in_sample(col: str, stride: int) -> str:
 def hashed_in_sample(task_id: int, stride: int) -> bool:
     """`in_sample` for one id, in Python."""
     return stride <= 1 or _position(task_id // stride, stride) == task_id % stride
+
+
+def hashed_in_sample_each(ids: Iterable[int], stride: int) -> list[bool]:
+    """`hashed_in_sample` of each id, the arithmetic inlined (no call per id)."""
+    k = int(stride)
+    if k <= 1:
+        return [True for _ in ids]
+    return [((((i // k) * _MULTIPLIER) % 4294967296) >> 16) % k == i % k for i in ids]
 
 
 def sampled_ids(first: int, last: int, stride: int) -> list[int]:

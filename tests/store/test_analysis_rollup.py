@@ -135,6 +135,9 @@ def test_the_analysis_is_the_same_with_and_without_the_totals(streamed, tmp_path
     assert _normalised(fast[0]) == _normalised(slow[0])
     assert fast[1] == slow[1] and fast[1] is not None and fast[1] > 0
     assert fast[2:] == slow[2:]
+    # The hosts counted from the failure groups' failed tries (analyze runs them first) are
+    # the ones counted from the writer's totals or the try table (host_health alone).
+    assert fast[4].hosts == fast[2] and slow[4].hosts == slow[2]
 
 
 def test_the_floor_is_the_longest_chain_of_run_times(tmp_path):
@@ -196,3 +199,27 @@ def test_a_run_not_begun_by_this_writer_is_read_from_parsls_tables(tmp_path):
     assert rollup_run_key(conn, RUNS[0]) is not None
     assert rollup_run_key(conn, RUNS[1]) is None
     conn.close()
+
+
+def test_the_shared_sample_probed_by_index_is_the_test_on_every_try(tmp_path, monkeypatch):
+    """finished_tries lists a 1-in-k sample's tasks and probes taskscope's (run_id, task_id)
+    index; the same rows, in the same order, as the sample test on every try (Parsl's
+    databases, which have no such index, take that path), with failures and retries."""
+    from taskscope.store.analysis import tries as tries_module
+
+    path = tmp_path / "sample.db"
+    run = SyntheticRun("sample-run", tasks=3000, workers=8, hosts=3, seed=9)
+    create_database(path, [run])
+    reader = open_readonly(path)
+    try:
+        ctx = run_context(reader, run.run_id)
+        for stride in (1, 3, 7):
+            probed = tries_module.finished_tries(ctx, stride)
+            with monkeypatch.context() as patch:
+                patch.setattr(tries_module, "indexed_id_range", lambda *_: None)
+                tested = tries_module.finished_tries(ctx, stride)
+            assert probed == tested
+            assert any(t.failed for t in tested) and len({t.task_id for t in tested}) > 100
+            assert any(t.try_id > 0 for t in tested)
+    finally:
+        reader.close()

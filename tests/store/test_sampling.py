@@ -4,7 +4,12 @@ import sqlite3
 
 import pytest
 
-from taskscope.store.sampling import hashed_in_sample, in_sample, sampled_ids
+from taskscope.store.sampling import (
+    hashed_in_sample,
+    hashed_in_sample_each,
+    in_sample,
+    sampled_ids,
+)
 
 
 @pytest.mark.parametrize("stride", [2, 3, 7, 20, 64])
@@ -18,6 +23,8 @@ def test_sample_keeps_about_one_in_stride_of_every_residue(stride):
         )
     ]
     assert ids == [x for x in range(100_000) if hashed_in_sample(x, stride)]
+    flags = hashed_in_sample_each(range(100_000), stride)
+    assert ids == [x for x, kept in zip(range(100_000), flags, strict=True) if kept]
     assert len(ids) == pytest.approx(100_000 / stride, rel=0.05)
     # A workflow whose apps repeat every 10 tasks: each app keeps its share of the sample.
     for residue in range(10):
@@ -29,4 +36,6 @@ def test_sample_keeps_about_one_in_stride_of_every_residue(stride):
 @pytest.mark.parametrize("first,last", [(0, 9999), (37, 5000), (5, 5)])
 def test_listed_ids_are_the_sample(stride, first, last):
     listed = sampled_ids(first, last, stride)
+    flags = hashed_in_sample_each(range(first, last + 1), stride)
+    assert [x for x, kept in zip(range(first, last + 1), flags, strict=True) if kept] == listed
     assert listed == [x for x in range(first, last + 1) if hashed_in_sample(x, stride)]

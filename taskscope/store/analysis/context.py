@@ -65,6 +65,11 @@ def id_list(text: str | None) -> list[int]:
     """Task ids from Parsl's comma-separated columns (task_depends, task_joins)."""
     if not text:
         return []
+    if text.isascii() and text.replace(",", "").isdigit():  # the usual "3,4": one split
+        try:
+            return [int(part) for part in text.split(",")]
+        except ValueError:  # an empty part ("3,,4"): skipped below
+            pass
     ids = []
     for part in (text or "").replace("[", "").replace("]", "").split(","):
         part = part.strip()

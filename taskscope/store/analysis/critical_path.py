@@ -26,7 +26,7 @@ import heapq
 import operator
 import sqlite3
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -305,35 +305,47 @@ def longest_run_weighted_path(ctx: RunContext) -> float | None:
     the makespan with unlimited workers."""
     if not (ctx.has("task") and ctx.has("try")):
         return None
-    tries, joins = _run_times_and_joins(ctx)
-    ctx.shared[TRY_RUN_TIMES] = tries
-    if not tries:
+    runs = _run_times(ctx)
+    if not runs.count:
         return None
     depends_rows = dependency_lists(ctx)
+    joins = _joins(ctx)
     if joins:
         depends_rows = _with_joins(depends_rows, joins)
-    task_ids = [t for t, _ in tries] + [t for t, _ in depends_rows]
-    low, high = min(task_ids), max(task_ids)
-    if low >= 0 and high < 4 * len(tries) + 1000:
+    low, high = runs.low, runs.high
+    if depends_rows:  # by task id
+        low, high = min(low, depends_rows[0][0]), max(high, depends_rows[-1][0])
+    if low >= 0 and high < 4 * runs.count + 1000:
         best = array("d", bytes(8 * (high + 1)))
-        for task_id, seconds in tries:
-            if seconds is not None and seconds > 0:
-                best[task_id] += seconds
+        for task_id, seconds in runs.positive():
+            best[task_id] += seconds
         # The usual case: ids are dense and every task depends only on tasks submitted
         # before it, so one pass in id order over the tasks that have dependencies sees each
         # dependency's longest path first (everything else's is its own weight).
         in_order = True
         for task_id, text in depends_rows:
             # `_ids` inlined, with one and two dependencies (most tasks) parsed without a
-            # split: this loop runs once per task with dependencies (0.4 s of 1.3 s at 10^6).
+            # split and added without a list: this loop runs once per task with dependencies
+            # (0.34 s at 10^6, 0.43 s with a tuple per task). Paths are never negative, so
+            # one dependency's path is the longest, and the larger of two is.
             first, comma, rest = text.partition(",")
             try:
                 if not comma:
-                    parsed: Sequence[int] = (int(first),)
-                elif "," not in rest:
-                    parsed = (int(first), int(rest))
-                else:
-                    parsed = [int(part) for part in text.split(",")]
+                    dep = int(first)
+                    if dep >= task_id or dep < 0:
+                        in_order = False
+                        break
+                    best[task_id] += best[dep]
+                    continue
+                if "," not in rest:
+                    one, two = int(first), int(rest)
+                    if one >= task_id or one < 0 or two >= task_id or two < 0:
+                        in_order = False
+                        break
+                    path_one, path_two = best[one], best[two]
+                    best[task_id] += path_one if path_one >= path_two else path_two  # noqa: FURB136 - no call per task
+                    continue
+                parsed: Sequence[int] = [int(part) for part in text.split(",")]
             except ValueError:
                 parsed = id_list(text)
             longest = 0.0
@@ -349,54 +361,94 @@ def longest_run_weighted_path(ctx: RunContext) -> float | None:
             best[task_id] += longest
         if in_order:
             return max(best)
+    tries = runs.every()
     depends: dict[int, list[int]] = {t: _ids(text) for t, text in depends_rows}
     ids = {task_id for task_id, _ in tries} | set(depends)
     weight: dict[int, float] = dict.fromkeys(ids, 0.0)
-    for task_id, seconds in tries:
-        if seconds is not None and seconds > 0:
-            weight[task_id] += seconds
+    for task_id, run_time in tries:
+        if run_time is not None and run_time > 0:
+            weight[task_id] += run_time
     return _longest_path_any_order(sorted(ids), weight, depends)
 
 
-def _run_times_and_joins(
-    ctx: RunContext,
-) -> tuple[list[tuple[int, float | None]], dict[int, list[int]]]:
-    """((task_id, run_s) of every user's try, joined task ids per joining task). From the
-    writer's per-try totals (store/analysis_rollup.py) when it kept them: the same run-time
-    expression, evaluated when the try was written, in small integer-keyed rows (0.25 s at
-    10^6 tries, against 1.0-1.7 s of text arithmetic over the try table)."""
+@dataclass(frozen=True)
+class _RunTimes:
+    """(task_id, run_s) of every user's try, in table order (by task and try), and the count
+    and range of their task ids (which decide whether the floor's array fits)."""
+
+    count: int
+    low: int
+    high: int
+    every: Callable[[], Sequence[tuple[int, float | None]]]
+    positive: Callable[[], Iterable[tuple[int, float]]]  # the tries with run_s > 0, in order
+
+
+def _run_times(ctx: RunContext) -> _RunTimes:
+    """The tries' run times. From the writer's per-try totals (store/analysis_rollup.py) when
+    it kept them: the same run-time expression, evaluated when the try was written, in small
+    integer-keyed rows, streamed into the floor's array (not a list of a million rows); the
+    count is the per-place totals' and the range two probes of the key. Otherwise one pass of
+    two numbers a try over the try table, kept for the stragglers (stragglers.py), which
+    need the same run times. The test of the executor is left out when the counts per place
+    (which the host analyses read anyway) say every try is a user's."""
     conn, run_id = ctx.conn, ctx.run_id
-    # Two numbers a try (no sort, no strings): the cheapest full pass over the tries, kept
-    # for the stragglers (stragglers.py), which need the same run times. The test of the
-    # executor is left out when the counts per place (which the host analyses read anyway)
-    # say every try is a user's.
-    all_users = all(users for _, _, users in tries_per_place(ctx))
+    places = tries_per_place(ctx)
+    all_users = all(users for _, _, users in places)
     key = run_key(ctx)
-    joins: dict[int, list[int]] = {}
     if key is not None:
         users_test = "" if all_users else " AND users = 1"
-        tries = conn.execute(
-            f"SELECT task_id, run_s FROM {TRY_TIME_TABLE} WHERE run_key = ?{users_test}", (key,)
-        ).fetchall()
-        join_rows = conn.execute(
+        sql = f"SELECT task_id, run_s FROM {TRY_TIME_TABLE} WHERE run_key = ?{users_test}"
+        low, high = (
+            conn.execute(
+                f"SELECT {end}(task_id) FROM {TRY_TIME_TABLE} WHERE run_key = ?", (key,)
+            ).fetchone()[0]
+            for end in ("MIN", "MAX")
+        )
+        count = sum(n for (_, _, users), n in places.items() if users or all_users)
+        if low is None or high is None:
+            count = low = high = 0
+        return _RunTimes(
+            count,
+            low,
+            high,
+            lambda: conn.execute(sql, (key,)).fetchall(),
+            lambda: conn.execute(sql + " AND run_s > 0", (key,)),
+        )
+    run_s = seconds_between_sql("task_try_time_running", "task_try_time_returned")
+    executor_test = "" if all_users else " AND task_executor NOT IN (?, ?)"
+    tries = conn.execute(
+        f"SELECT task_id, {run_s} FROM try WHERE run_id = ?{executor_test}",
+        (run_id,) if all_users else (run_id, *_INTERNAL),
+    ).fetchall()
+    ctx.shared[TRY_RUN_TIMES] = tries
+    ids = list(map(_TASK_ID, tries))
+    return _RunTimes(
+        len(tries),
+        min(ids, default=0),
+        max(ids, default=0),
+        lambda: tries,
+        lambda: ((t, s) for t, s in tries if s is not None and s > 0),
+    )
+
+
+def _joins(ctx: RunContext) -> dict[int, list[int]]:
+    """Joined task ids per joining task (from the writer's per-try totals when it kept them)."""
+    key = run_key(ctx)
+    if key is not None:
+        join_rows = ctx.conn.execute(
             f"SELECT task_id, joins FROM {TRY_TIME_TABLE} WHERE run_key = ? AND joins IS NOT NULL",
             (key,),
         )
     else:
-        run_s = seconds_between_sql("task_try_time_running", "task_try_time_returned")
-        executor_test = "" if all_users else " AND task_executor NOT IN (?, ?)"
-        tries = conn.execute(
-            f"SELECT task_id, {run_s} FROM try WHERE run_id = ?{executor_test}",
-            (run_id,) if all_users else (run_id, *_INTERNAL),
-        ).fetchall()
-        join_rows = conn.execute(
+        join_rows = ctx.conn.execute(
             "SELECT task_id, task_joins FROM try WHERE run_id = ? AND task_joins IS NOT NULL "
             "AND task_joins != ''",
-            (run_id,),
+            (ctx.run_id,),
         )
+    joins: dict[int, list[int]] = {}
     for task_id, text in join_rows:
         joins.setdefault(task_id, []).extend(id_list(text))
-    return tries, joins
+    return joins
 
 
 def dependency_lists(ctx: RunContext) -> list[tuple[int, str]]:

@@ -21,7 +21,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 from taskscope.store.analysis.context import (
     RunContext,
@@ -32,6 +34,8 @@ from taskscope.store.analysis.context import (
 )
 from taskscope.store.analysis.critical_path import DEPENDENCY_LISTS
 from taskscope.store.analysis.signature import (
+    digits_zeroed,
+    frame_name_is_shared,
     mask_message,
     parse_exception_repr,
     signature,
@@ -39,7 +43,7 @@ from taskscope.store.analysis.signature import (
 )
 from taskscope.store.analysis.tries import tries_per_place
 from taskscope.store.output_tail import read_tails
-from taskscope.store.sampling import hashed_in_sample, in_sample, sample_stride
+from taskscope.store.sampling import hashed_in_sample_each, in_sample, sample_stride
 from taskscope.store.states import FINAL_STATES, SUCCEEDED_FINAL_STATES
 from taskscope.store.timestamps import parse_timestamp
 
@@ -92,6 +96,14 @@ class FailedTry:
     measured: bool = False  # its resource samples were read (all tries, or the sample's)
 
 
+_TASK_OF = attrgetter("task_id")
+_APP_OF = attrgetter("app")
+_HOST_OF = attrgetter("hostname")
+_BLOCK_OF = attrgetter("block_id")
+_RETURNED_OF = attrgetter("returned")
+_EXAMPLE_ORDER = attrgetter("returned", "task_id", "try_id")
+
+
 @dataclass(frozen=True)
 class Share:
     name: str
@@ -141,8 +153,11 @@ class FailureGroup:
 
 
 def _taskscope_failed_tries(ctx: RunContext) -> list[FailedTry]:
+    # The columns in FailedTry's order, so each row is passed as it is (no unpacking by name
+    # of 152,000 rows at 10^6 tasks).
     rows = ctx.conn.execute(
-        "SELECT f.task_id, f.try_id, t.task_func_name, f.exception_type, f.message, "
+        "SELECT f.task_id, f.try_id, t.task_func_name, "
+        "COALESCE(NULLIF(f.exception_type, ''), 'Exception'), COALESCE(f.message, ''), "
         "f.traceback, f.exit_code, y.hostname, y.block_id, "
         "COALESCE(y.task_try_time_running, y.task_try_time_launched), "
         "y.task_try_time_returned, y.task_joins "
@@ -151,36 +166,12 @@ def _taskscope_failed_tries(ctx: RunContext) -> list[FailedTry]:
         "WHERE f.run_id = ?",
         (ctx.run_id,),
     )
-    return [
-        FailedTry(
-            task_id,
-            try_id,
-            app,
-            etype or "Exception",
-            message or "",
-            tb,
-            code,
-            host,
-            block,
-            started,
-            returned,
-            id_list(joins),
-        )
-        for (
-            task_id,
-            try_id,
-            app,
-            etype,
-            message,
-            tb,
-            code,
-            host,
-            block,
-            started,
-            returned,
-            joins,
-        ) in rows
-    ]
+    tries = [FailedTry(*row) for row in rows]
+    for attempt in tries:
+        # task_joins is read as its text and parsed here, only where there is one.
+        joins: Any = attempt.joins
+        attempt.joins = id_list(joins) if joins else []
+    return tries
 
 
 def _parsl_failed_tries(ctx: RunContext) -> list[FailedTry]:
@@ -255,12 +246,10 @@ def _attach_resources(ctx: RunContext, tries: list[FailedTry]) -> None:
             f"IS NOT NULL AND task_fail_history != '' AND ({in_sample('task_id', stride)} "
             "OR task_fail_history LIKE '%Lost%' OR task_fail_history LIKE '%137%')"
         )
-    if stride > 1:
-        for attempt in tries:
-            attempt.measured = hashed_in_sample(attempt.task_id, stride)
-    else:
-        for attempt in tries:
-            attempt.measured = True
+    for attempt, measured in zip(
+        tries, hashed_in_sample_each(map(_TASK_OF, tries), stride), strict=True
+    ):
+        attempt.measured = measured
     # One pass: each chosen try's samples through the (run_id, task_id, try_id) index.
     for task_id, try_id, high, low, rss in ctx.conn.execute(
         f"SELECT f.task_id, f.try_id, MAX({cpu}), MIN({cpu}), "
@@ -419,28 +408,46 @@ def failure_groups(
     reachable from the network). `with_history`: compare with the workflow's previous run."""
     tries = failed_tries(ctx)
     # Failed tries per (host, block), for host_health (hosts.py) to reuse instead of a join.
-    ctx.shared["failed_places"] = Counter(
-        (a.hostname or None, None if a.block_id in (None, "") else str(a.block_id)) for a in tries
-    )
+    # Counted as written (a C loop), then the few distinct places normalised: NULL and ''
+    # alike, block ids as text.
+    failed_places: Counter[tuple[str | None, str | None]] = Counter()
+    written = Counter(zip(map(_HOST_OF, tries), map(_BLOCK_OF, tries), strict=True))
+    for (host, block), n in written.items():
+        failed_places[(host or None, None if block in (None, "") else str(block))] += n
+    ctx.shared["failed_places"] = failed_places
     memory = _memory_per_worker(ctx)
     block_ends = _block_ends(ctx)
     buckets: dict[tuple[str, str], _Bucket] = {}
-    try_key: dict[tuple[int, int], tuple[str, str]] = {}
+    last_failure: dict[int, tuple[int, tuple[str, str]]] = {}
+    # A try's signature depends on its cause, app, type and the shape of its message and
+    # traceback (digits zeroed): computed once per shape, not once per try (each message is
+    # distinct when it names its task, as "synthetic failure of task 42" does).
+    by_shape: dict[tuple[str, str, str, int, str], tuple[str, str | None]] = {}
     for attempt in tries:
         cause = classify(attempt, memory, block_ends)
-        sig, where = try_signature(attempt, cause)
+        message = attempt.message
+        shape = (
+            cause,
+            attempt.app,
+            attempt.exception_type,
+            len(message),
+            digits_zeroed(message + (attempt.traceback or "")),
+        )
+        found = by_shape.get(shape)
+        if found is None:
+            found = try_signature(attempt, cause)
+            if frame_name_is_shared(attempt.traceback):
+                by_shape[shape] = found
+        sig, where = found
         key = (cause, sig)
         bucket = buckets.get(key)
         if bucket is None:
             bucket = buckets[key] = _Bucket(cause, attempt.exception_type, where)
         bucket.tries.append(attempt)
-        try_key[(attempt.task_id, attempt.try_id)] = key
-
-    # Each task's last failed try decides the group its permanent failure belongs to.
-    last_failure: dict[int, tuple[int, tuple[str, str]]] = {}
-    for (task_id, try_id), key in try_key.items():
-        if task_id not in last_failure or try_id > last_failure[task_id][0]:
-            last_failure[task_id] = (try_id, key)
+        # Each task's last failed try decides the group its permanent failure belongs to.
+        previous = last_failure.get(attempt.task_id)
+        if previous is None or attempt.try_id >= previous[0]:
+            last_failure[attempt.task_id] = (attempt.try_id, key)
     failed_tasks = {task_id: key for task_id, (_, key) in last_failure.items()}
     states = _failed_task_states(ctx, failed_tasks)
 
@@ -590,20 +597,35 @@ def _group_from_tries(
 ) -> FailureGroup:
     tries = bucket.tries
     key = (cause, sig)
-    tasks = sorted({a.task_id for a in tries})
-    succeeded = sum(1 for t in tasks if states.get(t) in SUCCEEDED_FINAL_STATES)
-    permanent = sum(1 for t in tasks if states.get(t) == "failed" and failed_tasks.get(t) == key)
-    unfinished = sum(1 for t in tasks if states.get(t) not in FINAL_STATES)
-    hosts = _shares(Counter(a.hostname for a in tries if a.hostname))
-    blocks = _shares(Counter(a.block_id for a in tries if a.block_id not in (None, "")))
-    moments = [a.returned for a in tries if a.returned]
+    # Each figure by one map over the tries (C loops, not a generator step per try).
+    tasks = sorted(set(map(_TASK_OF, tries)))
+    succeeded = permanent = unfinished = 0
+    for task_id in tasks:
+        state, last_key = states.get(task_id), failed_tasks.get(task_id)
+        if state in SUCCEEDED_FINAL_STATES:
+            succeeded += 1
+        if state == "failed" and last_key == key:
+            permanent += 1
+        if state not in FINAL_STATES:
+            unfinished += 1
+    host_counts = Counter(map(_HOST_OF, tries))
+    block_counts = Counter(map(_BLOCK_OF, tries))
+    for missing in (None, ""):  # insertion order (ties in most_common) is kept
+        host_counts.pop(missing, None)
+        block_counts.pop(missing, None)
+    hosts = _shares(host_counts)
+    blocks = _shares(block_counts)
+    moments = [m for m in map(_RETURNED_OF, tries) if m]
     measured = [a for a in tries if a.measured]
     fraction = len(measured) / len(tries) if tries else 1.0
     cpu_s = sum(a.cpu_s or 0.0 for a in measured) / fraction if measured else 0.0
     example = None
     if with_examples:
         # The most recent try: its traceback is what the user will see again next.
-        sample = max(tries, key=lambda a: (a.returned or "", a.task_id, a.try_id))
+        if len(moments) == len(tries):  # every try has its return time: no None to replace
+            sample = max(tries, key=_EXAMPLE_ORDER)
+        else:
+            sample = max(tries, key=lambda a: (a.returned or "", a.task_id, a.try_id))
         stderr_path = _stderr_of(ctx, sample.task_id)
         example = FailureExample(
             sample.task_id,
@@ -623,7 +645,7 @@ def _group_from_tries(
         where=bucket.where,
         count=len(tries),
         tasks=tasks,
-        apps=sorted({a.app for a in tries}),
+        apps=sorted(set(map(_APP_OF, tries))),
         hosts=hosts,
         blocks=blocks,
         concentration=_concentration(hosts, run_hosts),

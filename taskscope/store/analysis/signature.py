@@ -56,6 +56,22 @@ def _zeroed(text: str) -> str:
     )
 
 
+def digits_zeroed(text: str) -> str:
+    """`text` with every ASCII digit read as 0: its shape. Texts of one shape mask to the same
+    message (`mask_message`), and name the same user frame when that name holds no digit
+    (`frame_name_is_shared`)."""
+    return _zeroed(text)
+
+
+def frame_name_is_shared(traceback: str | None) -> bool:
+    """Whether `user_frame_name` is the same for every traceback of this one's shape (its user
+    frame's name, if any, holds no digit)."""
+    if not traceback:
+        return True
+    name = user_frame_name(_zeroed(traceback))
+    return name is None or "0" not in name
+
+
 def _mask(message: str) -> str:
     masked = _MASK.sub(lambda m: _PLACEHOLDER[m.lastgroup or "num"], message.strip())
     masked = " ".join(masked.split())

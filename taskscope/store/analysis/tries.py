@@ -3,11 +3,17 @@ over the whole run or over a bounded hashed sample of its tasks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from taskscope.store.analysis.context import RunContext
 from taskscope.store.analysis_rollup import PLACE_TABLE, rollup_run_key
-from taskscope.store.sampling import in_sample, sample_stride
+from taskscope.store.sampling import (
+    MAX_LISTED_IDS,
+    in_sample,
+    indexed_id_range,
+    listed_sample,
+    sample_stride,
+)
 from taskscope.store.timestamps import seconds_between_sql
 
 RUN_S = seconds_between_sql("y.task_try_time_running", "y.task_try_time_returned")
@@ -17,8 +23,9 @@ INTERNAL_EXECUTORS = ("_taskscope_internal", "_parsl_internal")
 TRY_RUN_TIMES = "try_run_times"
 
 
-@dataclass(frozen=True)
-class TryTime:
+class TryTime(NamedTuple):
+    """A tuple, not a frozen dataclass: the shared sample makes tens of thousands."""
+
     task_id: int
     try_id: int
     app: str
@@ -54,22 +61,44 @@ def sampled_finished_tries(ctx: RunContext) -> tuple[list[TryTime], int]:
 def finished_tries(ctx: RunContext, stride: int = 1) -> list[TryTime]:
     """Tries with a run time (running and returned recorded), of a 1-in-`stride` hashed
     sample of the run's tasks; join apps' waits on the kernel are left out."""
-    rows = ctx.conn.execute(
+    columns = (
         f"SELECT y.task_id, y.try_id, t.task_func_name, y.hostname, y.block_id, {RUN_S}, "
-        f"{failed_try_sql(ctx)} FROM try y JOIN task t ON t.run_id = y.run_id "
-        "AND t.task_id = y.task_id WHERE y.run_id = ? "
-        f"AND {in_sample('y.task_id', stride)} AND y.task_try_time_running IS NOT NULL "
-        "AND y.task_try_time_returned IS NOT NULL AND y.task_executor NOT IN (?, ?)",
-        (ctx.run_id, *INTERNAL_EXECUTORS),
+        f"{failed_try_sql(ctx)} "
     )
+    kept = (
+        "AND y.task_try_time_running IS NOT NULL AND y.task_try_time_returned IS NOT NULL "
+        "AND y.task_executor NOT IN (:internal1, :internal2)"
+    )
+    params: dict[str, Any] = {
+        "run": ctx.run_id,
+        "internal1": INTERNAL_EXECUTORS[0],
+        "internal2": INTERNAL_EXECUTORS[1],
+    }
+    ids = indexed_id_range(ctx.conn, "try", ctx.run_id) if stride > 1 else None
+    if ids is not None and len(ids) // stride <= MAX_LISTED_IDS:
+        # The sample's tasks listed and probed through taskscope's (run_id, task_id) index,
+        # in id order, each task's tries in the index's order: the rows, in the order, of
+        # the test on every try below (0.25 s against 0.33 s at 10^6 tries).
+        params["ids"] = listed_sample(ids, stride)
+        sql = (
+            f"{columns}FROM json_each(:ids) AS j CROSS JOIN try y INDEXED BY ix_try_run_task "
+            "ON y.run_id = :run AND y.task_id = j.value "
+            f"CROSS JOIN task t ON t.run_id = y.run_id AND t.task_id = y.task_id WHERE 1 {kept}"
+        )
+    else:
+        sql = (
+            f"{columns}FROM try y JOIN task t ON t.run_id = y.run_id AND t.task_id = y.task_id "
+            f"WHERE y.run_id = :run AND {in_sample('y.task_id', stride)} {kept}"
+        )
+    rows = ctx.conn.execute(sql, params)
     return [
         TryTime(
             task_id,
             try_id,
             app,
             host or None,
-            None if block in (None, "") else str(block),
-            max(0.0, run_s or 0.0),
+            None if block is None or block == "" else str(block),
+            run_s if run_s and run_s > 0 else 0.0,  # max(0.0, run_s or 0.0), without a call
             bool(failed),
         )
         for task_id, try_id, app, host, block, run_s, failed in rows

@@ -318,3 +318,99 @@ def test_no_failures_and_no_tasks_are_empty_not_errors(tmp_path, empty_db):
     )
     assert result.returncode == 1 and "no runs" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _each_tries_own_group(path, run_id):
+    """Task -> the group its failed try's own signature names (each task fails once here),
+    checked against the task lists of failure_groups; returned for more checks."""
+    from taskscope.store.analysis.failures import (
+        _block_ends,
+        _memory_per_worker,
+        classify,
+        failed_tries,
+        try_signature,
+    )
+
+    groups = _groups(path, run_id)
+    group_of = {t: g.key for g in groups if g.cause != "dependency" for t in g.tasks}
+    reader = open_readonly(path)
+    try:
+        ctx = run_context(reader, run_id)
+        memory, ends = _memory_per_worker(ctx), _block_ends(ctx)
+        own = {}
+        for attempt in failed_tries(ctx):
+            cause = classify(attempt, memory, ends)
+            if cause != "dependency":
+                key = (cause, try_signature(attempt, cause)[0])
+                assert own.setdefault(attempt.task_id, key) == key  # retries: the same group
+    finally:
+        reader.close()
+    assert group_of == own
+    return own
+
+
+def test_parsl_databases_groups_are_each_tries_own_signature():
+    """The same on Parsl's database (failures from try.task_fail_history, no traceback)."""
+    own = _each_tries_own_group(PARSL_FIXTURE_DB, PARSL_RUN)
+    assert len(own) >= 10 and len(set(own.values())) >= 2
+
+
+def test_signatures_shared_by_shape_are_each_tries_own(tmp_path):
+    """failure_groups computes a signature once per shape (cause, app, type, message and
+    traceback with their digits zeroed): every try must still land in the group its own
+    signature names. Planted: messages that differ only in their numbers (one group),
+    user frames whose names differ only in a digit, types that differ only in a digit and
+    bash exits whose code is only in the message (separate groups), lost workers."""
+    import sqlite3
+
+    db = _crafted(tmp_path, "shapes")
+    conn = sqlite3.connect(db)
+    task_ids = [
+        row[0]
+        for row in conn.execute(
+            "SELECT task_id FROM try WHERE run_id = 'shapes' ORDER BY task_id LIMIT 60"
+        )
+    ]
+
+    def frame(function: str) -> str:
+        return (
+            'Traceback (most recent call last):\n  File "/home/u/flow.py", line 1'
+            f"2, in {function}\n    raise ValueError(x)\nValueError: x\n"
+        )
+
+    planted = []
+    for i in range(len(task_ids)):
+        kind = i % 6
+        if kind == 0:  # one shape: only the number differs
+            planted.append(("ValueError", f"bad row {i * 7}", frame("parse"), None))
+        elif kind == 1:  # frame names that differ in a digit: two groups
+            planted.append(("ValueError", f"bad row {i}", frame(f"step_{i // 6 % 2}"), None))
+        elif kind == 2:  # types that differ in a digit: two groups
+            planted.append((f"Error{i // 6 % 2}", "same text", frame("check"), None))
+        elif kind == 3:  # the exit code only in the message: a cause per code
+            planted.append(("BashExitFailure", f"exited with code {3 + i // 6 % 2}", None, None))
+        elif kind == 4:
+            lost = f"worker w{i} on node0 was lost while running this task: killed"
+            planted.append(("WorkerLost", lost, None, None))
+        else:  # digits in the traceback's file and line only: one shape with kind 0's
+            planted.append(("ValueError", f"bad row {i}", frame("parse").replace("1", "9"), None))
+    for task_id, (etype, message, traceback, code) in zip(task_ids, planted, strict=True):
+        conn.execute(
+            "INSERT INTO taskscope_try_failure VALUES ('shapes', ?, 0, ?, ?, ?, ?)",
+            (task_id, etype, message, traceback, code),
+        )
+    conn.commit()
+    conn.close()
+    own = _each_tries_own_group(db, "shapes")
+    keys = set(own.values())
+    assert ("exception", "ValueError: bad row <n> @ step_0 (flow.py)") in keys
+    assert ("exception", "ValueError: bad row <n> @ step_1 (flow.py)") in keys
+    assert {k for k in keys if k[1].startswith("Error")} == {
+        ("exception", "Error0: same text @ check (flow.py)"),
+        ("exception", "Error1: same text @ check (flow.py)"),
+    }
+    assert {k[0] for k in keys if k[1].startswith("BashExitFailure")} == {
+        "bash exit code 3",
+        "bash exit code 4",
+    }
+    assert sum(1 for k in keys if k[1].startswith("ValueError: bad row <n> @ parse")) == 1

@@ -259,3 +259,37 @@ def test_tries_on_internal_executors_count_for_neither_the_floor_nor_the_straggl
         reader.close()
     assert floor is not None and 0 < floor < 86400
     assert shared == alone and {s.task_id for s in shared} == {1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [(1, "0"), (2, "1"), (3, "1,2"), (4, "2,3,1")],  # in order: one, two, three
+        [(1, "0"), (2, "5"), (5, "1")],  # one dependency submitted later
+        [(1, "0"), (3, "1,6"), (6, "1")],  # two, the second submitted later
+        [(1, "0"), (3, "6,1"), (6, "2")],  # two, the first submitted later
+        [(1, "0"), (3, "x,1"), (4, " 3"), (5, "4,,2")],  # not plain digits
+    ],
+)
+def test_floor_array_pass_is_the_general_walk(monkeypatch, rows):
+    """The floor's array pass (one and two dependencies added without a list) gives the
+    general walk's figure to the bit, or leaves it to the walk when a dependency comes
+    later in id order; tries with no run time or a negative one weigh nothing."""
+    from types import SimpleNamespace
+
+    from taskscope.store.analysis import critical_path as cp
+    from taskscope.store.analysis.context import id_list
+
+    tries = [(0, 1.5), (1, 2.25), (2, 0.5), (3, 4.0), (3, 1.0), (4, None), (5, -1.0), (6, 7.0)]
+    positive = [(t, s) for t, s in tries if s is not None and s > 0]
+    runs = cp._RunTimes(len(tries), 0, 6, lambda: tries, lambda: iter(positive))
+    monkeypatch.setattr(cp, "_run_times", lambda ctx: runs)
+    monkeypatch.setattr(cp, "dependency_lists", lambda ctx: rows)
+    monkeypatch.setattr(cp, "_joins", lambda ctx: {})
+    ctx = SimpleNamespace(has=lambda table: True)
+    weight = dict.fromkeys(range(7), 0.0)
+    for task_id, seconds in positive:
+        weight[task_id] += seconds
+    depends = {t: id_list(text) for t, text in rows}
+    general = cp._longest_path_any_order(list(range(7)), weight, depends)
+    assert cp.longest_run_weighted_path(ctx) == general

@@ -43,3 +43,38 @@ def test_separated_samples_are_significant_one_way_only() -> None:
 def test_empty_or_constant_samples_say_nothing() -> None:
     assert mann_whitney_greater([], [1.0]) == 1.0
     assert mann_whitney_greater([2.0, 2.0], [2.0, 2.0]) == 1.0
+
+
+def test_id_lists_read_by_the_fast_path_as_by_the_careful_one():
+    """id_list parses "3,4" by one split; anything else part by part (brackets, spaces,
+    empty parts, signs, words): both ways give what the part-by-part reading gives."""
+    from taskscope.store.analysis.context import id_list
+
+    def careful(text):
+        ids = []
+        for part in (text or "").replace("[", "").replace("]", "").split(","):
+            part = part.strip()
+            if part.lstrip("-").isdigit():
+                ids.append(int(part))
+        return ids
+
+    texts = [
+        "",
+        None,
+        "3",
+        "3,4",
+        "10,200,3000",
+        "[1, 2]",
+        "3,,4",
+        ",5",
+        "6,",
+        "+3,4",
+        "-2,7",
+        "3_000,4",
+        "x,9",
+        " 8 ,9",
+        "٣,4",
+        "0007,08",
+    ]
+    for text in texts:
+        assert id_list(text) == careful(text), text
