@@ -675,7 +675,9 @@ def list_tasks(
     kept = _kept_counts(conn, run_id, app, state, source)
     total = kept[0] if kept else None
     ids = None
-    if kept and sort == "task_id":  # an index walk in id order, where one is cheap enough
+    if kept and kept[0] <= offset:  # the totals say the page is empty (no failed task, say)
+        ids = []
+    elif kept and sort == "task_id":  # an index walk in id order, where one is cheap enough
         ids = walked_page(
             conn,
             run_id,
