@@ -674,7 +674,7 @@ def list_tasks(
     page_params = {**params, "limit": limit, "offset": offset}
     kept = _kept_counts(conn, run_id, app, state, source)
     total = kept[0] if kept else None
-    ids = None
+    ids: list[int] | None = None
     if kept and kept[0] <= offset:  # the totals say the page is empty (no failed task, say)
         ids = []
     elif kept and sort == "task_id":  # an index walk in id order, where one is cheap enough
