@@ -155,12 +155,16 @@ def last_finished_task(ctx: RunContext) -> int | None:
                 "ORDER BY task_time_returned DESC, task_id DESC LIMIT 1",
                 (ctx.run_id, *recent),
             ).fetchone()
-            # Confirmed if no task returned later (an indexed-free check would be the scan).
+            # Confirmed if no other task has a status row after it returned: a task that
+            # returned later has its final state's row later still. (The candidate's own
+            # final row is stamped a few µs after its task_time_returned, so counting it
+            # sent every taskscope run to the scan: 0.34 s at 10^6 tasks.)
             if (
                 candidate is not None
                 and conn.execute(
-                    "SELECT 1 FROM status WHERE run_id = ? AND timestamp > ? LIMIT 1",
-                    (ctx.run_id, candidate[1]),
+                    "SELECT 1 FROM status WHERE run_id = ? AND timestamp > ? AND task_id != ? "
+                    "LIMIT 1",
+                    (ctx.run_id, candidate[1], candidate[0]),
                 ).fetchone()
                 is None
             ):

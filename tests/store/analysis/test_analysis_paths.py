@@ -9,7 +9,7 @@ import pytest
 from fixture_paths import PARSL_FIXTURE_DB, PARSL_RUN
 
 from taskscope.store.analysis.context import run_context
-from taskscope.store.analysis.critical_path import PARTS, critical_path
+from taskscope.store.analysis.critical_path import PARTS, critical_path, last_finished_task
 from taskscope.store.analysis.hosts import host_health
 from taskscope.store.analysis.stragglers import stragglers
 from taskscope.store.readonly import open_readonly
@@ -46,6 +46,29 @@ def test_the_planted_chain_is_the_critical_path(planted, which):
     # The floor is at least the chain's run time and at most what the run took.
     assert 6.0 - 0.1 <= path.floor_s <= path.makespan_s
     assert path.verdict.split(":")[0] in ("dependency-bound", "worker-bound", "overhead-bound")
+
+
+@pytest.mark.parametrize("which", ["first_run", "second_run"])
+def test_the_last_finished_task_is_found_by_the_status_index(planted, which):
+    """On a real run the status index finds the task that returned last, as the pass over
+    every task does, without that pass."""
+    conn = open_readonly(planted.path)
+    try:
+        run_id = getattr(planted, which)
+        (truth,) = conn.execute(
+            "SELECT task_id FROM task WHERE run_id = ? AND task_time_returned IS NOT NULL "
+            "ORDER BY task_time_returned DESC, task_id DESC LIMIT 1",
+            (run_id,),
+        ).fetchone()
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        found = last_finished_task(run_context(conn, run_id))
+        conn.set_trace_callback(None)
+    finally:
+        conn.close()
+    assert found == truth
+    passes = [s for s in statements if "ORDER BY task_time_returned" in s and " IN (" not in s]
+    assert not passes
 
 
 def test_critical_path_on_parsl_database_tiles_its_makespan():
