@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import TextIO
 
 from taskscope.store import query
+from taskscope.store.id_lists import id_list
 from taskscope.store.readonly import describe_database
 from taskscope.store.records import DatabaseInfo
 from taskscope.store.resource_query import _span
@@ -159,15 +160,6 @@ class LaneMap:
             )
         heapq.heappush(busy, (end, lane))
         return lane
-
-
-def _depends(text: str | None) -> list[int]:
-    ids = []
-    for part in (text or "").replace("[", "").replace("]", "").split(","):
-        part = part.strip()
-        if part.lstrip("-").isdigit():
-            ids.append(int(part))
-    return ids
 
 
 def _failure_sql(info: DatabaseInfo, alias: str) -> str:
@@ -401,7 +393,7 @@ def write_chrome_trace(
             if executor not in INTERNAL_EXECUTOR_LABELS:
                 busy.add(start, end)
             if ends.get(task_id) is None:  # the task's first try to run: its flows arrive
-                for dep in _depends(depends):
+                for dep in id_list(depends):
                     source = ends.get(dep)
                     if source is None:
                         continue

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import TextIO
 
 from taskscope.store import query
+from taskscope.store.id_lists import id_list
 from taskscope.store.readonly import describe_database, written_by_taskscope
 from taskscope.store.timestamps import parse_timestamp, seconds_between_sql
 from taskscope.visualize.version import taskscope_version
@@ -34,13 +35,6 @@ _CPU = "(COALESCE(psutil_process_time_user, 0) + COALESCE(psutil_process_time_sy
 
 class EmptyRun(ValueError):
     """WfFormat needs at least one task."""
-
-
-def _ids(text: str | None) -> Iterator[int]:
-    for part in (text or "").replace("[", "").replace("]", "").split(","):
-        part = part.strip()
-        if part.lstrip("-").isdigit():
-            yield int(part)
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: tuple) -> Iterator[tuple]:
@@ -114,7 +108,7 @@ def _graph(conn: sqlite3.Connection, run_id: str, has_try: bool) -> Graph:
         (run_id,),
     ):
         task_ids.append(task_id)
-        for dep in _ids(depends):
+        for dep in id_list(depends):
             edges.extend((dep, task_id))
     if has_try:
         for task_id, joins in _rows(
@@ -123,7 +117,7 @@ def _graph(conn: sqlite3.Connection, run_id: str, has_try: bool) -> Graph:
             "AND task_joins IS NOT NULL AND task_joins != ''",
             (run_id,),
         ):
-            for joined in _ids(joins):
+            for joined in id_list(joins):
                 edges.extend((joined, task_id))
     return Graph(task_ids, edges)
 

@@ -34,6 +34,7 @@ from taskscope.store import query
 from taskscope.store.analysis.critical_path import PathStep
 from taskscope.store.analysis.report import RunAnalysis, analyze
 from taskscope.store.analysis.stragglers import Straggler
+from taskscope.store.id_lists import id_list
 from taskscope.store.readonly import (
     describe_database,
     open_readonly,
@@ -172,7 +173,7 @@ def task_states(workflow_id: str, db: DB) -> pd.DataFrame:
             conn,
             params={"run": workflow_id},
         )
-    frame["depends"] = [_ids(text) for text in frame["depends"]]
+    frame["depends"] = [id_list(text) for text in frame["depends"]]
     return _times(frame, "time_invoked", "time_returned")
 
 
@@ -413,12 +414,3 @@ def _times(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
         if column in frame:
             frame[column] = pd.to_datetime(frame[column], format=TIME_FORMAT, errors="coerce")
     return frame
-
-
-def _ids(text: str | None) -> list[int]:
-    ids = []
-    for part in (text or "").replace("[", "").replace("]", "").split(","):
-        part = part.strip()
-        if part.lstrip("-").isdigit():
-            ids.append(int(part))
-    return ids

@@ -17,6 +17,7 @@ from typing import Any
 from taskscope.store import totals_query
 from taskscope.store.duration_pages import duration_page, durations_kept
 from taskscope.store.graph_query import app_graph, task_graph, task_neighbourhood
+from taskscope.store.id_lists import id_list
 from taskscope.store.id_pages import walked_page
 from taskscope.store.readonly import describe_database, open_readonly
 from taskscope.store.records import (
@@ -110,16 +111,6 @@ def _named_rows(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> l
 
 def _bounded(limit: int, offset: int) -> tuple[int, int]:
     return max(1, min(int(limit), MAX_PAGE)), max(0, int(offset))
-
-
-def _int_list(text: str | None) -> list[int]:
-    """Task ids from Parsl's comma-separated text columns (task_depends, task_joins)."""
-    ids = []
-    for part in (text or "").replace("[", "").replace("]", "").split(","):
-        part = part.strip()
-        if part.lstrip("-").isdigit():
-            ids.append(int(part))
-    return ids
 
 
 def run_task_counts(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, int]:
@@ -795,7 +786,7 @@ def _tries(
                 time_running=row[5],
                 time_returned=row[6],
                 fail_history=row[7] or None,
-                joins=_int_list(row[8]),
+                joins=id_list(row[8]),
                 failure=failures.get(row[0]),
                 wait_s=row[9],
                 run_s=row[10],
@@ -868,7 +859,7 @@ def task_detail(conn: sqlite3.Connection, run_id: str, task_id: int) -> TaskDeta
         task_id=task_id,
         app=row[0],
         state=history[-1].state if history else "pending",
-        depends=_int_list(row[1]),
+        depends=id_list(row[1]),
         dependents=_dependents(conn, info, run_id, task_id),
         joins=joins,
         memoize=str(row[2]).strip().lower() in ("1", "true"),

@@ -61,23 +61,6 @@ def chunks(ids: Iterable[int], size: int = CHUNK) -> Iterator[list[int]]:
         yield items[start : start + size]
 
 
-def id_list(text: str | None) -> list[int]:
-    """Task ids from Parsl's comma-separated columns (task_depends, task_joins)."""
-    if not text:
-        return []
-    if text.isascii() and text.replace(",", "").isdigit():  # the usual "3,4": one split
-        try:
-            return [int(part) for part in text.split(",")]
-        except ValueError:  # an empty part ("3,,4"): skipped below
-            pass
-    ids = []
-    for part in (text or "").replace("[", "").replace("]", "").split(","):
-        part = part.strip()
-        if part.lstrip("-").isdigit():
-            ids.append(int(part))
-    return ids
-
-
 def task_states(ctx: RunContext, task_ids: Iterable[int]) -> dict[int, str]:
     """The current state of each of `task_ids` (tasks with no state yet are left out)."""
     states: dict[int, str] = {}

@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from taskscope.store.analysis.context import RunContext, chunks, id_list
+from taskscope.store.analysis.context import RunContext, chunks
 from taskscope.store.analysis.tries import TRY_RUN_TIMES, run_key, tries_per_place
 from taskscope.store.analysis_rollup import DEPENDS_TABLE, TRY_TIME_TABLE
+from taskscope.store.id_lists import id_list
 from taskscope.store.sampling import sample_stride, sampled_rows
 from taskscope.store.states import FINAL_STATES
 from taskscope.store.timestamps import parse_timestamp, seconds_between_sql
@@ -366,7 +367,7 @@ def longest_run_weighted_path(ctx: RunContext) -> float | None:
         if in_order:
             return max(best)
     tries = runs.every()
-    depends: dict[int, list[int]] = {t: _ids(text) for t, text in depends_rows}
+    depends: dict[int, list[int]] = {t: id_list(text) for t, text in depends_rows}
     ids = {task_id for task_id, _ in tries} | set(depends)
     weight: dict[int, float] = dict.fromkeys(ids, 0.0)
     for task_id, run_time in tries:
@@ -498,13 +499,6 @@ def _with_joins(rows: list[tuple[int, str]], joins: dict[int, list[int]]) -> lis
             merged.insert(bisect.bisect_left(merged, row[0], key=_TASK_ID), row)
         return merged
     return list(heapq.merge(merged, only_joins, key=_TASK_ID))
-
-
-def _ids(text: str) -> list[int]:
-    try:  # the common form, "3,4": parsed directly; anything else the careful way
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        return id_list(text)
 
 
 def _longest_path_any_order(

@@ -28,7 +28,6 @@ from typing import Any
 from taskscope.store.analysis.context import (
     RunContext,
     chunks,
-    id_list,
     task_states,
     tasks_in_state,
 )
@@ -42,6 +41,7 @@ from taskscope.store.analysis.signature import (
     user_frame_name,
 )
 from taskscope.store.analysis.tries import tries_per_place
+from taskscope.store.id_lists import id_list
 from taskscope.store.output_tail import read_tails
 from taskscope.store.sampling import hashed_in_sample_each, in_sample, sample_stride
 from taskscope.store.states import FINAL_STATES, SUCCEEDED_FINAL_STATES

@@ -31,9 +31,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from taskscope.store.analysis.context import RunContext, id_list
+from taskscope.store.analysis.context import RunContext
 from taskscope.store.analysis.stats import quantile
 from taskscope.store.analysis.tries import INTERNAL_EXECUTORS, RUN_S, failed_try_sql
+from taskscope.store.id_lists import id_list
 from taskscope.store.states import FINAL_STATES as TERMINAL_STATES
 from taskscope.store.timestamps import format_timestamp, now_in_convention, parse_timestamp
 

@@ -196,7 +196,7 @@ def test_a_try_still_running_far_too_long_is_a_live_straggler(tmp_path):
 
 def test_floor_fast_pass_agrees_with_the_general_walk(tmp_path):
     from taskscope.store.analysis import critical_path as cp
-    from taskscope.store.analysis.context import id_list
+    from taskscope.store.id_lists import id_list
 
     db = create_database(tmp_path / "floor.db", [SyntheticRun("floor", tasks=3000, seed=9)])
     conn = open_readonly(db)
@@ -301,7 +301,7 @@ def test_floor_array_pass_is_the_general_walk(monkeypatch, rows):
     from types import SimpleNamespace
 
     from taskscope.store.analysis import critical_path as cp
-    from taskscope.store.analysis.context import id_list
+    from taskscope.store.id_lists import id_list
 
     tries = [(0, 1.5), (1, 2.25), (2, 0.5), (3, 4.0), (3, 1.0), (4, None), (5, -1.0), (6, 7.0)]
     positive = [(t, s) for t, s in tries if s is not None and s > 0]

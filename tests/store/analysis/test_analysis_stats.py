@@ -48,7 +48,7 @@ def test_empty_or_constant_samples_say_nothing() -> None:
 def test_id_lists_read_by_the_fast_path_as_by_the_careful_one():
     """id_list parses "3,4" by one split; anything else part by part (brackets, spaces,
     empty parts, signs, words): both ways give what the part-by-part reading gives."""
-    from taskscope.store.analysis.context import id_list
+    from taskscope.store.id_lists import id_list
 
     def careful(text):
         ids = []
