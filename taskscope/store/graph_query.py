@@ -133,6 +133,31 @@ def _walked_task_ids(
     return ids if walked < params["budget"] else None
 
 
+def _context_ids(
+    incoming: list[tuple[list[int], int, str]], chosen: set[int], budget: int
+) -> list[int]:
+    """Up to `budget` tasks outside the chosen ones that they depend on or join, shared out
+    fairly: each chosen task's first such task in turn, then each one's second, and so on.
+    The run's smallest ids instead gave every context node to the first few chosen tasks
+    when each lists many (1,000 gathers of 1,000 tasks each: the first three gathers drawn
+    with all their inputs, the other 997 with none), and needed the union of every listed
+    id first (a million at that size)."""
+    taken: dict[int, None] = {}
+    pending = [iter(ids) for ids, _, _ in incoming if ids]
+    while pending and len(taken) < budget:
+        still = []
+        for ids in pending:
+            for task_id in ids:
+                if task_id not in chosen and task_id not in taken:
+                    taken[task_id] = None
+                    still.append(ids)
+                    break
+            if len(taken) >= budget:
+                break
+        pending = still
+    return list(taken)
+
+
 def task_graph(
     conn: sqlite3.Connection,
     run_id: str,
@@ -141,8 +166,9 @@ def task_graph(
     first_task: int | None = None,
     limit: int = DEFAULT_NODE_LIMIT,
 ) -> TaskGraph:
-    """Up to `limit` tasks (of one app, and/or from `first_task` on) with their edges, plus the
-    tasks they directly depend on or join, so the chosen part is shown in context."""
+    """Up to `limit` tasks (of one app, and/or from `first_task` on) with their edges, plus up
+    to `limit` more (at least as many as were chosen) that they directly depend on or join,
+    shared out among them (`_context_ids`), so the chosen part is shown in context."""
     info = describe_database(conn)
     if not (info.has("task") and info.has("status")):
         return TaskGraph([], [], 0)
@@ -167,9 +193,10 @@ def task_graph(
                 (run_id, *chunk),
             ):
                 incoming.append((id_list(joins), task_id, "joins"))
-    sources = set().union(*(ids for ids, _, _ in incoming)) if incoming else set()
-    outside = sorted(sources - chosen)[: max(0, 2 * limit - len(rows))]
-    rows += _fetch_nodes(conn, source, run_id, outside)
+    chosen_rows = len(rows)
+    rows += _fetch_nodes(
+        conn, source, run_id, _context_ids(incoming, chosen, max(0, 2 * limit - len(rows)))
+    )
     present = {row[0] for row in rows}
     nodes = [DagNode(task_id, name, state, duration) for task_id, name, state, duration, _ in rows]
     edges = [
@@ -177,7 +204,8 @@ def task_graph(
         for ids, target, kind in incoming
         for source in sorted(present.intersection(ids))
     ]
-    return TaskGraph(nodes, list(dict.fromkeys(edges)), total)
+    listed = sum(len(ids) for ids, _, _ in incoming)
+    return TaskGraph(nodes, list(dict.fromkeys(edges)), total, listed, chosen_rows)
 
 
 def _stored_app_edges(conn: sqlite3.Connection, run_id: str) -> dict[tuple[str, str], int]:

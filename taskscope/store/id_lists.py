@@ -19,11 +19,10 @@ def id_list(text: str | None) -> list[int]:
     """The ids in `text`, in order; parts that are not a (signed) decimal number are skipped."""
     if not text:
         return []
-    if text.isascii() and text.replace(",", "").isdigit():  # "3,4"
-        try:
-            return _DIGIT_LIST.decode(f"[{text}]")
-        except msgspec.DecodeError:  # leading zeros ("0007"), empty parts ("3,,4"), > 64 bits
-            pass
+    try:  # "3,4"; what JSON reads as integers is what the part-by-part reading keeps
+        return _DIGIT_LIST.decode(f"[{text}]")
+    except msgspec.DecodeError:  # brackets, junk, leading zeros ("0007"), "3,,4", > 64 bits
+        pass
     ids = []
     for part in text.replace("[", "").replace("]", "").split(","):
         part = part.strip()

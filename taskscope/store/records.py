@@ -282,6 +282,10 @@ class TaskGraph:
     nodes: list[DagNode]
     edges: list[DagEdge]
     total_tasks: int  # tasks in the run, of which `nodes` is the chosen part
+    # Dependencies and joins the chosen tasks list, drawn or not (a list entry each): the
+    # page says how many of them the drawing leaves out.
+    listed_links: int = 0
+    chosen: int = 0  # the first `chosen` nodes are the part asked for, the rest its context
 
 
 @dataclass(frozen=True)

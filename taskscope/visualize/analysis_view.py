@@ -5,6 +5,7 @@ path drawn over the DAG and the timeline. Everything comes from `taskscope.store
 from __future__ import annotations
 
 import sqlite3
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -52,6 +53,13 @@ PATH_COLOR = "#d62728"
 COMPARE_CHOICES = 50  # other runs of the workflow offered for comparison
 
 
+def diff_or_none(conn: sqlite3.Connection, a_run: str, b_run: str) -> RunDiff | None:
+    try:
+        return run_diff(conn, a_run, b_run)
+    except RunNotFound:
+        return None
+
+
 class AnalysisViews:
     """Routes and parts added to `Pages` (taskscope.visualize.pages)."""
 
@@ -65,15 +73,14 @@ class AnalysisViews:
 
     # ---- data ------------------------------------------------------------------------
     def _analysis(self, run_id: str, wait_s: float | None = None) -> Latest[RunAnalysis] | None:
-        def load(conn: sqlite3.Connection) -> RunAnalysis:
-            try:
-                return analyze(conn, run_id, read_files=self.pages.show_files)
-            except RunNotFound as exc:
-                raise HTTPException(404, f"There is no run {run_id!r} in this database.") from exc
-
         # The dashboard only reads (DESIGN: one writer per database): a live forecast is stored
-        # by `taskscope analyze`, which the run's owner runs on purpose.
-        return self.analyses.get(("analysis", run_id, self.pages.show_files), load, wait_s)
+        # by `taskscope analyze`, which the run's owner runs on purpose. A module function,
+        # not a closure: on a big database it is computed in another process (apart.py).
+        load = partial(analyze, run_id=run_id, read_files=self.pages.show_files)
+        try:
+            return self.analyses.get(("analysis", run_id, self.pages.show_files), load, wait_s)
+        except RunNotFound as exc:
+            raise HTTPException(404, f"There is no run {run_id!r} in this database.") from exc
 
     def critical_steps(self, run_id: str) -> list[PathStep]:
         """The critical path's steps, for overlays (no floor: that needs the whole graph; no
@@ -195,15 +202,8 @@ class AnalysisViews:
         if against is None:
             error = "There is no other run of this workflow in the database to compare with."
         else:
-            a_run = against
-
-            def load(conn: sqlite3.Connection) -> RunDiff | None:
-                try:
-                    return run_diff(conn, a_run, run_id)
-                except RunNotFound:
-                    return None
-
             # As the analysis: long on big runs, so computed off the request when it is.
+            load = partial(diff_or_none, a_run=against, b_run=run_id)
             latest = self.analyses.get(("diff", against, run_id), load, PART_WAIT_S)
             pending = latest is None
             if latest is not None and latest.value is None:

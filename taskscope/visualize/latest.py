@@ -5,7 +5,8 @@ For the run analysis (`store/analysis`: seconds of CPU at 10^5 tasks, tens of se
 it changes between any two refreshes: every refresh of the workflow page recomputed the
 analysis, and several viewers computed it in several threads at once. Here a request gets
 the newest finished result at once, marked stale when the database has changed since, while
-one background thread computes a fresher one for the next request. Only the first request
+one background thread computes a fresher one for the next request (in a process of its own
+on a big database, visualize/apart.py). Only the first request
 for a key waits, and concurrent first requests wait for the same computation. A refresh
 starts at most every ``REFRESH_EVERY`` times the last computation's duration (and not
 within ``REFRESH_MIN_S``), so a viewer of a live run costs the server at most a fifth of a
@@ -22,6 +23,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from taskscope.visualize.apart import ApartFailed, read_apart, worth_a_process
 from taskscope.visualize.source import DatabaseSource
 
 logger = logging.getLogger(__name__)
@@ -116,6 +118,14 @@ class LatestResults:
             daemon=True,
         ).start()
 
+    def _read(self, action: Callable[[Any], Any], background: bool) -> Any:
+        if background and worth_a_process(self.source.path):  # (visualize/apart.py)
+            try:
+                return read_apart(self.source.path, action, BACKGROUND_DEADLINE_S)
+            except ApartFailed as exc:  # the process is for speed: the thread still answers
+                logger.warning("%s; reading in the server instead", exc)
+        return self.source.read(action, BACKGROUND_DEADLINE_S if background else None)
+
     def _compute(
         self,
         key: Hashable,
@@ -126,7 +136,7 @@ class LatestResults:
     ) -> None:
         began = time.time()
         try:
-            value = self.source.read(action, BACKGROUND_DEADLINE_S if background else None)
+            value = self._read(action, background)
             job.entry = _Entry(value, signature, began, time.time() - began)
             with self._lock:
                 self._failed.pop(key, None)

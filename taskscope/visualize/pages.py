@@ -367,8 +367,9 @@ class Pages:
             "depth": depth,
             "quote": lambda s: quote(s, safe=""),
             "webgl": view != "apps" and shown > plots.WEBGL_ABOVE,
-            "next_first": (max(n.task_id for n in graph.nodes) + 1)
-            if view == "tasks" and graph.nodes
+            # after the last task asked for (not its context), when a whole page was found
+            "next_first": (max(n.task_id for n in graph.nodes[: graph.chosen]) + 1)
+            if view == "tasks" and graph.chosen >= limit
             else None,
         }
         title = f"DAG by {colour}" if view != "around" else f"DAG around task {centre}"

@@ -5,8 +5,9 @@ hover text, titles, annotations): `<a href=...>` becomes a clickable link, `<b>`
 names, task labels and run names come from the monitoring database, which anyone who could
 write to it controls. So every string of a figure is entity-escaped before it leaves the
 server (Plotly decodes `&lt;` back to `<` when it draws), except the templates the dashboard
-writes itself, whose `%{...}` placeholders are filled from the escaped values, and the
-relative links our own script follows on click. Text past MAX_LABEL characters is cut.
+writes itself, whose `%{...}` placeholders are filled from the escaped values, the labels it
+writes with `markup()` (its own line breaks, the values in them escaped), and the relative
+links our own script follows on click. Text past MAX_LABEL characters is cut.
 """
 
 from __future__ import annotations
@@ -29,10 +30,23 @@ def plain(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+class Markup(str):
+    """A label the dashboard wrote in Plotly's markup, every value in it escaped: drawn as is."""
+
+
+def markup(template: str, *values: object) -> Markup:
+    """`template` (``{}`` placeholders, our own ``<br>`` between them) filled with `values`
+    escaped: a hover label of several lines. Escaped whole, the line breaks showed as
+    ``<br>`` text in every DAG and task-stream tooltip."""
+    return Markup(template.format(*(plain(str(value)) for value in values)))
+
+
 _NUMBERS = frozenset({int, float, bool, type(None)})
 
 
 def _walk(value: Any) -> Any:
+    if isinstance(value, Markup):
+        return value
     if isinstance(value, str):
         return plain(value)
     if isinstance(value, dict):
@@ -44,7 +58,7 @@ def _walk(value: Any) -> Any:
         # A figure's long lists are of numbers, or of a few labels repeated (a lane per bar):
         # tested by type in one pass, and each distinct label escaped once.
         kinds = set(map(type, value))
-        if kinds <= _NUMBERS:
+        if kinds <= _NUMBERS or kinds == {Markup}:
             return list(value)
         if kinds == {str}:
             escaped = {text: plain(text) for text in set(value)}

@@ -20,6 +20,7 @@ from taskscope.store.records import (
 )
 from taskscope.visualize.colors import app_colors, state_color
 from taskscope.visualize.dag_layout import layered_positions
+from taskscope.visualize.plot_text import markup
 
 # Nodes beyond which the DAG is drawn with WebGL (scattergl). Above the pages' 2,000-task
 # limit on purpose: where WebGL is unavailable (headless or remote browsers) scattergl draws
@@ -181,8 +182,13 @@ def task_dag(graph: TaskGraph, colour_by: str, centre: int | None = None) -> Fig
                 },
                 "customdata": [f"task/{n.task_id}" for n in members],
                 "text": [
-                    f"app: {n.app}<br>task: {n.task_id}<br>state: {n.state}"
-                    f"<br>duration: {fmt_seconds(n.duration_s)}"
+                    markup(
+                        "app: {}<br>task: {}<br>state: {}<br>duration: {}",
+                        n.app,
+                        n.task_id,
+                        n.state,
+                        fmt_seconds(n.duration_s),
+                    )
                     for n in members
                 ],
                 "hovertemplate": "%{text}<extra></extra>",
@@ -272,7 +278,8 @@ def app_dag(graph: AppGraph, colour_by: str) -> Figure:
     for node in graph.nodes:
         state = _dominant_state(node.state_counts)
         key = node.app if colour_by == "app" else state
-        breakdown = "<br>".join(f"{s}: {c:,}" for s, c in sorted(node.state_counts.items()))
+        counts = sorted(node.state_counts.items())
+        breakdown = "<br>".join(["{}: {}"] * len(counts))
         data.append(
             {
                 "type": "scatter",
@@ -289,7 +296,14 @@ def app_dag(graph: AppGraph, colour_by: str) -> Figure:
                     "line": {"color": "#ffffff", "width": 1},
                 },
                 "customdata": [f"dag?view=tasks&app={_quote(node.app)}&colour={colour_by}"],
-                "hovertext": [f"app: {node.app}<br>tasks: {node.tasks:,}<br>{breakdown}"],
+                "hovertext": [
+                    markup(
+                        f"app: {{}}<br>tasks: {{}}<br>{breakdown}",
+                        node.app,
+                        f"{node.tasks:,}",
+                        *(part for s, c in counts for part in (s, f"{c:,}")),
+                    )
+                ],
                 "hovertemplate": "%{hovertext}<extra></extra>",
             }
         )

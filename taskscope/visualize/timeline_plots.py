@@ -7,6 +7,7 @@ from typing import Any
 from taskscope.store.states import STATE_COLORS
 from taskscope.store.timeline_query import BANDS, StateTimeline, TaskStream
 from taskscope.visualize.colors import app_colors
+from taskscope.visualize.plot_text import markup
 from taskscope.visualize.plots import Figure, _layout, fmt_seconds
 
 BAND_COLORS = {
@@ -92,8 +93,15 @@ def stream_plot(stream: TaskStream) -> Figure:
             t["customdata"].append(f"task/{bar.task_id}")
             ran = "still running" if bar.end is None else f"ran {fmt_seconds(end - bar.start)}"
             t["text"].append(
-                f"task {bar.task_id} try {bar.try_id} ({bar.app})<br>{bar.lane}"
-                f"<br>{ran} from {bar.start:.3f} s"
+                markup(
+                    "task {} try {} ({})<br>{}<br>{} from {} s",
+                    bar.task_id,
+                    bar.try_id,
+                    bar.app,
+                    bar.lane,
+                    ran,
+                    f"{bar.start:.3f}",
+                )
             )
     else:
         # Tens of thousands of cells: the hover text is Plotly's template over each bar's own

@@ -156,6 +156,8 @@ def test_hover_dag_node_shows_tooltip_and_click_opens_task(page, server):
     tooltip.first.wait_for(timeout=5000)
     text = tooltip.first.text_content()
     assert "app: source" in text and "task:" in text and "state:" in text
+    # app, task, state, duration: four drawn lines, not one with "<br>" written in it
+    assert tooltip.first.locator("tspan.line").count() == 4 and "<br>" not in text
     page.mouse.click(x, y)
     page.wait_for_url("**/task/*")
     assert page.locator("h1", has_text="Task").count() == 1

@@ -136,6 +136,8 @@ def test_task_stream_window_draws_each_try_hover_and_click(page, big_server, big
     tooltip = page.locator(".hoverlayer .hovertext").first
     tooltip.wait_for(timeout=10_000)
     assert "task" in tooltip.text_content() and "try" in tooltip.text_content()
+    # task and try, worker, time: three drawn lines, not one with "<br>" written in it
+    assert tooltip.locator("tspan.line").count() == 3 and "<br>" not in tooltip.text_content()
     page.mouse.click(x, y)
     page.wait_for_url("**/task/*", timeout=15_000)
     assert page.errors == []

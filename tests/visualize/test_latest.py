@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from dashboard_parts import wait_until
@@ -16,6 +17,8 @@ from taskscope.visualize.latest import LatestResults
 
 class FakeSource:
     """A database whose signature the test moves, read through a counted action."""
+
+    path = Path("/nonexistent/small.db")  # no file: never big enough to be read apart
 
     def __init__(self) -> None:
         self.version = 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskscope.visualize.plot_text import plain_figures
+from taskscope.visualize.plot_text import markup, plain_figures
 
 
 def test_long_lists_of_labels_and_numbers_are_escaped_and_kept():
@@ -26,3 +26,12 @@ def test_long_lists_of_labels_and_numbers_are_escaped_and_kept():
     assert trace["customdata"] == ["task/1", None]  # our own links, never drawn
     assert trace["hovertemplate"] == "%{y}<br>%{x}<extra></extra>"  # our own markup
     assert trace["name"] == "&lt;i&gt;app&lt;/i&gt;"
+
+
+def test_labels_written_with_markup_keep_their_line_breaks_and_escape_their_values():
+    label = markup("app: {}<br>state: {}", "<b>x</b>", "done & dusted")
+    figure = {"data": [{"text": [label, label], "hovertext": [label, "<br>"]}]}
+    (trace,) = plain_figures({"f": figure})["f"]["data"]
+    assert trace["text"] == ["app: &lt;b&gt;x&lt;/b&gt;<br>state: done &amp; dusted"] * 2
+    # A plain string beside it is still escaped whole.
+    assert trace["hovertext"] == [label, "&lt;br&gt;"]

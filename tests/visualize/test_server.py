@@ -305,3 +305,21 @@ def test_templates_compiled_at_start_render_the_same_pages(taskscope_db: Path):
     for path in run_routes("run-failed", "transform", 4):
         a, b = full_page(warmed, path), full_page(lazy, path)
         assert generated.sub("", a) == generated.sub("", b), path
+
+
+def test_dag_next_page_link_follows_the_tasks_asked_for_not_their_context(parsl_db):
+    """Parsl's fixture has 60 `join` tasks listing 120 dependencies between them."""
+    client = client_for(parsl_db)
+    base = f"/workflow/{PARSL_RUN}/dag?view=tasks&app=join"
+    with sqlite3.connect(parsl_db) as conn:
+        joins = [
+            r[0]
+            for r in conn.execute(
+                "SELECT task_id FROM task WHERE task_func_name = 'join' ORDER BY task_id"
+            )
+        ]
+    page = client.get(f"{base}&limit=10").text
+    (first,) = re.findall(r"first=(\d+)\">next 10 tasks", page)
+    assert int(first) == joins[9] + 1  # after the tenth join, whatever its context's ids
+    # All 60 fit in a page of 61 (drawn with their context, more than 61 nodes): no next page.
+    assert "next 61 tasks" not in client.get(f"{base}&limit=61").text
