@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from taskscope.commands.support import example_epilog, run_handler
+from taskscope.version import taskscope_version
 
 # Commands that live in their own module under taskscope/commands/, each with register()
 # (see taskscope/commands/__init__.py); one line per module, in the order --help lists them.
@@ -45,15 +46,6 @@ EXAMPLES = (
 )
 
 
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("taskscope")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taskscope",
@@ -61,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=example_epilog(*EXAMPLES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"taskscope {_version()}")
+    parser.add_argument("--version", action="version", version=f"taskscope {taskscope_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands)

@@ -29,10 +29,10 @@ from taskscope.store.analysis.failures import FailureGroup, failure_groups
 from taskscope.store.records import AppDistribution, AppStats, RunSummary, UsageSeries
 from taskscope.store.states import RUN_STATUS_COLORS, STATE_COLORS, state_color
 from taskscope.store.timestamps import convention_label
+from taskscope.version import taskscope_version
 from taskscope.visualize import plots
 from taskscope.visualize.app import PLOTLY_JS, fmt_bytes, fmt_number
 from taskscope.visualize.colors import app_colors
-from taskscope.visualize.version import taskscope_version
 
 TIMELINE_BUCKETS = 200
 USAGE_BUCKETS = 200

@@ -26,7 +26,7 @@ from taskscope.store import query
 from taskscope.store.id_lists import id_list
 from taskscope.store.readonly import describe_database, written_by_taskscope
 from taskscope.store.timestamps import parse_timestamp, seconds_between_sql
-from taskscope.visualize.version import taskscope_version
+from taskscope.version import taskscope_version
 
 SCHEMA_VERSION = "1.5"
 FETCH = 5000

@@ -6,9 +6,10 @@ The index's entries are (run_id, duration, task_id): in the order of the fallbac
 ``ORDER BY duration ASC, task_id`` (SQLite puts NULL, a task not yet returned, first).
 Descending, ties stay in ascending id order, which SQLite gets by sorting each run of equal
 durations as the walk meets it. A page past the middle is read from the other end in the
-reverse order and turned round. Filters the index cannot test (the app on the task's row,
-the state on the state row) cost a row lookup per task walked: `run tasks / matching tasks`
-per match, so the walk is chosen only where it reads fewer rows than a sort would.
+reverse order and turned round (store/page_ends.py). Filters the index cannot test (the app
+on the task's row, the state on the state row) cost a row lookup per task walked:
+`run tasks / matching tasks` per match, so the walk is chosen only where it reads fewer
+rows than a sort would.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sqlite3
 from typing import Any
 
 from taskscope.store.id_pages import WALK_ROWS
+from taskscope.store.page_ends import PageSpan
 from taskscope.store.task_state import STATE_TABLE
 
 DURATION_INDEX = "ix_task_state_run_duration"
@@ -55,8 +57,8 @@ def duration_page(
     `state` must be one the state table holds for every task in it (a final state)."""
     if total == 0 or offset >= total:
         return []
-    nearer = min(offset, max(0, total - offset - limit)) + limit
-    if (app is not None or state is not None) and nearer * run_tasks > WALK_ROWS * total:
+    page = PageSpan(total, offset, limit)
+    if (app is not None or state is not None) and page.nearer * run_tasks > WALK_ROWS * total:
         return None
     joined = (
         "CROSS JOIN task t ON t.task_id = z.task_id AND t.run_id = z.run_id "
@@ -72,17 +74,13 @@ def duration_page(
     )
     params: dict[str, Any] = {"run": run_id, "app": app, "state": state}
     ahead, back = ("DESC", "ASC") if descending else ("ASC", "DESC")
-    if offset + limit <= total - offset:
+    if page.from_start:
         rows = conn.execute(
             sql.format(duration=ahead, ties="ASC"), {**params, "limit": limit, "offset": offset}
         ).fetchall()
         return [row[0] for row in rows]
+    end = page.mirrored
     rows = conn.execute(
-        sql.format(duration=back, ties="DESC"),
-        {
-            **params,
-            "limit": max(0, min(limit, total - offset)),
-            "offset": max(0, total - offset - limit),
-        },
+        sql.format(duration=back, ties="DESC"), {**params, "limit": end.limit, "offset": end.offset}
     ).fetchall()
     return [row[0] for row in reversed(rows)]

@@ -5,12 +5,12 @@ Two indexes give a run's tasks in id order: the task primary key (task_id, run_i
 (run_id, state) index of the writer's ``taskscope_task_state``, whose entries end with the
 task id. A page is then the walk up to its last row, which stops after offset + limit
 matches. A page past the middle is read from the other end (descending, and reversed), so
-the first and the last pages cost the same. The filter an index cannot test (the app, on
-the primary key) costs one row lookup per task walked: about `run tasks / app tasks` per
-match, which the writer's per-app totals tell, so the walk is chosen only where it reads
-fewer rows than sorting the app's tasks would. A walk of the primary key also passes the
-other runs' entries, up to the end of the table from the far end, so a run of at most
-SORT_TASKS tasks (cheap to sort) is always sorted.
+the first and the last pages cost the same (store/page_ends.py). The filter an index
+cannot test (the app, on the primary key) costs one row lookup per task walked: about
+`run tasks / app tasks` per match, which the writer's per-app totals tell, so the walk is
+chosen only where it reads fewer rows than sorting the app's tasks would. A walk of the
+primary key also passes the other runs' entries, up to the end of the table from the far
+end, so a run of at most SORT_TASKS tasks (cheap to sort) is always sorted.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sqlite3
 from typing import Any
 
 from taskscope.store.key_order import walk_task_key_in_id_order
+from taskscope.store.page_ends import PageSpan
 from taskscope.store.task_state import STATE_TABLE
 
 # More row lookups than this for one page and sorting the matching tasks is the better read
@@ -29,19 +30,19 @@ SORT_TASKS = 20_000
 
 
 def _walk_page(
-    conn: sqlite3.Connection, sql: str, params: dict[str, Any], total: int, offset: int, limit: int
+    conn: sqlite3.Connection, sql: str, params: dict[str, Any], page: PageSpan
 ) -> list[int]:
     """`sql` (ids in ascending order, with {direction}) walked from the nearer end."""
-    if offset + limit <= total - offset:
+    if page.from_start:
         rows = conn.execute(
             f"{sql.format(direction='ASC')} LIMIT :limit OFFSET :offset",
-            {**params, "limit": limit, "offset": offset},
+            {**params, "limit": page.limit, "offset": page.offset},
         ).fetchall()
         return [row[0] for row in rows]
-    from_end = max(0, total - offset - limit)
+    end = page.mirrored
     rows = conn.execute(
         f"{sql.format(direction='DESC')} LIMIT :limit OFFSET :offset",
-        {**params, "limit": max(0, min(limit, total - offset)), "offset": from_end},
+        {**params, "limit": end.limit, "offset": end.offset},
     ).fetchall()
     return [row[0] for row in reversed(rows)]
 
@@ -67,8 +68,9 @@ def walked_page(
     middle). `run_tasks`, `app_tasks`, `state_tasks`: the run's tasks, the app's, and the
     run's tasks in `state` (None: not known). `state` is a state the writer's state table
     holds for the run (not 'pending', which also counts tasks without a row)."""
+    page = PageSpan(total, offset, limit)
     if descending:  # the same walk from the other end
-        start = max(0, total - offset - limit)
+        end = page.mirrored
         ids = walked_page(
             conn,
             run_id,
@@ -79,16 +81,15 @@ def walked_page(
             app_tasks=app_tasks,
             state_tasks=state_tasks,
             descending=False,
-            offset=start,
-            limit=max(0, min(limit, total - offset)),
+            offset=end.offset,
+            limit=end.limit,
         )
         return None if ids is None else ids[::-1]
     params: dict[str, Any] = {"run": run_id, "app": app, "state": state}
-    nearer = min(offset, max(0, total - offset - limit)) + limit
     if state is not None:
         # (run_id, state) index entries in task id order; the app checked on the task's row.
         if app is not None and (
-            state_tasks is None or total == 0 or nearer * state_tasks > WALK_ROWS * total
+            state_tasks is None or total == 0 or page.nearer * state_tasks > WALK_ROWS * total
         ):
             return None
         sql = (
@@ -101,9 +102,9 @@ def walked_page(
             )
             + "WHERE z.run_id = :run AND z.state = :state ORDER BY z.task_id {direction}"
         )
-        return _walk_page(conn, sql, params, total, offset, limit)
+        return _walk_page(conn, sql, params, page)
     if app is not None:
-        if app_tasks is None or app_tasks == 0 or nearer * run_tasks > WALK_ROWS * app_tasks:
+        if app_tasks is None or app_tasks == 0 or page.nearer * run_tasks > WALK_ROWS * app_tasks:
             return None
         if run_tasks <= SORT_TASKS or not walk_task_key_in_id_order(conn):
             return None  # as for the whole run, below
@@ -112,7 +113,7 @@ def walked_page(
             "SELECT t.task_id FROM task t WHERE +t.run_id = :run "
             "AND +t.task_func_name = :app ORDER BY t.task_id {direction}"
         )
-        return _walk_page(conn, sql, params, total, offset, limit)
+        return _walk_page(conn, sql, params, page)
     # The whole run: the primary key alone (covering), no row lookups at all. The walk
     # also passes the other runs' entries among the run's ids, and from the far end all
     # those beyond them: a small run's last page in a file that also holds a run of 10^6
@@ -121,4 +122,4 @@ def walked_page(
     if run_tasks <= SORT_TASKS or not walk_task_key_in_id_order(conn):
         return None
     sql = "SELECT t.task_id FROM task t WHERE +t.run_id = :run ORDER BY t.task_id {direction}"
-    return _walk_page(conn, sql, params, total, offset, limit)
+    return _walk_page(conn, sql, params, page)

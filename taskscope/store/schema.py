@@ -130,8 +130,28 @@ CREATE TABLE IF NOT EXISTS resource (
 );
 """
 
+# The worker-occupancy rollups keep the same columns at three bucket widths (1 s, a minute,
+# ten minutes; see their comments in TASKSCOPE_TABLES): the columns are stated here once so
+# that the three tables cannot drift apart.
+_OCCUPANCY_COLUMNS = """(
+	run_id TEXT NOT NULL,
+	bucket INTEGER NOT NULL,
+	worker TEXT NOT NULL,
+	app TEXT NOT NULL,
+	busy_s FLOAT NOT NULL,
+	tries_ended INTEGER NOT NULL,
+	PRIMARY KEY (run_id, bucket, worker, app)
+) WITHOUT ROWID;"""
+
+
+def _occupancy_table(name: str) -> str:
+    """The DDL of one occupancy rollup table, named `name`."""
+    return f"CREATE TABLE IF NOT EXISTS {name} {_OCCUPANCY_COLUMNS}"
+
+
 # taskscope's additions: extra tables only, so Parsl's tables stay byte-for-byte compatible.
-TASKSCOPE_TABLES = """
+# An f-string, for the occupancy tables: a brace in this DDL would have to be doubled.
+TASKSCOPE_TABLES = f"""
 CREATE TABLE IF NOT EXISTS taskscope_schema (
 	version INTEGER NOT NULL,
 	timestamp_convention TEXT NOT NULL,
@@ -210,37 +230,13 @@ CREATE INDEX IF NOT EXISTS ix_try_run_open ON taskscope_try_run (run_id) WHERE t
 -- Worker seconds busy per (1 s bucket of epoch time, worker, app), from the ended tries,
 -- kept by the writer so that workers busy, per-app run time and the task stream of a run
 -- of any size are a read of a few thousand rows.
-CREATE TABLE IF NOT EXISTS taskscope_occupancy (
-	run_id TEXT NOT NULL,
-	bucket INTEGER NOT NULL,
-	worker TEXT NOT NULL,
-	app TEXT NOT NULL,
-	busy_s FLOAT NOT NULL,
-	tries_ended INTEGER NOT NULL,
-	PRIMARY KEY (run_id, bucket, worker, app)
-) WITHOUT ROWID;
+{_occupancy_table("taskscope_occupancy")}
 -- The same per minute (bucket = epoch seconds // 60), for views of long runs: a day's run
 -- on 256 workers is 22 million worker-seconds but 370,000 worker-minutes.
-CREATE TABLE IF NOT EXISTS taskscope_occupancy_minute (
-	run_id TEXT NOT NULL,
-	bucket INTEGER NOT NULL,
-	worker TEXT NOT NULL,
-	app TEXT NOT NULL,
-	busy_s FLOAT NOT NULL,
-	tries_ended INTEGER NOT NULL,
-	PRIMARY KEY (run_id, bucket, worker, app)
-) WITHOUT ROWID;
+{_occupancy_table("taskscope_occupancy_minute")}
 -- The same per ten minutes (bucket = epoch seconds // 600), for the task stream of a whole
 -- long run: 256 workers over three hours are 180,000 worker-minutes to group, 18,000 here.
-CREATE TABLE IF NOT EXISTS taskscope_occupancy_10min (
-	run_id TEXT NOT NULL,
-	bucket INTEGER NOT NULL,
-	worker TEXT NOT NULL,
-	app TEXT NOT NULL,
-	busy_s FLOAT NOT NULL,
-	tries_ended INTEGER NOT NULL,
-	PRIMARY KEY (run_id, bucket, worker, app)
-) WITHOUT ROWID;
+{_occupancy_table("taskscope_occupancy_10min")}
 -- How many tasks of each app entered each state in each 1 s bucket of epoch time, kept by
 -- the writer (store/state_flow.py): the run's state counts, per-app counts and the whole-run
 -- timeline (tasks in each state over time) are sums over these rows at any size.

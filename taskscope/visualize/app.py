@@ -19,6 +19,7 @@ from starlette.templating import Jinja2Templates
 
 from taskscope.store.readonly import DatabaseNotFound
 from taskscope.store.states import FINAL_ORDER, LIFECYCLE_ORDER
+from taskscope.version import taskscope_version
 from taskscope.visualize.analysis_view import AnalysisViews
 from taskscope.visualize.api import create_api
 from taskscope.visualize.colors import (
@@ -35,7 +36,6 @@ from taskscope.visualize.plots import fmt_seconds
 from taskscope.visualize.source import DatabaseSource
 from taskscope.visualize.textclip import clip
 from taskscope.visualize.token import LoopbackHostGate, TokenGate
-from taskscope.visualize.version import taskscope_version
 
 HERE = Path(__file__).parent
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"

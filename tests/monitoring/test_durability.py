@@ -15,13 +15,11 @@ import time
 import warnings
 
 import pytest
-from monhelp import kernel_launch, nap, query, started_hub, wait_for
+from monhelp import htex_config, kernel_launch, nap, query, started_hub, wait_for
 
 import taskscope
 from taskscope import python_app
 from taskscope.cli import main as cli_main
-from taskscope.config import Config
-from taskscope.executors import HighThroughputExecutor
 from taskscope.monitoring import MonitoringError, MonitoringHub, MonitoringWarning
 from taskscope.monitoring.messages import TaskStatus, WorkflowEnd
 from taskscope.monitoring.receiver import THROTTLE_ENV
@@ -107,17 +105,8 @@ def test_a_killed_writer_under_htex_loses_no_row(tmp_path, spinners):
     # Loaded, the previous design (workers kept only their last 10 s of frames to send
     # again) lost 1,663 of these 3,000 tasks' worker rows; now a worker keeps each frame
     # until the writer confirms it is spooled.
-    path = tmp_path / "monitoring.db"
-    config = Config(
-        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-        monitoring=MonitoringHub(
-            logging_endpoint=f"sqlite:///{path}", resource_monitoring_interval=0
-        ),
-        run_dir=str(tmp_path / "runinfo"),
-        strategy="none",
-    )
     tasks = 3000
-    with busy_machine(spinners), taskscope.load(config) as dfk:
+    with busy_machine(spinners), taskscope.load(htex_config(tmp_path)) as dfk:
         hub = dfk.monitoring
         first_pid = hub.writer_pid
         futures = [noop(i) for i in range(tasks)]

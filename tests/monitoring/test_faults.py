@@ -5,7 +5,6 @@ import re
 import resource
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ import warnings
 import msgspec
 import pytest
 import zmq
-from monhelp import kernel_launch, nap, query, started_hub, wait_for
+from monhelp import kernel_launch, nap, query, read_only, started_hub, wait_for
 
 from taskscope.monitoring import MonitoringError, MonitoringWarning
 from taskscope.monitoring.auth import FrameSealer
@@ -77,7 +76,7 @@ def test_writer_failure_is_reported_to_the_user(tmp_path):
         hub.send(TaskStatus(run_id, 1, 0, "exec_done", time.time()))  # warned only once
     with pytest.raises(MonitoringError, match="stopped recording"):
         hub.close()
-    conn = sqlite3.connect(f"file:{tmp_path}/monitoring.db?mode=ro", uri=True)
+    conn = read_only(tmp_path / "monitoring.db")
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     log = (tmp_path / "run" / "monitoring.log").read_text()
     assert "cannot rollback" not in log  # one failure, reported once, no follow-on traceback
@@ -123,7 +122,7 @@ def test_sigkill_leaves_a_readable_database_up_to_about_the_last_second(tmp_path
             proc.kill()
             proc.wait()
     killed_at = time.time()
-    conn = sqlite3.connect(f"file:{tmp_path}/monitoring.db?mode=ro", uri=True)
+    conn = read_only(tmp_path / "monitoring.db")
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     recorded = conn.execute(
         "SELECT count(*) FROM status WHERE task_status_name = 'exec_done'"

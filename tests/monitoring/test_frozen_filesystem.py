@@ -10,13 +10,10 @@ import time
 
 import pytest
 from loop_fs import LoopFilesystem
-from monhelp import wait_for
+from monhelp import htex_config, rows, wait_for
 
 import taskscope
 from taskscope import python_app
-from taskscope.config import Config
-from taskscope.executors import HighThroughputExecutor
-from taskscope.monitoring import MonitoringHub
 
 pytestmark = [pytest.mark.attack, pytest.mark.timeout(300)]
 
@@ -32,25 +29,14 @@ def noop(i):
     return i
 
 
+# Each test's database is on the loop filesystem and its run directory (logs, HTEX's files),
+# htex_config's tmp_path/runinfo, outside it: only the database and its spool freeze.
 @pytest.fixture
 def loop_fs(tmp_path):
     fs = LoopFilesystem(tmp_path)
     fs.mount()
     yield fs
     fs.unmount()
-
-
-def htex_config(tmp_path, db) -> Config:
-    # The run directory (logs, HTEX's files) is outside the frozen filesystem: only the
-    # database and its spool are on it.
-    return Config(
-        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-        monitoring=MonitoringHub(
-            logging_endpoint=f"sqlite:///{db}", resource_monitoring_interval=0
-        ),
-        run_dir=str(tmp_path / "runinfo"),
-        strategy="none",
-    )
 
 
 def run_tasks(first: int, count: int) -> int:
@@ -68,13 +54,7 @@ def run_tasks_until(first: int, deadline: float) -> int:
 
 
 def count(db, sql: str) -> int:
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchone()[0]
-    finally:
-        conn.close()
+    return rows(db, sql)[0][0]
 
 
 def assert_every_row(db, tasks: int) -> None:

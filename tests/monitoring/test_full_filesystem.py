@@ -7,13 +7,12 @@ before, and once space is freed `taskscope recover` writes what was spooled, exa
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 import warnings
 
 import pytest
 from loop_fs import LoopFilesystem
-from monhelp import started_hub, wait_for
+from monhelp import rows, started_hub, wait_for
 from test_durability import end, one_task
 
 from taskscope.cli import main as cli_main
@@ -29,14 +28,6 @@ def loop_fs(tmp_path):
     fs.mount()
     yield fs
     fs.unmount()
-
-
-def rows(db, sql: str, *args) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def test_a_full_filesystem_stops_recording_clearly_and_recover_writes_what_was_spooled(

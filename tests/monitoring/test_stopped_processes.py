@@ -14,13 +14,10 @@ import textwrap
 import time
 
 import pytest
-from monhelp import wait_for
+from monhelp import htex_config, query, wait_for
 
 import taskscope
 from taskscope import python_app
-from taskscope.config import Config
-from taskscope.executors import HighThroughputExecutor
-from taskscope.monitoring import MonitoringHub
 
 pytestmark = [pytest.mark.attack, pytest.mark.timeout(300)]
 
@@ -45,37 +42,14 @@ def announce_then_sleep(pid_file, seconds):
     return "slept"
 
 
-def htex_config(tmp_path, retries: int = 0) -> Config:
-    return Config(
-        retries=retries,
-        executors=[HighThroughputExecutor(label="htex", max_workers_per_node=2)],
-        monitoring=MonitoringHub(
-            logging_endpoint=f"sqlite:///{tmp_path / 'monitoring.db'}",
-            resource_monitoring_interval=0,
-        ),
-        run_dir=str(tmp_path / "runinfo"),
-        strategy="none",
-    )
-
-
 def run_tasks(first: int, count: int) -> int:
     futures = [noop(i) for i in range(first, first + count)]
     assert [f.result() for f in futures] == list(range(first, first + count))
     return first + count
 
 
-def rows(tmp_path, sql: str) -> list[tuple]:
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{tmp_path / 'monitoring.db'}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
 def count(tmp_path, sql: str) -> int:
-    return rows(tmp_path, sql)[0][0]
+    return query(tmp_path, sql)[0][0]
 
 
 def assert_every_row(tmp_path, tasks: int) -> None:
@@ -162,7 +136,7 @@ def test_a_worker_killed_mid_task_keeps_what_it_sent_and_costs_only_that_task(tm
                 victim.result(timeout=120)
     others = tasks - 1
     states = "SELECT task_status_name FROM status WHERE task_id = 100 ORDER BY timestamp"
-    history = [row[0] for row in rows(tmp_path, states)]
+    history = [row[0] for row in query(tmp_path, states)]
     if retries:  # a retry is launched again at once (tests/dataflow/test_dataflow_monitoring.py)
         assert history == [
             "pending",
@@ -188,7 +162,8 @@ import os, sys, time
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 import taskscope
-from test_stopped_processes import htex_config, run_tasks
+from monhelp import htex_config
+from test_stopped_processes import run_tasks
 
 tmp = Path({tmp!r})
 with taskscope.load(htex_config(tmp)):
