@@ -16,6 +16,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from taskscope.store.key_order import index_leading_with
+
 # The high 16 bits of the 32-bit product: its low bits keep the block's low bits (the
 # multiplier is odd), so consecutive blocks would take positions in a fixed pattern. Knuth:
 # take the top bits of the product.
@@ -63,22 +65,18 @@ def sampled_ids(first: int, last: int, stride: int) -> list[int]:
     return [i for i in ids if first <= i <= last]
 
 
-# taskscope's indexes that lead with (run_id, task_id): with them a sample's tasks are probed
-# one by one; without them (Parsl's databases) the sample test runs over every row instead.
-_RUN_TASK_INDEX = {"resource": "ix_resource_run_task", "try": "ix_try_run_task"}
 # Ids far sparser than the rows (say ids up to 10^15) would list more ids than there are
 # rows: the sample test on every row is then the cheaper read.
 MAX_LISTED_IDS = 100_000
 
 
 def indexed_id_range(conn: sqlite3.Connection, table: str, run_id: str) -> range | None:
-    """The run's first to last task id in `table`, where taskscope's (run_id, task_id) index
-    on it gives them in two probes and lets SQLite probe it once per listed id; None
+    """The run's first to last task id in `table`, where a (run_id, task_id) index on it gives
+    them in two probes and lets SQLite probe it once per listed id; None
     without that index (or with ids a sample cannot list)."""
-    index = _RUN_TASK_INDEX[table]
-    if not conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (index,)
-    ).fetchone():
+    # With an index (or a key) led by (run_id, task_id), taskscope's, a sample's tasks are
+    # probed one by one; without one (Parsl's databases) the sample test runs over every row.
+    if index_leading_with(conn, table, ("run_id", "task_id")) is None:
         return None
     first, last = (
         conn.execute(f"SELECT {f}(task_id) FROM {table} WHERE run_id = ?", (run_id,)).fetchone()[0]

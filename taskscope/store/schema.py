@@ -5,8 +5,9 @@ names, types and order so that tools written for Parsl's database work on ours a
 `parsl-visualize` opens it. Everything taskscope adds lives in extra tables whose names start
 with ``taskscope_``; a Parsl column is never changed.
 
-How the rows are stored is ours to choose: status is a WITHOUT ROWID table whose primary
-key (the same columns as Parsl's, so the same rows are unique) leads with run_id. Each row
+How the rows are stored is ours to choose: status and resource are WITHOUT ROWID tables
+whose primary keys (the same columns as Parsl's, so the same rows are unique) lead with
+run_id. Each row
 is then stored once, in its key's b-tree, instead of in a rowid table plus an automatic
 index of the key (which held every column but try_id again). Databases written by Parsl,
 or by taskscope before this layout, keep ordinary tables in Parsl's key order: everything
@@ -125,9 +126,9 @@ CREATE TABLE IF NOT EXISTS resource (
 	psutil_cpu_num TEXT,
 	psutil_process_num_ctx_switches_voluntary FLOAT,
 	psutil_process_num_ctx_switches_involuntary FLOAT,
-	PRIMARY KEY (try_id, task_id, run_id, timestamp),
+	PRIMARY KEY (run_id, task_id, try_id, timestamp),
 	FOREIGN KEY(run_id) REFERENCES workflow (run_id)
-);
+) WITHOUT ROWID;
 """
 
 # The worker-occupancy rollups keep the same columns at three bucket widths (1 s, a minute,

@@ -23,7 +23,7 @@ from taskscope.store.records import RunRow, RunSummary
 from taskscope.store.synthetic import create_database, standard_runs
 
 # The tables taskscope stores WITHOUT ROWID, each row once in its primary key's b-tree.
-COMPACT = {"status"}
+COMPACT = {"status", "resource"}
 
 
 def test_a_new_database_stores_each_compact_table_once_keyed_by_run(tmp_path: Path):
@@ -33,6 +33,10 @@ def test_a_new_database_stores_each_compact_table_once_keyed_by_run(tmp_path: Pa
         assert primary_key_columns(conn, table)[:2] == ["run_id", "task_id"]
     # the one index status keeps besides its key: the run's rows by time
     assert index_leading_with(conn, "status", ["run_id", "timestamp"]) == "ix_status_run_time"
+    # resource's (run_id, task_id, ...) lookups are its key's: no second copy as an index
+    names = {row[1] for row in conn.execute("PRAGMA index_list(resource)")}
+    assert "ix_resource_run_task" not in names
+    assert index_leading_with(conn, "resource", ["run_id", "task_id"]) is not None
 
 
 def test_parsl_database_keeps_its_layout_when_adopted(tmp_path: Path):

@@ -425,6 +425,7 @@ def test_sample_probed_through_the_index_is_the_sample_scanned(
     assert probed_usage is not None and probed_usage.sample_fraction < 1
     assert probed_usage.in_flight_fraction < 1 and sum(probed_usage.in_flight) > 0
     assert probed_dists and all(d.sample_fraction < 1 for d in probed_dists)
+    rewrite_in_earlier_layout(db)  # resource's key no longer leads with (run_id, task_id)
     raw = sqlite3.connect(db)
     raw.execute("DROP INDEX ix_resource_run_task")
     raw.execute("DROP INDEX ix_try_run_task")

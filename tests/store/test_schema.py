@@ -38,7 +38,8 @@ def test_new_database_is_wal_with_version_and_utc_convention(tmp_path):
         "SELECT version, timestamp_convention FROM taskscope_schema"
     ).fetchall() == [(schema.SCHEMA_VERSION, "utc")]
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"ix_status_run_time", "ix_resource_run_task", "ix_task_task_hashsum"} <= indexes
+    assert {"ix_status_run_time", "ix_resource_run_time", "ix_task_task_hashsum"} <= indexes
+    assert "ix_resource_run_task" not in indexes  # resource's key leads with those columns
 
 
 def test_reopening_a_taskscope_database_keeps_its_rows(tmp_path):
